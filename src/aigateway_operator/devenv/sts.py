@@ -1,0 +1,78 @@
+"""moto's AWS server on loopback, standing in for STS (and IAM) in the local environment.
+
+The operator never learns that it talks to moto: tests and the demo select it only through
+the standard AWS environment (``AWS_ENDPOINT_URL_STS`` and friends), exactly as IRSA is
+selected in production through ``AWS_ROLE_ARN`` / ``AWS_WEB_IDENTITY_TOKEN_FILE``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from aigateway_operator.devenv.procs import free_port, terminate, wait_until
+
+DEFAULT_REGION = "us-east-1"
+
+
+@dataclass
+class StsServer:
+    """A moto server process; :attr:`endpoint` is what ``AWS_ENDPOINT_URL_STS`` should be."""
+
+    port: int
+    pid: int
+    log_path: Path
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def env(self) -> dict[str, str]:
+        """The AWS environment that points boto3's default chain at this server."""
+        return {
+            "AWS_ENDPOINT_URL_STS": self.endpoint,
+            "AWS_ENDPOINT_URL_IAM": self.endpoint,
+            "AWS_DEFAULT_REGION": DEFAULT_REGION,
+            # Dummy static credentials: moto accepts any. Real deployments use IRSA or a Secret.
+            "AWS_ACCESS_KEY_ID": "AKIAIOSFODNN7EXAMPLE",
+            "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",  # noqa: S105
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
+
+    @classmethod
+    def start(cls, log_dir: Path, port: int | None = None, timeout: float = 60.0) -> StsServer:
+        port = port or free_port()
+        log_dir.mkdir(parents=True, exist_ok=True)
+        log_path = log_dir / "moto.log"
+        with log_path.open("wb") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                env={**os.environ, "MOTO_ALLOW_NONEXISTENT_REGION": "false"},
+            )
+        server = cls(port=port, pid=proc.pid, log_path=log_path)
+
+        def ready() -> bool:
+            if proc.poll() is not None:
+                raise RuntimeError(f"moto server exited ({proc.returncode}); see {log_path}")
+            with urllib.request.urlopen(  # noqa: S310 - fixed loopback http URL
+                f"{server.endpoint}/moto-api/", timeout=2
+            ) as resp:
+                return bool(resp.status == 200)
+
+        try:
+            wait_until(ready, timeout, "moto STS server")
+        except BaseException:
+            terminate(proc.pid)
+            raise
+        return server
+
+    def stop(self) -> None:
+        terminate(self.pid)
