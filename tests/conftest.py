@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from aigateway_operator.devenv import build, kube
+from aigateway_operator.devenv.crds import apply_crds
 from aigateway_operator.devenv.postgres import PostgresServer
 from aigateway_operator.devenv.sts import StsServer
 
@@ -56,3 +58,56 @@ def aws_env(sts: StsServer, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
 
 def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def kubeconfig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Admin kubeconfig of a real API server, with the project's CRDs applied.
+
+    By default a local etcd + kube-apiserver + kube-controller-manager is started (built from
+    the Go module proxy on first use and cached). With ``AIGW_TEST_USE_EXISTING_CLUSTER=1``
+    and ``KUBECONFIG`` set, that cluster is used instead.
+    """
+    existing = os.environ.get("KUBECONFIG")
+    if os.environ.get("AIGW_TEST_USE_EXISTING_CLUSTER") == "1":
+        if not existing:
+            pytest.fail("AIGW_TEST_USE_EXISTING_CLUSTER=1 needs KUBECONFIG")
+        path = Path(existing)
+        apply_crds(path, repo_root() / "crds")
+        yield path
+        return
+    bins = build.ensure_control_plane()
+    plane = kube.start(bins, tmp_path_factory.mktemp("kube"))
+    try:
+        apply_crds(plane.kubeconfig, repo_root() / "crds")
+        yield plane.kubeconfig
+    finally:
+        plane.stop()
+
+
+@pytest.fixture(scope="session")
+def k8s_api(kubeconfig: Path) -> Iterator[object]:
+    """A ``kubernetes.client.ApiClient`` authenticated as cluster admin."""
+    from kubernetes import config
+
+    api = config.new_client_from_config(config_file=str(kubeconfig))
+    try:
+        yield api
+    finally:
+        api.close()
+
+
+@pytest.fixture
+def namespace(k8s_api: object) -> Iterator[str]:
+    """A fresh namespace per test (deleted afterwards; the namespace controller finishes it)."""
+    import uuid
+
+    from kubernetes import client
+
+    core = client.CoreV1Api(k8s_api)
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    try:
+        yield name
+    finally:
+        core.delete_namespace(name)

@@ -75,12 +75,13 @@ class PostgresServer:
     @property
     def superuser_dsn(self) -> str:
         return (
-            f"postgresql://postgres:{self.password}@127.0.0.1:{self.port}/postgres"
-            "?sslmode=disable"
+            f"postgresql://postgres:{self.password}@127.0.0.1:{self.port}/postgres?sslmode=disable"
         )
 
     @classmethod
-    def start(cls, base_dir: Path, port: int | None = None, timeout: float = 60.0) -> PostgresServer:
+    def start(
+        cls, base_dir: Path, port: int | None = None, timeout: float = 60.0
+    ) -> PostgresServer:
         """initdb, start on 127.0.0.1, create the ``aigw`` role and ``coder`` database."""
         bindir = pg_bindir()
         user = _run_as()
@@ -97,8 +98,10 @@ class PostgresServer:
         _check(
             [
                 str(bindir / "initdb"),
-                "-D", str(server.data_dir),
-                "-U", "postgres",
+                "-D",
+                str(server.data_dir),
+                "-U",
+                "postgres",
                 "--auth=scram-sha-256",
                 f"--pwfile={pwfile}",
                 "--encoding=UTF8",
@@ -131,10 +134,10 @@ class PostgresServer:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                with psycopg.connect(self.superuser_dsn, autocommit=True, connect_timeout=5) as conn:
-                    conn.execute(
-                        f"CREATE ROLE {DB_USER} LOGIN PASSWORD '{self.password}'"  # noqa: S608
-                    )
+                with psycopg.connect(
+                    self.superuser_dsn, autocommit=True, connect_timeout=5
+                ) as conn:
+                    conn.execute(f"CREATE ROLE {DB_USER} LOGIN PASSWORD '{self.password}'")
                     conn.execute(f"CREATE DATABASE {DB_NAME} OWNER {DB_USER}")
                     return
             except psycopg.OperationalError:
@@ -151,8 +154,17 @@ class PostgresServer:
         # -l matters: without a log file the server inherits our stdout pipe and
         # capture_output would wait for it forever.
         _check(
-            [str(pg_bindir() / "pg_ctl"), "-D", str(self.data_dir),
-             "-l", str(self.base_dir / "postgres.log"), "-w", "-t", str(int(timeout)), "start"],
+            [
+                str(pg_bindir() / "pg_ctl"),
+                "-D",
+                str(self.data_dir),
+                "-l",
+                str(self.base_dir / "postgres.log"),
+                "-w",
+                "-t",
+                str(int(timeout)),
+                "start",
+            ],
             _run_as(),
             "pg_ctl start",
         )
@@ -161,12 +173,19 @@ class PostgresServer:
     def stop(self, mode: str = "fast", remove: bool = True) -> None:
         """Stop the server (if running) and remove its directory unless told not to."""
         if self.data_dir.exists() and (self.data_dir / "postmaster.pid").exists():
-            subprocess.run(
-                [str(pg_bindir() / "pg_ctl"), "-D", str(self.data_dir), "-m", mode, "-w",
-                 "-t", "60", "stop"],
-                capture_output=True,
-                **_as_user(_run_as()),  # type: ignore[arg-type]
-                check=False,
+            _run(
+                [
+                    str(pg_bindir() / "pg_ctl"),
+                    "-D",
+                    str(self.data_dir),
+                    "-m",
+                    mode,
+                    "-w",
+                    "-t",
+                    "60",
+                    "stop",
+                ],
+                _run_as(),
             )
         self.pid = None
         if remove:
@@ -189,14 +208,16 @@ def _read_pid(data_dir: Path) -> int | None:
         return None
 
 
-def _as_user(user: str | None) -> dict[str, object]:
-    """subprocess kwargs that fully switch to ``user`` (uid, gid and no root supplementary groups)."""
+def _run(cmd: list[str], user: str | None) -> subprocess.CompletedProcess[str]:
+    """Run as ``user`` when given: uid, gid and no root supplementary groups (initdb checks all)."""
     if user is None:
-        return {}
-    return {"user": user, "group": user, "extra_groups": []}
+        return subprocess.run(cmd, capture_output=True, text=True, check=False)
+    return subprocess.run(
+        cmd, capture_output=True, text=True, check=False, user=user, group=user, extra_groups=[]
+    )
 
 
 def _check(cmd: list[str], user: str | None, what: str) -> None:
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, **_as_user(user))  # type: ignore[call-overload]
+    proc = _run(cmd, user)
     if proc.returncode != 0:
         raise PostgresError(f"{what} failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")

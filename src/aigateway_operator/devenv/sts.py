@@ -8,13 +8,12 @@ selected in production through ``AWS_ROLE_ARN`` / ``AWS_WEB_IDENTITY_TOKEN_FILE`
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from aigateway_operator.devenv.procs import free_port, terminate, wait_until
+from aigateway_operator.devenv.procs import ProcessExited, free_port, spawn, terminate, wait_until
 
 DEFAULT_REGION = "us-east-1"
 
@@ -39,7 +38,7 @@ class StsServer:
             "AWS_DEFAULT_REGION": DEFAULT_REGION,
             # Dummy static credentials: moto accepts any. Real deployments use IRSA or a Secret.
             "AWS_ACCESS_KEY_ID": "AKIAIOSFODNN7EXAMPLE",
-            "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",  # noqa: S105
+            "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
             "AWS_EC2_METADATA_DISABLED": "true",
         }
 
@@ -48,20 +47,16 @@ class StsServer:
         port = port or free_port()
         log_dir.mkdir(parents=True, exist_ok=True)
         log_path = log_dir / "moto.log"
-        with log_path.open("wb") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-                env={**os.environ, "MOTO_ALLOW_NONEXISTENT_REGION": "false"},
-            )
+        proc = spawn(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            log_path,
+            env={**os.environ, "MOTO_ALLOW_NONEXISTENT_REGION": "false"},
+        )
         server = cls(port=port, pid=proc.pid, log_path=log_path)
 
         def ready() -> bool:
             if proc.poll() is not None:
-                raise RuntimeError(f"moto server exited ({proc.returncode}); see {log_path}")
+                raise ProcessExited(f"moto server exited ({proc.returncode}); see {log_path}")
             with urllib.request.urlopen(  # noqa: S310 - fixed loopback http URL
                 f"{server.endpoint}/moto-api/", timeout=2
             ) as resp:

@@ -1,0 +1,57 @@
+# aigateway-operator: one entry point. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+ENV_FILE ?= .dev/env
+
+.PHONY: help setup lint typecheck test test-unit test-integration bench demo dev-up dev-down clean
+
+help: ## list targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  %-18s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	./scripts/setup-system.sh
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade "pip>=25.1"
+	$(BIN)/python -m pip install -q --group dev -e .
+	touch $(STAMP)
+
+setup: $(STAMP) ## create .venv, install everything, build (or reuse) the local control plane
+	$(BIN)/aigateway-operator dev build
+
+lint: $(STAMP) ## ruff (lint + format check) and import-layer contracts
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/lint-imports
+
+typecheck: $(STAMP) ## mypy --strict on src/
+	$(BIN)/mypy
+
+test: setup lint typecheck ## everything: lint, types, unit + integration + e2e against real components
+	./scripts/pytest.sh tests
+
+test-unit: $(STAMP) ## only the fast unit tier
+	./scripts/pytest.sh -m unit tests
+
+test-integration: setup ## integration + e2e tiers
+	./scripts/pytest.sh -m "integration or e2e" tests
+
+bench: setup ## benchmarks (slow; prints ratios against in-run baselines)
+	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+dev-up: setup ## start the local environment (writes $(ENV_FILE))
+	$(BIN)/aigateway-operator dev up --env-file $(ENV_FILE)
+
+dev-down: ## stop the local environment
+	@test -x $(BIN)/aigateway-operator && $(BIN)/aigateway-operator dev down --env-file $(ENV_FILE) || true
+
+demo: setup ## bring up the local environment and say how to reach it
+	$(BIN)/aigateway-operator dev up --env-file $(ENV_FILE)
+	@echo "next: source $(ENV_FILE); kubectl get crds; make dev-down when done"
+
+clean: dev-down ## remove the venv and caches (the control-plane build cache stays)
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
