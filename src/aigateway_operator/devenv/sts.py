@@ -43,14 +43,22 @@ class StsServer:
         }
 
     @classmethod
-    def start(cls, log_dir: Path, port: int | None = None, timeout: float = 60.0) -> StsServer:
+    def start(
+        cls,
+        log_dir: Path,
+        port: int | None = None,
+        timeout: float = 60.0,
+        extra_env: dict[str, str] | None = None,
+    ) -> StsServer:
+        """Start moto; ``extra_env`` passes server settings such as ``INITIAL_NO_AUTH_ACTION_COUNT``
+        (moto then enforces IAM: trust policies and permissions decide AssumeRole)."""
         port = port or free_port()
         log_dir.mkdir(parents=True, exist_ok=True)
         log_path = log_dir / "moto.log"
         proc = spawn(
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
             log_path,
-            env={**os.environ, "MOTO_ALLOW_NONEXISTENT_REGION": "false"},
+            env={**os.environ, "MOTO_ALLOW_NONEXISTENT_REGION": "false", **(extra_env or {})},
         )
         server = cls(port=port, pid=proc.pid, log_path=log_path)
 
