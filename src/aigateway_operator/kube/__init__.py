@@ -1,0 +1,15 @@
+"""Kubernetes API access outside kopf's own machinery (Secrets, pokes, listing).
+
+This is the only package allowed to import the ``kubernetes`` client.
+"""
+
+from aigateway_operator.kube.client import (
+    GROUP,
+    VERSION,
+    Kube,
+    KubeError,
+    SecretData,
+    load_api_client,
+)
+
+__all__ = ["GROUP", "VERSION", "Kube", "KubeError", "SecretData", "load_api_client"]

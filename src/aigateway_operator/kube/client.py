@@ -1,0 +1,189 @@
+"""The one module that talks to the Kubernetes API with the ``kubernetes`` client.
+
+The client blocks, so every call runs in a worker thread (``asyncio.to_thread``): a blocking
+call on kopf's event loop would freeze every watch. Secret values read here are returned as
+bytes to the caller and never logged; errors carry names, never data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+GROUP = "aigateway.dev"
+VERSION = "v1alpha1"
+
+
+class KubeError(RuntimeError):
+    """A Kubernetes API call failed for a reason other than 'not found'."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class SecretData:
+    """A Secret's data (decoded bytes per key) and the identity of that version."""
+
+    namespace: str
+    name: str
+    uid: str
+    resource_version: str
+    data: dict[str, bytes] = field(repr=False)
+    labels: dict[str, str] = field(default_factory=dict)
+    owner_uids: tuple[str, ...] = ()
+
+
+def load_api_client(kubeconfig: str | None = None) -> client.ApiClient:
+    """In-cluster service-account config if present, else ``KUBECONFIG`` / ``~/.kube/config``."""
+    if kubeconfig is None:
+        try:
+            config.load_incluster_config()  # type: ignore[no-untyped-call]
+            return client.ApiClient()
+        except config.ConfigException:
+            pass
+    api: client.ApiClient = config.new_client_from_config(  # type: ignore[no-untyped-call]
+        config_file=kubeconfig
+    )
+    return api
+
+
+class Kube:
+    """Async facade over the calls the operator makes outside kopf's own machinery."""
+
+    def __init__(self, api: client.ApiClient) -> None:
+        self._api = api
+        self._core = client.CoreV1Api(api)
+        self._custom = client.CustomObjectsApi(api)
+
+    def close(self) -> None:
+        self._api.close()  # type: ignore[no-untyped-call]
+
+    async def read_secret(self, namespace: str, name: str) -> SecretData | None:
+        """The Secret, or None if it does not exist."""
+
+        def call() -> SecretData | None:
+            try:
+                obj = self._core.read_namespaced_secret(name, namespace)
+            except ApiException as exc:
+                if exc.status == 404:
+                    return None
+                raise KubeError(
+                    f"reading Secret {namespace}/{name} failed: HTTP {exc.status} {exc.reason}",
+                    exc.status,
+                ) from None
+            meta = obj.metadata
+            raw = obj.data or {}
+            return SecretData(
+                namespace=namespace,
+                name=name,
+                uid=str(meta.uid) if meta else "",
+                resource_version=str(meta.resource_version) if meta else "",
+                data={k: base64.b64decode(v) for k, v in raw.items()},
+                labels=dict((meta.labels or {}) if meta else {}),
+                owner_uids=tuple(
+                    str(o.uid) for o in ((meta.owner_references or []) if meta else [])
+                ),
+            )
+
+        return await asyncio.to_thread(call)
+
+    async def write_owned_secret(
+        self,
+        namespace: str,
+        name: str,
+        data: dict[str, bytes],
+        owner: dict[str, str],
+        labels: dict[str, str],
+        resource_version: str | None,
+    ) -> SecretData:
+        """Create the Secret, or replace it when ``resource_version`` matches (optimistic)."""
+
+        def call() -> SecretData:
+            body = client.V1Secret(
+                metadata=client.V1ObjectMeta(
+                    name=name,
+                    namespace=namespace,
+                    labels=labels,
+                    resource_version=resource_version,
+                    owner_references=[
+                        client.V1OwnerReference(
+                            api_version=owner["apiVersion"],
+                            kind=owner["kind"],
+                            name=owner["name"],
+                            uid=owner["uid"],
+                            controller=True,
+                            block_owner_deletion=True,
+                        )
+                    ],
+                ),
+                type="Opaque",
+                data={k: base64.b64encode(v).decode() for k, v in data.items()},
+            )
+            try:
+                if resource_version is None:
+                    obj = self._core.create_namespaced_secret(namespace, body)
+                else:
+                    obj = self._core.replace_namespaced_secret(name, namespace, body)
+            except ApiException as exc:
+                raise KubeError(
+                    f"writing Secret {namespace}/{name} failed: HTTP {exc.status} {exc.reason}",
+                    exc.status,
+                ) from None
+            meta = obj.metadata
+            return SecretData(
+                namespace=namespace,
+                name=name,
+                uid=str(meta.uid) if meta else "",
+                resource_version=str(meta.resource_version) if meta else "",
+                data=dict(data),
+                labels=dict(labels),
+                owner_uids=(owner["uid"],),
+            )
+
+        return await asyncio.to_thread(call)
+
+    async def annotate(
+        self, plural: str, namespace: str, name: str, annotations: dict[str, str | None]
+    ) -> bool:
+        """Merge-patch annotations on one of our objects; False if it no longer exists."""
+
+        def call() -> bool:
+            try:
+                self._custom.patch_namespaced_custom_object(
+                    GROUP,
+                    VERSION,
+                    namespace,
+                    plural,
+                    name,
+                    {"metadata": {"annotations": annotations}},
+                )
+            except ApiException as exc:
+                if exc.status == 404:
+                    return False
+                raise KubeError(
+                    f"annotating {plural} {namespace}/{name} failed: HTTP {exc.status}",
+                    exc.status,
+                ) from None
+            return True
+
+        return await asyncio.to_thread(call)
+
+    async def list_objects(self, plural: str, namespace: str | None) -> list[dict[str, Any]]:
+        """Every object of one of our kinds (in one namespace or all)."""
+
+        def call() -> list[dict[str, Any]]:
+            if namespace:
+                res = self._custom.list_namespaced_custom_object(GROUP, VERSION, namespace, plural)
+            else:
+                res = self._custom.list_cluster_custom_object(GROUP, VERSION, plural)
+            items: list[dict[str, Any]] = dict(res).get("items", [])  # type: ignore[call-overload]
+            return list(items)
+
+        return await asyncio.to_thread(call)
