@@ -1,0 +1,171 @@
+"""Typed errors of the storage layer.
+
+Every error message is written for the person who has to act on it (which object, which
+column, which digest) and **never** contains secret material: no API keys, no gateway
+secrets, no encryption keys, no DSN password, and no raw Postgres message (whose DETAIL
+line can echo row values). Postgres errors are translated by constraint name instead.
+
+``retryable`` tells the caller (the reconcile loop) whether trying the same operation again
+later can succeed without anybody changing anything: connection loss and lock timeouts are
+retryable; a name conflict is not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar
+
+__all__ = [
+    "DuplicateKey",
+    "EncryptionKeyMismatch",
+    "GatewayKeyConflict",
+    "InvalidKey",
+    "InvalidName",
+    "InvalidProvider",
+    "NameConflict",
+    "NameTaken",
+    "NotFound",
+    "SchemaMismatch",
+    "SecretCollision",
+    "StoreError",
+    "StoreTimeout",
+    "StoreUnavailable",
+    "UnknownKeyReference",
+]
+
+
+class StoreError(Exception):
+    """Base class of every error raised by :mod:`aigateway_operator.store`."""
+
+    retryable: ClassVar[bool] = False
+    """True when the same call may succeed later without anyone changing anything."""
+
+
+class StoreUnavailable(StoreError):
+    """Postgres could not be reached, or the connection broke mid-transaction.
+
+    Every operation is one transaction, so nothing was half-applied: retry later.
+    """
+
+    retryable = True
+
+
+class StoreTimeout(StoreUnavailable):
+    """A statement or lock wait hit its timeout, or Postgres aborted us (deadlock, serialization).
+
+    Usually coderd (or another replica) held advisory lock 10 or a row lock for longer than our
+    ``lock_timeout``. Nothing was written; retry later.
+    """
+
+
+class SchemaMismatch(StoreError):
+    """Coder's schema lacks something the operator relies on (``AIGW_SCHEMA=verify``)."""
+
+    def __init__(self, missing: Sequence[str], hint: str = "") -> None:
+        self.missing = tuple(missing)
+        lines = "\n".join(f"  - {item}" for item in self.missing)
+        msg = f"Coder's database schema is missing {len(self.missing)} item(s) we rely on:\n{lines}"
+        if hint:
+            msg += f"\n{hint}"
+        super().__init__(msg)
+
+
+class EncryptionKeyMismatch(StoreError):
+    """Our encryption keys do not match what coderd uses, so writing would corrupt data.
+
+    Raised before anything is written (fail closed). The message names key *digests*
+    (first 7 hex of sha256("aes256gcm" + key), the same identifiers coderd logs), never keys.
+    """
+
+
+class UnknownKeyReference(EncryptionKeyMismatch):
+    """A row is encrypted under a key digest we were not given, so we cannot read or compare it.
+
+    Add the key (as a non-primary entry of ``AIGW_ENCRYPTION_KEYS``) or rotate the row with
+    ``coder server dbcrypt rotate``.
+    """
+
+    def __init__(self, digest: str, where: str) -> None:
+        self.digest = digest
+        super().__init__(
+            f"{where} is encrypted with key digest {digest!r}, which is not among the "
+            "configured AIGW_ENCRYPTION_KEYS; add that key (any position after the first) "
+            "so the row can be read and re-encrypted"
+        )
+
+
+class InvalidProvider(StoreError):
+    """The desired provider breaks a rule coderd enforces (or its runtime needs) for this type."""
+
+    def __init__(self, message: str, field: str = "") -> None:
+        self.field = field
+        super().__init__(message)
+
+
+class InvalidKey(InvalidProvider):
+    """An API key is empty or has surrounding whitespace (coderd rejects both)."""
+
+
+class DuplicateKey(InvalidProvider):
+    """The same API key appears twice; coderd's key pool refuses to build such a provider."""
+
+    def __init__(self, positions: Sequence[int]) -> None:
+        self.positions = tuple(positions)
+        where = ", ".join(str(p) for p in self.positions)
+        super().__init__(
+            f"apiKeys entries {where} (1-based) have the same value; every key of a provider "
+            "must be distinct because coderd's key pool refuses duplicates",
+            field="apiKeys",
+        )
+
+
+class InvalidName(StoreError):
+    """A provider or gateway-key name does not satisfy Coder's CHECK constraint."""
+
+    def __init__(self, kind: str, name: str, rule: str) -> None:
+        self.kind = kind
+        self.name = name
+        super().__init__(f"invalid {kind} name {name!r}: {rule}")
+
+
+class NameTaken(StoreError):
+    """Another live row already uses this name (names are unique among live rows)."""
+
+    def __init__(self, kind: str, name: str, detail: str = "") -> None:
+        self.kind = kind
+        self.name = name
+        msg = f"{kind} name {name!r} is already used by another live row"
+        super().__init__(f"{msg}; {detail}" if detail else msg)
+
+
+class NameConflict(NameTaken):
+    """A live provider with this name exists that this operator did not create.
+
+    It is left untouched. Pass ``adopt=True`` to take it over (its id, and so any chat model
+    configuration that references it, is kept), or pick another name.
+    """
+
+    def __init__(self, name: str, row_id: str) -> None:
+        self.row_id = row_id
+        super().__init__(
+            "AI provider",
+            name,
+            f"row {row_id} was not created by this operator; set adopt to take it over "
+            "or choose another name",
+        )
+
+
+class NotFound(StoreError):
+    """The row the call refers to does not exist (or is soft-deleted)."""
+
+
+class GatewayKeyConflict(StoreError):
+    """A gateway key with this id exists but with another secret or name than requested."""
+
+
+class SecretCollision(StoreError):
+    """Generated gateway secrets kept colliding with existing prefixes/hashes (retries exhausted).
+
+    With 62^7 possible prefixes this means something is badly wrong (e.g. a broken RNG);
+    with a caller-supplied secret it means that exact secret is already in use.
+    """
