@@ -1,0 +1,181 @@
+"""Operator settings from ``AIGW_*`` environment variables (pydantic-settings).
+
+Secrets arrive either inline (``AIGW_DATABASE_URL``, ``AIGW_ENCRYPTION_KEYS``) or, better in
+Kubernetes, as files mounted from a Secret (``AIGW_DATABASE_URL_FILE``,
+``AIGW_ENCRYPTION_KEYS_FILE``); setting both forms of one value is an error. Secrets are held
+as :class:`~pydantic.SecretStr` and validation errors hide their input
+(``hide_input_in_errors``), and every message we write ourselves names the variable, never
+its value: a DSN password or an encryption key must not end up in a log or an Event.
+
+``AIGW_ENCRYPTION_KEYS`` has the format of coderd's ``CODER_EXTERNAL_TOKEN_ENCRYPTION_KEYS``:
+comma-separated standard base64, each decoding to 32 bytes; the first encrypts, all decrypt.
+Give the operator the **same list as coderd** (reference §2.5). Empty means "no encryption":
+rows are written as plaintext with NULL key ids, as coderd does without keys.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from enum import StrEnum
+from pathlib import Path
+from typing import Self
+from uuid import UUID
+
+from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["ConfigError", "SchemaMode", "Settings", "parse_encryption_keys"]
+
+NIL_UUID = UUID(int=0)
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed. The message names the variable, never its value."""
+
+
+class SchemaMode(StrEnum):
+    """Who owns the database schema.
+
+    ``verify`` (production): coderd owns it; at start we only check that everything we rely on
+    exists and refuse to start otherwise. ``create`` (standalone dev/test): we create the
+    subset of Coder's schema we use, idempotently.
+    """
+
+    VERIFY = "verify"
+    CREATE = "create"
+
+
+def parse_encryption_keys(raw: str, source: str = "AIGW_ENCRYPTION_KEYS") -> tuple[bytes, ...]:
+    """Parse coderd's key-list format. Errors name the entry's position, never its content."""
+    entries = [e.strip() for e in raw.split(",")]
+    if entries == [""]:
+        return ()
+    keys: list[bytes] = []
+    for i, entry in enumerate(entries, start=1):
+        where = f"{source}: entry {i} of {len(entries)}"
+        if not entry:
+            raise ConfigError(f"{where} is empty (stray comma?)")
+        try:
+            key = base64.b64decode(entry, validate=True)
+        except (binascii.Error, ValueError):
+            raise ConfigError(f"{where} is not valid standard base64") from None
+        if len(key) != 32:
+            raise ConfigError(f"{where} decodes to {len(key)} bytes; keys must be 32 bytes")
+        keys.append(key)
+    return tuple(keys)
+
+
+def _read_secret_file(path: Path, var: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(
+            f"{var}: cannot read {path}: {exc.strerror or type(exc).__name__}"
+        ) from None
+
+
+class Settings(BaseSettings):
+    """All ``AIGW_*`` settings. Construct with ``Settings()`` to read the environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="AIGW_",
+        hide_input_in_errors=True,
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    database_url: SecretStr | None = None
+    """libpq URL/DSN of Coder's Postgres (``AIGW_DATABASE_URL``)."""
+    database_url_file: Path | None = None
+    """File holding the URL (``AIGW_DATABASE_URL_FILE``), e.g. a mounted Secret."""
+    encryption_keys: SecretStr | None = None
+    """coderd's key list (``AIGW_ENCRYPTION_KEYS``); empty/unset = plaintext."""
+    encryption_keys_file: Path | None = None
+    """File holding the key list (``AIGW_ENCRYPTION_KEYS_FILE``)."""
+    schema_mode: SchemaMode = Field(
+        default=SchemaMode.VERIFY,
+        validation_alias=AliasChoices("AIGW_SCHEMA", "schema_mode"),
+    )
+    """``AIGW_SCHEMA``: ``verify`` (default) or ``create``."""
+    audit_user_id: UUID = NIL_UUID
+    """Actor recorded in ``audit_logs.user_id``; coderd has no user for an operator, so the
+    default is the nil UUID. Point it at a dedicated Coder user to make entries attributable."""
+    pool_min_size: int = Field(default=1, ge=0, le=50)
+    pool_max_size: int = Field(default=4, ge=1, le=50)
+    pool_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    """Longest wait for a free pooled connection before failing with StoreUnavailable."""
+    connect_timeout_s: int = Field(default=5, ge=1, le=120)
+    statement_timeout_ms: int = Field(default=10_000, ge=100, le=600_000)
+    """Per-statement cap; our statements are tiny, so hitting it means something is stuck."""
+    lock_timeout_ms: int = Field(default=5_000, ge=100, le=600_000)
+    """Cap on waiting for advisory lock 10 or a row lock (coderd's seed/readers hold them)."""
+    idle_in_transaction_timeout_ms: int = Field(default=30_000, ge=1_000, le=3_600_000)
+    """Server-side guard: a transaction we abandon can never hold coderd's lock for long."""
+    application_name: str = Field(default="aigateway-operator", max_length=63)
+
+    _keys: tuple[bytes, ...] = PrivateAttr(default=())
+
+    @model_validator(mode="after")
+    def _resolve_secrets(self) -> Self:
+        if self.database_url is not None and self.database_url_file is not None:
+            raise ConfigError("set AIGW_DATABASE_URL or AIGW_DATABASE_URL_FILE, not both")
+        if self.database_url_file is not None:
+            self.database_url = SecretStr(
+                _read_secret_file(self.database_url_file, "AIGW_DATABASE_URL_FILE")
+            )
+        if self.database_url is not None:
+            _check_dsn(self.database_url.get_secret_value())
+
+        if self.encryption_keys is not None and self.encryption_keys_file is not None:
+            raise ConfigError("set AIGW_ENCRYPTION_KEYS or AIGW_ENCRYPTION_KEYS_FILE, not both")
+        if self.encryption_keys_file is not None:
+            raw = _read_secret_file(self.encryption_keys_file, "AIGW_ENCRYPTION_KEYS_FILE")
+            self._keys = parse_encryption_keys(raw, "AIGW_ENCRYPTION_KEYS_FILE")
+        elif self.encryption_keys is not None:
+            self._keys = parse_encryption_keys(self.encryption_keys.get_secret_value())
+        if self.pool_min_size > self.pool_max_size:
+            raise ConfigError("AIGW_POOL_MIN_SIZE must not exceed AIGW_POOL_MAX_SIZE")
+        return self
+
+    def encryption_key_bytes(self) -> tuple[bytes, ...]:
+        """The decoded keys, primary first (empty tuple: no encryption)."""
+        return self._keys
+
+    def require_database_url(self) -> str:
+        """The DSN, or a :class:`ConfigError` naming both ways to set it."""
+        if self.database_url is None or not self.database_url.get_secret_value():
+            raise ConfigError("AIGW_DATABASE_URL or AIGW_DATABASE_URL_FILE must be set")
+        return self.database_url.get_secret_value()
+
+    def redactions(self) -> tuple[str, ...]:
+        """Strings that must never appear in a message: the DSN and its password."""
+        out: list[str] = []
+        if self.database_url is not None:
+            dsn = self.database_url.get_secret_value()
+            if dsn:
+                out.append(dsn)
+                password = _dsn_password(dsn)
+                if password:
+                    out.append(password)
+        return tuple(out)
+
+
+def _check_dsn(dsn: str) -> None:
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        conninfo_to_dict(dsn)
+    except Exception:
+        # libpq's parse errors quote the offending fragment, which may be the password.
+        raise ConfigError("AIGW_DATABASE_URL is not a valid libpq connection string") from None
+
+
+def _dsn_password(dsn: str) -> str | None:
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        value = conninfo_to_dict(dsn).get("password")
+    except Exception:
+        return None
+    return str(value) if value else None
