@@ -1,0 +1,157 @@
+"""Types shared by every kind: Secret references, the condition shape and its vocabulary.
+
+One vocabulary for all kinds (cert-manager's habit): every object reports the same condition
+types and draws its reasons from one enum, so dashboards, alerts and ``kubectl wait`` work the
+same way everywhere. Reasons are API: once released, a reason keeps its spelling.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+__all__ = [
+    "CONDITION_REASON_PATTERN",
+    "CONDITION_TYPE_PATTERN",
+    "DNS_SUBDOMAIN_PATTERN",
+    "SECRET_DATA_KEY_PATTERN",
+    "Condition",
+    "ConditionStatus",
+    "ConditionType",
+    "Reason",
+    "SecretKeyRef",
+    "SpecModel",
+    "StatusModel",
+]
+
+#: A Kubernetes object name (DNS-1123 subdomain); Secrets are named this way.
+DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+#: A key of a Secret's ``data`` map.
+SECRET_DATA_KEY_PATTERN = r"^[-._a-zA-Z0-9]+$"  # noqa: S105 - a pattern, not a secret
+
+
+class SpecModel(BaseModel):
+    """Base of spec models: camelCase on the wire, immutable, unknown fields rejected.
+
+    ``extra="forbid"`` makes a field added to the CRD but not to the model fail loudly in
+    tests (and in the drift check) instead of being silently ignored by the operator.
+    """
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+    )
+
+
+class StatusModel(BaseModel):
+    """Base of status models: camelCase, immutable, unknown fields ignored.
+
+    Status is read back from the API server, where other writers (kopf, a newer operator
+    version) may have left fields this version does not know; those must not break parsing.
+    """
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="ignore",
+        frozen=True,
+    )
+
+
+class SecretKeyRef(SpecModel):
+    """A key of a Secret in the referencing object's namespace.
+
+    There is deliberately no namespace field: reading Secrets across namespaces would let
+    anyone who can create an AIProvider exfiltrate any Secret the operator can read.
+    """
+
+    name: str = Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN_PATTERN)
+    key: str = Field(min_length=1, max_length=253, pattern=SECRET_DATA_KEY_PATTERN)
+
+    def describe(self) -> str:
+        """How messages name the reference (never the value behind it)."""
+        return f"Secret {self.name!r} key {self.key!r}"
+
+
+class ConditionType(StrEnum):
+    """Condition types. ``Ready`` summarises the other three."""
+
+    SECRETS_RESOLVED = "SecretsResolved"
+    CREDENTIALS_VALID = "CredentialsValid"
+    SYNCED = "Synced"
+    READY = "Ready"
+
+
+class ConditionStatus(StrEnum):
+    """metav1.ConditionStatus."""
+
+    TRUE = "True"
+    FALSE = "False"
+    UNKNOWN = "Unknown"
+
+
+class Reason(StrEnum):
+    """Stable CamelCase reasons for conditions, Events and findings.
+
+    Grouped by the condition that usually carries them; ``Ready`` copies the reason of the
+    condition that blocks it, so every reason can appear there too.
+    """
+
+    # Progress and summary.
+    READY = "Ready"
+    PENDING = "Pending"
+    NOT_APPLICABLE = "NotApplicable"
+    INVALID_SPEC = "InvalidSpec"
+    RECONCILE_ERROR = "ReconcileError"
+    DELETING = "Deleting"
+
+    # SecretsResolved.
+    RESOLVED = "Resolved"
+    SECRET_NOT_FOUND = "SecretNotFound"  # noqa: S105 - a reason name
+    SECRET_KEY_MISSING = "SecretKeyMissing"  # noqa: S105 - a reason name
+    SECRET_ACCESS_DENIED = "SecretAccessDenied"  # noqa: S105 - a reason name
+    INVALID_SECRET_VALUE = "InvalidSecretValue"  # noqa: S105 - a reason name
+    DUPLICATE_API_KEY = "DuplicateAPIKey"
+
+    # CredentialsValid (AWS identity verification).
+    VERIFIED = "Verified"
+    NO_BASE_IDENTITY = "NoBaseIdentity"
+    ACCESS_DENIED = "AccessDenied"
+    INVALID_ROLE_ARN = "InvalidRoleARN"
+    STS_UNAVAILABLE = "STSUnavailable"
+
+    # Synced (Coder's database).
+    SYNCED = "Synced"
+    NAME_CONFLICT = "NameConflict"
+    TYPE_MISMATCH = "TypeMismatch"
+    DATABASE_UNAVAILABLE = "DatabaseUnavailable"
+    ENCRYPTION_KEY_MISMATCH = "EncryptionKeyMismatch"
+    SCHEMA_MISMATCH = "SchemaMismatch"
+    ADOPTED = "Adopted"
+    DRIFTED = "Drifted"
+    DRIFT_REVERTED = "DriftReverted"
+    ORPHANED = "Orphaned"
+
+
+#: metav1.Condition's validation, copied from the upstream type's markers.
+CONDITION_TYPE_PATTERN = (
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$"
+)
+CONDITION_REASON_PATTERN = r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"
+
+
+class Condition(StatusModel):
+    """metav1.Condition, field for field (the CRD declares the same shape)."""
+
+    type: str = Field(max_length=316, pattern=CONDITION_TYPE_PATTERN)
+    status: ConditionStatus
+    reason: str = Field(min_length=1, max_length=1024, pattern=CONDITION_REASON_PATTERN)
+    message: str = Field(max_length=32768)
+    last_transition_time: datetime
+    observed_generation: int | None = Field(default=None, ge=0)
