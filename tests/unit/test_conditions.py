@@ -1,0 +1,247 @@
+"""Condition bookkeeping and minimal status patches (pure, with a pinned clock)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from aigateway_operator.api import (
+    AIProviderStatus,
+    APIKeyStatus,
+    BedrockIdentityStatus,
+    ConditionStatus,
+    ConditionType,
+    Reason,
+    SecretKeyRef,
+)
+from aigateway_operator.status import (
+    ConditionState,
+    merge_conditions,
+    status_patch,
+    summarize_ready,
+    utc_now,
+)
+
+pytestmark = pytest.mark.unit
+
+T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
+T1 = T0 + timedelta(minutes=5)
+
+
+def at(when: datetime) -> Callable[[], datetime]:
+    return lambda: when
+
+
+ALL_GOOD = [
+    ConditionState.true(ConditionType.SECRETS_RESOLVED, Reason.RESOLVED, "2 keys"),
+    ConditionState.true(ConditionType.CREDENTIALS_VALID, Reason.NOT_APPLICABLE),
+    ConditionState.true(ConditionType.SYNCED, Reason.SYNCED, "written"),
+]
+
+
+def test_ready_true_when_all_true() -> None:
+    merged = merge_conditions((), ALL_GOOD, generation=1, clock=at(T0))
+    assert [c.type for c in merged] == ["SecretsResolved", "CredentialsValid", "Synced", "Ready"]
+    ready = merged[-1]
+    assert (ready.status, ready.reason) == (ConditionStatus.TRUE, Reason.READY)
+    assert all(c.observed_generation == 1 and c.last_transition_time == T0 for c in merged)
+
+
+def test_transition_time_kept_when_status_unchanged_and_moved_when_changed() -> None:
+    first = merge_conditions((), ALL_GOOD, generation=1, clock=at(T0))
+    same = merge_conditions(
+        first,
+        [ConditionState.true(ConditionType.SYNCED, Reason.DRIFT_REVERTED, "reverted a change")],
+        generation=2,
+        clock=at(T1),
+    )
+    synced = next(c for c in same if c.type == ConditionType.SYNCED)
+    assert synced.last_transition_time == T0
+    assert (synced.reason, synced.message, synced.observed_generation) == (
+        Reason.DRIFT_REVERTED,
+        "reverted a change",
+        2,
+    )
+    failed = merge_conditions(
+        same,
+        [ConditionState.false(ConditionType.SYNCED, Reason.DATABASE_UNAVAILABLE, "pg down")],
+        generation=2,
+        clock=at(T1),
+    )
+    synced = next(c for c in failed if c.type == ConditionType.SYNCED)
+    assert synced.last_transition_time == T1
+
+
+def test_ready_false_copies_first_failing_reason() -> None:
+    merged = merge_conditions(
+        (),
+        [
+            ConditionState.false(
+                ConditionType.SECRETS_RESOLVED, Reason.SECRET_NOT_FOUND, "Secret 'a' not found"
+            ),
+            ConditionState.unknown(ConditionType.CREDENTIALS_VALID, Reason.PENDING),
+            ConditionState.false(ConditionType.SYNCED, Reason.NAME_CONFLICT, "exists"),
+        ],
+        generation=4,
+        clock=at(T0),
+    )
+    ready = merged[-1]
+    assert ready.status is ConditionStatus.FALSE
+    assert ready.reason == Reason.SECRET_NOT_FOUND
+    assert ready.message == "SecretsResolved: Secret 'a' not found"
+
+
+def test_ready_unknown_when_a_dependency_is_missing_or_stale() -> None:
+    partial = merge_conditions((), ALL_GOOD[:2], generation=1, clock=at(T0))
+    assert (partial[-1].status, partial[-1].reason) == (ConditionStatus.UNKNOWN, Reason.PENDING)
+    assert "Synced" in partial[-1].message
+
+    good = merge_conditions((), ALL_GOOD, generation=1, clock=at(T0))
+    # Generation 2: only secrets re-evaluated so far; stale Trues do not make it Ready.
+    stale = merge_conditions(good, ALL_GOOD[:1], generation=2, clock=at(T1))
+    ready = stale[-1]
+    assert (ready.status, ready.reason) == (ConditionStatus.UNKNOWN, Reason.PENDING)
+    assert ready.last_transition_time == T1
+    assert "generation 2" in ready.message
+
+
+def test_explicit_ready_wins_and_unknown_types_are_kept() -> None:
+    other = merge_conditions(
+        (), [ConditionState.true("example.com/Custom", "Fine")], generation=1, clock=at(T0)
+    )
+    merged = merge_conditions(
+        other,
+        [*ALL_GOOD, ConditionState.false(ConditionType.READY, Reason.DELETING, "finalizing")],
+        generation=1,
+        clock=at(T1),
+    )
+    assert [c.type for c in merged] == [
+        "SecretsResolved",
+        "CredentialsValid",
+        "Synced",
+        "Ready",
+        "example.com/Custom",
+    ]
+    assert merged[3].reason == Reason.DELETING
+
+
+def test_clock_is_normalised_and_must_be_aware() -> None:
+    plus_two = timezone(timedelta(hours=2))
+    merged = merge_conditions(
+        (), ALL_GOOD, generation=1, clock=at(datetime(2026, 3, 1, 14, 0, 0, 999, tzinfo=plus_two))
+    )
+    assert merged[0].last_transition_time == T0
+    with pytest.raises(ValueError, match="aware"):
+        merge_conditions((), ALL_GOOD, generation=1, clock=at(datetime(2026, 1, 1)))
+    assert utc_now().microsecond == 0
+    assert utc_now().tzinfo is UTC
+
+
+def desired_status(clock_time: datetime = T0) -> AIProviderStatus:
+    return AIProviderStatus(
+        observed_generation=1,
+        provider_id="0b6a4a55-7d0e-4d3a-9d86-0d2c5f3b5e11",
+        key_count=1,
+        conditions=merge_conditions((), ALL_GOOD, generation=1, clock=at(clock_time)),
+        api_keys=(
+            APIKeyStatus(
+                id="k1",
+                masked="sk-a...cdef",
+                secret_key_ref=SecretKeyRef(name="openai", key="api-key"),
+                fingerprint="fp1",
+                created_at=T0,
+            ),
+        ),
+        bedrock=None,
+        last_synced_at=T0,
+    )
+
+
+def test_first_write_patches_everything_then_nothing() -> None:
+    want = desired_status()
+    first = status_patch(None, want)
+    assert first == want.to_body()
+    # The API server hands the status back as JSON; a quiet re-reconcile writes nothing.
+    assert status_patch(want.to_body(), want) == {}
+
+
+def test_only_changed_fields_are_patched_and_others_are_left_alone() -> None:
+    want = desired_status()
+    current = {**want.to_body(), "kopf": {"dummy": "x"}}
+    changed = want.model_copy(update={"key_count": 2})
+    assert status_patch(current, changed) == {"keyCount": 2}
+
+
+def test_equal_instants_spelled_differently_are_not_a_change() -> None:
+    want = desired_status()
+    current = want.to_body()
+    current["lastSyncedAt"] = "2026-03-01T12:00:00+00:00"
+    assert status_patch(current, want) == {}
+
+
+def test_removed_fields_are_deleted_and_nested_objects_diffed() -> None:
+    with_bedrock = desired_status().model_copy(
+        update={
+            "bedrock": BedrockIdentityStatus(
+                caller_arn="arn:aws:iam::123456789012:user/a",
+                assumed_role_arn="arn:aws:sts::123456789012:assumed-role/r/s",
+                expiration=T1,
+                last_verified_at=T0,
+            )
+        }
+    )
+    current = with_bedrock.to_body()
+    failed = with_bedrock.model_copy(
+        update={
+            "bedrock": BedrockIdentityStatus(
+                caller_arn="arn:aws:iam::123456789012:user/a", last_verified_at=T1
+            ),
+            "provider_id": None,
+            "api_keys": (),
+        }
+    )
+    assert status_patch(current, failed) == {
+        "bedrock": {
+            "assumedRoleARN": None,
+            "expiration": None,
+            "lastVerifiedAt": "2026-03-01T12:05:00Z",
+        },
+        "providerID": None,
+        "apiKeys": None,  # absent and [] both mean "no keys": the field is removed
+    }
+
+
+def test_unparseable_current_status_is_replaced() -> None:
+    want = desired_status()
+    patch = status_patch({"keyCount": "many"}, want)
+    assert patch["keyCount"] == 1
+
+
+@given(
+    gen=st.integers(min_value=1, max_value=10**6),
+    statuses=st.lists(st.sampled_from(list(ConditionStatus)), min_size=3, max_size=3),
+    minutes=st.integers(min_value=0, max_value=10**5),
+)
+def test_merging_the_same_states_twice_is_a_fixed_point(
+    gen: int, statuses: list[ConditionStatus], minutes: int
+) -> None:
+    states = [
+        ConditionState(t, s, Reason.PENDING, "m")
+        for t, s in zip(
+            (ConditionType.SECRETS_RESOLVED, ConditionType.CREDENTIALS_VALID, ConditionType.SYNCED),
+            statuses,
+            strict=True,
+        )
+    ]
+    once = merge_conditions((), states, generation=gen, clock=at(T0))
+    twice = merge_conditions(
+        once, states, generation=gen, clock=at(T0 + timedelta(minutes=minutes))
+    )
+    assert once == twice
+    status = AIProviderStatus(conditions=twice)
+    assert status_patch(AIProviderStatus(conditions=once).to_body(), status) == {}
+    assert summarize_ready(twice, gen).status == twice[-1].status
