@@ -1,0 +1,156 @@
+"""Rules over resolved Secret values: precise findings that never contain the value."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import SecretBytes, SecretStr
+
+from aigateway_operator.api import AWSCredentialsSecretRef, Reason, SecretKeyRef
+from aigateway_operator.validation import (
+    MAX_SECRET_VALUE_BYTES,
+    Finding,
+    check_api_keys,
+    check_aws_static_credentials,
+    check_secret_text,
+)
+
+pytestmark = pytest.mark.unit
+
+GOOD = "sk-ant-api03-0123456789abcdefABCDEF"
+OTHER = "sk-proj-9876543210zyxwvuZYXWVU"
+
+
+def ref(name: str, key: str = "api-key") -> SecretKeyRef:
+    return SecretKeyRef(name=name, key=key)
+
+
+def assert_no_value(findings: list[Finding], *values: str) -> None:
+    for finding in findings:
+        for value in values:
+            if len(value.strip()) >= 3:
+                assert value.strip() not in finding.message
+                assert value.strip() not in finding.field
+
+
+def test_good_keys_pass_in_every_representation() -> None:
+    assert (
+        check_api_keys(
+            [
+                (ref("a"), GOOD),
+                (ref("b"), OTHER.encode()),
+                (ref("c"), SecretStr("sk-third-key-value")),
+                (ref("d"), SecretBytes(b"sk-fourth-key-value")),
+            ]
+        )
+        == []
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("", "is empty"),
+        (b"", "is empty"),
+        (GOOD + "\n", "leading or trailing whitespace"),
+        (" " + GOOD, "leading or trailing whitespace"),
+        (b"\xff\xfe-binary", "not valid UTF-8"),
+        ("sk-\x00-nul", "non-printable"),
+        ("sk-multi\nline-key", "non-printable"),
+        ("k" * (MAX_SECRET_VALUE_BYTES + 1), "longer than 8192 bytes"),
+        (b"k" * (MAX_SECRET_VALUE_BYTES + 1), "longer than 8192 bytes"),
+    ],
+)
+def test_bad_values_are_named_by_index_and_reference(value: str | bytes, problem: str) -> None:
+    findings = check_api_keys([(ref("ok"), GOOD), (ref("bad", "token"), value)])
+    assert len(findings) == 1
+    (finding,) = findings
+    assert finding.reason is Reason.INVALID_SECRET_VALUE
+    assert finding.field == "spec.apiKeys[1].secretKeyRef"
+    assert "Secret 'bad' key 'token'" in finding.message
+    assert problem in finding.message
+    if isinstance(value, str):
+        assert_no_value(findings, value)
+
+
+def test_max_length_is_inclusive() -> None:
+    assert check_api_keys([(ref("a"), "k" * MAX_SECRET_VALUE_BYTES)]) == []
+
+
+def test_duplicates_name_both_entries_but_not_the_value() -> None:
+    findings = check_api_keys([(ref("a"), GOOD), (ref("b"), OTHER), (ref("c", "other-key"), GOOD)])
+    assert findings == [
+        Finding(
+            Reason.DUPLICATE_API_KEY,
+            "spec.apiKeys[2].secretKeyRef",
+            "spec.apiKeys[2].secretKeyRef (Secret 'c' key 'other-key') holds the same API key "
+            "as spec.apiKeys[0] (Secret 'a' key 'api-key'); Coder rejects duplicate keys",
+        )
+    ]
+
+
+def test_generic_text_check() -> None:
+    assert check_secret_text(ref("a"), "spec.x", "fine") == []
+    (finding,) = check_secret_text(ref("a"), "spec.x", "\tbad")
+    assert finding.field == "spec.x"
+
+
+AWS_REF = AWSCredentialsSecretRef(name="aws")
+AKID = "AKIAIOSFODNN7EXAMPLE"
+SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+
+
+def test_aws_static_credentials_accept_real_shapes() -> None:
+    assert check_aws_static_credentials(AWS_REF, AKID, SECRET) == []
+    assert check_aws_static_credentials(AWS_REF, AKID.encode(), SecretStr(SECRET)) == []
+
+
+@pytest.mark.parametrize(
+    ("akid", "secret", "fields", "problem"),
+    [
+        ("ASIAIOSFODNN7EXAMPLE", SECRET, ["accessKeyIDKey"], "temporary access key id"),
+        ("AKIA-not-an-id", SECRET, ["accessKeyIDKey"], "is not an AWS access key id"),
+        (AKID + "\n", SECRET, ["accessKeyIDKey"], "whitespace"),
+        (AKID, SECRET[:-1], ["secretAccessKeyKey"], "is not an AWS secret access key"),
+        (AKID, '"' + SECRET[2:] + '"', ["secretAccessKeyKey"], "is not an AWS secret access key"),
+        ("", "", ["accessKeyIDKey", "secretAccessKeyKey"], "is empty"),
+    ],
+)
+def test_aws_static_credentials_findings(
+    akid: str, secret: str, fields: list[str], problem: str
+) -> None:
+    findings = check_aws_static_credentials(AWS_REF, akid, secret)
+    assert [f.field for f in findings] == [
+        f"spec.bedrock.credentialsSecretRef.{name}" for name in fields
+    ]
+    assert all(f.reason is Reason.INVALID_SECRET_VALUE for f in findings)
+    assert problem in findings[0].message
+    assert "Secret 'aws' key 'AWS_" in findings[0].message
+    assert_no_value(findings, akid, secret)
+
+
+def _wording(count: int) -> str:
+    """Every fixed phrase a finding can contain for ``count`` entries (values excluded)."""
+    samples: list[str | bytes] = ["", " x", "\x00", b"\xff", "k" * (MAX_SECRET_VALUE_BYTES + 1)]
+    text = []
+    for sample in samples:
+        entries = [(ref(f"s{i}"), sample) for i in range(count)]
+        text += [f.message for f in check_api_keys(entries)]
+    dup = [(ref(f"s{i}"), "same-value") for i in range(count)]
+    text += [f.message for f in check_api_keys(dup)]
+    return "\n".join(text)
+
+
+@given(st.lists(st.text(min_size=0, max_size=40), min_size=1, max_size=5))
+def test_no_finding_ever_contains_a_value(values: list[str]) -> None:
+    entries = [(ref(f"s{i}"), v) for i, v in enumerate(values)]
+    findings = check_api_keys(entries)
+    wording = _wording(len(values))
+    for finding in findings:
+        for value in values:
+            token = value.strip()
+            # A token that is part of the fixed wording proves nothing either way.
+            if len(token) >= 4 and token not in wording:
+                assert token not in finding.message
+    assert len({f.field for f in findings}) == len(findings)
