@@ -1,0 +1,205 @@
+"""Key continuity with coderd (fail closed) and re-encryption of rows under old keys."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+import pytest
+from tests.integration.conftest import STORE_KEY_A, STORE_KEY_B, STORE_KEY_C
+
+from aigateway_operator.config import Settings
+from aigateway_operator.store import (
+    BedrockSettings,
+    DesiredProvider,
+    EncryptionKeyMismatch,
+    OwnerRef,
+    ProviderType,
+    Store,
+    UnknownKeyReference,
+)
+from aigateway_operator.store.cipher import Cipher, key_digest
+
+pytestmark = pytest.mark.integration
+
+OWNER = OwnerRef(uid="uid-enc", namespace="ns", name="p")
+KEYS = ("sk-first-key-0000000000", "sk-second-key-000000000")
+DESIRED = DesiredProvider(name="openai", type=ProviderType.OPENAI, api_keys=KEYS)
+BEDROCK = DesiredProvider(
+    name="bedrock",
+    type=ProviderType.BEDROCK,
+    bedrock=BedrockSettings(region="us-east-1", access_key="AKIAX", access_key_secret="sek"),
+)
+
+
+async def count(conn: psycopg.AsyncConnection[Any], table: str) -> int:
+    cur = await conn.execute(f"SELECT count(*) FROM {table}")  # noqa: S608 - test constant
+    row = await cur.fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def key_ids(conn: psycopg.AsyncConnection[Any]) -> set[str | None]:
+    cur = await conn.execute(
+        "SELECT settings_key_id FROM ai_providers WHERE settings IS NOT NULL "
+        "UNION ALL SELECT api_key_key_id FROM ai_provider_keys"
+    )
+    return {r[0] for r in await cur.fetchall()}
+
+
+async def test_create_mode_registers_key_like_coderd(
+    store: Store, store_db: psycopg.AsyncConnection[Any]
+) -> None:
+    cur = await store_db.execute("SELECT number, active_key_digest, test FROM dbcrypt_keys")
+    rows = await cur.fetchall()
+    assert len(rows) == 1
+    number, digest, test = rows[0]
+    assert (number, digest) == (1, key_digest(STORE_KEY_A))
+    assert Cipher(STORE_KEY_A).decrypt(test) == b"coder"
+    assert store.key_status.registered
+
+
+async def test_verify_mode_never_inserts_a_key_and_fails_closed(
+    store: Store, store_settings: Callable[..., Settings], store_db: psycopg.AsyncConnection[Any]
+) -> None:
+    """coderd has key A; the operator is given key B: refuse, name digests, write nothing."""
+    before = await count(store_db, "dbcrypt_keys")
+    with pytest.raises(EncryptionKeyMismatch) as info:
+        await Store.open(store_settings(keys=[STORE_KEY_B], mode="verify"))
+    text = str(info.value)
+    assert key_digest(STORE_KEY_B) in text
+    assert key_digest(STORE_KEY_A) in text
+    assert "nothing was written" in text
+    assert await count(store_db, "dbcrypt_keys") == before
+    assert await count(store_db, "ai_providers") == 0
+
+
+async def test_same_digest_different_key_is_refused(
+    store: Store, store_settings: Callable[..., Settings], store_db: psycopg.AsyncConnection[Any]
+) -> None:
+    # Forge the test column: the digest row claims our key but was written with another.
+    await store_db.execute(
+        "UPDATE dbcrypt_keys SET test = %s", (Cipher(STORE_KEY_C).encrypt(b"coder"),)
+    )
+    with pytest.raises(EncryptionKeyMismatch, match="different key"):
+        await Store.open(store_settings(mode="verify"))
+
+
+async def test_revoked_primary_is_refused(
+    store: Store, store_settings: Callable[..., Settings], store_db: psycopg.AsyncConnection[Any]
+) -> None:
+    await store_db.execute(
+        "UPDATE dbcrypt_keys SET revoked_key_digest = active_key_digest, "
+        "active_key_digest = NULL, revoked_at = now()"
+    )
+    with pytest.raises(EncryptionKeyMismatch, match="revoked"):
+        await Store.open(store_settings(mode="create"))
+
+
+async def test_key_revoked_after_start_stops_writes(
+    store: Store, store_db: psycopg.AsyncConnection[Any]
+) -> None:
+    await store_db.execute(
+        "UPDATE dbcrypt_keys SET revoked_key_digest = active_key_digest, "
+        "active_key_digest = NULL, revoked_at = now()"
+    )
+    with pytest.raises(EncryptionKeyMismatch) as info:
+        await store.upsert_provider(DESIRED, OWNER)
+    assert key_digest(STORE_KEY_A) in str(info.value)
+    assert all(k not in str(info.value) for k in KEYS)
+    assert await count(store_db, "ai_providers") == 0
+    assert await count(store_db, "ai_provider_keys") == 0
+
+
+async def test_rows_are_encrypted_as_coderd_reads_them(
+    store: Store, store_db: psycopg.AsyncConnection[Any]
+) -> None:
+    await store.upsert_provider(BEDROCK, OWNER)
+    cur = await store_db.execute("SELECT settings, settings_key_id FROM ai_providers")
+    settings, key_id = await cur.fetchone()  # type: ignore[misc]
+    assert key_id == key_digest(STORE_KEY_A)
+    plain = Cipher(STORE_KEY_A).decrypt(settings).decode()
+    assert plain.startswith('{"_type":"bedrock","_version":1,"access_key":"AKIAX"')
+    assert "AKIAX" not in settings
+
+
+async def test_old_key_rows_are_reencrypted_on_next_write_without_notify(
+    store: Store, store_settings: Callable[..., Settings], store_db: psycopg.AsyncConnection[Any]
+) -> None:
+    await store.upsert_provider(DESIRED, OWNER)
+    bed_owner = OwnerRef(uid="uid-bedrock")
+    await store.upsert_provider(BEDROCK, bed_owner)
+    assert await key_ids(store_db) == {key_digest(STORE_KEY_A)}
+    cur = await store_db.execute("SELECT updated_at FROM ai_providers ORDER BY name")
+    stamps = await cur.fetchall()
+
+    # Rotation: B becomes primary, A still decrypts (coderd: CODER_EXTERNAL_..._KEYS=B,A).
+    rotated = await Store.open(store_settings(keys=[STORE_KEY_B, STORE_KEY_A]))
+    try:
+        await store_db.execute("LISTEN ai_providers_changed")
+        r1 = await rotated.upsert_provider(DESIRED, OWNER)
+        r2 = await rotated.upsert_provider(BEDROCK, bed_owner)
+        assert (r1.action, r2.action) == ("unchanged", "unchanged")
+        assert r1.reencrypted
+        assert r2.reencrypted
+        assert not r1.notified
+        assert {k.key_id for k in r1.keys} == {key_digest(STORE_KEY_B)}
+        assert r2.settings_key_id == key_digest(STORE_KEY_B)
+        assert await key_ids(store_db) == {key_digest(STORE_KEY_B)}
+        cur = await store_db.execute("SELECT updated_at FROM ai_providers ORDER BY name")
+        assert await cur.fetchall() == stamps
+        got = await rotated.get_provider(OWNER)
+        assert got is not None
+        assert tuple(k.value for k in got.keys) == KEYS
+        # Next call is a true no-op again.
+        r3 = await rotated.upsert_provider(DESIRED, OWNER)
+        assert not r3.reencrypted
+        # A marker notify proves no notify was queued by the re-encryption.
+        await store_db.execute("NOTIFY ai_providers_changed, 'marker'")
+        payloads = [n.payload async for n in store_db.notifies(timeout=5, stop_after=1)]
+        assert payloads == ["marker"]
+    finally:
+        await rotated.close()
+
+
+async def test_plaintext_rows_get_encrypted_once_keys_are_configured(
+    store_settings: Callable[..., Settings], store_db: psycopg.AsyncConnection[Any]
+) -> None:
+    plain = await Store.open(store_settings(keys=[]))
+    try:
+        assert plain.primary_key_digest is None
+        await plain.upsert_provider(DESIRED, OWNER)
+    finally:
+        await plain.close()
+    cur = await store_db.execute("SELECT api_key, api_key_key_id FROM ai_provider_keys")
+    assert {r[0] for r in await cur.fetchall()} == set(KEYS)  # coderd-without-keys shape
+    enc = await Store.open(store_settings(keys=[STORE_KEY_A]))
+    try:
+        result = await enc.upsert_provider(DESIRED, OWNER)
+        assert result.action == "unchanged"
+        assert result.reencrypted
+    finally:
+        await enc.close()
+    cur = await store_db.execute("SELECT api_key, api_key_key_id FROM ai_provider_keys")
+    rows = await cur.fetchall()
+    assert {r[1] for r in rows} == {key_digest(STORE_KEY_A)}
+    assert not {r[0] for r in rows} & set(KEYS)
+
+
+async def test_rows_under_an_unknown_key_fail_closed(
+    store: Store, store_settings: Callable[..., Settings], store_db: psycopg.AsyncConnection[Any]
+) -> None:
+    await store.upsert_provider(DESIRED, OWNER)
+    cur = await store_db.execute("SELECT id, api_key FROM ai_provider_keys ORDER BY id")
+    before = await cur.fetchall()
+    only_b = await Store.open(store_settings(keys=[STORE_KEY_B]))
+    try:
+        changed = DesiredProvider(name="openai", type=ProviderType.OPENAI, api_keys=KEYS[:1])
+        with pytest.raises(UnknownKeyReference) as info:
+            await only_b.upsert_provider(changed, OWNER)
+        assert info.value.digest == key_digest(STORE_KEY_A)
+    finally:
+        await only_b.close()
+    cur = await store_db.execute("SELECT id, api_key FROM ai_provider_keys ORDER BY id")
+    assert await cur.fetchall() == before
