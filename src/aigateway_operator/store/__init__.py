@@ -1,0 +1,120 @@
+"""Coder-compatible storage layer: AI providers and AI Gateway keys in Coder's own Postgres.
+
+Writes rows that coderd reads exactly as its own: the same columns and settings JSON, the same
+dbcrypt encryption (AES-256-GCM, key digests, ``dbcrypt_keys`` continuity), the same advisory
+lock, pubsub channel and audit shape (facts: ``/work/shared/coder-reference.md``). It imports
+neither Kubernetes nor kopf nor ``aigateway_operator.api``: callers map their objects onto
+the plain types below.
+
+Public API (everything else is internal)::
+
+    store = await Store.open(Settings())          # schema create/verify, key check, pool
+    await store.close()                           # or: async with await Store.open(s) as store
+
+    # providers; identity = OwnerRef.uid (the row id is derived from it)
+    await store.upsert_provider(desired: DesiredProvider, owner: OwnerRef, *, adopt=False)
+        -> ProviderResult                         # created/updated/unchanged/adopted/revived
+    await store.delete_provider(owner, policy=DeletePolicy.SOFT_DELETE) -> DeleteResult
+    await store.get_provider(owner | uid) -> StoredProvider | None      # decrypted
+
+    # AI Gateway keys; identity = the caller-chosen id
+    await store.create_gateway_key(key_id, name, owner, *, secret=None) -> IssuedGatewayKey
+    await store.rename_gateway_key(key_id, new_name, owner) -> GatewayKeyInfo
+    await store.delete_gateway_key(key_id, owner) -> bool
+    await store.get_gateway_key(key_id) -> GatewayKeyInfo | None        # last_heartbeat_at
+    await store.get_gateway_key_by_name(name) -> GatewayKeyInfo | None
+    retiring_name(name, n) -> str                 # "<name>-retiring-<n>", fits 64 chars
+    generate_gateway_secret() -> str              # "cgw_" + 39 x [0-9A-Za-z]
+
+    await store.check_schema() -> Capabilities    # readiness: re-verify the schema
+    store.capabilities, store.key_status, store.primary_key_digest
+    provider_row_id(owner_uid) -> UUID            # the id a created provider row gets
+
+Guarantees: each call is one short READ COMMITTED transaction (all or nothing, so a crash
+between statements leaves nothing half-done and a retry converges); repeated calls with the
+same desired state write nothing; provider writes hold ``pg_advisory_xact_lock(10)`` and send
+``pg_notify('ai_providers_changed', '')`` only after a real change; nothing encrypted is
+written unless our primary key is proven to be an active ``dbcrypt_keys`` key.
+
+Errors (all :class:`StoreError`; ``retryable`` is True only for :class:`StoreUnavailable`
+and its subclass :class:`StoreTimeout`): :class:`SchemaMismatch`,
+:class:`EncryptionKeyMismatch` / :class:`UnknownKeyReference`, :class:`InvalidProvider` /
+:class:`InvalidKey` / :class:`DuplicateKey`, :class:`InvalidName`, :class:`NameTaken` /
+:class:`NameConflict` (adoptable), :class:`NotFound`, :class:`GatewayKeyConflict`,
+:class:`SecretCollision`. Messages never contain secrets.
+"""
+
+from aigateway_operator.store.canonical import default_base_url
+from aigateway_operator.store.core import Store
+from aigateway_operator.store.dbcrypt import KeyStatus
+from aigateway_operator.store.errors import (
+    DuplicateKey,
+    EncryptionKeyMismatch,
+    GatewayKeyConflict,
+    InvalidKey,
+    InvalidName,
+    InvalidProvider,
+    NameConflict,
+    NameTaken,
+    NotFound,
+    SchemaMismatch,
+    SecretCollision,
+    StoreError,
+    StoreTimeout,
+    StoreUnavailable,
+    UnknownKeyReference,
+)
+from aigateway_operator.store.gateway_keys import generate_gateway_secret, retiring_name
+from aigateway_operator.store.models import (
+    BedrockSettings,
+    DeletePolicy,
+    DeleteResult,
+    DesiredProvider,
+    GatewayKeyInfo,
+    IssuedGatewayKey,
+    KeyRef,
+    OwnerRef,
+    ProviderResult,
+    ProviderType,
+    StoredKey,
+    StoredProvider,
+)
+from aigateway_operator.store.providers import provider_row_id
+from aigateway_operator.store.schema import Capabilities
+
+__all__ = [
+    "BedrockSettings",
+    "Capabilities",
+    "DeletePolicy",
+    "DeleteResult",
+    "DesiredProvider",
+    "DuplicateKey",
+    "EncryptionKeyMismatch",
+    "GatewayKeyConflict",
+    "GatewayKeyInfo",
+    "InvalidKey",
+    "InvalidName",
+    "InvalidProvider",
+    "IssuedGatewayKey",
+    "KeyRef",
+    "KeyStatus",
+    "NameConflict",
+    "NameTaken",
+    "NotFound",
+    "OwnerRef",
+    "ProviderResult",
+    "ProviderType",
+    "SchemaMismatch",
+    "SecretCollision",
+    "Store",
+    "StoreError",
+    "StoreTimeout",
+    "StoreUnavailable",
+    "StoredKey",
+    "StoredProvider",
+    "UnknownKeyReference",
+    "default_base_url",
+    "generate_gateway_secret",
+    "provider_row_id",
+    "retiring_name",
+]

@@ -1,0 +1,301 @@
+"""The :class:`Store`: connection pool, start-up checks, error translation, operations."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, Self, TypeVar
+
+import psycopg
+from psycopg import AsyncConnection, IsolationLevel
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from aigateway_operator.config import ConfigError, SchemaMode, Settings
+from aigateway_operator.store.cipher import DecryptError, KeyRing
+from aigateway_operator.store.dbcrypt import KeyStatus, PrimaryKeyGuard, check_key_continuity
+from aigateway_operator.store.errors import (
+    EncryptionKeyMismatch,
+    InvalidName,
+    StoreError,
+    StoreTimeout,
+    StoreUnavailable,
+)
+from aigateway_operator.store.gateway_keys import GatewayKeyOps
+from aigateway_operator.store.models import (
+    DeletePolicy,
+    DeleteResult,
+    DesiredProvider,
+    GatewayKeyInfo,
+    IssuedGatewayKey,
+    OwnerRef,
+    ProviderResult,
+    StoredProvider,
+)
+from aigateway_operator.store.providers import ProviderOps
+from aigateway_operator.store.schema import (
+    Capabilities,
+    create_schema,
+    ensure_owned_rows_table,
+    verify_schema,
+)
+
+__all__ = ["Store"]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+Checkpoint = Callable[[str, AsyncConnection[Any]], Awaitable[None]]
+
+
+def _redact(text: str, secrets: tuple[str, ...]) -> str:
+    for s in sorted(secrets, key=len, reverse=True):
+        if s:
+            text = text.replace(s, "***")
+    return text
+
+
+def _translate(exc: psycopg.Error, what: str, redactions: tuple[str, ...]) -> StoreError:
+    """Map a psycopg error to a typed, secret-free :class:`StoreError`.
+
+    Raw server messages are never copied: their DETAIL can echo row values. Constraint names
+    (coderd's own, reference §1) say enough to act on.
+    """
+    state = exc.sqlstate or "?"
+    constraint = getattr(getattr(exc, "diag", None), "constraint_name", None) or ""
+    if isinstance(exc, psycopg.errors.LockNotAvailable):
+        return StoreTimeout(f"{what}: timed out waiting for a lock held by coderd or a peer")
+    if isinstance(exc, psycopg.errors.QueryCanceled):
+        return StoreTimeout(f"{what}: statement timed out")
+    if isinstance(exc, psycopg.errors.DeadlockDetected | psycopg.errors.SerializationFailure):
+        return StoreTimeout(f"{what}: aborted by Postgres ({state}) to resolve a conflict")
+    if isinstance(exc, psycopg.errors.ForeignKeyViolation) and constraint.endswith("key_id_fkey"):
+        return EncryptionKeyMismatch(
+            f"{what}: the encryption key digest is not an active dbcrypt key "
+            f"({constraint}); it was probably revoked concurrently; nothing was written"
+        )
+    if isinstance(exc, psycopg.errors.CheckViolation) and constraint.endswith("name_check"):
+        return InvalidName("row", "?", f"rejected by Coder's CHECK {constraint}")
+    if isinstance(exc, psycopg.errors.UniqueViolation):
+        return StoreError(f"{what}: unique constraint {constraint} violated")
+    if isinstance(exc, psycopg.errors.InsufficientPrivilege):
+        return StoreError(f"{what}: the database user lacks a privilege ({state})")
+    if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+        first = _redact(str(exc).strip().splitlines()[0] if str(exc).strip() else "", redactions)
+        return StoreUnavailable(f"{what}: Coder's Postgres is unavailable: {first[:300]}")
+    return StoreError(f"{what}: unexpected database error {type(exc).__name__} (SQLSTATE {state})")
+
+
+class Store:
+    """Async access to Coder's AI provider and AI Gateway key tables (see package docs)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        pool: AsyncConnectionPool[AsyncConnection[Any]],
+        ring: KeyRing,
+        caps: Capabilities,
+        key_status: KeyStatus,
+    ) -> None:
+        self._settings = settings
+        self._pool = pool
+        self._ring = ring
+        self._redactions = settings.redactions()
+        self.capabilities = caps
+        """Version-dependent schema features detected at open."""
+        self.key_status = key_status
+        """Result of the start-up key-continuity check (digests only)."""
+        self._fault_hook: Checkpoint | None = None
+        guard = PrimaryKeyGuard(ring)
+        self._providers = ProviderOps(ring, caps, guard, settings.audit_user_id, self._checkpoint)
+        self._gateway = GatewayKeyOps(caps, settings.audit_user_id)
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    @classmethod
+    async def open(cls, settings: Settings) -> Store:
+        """Connect, create/verify the schema, check key continuity, open the pool.
+
+        Raises :class:`SchemaMismatch`, :class:`EncryptionKeyMismatch`,
+        :class:`StoreUnavailable` or ``ConfigError`` with an actionable, secret-free message.
+        """
+        try:
+            dsn = settings.require_database_url()
+        except ConfigError as exc:
+            raise StoreError(str(exc)) from None
+        ring = KeyRing(settings.encryption_key_bytes())
+        kwargs = cls._connect_kwargs(settings)
+        redactions = settings.redactions()
+        try:
+            conn = await AsyncConnection.connect(dsn, **kwargs)
+        except psycopg.Error as exc:
+            raise _translate(exc, "connect", redactions) from None
+        try:
+            async with conn:
+                if settings.schema_mode is SchemaMode.CREATE:
+                    await create_schema(conn)
+                else:
+                    await ensure_owned_rows_table(conn)
+                caps = await verify_schema(conn)
+                key_status = await check_key_continuity(
+                    conn, ring, may_register=settings.schema_mode is SchemaMode.CREATE
+                )
+        except psycopg.Error as exc:
+            raise _translate(exc, "schema/key check", redactions) from None
+        pool: AsyncConnectionPool[AsyncConnection[Any]] = AsyncConnectionPool(
+            dsn,
+            min_size=settings.pool_min_size,
+            max_size=settings.pool_max_size,
+            kwargs=kwargs,
+            configure=cls._configure,
+            check=AsyncConnectionPool.check_connection,
+            timeout=settings.pool_timeout_s,
+            reconnect_timeout=max(settings.pool_timeout_s * 6, 30.0),
+            name="aigw-store",
+            open=False,
+        )
+        try:
+            await pool.open(wait=True, timeout=settings.pool_timeout_s)
+        except PoolTimeout:
+            await pool.close()
+            raise StoreUnavailable(
+                "could not open the connection pool to Coder's Postgres"
+            ) from None
+        log.info(
+            "store open: schema=%s icon=%s heartbeat=%s audit=%s primary_key=%s",
+            settings.schema_mode.value,
+            caps.has_icon,
+            caps.has_heartbeat,
+            caps.has_audit,
+            key_status.primary_digest or "none (plaintext)",
+        )
+        return cls(settings, pool, ring, caps, key_status)
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @staticmethod
+    def _connect_kwargs(settings: Settings) -> dict[str, Any]:
+        options = (
+            f"-c statement_timeout={settings.statement_timeout_ms} "
+            f"-c lock_timeout={settings.lock_timeout_ms} "
+            f"-c idle_in_transaction_session_timeout={settings.idle_in_transaction_timeout_ms}"
+        )
+        return {
+            "application_name": settings.application_name,
+            "connect_timeout": settings.connect_timeout_s,
+            "options": options,
+            "autocommit": False,
+        }
+
+    @staticmethod
+    async def _configure(conn: AsyncConnection[Any]) -> None:
+        # No round trip: psycopg sends the level with each BEGIN. coderd's handlers use
+        # READ COMMITTED too; our correctness rests on lock 10 and row locks, not isolation.
+        await conn.set_isolation_level(IsolationLevel.READ_COMMITTED)
+
+    async def _checkpoint(self, point: str, conn: AsyncConnection[Any]) -> None:
+        """Fault-injection seam for tests (a crash between any two statements)."""
+        if self._fault_hook is not None:
+            await self._fault_hook(point, conn)
+
+    async def _run(self, what: str, fn: Callable[[AsyncConnection[Any]], Awaitable[T]]) -> T:
+        try:
+            async with self._pool.connection() as conn:
+                return await fn(conn)
+        except StoreError:
+            raise
+        except DecryptError as exc:
+            raise EncryptionKeyMismatch(f"{what}: {exc}") from None
+        except PoolTimeout:
+            raise StoreUnavailable(
+                f"{what}: no database connection became available within "
+                f"{self._settings.pool_timeout_s:g}s"
+            ) from None
+        except psycopg.Error as exc:
+            raise _translate(exc, what, self._redactions) from None
+
+    # --- checks ----------------------------------------------------------------------------------
+
+    async def check_schema(self) -> Capabilities:
+        """Re-run the schema verification (e.g. for a readiness probe)."""
+        return await self._run("check schema", verify_schema)
+
+    @property
+    def primary_key_digest(self) -> str | None:
+        """Digest new values are encrypted with (None: plaintext mode)."""
+        return self._ring.primary_digest
+
+    # --- providers -------------------------------------------------------------------------------
+
+    async def upsert_provider(
+        self, desired: DesiredProvider, owner: OwnerRef, *, adopt: bool = False
+    ) -> ProviderResult:
+        """Make the provider owned by ``owner`` match ``desired`` (see ``providers``)."""
+        return await self._run(
+            f"upsert AI provider {desired.name!r}",
+            lambda conn: self._providers.upsert(conn, desired, owner, adopt),
+        )
+
+    async def delete_provider(
+        self, owner: OwnerRef, policy: DeletePolicy = DeletePolicy.SOFT_DELETE
+    ) -> DeleteResult:
+        """Soft-delete (default) or release the provider owned by ``owner``. Idempotent."""
+        return await self._run(
+            "delete AI provider", lambda conn: self._providers.delete(conn, owner, policy)
+        )
+
+    async def get_provider(self, owner: OwnerRef | str) -> StoredProvider | None:
+        """The provider owned by ``owner`` (including a soft-deleted one), decrypted."""
+        uid = owner if isinstance(owner, str) else owner.uid
+        return await self._run("read AI provider", lambda conn: self._providers.get(conn, uid))
+
+    # --- gateway keys ----------------------------------------------------------------------------
+
+    async def create_gateway_key(
+        self,
+        key_id: uuid.UUID,
+        name: str,
+        owner: OwnerRef,
+        *,
+        secret: str | None = None,
+    ) -> IssuedGatewayKey:
+        """Insert a gateway key; generate its secret unless one is supplied.
+
+        With a supplied secret the call is idempotent (same id, name and secret returns the
+        existing row with ``created=False``), which lets the caller persist the secret first.
+        """
+        return await self._run(
+            f"create AI Gateway key {name!r}",
+            lambda conn: self._gateway.create(conn, key_id, name, owner, secret),
+        )
+
+    async def rename_gateway_key(
+        self, key_id: uuid.UUID, new_name: str, owner: OwnerRef
+    ) -> GatewayKeyInfo:
+        """Rename a gateway key (rotation: see ``gateway_keys.retiring_name``)."""
+        return await self._run(
+            f"rename AI Gateway key to {new_name!r}",
+            lambda conn: self._gateway.rename(conn, key_id, new_name, owner),
+        )
+
+    async def delete_gateway_key(self, key_id: uuid.UUID, owner: OwnerRef) -> bool:
+        """Hard-delete a gateway key; False when it was already gone."""
+        return await self._run(
+            "delete AI Gateway key", lambda conn: self._gateway.delete(conn, key_id, owner)
+        )
+
+    async def get_gateway_key(self, key_id: uuid.UUID) -> GatewayKeyInfo | None:
+        """A gateway key without its secret, including ``last_heartbeat_at``."""
+        return await self._run("read AI Gateway key", lambda conn: self._gateway.get(conn, key_id))
+
+    async def get_gateway_key_by_name(self, name: str) -> GatewayKeyInfo | None:
+        """Look a gateway key up by name (case-insensitive, like Coder's unique index)."""
+        return await self._run(
+            "read AI Gateway key", lambda conn: self._gateway.by_name(conn, name)
+        )

@@ -1,0 +1,696 @@
+"""AI provider rows: upsert by owner identity, key-set replacement, soft delete, read back.
+
+Every public function here runs in **one** short READ COMMITTED transaction on the
+connection it is given, and follows coderd's rules (reference §5, §8, §9):
+
+* ``pg_advisory_xact_lock(10)`` first, the lock coderd's env seed and its provider readers
+  take, so a gateway never reads a half-written provider and we never race the seed;
+* the primary encryption key is proven active before anything encrypted is written;
+* ``pg_notify('ai_providers_changed', '')`` in the same transaction after a real change (it
+  is delivered at commit), and only then: running gateways reload on that signal alone;
+* coderd-shaped audit rows for real changes, in the same transaction.
+
+Identity: a provider we create gets the id ``uuid5(namespace, "ai_provider:" + owner_uid)``,
+so a retry after a crash finds its own row by primary key, without trusting the name. Adopted
+rows keep their id and are recorded in ``aigw_owned_rows`` (see ``schema``); created rows are
+recorded there too, which makes "rows we own" one query.
+
+No-op detection: desired state is canonicalised (``canonical``) and compared with the stored
+row *decrypted*; when equal, nothing is written at all: no UPDATE, no ``updated_at`` bump, no
+notify, no audit. Ciphertext under a non-primary key is rewritten under the primary key even
+then (a silent re-encryption: readers see identical plaintext, so no notify and no audit).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+from psycopg import AsyncConnection, sql
+
+from aigateway_operator.masking import mask_secret
+from aigateway_operator.store import audit
+from aigateway_operator.store.canonical import (
+    CanonicalProvider,
+    bedrock_from_dict,
+    canonicalize,
+    decode_settings,
+    encode_settings,
+    with_stored_external_id,
+)
+from aigateway_operator.store.cipher import KeyRing
+from aigateway_operator.store.dbcrypt import PrimaryKeyGuard
+from aigateway_operator.store.errors import NameConflict, NameTaken
+from aigateway_operator.store.models import (
+    DeletePolicy,
+    DeleteResult,
+    DesiredProvider,
+    KeyRef,
+    OwnerRef,
+    ProviderResult,
+    ProviderType,
+    StoredKey,
+    StoredProvider,
+)
+from aigateway_operator.store.schema import Capabilities
+
+__all__ = [
+    "AI_PROVIDERS_LOCK_ID",
+    "NOTIFY_CHANNEL",
+    "OWNER_NAMESPACE",
+    "ProviderOps",
+    "provider_row_id",
+]
+
+AI_PROVIDERS_LOCK_ID = 10
+"""coderd's ``LockIDAIProvidersEnvSeed``; its DRPC provider reader takes it too."""
+
+NOTIFY_CHANNEL = "ai_providers_changed"
+
+OWNER_NAMESPACE = uuid.UUID("3b0c7f0e-7a51-5d1b-9a57-6169677761f0")
+"""Namespace of the deterministic row ids (a fixed random-looking constant; never change it)."""
+
+PROVIDER_FIELDS = ("id", "type", "name", "display_name", "icon", "enabled", "deleted", "base_url")
+KEY_FIELDS = ("id", "provider_id", "api_key")
+
+Checkpoint = Callable[[str, AsyncConnection[Any]], Awaitable[None]]
+
+
+def _tick(base: datetime, n: int) -> datetime:
+    """``base`` plus ``n`` microseconds (Postgres timestamps have microsecond resolution)."""
+    return base + timedelta(microseconds=n)
+
+
+def provider_row_id(owner_uid: str) -> uuid.UUID:
+    """The id of the provider row created for ``owner_uid`` (stable across retries)."""
+    return uuid.uuid5(OWNER_NAMESPACE, f"ai_provider:{owner_uid}")
+
+
+@dataclass
+class _Row:
+    id: uuid.UUID
+    type: str
+    name: str
+    display_name: str | None
+    enabled: bool
+    deleted: bool
+    base_url: str
+    settings: str | None = field(repr=False)
+    settings_key_id: str | None
+    created_at: datetime
+    updated_at: datetime
+    icon: str | None
+    owner_uid: str | None = None
+    adopted: bool = False
+
+    def audit_view(self, has_icon: bool, settings_plain: str | None) -> dict[str, Any]:
+        view: dict[str, Any] = {
+            "id": str(self.id),
+            "type": self.type,
+            "name": self.name,
+            "display_name": self.display_name if self.display_name is not None else "null",
+            "enabled": self.enabled,
+            "deleted": self.deleted,
+            "base_url": self.base_url,
+            "settings": audit.secret(settings_plain or None),
+        }
+        if has_icon:
+            view["icon"] = self.icon or ""
+        return view
+
+
+@dataclass
+class _KeyRow:
+    id: uuid.UUID
+    value: str = field(repr=False)
+    key_id: str | None
+    created_at: datetime
+
+    def ref(self) -> KeyRef:
+        return KeyRef(id=self.id, masked=mask_secret(self.value), key_id=self.key_id)
+
+
+class ProviderOps:
+    """Provider operations bound to one key ring, schema capabilities and audit actor."""
+
+    def __init__(
+        self,
+        ring: KeyRing,
+        caps: Capabilities,
+        guard: PrimaryKeyGuard,
+        audit_user_id: uuid.UUID,
+        checkpoint: Checkpoint,
+    ) -> None:
+        self._ring = ring
+        self._caps = caps
+        self._guard = guard
+        self._audit_user_id = audit_user_id
+        self._checkpoint = checkpoint
+        cols = (
+            "p.id, p.type::text, p.name, p.display_name, p.enabled, p.deleted, p.base_url, "
+            "p.settings, p.settings_key_id, p.created_at, p.updated_at, "
+            + ("p.icon" if caps.has_icon else "NULL::text")
+        )
+        self._select_cols = cols
+
+    # --- reading -----------------------------------------------------------------------------
+
+    async def _lock_and_now(self, conn: AsyncConnection[Any]) -> datetime:
+        cur = await conn.execute(
+            "SELECT now() FROM (SELECT pg_advisory_xact_lock(%s)) AS l", (AI_PROVIDERS_LOCK_ID,)
+        )
+        row = await cur.fetchone()
+        return row[0] if row else datetime.now(UTC)
+
+    async def _load_owned(
+        self, conn: AsyncConnection[Any], owner_uid: str, lock: bool
+    ) -> _Row | None:
+        """Our row: the one recorded in aigw_owned_rows, else the deterministic id."""
+        query = (
+            f"SELECT {self._select_cols}, o.owner_uid, coalesce(o.adopted, false) "  # noqa: S608
+            "FROM ai_providers p LEFT JOIN aigw_owned_rows o "
+            "  ON o.kind = 'ai_provider' AND o.owner_uid = %(uid)s "
+            "WHERE p.id = coalesce((SELECT row_id FROM aigw_owned_rows "
+            "  WHERE kind = 'ai_provider' AND owner_uid = %(uid)s), %(own)s)"
+            + (" FOR UPDATE OF p" if lock else "")
+        )
+        cur = await conn.execute(
+            query,
+            {"uid": owner_uid, "own": provider_row_id(owner_uid)},
+        )
+        row = await cur.fetchone()
+        return _Row(*row) if row else None
+
+    async def _live_by_name(self, conn: AsyncConnection[Any], name: str) -> _Row | None:
+        query = (
+            f"SELECT {self._select_cols}, o.owner_uid, coalesce(o.adopted, false) "  # noqa: S608
+            "FROM ai_providers p LEFT JOIN aigw_owned_rows o "
+            "  ON o.kind = 'ai_provider' AND o.row_id = p.id "
+            "WHERE p.name = %s AND NOT p.deleted FOR UPDATE OF p"
+        )
+        cur = await conn.execute(query, (name,))
+        row = await cur.fetchone()
+        return _Row(*row) if row else None
+
+    async def _load_keys(
+        self, conn: AsyncConnection[Any], provider_id: uuid.UUID, lock: bool
+    ) -> list[_KeyRow]:
+        query = (
+            "SELECT id, api_key, api_key_key_id, created_at FROM ai_provider_keys "
+            "WHERE provider_id = %s ORDER BY created_at, id"
+        )
+        cur = await conn.execute(query + (" FOR UPDATE" if lock else ""), (provider_id,))
+        out = []
+        for kid, value, key_id, created_at in await cur.fetchall():
+            plain = self._ring.decrypt_field(value, key_id, f"ai_provider_keys row {kid}")
+            out.append(_KeyRow(kid, plain, key_id, created_at))
+        return out
+
+    def _decrypt_settings(self, row: _Row) -> str | None:
+        if row.settings is None or not row.settings.strip():
+            return None
+        return self._ring.decrypt_field(
+            row.settings, row.settings_key_id, f"ai_providers row {row.id} settings"
+        )
+
+    async def get(self, conn: AsyncConnection[Any], owner_uid: str) -> StoredProvider | None:
+        async with conn.transaction():
+            row = await self._load_owned(conn, owner_uid, lock=False)
+            if row is None:
+                return None
+            keys = await self._load_keys(conn, row.id, lock=False)
+        settings = decode_settings(self._decrypt_settings(row))
+        return StoredProvider(
+            id=row.id,
+            name=row.name,
+            type=ProviderType(row.type),
+            display_name=row.display_name,
+            icon=row.icon if self._caps.has_icon else None,
+            enabled=row.enabled,
+            deleted=row.deleted,
+            base_url=row.base_url,
+            bedrock=bedrock_from_dict(settings),
+            settings_key_id=row.settings_key_id,
+            keys=tuple(
+                StoredKey(k.id, k.value, mask_secret(k.value), k.key_id, k.created_at) for k in keys
+            ),
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            adopted=row.adopted,
+        )
+
+    # --- upsert --------------------------------------------------------------------------------
+
+    async def upsert(
+        self,
+        conn: AsyncConnection[Any],
+        desired: DesiredProvider,
+        owner: OwnerRef,
+        adopt: bool,
+    ) -> ProviderResult:
+        canon = canonicalize(desired)  # validate before touching the database
+        async with conn.transaction():
+            now = await self._lock_and_now(conn)
+            await self._guard.ensure(conn)
+            row = await self._load_owned(conn, owner.uid, lock=True)
+            action: str | None = None
+            if row is not None and not row.deleted:
+                if row.name != canon.name:
+                    holder = await self._live_by_name(conn, canon.name)
+                    if holder is not None and holder.id != row.id:
+                        raise NameTaken(
+                            "AI provider", canon.name, "cannot rename the provider to it"
+                        )
+            else:
+                holder = await self._live_by_name(conn, canon.name)
+                if holder is not None:
+                    if holder.owner_uid is not None and holder.owner_uid != owner.uid:
+                        raise NameTaken(
+                            "AI provider",
+                            canon.name,
+                            f"it is managed by another object (uid {holder.owner_uid})",
+                        )
+                    if not adopt:
+                        raise NameConflict(canon.name, str(holder.id))
+                    await self._record_owner(conn, owner.uid, holder.id, adopted=True)
+                    row, action = holder, "adopted"
+                elif row is not None:
+                    action = "revived"
+                else:
+                    return await self._create(conn, canon, desired, owner, now)
+            if row is None:  # unreachable: every branch above either sets row or returns
+                raise RuntimeError("provider row vanished while locked")
+            return await self._update(conn, row, canon, desired, owner, now, action)
+
+    async def _record_owner(
+        self, conn: AsyncConnection[Any], owner_uid: str, row_id: uuid.UUID, adopted: bool
+    ) -> None:
+        await conn.execute(
+            "INSERT INTO aigw_owned_rows (kind, owner_uid, row_id, adopted) "
+            "VALUES ('ai_provider', %s, %s, %s) ON CONFLICT (kind, owner_uid) "
+            "DO UPDATE SET row_id = EXCLUDED.row_id, adopted = EXCLUDED.adopted, "
+            "created_at = now()",
+            (owner_uid, row_id, adopted),
+        )
+
+    def _encrypt_settings(self, settings: dict[str, Any] | None) -> tuple[str | None, str | None]:
+        text = encode_settings(settings)
+        if text is None:
+            return None, None
+        return self._ring.encrypt_field(text)
+
+    def _new_view(self, row_id: uuid.UUID, canon: CanonicalProvider) -> dict[str, Any]:
+        view: dict[str, Any] = {
+            "id": str(row_id),
+            "type": canon.type.value,
+            "name": canon.name,
+            "display_name": canon.display_name if canon.display_name is not None else "null",
+            "enabled": canon.enabled,
+            "deleted": False,
+            "base_url": canon.base_url,
+            "settings": audit.secret(canon.settings_json),
+        }
+        if self._caps.has_icon:
+            view["icon"] = canon.icon
+        return view
+
+    async def _create(
+        self,
+        conn: AsyncConnection[Any],
+        canon: CanonicalProvider,
+        desired: DesiredProvider,
+        owner: OwnerRef,
+        now: datetime,
+    ) -> ProviderResult:
+        canon = with_stored_external_id(canon, desired, None)
+        row_id = provider_row_id(owner.uid)
+        settings, settings_key_id = self._encrypt_settings(canon.settings)
+        cols = ["id", "type", "name", "display_name", "enabled", "base_url", "settings",
+                "settings_key_id"]  # fmt: skip
+        vals: list[Any] = [row_id, canon.type.value, canon.name, canon.display_name,
+                           canon.enabled, canon.base_url, settings, settings_key_id]  # fmt: skip
+        if self._caps.has_icon:  # leave it out on coderd versions without the column
+            cols.append("icon")
+            vals.append(canon.icon)
+        query = sql.SQL("INSERT INTO ai_providers ({}) VALUES ({})").format(
+            sql.SQL(", ").join(map(sql.Identifier, cols)),
+            sql.SQL(", ").join(sql.Placeholder() * len(cols)),
+        )
+        try:
+            await conn.execute(query, vals)
+        except psycopg.errors.UniqueViolation as exc:
+            if exc.diag.constraint_name == "ai_providers_name_unique":
+                # A live row appeared without taking lock 10 (coderd's API does not take it).
+                raise NameTaken("AI provider", canon.name, "created concurrently") from None
+            raise
+        await self._record_owner(conn, owner.uid, row_id, adopted=False)
+        await self._checkpoint("provider_written", conn)
+        added = await self._insert_keys(
+            conn, row_id, [(v, _tick(now, i)) for i, v in enumerate(canon.api_keys)], now
+        )
+        await self._checkpoint("keys_written", conn)
+        provider_diff = audit.diff(None, self._new_view(row_id, canon), self._tracked())
+        entries = [
+            audit.AuditEntry("ai_provider", row_id, canon.name, "create", provider_diff),
+            *self._key_entries(row_id, added, []),
+        ]
+        audited = await self._finish(conn, owner, entries, notify=True)
+        return ProviderResult(
+            provider_id=row_id,
+            name=canon.name,
+            action="created",
+            changed_fields=tuple(f for f in self._tracked() if f in provider_diff),
+            keys=tuple(added),
+            keys_added=tuple(added),
+            keys_removed=(),
+            keys_kept=(),
+            keys_reordered=False,
+            settings_key_id=settings_key_id,
+            reencrypted=False,
+            notified=True,
+            audited=audited,
+        )
+
+    def _tracked(self) -> tuple[str, ...]:
+        fields = (
+            PROVIDER_FIELDS
+            if self._caps.has_icon
+            else tuple(f for f in PROVIDER_FIELDS if f != "icon")
+        )
+        return (*fields, "settings")
+
+    async def _insert_keys(
+        self,
+        conn: AsyncConnection[Any],
+        provider_id: uuid.UUID,
+        values: Sequence[tuple[str, datetime]],
+        now: datetime,
+    ) -> list[KeyRef]:
+        """Insert ``(plaintext, created_at)`` pairs as key rows, encrypted under the primary key."""
+        if not values:
+            return []
+        rows = []
+        refs = []
+        for value, created_at in values:
+            kid = uuid.uuid4()
+            stored, key_id = self._ring.encrypt_field(value)
+            rows.append((kid, provider_id, stored, key_id, created_at, now))
+            refs.append(KeyRef(id=kid, masked=mask_secret(value), key_id=key_id))
+        async with conn.cursor() as cur:
+            await cur.executemany(
+                "INSERT INTO ai_provider_keys "
+                "(id, provider_id, api_key, api_key_key_id, created_at, updated_at) "
+                "VALUES (%s, %s, %s, %s, %s, %s)",
+                rows,
+            )
+        return refs
+
+    def _key_entries(
+        self, provider_id: uuid.UUID, added: Sequence[KeyRef], removed: Sequence[KeyRef]
+    ) -> list[audit.AuditEntry]:
+        out = []
+        for ref, action in [(r, "create") for r in added] + [(r, "delete") for r in removed]:
+            view = {"id": str(ref.id), "provider_id": str(provider_id), "api_key": ref.masked}
+            out.append(
+                audit.AuditEntry(
+                    "ai_provider_key",
+                    ref.id,
+                    str(ref.id),
+                    action,  # type: ignore[arg-type]
+                    audit.diff(None, view, KEY_FIELDS)
+                    if action == "create"
+                    else audit.diff(view, None, KEY_FIELDS),
+                )
+            )
+        return out
+
+    async def _finish(
+        self,
+        conn: AsyncConnection[Any],
+        owner: OwnerRef,
+        entries: Sequence[audit.AuditEntry],
+        notify: bool,
+    ) -> bool:
+        audited = False
+        if self._caps.has_audit and entries:
+            await audit.write_audit(
+                conn,
+                entries,
+                user_id=self._audit_user_id,
+                request_id=uuid.uuid4(),
+                owner_fields=owner.audit_fields(),
+            )
+            audited = True
+        if notify:
+            await conn.execute("SELECT pg_notify(%s, '')", (NOTIFY_CHANNEL,))
+        await self._checkpoint("before_commit", conn)
+        return audited
+
+    async def _update(
+        self,
+        conn: AsyncConnection[Any],
+        row: _Row,
+        canon: CanonicalProvider,
+        desired: DesiredProvider,
+        owner: OwnerRef,
+        now: datetime,
+        action: str | None,
+    ) -> ProviderResult:
+        settings_plain = self._decrypt_settings(row)
+        stored_settings = decode_settings(settings_plain)
+        canon = with_stored_external_id(canon, desired, stored_settings)
+        keys = await self._load_keys(conn, row.id, lock=True)
+
+        # Column changes (what readers see).
+        changes: dict[str, Any] = {}
+        if row.type != canon.type.value:
+            changes["type"] = canon.type.value
+        for col in ("name", "display_name", "enabled", "base_url"):
+            if getattr(row, col) != getattr(canon, col):
+                changes[col] = getattr(canon, col)
+        if self._caps.has_icon and (row.icon or "") != canon.icon:
+            changes["icon"] = canon.icon
+        if row.deleted:
+            changes["deleted"] = False
+        settings_same = stored_settings == canon.settings and (
+            stored_settings is not None or settings_plain is None
+        )
+        settings_key_id = row.settings_key_id
+        reencrypt_settings = False
+        if not settings_same:
+            changes["settings"], settings_key_id = self._encrypt_settings(canon.settings)
+            changes["settings_key_id"] = settings_key_id
+        elif canon.settings is not None and self._ring.needs_reencrypt(row.settings_key_id):
+            reencrypt_settings = True
+
+        # Key plan: keep the longest prefix of the desired list that is already stored in the
+        # right order; every later key gets a fresh, strictly increasing created_at (moved rows
+        # are updated in place, new rows inserted), so reading by (created_at, id) yields the
+        # desired failover order.
+        by_value: dict[str, _KeyRow] = {}
+        removed: list[_KeyRow] = []
+        for k in keys:
+            if k.value in by_value:
+                removed.append(k)  # a duplicate written by someone else: coderd cannot use it
+            else:
+                by_value[k.value] = k
+        position = {k.id: i for i, k in enumerate(keys)}
+        wanted = list(canon.api_keys)
+        prefix, last = 0, -1
+        while prefix < len(wanted):
+            found = by_value.get(wanted[prefix])
+            if found is None or position[found.id] < last:
+                break
+            last = position[found.id]
+            prefix += 1
+        wanted_set = set(wanted)
+        removed += [k for k in by_value.values() if k.value not in wanted_set]
+        in_place = [by_value[v] for v in wanted[:prefix]]
+        tail = wanted[prefix:]
+        moved = [by_value[v] for v in tail if v in by_value]
+        keys_changed = bool(removed) or bool(tail)
+        reencrypt_keys = [k for k in in_place if self._ring.needs_reencrypt(k.key_id)]
+
+        if not changes and not keys_changed:
+            reencrypted = await self._reencrypt_only(
+                conn, row, settings_plain if reencrypt_settings else None, reencrypt_keys
+            )
+            refs = tuple(k.ref() for k in in_place)
+            return ProviderResult(
+                provider_id=row.id,
+                name=row.name,
+                action="adopted" if action == "adopted" else "unchanged",
+                changed_fields=(),
+                keys=refs,
+                keys_added=(),
+                keys_removed=(),
+                keys_kept=refs,
+                keys_reordered=False,
+                settings_key_id=(
+                    self._ring.primary_digest if reencrypt_settings else row.settings_key_id
+                ),
+                reencrypted=reencrypted,
+                notified=False,
+                audited=False,
+            )
+
+        # A real change: one UPDATE of the provider row (updated_at bumped, like coderd's PATCH,
+        # also when only the keys change), then the key rows.
+        if reencrypt_settings:
+            changes["settings"], settings_key_id = self._ring.encrypt_field(settings_plain or "")
+            changes["settings_key_id"] = settings_key_id
+        assignments: list[sql.Composable] = [
+            sql.SQL("{} = {}").format(
+                sql.Identifier(col),
+                sql.SQL("%s::ai_provider_type") if col == "type" else sql.Placeholder(),
+            )
+            for col in changes
+        ]
+        assignments.append(sql.SQL("updated_at = now()"))
+        try:
+            await conn.execute(
+                sql.SQL("UPDATE ai_providers SET {} WHERE id = %s").format(
+                    sql.SQL(", ").join(assignments)
+                ),
+                [*changes.values(), row.id],
+            )
+        except psycopg.errors.UniqueViolation as exc:
+            if exc.diag.constraint_name == "ai_providers_name_unique":
+                raise NameTaken("AI provider", canon.name, "created concurrently") from None
+            raise
+        await self._checkpoint("provider_written", conn)
+
+        removed_refs = [k.ref() for k in removed]
+        if removed:
+            await conn.execute(
+                "DELETE FROM ai_provider_keys WHERE id = ANY(%s)", ([k.id for k in removed],)
+            )
+        await self._checkpoint("keys_deleted", conn)
+        await self._reencrypt_keys(conn, reencrypt_keys)
+        after = max([now, *(k.created_at for k in keys)])
+        new_rows: list[tuple[str, datetime]] = []
+        for i, value in enumerate(tail):
+            created_at = _tick(after, i + 1)
+            existing = by_value.get(value)
+            if existing is None:
+                new_rows.append((value, created_at))
+                continue
+            stored_val: str | None = None
+            key_id = existing.key_id
+            if self._ring.needs_reencrypt(key_id):
+                stored_val, key_id = self._ring.encrypt_field(value)
+            await conn.execute(
+                "UPDATE ai_provider_keys SET created_at = %s, updated_at = now(), "
+                "api_key = coalesce(%s, api_key), api_key_key_id = %s WHERE id = %s",
+                (created_at, stored_val, key_id, existing.id),
+            )
+            existing.key_id = key_id
+            existing.created_at = created_at
+        added = await self._insert_keys(conn, row.id, new_rows, now)
+        await self._checkpoint("keys_written", conn)
+
+        added_by_value = dict(zip((v for v, _ in new_rows), added, strict=True))
+        final = tuple(by_value[v].ref() if v in by_value else added_by_value[v] for v in wanted)
+        kept = tuple(by_value[v].ref() for v in wanted if v in by_value)
+        provider_diff = audit.diff(
+            row.audit_view(self._caps.has_icon, settings_plain),
+            self._new_view(row.id, canon),
+            self._tracked(),
+        )
+        extra_fields: dict[str, Any] = {}
+        if keys_changed:
+            extra_fields = {
+                "added": [{"id": str(r.id), "masked": r.masked} for r in added],
+                "removed": [{"id": str(r.id), "masked": r.masked} for r in removed_refs],
+                "kept": len(kept),
+            }
+        entries = [
+            audit.AuditEntry(
+                "ai_provider", row.id, canon.name, "write", provider_diff, extra_fields
+            ),
+            *self._key_entries(row.id, added, removed_refs),
+        ]
+        audited = await self._finish(conn, owner, entries, notify=True)
+        return ProviderResult(
+            provider_id=row.id,
+            name=canon.name,
+            action=action or "updated",  # type: ignore[arg-type]
+            changed_fields=tuple(f for f in self._tracked() if f in provider_diff)
+            + (("api_keys",) if keys_changed else ()),
+            keys=final,
+            keys_added=tuple(added),
+            keys_removed=tuple(removed_refs),
+            keys_kept=kept,
+            keys_reordered=bool(moved),
+            settings_key_id=settings_key_id if canon.settings is not None else None,
+            reencrypted=reencrypt_settings or bool(reencrypt_keys),
+            notified=True,
+            audited=audited,
+        )
+
+    async def _reencrypt_keys(self, conn: AsyncConnection[Any], keys: Sequence[_KeyRow]) -> None:
+        for k in keys:
+            stored, key_id = self._ring.encrypt_field(k.value)
+            await conn.execute(
+                "UPDATE ai_provider_keys SET api_key = %s, api_key_key_id = %s WHERE id = %s",
+                (stored, key_id, k.id),
+            )
+            k.key_id = key_id
+
+    async def _reencrypt_only(
+        self,
+        conn: AsyncConnection[Any],
+        row: _Row,
+        settings_plain: str | None,
+        keys: Sequence[_KeyRow],
+    ) -> bool:
+        """Rewrite ciphertext under the primary key; no updated_at, notify or audit."""
+        if settings_plain is None and not keys:
+            return False
+        if settings_plain is not None:
+            stored, key_id = self._ring.encrypt_field(settings_plain)
+            await conn.execute(
+                "UPDATE ai_providers SET settings = %s, settings_key_id = %s WHERE id = %s",
+                (stored, key_id, row.id),
+            )
+        await self._reencrypt_keys(conn, keys)
+        await self._checkpoint("before_commit", conn)
+        return True
+
+    # --- delete --------------------------------------------------------------------------------
+
+    async def delete(
+        self, conn: AsyncConnection[Any], owner: OwnerRef, policy: DeletePolicy
+    ) -> DeleteResult:
+        """Soft delete (like coderd) or release our row. Idempotent; writes nothing encrypted,
+        so it works even when the encryption keys are wrong (a finalizer must never hang)."""
+        async with conn.transaction():
+            await self._lock_and_now(conn)
+            row = await self._load_owned(conn, owner.uid, lock=True)
+            await conn.execute(
+                "DELETE FROM aigw_owned_rows WHERE kind = 'ai_provider' AND owner_uid = %s",
+                (owner.uid,),
+            )
+            if row is None or (row.deleted and policy is DeletePolicy.SOFT_DELETE):
+                return DeleteResult(row.id if row else None, "absent", notified=False)
+            if policy is DeletePolicy.RELEASE:
+                return DeleteResult(row.id, "released", notified=False)
+            await conn.execute(
+                "UPDATE ai_providers SET deleted = true, enabled = false, updated_at = now() "
+                "WHERE id = %s AND NOT deleted",
+                (row.id,),
+            )
+            await self._checkpoint("provider_written", conn)
+            # coderd's delete audit carries only the old row; the settings ciphertext stands in
+            # for the plaintext (only "did it change" is recorded, never the value).
+            old_view = row.audit_view(self._caps.has_icon, row.settings)
+            entry = audit.AuditEntry(
+                "ai_provider", row.id, row.name, "delete",
+                audit.diff(old_view, None, self._tracked()),
+            )  # fmt: skip
+            await self._finish(conn, owner, [entry], notify=True)
+            return DeleteResult(row.id, "deleted", notified=True)

@@ -1,0 +1,511 @@
+"""Provider upsert/delete on real Postgres 15: identity, keys, no-ops, notify, audit, crashes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+import pytest
+
+from aigateway_operator.config import Settings
+from aigateway_operator.masking import mask_secret
+from aigateway_operator.store import (
+    BedrockSettings,
+    DeletePolicy,
+    DesiredProvider,
+    DuplicateKey,
+    InvalidKey,
+    NameConflict,
+    NameTaken,
+    OwnerRef,
+    ProviderType,
+    Store,
+    StoreError,
+    StoreUnavailable,
+    provider_row_id,
+)
+
+pytestmark = pytest.mark.integration
+
+OWNER = OwnerRef(uid="uid-1", kind="AIProvider", namespace="team", name="openai", generation=1)
+K1, K2, K3, K4 = (f"sk-{i}-test-key-{'x' * 12}-{str(i) * 4}" for i in range(1, 5))
+
+
+def openai(*keys: str, **kw: Any) -> DesiredProvider:
+    return DesiredProvider(
+        name=kw.pop("name", "openai"), type=ProviderType.OPENAI, api_keys=keys, **kw
+    )
+
+
+async def fetch(
+    conn: psycopg.AsyncConnection[Any], query: str, *args: Any
+) -> list[tuple[Any, ...]]:
+    cur = await conn.execute(query, args or None)  # type: ignore[arg-type]
+    return await cur.fetchall()
+
+
+async def snapshot(conn: psycopg.AsyncConnection[Any]) -> dict[str, Any]:
+    """Everything a write would change: row versions (xmin), timestamps, counts."""
+    return {
+        "providers": await fetch(
+            conn, "SELECT id, xmin::text, updated_at, deleted FROM ai_providers ORDER BY id"
+        ),
+        "keys": await fetch(
+            conn, "SELECT id, xmin::text, created_at FROM ai_provider_keys ORDER BY id"
+        ),
+        "audit": await fetch(conn, "SELECT count(*) FROM audit_logs"),
+        "owned": await fetch(conn, "SELECT owner_uid, row_id, xmin::text FROM aigw_owned_rows"),
+    }
+
+
+async def stored_keys(store: Store, owner: OwnerRef = OWNER) -> tuple[str, ...]:
+    got = await store.get_provider(owner)
+    assert got is not None
+    return tuple(k.value for k in got.keys)
+
+
+class Listener:
+    """A LISTEN connection; counts notifies up to a marker sent from another connection, so
+    "no notify" is proven without sleeping."""
+
+    def __init__(self, listen: psycopg.AsyncConnection[Any], other: psycopg.AsyncConnection[Any]):
+        self.listen, self.other = listen, other
+
+    async def drain(self) -> list[str]:
+        marker = uuid.uuid4().hex
+        await self.other.execute("SELECT pg_notify('ai_providers_changed', %s)", (marker,))
+        seen: list[str] = []
+        async for n in self.listen.notifies(timeout=10):
+            if n.payload == marker:
+                return seen
+            seen.append(n.payload)
+        raise AssertionError("marker notify not received within 10s")
+
+
+@pytest.fixture
+async def store_listener(store_dsn: str, store_db: psycopg.AsyncConnection[Any]) -> Any:
+    async with await psycopg.AsyncConnection.connect(store_dsn, autocommit=True) as conn:
+        await conn.execute("LISTEN ai_providers_changed")
+        yield Listener(conn, store_db)
+
+
+async def test_create_read_back_and_coder_shape(
+    store: Store, store_db: psycopg.AsyncConnection[Any]
+) -> None:
+    r = await store.upsert_provider(openai(K1, K2, display_name="OpenAI", icon="/i.svg"), OWNER)
+    assert r.action == "created"
+    assert r.notified
+    assert r.audited
+    assert r.provider_id == provider_row_id(OWNER.uid)
+    assert [k.masked for k in r.keys_added] == [mask_secret(K1), mask_secret(K2)]
+    rows = await fetch(
+        store_db,
+        "SELECT type::text, name, display_name, enabled, deleted, base_url, settings, "
+        "settings_key_id, icon FROM ai_providers",
+    )
+    assert rows == [
+        (
+            "openai",
+            "openai",
+            "OpenAI",
+            True,
+            False,
+            "https://api.openai.com/v1/",
+            None,
+            None,
+            "/i.svg",
+        ),
+    ]
+    got = await store.get_provider(OWNER)
+    assert got is not None
+    assert (got.display_name, got.icon, got.bedrock, got.adopted) == (
+        "OpenAI",
+        "/i.svg",
+        None,
+        False,
+    )
+    assert tuple(k.value for k in got.keys) == (K1, K2)
+
+
+async def test_same_state_twice_writes_nothing(
+    store: Store, store_db: psycopg.AsyncConnection[Any], store_listener: Listener
+) -> None:
+    bed = DesiredProvider(
+        name="bedrock",
+        type=ProviderType.BEDROCK,
+        bedrock=BedrockSettings(region="us-east-1", role_arn="arn:aws:iam::123456789012:role/R"),
+    )
+    bed_owner = OwnerRef(uid="uid-bed")
+    await store.upsert_provider(openai(K1, K2), OWNER)
+    await store.upsert_provider(bed, bed_owner)
+    assert await store_listener.drain() == ["", ""]
+    before = await snapshot(store_db)
+    r1 = await store.upsert_provider(openai(K1, K2), OWNER)
+    r2 = await store.upsert_provider(bed, bed_owner)
+    assert (r1.action, r2.action) == ("unchanged", "unchanged")
+    assert not (r1.notified)
+    assert not (r1.audited)
+    assert not (r1.reencrypted)
+    assert not (r2.notified)
+    assert not (r2.reencrypted)
+    assert r1.keys == r1.keys_kept
+    assert len(r1.keys) == 2
+    assert await snapshot(store_db) == before
+    assert await store_listener.drain() == []
+
+
+async def test_exactly_one_notify_per_change(store: Store, store_listener: Listener) -> None:
+    await store.upsert_provider(openai(K1), OWNER)
+    assert await store_listener.drain() == [""]
+    await store.upsert_provider(openai(K1, K2), OWNER)  # key added
+    assert await store_listener.drain() == [""]
+    await store.upsert_provider(openai(K1, K2, enabled=False), OWNER)  # column changed
+    assert await store_listener.drain() == [""]
+    await store.upsert_provider(openai(K1, K2, enabled=False), OWNER)  # no-op
+    assert await store_listener.drain() == []
+    await store.delete_provider(OWNER)
+    assert await store_listener.drain() == [""]
+    await store.delete_provider(OWNER)  # already deleted
+    assert await store_listener.drain() == []
+
+
+async def test_key_set_replacement_keeps_unchanged_rows(store: Store) -> None:
+    first = await store.upsert_provider(openai(K1, K2, K3), OWNER)
+    ids = {k.masked: k.id for k in first.keys}
+    r = await store.upsert_provider(openai(K1, K3, K4), OWNER)
+    assert [k.masked for k in r.keys_removed] == [mask_secret(K2)]
+    assert [k.masked for k in r.keys_added] == [mask_secret(K4)]
+    assert {k.id for k in r.keys_kept} == {ids[mask_secret(K1)], ids[mask_secret(K3)]}
+    assert not r.keys_reordered
+    assert "api_keys" in r.changed_fields
+    assert await stored_keys(store) == (K1, K3, K4)
+    assert r.changed_fields == ("api_keys",)
+
+
+async def test_order_follows_the_desired_list(
+    store: Store, store_db: psycopg.AsyncConnection[Any]
+) -> None:
+    await store.upsert_provider(openai(K1, K2), OWNER)
+    r = await store.upsert_provider(openai(K2, K1), OWNER)
+    assert r.keys_reordered
+    assert not r.keys_added
+    assert not r.keys_removed
+    assert await stored_keys(store) == (K2, K1)
+    r = await store.upsert_provider(openai(K2, K3, K1), OWNER)
+    assert await stored_keys(store) == (K2, K3, K1)
+    # What coderd reads: ORDER BY created_at, id.
+    rows = await fetch(store_db, "SELECT id FROM ai_provider_keys ORDER BY created_at, id")
+    assert [r_[0] for r_ in rows] == [k.id for k in r.keys]
+
+
+async def test_random_key_lists_converge(store: Store) -> None:
+    rng = random.Random(1234)  # noqa: S311 - reproducible test data
+    pool = [f"sk-rand-{i:02d}-{'y' * 16}" for i in range(8)]
+    ids: dict[str, uuid.UUID] = {}
+    for _ in range(25):
+        want = tuple(rng.sample(pool, rng.randint(0, 5)))
+        r = await store.upsert_provider(openai(*want), OWNER)
+        assert await stored_keys(store) == want
+        assert [k.masked for k in r.keys] == [mask_secret(k) for k in want]
+        for ref, value in zip(r.keys, want, strict=True):
+            if value in ids and ref in r.keys_kept:
+                assert ids[value] == ref.id  # a kept key keeps its row
+            ids[value] = ref.id
+        for value in set(ids) - set(want):
+            del ids[value]
+
+
+async def test_duplicate_and_bad_keys_are_rejected_before_writing(
+    store: Store, store_db: psycopg.AsyncConnection[Any]
+) -> None:
+    with pytest.raises(DuplicateKey):
+        await store.upsert_provider(openai(K1, K2, K1), OWNER)
+    with pytest.raises(InvalidKey):
+        await store.upsert_provider(openai(K1, f"{K2} "), OWNER)
+    with pytest.raises(InvalidKey):
+        await store.upsert_provider(openai(""), OWNER)
+    assert await fetch(store_db, "SELECT count(*) FROM ai_providers") == [(0,)]
+
+
+async def test_duplicate_rows_written_by_someone_else_are_cleaned(
+    store: Store, store_db: psycopg.AsyncConnection[Any]
+) -> None:
+    await store.upsert_provider(openai(K1), OWNER)
+    await store_db.execute(
+        "INSERT INTO ai_provider_keys (provider_id, api_key) VALUES (%s, %s)",
+        (provider_row_id(OWNER.uid), K1),
+    )
+    r = await store.upsert_provider(openai(K1), OWNER)
+    assert len(r.keys_removed) == 1
+    assert await stored_keys(store) == (K1,)
+
+
+async def test_existing_name_is_a_conflict_unless_adopted(
+    store: Store, store_db: psycopg.AsyncConnection[Any]
+) -> None:
+    rows = await fetch(
+        store_db,
+        "INSERT INTO ai_providers (type, name, base_url) VALUES ('openai', 'openai', "
+        "'https://example.com/v1') RETURNING id, xmin::text",
+    )
+    foreign_id, xmin = rows[0]
+    with pytest.raises(NameConflict) as info:
+        await store.upsert_provider(openai(K1), OWNER)
+    assert info.value.row_id == str(foreign_id)
+    assert await fetch(store_db, "SELECT id, xmin::text FROM ai_providers") == [(foreign_id, xmin)]
+
+    r = await store.upsert_provider(openai(K1), OWNER, adopt=True)
+    assert r.action == "adopted"
+    assert r.provider_id == foreign_id
+    assert "base_url" in r.changed_fields
+    # Later reconciles find it by owner, without the flag and without a name lookup.
+    again = await store.upsert_provider(openai(K1), OWNER)
+    assert again.action == "unchanged"
+    assert again.provider_id == foreign_id
+    got = await store.get_provider(OWNER)
+    assert got is not None
+    assert got.adopted
+    # Another object cannot take it, even with adopt.
+    with pytest.raises(NameTaken, match="another object"):
+        await store.upsert_provider(openai(K2), OwnerRef(uid="uid-other"), adopt=True)
+    # Release: the row stays live and untouched; we just forget it.
+    d = await store.delete_provider(OWNER, DeletePolicy.RELEASE)
+    assert d.action == "released"
+    assert await fetch(store_db, "SELECT deleted FROM ai_providers") == [(False,)]
+    assert await store.get_provider(OWNER) is None
+
+
+async def test_soft_delete_like_coderd_and_name_reuse(
+    store: Store, store_db: psycopg.AsyncConnection[Any]
+) -> None:
+    r = await store.upsert_provider(openai(K1), OWNER)
+    d = await store.delete_provider(OWNER)
+    assert d.action == "deleted"
+    assert d.provider_id == r.provider_id
+    rows = await fetch(
+        store_db, "SELECT deleted, enabled, updated_at > created_at FROM ai_providers"
+    )
+    assert rows == [(True, False, True)]
+    assert await fetch(store_db, "SELECT count(*) FROM ai_provider_keys") == [(1,)]  # kept
+    assert (await store.delete_provider(OWNER)).action == "absent"
+    other = await store.upsert_provider(openai(K2), OwnerRef(uid="uid-new"))
+    assert other.action == "created"
+    assert other.provider_id != r.provider_id
+
+
+async def test_row_soft_deleted_in_coder_is_revived(
+    store: Store, store_db: psycopg.AsyncConnection[Any]
+) -> None:
+    r = await store.upsert_provider(openai(K1), OWNER)
+    await store_db.execute("UPDATE ai_providers SET deleted = true, enabled = false")
+    again = await store.upsert_provider(openai(K1), OWNER)
+    assert again.action == "revived"
+    assert again.provider_id == r.provider_id
+    assert {"deleted", "enabled"} <= set(again.changed_fields)
+    assert await fetch(store_db, "SELECT deleted, enabled FROM ai_providers") == [(False, True)]
+
+
+async def test_rename_onto_a_live_name_is_refused(store: Store) -> None:
+    await store.upsert_provider(openai(K1, name="a"), OWNER)
+    await store.upsert_provider(openai(K2, name="b"), OwnerRef(uid="uid-b"))
+    with pytest.raises(NameTaken):
+        await store.upsert_provider(openai(K1, name="b"), OWNER)
+    r = await store.upsert_provider(openai(K1, name="c"), OWNER)
+    assert r.changed_fields == ("name",)
+
+
+@pytest.mark.parametrize(
+    "point", ["provider_written", "keys_deleted", "keys_written", "before_commit"]
+)
+async def test_crash_between_statements_then_reapply(
+    store: Store, store_db: psycopg.AsyncConnection[Any], point: str
+) -> None:
+    class Crash(Exception):
+        pass
+
+    async def crash(at: str, conn: psycopg.AsyncConnection[Any]) -> None:
+        if at == point:
+            raise Crash
+
+    await store.upsert_provider(openai(K1, K2), OWNER)
+    before = await snapshot(store_db)
+    store._fault_hook = crash
+    with pytest.raises(Crash):
+        await store.upsert_provider(openai(K3, K1), OWNER)
+    assert await snapshot(store_db) == before  # all or nothing
+    store._fault_hook = None
+    await store.upsert_provider(openai(K3, K1), OWNER)
+    await store.upsert_provider(openai(K3, K1), OWNER)
+    assert await stored_keys(store) == (K3, K1)
+    assert await fetch(store_db, "SELECT count(*) FROM ai_providers") == [(1,)]
+    assert await fetch(store_db, "SELECT count(*) FROM ai_provider_keys") == [(2,)]
+
+
+async def test_connection_killed_mid_create_is_retryable_and_converges(
+    store: Store, store_db: psycopg.AsyncConnection[Any], postgres: Any
+) -> None:
+    async def kill(at: str, conn: psycopg.AsyncConnection[Any]) -> None:
+        if at == "keys_written":
+            async with await psycopg.AsyncConnection.connect(
+                postgres.superuser_dsn, autocommit=True
+            ) as admin:
+                await admin.execute("SELECT pg_terminate_backend(%s)", (conn.info.backend_pid,))
+
+    store._fault_hook = kill
+    with pytest.raises(StoreUnavailable) as info:
+        await store.upsert_provider(openai(K1, K2), OWNER)
+    assert info.value.retryable
+    assert await fetch(store_db, "SELECT count(*) FROM ai_providers") == [(0,)]
+    store._fault_hook = None
+    r = await store.upsert_provider(openai(K1, K2), OWNER)
+    assert r.action == "created"
+    assert await stored_keys(store) == (K1, K2)
+
+
+async def test_concurrent_upserts_of_one_owner_yield_one_row(
+    store: Store, store_db: psycopg.AsyncConnection[Any]
+) -> None:
+    results = await asyncio.gather(
+        *(store.upsert_provider(openai(K1, K2), OWNER) for _ in range(4))
+    )
+    assert sorted(r.action for r in results) == ["created", "unchanged", "unchanged", "unchanged"]
+    assert await fetch(store_db, "SELECT count(*) FROM ai_providers") == [(1,)]
+    assert await fetch(store_db, "SELECT count(*) FROM ai_provider_keys") == [(2,)]
+
+
+async def test_writes_take_advisory_lock_10(store: Store, store_dsn: str) -> None:
+    """While coderd (here: another session) holds lock 10, our write waits and times out."""
+    async with await psycopg.AsyncConnection.connect(store_dsn) as holder:
+        await holder.execute("SELECT pg_advisory_xact_lock(10)")
+        fast = await Store.open(
+            Settings(
+                database_url=store_dsn,
+                encryption_keys=None,
+                schema_mode="create",
+                lock_timeout_ms=200,
+            )
+        )
+        try:
+            with pytest.raises(StoreUnavailable, match="timed out waiting for a lock"):
+                await fast.upsert_provider(openai(K1), OWNER)
+        finally:
+            await fast.close()
+        await holder.rollback()
+
+
+async def test_audit_rows_are_coder_shaped(
+    store: Store, store_db: psycopg.AsyncConnection[Any]
+) -> None:
+    bed = DesiredProvider(
+        name="claude",
+        type=ProviderType.ANTHROPIC,
+        bedrock=BedrockSettings(region="us-east-1", access_key="AKIAZ", access_key_secret="zz"),
+    )
+    bo = OwnerRef(uid="uid-c", namespace="ns", name="claude", generation=2)
+    await store.upsert_provider(bed, bo)
+    await store.upsert_provider(openai(K1, K2), OWNER)
+    await store.upsert_provider(openai(K1, K3, display_name="Open"), OWNER)
+    await store.delete_provider(OWNER)
+    rows = await fetch(
+        store_db,
+        "SELECT resource_type::text, action::text, resource_target, diff, additional_fields, "
+        "organization_id, status_code, resource_icon, user_id, request_id, resource_id "
+        'FROM audit_logs ORDER BY "time", resource_type, action',
+    )
+    text = json.dumps([r[3] for r in rows]) + json.dumps([r[4] for r in rows])
+    for secret in (K1, K2, K3, "AKIAZ", '"zz"'):
+        assert secret not in text
+    for r in rows:
+        assert r[5] == uuid.UUID(int=0)
+        assert r[6] == 200
+        assert r[7] == ""
+        assert r[8] == uuid.UUID(int=0)
+        assert r[4]["kubernetes"]["uid"] in ("uid-1", "uid-c")
+    create_bed = next(r for r in rows if r[2] == "claude")
+    assert create_bed[3]["settings"] == {"Old": "", "New": "", "Secret": True}
+    assert create_bed[3]["type"] == {"Old": "", "New": "anthropic", "Secret": False}
+    assert "display_name" not in create_bed[3]  # NULL -> NULL renders "null" both sides
+    assert create_bed[4]["kubernetes"] == {
+        "uid": "uid-c",
+        "namespace": "ns",
+        "name": "claude",
+        "generation": 2,
+    }
+    writes = [r for r in rows if r[0] == "ai_provider" and r[1] == "write"]
+    assert len(writes) == 1
+    w = writes[0][3]
+    assert w["display_name"] == {"Old": "null", "New": "Open", "Secret": False}
+    assert writes[0][4]["kept"] == 1
+    assert [a["masked"] for a in writes[0][4]["added"]] == [mask_secret(K3)]
+    assert [a["masked"] for a in writes[0][4]["removed"]] == [mask_secret(K2)]
+    key_rows = [r for r in rows if r[0] == "ai_provider_key"]
+    key_events = sorted((r[1], r[3]["api_key"]["New"] or r[3]["api_key"]["Old"]) for r in key_rows)
+    assert key_events == sorted(
+        [
+            ("create", mask_secret(K1)),
+            ("create", mask_secret(K2)),
+            ("create", mask_secret(K3)),
+            ("delete", mask_secret(K2)),
+        ]
+    )
+    for r in key_rows:
+        assert r[2] == str(r[10])  # resource_target is the key's uuid
+    delete = next(r for r in rows if r[0] == "ai_provider" and r[1] == "delete")
+    # Like coderd's delete: only the old row is set, so the diff is "old vs zero values".
+    assert delete[3]["name"] == {"Old": "openai", "New": "", "Secret": False}
+    assert "deleted" not in delete[3]
+    # One request id per store operation, shared by the provider and its key entries.
+    assert len({r[9] for r in rows}) == 4
+
+
+async def test_no_secret_in_any_exception_message(
+    store: Store, store_settings: Callable[..., Settings], store_db: psycopg.AsyncConnection[Any]
+) -> None:
+    secrets_ = [K1, K2, "AKIASECRET", "aws-secret-value"]
+    errors: list[BaseException] = []
+
+    async def attempt(coro: Any) -> None:
+        try:
+            await coro
+        except (StoreError, ValueError) as exc:
+            errors.append(exc)
+
+    await attempt(store.upsert_provider(openai(K1, K1), OWNER))
+    await attempt(store.upsert_provider(openai(f" {K1}"), OWNER))
+    await attempt(
+        store.upsert_provider(
+            DesiredProvider(
+                name="b",
+                type=ProviderType.OPENAI,
+                bedrock=BedrockSettings(
+                    access_key="AKIASECRET", access_key_secret="aws-secret-value"
+                ),
+            ),
+            OWNER,
+        )
+    )
+    await store_db.execute(
+        "INSERT INTO ai_providers (type, name, base_url) VALUES ('openai', 'taken', 'https://x')"
+    )
+    await attempt(store.upsert_provider(openai(K1, name="taken"), OWNER))
+    await store_db.execute(
+        "UPDATE dbcrypt_keys SET revoked_key_digest = active_key_digest, active_key_digest = NULL"
+    )
+    await attempt(store.upsert_provider(openai(K2), OWNER))
+    dsn = store_settings().require_database_url()
+    password = dsn.split(":")[2].split("@")[0]
+    await attempt(
+        Store.open(
+            Settings(database_url=dsn.replace(password, "wrong-" + password), schema_mode="create")
+        )
+    )
+    assert len(errors) == 6
+    for exc in errors:
+        text = str(exc) + repr(exc) + str(exc.__cause__ or "") + str(exc.__context__ or "")
+        for s in [*secrets_, password]:
+            assert s not in text, (type(exc).__name__, text)
