@@ -139,6 +139,7 @@ class PrimaryKeyGuard:
         self._verified_test: str | None = None
 
     async def ensure(self, conn: AsyncConnection[Any]) -> None:
+        """Read (and lock) the primary key's row, then :meth:`check` it."""
         primary = self._ring.primary
         if primary is None:
             return
@@ -147,13 +148,19 @@ class PrimaryKeyGuard:
             (primary.digest,),
         )
         row = await cur.fetchone()
-        if row is None:
+        self.check(str(row[0]) if row else None)
+
+    def check(self, test: str | None) -> None:
+        """Validate the ``test`` value read for the primary digest (None: no active row)."""
+        primary = self._ring.primary
+        if primary is None:
+            return
+        if test is None:
             raise EncryptionKeyMismatch(
                 f"primary encryption key {primary.digest} is no longer an active key in "
                 "dbcrypt_keys (rotated or revoked by coderd?); update AIGW_ENCRYPTION_KEYS to "
                 "coderd's current list; nothing was written"
             )
-        test = str(row[0])
         if test == self._verified_test:
             return
         try:

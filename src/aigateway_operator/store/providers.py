@@ -166,6 +166,23 @@ class ProviderOps:
         row = await cur.fetchone()
         return row[0] if row else datetime.now(UTC)
 
+    async def _lock_and_guard(self, conn: AsyncConnection[Any]) -> datetime:
+        """Lock 10, then the primary key's ``dbcrypt_keys`` row, in one round trip.
+
+        The lock is taken in FROM, so it is held before the key row is read and locked
+        ``FOR KEY SHARE`` (which keeps it from being revoked until we commit).
+        """
+        cur = await conn.execute(
+            "SELECT now(), (SELECT test FROM dbcrypt_keys WHERE active_key_digest = %s "
+            "FOR KEY SHARE) FROM (SELECT pg_advisory_xact_lock(%s)) AS l",
+            (self._ring.primary_digest, AI_PROVIDERS_LOCK_ID),
+        )
+        row = await cur.fetchone()
+        if row is None:  # pragma: no cover - a FROM with one row always yields one row
+            raise RuntimeError("advisory lock query returned no row")
+        self._guard.check(row[1])
+        return row[0]  # type: ignore[no-any-return]
+
     async def _load_owned(
         self, conn: AsyncConnection[Any], owner_uid: str, lock: bool
     ) -> _Row | None:
@@ -185,16 +202,32 @@ class ProviderOps:
         row = await cur.fetchone()
         return _Row(*row) if row else None
 
-    async def _live_by_name(self, conn: AsyncConnection[Any], name: str) -> _Row | None:
+    async def _load_for_upsert(
+        self, conn: AsyncConnection[Any], owner_uid: str, name: str
+    ) -> tuple[_Row | None, _Row | None]:
+        """One round trip, both rows locked: (our row, another live row holding ``name``)."""
         query = (
-            f"SELECT {self._select_cols}, o.owner_uid, coalesce(o.adopted, false) "  # noqa: S608
-            "FROM ai_providers p LEFT JOIN aigw_owned_rows o "
-            "  ON o.kind = 'ai_provider' AND o.row_id = p.id "
-            "WHERE p.name = %s AND NOT p.deleted FOR UPDATE OF p"
+            f"SELECT {self._select_cols}, o.owner_uid, coalesce(o.adopted, false), "  # noqa: S608
+            "  p.id = t.id "
+            "FROM ai_providers p "
+            "CROSS JOIN (SELECT coalesce((SELECT row_id FROM aigw_owned_rows "
+            "  WHERE kind = 'ai_provider' AND owner_uid = %(uid)s), %(own)s) AS id) AS t "
+            "LEFT JOIN aigw_owned_rows o ON o.kind = 'ai_provider' AND o.row_id = p.id "
+            "WHERE p.id = t.id OR (p.name = %(name)s AND NOT p.deleted) "
+            "FOR UPDATE OF p"
         )
-        cur = await conn.execute(query, (name,))
-        row = await cur.fetchone()
-        return _Row(*row) if row else None
+        cur = await conn.execute(
+            query, {"uid": owner_uid, "own": provider_row_id(owner_uid), "name": name}
+        )
+        ours: _Row | None = None
+        holder: _Row | None = None
+        for record in await cur.fetchall():
+            row = _Row(*record[:-1])
+            if record[-1]:
+                ours = row
+            else:
+                holder = row
+        return ours, holder
 
     async def _load_keys(
         self, conn: AsyncConnection[Any], provider_id: uuid.UUID, lock: bool
@@ -253,35 +286,47 @@ class ProviderOps:
         adopt: bool,
     ) -> ProviderResult:
         canon = canonicalize(desired)  # validate before touching the database
+        try:
+            # Pipeline mode: statements whose results we do not need are sent without waiting
+            # for each reply, which keeps the lock-10 transaction short for coderd's readers.
+            async with conn.pipeline():
+                return await self._upsert(conn, canon, desired, owner, adopt)
+        except psycopg.errors.UniqueViolation as exc:
+            if exc.diag.constraint_name == "ai_providers_name_unique":
+                # A live row took the name without lock 10 (coderd's API does not take it).
+                raise NameTaken("AI provider", canon.name, "created concurrently") from None
+            raise
+
+    async def _upsert(
+        self,
+        conn: AsyncConnection[Any],
+        canon: CanonicalProvider,
+        desired: DesiredProvider,
+        owner: OwnerRef,
+        adopt: bool,
+    ) -> ProviderResult:
         async with conn.transaction():
-            now = await self._lock_and_now(conn)
-            await self._guard.ensure(conn)
-            row = await self._load_owned(conn, owner.uid, lock=True)
+            now = await self._lock_and_guard(conn)
+            row, holder = await self._load_for_upsert(conn, owner.uid, canon.name)
             action: str | None = None
             if row is not None and not row.deleted:
-                if row.name != canon.name:
-                    holder = await self._live_by_name(conn, canon.name)
-                    if holder is not None and holder.id != row.id:
-                        raise NameTaken(
-                            "AI provider", canon.name, "cannot rename the provider to it"
-                        )
+                if row.name != canon.name and holder is not None:
+                    raise NameTaken("AI provider", canon.name, "cannot rename the provider to it")
+            elif holder is not None:
+                if holder.owner_uid is not None and holder.owner_uid != owner.uid:
+                    raise NameTaken(
+                        "AI provider",
+                        canon.name,
+                        f"it is managed by another object (uid {holder.owner_uid})",
+                    )
+                if not adopt:
+                    raise NameConflict(canon.name, str(holder.id))
+                await self._record_owner(conn, owner.uid, holder.id, adopted=True)
+                row, action = holder, "adopted"
+            elif row is not None:
+                action = "revived"
             else:
-                holder = await self._live_by_name(conn, canon.name)
-                if holder is not None:
-                    if holder.owner_uid is not None and holder.owner_uid != owner.uid:
-                        raise NameTaken(
-                            "AI provider",
-                            canon.name,
-                            f"it is managed by another object (uid {holder.owner_uid})",
-                        )
-                    if not adopt:
-                        raise NameConflict(canon.name, str(holder.id))
-                    await self._record_owner(conn, owner.uid, holder.id, adopted=True)
-                    row, action = holder, "adopted"
-                elif row is not None:
-                    action = "revived"
-                else:
-                    return await self._create(conn, canon, desired, owner, now)
+                return await self._create(conn, canon, desired, owner, now)
             if row is None:  # unreachable: every branch above either sets row or returns
                 raise RuntimeError("provider row vanished while locked")
             return await self._update(conn, row, canon, desired, owner, now, action)
@@ -340,13 +385,7 @@ class ProviderOps:
             sql.SQL(", ").join(map(sql.Identifier, cols)),
             sql.SQL(", ").join(sql.Placeholder() * len(cols)),
         )
-        try:
-            await conn.execute(query, vals)
-        except psycopg.errors.UniqueViolation as exc:
-            if exc.diag.constraint_name == "ai_providers_name_unique":
-                # A live row appeared without taking lock 10 (coderd's API does not take it).
-                raise NameTaken("AI provider", canon.name, "created concurrently") from None
-            raise
+        await conn.execute(query, vals)
         await self._record_owner(conn, owner.uid, row_id, adopted=False)
         await self._checkpoint("provider_written", conn)
         added = await self._insert_keys(
@@ -551,17 +590,12 @@ class ProviderOps:
             for col in changes
         ]
         assignments.append(sql.SQL("updated_at = now()"))
-        try:
-            await conn.execute(
-                sql.SQL("UPDATE ai_providers SET {} WHERE id = %s").format(
-                    sql.SQL(", ").join(assignments)
-                ),
-                [*changes.values(), row.id],
-            )
-        except psycopg.errors.UniqueViolation as exc:
-            if exc.diag.constraint_name == "ai_providers_name_unique":
-                raise NameTaken("AI provider", canon.name, "created concurrently") from None
-            raise
+        await conn.execute(
+            sql.SQL("UPDATE ai_providers SET {} WHERE id = %s").format(
+                sql.SQL(", ").join(assignments)
+            ),
+            [*changes.values(), row.id],
+        )
         await self._checkpoint("provider_written", conn)
 
         removed_refs = [k.ref() for k in removed]
