@@ -99,7 +99,7 @@ class DesiredProvider:
     """The state one AI provider row should have.
 
     ``base_url=None`` picks a per-type default (see ``canonical.default_base_url``).
-    ``icon=None`` means "leave as is / empty" and is ignored when the column is absent.
+    ``icon=None`` writes ``''`` (coderd's default); icon is skipped when the column is absent.
     ``api_keys`` is the ordered failover list: coderd reads keys by ``(created_at, id)`` and
     the store keeps that order equal to this list.
     """
