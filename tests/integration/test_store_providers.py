@@ -291,7 +291,18 @@ async def test_soft_delete_like_coderd_and_name_reuse(
         store_db, "SELECT deleted, enabled, updated_at > created_at FROM ai_providers"
     )
     assert rows == [(True, False, True)]
-    assert await fetch(store_db, "SELECT count(*) FROM ai_provider_keys") == [(1,)]  # kept
+    # Unlike coderd, the key rows go too: no API key outlives its declaration.
+    assert d.keys_removed == 1
+    assert await fetch(store_db, "SELECT count(*) FROM ai_provider_keys") == [(0,)]
+    audited = await fetch(
+        store_db,
+        "SELECT resource_type::text, action::text, diff->'api_key'->>'Old' FROM audit_logs "
+        "WHERE action = 'delete' ORDER BY resource_type",
+    )
+    assert audited == [
+        ("ai_provider", "delete", None),
+        ("ai_provider_key", "delete", mask_secret(K1)),
+    ]
     assert (await store.delete_provider(OWNER)).action == "absent"
     other = await store.upsert_provider(openai(K2), OwnerRef(uid="uid-new"))
     assert other.action == "created"
@@ -451,6 +462,9 @@ async def test_audit_rows_are_coder_shaped(
             ("create", mask_secret(K2)),
             ("create", mask_secret(K3)),
             ("delete", mask_secret(K2)),
+            # the provider's own delete removes its remaining keys
+            ("delete", mask_secret(K1)),
+            ("delete", mask_secret(K3)),
         ]
     )
     for r in key_rows:

@@ -166,13 +166,14 @@ class DeleteResult:
     provider_id: UUID | None
     action: Literal["deleted", "released", "absent"]
     notified: bool
+    keys_removed: int = 0
 
 
 class DeletePolicy(StrEnum):
     """What deleting the owning object does to the provider row.
 
     ``soft_delete`` (default): what coderd's DELETE does: ``deleted = true, enabled = false``;
-    key rows are kept like coderd keeps them (invisible to every reader).
+    unlike coderd, the key rows are removed too, so no API key outlives its declaration.
     ``release``: leave the row live and untouched, only forget that we own it (the natural
     choice for an adopted row that should go back to manual management).
     """

@@ -44,7 +44,7 @@ from aigateway_operator.store.canonical import (
 )
 from aigateway_operator.store.cipher import KeyRing
 from aigateway_operator.store.dbcrypt import PrimaryKeyGuard
-from aigateway_operator.store.errors import NameConflict, NameTaken
+from aigateway_operator.store.errors import NameConflict, NameTaken, StoreError
 from aigateway_operator.store.models import (
     DeletePolicy,
     DeleteResult,
@@ -719,6 +719,18 @@ class ProviderOps:
                 (row.id,),
             )
             await self._checkpoint("provider_written", conn)
+            # coderd keeps key rows of a soft-deleted provider (invisible to every reader); we
+            # remove them so no API key outlives the object that declared it. The masked value
+            # is audited when we can still decrypt it, never required (deletes must not hang).
+            cur = await conn.execute(
+                "DELETE FROM ai_provider_keys WHERE provider_id = %s "
+                "RETURNING id, api_key, api_key_key_id",
+                (row.id,),
+            )
+            removed = [
+                KeyRef(id=kid, masked=self._masked_or_blank(value, key_id), key_id=key_id)
+                for kid, value, key_id in await cur.fetchall()
+            ]
             # coderd's delete audit carries only the old row; the settings ciphertext stands in
             # for the plaintext (only "did it change" is recorded, never the value).
             old_view = row.audit_view(self._caps.has_icon, row.settings)
@@ -726,5 +738,12 @@ class ProviderOps:
                 "ai_provider", row.id, row.name, "delete",
                 audit.diff(old_view, None, self._tracked()),
             )  # fmt: skip
-            await self._finish(conn, owner, [entry], notify=True)
-            return DeleteResult(row.id, "deleted", notified=True)
+            entries = [entry, *self._key_entries(row.id, [], removed)]
+            await self._finish(conn, owner, entries, notify=True)
+            return DeleteResult(row.id, "deleted", notified=True, keys_removed=len(removed))
+
+    def _masked_or_blank(self, value: str, key_id: str | None) -> str:
+        try:
+            return mask_secret(self._ring.decrypt_field(value, key_id, "ai_provider_keys row"))
+        except StoreError:
+            return ""
