@@ -523,3 +523,28 @@ async def test_no_secret_in_any_exception_message(
         text = str(exc) + repr(exc) + str(exc.__cause__ or "") + str(exc.__context__ or "")
         for s in [*secrets_, password]:
             assert s not in text, (type(exc).__name__, text)
+
+
+async def test_result_reports_updated_at_and_versions_reflect_outside_writes(
+    store: Store, store_db: psycopg.AsyncConnection[Any]
+) -> None:
+    """The operator tells its own writes from coderd's by comparing updated_at."""
+    first = await store.upsert_provider(openai(K1), OWNER)
+    assert first.updated_at is not None
+    versions = await store.provider_versions([first.provider_id])
+    assert versions == {first.provider_id: (first.updated_at, False)}
+    same = await store.upsert_provider(openai(K1), OWNER)
+    assert same.action == "unchanged"
+    assert same.updated_at == first.updated_at
+    changed = await store.upsert_provider(openai(K1, display_name="X"), OWNER)
+    assert changed.updated_at is not None
+    assert changed.updated_at > first.updated_at
+    assert (await store.provider_versions([first.provider_id]))[first.provider_id][0] == (
+        changed.updated_at
+    )
+    # An edit made outside the operator (as coderd's PATCH does) shows up as a newer version.
+    await store_db.execute("UPDATE ai_providers SET enabled = false, updated_at = now()")
+    await store_db.commit()
+    outside = (await store.provider_versions([first.provider_id]))[first.provider_id]
+    assert outside[0] > changed.updated_at
+    assert await store.provider_versions([uuid.uuid4()]) == {}

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 from typing import Any, Self, TypeVar
 
 import psycopg
@@ -248,6 +249,14 @@ class Store:
         """Soft-delete (default) or release the provider owned by ``owner``. Idempotent."""
         return await self._run(
             "delete AI provider", lambda conn: self._providers.delete(conn, owner, policy)
+        )
+
+    async def provider_versions(
+        self, row_ids: Sequence[uuid.UUID]
+    ) -> dict[uuid.UUID, tuple[datetime, bool]]:
+        """``(updated_at, deleted)`` per provider row: cheap drift detection after a notify."""
+        return await self._run(
+            "read AI provider versions", lambda conn: self._providers.versions(conn, row_ids)
         )
 
     async def get_provider(self, owner: OwnerRef | str) -> StoredProvider | None:

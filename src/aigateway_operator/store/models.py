@@ -153,6 +153,8 @@ class ProviderResult:
     reencrypted: bool
     notified: bool
     audited: bool
+    updated_at: datetime | None = None
+    """The row's ``updated_at`` after the call: a later value means someone else wrote it."""
 
     @property
     def changed(self) -> bool:

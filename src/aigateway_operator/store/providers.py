@@ -412,6 +412,7 @@ class ProviderOps:
             reencrypted=False,
             notified=True,
             audited=audited,
+            updated_at=now,
         )
 
     def _tracked(self) -> tuple[str, ...]:
@@ -575,6 +576,7 @@ class ProviderOps:
                 reencrypted=reencrypted,
                 notified=False,
                 audited=False,
+                updated_at=row.updated_at,
             )
 
         # A real change: one UPDATE of the provider row (updated_at bumped, like coderd's PATCH,
@@ -664,6 +666,7 @@ class ProviderOps:
             reencrypted=reencrypt_settings or bool(reencrypt_keys),
             notified=True,
             audited=audited,
+            updated_at=now,  # now() is the transaction's start time, as written by the UPDATE
         )
 
     async def _reencrypt_keys(self, conn: AsyncConnection[Any], keys: Sequence[_KeyRow]) -> None:
@@ -694,6 +697,15 @@ class ProviderOps:
         await self._reencrypt_keys(conn, keys)
         await self._checkpoint("before_commit", conn)
         return True
+
+    async def versions(
+        self, conn: AsyncConnection[Any], row_ids: Sequence[uuid.UUID]
+    ) -> dict[uuid.UUID, tuple[datetime, bool]]:
+        """``updated_at`` and ``deleted`` of the given rows (missing rows are left out)."""
+        cur = await conn.execute(
+            "SELECT id, updated_at, deleted FROM ai_providers WHERE id = ANY(%s)", (list(row_ids),)
+        )
+        return {rid: (updated, deleted) for rid, updated, deleted in await cur.fetchall()}
 
     # --- delete --------------------------------------------------------------------------------
 
