@@ -1,4 +1,4 @@
-"""``aigateway-operator`` command line: ``dev up|down|status`` (and, later, ``run``)."""
+"""``aigateway-operator`` command line: ``run`` (the operator) and ``dev up|down|status|build``."""
 
 from __future__ import annotations
 
@@ -90,9 +90,26 @@ def _dev_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run(args: argparse.Namespace) -> int:
+    from aigateway_operator.config import ConfigError, Settings
+    from aigateway_operator.handlers import run
+
+    try:
+        settings = Settings()
+    except (ConfigError, ValueError) as exc:
+        # pydantic hides inputs (hide_input_in_errors); our own messages name variables only.
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    run(settings, verbose=args.verbose)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="aigateway-operator", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+    run_p = sub.add_parser("run", help="run the operator (configured by AIGW_* variables)")
+    run_p.add_argument("--verbose", action="store_true", help="debug logging")
+    run_p.set_defaults(func=_run)
     dev = sub.add_parser("dev", help="local environment: kube-apiserver+etcd, Postgres 15, STS")
     dev_sub = dev.add_subparsers(dest="dev_command", required=True)
     for name, func, help_text in (

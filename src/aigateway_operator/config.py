@@ -114,6 +114,22 @@ class Settings(BaseSettings):
     """Server-side guard: a transaction we abandon can never hold coderd's lock for long."""
     application_name: str = Field(default="aigateway-operator", max_length=63)
 
+    # --- the operator process ---------------------------------------------------------------
+    namespaces: str = ""
+    """``AIGW_NAMESPACES``: comma-separated namespaces to watch; empty watches all."""
+    verify_interval_s: float = Field(default=900.0, ge=10, le=86_400)
+    """How often a Bedrock identity is re-verified with STS even when nothing changed."""
+    resync_interval_s: float = Field(default=600.0, ge=10, le=86_400)
+    """Backstop resync of every object against the database (drift a notify did not show)."""
+    heartbeat_interval_s: float = Field(default=60.0, ge=5, le=3_600)
+    """How often gateway-key heartbeats are mirrored into status."""
+    health_port: int = Field(default=8080, ge=0, le=65_535)
+    """Port of the liveness endpoint (``/healthz``); 0 disables it."""
+    peering: str = ""
+    """kopf peering name for multi-replica installs (one active replica); empty = standalone."""
+    drift_debounce_s: float = Field(default=0.3, ge=0, le=30)
+    """How long to gather ``ai_providers_changed`` notifies before checking rows for drift."""
+
     _keys: tuple[bytes, ...] = PrivateAttr(default=())
 
     @model_validator(mode="after")
@@ -141,6 +157,10 @@ class Settings(BaseSettings):
     def encryption_key_bytes(self) -> tuple[bytes, ...]:
         """The decoded keys, primary first (empty tuple: no encryption)."""
         return self._keys
+
+    def namespace_list(self) -> tuple[str, ...]:
+        """``AIGW_NAMESPACES`` as a tuple; empty means cluster-wide."""
+        return tuple(n.strip() for n in self.namespaces.split(",") if n.strip())
 
     def require_database_url(self) -> str:
         """The DSN, or a :class:`ConfigError` naming both ways to set it."""

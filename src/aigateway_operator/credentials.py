@@ -1,4 +1,4 @@
-"""Secret resolution: turn ``secretKeyRef``\\ s into plaintext held only in memory.
+"""Secret resolution: turn ``secretKeyRef``\\ s into values held only in memory.
 
 Each reference names the spec field it came from, so every problem can say exactly which
 entry is at fault (``spec.apiKeys[1].secretKeyRef``) and which Secret/key, never the value.
@@ -13,9 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from aigateway_operator.api.common import Reason
 from aigateway_operator.kube.client import SecretData
-
-MAX_SECRET_VALUE_BYTES = 8192
 
 
 class SecretReader(Protocol):
@@ -38,7 +37,7 @@ class SecretRef:
 class SecretProblem:
     """Why a reference could not be resolved. Stable ``reason``; ``message`` names, never values."""
 
-    reason: str
+    reason: Reason
     field: str
     message: str
 
@@ -47,17 +46,13 @@ class SecretProblem:
 class Resolved:
     """Plaintext values by reference, plus the revision of the Secrets they came from."""
 
-    values: dict[SecretRef, str] = field(repr=False)
+    values: dict[SecretRef, bytes] = field(repr=False)
     revision: str
     secrets: tuple[str, ...]
 
-    def get(self, ref: SecretRef) -> str:
+    def get(self, ref: SecretRef) -> bytes:
+        """The raw value; shape checks belong to ``validation.rules``."""
         return self.values[ref]
-
-
-REASON_SECRET_NOT_FOUND = "SecretNotFound"  # noqa: S105 - a condition reason
-REASON_SECRET_KEY_MISSING = "SecretKeyMissing"  # noqa: S105 - a condition reason
-REASON_INVALID_SECRET_VALUE = "InvalidSecretValue"  # noqa: S105 - a condition reason
 
 
 async def resolve(
@@ -68,13 +63,13 @@ async def resolve(
     for name in sorted({r.name for r in refs}):
         secrets[name] = await reader.read_secret(namespace, name)
     problems: list[SecretProblem] = []
-    values: dict[SecretRef, str] = {}
+    values: dict[SecretRef, bytes] = {}
     for ref in refs:
         secret = secrets[ref.name]
         if secret is None:
             problems.append(
                 SecretProblem(
-                    REASON_SECRET_NOT_FOUND,
+                    Reason.SECRET_NOT_FOUND,
                     ref.field,
                     f"{ref.field}: Secret {ref.name!r} not found in namespace {namespace!r}",
                 )
@@ -84,17 +79,13 @@ async def resolve(
         if raw is None:
             problems.append(
                 SecretProblem(
-                    REASON_SECRET_KEY_MISSING,
+                    Reason.SECRET_KEY_MISSING,
                     ref.field,
                     f"{ref.field}: Secret {ref.name!r} has no key {ref.key!r}",
                 )
             )
             continue
-        problem = _check_value(ref, raw)
-        if problem is not None:
-            problems.append(problem)
-            continue
-        values[ref] = raw.decode("utf-8")
+        values[ref] = raw
     if problems:
         return problems
     ident = "\n".join(
@@ -105,35 +96,3 @@ async def resolve(
         revision=hashlib.sha256(ident.encode()).hexdigest()[:16],
         secrets=tuple(sorted(secrets)),
     )
-
-
-def _check_value(ref: SecretRef, raw: bytes) -> SecretProblem | None:
-    """Shape checks on a value, described without revealing it."""
-    where = ref.describe()
-    if len(raw) > MAX_SECRET_VALUE_BYTES:
-        return SecretProblem(
-            REASON_INVALID_SECRET_VALUE,
-            ref.field,
-            f"{where}: value is {len(raw)} bytes, more than {MAX_SECRET_VALUE_BYTES}",
-        )
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return SecretProblem(
-            REASON_INVALID_SECRET_VALUE, ref.field, f"{where}: value is not UTF-8 text"
-        )
-    if not text.strip():
-        return SecretProblem(REASON_INVALID_SECRET_VALUE, ref.field, f"{where}: value is empty")
-    if text != text.strip():
-        return SecretProblem(
-            REASON_INVALID_SECRET_VALUE,
-            ref.field,
-            f"{where}: value has leading or trailing whitespace (a newline from `echo`?)",
-        )
-    if any(not ch.isprintable() for ch in text):
-        return SecretProblem(
-            REASON_INVALID_SECRET_VALUE,
-            ref.field,
-            f"{where}: value contains control or non-printable characters",
-        )
-    return None

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, Self, TypeVar
 
@@ -174,6 +175,50 @@ class Store:
     async def close(self) -> None:
         await self._pool.close()
 
+    async def watch_changes(
+        self, debounce_s: float = 0.3, reconnect_s: float = 2.0
+    ) -> AsyncIterator[str]:
+        """Yield once per burst of ``ai_providers_changed`` notifies, forever.
+
+        Yields ``"notify"`` after a burst (gathered for ``debounce_s``) and ``"reconnected"``
+        after the LISTEN connection was re-established (notifies may have been missed while
+        it was down, so the caller should check everything). The payload is ignored, as
+        every coderd subscriber ignores it. Connection problems are retried, never raised.
+        """
+        dsn = self._settings.require_database_url()
+        kwargs = {**self._connect_kwargs(self._settings), "autocommit": True}
+        first = True
+        while True:
+            try:
+                conn = await AsyncConnection.connect(dsn, **kwargs)
+            except psycopg.Error as exc:
+                log.warning(
+                    "LISTEN connection failed: %s", _translate(exc, "listen", self._redactions)
+                )
+                await asyncio.sleep(reconnect_s)
+                continue
+            try:
+                async with conn:
+                    await conn.execute("LISTEN ai_providers_changed")
+                    if not first:
+                        yield "reconnected"
+                    first = False
+                    gen = conn.notifies()
+                    while True:
+                        await anext(gen)
+                        # Gather the rest of the burst, then report it once.
+                        while True:
+                            try:
+                                await asyncio.wait_for(anext(gen), timeout=debounce_s)
+                            except TimeoutError:
+                                break
+                        yield "notify"
+            except psycopg.Error as exc:
+                log.warning(
+                    "LISTEN connection lost: %s", _translate(exc, "listen", self._redactions)
+                )
+                await asyncio.sleep(reconnect_s)
+
     async def __aenter__(self) -> Self:
         return self
 
@@ -249,6 +294,15 @@ class Store:
         """Soft-delete (default) or release the provider owned by ``owner``. Idempotent."""
         return await self._run(
             "delete AI provider", lambda conn: self._providers.delete(conn, owner, policy)
+        )
+
+    async def compare_provider(self, desired: DesiredProvider, owner: OwnerRef) -> list[str] | None:
+        """Which fields of our row differ from ``desired`` (None: no row); read-only.
+
+        For ``driftPolicy: Report``: say what changed outside the operator without writing.
+        """
+        return await self._run(
+            "compare AI provider", lambda conn: self._providers.compare(conn, desired, owner.uid)
         )
 
     async def provider_versions(

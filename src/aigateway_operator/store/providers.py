@@ -698,6 +698,35 @@ class ProviderOps:
         await self._checkpoint("before_commit", conn)
         return True
 
+    async def compare(
+        self, conn: AsyncConnection[Any], desired: DesiredProvider, owner_uid: str
+    ) -> list[str] | None:
+        """Fields where our row differs from ``desired`` (None: no row). Writes nothing."""
+        canon = canonicalize(desired)
+        async with conn.transaction():
+            row = await self._load_owned(conn, owner_uid, lock=False)
+            if row is None:
+                return None
+            settings_plain = self._decrypt_settings(row)
+            stored_settings = decode_settings(settings_plain)
+            canon = with_stored_external_id(canon, desired, stored_settings)
+            keys = await self._load_keys(conn, row.id, lock=False)
+        out = []
+        if row.type != canon.type.value:
+            out.append("type")
+        for col in ("name", "display_name", "enabled", "base_url"):
+            if getattr(row, col) != getattr(canon, col):
+                out.append(col)
+        if self._caps.has_icon and (row.icon or "") != canon.icon:
+            out.append("icon")
+        if row.deleted:
+            out.append("deleted")
+        if stored_settings != canon.settings:
+            out.append("settings")
+        if tuple(k.value for k in keys) != canon.api_keys:
+            out.append("api_keys")
+        return out
+
     async def versions(
         self, conn: AsyncConnection[Any], row_ids: Sequence[uuid.UUID]
     ) -> dict[uuid.UUID, tuple[datetime, bool]]:

@@ -1,0 +1,37 @@
+"""The kopf layer: the only package that imports kopf. Handlers are thin: they turn kopf's
+kwargs into plain values, call ``reconcile``, and turn the outcome into a status patch,
+Events and retries.
+"""
+
+from __future__ import annotations
+
+import kopf
+
+from aigateway_operator.config import Settings
+
+
+def build_registry(settings: Settings) -> kopf.OperatorRegistry:
+    """A fresh registry with every handler (an explicit registry, so tests can build two)."""
+    from aigateway_operator.handlers import aiprovider, lifecycle
+
+    registry = kopf.OperatorRegistry()
+    lifecycle.register(registry, settings)
+    aiprovider.register(registry, settings)
+    return registry
+
+
+def run(settings: Settings, *, verbose: bool = False) -> None:
+    """Run the operator until SIGTERM/SIGINT (what ``aigateway-operator run`` calls)."""
+    kopf.configure(verbose=verbose)
+    namespaces = settings.namespace_list()
+    peering = settings.peering or None
+    kopf.run(
+        registry=build_registry(settings),
+        clusterwide=not namespaces,
+        namespaces=namespaces,
+        standalone=peering is None,
+        peering_name=peering,
+        liveness_endpoint=(
+            f"http://0.0.0.0:{settings.health_port}/healthz" if settings.health_port else None
+        ),
+    )

@@ -1,0 +1,269 @@
+"""kopf registrations for AIProvider: thin wrappers around ``reconcile.provider``.
+
+Triggers, all ending in the same level-triggered reconcile:
+- create / update / resume of the object (spec edits, and annotation pokes below);
+- a referenced Secret changing: the Secret watch pokes the referencing objects with an
+  annotation, so kopf runs the update handler, serialised per object, with its retries;
+- an outside change to the Coder row: the drift watcher (``handlers.drift``) pokes the same way;
+- a slow timer as a backstop resync (drift a notify did not reveal, e.g. direct SQL).
+
+Handlers return nothing (kopf would store return values in ``status``) and write only the
+status fields that differ, so an object in sync costs no API write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+
+from aigateway_operator.api.aiprovider import API_GROUP, API_VERSION, PLURAL, AIProviderSpec
+from aigateway_operator.config import Settings
+from aigateway_operator.handlers.common import ANNOTATION_PREFIX, post_events, runtime_of
+from aigateway_operator.reconcile import provider as pipeline
+from aigateway_operator.reconcile.provider import NameClaim, ObjectInfo, Outcome
+
+SECRET_POKE = f"{ANNOTATION_PREFIX}/secrets-poke"
+DRIFT_POKE = f"{ANNOTATION_PREFIX}/drift-poke"
+CLAIMS_POKE = f"{ANNOTATION_PREFIX}/claims-poke"
+
+
+def _info(meta: Mapping[str, Any], namespace: str | None, name: str | None) -> ObjectInfo:
+    return ObjectInfo(
+        namespace=namespace or "",
+        name=name or "",
+        uid=str(meta.get("uid", "")),
+        generation=int(meta.get("generation") or 0),
+        created=str(meta.get("creationTimestamp", "")),
+    )
+
+
+def _effective_name(spec: Mapping[str, Any], name: str) -> str:
+    explicit = spec.get("providerName")
+    return str(explicit) if explicit else name
+
+
+def _secret_names(spec: Mapping[str, Any]) -> set[str]:
+    names = {
+        str(k.get("secretKeyRef", {}).get("name"))
+        for k in spec.get("apiKeys") or []
+        if k.get("secretKeyRef", {}).get("name")
+    }
+    creds = (spec.get("bedrock") or {}).get("credentialsSecretRef") or {}
+    if creds.get("name"):
+        names.add(str(creds["name"]))
+    return names
+
+
+# --- indexes (in memory, rebuilt from the watch stream at every start) ----------------------
+
+
+def provider_secret_refs(
+    namespace: str, name: str, spec: Mapping[str, Any], **_: Any
+) -> dict[tuple[str, str], str]:
+    """(namespace, Secret name) -> AIProvider names referencing it. Names only, never data."""
+    return {(namespace, secret): name for secret in _secret_names(spec)}
+
+
+def provider_name_claims(
+    namespace: str, name: str, spec: Mapping[str, Any], meta: Mapping[str, Any], **_: Any
+) -> dict[str, NameClaim]:
+    """Coder provider name -> the objects claiming it (the oldest one keeps it)."""
+    return {
+        _effective_name(spec, name): NameClaim(
+            created=str(meta.get("creationTimestamp", "")),
+            uid=str(meta.get("uid", "")),
+            namespace=namespace,
+            name=name,
+        )
+    }
+
+
+# --- reconcile ------------------------------------------------------------------------------
+
+
+def _apply(outcome: Outcome, body: Any, patch: kopf.Patch, memo: Any, uid: str) -> None:
+    for key, value in outcome.status_patch.items():
+        patch.status[key] = value
+    post_events(body, outcome.events)
+    if outcome.provider_id is not None and outcome.row_version is not None:
+        memo.drift.remember(uid, outcome.provider_id, outcome.row_version)
+    if outcome.retry_after is not None:
+        raise kopf.TemporaryError(outcome.retry_message or "retrying", delay=outcome.retry_after)
+
+
+async def _reconcile(
+    body: Any,
+    meta: Mapping[str, Any],
+    spec: Mapping[str, Any],
+    status: Mapping[str, Any],
+    namespace: str | None,
+    name: str,
+    patch: kopf.Patch,
+    memo: Any,
+    provider_name_claims: kopf.Index[str, NameClaim],
+) -> None:
+    obj = _info(meta, namespace, name)
+    claims = list(provider_name_claims.get(_effective_name(spec, obj.name), []))
+    async with memo.locks.hold(obj.uid):
+        outcome = await pipeline.reconcile(runtime_of(memo), obj, spec, status, claims)
+    memo.drift.track(obj.uid, namespace or "", name or "")
+    _apply(outcome, body, patch, memo, obj.uid)
+
+
+async def reconcile_provider(
+    body: kopf.Body,
+    meta: kopf.Meta,
+    spec: kopf.Spec,
+    status: kopf.Status,
+    namespace: str | None,
+    name: str,
+    patch: kopf.Patch,
+    memo: kopf.Memo,
+    provider_name_claims: kopf.Index[str, NameClaim],
+    **_: Any,
+) -> None:
+    await _reconcile(body, meta, spec, status, namespace, name, patch, memo, provider_name_claims)
+
+
+async def resync_provider(
+    body: kopf.Body,
+    meta: kopf.Meta,
+    spec: kopf.Spec,
+    status: kopf.Status,
+    namespace: str | None,
+    name: str,
+    patch: kopf.Patch,
+    memo: kopf.Memo,
+    provider_name_claims: kopf.Index[str, NameClaim],
+    **_: Any,
+) -> None:
+    """Backstop resync and periodic STS re-verification. Never raises PermanentError (a
+    timer that does stops for the life of the process)."""
+    if meta.get("deletionTimestamp"):
+        return
+    await _reconcile(body, meta, spec, status, namespace, name, patch, memo, provider_name_claims)
+
+
+async def finalize_provider(
+    body: kopf.Body,
+    meta: kopf.Meta,
+    spec: kopf.Spec,
+    status: kopf.Status,
+    namespace: str | None,
+    name: str,
+    patch: kopf.Patch,
+    memo: kopf.Memo,
+    provider_name_claims: kopf.Index[str, NameClaim],
+    **_: Any,
+) -> None:
+    """Soft-delete or orphan the row; while the database is down the object waits."""
+    obj = _info(meta, namespace, name)
+    async with memo.locks.hold(obj.uid):
+        outcome = await pipeline.finalize(runtime_of(memo), obj, spec, status)
+    if outcome.done:
+        memo.drift.forget(obj.uid)
+        await _poke_other_claimants(memo, obj, spec, provider_name_claims)
+    for key, value in outcome.status_patch.items():
+        patch.status[key] = value
+    post_events(body, outcome.events)
+    if not outcome.done:
+        raise kopf.TemporaryError(outcome.retry_message, delay=outcome.retry_after or 10)
+
+
+async def _poke_other_claimants(
+    memo: kopf.Memo,
+    obj: ObjectInfo,
+    spec: Mapping[str, Any],
+    claims: kopf.Index[str, NameClaim],
+) -> None:
+    """The name this object held is free: let the next-oldest claimant take it now."""
+    kube = memo.kube
+    for claim in claims.get(_effective_name(spec, obj.name), []):
+        if claim.uid != obj.uid:
+            await kube.annotate(
+                PLURAL, claim.namespace, claim.name, {CLAIMS_POKE: obj.uid[:8] + "-released"}
+            )
+
+
+# --- Secret changes -------------------------------------------------------------------------
+
+
+def _referenced(
+    namespace: str | None, name: str | None, provider_secret_refs: kopf.Index[Any, str], **_: Any
+) -> bool:
+    return (namespace, name) in provider_secret_refs
+
+
+async def secret_changed(
+    type: str,
+    namespace: str | None,
+    name: str,
+    meta: kopf.Meta,
+    memo: kopf.Memo,
+    provider_secret_refs: kopf.Index[tuple[str, str], str],
+    logger: kopf.Logger,
+    **_: Any,
+) -> None:
+    """Poke every AIProvider that references this Secret (names only; data is never read
+    here). The initial listing at start (``type is None``) is skipped: a restart must not
+    poke every object, that is what resume handlers are for."""
+    if not type:  # None (or "") for the initial listing
+        return
+    rv = str(meta.get("resourceVersion", ""))
+    poke = hashlib.sha256(f"{name}\0{rv}\0{type}".encode()).hexdigest()[:16]
+    targets = sorted(set(provider_secret_refs.get((namespace or "", name), [])))
+    for target in targets:
+        for attempt in range(3):
+            try:
+                await memo.kube.annotate(PLURAL, namespace or "", target, {SECRET_POKE: poke})
+                break
+            except Exception:  # an event handler's errors are only logged: retry here
+                if attempt == 2:
+                    logger.warning(
+                        "could not notify AIProvider %s of a change to Secret %s", target, name
+                    )
+                await asyncio.sleep(0.5 * (attempt + 1))
+
+
+def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
+    """Register every AIProvider handler into ``registry`` (intervals from ``settings``).
+
+    The ``type: ignore[arg-type]`` below: kopf passes indexes to handlers as extra keyword
+    arguments, which its callback protocols cannot express.
+    """
+    g, v, p = API_GROUP, API_VERSION, PLURAL
+    kopf.index(g, v, p, registry=registry)(provider_secret_refs)  # type: ignore[arg-type]
+    kopf.index(g, v, p, registry=registry)(provider_name_claims)  # type: ignore[arg-type]
+    for on in (kopf.on.resume, kopf.on.create, kopf.on.update):
+        on(g, v, p, id="reconcile", registry=registry)(reconcile_provider)  # type: ignore[arg-type]
+    kopf.on.delete(g, v, p, id="finalize", registry=registry)(finalize_provider)  # type: ignore[arg-type]
+    kopf.timer(
+        g,
+        v,
+        p,
+        id="resync",
+        interval=settings.resync_interval_s,
+        # A restart must be quiet: resume handlers already reconcile every object once.
+        initial_delay=settings.resync_interval_s,
+        registry=registry,
+    )(resync_provider)  # type: ignore[arg-type]
+    kopf.on.event(
+        "",
+        "v1",
+        "secrets",
+        when=_referenced,  # type: ignore[arg-type]
+        registry=registry,
+    )(secret_changed)  # type: ignore[arg-type]
+
+
+def spec_is_valid(spec: Mapping[str, Any]) -> bool:
+    """Used by tests and tools: whether a spec body parses."""
+    try:
+        AIProviderSpec.from_body(spec)
+    except ValueError:
+        return False
+    return True

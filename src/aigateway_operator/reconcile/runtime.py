@@ -1,0 +1,52 @@
+"""What every reconcile pass needs, built once at operator start and passed down explicitly."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from aigateway_operator.config import Settings
+from aigateway_operator.credentials import SecretReader
+from aigateway_operator.status.conditions import utc_now
+from aigateway_operator.store import Store
+from aigateway_operator.validation.aws import StaticCredentials, Verdict, verify_bedrock_identity
+
+log = logging.getLogger(__name__)
+
+Verifier = Callable[[str | None, str | None, str | None, StaticCredentials | None], Verdict]
+
+
+def _default_verifier(
+    region: str | None,
+    role_arn: str | None,
+    external_id: str | None,
+    static: StaticCredentials | None,
+) -> Verdict:
+    return verify_bedrock_identity(region, role_arn, external_id, static)
+
+
+def fingerprint_key(settings: Settings) -> bytes:
+    """The key of status fingerprints, derived from a secret the operator already holds.
+
+    The primary encryption key when there is one (so fingerprints are as strong as the
+    at-rest encryption), else the database URL (a secret too). Never stored anywhere.
+    """
+    keys = settings.encryption_key_bytes()
+    material = keys[0] if keys else (settings.require_database_url().encode())
+    return hmac.new(material, b"aigateway-operator/status-fingerprint/v1", hashlib.sha256).digest()
+
+
+@dataclass
+class Runtime:
+    """Dependencies of the reconcile layer; tests build one with fakes where allowed."""
+
+    settings: Settings
+    store: Store
+    kube: SecretReader
+    fingerprint_key: bytes = field(repr=False)
+    verifier: Verifier = _default_verifier
+    clock: Callable[[], datetime] = utc_now
