@@ -103,6 +103,12 @@ def register(registry: kopf.OperatorRegistry, config: Settings) -> None:
         configure_kopf(settings)
         await start_runtime(config, memo)
 
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        # An explicit registry has none of kopf's default login handlers: in-cluster service
+        # account first, then KUBECONFIG, both through the kubernetes client's loaders.
+        return kopf.login_via_client(**kwargs)
+
     @kopf.on.cleanup(registry=registry)
     async def cleanup(memo: kopf.Memo, **_: Any) -> None:
         await stop_runtime(memo)
