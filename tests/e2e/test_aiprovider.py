@@ -12,7 +12,6 @@ import psycopg
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from kubernetes import client
-
 from tests.e2e.conftest import (
     GROUP,
     VERSION,
