@@ -9,6 +9,7 @@ from pathlib import Path
 
 from aigateway_operator.devenv.build import ensure_control_plane
 from aigateway_operator.devenv.env import DevEnv, default_env_file, state_dir_from_env_file
+from aigateway_operator.devenv.helm import ensure_helm
 
 
 def _repo_crds() -> Path | None:
@@ -85,7 +86,7 @@ def _dev_status(args: argparse.Namespace) -> int:
 
 def _dev_build(args: argparse.Namespace) -> int:
     bins = ensure_control_plane()
-    for path in (bins.kube_apiserver, bins.kube_controller_manager, bins.etcd):
+    for path in (bins.kube_apiserver, bins.kube_controller_manager, bins.etcd, ensure_helm()):
         print(f"ready: {path}")
     return 0
 
@@ -116,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("up", _dev_up, "start everything on loopback and write an env file"),
         ("down", _dev_down, "stop everything started by `up` and remove its files"),
         ("status", _dev_status, "say what runs"),
-        ("build", _dev_build, "build (or find cached) kube-apiserver, controller-manager, etcd"),
+        ("build", _dev_build, "build (or find cached) the control plane binaries and helm"),
     ):
         p = dev_sub.add_parser(name, help=help_text)
         p.add_argument(
