@@ -123,7 +123,9 @@ def _compare_field(path: str, info: FieldInfo, node: dict[str, Any]) -> None:
     assert node.get("description"), f"{path}: no description (kubectl explain would be empty)"
     annotation = _unwrap_optional(info.annotation)
     if "default" in node:
-        default = info.get_default()
+        default = info.get_default(call_default_factory=True)
+        if isinstance(default, BaseModel):  # an object defaulted to {}: all of its defaults
+            default = default.model_dump(mode="json", by_alias=True, exclude_defaults=True)
         assert default == node["default"], f"{path}: default {default!r} != {node['default']!r}"
     else:
         assert info.is_required() or info.get_default() in (None, ()), (

@@ -79,11 +79,18 @@ class SecretKeyRef(SpecModel):
 
 
 class ConditionType(StrEnum):
-    """Condition types. ``Ready`` summarises the other three."""
+    """Condition types. ``Ready`` summarises the others each kind reports.
+
+    AIProvider: SecretsResolved, CredentialsValid, Synced. AIGatewayCoderdKey: Issued,
+    SecretInSync (both feed Ready) and InUse (informational: an unused key is still ready).
+    """
 
     SECRETS_RESOLVED = "SecretsResolved"
     CREDENTIALS_VALID = "CredentialsValid"
     SYNCED = "Synced"
+    ISSUED = "Issued"
+    SECRET_IN_SYNC = "SecretInSync"  # noqa: S105 - a condition type
+    IN_USE = "InUse"
     READY = "Ready"
 
 
@@ -136,6 +143,28 @@ class Reason(StrEnum):
     DRIFTED = "Drifted"
     DRIFT_REVERTED = "DriftReverted"
     ORPHANED = "Orphaned"
+
+    # Issued (AIGatewayCoderdKey; NameConflict, InvalidSpec and DatabaseUnavailable also apply).
+    ISSUED = "Issued"
+    ROTATING = "Rotating"
+    ROTATED = "Rotated"
+    KEY_RETIRED = "KeyRetired"
+    KEY_REVOKED = "KeyRevoked"
+
+    # SecretInSync (the Secret that delivers a gateway key).
+    IN_SYNC = "InSync"
+    SECRET_NOT_OWNED = "SecretNotOwned"  # noqa: S105 - a reason name
+    SECRET_LOST = "SecretLost"  # noqa: S105 - a reason name
+    SECRET_TAMPERED = "SecretTampered"  # noqa: S105 - a reason name
+    SECRET_WRITE_FAILED = "SecretWriteFailed"  # noqa: S105 - a reason name
+
+    # InUse (gateway heartbeats).
+    HEARTBEAT_RECENT = "HeartbeatRecent"
+    HEARTBEAT_STALE = "HeartbeatStale"
+    NEVER_CONNECTED = "NeverConnected"
+
+    # Deletion.
+    DELETION_BLOCKED = "DeletionBlocked"
 
 
 #: metav1.Condition's validation, copied from the upstream type's markers.
