@@ -38,6 +38,7 @@ class SecretData:
     data: dict[str, bytes] = field(repr=False)
     labels: dict[str, str] = field(default_factory=dict)
     owner_uids: tuple[str, ...] = ()
+    annotations: dict[str, str] = field(default_factory=dict)
 
 
 def load_api_client(kubeconfig: str | None = None) -> client.ApiClient:
@@ -90,6 +91,7 @@ class Kube:
                 owner_uids=tuple(
                     str(o.uid) for o in ((meta.owner_references or []) if meta else [])
                 ),
+                annotations=dict((meta.annotations or {}) if meta else {}),
             )
 
         return await asyncio.to_thread(call)
@@ -102,8 +104,13 @@ class Kube:
         owner: dict[str, str],
         labels: dict[str, str],
         resource_version: str | None,
+        annotations: dict[str, str] | None = None,
     ) -> SecretData:
-        """Create the Secret, or replace it when ``resource_version`` matches (optimistic)."""
+        """Create the Secret, or replace it when ``resource_version`` matches (optimistic).
+
+        A replace sets labels and annotations to exactly those given. A 409 (someone else
+        wrote it first) raises :class:`KubeError` with ``status == 409``.
+        """
 
         def call() -> SecretData:
             body = client.V1Secret(
@@ -111,6 +118,7 @@ class Kube:
                     name=name,
                     namespace=namespace,
                     labels=labels,
+                    annotations=annotations or None,
                     resource_version=resource_version,
                     owner_references=[
                         client.V1OwnerReference(
@@ -145,7 +153,33 @@ class Kube:
                 data=dict(data),
                 labels=dict(labels),
                 owner_uids=(owner["uid"],),
+                annotations=dict(annotations or {}),
             )
+
+        return await asyncio.to_thread(call)
+
+    async def delete_secret(self, namespace: str, name: str, uid: str) -> bool:
+        """Delete the Secret if it is still the one with ``uid``; False if it is gone.
+
+        The uid precondition makes sure a Secret someone else re-created under the same name
+        is never deleted.
+        """
+
+        def call() -> bool:
+            try:
+                self._core.delete_namespaced_secret(
+                    name,
+                    namespace,
+                    body=client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=uid)),
+                )
+            except ApiException as exc:
+                if exc.status in (404, 409):
+                    return False
+                raise KubeError(
+                    f"deleting Secret {namespace}/{name} failed: HTTP {exc.status} {exc.reason}",
+                    exc.status,
+                ) from None
+            return True
 
         return await asyncio.to_thread(call)
 

@@ -19,8 +19,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from aigateway_operator.api.aiprovider import AIProviderStatus, InvalidStatusError
-from aigateway_operator.api.common import Condition, ConditionStatus, ConditionType, Reason
+from pydantic import ValidationError
+
+from aigateway_operator.api.common import (
+    Condition,
+    ConditionStatus,
+    ConditionType,
+    Reason,
+    StatusModel,
+)
 
 __all__ = [
     "READY_DEPENDENCIES",
@@ -34,13 +41,14 @@ __all__ = [
 
 Clock = Callable[[], datetime]
 
-#: The conditions ``Ready`` summarises, in the order their failures are reported.
+#: The conditions ``Ready`` summarises by default (an AIProvider's), in the order their
+#: failures are reported. Other kinds pass their own ``ready_dependencies``.
 READY_DEPENDENCIES: tuple[ConditionType, ...] = (
     ConditionType.SECRETS_RESOLVED,
     ConditionType.CREDENTIALS_VALID,
     ConditionType.SYNCED,
 )
-_ORDER: tuple[str, ...] = (*READY_DEPENDENCIES, ConditionType.READY)
+DEFAULT_READY_MESSAGE = "Provider is in sync with Coder"
 
 
 def utc_now() -> datetime:
@@ -96,9 +104,13 @@ def _apply(
 
 
 def summarize_ready(
-    conditions: Iterable[Condition], generation: int | None = None
+    conditions: Iterable[Condition],
+    generation: int | None = None,
+    *,
+    dependencies: Sequence[str] = READY_DEPENDENCIES,
+    message: str = DEFAULT_READY_MESSAGE,
 ) -> ConditionState:
-    """``Ready`` from :data:`READY_DEPENDENCIES`.
+    """``Ready`` from ``dependencies`` (default :data:`READY_DEPENDENCIES`).
 
     False if any dependency is False for the current generation (the first one's reason and
     message are copied, so ``kubectl get`` shows *why*); otherwise Unknown if any is missing,
@@ -107,7 +119,7 @@ def summarize_ready(
     """
     by_type = {c.type: c for c in conditions}
     first_unknown: ConditionState | None = None
-    for dep in READY_DEPENDENCIES:
+    for dep in dependencies:
         cond = by_type.get(dep)
         if cond is None:
             state = ConditionState.unknown(
@@ -134,7 +146,7 @@ def summarize_ready(
         first_unknown = first_unknown or state
     if first_unknown is not None:
         return first_unknown
-    return ConditionState.true(ConditionType.READY, Reason.READY, "Provider is in sync with Coder")
+    return ConditionState.true(ConditionType.READY, Reason.READY, message)
 
 
 def merge_conditions(
@@ -143,6 +155,9 @@ def merge_conditions(
     *,
     generation: int | None,
     clock: Clock = utc_now,
+    ready_dependencies: Sequence[str] = READY_DEPENDENCIES,
+    ready_message: str = DEFAULT_READY_MESSAGE,
+    order: Sequence[str] = (),
 ) -> tuple[Condition, ...]:
     """Fold ``desired`` into ``current`` and recompute ``Ready``.
 
@@ -151,10 +166,11 @@ def merge_conditions(
     * Every desired condition gets ``observedGeneration = generation``.
     * Conditions not in ``desired`` are kept unchanged (their older ``observedGeneration``
       shows they were not re-evaluated).
-    * ``Ready`` is computed by :func:`summarize_ready` unless ``desired`` sets it explicitly
-      (for example ``Deleting``).
-    * Known types come first in a fixed order, then any others in their current order, so the
-      list is stable and diffs are meaningful.
+    * ``Ready`` is computed by :func:`summarize_ready` over ``ready_dependencies`` unless
+      ``desired`` sets it explicitly (for example ``Deleting``).
+    * Known types (``ready_dependencies``, then ``order``, then ``Ready``) come first in that
+      fixed order, then any others in their current order, so the list is stable and diffs
+      are meaningful.
     """
     now = _now(clock)
     merged: dict[str, Condition] = {c.type: c for c in current}
@@ -162,11 +178,14 @@ def merge_conditions(
     for state in wanted:
         merged[state.type] = _apply(merged.get(state.type), state, generation, now)
     if not any(s.type == ConditionType.READY for s in wanted):
-        ready = summarize_ready(merged.values(), generation)
+        ready = summarize_ready(
+            merged.values(), generation, dependencies=ready_dependencies, message=ready_message
+        )
         merged[ConditionType.READY] = _apply(
             merged.get(ConditionType.READY), ready, generation, now
         )
-    known = [merged.pop(t) for t in _ORDER if t in merged]
+    fixed = dict.fromkeys([*ready_dependencies, *order, ConditionType.READY])
+    known = [merged.pop(t) for t in fixed if t in merged]
     return (*known, *merged.values())
 
 
@@ -190,21 +209,28 @@ def _merge_patch(current: Any, desired: Any) -> Any:
     return desired
 
 
-def status_patch(current: Mapping[str, Any] | None, desired: AIProviderStatus) -> dict[str, Any]:
+def _body(status: StatusModel) -> dict[str, Any]:
+    """A status as written to the API server: camelCase, absent fields omitted."""
+    return status.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def status_patch(current: Mapping[str, Any] | None, desired: StatusModel) -> dict[str, Any]:
     """The merge patch for ``status`` that turns ``current`` into ``desired``; ``{}`` if equal.
 
-    Only fields the status model declares are considered, so fields written by others (for
-    example kopf's own bookkeeping) are never touched. ``current`` is normalised through the
-    model first, so the same instant spelled differently by another writer is not a change.
+    Works for any kind's status model (``desired``'s class is the schema). Only fields the
+    status model declares are considered, so fields written by others (for example kopf's
+    own bookkeeping) are never touched. ``current`` is normalised through the model first,
+    so the same instant spelled differently by another writer is not a change.
     """
+    model = type(desired)
     raw = dict(current or {})
     try:
-        current_body = AIProviderStatus.from_body(raw).to_body()
-    except InvalidStatusError:
+        current_body = _body(model.model_validate(raw))
+    except ValidationError:
         current_body = raw  # unparseable: compare raw, so the desired value replaces it
-    desired_body = desired.to_body()
+    desired_body = _body(desired)
     patch: dict[str, Any] = {}
-    for field_name, info in AIProviderStatus.model_fields.items():
+    for field_name, info in model.model_fields.items():
         key = info.alias or field_name
         have = _normalise(current_body.get(key))
         want = _normalise(desired_body.get(key))
