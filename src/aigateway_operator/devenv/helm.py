@@ -10,11 +10,17 @@ and ``helm lint`` assume), so ``helm version`` and capabilities match an officia
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
 import subprocess
+import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from aigateway_operator.devenv.build import (
     GO_VERSION_DIRECTIVE,
@@ -127,3 +133,142 @@ def _build_helm(root: Path, version: str, dest: Path, progress: Progress) -> Non
             log,
         )
     os.replace(tmp / "helm", dest)
+
+
+# --- using the chart against an API server (tests and the dev environment) -------------------
+
+#: Kinds that must exist (and be Established) before other objects can refer to them.
+_FIRST_KINDS = ("CustomResourceDefinition", "Namespace")
+
+
+def render_chart(
+    chart: Path,
+    release: str,
+    namespace: str,
+    values: Mapping[str, Any] | None = None,
+    *,
+    include_crds: bool = True,
+    helm: Path | None = None,
+) -> list[dict[str, Any]]:
+    """``helm template`` the chart with ``values``; the rendered objects, in Helm's order.
+
+    ``include_crds`` also renders the chart's ``crds/`` directory (kopf's peering CRDs), as
+    ``helm install`` would install them first.
+    """
+    binary = helm or ensure_helm()
+    cmd = [str(binary), "template", release, str(chart), "--namespace", namespace]
+    if include_crds:
+        cmd.append("--include-crds")
+    # Values go through a file on stdin: no shell quoting, types preserved.
+    cmd += ["--values", "-"]
+    proc = subprocess.run(
+        cmd,
+        input=json.dumps(dict(values or {})),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise HelmError(proc.stderr.strip())
+    return [d for d in yaml.safe_load_all(proc.stdout) if d]
+
+
+class HelmError(RuntimeError):
+    """helm exited non-zero; the message is its stderr."""
+
+
+def apply_manifests(
+    api: Any, docs: Sequence[Mapping[str, Any]], field_manager: str = "aigw-tests"
+) -> None:
+    """Server-side apply ``docs`` (what ``kubectl apply --server-side`` does).
+
+    CRDs go first and are waited for (Established) so that objects of their kinds, rendered in
+    the same set, can be applied right after, the order ``helm install`` achieves with its
+    ``crds/`` directory. ``api`` is a ``kubernetes.client.ApiClient``.
+    """
+    from kubernetes import dynamic
+
+    dyn = dynamic.DynamicClient(api)  # type: ignore[no-untyped-call]
+    first = [d for d in docs if d.get("kind") in _FIRST_KINDS]
+    rest = [d for d in docs if d.get("kind") not in _FIRST_KINDS]
+    for doc in first:
+        _apply_one(dyn, doc, field_manager)
+    crds = [d["metadata"]["name"] for d in first if d["kind"] == "CustomResourceDefinition"]
+    _wait_established(dyn, crds)
+    if crds:
+        dyn.resources.invalidate_cache()  # discover the new kinds
+    for doc in rest:
+        _apply_one(dyn, doc, field_manager)
+
+
+def _apply_one(dyn: Any, doc: Mapping[str, Any], field_manager: str) -> None:
+    resource = dyn.resources.get(api_version=doc["apiVersion"], kind=doc["kind"])
+    dyn.server_side_apply(
+        resource,
+        body=dict(doc),
+        namespace=doc["metadata"].get("namespace"),
+        field_manager=field_manager,
+        force_conflicts=True,
+    )
+
+
+def _wait_established(dyn: Any, names: Sequence[str], timeout: float = 60.0) -> None:
+    crd_api = dyn.resources.get(
+        api_version="apiextensions.k8s.io/v1", kind="CustomResourceDefinition"
+    )
+    pending = set(names)
+    deadline = time.monotonic() + timeout
+    while pending:
+        for name in sorted(pending):
+            conds = (crd_api.get(name=name).to_dict().get("status") or {}).get("conditions") or []
+            if any(c["type"] == "Established" and c["status"] == "True" for c in conds):
+                pending.discard(name)
+        if pending:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"CRDs not Established after {timeout}s: {sorted(pending)}")
+            time.sleep(0.1)  # poll interval, bounded by the deadline above
+
+
+def service_account_kubeconfig(
+    api: Any, namespace: str, service_account: str, path: Path, expiration_s: int = 3600
+) -> Path:
+    """A kubeconfig that authenticates as the ServiceAccount (a TokenRequest bearer token).
+
+    This is what a pod of the chart's Deployment would use: the same token, the same RBAC,
+    and the cluster CA of ``api`` (a ``kubernetes.client.ApiClient``) for TLS.
+    """
+    from kubernetes import client
+
+    core = client.CoreV1Api(api)
+    req = core.create_namespaced_service_account_token(
+        service_account,
+        namespace,
+        client.AuthenticationV1TokenRequest(
+            spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=expiration_s)
+        ),
+    )
+    if req.status is None or not req.status.token:
+        raise RuntimeError(f"TokenRequest for {namespace}/{service_account} returned no token")
+    token = req.status.token
+    cfg = api.configuration
+    ca = Path(cfg.ssl_ca_cert).read_bytes() if cfg.ssl_ca_cert else b""
+    user = f"system:serviceaccount:{namespace}:{service_account}"
+    kubeconfig = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": "cluster",
+                "cluster": {
+                    "server": cfg.host,
+                    "certificate-authority-data": base64.b64encode(ca).decode(),
+                },
+            }
+        ],
+        "users": [{"name": user, "user": {"token": token}}],
+        "contexts": [{"name": "sa", "context": {"cluster": "cluster", "user": user}}],
+        "current-context": "sa",
+    }
+    path.write_text(yaml.safe_dump(kubeconfig))
+    path.chmod(0o600)
+    return path

@@ -1,0 +1,99 @@
+{{/* Names and labels shared by every template. */}}
+
+{{- define "aigw.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "aigw.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "aigw.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "aigw.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "aigw.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "aigw.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: aigateway-operator
+{{- end -}}
+
+{{- define "aigw.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "aigw.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "aigw.peeringName" -}}
+{{- default (include "aigw.fullname" .) .Values.peering.name -}}
+{{- end -}}
+
+{{- define "aigw.image" -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The rules the operator needs in every namespace it serves (a Role per namespace, or one
+ClusterRole). Why each verb is there:
+- our kinds: get/list/watch (kopf's watches, the operator's own lookups), patch (kopf's
+  finalizer and progress annotations, our Secret/drift "pokes"). No update: kopf >= 1.44 adds
+  and removes finalizers with a JSON patch. No create/delete: users own the objects.
+- the status subresources: patch only (kopf writes status there).
+- Secrets: get/list/watch (referenced Secrets are read and watched so edits propagate);
+  create/update/delete only with rbac.manageGatewayKeySecrets, for the plaintext Secrets of
+  gateway keys, which the operator owns (ownerReference + label). RBAC cannot limit create to
+  them, and resourceNames cannot apply to create, so the grant covers the whole scope.
+- Events: create, in both API groups (kopf posts core/v1 Events; events.k8s.io for clients
+  that use the newer API).
+*/}}
+{{- define "aigw.operatorRules" -}}
+- apiGroups: ["aigateway.dev"]
+  resources: ["aiproviders", "aigatewaycoderdkeys"]
+  verbs: ["get", "list", "watch", "patch"]
+- apiGroups: ["aigateway.dev"]
+  resources: ["aiproviders/status", "aigatewaycoderdkeys/status"]
+  verbs: ["patch"]
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get", "list", "watch"]
+{{- if .Values.rbac.manageGatewayKeySecrets }}
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["create", "update", "delete"]
+{{- end }}
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["create"]
+- apiGroups: ["events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create"]
+{{- end -}}
+
+{{/* kopf's peering: watch the peering kind, heartbeat (patch) only into our own object. */}}
+{{- define "aigw.peeringRules" -}}
+- apiGroups: ["kopf.dev"]
+  resources: [{{ .resource | quote }}]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["kopf.dev"]
+  resources: [{{ .resource | quote }}]
+  resourceNames: [{{ .name | quote }}]
+  verbs: ["patch"]
+{{- end -}}
