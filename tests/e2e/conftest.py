@@ -86,7 +86,10 @@ def operator_factory(
     postgres: PostgresServer,
     sts: StsServer,
     tmp_path: Path,
+    namespace: str,
 ) -> Iterator[Callable[..., OperatorProcess]]:
+    """Operators watch only the test's namespace by default (``namespaces=`` to change it),
+    so objects other tests left behind never reach this test's database."""
     started: list[OperatorProcess] = []
 
     def make(
@@ -94,6 +97,7 @@ def operator_factory(
         database_url: str | None = None,
         encryption_key: bytes | None = None,
         start: bool = True,
+        namespaces: list[str] | None = None,
     ) -> OperatorProcess:
         key = encryption_key or secrets.token_bytes(32)
         dsn = database_url or fresh_database(postgres)
@@ -107,6 +111,7 @@ def operator_factory(
                 "AIGW_ENCRYPTION_KEYS": base64.b64encode(key).decode(),
                 "AIGW_HEALTH_PORT": "0",
                 "AIGW_DRIFT_DEBOUNCE_S": "0.1",
+                "AIGW_NAMESPACES": ",".join(namespaces or [namespace]),
                 "PYTHONUNBUFFERED": "1",
             }
         )

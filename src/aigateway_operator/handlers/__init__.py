@@ -22,7 +22,8 @@ def build_registry(settings: Settings) -> kopf.OperatorRegistry:
 
 def run(settings: Settings, *, verbose: bool = False) -> None:
     """Run the operator until SIGTERM/SIGINT (what ``aigateway-operator run`` calls)."""
-    kopf.configure(verbose=verbose)
+    # log_prefix: every object's log line names its namespace/name.
+    kopf.configure(verbose=verbose, log_prefix=True)
     namespaces = settings.namespace_list()
     peering = settings.peering or None
     kopf.run(

@@ -78,6 +78,7 @@ def provider_name_claims(
             uid=str(meta.get("uid", "")),
             namespace=namespace,
             name=name,
+            deleting=bool(meta.get("deletionTimestamp")),
         )
     }
 
@@ -85,7 +86,12 @@ def provider_name_claims(
 # --- reconcile ------------------------------------------------------------------------------
 
 
-def _apply(outcome: Outcome, body: Any, patch: kopf.Patch, memo: Any, uid: str) -> None:
+def _apply(
+    outcome: Outcome, body: Any, patch: kopf.Patch, memo: Any, uid: str, logger: Any
+) -> None:
+    if outcome.status_patch:
+        # Field names only: status never holds a secret, but logs stay terse anyway.
+        logger.info("status updated: %s", ", ".join(sorted(outcome.status_patch)))
     for key, value in outcome.status_patch.items():
         patch.status[key] = value
     post_events(body, outcome.events)
@@ -105,13 +111,14 @@ async def _reconcile(
     patch: kopf.Patch,
     memo: Any,
     provider_name_claims: kopf.Index[str, NameClaim],
+    logger: Any,
 ) -> None:
     obj = _info(meta, namespace, name)
     claims = list(provider_name_claims.get(_effective_name(spec, obj.name), []))
     async with memo.locks.hold(obj.uid):
         outcome = await pipeline.reconcile(runtime_of(memo), obj, spec, status, claims)
     memo.drift.track(obj.uid, namespace or "", name or "")
-    _apply(outcome, body, patch, memo, obj.uid)
+    _apply(outcome, body, patch, memo, obj.uid, logger)
 
 
 async def reconcile_provider(
@@ -124,9 +131,12 @@ async def reconcile_provider(
     patch: kopf.Patch,
     memo: kopf.Memo,
     provider_name_claims: kopf.Index[str, NameClaim],
+    logger: kopf.Logger,
     **_: Any,
 ) -> None:
-    await _reconcile(body, meta, spec, status, namespace, name, patch, memo, provider_name_claims)
+    await _reconcile(
+        body, meta, spec, status, namespace, name, patch, memo, provider_name_claims, logger
+    )
 
 
 async def resync_provider(
@@ -139,13 +149,16 @@ async def resync_provider(
     patch: kopf.Patch,
     memo: kopf.Memo,
     provider_name_claims: kopf.Index[str, NameClaim],
+    logger: kopf.Logger,
     **_: Any,
 ) -> None:
     """Backstop resync and periodic STS re-verification. Never raises PermanentError (a
     timer that does stops for the life of the process)."""
     if meta.get("deletionTimestamp"):
         return
-    await _reconcile(body, meta, spec, status, namespace, name, patch, memo, provider_name_claims)
+    await _reconcile(
+        body, meta, spec, status, namespace, name, patch, memo, provider_name_claims, logger
+    )
 
 
 async def finalize_provider(
@@ -158,6 +171,7 @@ async def finalize_provider(
     patch: kopf.Patch,
     memo: kopf.Memo,
     provider_name_claims: kopf.Index[str, NameClaim],
+    logger: kopf.Logger,
     **_: Any,
 ) -> None:
     """Soft-delete or orphan the row; while the database is down the object waits."""

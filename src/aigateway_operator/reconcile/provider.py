@@ -100,6 +100,8 @@ class NameClaim:
     uid: str
     namespace: str
     name: str
+    deleting: bool = False
+    """Being deleted: its claim ends once its finalizer has released the row."""
 
     def sort_key(self) -> tuple[str, str]:
         return (self.created, self.uid)
@@ -181,13 +183,11 @@ async def reconcile(
     spec_body: Mapping[str, Any],
     status_body: Mapping[str, Any] | None,
     claims: Sequence[NameClaim] = (),
-    *,
-    drift_check: bool = False,
 ) -> Outcome:
     """Bring Coder's rows for this object to its spec; return the status patch and events.
 
-    ``drift_check`` says the trigger was an outside change to the row (not a spec or Secret
-    change): with ``driftPolicy: Report`` the row is then compared, not written.
+    With ``driftPolicy: Report`` and nothing changed on our side since the last successful
+    pass, the row is only compared with the spec and differences are reported, not written.
     """
     current = _parse_status(status_body)
     scratch = _Pass()
@@ -200,7 +200,8 @@ async def reconcile(
         return _finish(rt, obj, current, scratch, AIProviderStatus())
 
     name = spec.effective_provider_name(obj.name)
-    winner = min(claims, key=NameClaim.sort_key, default=None)
+    live = [c for c in claims if not c.deleting or c.uid == obj.uid]
+    winner = min(live, key=NameClaim.sort_key, default=None)
     if winner is not None and winner.uid != obj.uid:
         message = (
             f"spec.providerName {name!r} is already claimed by the older AIProvider "
@@ -229,11 +230,16 @@ async def reconcile(
     )
 
     desired = _desired(spec, name, refs, resolved)
+    # Did the last successful pass already apply exactly this spec and these Secret versions?
+    # Then any difference in the row was made by someone else: drift.
+    synced = current.condition(ConditionType.SYNCED)
     unchanged_inputs = (
-        current.observed_generation == obj.generation
+        synced is not None
+        and synced.reason in (Reason.SYNCED, Reason.DRIFTED)
+        and synced.observed_generation == obj.generation
         and current.observed_secrets_revision == resolved.revision
     )
-    if drift_check and spec.drift_policy is DriftPolicy.REPORT and unchanged_inputs:
+    if spec.drift_policy is DriftPolicy.REPORT and unchanged_inputs:
         return await _report_drift(rt, obj, current, scratch, spec, resolved, refs)
 
     result = await _write(rt, obj, spec, desired, scratch)
@@ -410,10 +416,9 @@ def _sync_events(result: ProviderResult, scratch: _Pass, *, drifted: bool) -> No
                 f"{len(result.keys_kept)} kept",
             )
         )
-    message = {
-        "created": "Provider created in Coder",
-        "adopted": "Existing Coder provider adopted and in sync",
-    }.get(result.action, "Provider is in sync with Coder")
+    # One stable message: a condition message that depended on the last action would change
+    # on the next (no-op) pass and cost a status write after every restart.
+    message = "Provider is in sync with Coder"
     scratch.conditions.append(ConditionState.true(ConditionType.SYNCED, Reason.SYNCED, message))
 
 
