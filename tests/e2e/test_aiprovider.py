@@ -12,6 +12,7 @@ import psycopg
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from kubernetes import client
+
 from tests.e2e.conftest import (
     GROUP,
     VERSION,
