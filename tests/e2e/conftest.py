@@ -22,10 +22,10 @@ from typing import Any
 import psycopg
 import pytest
 from kubernetes import client
-from tests.support.wait import wait_for
 
 from aigateway_operator.devenv.postgres import PostgresServer
 from aigateway_operator.devenv.sts import StsServer
+from tests.support.wait import wait_for
 
 GROUP, VERSION = "aigateway.dev", "v1alpha1"
 

@@ -12,6 +12,7 @@ import psycopg
 import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
+
 from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.integration

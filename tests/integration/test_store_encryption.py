@@ -7,7 +7,6 @@ from typing import Any
 
 import psycopg
 import pytest
-from tests.integration.conftest import STORE_KEY_A, STORE_KEY_B, STORE_KEY_C
 
 from aigateway_operator.config import Settings
 from aigateway_operator.store import (
@@ -20,6 +19,7 @@ from aigateway_operator.store import (
     UnknownKeyReference,
 )
 from aigateway_operator.store.cipher import Cipher, key_digest
+from tests.integration.conftest import STORE_KEY_A, STORE_KEY_B, STORE_KEY_C
 
 pytestmark = pytest.mark.integration
 

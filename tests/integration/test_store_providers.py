@@ -204,7 +204,7 @@ async def test_order_follows_the_desired_list(
 
 
 async def test_random_key_lists_converge(store: Store) -> None:
-    rng = random.Random(1234)  # noqa: S311 - reproducible test data
+    rng = random.Random(1234)
     pool = [f"sk-rand-{i:02d}-{'y' * 16}" for i in range(8)]
     ids: dict[str, uuid.UUID] = {}
     for _ in range(25):
