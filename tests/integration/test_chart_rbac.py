@@ -1,0 +1,299 @@
+"""The chart applied to the real API server: every object is accepted, and its RBAC allows
+exactly what the operator needs, asked the way ``kubectl auth can-i`` asks (access reviews
+as the chart's own ServiceAccount token)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from aigateway_operator.devenv.helm import (
+    apply_manifests,
+    ensure_helm,
+    render_chart,
+    service_account_kubeconfig,
+)
+from tests.support.wait import wait_for
+
+pytestmark = pytest.mark.integration
+
+CHART = Path(__file__).resolve().parents[2] / "deploy" / "helm" / "aigateway-operator"
+CLUSTER_SCOPED = {"ClusterRole", "ClusterRoleBinding", "ClusterKopfPeering"}
+
+
+@pytest.fixture(scope="session")
+def helm() -> Path:
+    return ensure_helm()
+
+
+def base_values(**extra: Any) -> dict[str, Any]:
+    return {"database": {"existingSecret": {"name": "coder-db"}}, **extra}
+
+
+@pytest.fixture
+def install(
+    helm: Path, k8s_api: client.ApiClient, namespace: str
+) -> Iterator[Callable[..., list[dict[str, Any]]]]:
+    """Render the chart into the test namespace and apply it; remove cluster-scoped leftovers."""
+    applied: list[dict[str, Any]] = []
+
+    def run(values: dict[str, Any]) -> list[dict[str, Any]]:
+        docs = render_chart(CHART, namespace, namespace, values, helm=helm)
+        apply_manifests(k8s_api, docs)
+        applied.extend(docs)
+        return docs
+
+    yield run
+    from kubernetes import dynamic
+
+    dyn = dynamic.DynamicClient(k8s_api)
+    for doc in applied:
+        if doc["kind"] in CLUSTER_SCOPED:
+            res = dyn.resources.get(api_version=doc["apiVersion"], kind=doc["kind"])
+            try:
+                res.delete(name=doc["metadata"]["name"])
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise
+
+
+def new_namespace(k8s_api: client.ApiClient) -> str:
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    client.CoreV1Api(k8s_api).create_namespace(
+        client.V1Namespace(metadata=client.V1ObjectMeta(name=name))
+    )
+    return name
+
+
+class CanI:
+    """``kubectl auth can-i`` as a given token: SelfSubjectAccessReview."""
+
+    def __init__(self, api: client.ApiClient) -> None:
+        self.authz = client.AuthorizationV1Api(api)
+
+    def __call__(
+        self,
+        verb: str,
+        resource: str,
+        namespace: str | None = None,
+        group: str = "",
+        name: str | None = None,
+        subresource: str | None = None,
+    ) -> bool:
+        review = self.authz.create_self_subject_access_review(
+            client.V1SelfSubjectAccessReview(
+                spec=client.V1SelfSubjectAccessReviewSpec(
+                    resource_attributes=client.V1ResourceAttributes(
+                        verb=verb,
+                        resource=resource,
+                        group=group,
+                        namespace=namespace,
+                        name=name,
+                        subresource=subresource,
+                    )
+                )
+            )
+        )
+        return bool(review.status.allowed)
+
+
+@pytest.fixture
+def as_chart_sa(
+    k8s_api: client.ApiClient, namespace: str, tmp_path: Path
+) -> Iterator[Callable[[], CanI]]:
+    apis: list[client.ApiClient] = []
+
+    def make() -> CanI:
+        from kubernetes import config
+
+        path = service_account_kubeconfig(
+            k8s_api, namespace, f"{namespace}-aigateway-operator", tmp_path / "sa.kubeconfig"
+        )
+        api = config.new_client_from_config(config_file=str(path))
+        apis.append(api)
+        return CanI(api)
+
+    yield make
+    for api in apis:
+        api.close()
+
+
+G = "aigateway.dev"
+
+
+def test_namespaced_install_grants_only_the_served_namespaces(
+    install: Callable[..., list[dict[str, Any]]],
+    as_chart_sa: Callable[[], CanI],
+    k8s_api: client.ApiClient,
+    namespace: str,
+) -> None:
+    served = new_namespace(k8s_api)
+    other = new_namespace(k8s_api)
+    try:
+        docs = install(base_values(watchNamespaces=[served]))
+        assert {d["kind"] for d in docs} >= {"Deployment", "Role", "KopfPeering", "ServiceAccount"}
+        can = as_chart_sa()
+        peering = f"{namespace}-aigateway-operator"
+
+        for verb in ("get", "list", "watch", "patch"):
+            assert can(verb, "aiproviders", served, G)
+            assert can(verb, "aigatewaycoderdkeys", served, G)
+        assert can("patch", "aiproviders", served, G, subresource="status")
+        for verb in ("get", "list", "watch", "create", "update", "delete"):
+            assert can(verb, "secrets", served)
+        assert can("create", "events", served)
+        assert can("create", "events", served, "events.k8s.io")
+        assert can("list", "kopfpeerings", served, "kopf.dev")
+        assert can("patch", "kopfpeerings", served, "kopf.dev", name=peering)
+
+        # Nothing it does not need, even where it works.
+        assert not can("patch", "kopfpeerings", served, "kopf.dev", name="someone-else")
+        assert not can("delete", "aiproviders", served, G)
+        assert not can("create", "aiproviders", served, G)
+        assert not can("update", "aiproviders", served, G)
+        assert not can("patch", "secrets", served)
+        assert not can("get", "pods", served)
+        assert not can("create", "pods", served)
+        # Nothing outside the served namespace: not its own, not another, not cluster-wide.
+        for ns in (other, namespace):
+            for verb in ("get", "list", "watch", "create", "delete"):
+                assert not can(verb, "secrets", ns), (verb, ns)
+            assert not can("list", "aiproviders", ns, G)
+        assert not can("list", "secrets")  # all namespaces
+        assert not can("delete", "secrets")
+        assert not can("list", "aiproviders", None, G)
+        assert not can("list", "namespaces")
+        assert not can("list", "customresourcedefinitions", None, "apiextensions.k8s.io")
+        assert not can("list", "clusterkopfpeerings", None, "kopf.dev")
+    finally:
+        for ns in (served, other):
+            client.CoreV1Api(k8s_api).delete_namespace(ns)
+
+
+def test_cluster_wide_install(
+    install: Callable[..., list[dict[str, Any]]],
+    as_chart_sa: Callable[[], CanI],
+    namespace: str,
+) -> None:
+    docs = install(base_values(rbac={"manageGatewayKeySecrets": False}))
+    assert {d["kind"] for d in docs} >= {"ClusterRole", "ClusterRoleBinding", "ClusterKopfPeering"}
+    can = as_chart_sa()
+    peering = f"{namespace}-aigateway-operator"
+    assert can("list", "aiproviders", None, G)
+    assert can("watch", "secrets")
+    assert can("patch", "aigatewaycoderdkeys", "anywhere", G, subresource="status")
+    assert can("patch", "clusterkopfpeerings", None, "kopf.dev", name=peering)
+    assert not can("patch", "clusterkopfpeerings", None, "kopf.dev", name="other")
+    # Secret writes were turned off: read-only on Secrets.
+    assert not can("create", "secrets", "anywhere")
+    assert not can("delete", "secrets", "anywhere")
+    assert not can("delete", "aiproviders", "anywhere", G)
+    assert not can("list", "pods")
+    assert not can("list", "namespaces")
+    assert not can("create", "customresourcedefinitions", None, "apiextensions.k8s.io")
+
+
+def _bind(rbac: client.RbacAuthorizationV1Api, namespace: str, user: str, role: str) -> None:
+    rbac.create_namespaced_role_binding(
+        namespace,
+        client.V1RoleBinding(
+            metadata=client.V1ObjectMeta(name=f"{user}-{role}"),
+            role_ref=client.V1RoleRef(
+                api_group="rbac.authorization.k8s.io", kind="ClusterRole", name=role
+            ),
+            subjects=[
+                client.RbacV1Subject(kind="User", name=user, api_group="rbac.authorization.k8s.io")
+            ],
+        ),
+    )
+
+
+def _user_can(
+    api: client.ApiClient,
+    user: str,
+    namespace: str,
+    verb: str,
+    resource: str,
+    subresource: str | None = None,
+) -> bool:
+    review = client.AuthorizationV1Api(api).create_subject_access_review(
+        client.V1SubjectAccessReview(
+            spec=client.V1SubjectAccessReviewSpec(
+                user=user,
+                resource_attributes=client.V1ResourceAttributes(
+                    verb=verb,
+                    resource=resource,
+                    group=G,
+                    namespace=namespace,
+                    subresource=subresource,
+                ),
+            )
+        )
+    )
+    return bool(review.status.allowed)
+
+
+def test_user_roles_grant_view_and_edit_and_match_the_aggregation_selectors(
+    install: Callable[..., list[dict[str, Any]]],
+    k8s_api: client.ApiClient,
+    namespace: str,
+) -> None:
+    docs = install(base_values(watchNamespaces=[namespace]))
+    rbac = client.RbacAuthorizationV1Api(k8s_api)
+    ours = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ClusterRole"}
+    view, edit = f"{namespace}-aigateway-operator-view", f"{namespace}-aigateway-operator-edit"
+    # The built-in roles select ours by label (what the aggregation controller acts on).
+    for builtin, role in (("view", view), ("edit", view), ("edit", edit), ("admin", edit)):
+        rule = rbac.read_cluster_role(builtin).aggregation_rule
+        selectors = [s.match_labels or {} for s in rule.cluster_role_selectors]
+        labels = ours[role]["metadata"]["labels"]
+        assert any(sel.items() <= labels.items() for sel in selectors), (builtin, role)
+    _bind(rbac, namespace, "viewer", view)
+    _bind(rbac, namespace, "editor", view)
+    _bind(rbac, namespace, "editor", edit)
+
+    def can(user: str, verb: str, resource: str, subresource: str | None = None) -> bool:
+        return _user_can(k8s_api, user, namespace, verb, resource, subresource)
+
+    assert can("viewer", "list", "aiproviders")
+    assert can("viewer", "get", "aigatewaycoderdkeys")
+    assert not can("viewer", "create", "aiproviders")
+    assert can("editor", "create", "aiproviders")
+    assert can("editor", "delete", "aigatewaycoderdkeys")
+    assert can("editor", "list", "aiproviders")
+    assert not can("editor", "patch", "aiproviders", "status")  # status is the operator's
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "the local kube-controller-manager runs with --use-service-account-credentials=false, "
+        "so its clusterrole-aggregation-controller is denied 'patch clusterroles' and never "
+        "aggregates (devenv/kube.py; =true fixes it)"
+    ),
+)
+def test_builtin_view_and_edit_aggregate_our_roles(
+    install: Callable[..., list[dict[str, Any]]],
+    k8s_api: client.ApiClient,
+    namespace: str,
+) -> None:
+    install(base_values(watchNamespaces=[namespace]))
+    rbac = client.RbacAuthorizationV1Api(k8s_api)
+
+    def aggregated(role: str) -> bool:
+        rules = rbac.read_cluster_role(role).rules or []
+        return any("aiproviders" in (r.resources or []) for r in rules)
+
+    # Aggregation takes well under a second when the controller works.
+    wait_for(lambda: aggregated("view") and aggregated("edit"), 10, "view/edit aggregation")
+    _bind(rbac, namespace, "builtin-viewer", "view")
+    _bind(rbac, namespace, "builtin-editor", "edit")
+    assert _user_can(k8s_api, "builtin-viewer", namespace, "list", "aiproviders")
+    assert not _user_can(k8s_api, "builtin-viewer", namespace, "create", "aiproviders")
+    assert _user_can(k8s_api, "builtin-editor", namespace, "create", "aiproviders")
