@@ -77,7 +77,7 @@ OPERATOR_RULES = {
     "aigateway.dev/aigatewaycoderdkeys": {"get", "list", "watch", "patch"},
     "aigateway.dev/aiproviders/status": {"patch"},
     "aigateway.dev/aigatewaycoderdkeys/status": {"patch"},
-    "/secrets": {"get", "list", "watch", "create", "update", "delete"},
+    "/secrets": {"get", "list", "watch", "create", "update", "patch", "delete"},
     "/events": {"create"},
     "events.k8s.io/events": {"create"},
 }

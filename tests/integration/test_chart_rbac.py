@@ -145,7 +145,7 @@ def test_namespaced_install_grants_only_the_served_namespaces(
             assert can(verb, "aiproviders", served, G)
             assert can(verb, "aigatewaycoderdkeys", served, G)
         assert can("patch", "aiproviders", served, G, subresource="status")
-        for verb in ("get", "list", "watch", "create", "update", "delete"):
+        for verb in ("get", "list", "watch", "create", "update", "patch", "delete"):
             assert can(verb, "secrets", served)
         assert can("create", "events", served)
         assert can("create", "events", served, "events.k8s.io")
@@ -157,7 +157,6 @@ def test_namespaced_install_grants_only_the_served_namespaces(
         assert not can("delete", "aiproviders", served, G)
         assert not can("create", "aiproviders", served, G)
         assert not can("update", "aiproviders", served, G)
-        assert not can("patch", "secrets", served)
         assert not can("get", "pods", served)
         assert not can("create", "pods", served)
         # Nothing outside the served namespace: not its own, not another, not cluster-wide.
@@ -193,6 +192,7 @@ def test_cluster_wide_install(
     # Secret writes were turned off: read-only on Secrets.
     assert not can("create", "secrets", "anywhere")
     assert not can("delete", "secrets", "anywhere")
+    assert not can("patch", "secrets", "anywhere")
     assert not can("delete", "aiproviders", "anywhere", G)
     assert not can("list", "pods")
     assert not can("list", "namespaces")

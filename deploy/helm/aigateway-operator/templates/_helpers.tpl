@@ -58,9 +58,11 @@ ClusterRole). Why each verb is there:
   and removes finalizers with a JSON patch. No create/delete: users own the objects.
 - the status subresources: patch only (kopf writes status there).
 - Secrets: get/list/watch (referenced Secrets are read and watched so edits propagate);
-  create/update/delete only with rbac.manageGatewayKeySecrets, for the plaintext Secrets of
-  gateway keys, which the operator owns (ownerReference + label). RBAC cannot limit create to
-  them, and resourceNames cannot apply to create, so the grant covers the whole scope.
+  create/update/patch/delete only with rbac.manageGatewayKeySecrets, for the plaintext Secrets
+  of gateway keys, which the operator owns (ownerReference + label): create, replace on
+  rotation, patch away the ownerReference when a key is orphaned, delete the old Secret after
+  a rename. RBAC cannot limit these to Secrets by label, and resourceNames cannot apply to
+  create, so the grant covers every Secret in the served scope.
 - Events: create, in both API groups (kopf posts core/v1 Events; events.k8s.io for clients
   that use the newer API).
 */}}
@@ -77,7 +79,7 @@ ClusterRole). Why each verb is there:
 {{- if .Values.rbac.manageGatewayKeySecrets }}
 - apiGroups: [""]
   resources: ["secrets"]
-  verbs: ["create", "update", "delete"]
+  verbs: ["create", "update", "patch", "delete"]
 {{- end }}
 - apiGroups: [""]
   resources: ["events"]
