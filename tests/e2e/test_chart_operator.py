@@ -1,0 +1,166 @@
+"""The operator runs with exactly the chart's RBAC: the chart is applied to the real API server
+and the operator process authenticates with its ServiceAccount's token (as a pod would), not
+the admin kubeconfig. Any verb the chart forgot shows up as a 403 and a stuck object."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from kubernetes import client, dynamic
+from kubernetes.client.rest import ApiException
+
+from aigateway_operator.devenv.helm import (
+    apply_manifests,
+    ensure_helm,
+    render_chart,
+    service_account_kubeconfig,
+)
+from tests.e2e.conftest import (
+    GROUP,
+    VERSION,
+    OperatorProcess,
+    custom,
+    get_obj,
+    make_secret,
+    wait_condition,
+)
+from tests.support.wait import wait_for
+
+pytestmark = pytest.mark.e2e
+
+CHART = Path(__file__).resolve().parents[2] / "deploy" / "helm" / "aigateway-operator"
+PLURAL = "aiproviders"
+CANARY = "sk-canary-CHART-0123456789abcdefghijklmnop"
+
+
+@pytest.fixture(scope="session")
+def helm() -> Path:
+    return ensure_helm()
+
+
+@pytest.fixture
+def chart_install(
+    helm: Path, k8s_api: client.ApiClient, namespace: str, tmp_path: Path
+) -> Iterator[dict[str, Any]]:
+    """The chart in ``namespace``, serving ``namespace``; yields what an operator pod gets."""
+    docs = render_chart(
+        CHART,
+        namespace,
+        namespace,
+        {
+            "database": {"existingSecret": {"name": "coder-db"}},
+            "watchNamespaces": [namespace],
+        },
+        helm=helm,
+    )
+    apply_manifests(k8s_api, docs)
+    sa = next(d for d in docs if d["kind"] == "ServiceAccount")["metadata"]["name"]
+    container = next(d for d in docs if d["kind"] == "Deployment")["spec"]["template"]["spec"][
+        "containers"
+    ][0]
+    env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
+    kubeconfig = service_account_kubeconfig(k8s_api, namespace, sa, tmp_path / "sa.kubeconfig")
+    yield {
+        "kubeconfig": kubeconfig,
+        "namespaces": env["AIGW_NAMESPACES"],
+        "peering": env["AIGW_PEERING"],
+        "service_account": sa,
+    }
+    dyn = dynamic.DynamicClient(k8s_api)
+    for doc in docs:
+        if doc["kind"] in ("ClusterRole", "ClusterRoleBinding"):
+            res = dyn.resources.get(api_version=doc["apiVersion"], kind=doc["kind"])
+            try:
+                res.delete(name=doc["metadata"]["name"])
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise
+
+
+def operator_env(install: dict[str, Any], **extra: str) -> dict[str, str]:
+    """The environment the chart gives the pod, minus what operator_factory provides itself
+    (the database and keys come inline there rather than from mounted files)."""
+    return {
+        "KUBECONFIG": str(install["kubeconfig"]),
+        "AIGW_NAMESPACES": install["namespaces"],
+        "AIGW_PEERING": install["peering"],
+        **extra,
+    }
+
+
+def provider(name: str, secret: str) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "AIProvider",
+        "metadata": {"name": name},
+        "spec": {
+            "type": "openai",
+            "apiKeys": [{"secretKeyRef": {"name": secret, "key": "a"}}],
+        },
+    }
+
+
+def test_provider_lifecycle_with_the_charts_service_account(
+    operator_factory: Callable[..., OperatorProcess],
+    chart_install: dict[str, Any],
+    k8s_api: client.ApiClient,
+    namespace: str,
+) -> None:
+    assert chart_install["namespaces"] == namespace
+    op = operator_factory(extra_env=operator_env(chart_install))
+
+    # Secret -> Ready: watch our kind and Secrets, read the Secret, patch status, finalizer.
+    make_secret(k8s_api, namespace, "llm-keys", {"a": CANARY})
+    custom(k8s_api).create_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, provider("via-chart", "llm-keys")
+    )
+    obj = wait_condition(k8s_api, namespace, PLURAL, "via-chart", "Ready", timeout=60)
+    assert "aigateway.dev/finalizer" in obj["metadata"]["finalizers"]
+
+    # A Secret edit reaches the database: the Secret watch pokes the object (patch).
+    client.CoreV1Api(k8s_api).patch_namespaced_secret(
+        "llm-keys", namespace, {"stringData": {"a": CANARY + "-rotated"}}
+    )
+
+    def rotated() -> bool:
+        fps = [
+            k["fingerprint"]
+            for k in get_obj(k8s_api, namespace, PLURAL, "via-chart")["status"]["apiKeys"]
+        ]
+        return fps != [k["fingerprint"] for k in obj["status"]["apiKeys"]]
+
+    wait_for(rotated, 30, "status to show the rotated key")
+
+    # Delete: the finalizer comes off with patch alone (the chart grants no update).
+    custom(k8s_api).delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "via-chart")
+
+    def gone() -> bool:
+        try:
+            get_obj(k8s_api, namespace, PLURAL, "via-chart")
+        except ApiException as exc:
+            return exc.status == 404
+        return False
+
+    wait_for(gone, 30, "AIProvider finalized and deleted")
+    with psycopg.connect(op.database_url) as conn:
+        row = conn.execute("SELECT deleted FROM ai_providers WHERE name = 'via-chart'").fetchone()
+    assert row == (True,)
+
+    # Events were posted with the SA's token (the operator's own, secret-free Events).
+    events = client.CoreV1Api(k8s_api).list_namespaced_event(namespace).items
+    assert any(e.involved_object.name == "via-chart" for e in events)
+    # The peering object the chart created carries this operator's heartbeat.
+    peering = custom(k8s_api).get_namespaced_custom_object(
+        "kopf.dev", "v1", namespace, "kopfpeerings", chart_install["peering"]
+    )
+    assert peering.get("status"), "the operator never heartbeat into the chart's KopfPeering"
+
+    log = op.log()
+    assert op.alive(), log[-3000:]
+    for denied in ("status=403", "Forbidden", "forbidden"):
+        assert denied not in log, f"an API call was denied:\n{log[-3000:]}"
+    assert CANARY not in log
