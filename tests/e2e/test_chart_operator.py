@@ -42,11 +42,10 @@ def helm() -> Path:
     return ensure_helm()
 
 
-@pytest.fixture
-def chart_install(
-    helm: Path, k8s_api: client.ApiClient, namespace: str, tmp_path: Path
-) -> Iterator[dict[str, Any]]:
-    """The chart in ``namespace``, serving ``namespace``; yields what an operator pod gets."""
+def install_chart(
+    helm: Path, api: client.ApiClient, namespace: str, tmp_path: Path
+) -> dict[str, Any]:
+    """The chart in ``namespace``, serving ``namespace``: what an operator pod would get."""
     docs = render_chart(
         CHART,
         namespace,
@@ -57,20 +56,21 @@ def chart_install(
         },
         helm=helm,
     )
-    apply_manifests(k8s_api, docs)
+    apply_manifests(api, docs)
     sa = next(d for d in docs if d["kind"] == "ServiceAccount")["metadata"]["name"]
-    container = next(d for d in docs if d["kind"] == "Deployment")["spec"]["template"]["spec"][
-        "containers"
-    ][0]
-    env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
-    kubeconfig = service_account_kubeconfig(k8s_api, namespace, sa, tmp_path / "sa.kubeconfig")
-    yield {
-        "kubeconfig": kubeconfig,
+    pod = next(d for d in docs if d["kind"] == "Deployment")["spec"]["template"]["spec"]
+    env = {e["name"]: e["value"] for e in pod["containers"][0]["env"] if "value" in e}
+    return {
+        "docs": docs,
+        "kubeconfig": service_account_kubeconfig(api, namespace, sa, tmp_path / "sa.kubeconfig"),
         "namespaces": env["AIGW_NAMESPACES"],
         "peering": env["AIGW_PEERING"],
         "service_account": sa,
     }
-    dyn = dynamic.DynamicClient(k8s_api)
+
+
+def remove_cluster_scoped(api: client.ApiClient, docs: list[dict[str, Any]]) -> None:
+    dyn = dynamic.DynamicClient(api)
     for doc in docs:
         if doc["kind"] in ("ClusterRole", "ClusterRoleBinding"):
             res = dyn.resources.get(api_version=doc["apiVersion"], kind=doc["kind"])
@@ -79,6 +79,15 @@ def chart_install(
             except ApiException as exc:
                 if exc.status != 404:
                     raise
+
+
+@pytest.fixture
+def chart_install(
+    helm: Path, k8s_api: client.ApiClient, namespace: str, tmp_path: Path
+) -> Iterator[dict[str, Any]]:
+    install = install_chart(helm, k8s_api, namespace, tmp_path)
+    yield install
+    remove_cluster_scoped(k8s_api, install["docs"])
 
 
 def operator_env(install: dict[str, Any], **extra: str) -> dict[str, str]:
