@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 import yaml
-from tests.unit.test_api_crd_drift import _compare_model, _walk
 
 from aigateway_operator.api.aiprovider import API_GROUP, API_VERSION
 from aigateway_operator.api.common import ConditionType
@@ -24,6 +23,7 @@ from aigateway_operator.api.gatewaykey import (
     GatewayKeySpec,
     GatewayKeyStatus,
 )
+from tests.unit.test_api_crd_drift import _compare_model, _walk
 
 pytestmark = pytest.mark.unit
 
