@@ -127,6 +127,11 @@ class Settings(BaseSettings):
     """Port of the liveness endpoint (``/healthz``); 0 disables it."""
     peering: str = ""
     """kopf peering name for multi-replica installs (one active replica); empty = standalone."""
+    peering_priority: int | None = Field(default=None, ge=0, le=2**31 - 1)
+    """This replica's peering priority; unset = random (equal priorities freeze every replica)."""
+    peering_lifetime_s: int = Field(default=60, ge=5, le=3_600)
+    """How long a replica's peering heartbeat stays valid: a dead active replica's successor
+    takes over after at most this long."""
     drift_debounce_s: float = Field(default=0.3, ge=0, le=30)
     """How long to gather ``ai_providers_changed`` notifies before checking rows for drift."""
 

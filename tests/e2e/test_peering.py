@@ -17,25 +17,12 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from aigateway_operator.config import Settings
 from aigateway_operator.devenv.helm import ensure_helm
 from tests.e2e.conftest import GROUP, VERSION, OperatorProcess, custom, make_secret, wait_condition
 from tests.e2e.test_chart_operator import install_chart, operator_env, remove_cluster_scoped
 from tests.support.wait import wait_for
 
-PEERING_SETTINGS = {"peering_priority", "peering_lifetime_s"}
-SUPPORTED = set(Settings.model_fields) >= PEERING_SETTINGS
-
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.xfail(
-        not SUPPORTED,
-        reason="needs AIGW_PEERING_PRIORITY and AIGW_PEERING_LIFETIME_S in the operator "
-        "(equal priorities freeze both replicas; a 60 s lifetime makes failover exceed 30 s)",
-        run=False,
-        strict=True,
-    ),
-]
+pytestmark = pytest.mark.e2e
 
 LIFETIME_S = 10
 FAILOVER_DEADLINE_S = 30.0

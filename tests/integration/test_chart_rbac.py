@@ -270,14 +270,6 @@ def test_user_roles_grant_view_and_edit_and_match_the_aggregation_selectors(
     assert not can("editor", "patch", "aiproviders", "status")  # status is the operator's
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "the local kube-controller-manager runs with --use-service-account-credentials=false, "
-        "so its clusterrole-aggregation-controller is denied 'patch clusterroles' and never "
-        "aggregates (devenv/kube.py; =true fixes it)"
-    ),
-)
 def test_builtin_view_and_edit_aggregate_our_roles(
     install: Callable[..., list[dict[str, Any]]],
     k8s_api: client.ApiClient,

@@ -179,7 +179,9 @@ def start(bins: ControlPlaneBinaries, base_dir: Path, timeout: float = 120.0) ->
                 f"--controllers={KCM_CONTROLLERS}",
                 f"--service-account-private-key-file={pki.sa_key}",
                 f"--root-ca-file={pki.ca_cert}",
-                "--use-service-account-credentials=false",
+                # Each controller acts with its own service account, which the built-in RBAC
+                # bootstraps (clusterrole-aggregation needs it to patch view/edit roles).
+                "--use-service-account-credentials=true",
                 "--leader-elect=false",
                 "--bind-address=127.0.0.1",
                 f"--secure-port={kcm_port}",

@@ -121,7 +121,10 @@ class PostgresServer:
             + "listen_addresses = '127.0.0.1'\n"
             + f"port = {server.port}\n"
             + f"unix_socket_directories = '{base_dir}'\n"
-            + "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
+            # fsync off is safe for a killed *server process* (the OS cache survives), but
+            # synchronous_commit must stay on: otherwise an immediate stop (a crash) loses
+            # transactions already reported committed, and fault tests would see lost rows.
+            + "fsync = off\nsynchronous_commit = on\nfull_page_writes = off\n"
             + "max_connections = 200\n"
         )
         server._pg_ctl_start(timeout)
@@ -148,6 +151,10 @@ class PostgresServer:
     def restart(self, timeout: float = 60.0) -> None:
         """Stop immediately (as a crash would) and start again on the same port."""
         self.stop(mode="immediate", remove=False)
+        self._pg_ctl_start(timeout)
+
+    def start_again(self, timeout: float = 60.0) -> None:
+        """Start a server stopped with ``stop(remove=False)`` (same data dir and port)."""
         self._pg_ctl_start(timeout)
 
     def _pg_ctl_start(self, timeout: float) -> None:

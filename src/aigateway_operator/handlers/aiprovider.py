@@ -87,7 +87,13 @@ def provider_name_claims(
 
 
 def _apply(
-    outcome: Outcome, body: Any, patch: kopf.Patch, memo: Any, uid: str, logger: Any
+    outcome: Outcome,
+    body: Any,
+    patch: kopf.Patch,
+    memo: Any,
+    uid: str,
+    logger: Any,
+    retry: int = 0,
 ) -> None:
     if outcome.status_patch:
         # Field names only: status never holds a secret, but logs stay terse anyway.
@@ -98,7 +104,9 @@ def _apply(
     if outcome.provider_id is not None and outcome.row_version is not None:
         memo.drift.remember(uid, outcome.provider_id, outcome.row_version)
     if outcome.retry_after is not None:
-        raise kopf.TemporaryError(outcome.retry_message or "retrying", delay=outcome.retry_after)
+        # Exponential backoff from the outcome's base delay (kopf's own is a fixed delay).
+        delay = min(300.0, outcome.retry_after * 2 ** min(retry, 5))
+        raise kopf.TemporaryError(outcome.retry_message or "retrying", delay=delay)
 
 
 async def _reconcile(
@@ -112,13 +120,14 @@ async def _reconcile(
     memo: Any,
     provider_name_claims: kopf.Index[str, NameClaim],
     logger: Any,
+    retry: int = 0,
 ) -> None:
     obj = _info(meta, namespace, name)
     claims = list(provider_name_claims.get(_effective_name(spec, obj.name), []))
     async with memo.locks.hold(obj.uid):
         outcome = await pipeline.reconcile(runtime_of(memo), obj, spec, status, claims)
     memo.drift.track(obj.uid, namespace or "", name or "")
-    _apply(outcome, body, patch, memo, obj.uid, logger)
+    _apply(outcome, body, patch, memo, obj.uid, logger, retry)
 
 
 async def reconcile_provider(
@@ -132,10 +141,11 @@ async def reconcile_provider(
     memo: kopf.Memo,
     provider_name_claims: kopf.Index[str, NameClaim],
     logger: kopf.Logger,
+    retry: int,
     **_: Any,
 ) -> None:
     await _reconcile(
-        body, meta, spec, status, namespace, name, patch, memo, provider_name_claims, logger
+        body, meta, spec, status, namespace, name, patch, memo, provider_name_claims, logger, retry
     )
 
 
@@ -260,9 +270,11 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
         v,
         p,
         id="resync",
-        interval=settings.resync_interval_s,
+        # Often enough for both the drift backstop and the periodic STS re-verification
+        # (a pass only calls STS once the verdict is older than the verify interval).
+        interval=min(settings.resync_interval_s, settings.verify_interval_s),
         # A restart must be quiet: resume handlers already reconcile every object once.
-        initial_delay=settings.resync_interval_s,
+        initial_delay=min(settings.resync_interval_s, settings.verify_interval_s),
         registry=registry,
     )(resync_provider)  # type: ignore[arg-type]
     kopf.on.event(

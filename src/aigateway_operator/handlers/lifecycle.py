@@ -101,6 +101,7 @@ def register(registry: kopf.OperatorRegistry, config: Settings) -> None:
     @kopf.on.startup(registry=registry)
     async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
         configure_kopf(settings)
+        settings.peering.lifetime = config.peering_lifetime_s
         await start_runtime(config, memo)
 
     @kopf.on.login(registry=registry)
