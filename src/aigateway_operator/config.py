@@ -123,6 +123,8 @@ class Settings(BaseSettings):
     """Backstop resync of every object against the database (drift a notify did not show)."""
     heartbeat_interval_s: float = Field(default=60.0, ge=5, le=3_600)
     """How often gateway-key heartbeats are mirrored into status."""
+    metrics_port: int = Field(default=9090, ge=0, le=65_535)
+    """Port of the Prometheus ``/metrics`` endpoint; 0 disables it."""
     health_port: int = Field(default=8080, ge=0, le=65_535)
     """Port of the liveness endpoint (``/healthz``); 0 disables it."""
     peering: str = ""

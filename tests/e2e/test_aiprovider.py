@@ -416,3 +416,36 @@ def test_quiet_restart_writes_nothing(
         assert after_objs[n]["metadata"] == before_objs[n]["metadata"], n
         assert after_objs[n]["status"] == before_objs[n]["status"], n
     assert _table_versions(op.database_url) == before_db  # no INSERT/UPDATE/DELETE anywhere
+
+
+def test_metrics_endpoint(
+    operator_factory: Callable[..., OperatorProcess],
+    k8s_api: client.ApiClient,
+    namespace: str,
+) -> None:
+    import urllib.request
+
+    from aigateway_operator.devenv.procs import free_port
+
+    port = free_port()
+    op = operator_factory(extra_env={"AIGW_METRICS_PORT": str(port)})
+    make_secret(k8s_api, namespace, "llm-keys", {"a": CANARY_A})
+    apply_provider(k8s_api, namespace, "metered", openai_spec("a"))
+    wait_condition(k8s_api, namespace, PLURAL, "metered", "Ready")
+
+    def scrape() -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+            return str(resp.read().decode())
+
+    text = scrape()
+    assert 'aigw_reconciles_total{kind="AIProvider",result="synced"}' in text
+    assert 'aigw_database_writes_total{action="created",kind="AIProvider"} 1.0' in text
+    assert "aigw_notifies_total 1.0" in text
+    assert "aigw_reconcile_duration_seconds_count" in text
+    ready = (
+        f'aigw_condition{{kind="AIProvider",name="metered",namespace="{namespace}",'
+        'status="True",type="Ready"} 1.0'
+    )
+    assert ready in text
+    assert CANARY_A not in text
+    assert op.alive()

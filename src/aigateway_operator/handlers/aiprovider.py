@@ -20,12 +20,15 @@ from typing import Any
 
 import kopf
 
-from aigateway_operator.api.aiprovider import API_GROUP, API_VERSION, PLURAL, AIProviderSpec
+from aigateway_operator import metrics
+from aigateway_operator.api.aiprovider import API_GROUP, API_VERSION, KIND, PLURAL, AIProviderSpec
+from aigateway_operator.api.common import ConditionType
 from aigateway_operator.config import Settings
 from aigateway_operator.handlers.common import ANNOTATION_PREFIX, post_events, runtime_of
 from aigateway_operator.reconcile import provider as pipeline
 from aigateway_operator.reconcile.provider import NameClaim, ObjectInfo, Outcome
 
+CONDITION_TYPES = [t.value for t in ConditionType]
 SECRET_POKE = f"{ANNOTATION_PREFIX}/secrets-poke"
 DRIFT_POKE = f"{ANNOTATION_PREFIX}/drift-poke"
 CLAIMS_POKE = f"{ANNOTATION_PREFIX}/claims-poke"
@@ -86,6 +89,30 @@ def provider_name_claims(
 # --- reconcile ------------------------------------------------------------------------------
 
 
+def _record(outcome: Outcome, body: Any) -> None:
+    """Metrics for one pass (kind, result, reasons: never values)."""
+    meta = body.get("metadata", {})
+    if outcome.db_action is not None and outcome.db_action != "unchanged":
+        metrics.DB_WRITES.labels(KIND, outcome.db_action).inc()
+    if outcome.notified:
+        metrics.NOTIFIES.inc()
+    if outcome.sts_reason is not None:
+        metrics.STS_VERIFICATIONS.labels(outcome.sts_reason).inc()
+    if outcome.drift_reverted:
+        metrics.DRIFT_REVERTED.labels(KIND).inc()
+    if outcome.retry_after is not None:
+        result = "retry"
+    elif outcome.db_action is None:
+        result = "blocked"  # stopped before the database: Secrets, name claim, spec
+    else:
+        result = "unchanged" if outcome.db_action == "unchanged" else "synced"
+    metrics.RECONCILES.labels(KIND, result).inc()
+    if outcome.conditions:
+        metrics.set_conditions(
+            KIND, meta.get("namespace", ""), meta.get("name", ""), outcome.conditions
+        )
+
+
 def _apply(
     outcome: Outcome,
     body: Any,
@@ -95,6 +122,7 @@ def _apply(
     logger: Any,
     retry: int = 0,
 ) -> None:
+    _record(outcome, body)
     if outcome.status_patch:
         # Field names only: status never holds a secret, but logs stay terse anyway.
         logger.info("status updated: %s", ", ".join(sorted(outcome.status_patch)))
@@ -125,7 +153,8 @@ async def _reconcile(
     obj = _info(meta, namespace, name)
     claims = list(provider_name_claims.get(_effective_name(spec, obj.name), []))
     async with memo.locks.hold(obj.uid):
-        outcome = await pipeline.reconcile(runtime_of(memo), obj, spec, status, claims)
+        with metrics.RECONCILE_SECONDS.labels(KIND).time():
+            outcome = await pipeline.reconcile(runtime_of(memo), obj, spec, status, claims)
     memo.drift.track(obj.uid, namespace or "", name or "")
     _apply(outcome, body, patch, memo, obj.uid, logger, retry)
 
@@ -190,6 +219,8 @@ async def finalize_provider(
         outcome = await pipeline.finalize(runtime_of(memo), obj, spec, status)
     if outcome.done:
         memo.drift.forget(obj.uid)
+        metrics.RECONCILES.labels(KIND, "deleted").inc()
+        metrics.forget_object(KIND, obj.namespace, obj.name, CONDITION_TYPES)
         await _poke_other_claimants(memo, obj, spec, provider_name_claims)
     for key, value in outcome.status_patch.items():
         patch.status[key] = value

@@ -9,6 +9,7 @@ from typing import Any
 
 import kopf
 
+from aigateway_operator import metrics
 from aigateway_operator.config import Settings
 from aigateway_operator.handlers.common import FINALIZER, KOPF_PREFIX, KeyedLocks, runtime_of
 from aigateway_operator.kube import Kube, load_api_client
@@ -41,6 +42,7 @@ def configure_kopf(settings: kopf.OperatorSettings) -> None:
 
 async def start_runtime(settings: Settings, memo: Any) -> None:
     """Open the store (schema + key checks: fail fast and loud), the Kubernetes client."""
+    metrics.serve(settings.metrics_port)
     store = await Store.open(settings)
     kube = Kube(load_api_client())
     memo.kube = kube

@@ -129,6 +129,12 @@ class Outcome:
     provider_id: str | None = None
     row_version: datetime | None = None
     """``updated_at`` our pass left on the row: lets the drift watcher ignore our own write."""
+    # What happened, for metrics (names and reasons only).
+    db_action: str | None = None
+    notified: bool = False
+    sts_reason: str | None = None
+    drift_reverted: bool = False
+    conditions: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -139,6 +145,10 @@ class _Pass:
     events: list[Event] = field(default_factory=list)
     retry_after: float | None = None
     retry_message: str = ""
+    db_action: str | None = None
+    notified: bool = False
+    sts_reason: str | None = None
+    drift_reverted: bool = False
 
     def retry(self, delay: float, message: str) -> None:
         if self.retry_after is None or delay < self.retry_after:
@@ -383,6 +393,9 @@ async def _write(
 
 def _sync_events(result: ProviderResult, scratch: _Pass, *, drifted: bool) -> None:
     name = result.name
+    scratch.db_action = result.action
+    scratch.notified = result.notified
+    scratch.drift_reverted = result.changed and (drifted or result.action == "revived")
     if result.action == "created":
         scratch.events.append(Event("Normal", "Created", f"Created Coder AI provider {name!r}"))
     elif result.action == "adopted":
@@ -473,6 +486,7 @@ async def _verify(
     verdict: Verdict = await asyncio.to_thread(
         rt.verifier, b.region, b.role_arn, external_id, static
     )
+    scratch.sts_reason = verdict.reason
     now = rt.clock()
     if verdict.ok:
         scratch.conditions.append(
@@ -558,6 +572,11 @@ def _finish(
         events=scratch.events,
         retry_after=scratch.retry_after,
         retry_message=scratch.retry_message,
+        db_action=scratch.db_action,
+        notified=scratch.notified,
+        sts_reason=scratch.sts_reason,
+        drift_reverted=scratch.drift_reverted,
+        conditions=tuple((c.type, c.status.value) for c in conditions),
     )
 
 

@@ -1,0 +1,75 @@
+"""Prometheus metrics (``AIGW_METRICS_PORT``, default 9090; 0 disables the endpoint).
+
+Labels carry names and stable reasons only: never a value from a Secret.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterable
+
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+RECONCILES = Counter(
+    "aigw_reconciles_total",
+    "Reconcile passes by kind and result (synced, unchanged, retry, blocked, deleted).",
+    ["kind", "result"],
+)
+RECONCILE_SECONDS = Histogram(
+    "aigw_reconcile_duration_seconds",
+    "Duration of one reconcile pass.",
+    ["kind"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+DB_WRITES = Counter(
+    "aigw_database_writes_total",
+    "Transactions that changed Coder's tables, by kind and action.",
+    ["kind", "action"],
+)
+NOTIFIES = Counter("aigw_notifies_total", "pg_notify('ai_providers_changed') sent with a change.")
+STS_VERIFICATIONS = Counter(
+    "aigw_sts_verifications_total", "STS identity verifications by reason.", ["reason"]
+)
+DRIFT_REVERTED = Counter(
+    "aigw_drift_reverted_total", "Outside edits of Coder rows reverted to the spec.", ["kind"]
+)
+CONDITION = Gauge(
+    "aigw_condition",
+    "1 for the current status of each condition of each object (0 for the other statuses).",
+    ["kind", "namespace", "name", "type", "status"],
+)
+
+_STATUSES = ("True", "False", "Unknown")
+_server_lock = threading.Lock()
+_server_port: int | None = None
+
+
+def serve(port: int) -> None:
+    """Start the /metrics HTTP endpoint once per process (0 = disabled)."""
+    global _server_port
+    if port <= 0:
+        return
+    with _server_lock:
+        if _server_port is None:
+            start_http_server(port)
+            _server_port = port
+
+
+def set_conditions(
+    kind: str, namespace: str, name: str, conditions: Iterable[tuple[str, str]]
+) -> None:
+    """Mirror ``(type, status)`` pairs into the per-object condition gauge."""
+    for type_, status in conditions:
+        for candidate in _STATUSES:
+            CONDITION.labels(kind, namespace, name, type_, candidate).set(
+                1.0 if candidate == status else 0.0
+            )
+
+
+def forget_object(kind: str, namespace: str, name: str, types: Iterable[str]) -> None:
+    """Drop a deleted object's series so the gauge does not grow without bound."""
+    for type_ in types:
+        for candidate in _STATUSES:
+            with contextlib.suppress(KeyError):
+                CONDITION.remove(kind, namespace, name, type_, candidate)
