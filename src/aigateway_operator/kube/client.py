@@ -183,6 +183,28 @@ class Kube:
 
         return await asyncio.to_thread(call)
 
+    async def disown_secret(self, namespace: str, name: str, uid: str) -> bool:
+        """Drop every ownerReference from the Secret (it then outlives its owner); False if
+        it is gone or is no longer the Secret with ``uid``."""
+
+        def call() -> bool:
+            patch = [
+                {"op": "test", "path": "/metadata/uid", "value": uid},
+                {"op": "remove", "path": "/metadata/ownerReferences"},
+            ]
+            try:
+                self._core.patch_namespaced_secret(name, namespace, patch)
+            except ApiException as exc:
+                if exc.status in (404, 409, 422):
+                    return False
+                raise KubeError(
+                    f"releasing Secret {namespace}/{name} failed: HTTP {exc.status} {exc.reason}",
+                    exc.status,
+                ) from None
+            return True
+
+        return await asyncio.to_thread(call)
+
     async def annotate(
         self, plural: str, namespace: str, name: str, annotations: dict[str, str | None]
     ) -> bool:

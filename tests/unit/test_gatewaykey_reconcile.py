@@ -1,0 +1,568 @@
+"""The gateway-key pipeline against an in-memory store and Secret API (fakes, pinned clock).
+
+The fakes keep the store's contract (replayable create with a supplied secret, unique
+names, hash comparison) so crash points can be constructed exactly: a Secret written and
+no row, a row and no Secret, a rotation interrupted between its steps.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from aigateway_operator.config import Settings
+from aigateway_operator.kube import KubeError, SecretData
+from aigateway_operator.reconcile.gatewaykey import (
+    FORCE_DELETE_ANNOTATION,
+    KEY_ID_ANNOTATION,
+    OWNER_LABEL,
+    PREVIOUS_KEY_ANNOTATION,
+    KeyObject,
+    KeyOutcome,
+    finalize,
+    owner_label_value,
+    reconcile,
+)
+from aigateway_operator.reconcile.runtime import Runtime
+from aigateway_operator.store import (
+    GatewayKeyConflict,
+    GatewayKeyInfo,
+    IssuedGatewayKey,
+    NameTaken,
+    NotFound,
+    OwnerRef,
+    StoreUnavailable,
+    generate_gateway_secret,
+)
+
+pytestmark = pytest.mark.unit
+
+T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
+UID = "0b6a4a55-7d0e-4d3a-9d86-0d2c5f3b5e11"
+
+
+@dataclass
+class Row:
+    id: uuid.UUID
+    name: str
+    prefix: str
+    hashed: bytes
+    created_at: datetime
+    heartbeat: datetime | None = None
+
+    def info(self) -> GatewayKeyInfo:
+        return GatewayKeyInfo(self.id, self.name, self.prefix, self.created_at, self.heartbeat)
+
+
+@dataclass
+class FakeStore:
+    clock: Clock
+    rows: dict[uuid.UUID, Row] = field(default_factory=dict)
+    down: bool = False
+
+    def _check(self) -> None:
+        if self.down:
+            raise StoreUnavailable("connection refused")
+
+    async def create_gateway_key(
+        self, key_id: uuid.UUID, name: str, owner: OwnerRef, *, secret: str | None = None
+    ) -> IssuedGatewayKey:
+        self._check()
+        assert secret is not None
+        hashed = hashlib.sha256(secret.encode()).digest()
+        existing = self.rows.get(key_id)
+        if existing is not None:
+            if existing.hashed == hashed and existing.name == name:
+                return IssuedGatewayKey(
+                    key_id, name, secret, secret[:11], existing.created_at, created=False
+                )
+            raise GatewayKeyConflict("other secret or name")
+        if any(r.name.lower() == name.lower() for r in self.rows.values()):
+            raise NameTaken("AI Gateway key", name)
+        self.rows[key_id] = Row(key_id, name, secret[:11], hashed, self.clock.now)
+        return IssuedGatewayKey(key_id, name, secret, secret[:11], self.clock.now, created=True)
+
+    async def rename_gateway_key(
+        self, key_id: uuid.UUID, new_name: str, owner: OwnerRef
+    ) -> GatewayKeyInfo:
+        self._check()
+        row = self.rows.get(key_id)
+        if row is None:
+            raise NotFound("gone")
+        if any(r.name == new_name and r.id != key_id for r in self.rows.values()):
+            raise NameTaken("AI Gateway key", new_name)
+        row.name = new_name
+        return row.info()
+
+    async def delete_gateway_key(self, key_id: uuid.UUID, owner: OwnerRef) -> bool:
+        self._check()
+        return self.rows.pop(key_id, None) is not None
+
+    async def get_gateway_key(self, key_id: uuid.UUID) -> GatewayKeyInfo | None:
+        self._check()
+        row = self.rows.get(key_id)
+        return row.info() if row else None
+
+    async def get_gateway_key_by_name(self, name: str) -> GatewayKeyInfo | None:
+        self._check()
+        return next((r.info() for r in self.rows.values() if r.name == name), None)
+
+    def by_name(self, name: str) -> Row:
+        (row,) = [r for r in self.rows.values() if r.name == name]
+        return row
+
+
+@dataclass
+class FakeSecrets:
+    secrets: dict[tuple[str, str], SecretData] = field(default_factory=dict)
+    writes: int = 0
+    version: int = 0
+    fail_writes: bool = False
+
+    async def read_secret(self, namespace: str, name: str) -> SecretData | None:
+        return self.secrets.get((namespace, name))
+
+    async def write_owned_secret(
+        self,
+        namespace: str,
+        name: str,
+        data: dict[str, bytes],
+        owner: dict[str, str],
+        labels: dict[str, str],
+        resource_version: str | None,
+        annotations: dict[str, str] | None = None,
+    ) -> SecretData:
+        if self.fail_writes:
+            raise KubeError(f"writing Secret {namespace}/{name} failed: HTTP 500", 500)
+        current = self.secrets.get((namespace, name))
+        if (current is None) != (resource_version is None) or (
+            current is not None and current.resource_version != resource_version
+        ):
+            raise KubeError("conflict", 409)
+        self.version += 1
+        self.writes += 1
+        sec = SecretData(
+            namespace=namespace,
+            name=name,
+            uid=current.uid if current else str(uuid.uuid4()),
+            resource_version=str(self.version),
+            data=dict(data),
+            labels=dict(labels),
+            owner_uids=(owner["uid"],),
+            annotations=dict(annotations or {}),
+        )
+        self.secrets[(namespace, name)] = sec
+        return sec
+
+    async def delete_secret(self, namespace: str, name: str, uid: str) -> bool:
+        return self.secrets.pop((namespace, name), None) is not None
+
+    async def disown_secret(self, namespace: str, name: str, uid: str) -> bool:
+        sec = self.secrets[(namespace, name)]
+        self.secrets[(namespace, name)] = replace(sec, owner_uids=())
+        return True
+
+    def value(self, name: str = "gw-key") -> str:
+        return self.secrets[("ns", name)].data["key"].decode()
+
+    def tamper(self, value: str, name: str = "gw-key") -> None:
+        sec = self.secrets[("ns", name)]
+        self.version += 1
+        self.secrets[("ns", name)] = replace(
+            sec, data={"key": value.encode()}, resource_version=str(self.version)
+        )
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **kwargs: float) -> None:
+        self.now += timedelta(**kwargs)
+
+
+@dataclass
+class World:
+    """One object, its status as the API server would keep it, and the fakes."""
+
+    clock: Clock
+    store: FakeStore
+    kube: FakeSecrets
+    rt: Runtime
+    spec: dict[str, Any] = field(default_factory=dict)
+    status: dict[str, Any] = field(default_factory=dict)
+    generation: int = 1
+    annotations: dict[str, str] = field(default_factory=dict)
+
+    def obj(self) -> KeyObject:
+        return KeyObject("ns", "gw", UID, self.generation, self.annotations)
+
+    def _apply(self, outcome: KeyOutcome) -> KeyOutcome:
+        for key, value in outcome.status_patch.items():
+            if value is None:
+                self.status.pop(key, None)
+            elif isinstance(value, dict) and isinstance(self.status.get(key), dict):
+                merged = {**self.status[key], **value}
+                self.status[key] = {k: v for k, v in merged.items() if v is not None}
+            else:
+                self.status[key] = value
+        return outcome
+
+    async def reconcile(self) -> KeyOutcome:
+        return self._apply(await reconcile(self.rt, self.kube, self.obj(), self.spec, self.status))
+
+    async def finalize(self) -> KeyOutcome:
+        return self._apply(await finalize(self.rt, self.kube, self.obj(), self.spec, self.status))
+
+    def condition(self, type_: str) -> dict[str, Any]:
+        (found,) = [c for c in self.status["conditions"] if c["type"] == type_]
+        return dict(found)
+
+    def heartbeat(self, secret: str) -> None:
+        digest = hashlib.sha256(secret.encode()).digest()
+        for row in self.store.rows.values():
+            if row.hashed == digest:
+                row.heartbeat = self.clock.now
+
+
+@pytest.fixture
+def world() -> World:
+    clock = Clock()
+    store = FakeStore(clock)
+    kube = FakeSecrets()
+    settings = Settings(database_url="postgresql://u:p@localhost/coder")  # type: ignore[call-arg]
+    rt = Runtime(settings=settings, store=store, kube=kube, fingerprint_key=b"k", clock=clock)  # type: ignore[arg-type]
+    return World(clock, store, kube, rt)
+
+
+def reasons(outcome: KeyOutcome) -> list[str]:
+    return [e.reason for e in outcome.events]
+
+
+def assert_consistent(w: World, name: str = "gw") -> Row:
+    """The Secret's value hashes to the row under the plain name, and status says so."""
+    secret = w.kube.value()
+    row = w.store.by_name(name)
+    assert row.hashed == hashlib.sha256(secret.encode()).digest()
+    assert w.status["keyID"] == str(row.id)
+    assert w.status["keyPrefix"] == secret[:11] == row.prefix
+    return row
+
+
+async def test_issue_writes_secret_then_row_and_reports(world: World) -> None:
+    out = await world.reconcile()
+    assert reasons(out) == ["Issued"]
+    row = assert_consistent(world)
+    secret = world.kube.value()
+    assert secret.startswith("cgw_")
+    assert len(secret) == 43
+    sec = world.kube.secrets[("ns", "gw-key")]
+    assert sec.owner_uids == (UID,)
+    assert sec.labels[OWNER_LABEL] == "gw"
+    assert sec.annotations[KEY_ID_ANNOTATION] == str(row.id)
+    assert world.condition("Ready")["status"] == "True"
+    assert world.condition("InUse")["reason"] == "NeverConnected"
+    assert world.status["rotation"] == {"generation": 0}
+    assert out.secrets_written == [("ns", "gw-key", sec.resource_version)]
+    # A second pass changes nothing: no write, no event, no status patch.
+    again = await world.reconcile()
+    assert (again.status_patch, again.events, world.kube.writes) == ({}, [], 1)
+
+
+async def test_secret_never_in_status_events_or_messages(world: World) -> None:
+    out = await world.reconcile()
+    secret = world.kube.value()
+    blob = repr(world.status) + repr(out.events) + repr(out)
+    assert secret not in blob
+    assert secret[11:] not in blob
+
+
+async def test_crash_after_secret_write_is_completed_by_replay(world: World) -> None:
+    secret = generate_gateway_secret()
+    key_id = uuid.uuid4()
+    await world.kube.write_owned_secret(
+        "ns", "gw-key", {"key": secret.encode()}, {"uid": UID}, {}, None,
+        {KEY_ID_ANNOTATION: str(key_id)},
+    )  # fmt: skip
+    assert world.store.rows == {}
+    await world.reconcile()
+    row = assert_consistent(world)
+    assert row.id == key_id
+    assert world.kube.value() == secret  # completed, not churned
+
+
+async def test_crash_after_row_before_status_is_adopted(world: World) -> None:
+    await world.reconcile()
+    row = assert_consistent(world)
+    world.status = {}  # the status patch was lost
+    out = await world.reconcile()
+    assert assert_consistent(world).id == row.id
+    assert world.kube.writes == 1
+    assert reasons(out) == []
+
+
+async def test_secret_deleted_reissues_and_removes_old_row(world: World) -> None:
+    await world.reconcile()
+    old = assert_consistent(world)
+    del world.kube.secrets[("ns", "gw-key")]
+    out = await world.reconcile()
+    assert reasons(out) == ["SecretLost"]
+    assert out.events[0].type == "Warning"
+    new = assert_consistent(world)
+    assert new.id != old.id
+    assert old.id not in world.store.rows
+    assert old.prefix in out.events[0].message
+
+
+async def test_tampered_value_reissues(world: World) -> None:
+    await world.reconcile()
+    old = assert_consistent(world)
+    # Same prefix, different suffix: only the hash tells.
+    world.kube.tamper(world.kube.value()[:11] + "A" * 32)
+    out = await world.reconcile()
+    assert reasons(out) == ["SecretTampered"]
+    assert assert_consistent(world).id != old.id
+    assert len(world.store.rows) == 1
+
+
+async def test_garbage_in_secret_reissues(world: World) -> None:
+    await world.reconcile()
+    world.kube.tamper("not a key")
+    out = await world.reconcile()
+    assert reasons(out) == ["SecretTampered"]
+    assert_consistent(world)
+
+
+async def test_row_deleted_in_coder_reissues(world: World) -> None:
+    await world.reconcile()
+    world.store.rows.clear()
+    out = await world.reconcile()
+    assert reasons(out) == ["KeyRevoked"]
+    assert_consistent(world)
+
+
+async def test_foreign_secret_is_not_touched(world: World) -> None:
+    world.kube.secrets[("ns", "gw-key")] = SecretData(
+        "ns", "gw-key", "u1", "7", {"key": b"theirs"}, owner_uids=()
+    )
+    out = await world.reconcile()
+    assert world.condition("SecretInSync")["reason"] == "SecretNotOwned"
+    assert world.condition("Ready")["status"] == "False"
+    assert world.kube.value() == "theirs"
+    assert world.store.rows == {}
+    assert reasons(out) == ["SecretNotOwned"]
+    assert reasons(await world.reconcile()) == []  # said once
+
+
+async def test_name_conflict_writes_nothing(world: World) -> None:
+    foreign = uuid.uuid4()
+    world.store.rows[foreign] = Row(foreign, "gw", "abcdefghijk", b"x", T0)
+    out = await world.reconcile()
+    assert world.condition("Issued")["reason"] == "NameConflict"
+    assert "spec.keyName" in world.condition("Issued")["message"]
+    assert world.kube.secrets == {}
+    assert list(world.store.rows) == [foreign]
+    assert reasons(out) == ["NameConflict"]
+
+
+async def test_rotation_by_generation_then_retire_on_heartbeat(world: World) -> None:
+    await world.reconcile()
+    old_secret = world.kube.value()
+    old = assert_consistent(world)
+    world.spec = {"rotation": {"generation": 1}}
+    world.generation = 2
+    out = await world.reconcile()
+    assert reasons(out) == ["Rotated"]
+    new = assert_consistent(world)
+    assert world.store.rows[old.id].name == "gw-retiring-1"
+    rotation = world.status["rotation"]
+    assert rotation["generation"] == 1
+    assert rotation["previousKeyID"] == str(old.id)
+    assert rotation["previousKeyPrefix"] == old_secret[:11]
+    assert rotation["retireAfter"] == "2026-03-01T13:00:00Z"
+    assert world.condition("Issued")["reason"] == "Rotating"
+    # Old key still used: nothing retired.
+    world.clock.advance(seconds=30)
+    world.heartbeat(old_secret)
+    assert reasons(await world.reconcile()) == []
+    assert old.id in world.store.rows
+    # A gateway uses the new key: the old one goes.
+    world.heartbeat(world.kube.value())
+    out = await world.reconcile()
+    assert reasons(out) == ["KeyRetired"]
+    assert list(world.store.rows) == [new.id]
+    assert "previousKeyID" not in world.status["rotation"]
+    assert world.condition("Issued")["reason"] == "Issued"
+    assert world.condition("InUse")["status"] == "True"
+
+
+async def test_rotation_retires_after_grace_period(world: World) -> None:
+    world.spec = {"rotation": {"gracePeriod": "90s"}}
+    await world.reconcile()
+    world.spec = {"rotation": {"gracePeriod": "90s", "generation": 5}}
+    await world.reconcile()
+    assert len(world.store.rows) == 2
+    world.clock.advance(seconds=89)
+    await world.reconcile()
+    assert len(world.store.rows) == 2
+    world.clock.advance(seconds=1)
+    out = await world.reconcile()
+    assert "gracePeriod" in out.events[0].message
+    assert_consistent(world)
+    assert len(world.store.rows) == 1
+
+
+async def test_scheduled_rotation(world: World) -> None:
+    world.spec = {"rotation": {"every": "720h", "gracePeriod": "1h"}}
+    await world.reconcile()
+    first = assert_consistent(world)
+    world.clock.advance(hours=719)
+    await world.reconcile()
+    assert assert_consistent(world).id == first.id
+    world.clock.advance(hours=1)
+    out = await world.reconcile()
+    assert "spec.rotation.every elapsed" in out.events[0].message
+    assert assert_consistent(world).id != first.id
+    assert world.status["rotation"]["generation"] == 0
+
+
+async def test_rotation_interrupted_after_secret_write_finishes(world: World) -> None:
+    """The crash point between 'Secret updated' and 'old row renamed / new row inserted'."""
+    await world.reconcile()
+    old = assert_consistent(world)
+    sec = world.kube.secrets[("ns", "gw-key")]
+    new_secret = generate_gateway_secret()
+    new_id = uuid.uuid4()
+    await world.kube.write_owned_secret(
+        "ns", "gw-key", {"key": new_secret.encode()}, {"uid": UID}, {}, sec.resource_version,
+        {KEY_ID_ANNOTATION: str(new_id), PREVIOUS_KEY_ANNOTATION: str(old.id),
+         "aigateway.dev/rotation-generation": "1"},
+    )  # fmt: skip
+    world.spec = {"rotation": {"generation": 1}}
+    await world.reconcile()
+    row = assert_consistent(world)
+    assert row.id == new_id
+    assert world.store.rows[old.id].name == "gw-retiring-1"
+    assert world.status["rotation"]["previousKeyID"] == str(old.id)
+    assert world.status["rotation"]["generation"] == 1
+
+
+async def test_second_rotation_during_grace_drops_key_before_last(world: World) -> None:
+    await world.reconcile()
+    first = assert_consistent(world)
+    world.spec = {"rotation": {"generation": 1}}
+    await world.reconcile()
+    second = assert_consistent(world)
+    world.spec = {"rotation": {"generation": 2}}
+    out = await world.reconcile()
+    assert reasons(out) == ["KeyRetired", "Rotated"]
+    third = assert_consistent(world)
+    assert set(world.store.rows) == {second.id, third.id}
+    assert first.id not in world.store.rows
+    assert world.store.rows[second.id].name == "gw-retiring-1"
+
+
+async def test_heartbeat_window_drives_in_use(world: World) -> None:
+    await world.reconcile()
+    world.heartbeat(world.kube.value())
+    await world.reconcile()
+    assert world.condition("InUse")["reason"] == "HeartbeatRecent"
+    assert world.status["lastHeartbeatAt"] == "2026-03-01T12:00:00Z"
+    world.clock.advance(minutes=3)
+    assert (await world.reconcile()).status_patch == {}  # still within 3 minutes
+    world.clock.advance(seconds=1)
+    out = await world.reconcile()
+    assert world.condition("InUse")["reason"] == "HeartbeatStale"
+    assert world.condition("Ready")["status"] == "True"  # unused keys are still ready
+    assert set(out.status_patch) == {"conditions"}
+
+
+async def test_database_outage_is_retried_and_converges(world: World) -> None:
+    world.store.down = True
+    out = await world.reconcile()
+    assert out.retry_after == 10.0
+    assert world.condition("Issued")["reason"] == "DatabaseUnavailable"
+    world.store.down = False
+    await world.reconcile()
+    assert_consistent(world)
+
+
+async def test_secret_write_failure_is_reported(world: World) -> None:
+    world.kube.fail_writes = True
+    out = await world.reconcile()
+    assert out.retry_after is not None
+    assert world.condition("SecretInSync")["reason"] == "SecretWriteFailed"
+    assert world.store.rows == {}  # no row before its Secret
+
+
+async def test_secret_name_change_moves_the_key(world: World) -> None:
+    await world.reconcile()
+    old = assert_consistent(world)
+    world.spec = {"secretName": "elsewhere"}
+    out = await world.reconcile()
+    assert ("ns", "gw-key") not in world.kube.secrets
+    assert "SecretMoved" in reasons(out)
+    new = world.store.by_name("gw")
+    assert new.id != old.id
+    assert new.hashed == hashlib.sha256(world.kube.value("elsewhere").encode()).digest()
+
+
+async def test_invalid_spec_is_a_condition(world: World) -> None:
+    world.spec = {"rotation": {"every": "soon"}}
+    await world.reconcile()
+    issued = world.condition("Issued")
+    assert issued["reason"] == "InvalidSpec"
+    assert "spec.rotation.every" in issued["message"]
+    assert world.store.rows == {}
+
+
+async def test_deletion_blocked_while_in_use_then_forced(world: World) -> None:
+    await world.reconcile()
+    world.heartbeat(world.kube.value())
+    out = await world.finalize()
+    assert not out.done
+    assert out.retry_after == 10.0
+    assert world.condition("Ready")["reason"] == "DeletionBlocked"
+    assert reasons(out) == ["DeletionBlocked"]
+    assert len(world.store.rows) == 1
+    world.annotations = {FORCE_DELETE_ANNOTATION: "true"}
+    out = await world.finalize()
+    assert out.done
+    assert world.store.rows == {}
+    assert "forced" in out.events[0].message
+
+
+async def test_deletion_of_idle_key_and_of_rotating_keys(world: World) -> None:
+    await world.reconcile()
+    world.spec = {"rotation": {"generation": 1}}
+    await world.reconcile()
+    assert len(world.store.rows) == 2
+    world.clock.advance(minutes=4)
+    out = await world.finalize()
+    assert out.done
+    assert world.store.rows == {}
+
+
+async def test_orphan_keeps_row_and_secret(world: World) -> None:
+    world.spec = {"deletionPolicy": "Orphan"}
+    await world.reconcile()
+    out = await world.finalize()
+    assert out.done
+    assert len(world.store.rows) == 1
+    assert world.kube.secrets[("ns", "gw-key")].owner_uids == ()
+    assert reasons(out) == ["Orphaned"]
+
+
+def test_owner_label_value_fits_a_label() -> None:
+    assert owner_label_value("gw") == "gw"
+    long = owner_label_value("a" * 200)
+    assert len(long) <= 63
+    assert long != owner_label_value("a" * 199)
