@@ -1,0 +1,418 @@
+"""AIGatewayCoderdKey end to end: the operator process, the real API server (with its garbage
+collector) and Postgres. Gateways are simulated the way coderd records them: an UPDATE of
+``last_heartbeat_at`` on the row whose hash matches the secret the gateway holds."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+import pytest
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from tests.e2e.conftest import (
+    GROUP,
+    VERSION,
+    OperatorProcess,
+    condition,
+    custom,
+    get_obj,
+    make_secret,
+    wait_condition,
+)
+from tests.support.wait import wait_for
+
+pytestmark = pytest.mark.e2e
+
+PLURAL = "aigatewaycoderdkeys"
+FAST = {"AIGW_HEARTBEAT_INTERVAL_S": "5"}
+
+
+def apply_key(
+    api: client.ApiClient, namespace: str, name: str, spec: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    obj: dict[str, Any] = custom(api).create_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        namespace,
+        PLURAL,
+        {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "AIGatewayCoderdKey",
+            "metadata": {"name": name},
+            "spec": spec or {},
+        },
+    )
+    return obj
+
+
+def patch_key(api: client.ApiClient, namespace: str, name: str, body: dict[str, Any]) -> None:
+    custom(api).patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name, body)
+
+
+def rows(op: OperatorProcess) -> list[tuple[Any, ...]]:
+    """(id, name, secret_prefix, hashed_secret, last_heartbeat_at) of every key row."""
+    with psycopg.connect(op.database_url) as conn:
+        return [
+            (r[0], r[1], r[2], bytes(r[3]), r[4])
+            for r in conn.execute(
+                "SELECT id, name, secret_prefix, hashed_secret, last_heartbeat_at "
+                "FROM ai_gateway_keys ORDER BY created_at"
+            ).fetchall()
+        ]
+
+
+def secret_value(api: client.ApiClient, namespace: str, name: str) -> str | None:
+    try:
+        sec = client.CoreV1Api(api).read_namespaced_secret(name, namespace)
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+    return base64.b64decode((sec.data or {})["key"]).decode()
+
+
+def heartbeat(op: OperatorProcess, secret: str) -> int:
+    """What coderd does when a gateway holding ``secret`` connects or beats."""
+    with psycopg.connect(op.database_url, autocommit=True) as conn:
+        cur = conn.execute(
+            "UPDATE ai_gateway_keys SET last_heartbeat_at = now() WHERE hashed_secret = %s",
+            (hashlib.sha256(secret.encode()).digest(),),
+        )
+        return cur.rowcount
+
+
+def assert_row_matches(op: OperatorProcess, secret: str, name: str) -> tuple[Any, ...]:
+    digest = hashlib.sha256(secret.encode()).digest()
+    (row,) = [r for r in rows(op) if r[1] == name]
+    assert row[3] == digest, "row hash is not sha256 of the Secret's key"
+    assert row[2] == secret[:11]
+    return row
+
+
+def events(api: client.ApiClient, namespace: str, reason: str) -> list[client.CoreV1Event]:
+    return [
+        e
+        for e in client.CoreV1Api(api).list_namespaced_event(namespace).items
+        if e.reason == reason
+    ]
+
+
+def assert_never_leaked(
+    op: OperatorProcess, api: client.ApiClient, namespace: str, secrets: list[str]
+) -> None:
+    """Canary check: no plaintext (nor its private suffix) in the log, Events or status."""
+    everything = op.log()
+    everything += " ".join(
+        e.message or "" for e in client.CoreV1Api(api).list_namespaced_event(namespace).items
+    )
+    everything += json.dumps(
+        custom(api).list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)
+    )
+    for secret in secrets:
+        assert secret not in everything
+        assert secret[11:30] not in everything
+
+
+def wait_secret_changes(
+    api: client.ApiClient, namespace: str, name: str, old: str | None, timeout: float = 20
+) -> str:
+    def changed() -> str | None:
+        value = secret_value(api, namespace, name)
+        return value if value and value != old else None
+
+    return wait_for(changed, timeout, f"Secret {name} to hold a new key")
+
+
+def test_issue_deliver_heartbeat_and_secret_lost_or_tampered(
+    operator_factory: Callable[..., OperatorProcess],
+    k8s_api: client.ApiClient,
+    namespace: str,
+) -> None:
+    op = operator_factory(extra_env=FAST)
+    apply_key(k8s_api, namespace, "gw-main")
+    obj = wait_condition(k8s_api, namespace, PLURAL, "gw-main", "Ready")
+    first = secret_value(k8s_api, namespace, "gw-main-key")
+    assert first is not None
+    assert len(first) == 43
+    assert first.startswith("cgw_")
+    row = assert_row_matches(op, first, "gw-main")
+    status = obj["status"]
+    assert status["keyID"] == str(row[0])
+    assert status["keyPrefix"] == first[:11]
+    assert status["keyName"] == "gw-main"
+    assert status["secretName"] == "gw-main-key"
+    assert status["createdAt"]
+    assert condition(obj, "InUse")["reason"] == "NeverConnected"  # type: ignore[index]
+    sec = client.CoreV1Api(k8s_api).read_namespaced_secret("gw-main-key", namespace)
+    (ref,) = sec.metadata.owner_references
+    assert (ref.kind, ref.name, ref.uid) == (
+        "AIGatewayCoderdKey",
+        "gw-main",
+        obj["metadata"]["uid"],
+    )
+    assert sec.metadata.labels["aigateway.dev/gateway-key"] == "gw-main"
+    assert sec.metadata.annotations["aigateway.dev/key-id"] == str(row[0])
+
+    # Heartbeat mirrored into status, InUse=True.
+    assert heartbeat(op, first) == 1
+    obj = wait_condition(k8s_api, namespace, PLURAL, "gw-main", "InUse", timeout=20)
+    assert obj["status"]["lastHeartbeatAt"]
+
+    # Secret deleted: a new key within seconds, a Warning, the old row gone.
+    client.CoreV1Api(k8s_api).delete_namespaced_secret("gw-main-key", namespace)
+    second = wait_secret_changes(k8s_api, namespace, "gw-main-key", first, timeout=15)
+    wait_for(lambda: len(rows(op)) == 1 and rows(op)[0][2] == second[:11], 15, "row replaced")
+    assert_row_matches(op, second, "gw-main")
+    wait_for(lambda: events(k8s_api, namespace, "SecretLost"), 15, "SecretLost event")
+    assert events(k8s_api, namespace, "SecretLost")[0].type == "Warning"
+
+    # Tampered value: same story.
+    client.CoreV1Api(k8s_api).patch_namespaced_secret(
+        "gw-main-key", namespace, {"stringData": {"key": "cgw_" + "x" * 39}}
+    )
+    third = wait_secret_changes(k8s_api, namespace, "gw-main-key", "cgw_" + "x" * 39)
+    assert third != second
+    wait_for(lambda: len(rows(op)) == 1 and rows(op)[0][2] == third[:11], 15, "row replaced")
+    assert_row_matches(op, third, "gw-main")
+    wait_for(lambda: events(k8s_api, namespace, "SecretTampered"), 15, "SecretTampered event")
+    obj = wait_condition(k8s_api, namespace, PLURAL, "gw-main", "Ready")
+    assert obj["status"]["keyPrefix"] == third[:11]
+
+    assert_never_leaked(op, k8s_api, namespace, [first, second, third])
+
+
+def test_rotation_by_generation_retires_old_key_after_heartbeat(
+    operator_factory: Callable[..., OperatorProcess],
+    k8s_api: client.ApiClient,
+    namespace: str,
+) -> None:
+    op = operator_factory(extra_env=FAST)
+    apply_key(k8s_api, namespace, "rot", {"keyName": "gw-rot", "secretName": "gw-rot-secret"})
+    wait_condition(k8s_api, namespace, PLURAL, "rot", "Ready")
+    old = secret_value(k8s_api, namespace, "gw-rot-secret")
+    assert old is not None
+    old_row = assert_row_matches(op, old, "gw-rot")
+
+    patch_key(k8s_api, namespace, "rot", {"spec": {"rotation": {"generation": 1}}})
+    new = wait_secret_changes(k8s_api, namespace, "gw-rot-secret", old)
+    obj = wait_condition(k8s_api, namespace, PLURAL, "rot", "Issued", reason="Rotating")
+    new_row = assert_row_matches(op, new, "gw-rot")
+    by_id = {r[0]: r for r in rows(op)}
+    assert by_id[old_row[0]][1] == "gw-rot-retiring-1"  # renamed, still authenticates by hash
+    assert heartbeat(op, old) == 1
+    rotation = obj["status"]["rotation"]
+    assert rotation["generation"] == 1
+    assert rotation["previousKeyID"] == str(old_row[0])
+    assert rotation["previousKeyPrefix"] == old[:11]
+    assert rotation["retireAfter"]
+    assert obj["status"]["keyID"] == str(new_row[0])
+
+    # The default grace period is an hour: only a gateway using the new key retires the old.
+    assert heartbeat(op, new) == 1
+    wait_for(lambda: [r[0] for r in rows(op)] == [new_row[0]], 20, "old row deleted")
+    obj = wait_condition(k8s_api, namespace, PLURAL, "rot", "Issued", reason="Issued")
+    assert "previousKeyID" not in obj["status"]["rotation"]
+    wait_for(lambda: events(k8s_api, namespace, "KeyRetired"), 10, "KeyRetired event")
+    assert_never_leaked(op, k8s_api, namespace, [old, new])
+
+
+def test_rotation_retires_old_key_after_grace_period(
+    operator_factory: Callable[..., OperatorProcess],
+    k8s_api: client.ApiClient,
+    namespace: str,
+) -> None:
+    op = operator_factory(extra_env=FAST)
+    apply_key(k8s_api, namespace, "grace", {"rotation": {"gracePeriod": "5s"}})
+    wait_condition(k8s_api, namespace, PLURAL, "grace", "Ready")
+    old = secret_value(k8s_api, namespace, "grace-key")
+    assert old is not None
+    patch_key(k8s_api, namespace, "grace", {"spec": {"rotation": {"generation": 3}}})
+    new = wait_secret_changes(k8s_api, namespace, "grace-key", old)
+    wait_for(lambda: len(rows(op)) == 2, 10, "old and new rows during grace")
+    # Nobody uses the new key: the old one goes once the 5 s grace period has passed.
+    wait_for(lambda: len(rows(op)) == 1, 25, "old row deleted after gracePeriod")
+    assert_row_matches(op, new, "grace")
+    obj = wait_condition(k8s_api, namespace, PLURAL, "grace", "Issued", reason="Issued")
+    assert obj["status"]["rotation"]["generation"] == 3
+    retired = events(k8s_api, namespace, "KeyRetired")
+    assert any("gracePeriod" in (e.message or "") for e in retired)
+
+
+def wait_gc_watches_keys(api: client.ApiClient, namespace: str) -> None:
+    """Wait until kube-controller-manager's garbage collector watches our kind.
+
+    It rediscovers resources every 30 s, and an owner deleted before its kind is watched
+    leaves its dependents behind. Probe it (no operator running): a ConfigMap owned by a
+    throwaway object must vanish once the object is deleted; repeat until one does.
+    """
+    core = client.CoreV1Api(api)
+
+    def probe() -> bool:
+        name = f"gc-probe-{uuid.uuid4().hex[:8]}"
+        owner = apply_key(api, namespace, name)
+        ref = client.V1OwnerReference(
+            api_version=f"{GROUP}/{VERSION}",
+            kind="AIGatewayCoderdKey",
+            name=name,
+            uid=owner["metadata"]["uid"],
+        )
+        core.create_namespaced_config_map(
+            namespace,
+            client.V1ConfigMap(metadata=client.V1ObjectMeta(name=name, owner_references=[ref])),
+        )
+        custom(api).delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+
+        def collected() -> bool:
+            try:
+                core.read_namespaced_config_map(name, namespace)
+            except ApiException as exc:
+                return exc.status == 404
+            return False
+
+        try:
+            return wait_for(collected, 5, "probe ConfigMap collected")
+        except AssertionError:
+            return False
+
+    wait_for(probe, 40, "the garbage collector to watch AIGatewayCoderdKeys", interval=0)
+
+
+def test_deletion_blocked_while_in_use_then_forced_and_secret_collected(
+    operator_factory: Callable[..., OperatorProcess],
+    k8s_api: client.ApiClient,
+    namespace: str,
+) -> None:
+    op = operator_factory(extra_env=FAST, start=False)
+    wait_gc_watches_keys(k8s_api, namespace)
+    op.start()
+    apply_key(k8s_api, namespace, "busy")
+    wait_condition(k8s_api, namespace, PLURAL, "busy", "Ready")
+    secret = secret_value(k8s_api, namespace, "busy-key")
+    assert secret is not None
+    assert heartbeat(op, secret) == 1
+    custom(k8s_api).delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "busy")
+
+    def blocked() -> dict[str, Any] | None:
+        obj = get_obj(k8s_api, namespace, PLURAL, "busy")
+        c = condition(obj, "Ready")
+        return obj if c and c["reason"] == "DeletionBlocked" else None
+
+    wait_for(blocked, 20, "DeletionBlocked")
+    assert len(rows(op)) == 1
+    assert secret_value(k8s_api, namespace, "busy-key") == secret
+
+    patch_key(
+        k8s_api,
+        namespace,
+        "busy",
+        {"metadata": {"annotations": {"aigateway.dev/force-delete": "true"}}},
+    )
+
+    def gone() -> bool:
+        try:
+            get_obj(k8s_api, namespace, PLURAL, "busy")
+        except ApiException as exc:
+            return exc.status == 404
+        return False
+
+    wait_for(gone, 30, "object deleted")
+    assert rows(op) == []
+    # The garbage collector removes the owned Secret with its owner.
+    wait_for(lambda: secret_value(k8s_api, namespace, "busy-key") is None, 30, "Secret collected")
+
+
+def test_foreign_secret_is_never_overwritten(
+    operator_factory: Callable[..., OperatorProcess],
+    k8s_api: client.ApiClient,
+    namespace: str,
+) -> None:
+    op = operator_factory(extra_env=FAST)
+    make_secret(k8s_api, namespace, "theirs", {"key": "not-ours"})
+    apply_key(k8s_api, namespace, "foreign", {"secretName": "theirs"})
+    obj = wait_condition(
+        k8s_api, namespace, PLURAL, "foreign", "SecretInSync", "False", "SecretNotOwned"
+    )
+    assert condition(obj, "Ready")["status"] == "False"  # type: ignore[index]
+    assert "spec.secretName" in condition(obj, "SecretInSync")["message"]  # type: ignore[index]
+    assert secret_value(k8s_api, namespace, "theirs") == "not-ours"
+    assert rows(op) == []
+
+
+def test_name_conflict_with_a_row_we_did_not_create(
+    operator_factory: Callable[..., OperatorProcess],
+    k8s_api: client.ApiClient,
+    namespace: str,
+) -> None:
+    op = operator_factory(extra_env=FAST)
+    # Start with an empty object list so the schema exists, then add coderd's own key.
+    apply_key(k8s_api, namespace, "first")
+    wait_condition(k8s_api, namespace, PLURAL, "first", "Ready")
+    foreign = uuid.uuid4()
+    with psycopg.connect(op.database_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO ai_gateway_keys (id, created_at, name, secret_prefix, hashed_secret) "
+            "VALUES (%s, now(), 'taken', 'abcdefghijk', %s)",
+            (foreign, hashlib.sha256(b"coderd-made").digest()),
+        )
+    apply_key(k8s_api, namespace, "clash", {"keyName": "taken"})
+    obj = wait_condition(k8s_api, namespace, PLURAL, "clash", "Issued", "False", "NameConflict")
+    assert "spec.keyName" in condition(obj, "Issued")["message"]  # type: ignore[index]
+    (row,) = [r for r in rows(op) if r[1] == "taken"]
+    assert row[0] == foreign
+    assert row[3] == hashlib.sha256(b"coderd-made").digest()
+    assert secret_value(k8s_api, namespace, "clash-key") is None
+
+
+def test_crash_between_secret_and_row_is_completed_on_restart(
+    operator_factory: Callable[..., OperatorProcess],
+    k8s_api: client.ApiClient,
+    namespace: str,
+) -> None:
+    """The state a kill -9 leaves after the Secret write and before the row insert."""
+    op = operator_factory(extra_env=FAST, start=False)
+    obj = apply_key(k8s_api, namespace, "crashy")
+    secret = "cgw_" + uuid.uuid4().hex + "ABCDEFG"
+    key_id = str(uuid.uuid4())
+    client.CoreV1Api(k8s_api).create_namespaced_secret(
+        namespace,
+        client.V1Secret(
+            metadata=client.V1ObjectMeta(
+                name="crashy-key",
+                labels={"aigateway.dev/gateway-key": "crashy"},
+                annotations={"aigateway.dev/key-id": key_id},
+                owner_references=[
+                    client.V1OwnerReference(
+                        api_version=f"{GROUP}/{VERSION}",
+                        kind="AIGatewayCoderdKey",
+                        name="crashy",
+                        uid=obj["metadata"]["uid"],
+                        controller=True,
+                    )
+                ],
+            ),
+            string_data={"key": secret},
+        ),
+    )
+    op.start()
+    obj = wait_condition(k8s_api, namespace, PLURAL, "crashy", "Ready", timeout=60)
+    held = secret_value(k8s_api, namespace, "crashy-key")
+    assert held is not None
+    row = assert_row_matches(op, held, "crashy")
+    assert obj["status"]["keyID"] == str(row[0])
+    assert len(rows(op)) == 1
+
+    # And a row left without its Secret (Secret lost while the operator was down).
+    op.stop()
+    client.CoreV1Api(k8s_api).delete_namespaced_secret("crashy-key", namespace)
+    op.start()
+    fresh = wait_secret_changes(k8s_api, namespace, "crashy-key", held, timeout=60)
+    wait_for(lambda: len(rows(op)) == 1 and rows(op)[0][2] == fresh[:11], 20, "re-issued")
+    assert_row_matches(op, fresh, "crashy")
+    assert_never_leaked(op, k8s_api, namespace, [held, fresh])
