@@ -17,6 +17,8 @@ from aigateway_operator.devenv.crds import apply_crds
 from aigateway_operator.devenv.postgres import PostgresServer
 from aigateway_operator.devenv.sts import StsServer
 
+pytest_plugins = ["tests.support.operator"]
+
 
 @pytest.fixture(scope="session")
 def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
