@@ -7,6 +7,8 @@ stopped at the end of the session. Unit tests use none of them.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,11 +25,15 @@ pytest_plugins = ["tests.support.operator"]
 @pytest.fixture(scope="session")
 def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
     """A real Postgres 15 server on loopback with a dedicated ``coder`` database."""
-    server = PostgresServer.start(tmp_path_factory.mktemp("pg") / "server")
+    # Our own temp dir, not pytest's: pytest prunes old numbered base dirs of concurrent
+    # sessions, and a data dir pruned under a running server fails in confusing ways.
+    base = Path(tempfile.mkdtemp(prefix="aigw-test-pg-"))
+    server = PostgresServer.start(base / "server")
     try:
         yield server
     finally:
         server.stop()
+        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -39,11 +45,13 @@ def pg_dsn(postgres: PostgresServer) -> str:
 @pytest.fixture(scope="session")
 def sts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StsServer]:
     """moto's STS/IAM server on loopback."""
-    server = StsServer.start(tmp_path_factory.mktemp("sts"))
+    base = Path(tempfile.mkdtemp(prefix="aigw-test-sts-"))
+    server = StsServer.start(base)
     try:
         yield server
     finally:
         server.stop()
+        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture
@@ -79,12 +87,14 @@ def kubeconfig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         yield path
         return
     bins = build.ensure_control_plane()
-    plane = kube.start(bins, tmp_path_factory.mktemp("kube"))
+    base = Path(tempfile.mkdtemp(prefix="aigw-test-kube-"))
+    plane = kube.start(bins, base)
     try:
         apply_crds(plane.kubeconfig, repo_root() / "crds")
         yield plane.kubeconfig
     finally:
         plane.stop()
+        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

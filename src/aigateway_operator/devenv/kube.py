@@ -12,7 +12,7 @@ import base64
 import ssl
 import subprocess
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -38,6 +38,8 @@ class ControlPlane:
     base_dir: Path
     apiserver_port: int
     pids: dict[str, int]
+    argv: dict[str, list[str]] = field(default_factory=dict)
+    """How each process was started, so a fault test can restart one of them."""
 
     @property
     def url(self) -> str:
@@ -50,6 +52,22 @@ class ControlPlane:
     @property
     def pki(self) -> pki_mod.Pki:
         return pki_mod.Pki(self.base_dir / "pki")
+
+    def restart_apiserver(self, timeout: float = 120.0) -> None:
+        """Kill kube-apiserver (SIGKILL, as a crash) and start it again on the same port."""
+        pid = self.pids.pop("kube-apiserver", None)
+        if pid:
+            terminate(pid, timeout=0.1)  # SIGTERM, then SIGKILL almost at once
+        logs = self.base_dir / "logs"
+        api = spawn(self.argv["kube-apiserver"], logs / "kube-apiserver.restarted.log")
+        self.pids["kube-apiserver"] = api.pid
+        ctx = ssl.create_default_context(cafile=str(self.pki.ca_cert))
+        ctx.load_cert_chain(str(self.pki.admin_cert), str(self.pki.admin_key))
+        wait_until(
+            lambda: _http_ok(f"{self.url}/readyz", api, "kube-apiserver", ctx),
+            timeout,
+            "kube-apiserver /readyz after restart",
+        )
 
     def stop(self) -> None:
         # Reverse start order: controllers, then the API server, then its storage.
@@ -124,32 +142,29 @@ def start(bins: ControlPlaneBinaries, base_dir: Path, timeout: float = 120.0) ->
             timeout,
             "etcd health",
         )
-        api = _spawn(
-            "kube-apiserver",
-            [
-                str(bins.kube_apiserver),
-                f"--etcd-servers=http://127.0.0.1:{etcd_port}",
-                "--bind-address=127.0.0.1",
-                "--advertise-address=127.0.0.1",
-                f"--secure-port={api_port}",
-                f"--cert-dir={base_dir / 'certs'}",
-                f"--tls-cert-file={pki.serving_cert}",
-                f"--tls-private-key-file={pki.serving_key}",
-                f"--client-ca-file={pki.ca_cert}",
-                "--authorization-mode=RBAC",
-                "--service-cluster-ip-range=10.0.0.0/24",
-                "--service-account-issuer=https://kubernetes.default.svc",
-                f"--service-account-key-file={pki.sa_pub}",
-                f"--service-account-signing-key-file={pki.sa_key}",
-                "--allow-privileged=true",
-                # no kubelet/Service endpoints here, and 127.0.0.1 is refused by the reconciler
-                "--endpoint-reconciler-type=none",
-                "--enable-priority-and-fairness=false",
-                "--profiling=false",
-                "--v=1",
-            ],
-            logs,
-        )
+        plane.argv["kube-apiserver"] = [
+            str(bins.kube_apiserver),
+            f"--etcd-servers=http://127.0.0.1:{etcd_port}",
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            f"--secure-port={api_port}",
+            f"--cert-dir={base_dir / 'certs'}",
+            f"--tls-cert-file={pki.serving_cert}",
+            f"--tls-private-key-file={pki.serving_key}",
+            f"--client-ca-file={pki.ca_cert}",
+            "--authorization-mode=RBAC",
+            "--service-cluster-ip-range=10.0.0.0/24",
+            "--service-account-issuer=https://kubernetes.default.svc",
+            f"--service-account-key-file={pki.sa_pub}",
+            f"--service-account-signing-key-file={pki.sa_key}",
+            "--allow-privileged=true",
+            # no kubelet/Service endpoints here, and 127.0.0.1 is refused by the reconciler
+            "--endpoint-reconciler-type=none",
+            "--enable-priority-and-fairness=false",
+            "--profiling=false",
+            "--v=1",
+        ]
+        api = _spawn("kube-apiserver", plane.argv["kube-apiserver"], logs)
         plane.pids["kube-apiserver"] = api.pid
         write_kubeconfig(plane.kubeconfig, plane.url, pki.ca_cert, pki.admin_cert, pki.admin_key)
         ctx = ssl.create_default_context(cafile=str(pki.ca_cert))

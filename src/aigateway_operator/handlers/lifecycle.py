@@ -15,7 +15,7 @@ from aigateway_operator.handlers.common import FINALIZER, KOPF_PREFIX, KeyedLock
 from aigateway_operator.kube import Kube, load_api_client
 from aigateway_operator.reconcile.drift import DriftTracker
 from aigateway_operator.reconcile.runtime import Runtime, fingerprint_key
-from aigateway_operator.store import Store
+from aigateway_operator.store import Store, StoreError, StoreUnavailable
 
 log = logging.getLogger("aigateway_operator")
 
@@ -104,7 +104,17 @@ def register(registry: kopf.OperatorRegistry, config: Settings) -> None:
     async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
         configure_kopf(settings)
         settings.peering.lifetime = config.peering_lifetime_s
-        await start_runtime(config, memo)
+        try:
+            await start_runtime(config, memo)
+        except StoreUnavailable as exc:
+            # Postgres not reachable yet: keep trying (kopf retries the activity).
+            raise kopf.TemporaryError(str(exc), delay=5) from None
+        except StoreError as exc:
+            # Wrong encryption key, missing schema, bad configuration: fail closed and loud.
+            # The process exits with this message (a CrashLoopBackOff in a cluster) and
+            # nothing is written.
+            log.error("refusing to start: %s", exc)
+            raise kopf.PermanentError(f"refusing to start: {exc}") from None
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:

@@ -1,0 +1,222 @@
+"""Faults: API server crash, two active operators, a wrong encryption key, Postgres mid-batch."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from kubernetes import client, config
+
+from aigateway_operator.devenv import build, kube
+from aigateway_operator.devenv.crds import apply_crds
+from aigateway_operator.devenv.postgres import PostgresServer
+from tests.conftest import repo_root
+from tests.e2e.conftest import GROUP, VERSION, OperatorProcess, custom, make_secret, wait_condition
+from tests.e2e.test_aiprovider import (
+    PLURAL,
+    apply_provider,
+    decrypt,
+    openai_spec,
+    provider_keys,
+    provider_rows,
+)
+from tests.support.wait import wait_for
+
+pytestmark = pytest.mark.faults
+
+
+def _digest(key: bytes) -> str:
+    return hashlib.sha256(b"aes256gcm" + key).hexdigest()[:7]
+
+
+@pytest.fixture(scope="module")
+def own_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[kube.ControlPlane]:
+    """A control plane of this module's own: restarting it must not disturb other tests."""
+    plane = kube.start(build.ensure_control_plane(), tmp_path_factory.mktemp("faultkube"))
+    try:
+        apply_crds(plane.kubeconfig, repo_root() / "crds")
+        yield plane
+    finally:
+        plane.stop()
+
+
+def test_apiserver_crash_watches_recover_without_missing_changes(
+    own_plane: kube.ControlPlane,
+    operator_factory: Callable[..., OperatorProcess],
+) -> None:
+    api = config.new_client_from_config(config_file=str(own_plane.kubeconfig))
+    ns = f"f-{secrets.token_hex(4)}"
+    client.CoreV1Api(api).create_namespace(
+        client.V1Namespace(metadata=client.V1ObjectMeta(name=ns))
+    )
+    op = operator_factory(extra_env={"KUBECONFIG": str(own_plane.kubeconfig)}, namespaces=[ns])
+    make_secret(api, ns, "llm-keys", {"a": "sk-before-0123456789ab"})
+    apply_provider(api, ns, "watched", openai_spec("a"))
+    wait_condition(api, ns, PLURAL, "watched", "Ready")
+
+    own_plane.restart_apiserver()
+    # Changes made right after the crash, before the operator's watches have reconnected.
+    api = config.new_client_from_config(config_file=str(own_plane.kubeconfig))
+    client.CoreV1Api(api).patch_namespaced_secret(
+        "llm-keys", ns, {"stringData": {"a": "sk-after-0123456789abc"}}
+    )
+    apply_provider(api, ns, "created-after", openai_spec("a"))
+
+    pid = provider_rows(op, "watched")[0][0]
+    wait_for(
+        lambda: provider_keys(op, pid) == ["sk-after-0123456789abc"], 90, "Secret edit applied"
+    )
+    wait_condition(api, ns, PLURAL, "created-after", "Ready", timeout=90)
+    assert op.alive()
+    api.close()
+
+
+def test_two_active_operators_keep_the_database_correct(
+    operator_factory: Callable[..., OperatorProcess],
+    k8s_api: client.ApiClient,
+    namespace: str,
+) -> None:
+    """Peering disabled by mistake: both act; lock 10 and idempotent writes keep it right."""
+    first = operator_factory()
+    second = operator_factory(database_url=first.database_url, encryption_key=first.encryption_key)
+    make_secret(k8s_api, namespace, "llm-keys", {"a": "sk-dual-a-0123456789", "b": "sk-dual-b-0"})
+    names = [f"dual-{i:02d}" for i in range(20)]
+    for n in names:
+        apply_provider(k8s_api, namespace, n, openai_spec("a", "b"))
+    client.CoreV1Api(k8s_api).patch_namespaced_secret(
+        "llm-keys", namespace, {"stringData": {"b": "sk-dual-b-rotated"}}
+    )
+    api = custom(k8s_api)
+    for n in names[:5]:
+        api.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, n)
+    live = names[5:]
+    for n in live:
+        wait_condition(k8s_api, namespace, PLURAL, n, "Ready", timeout=90)
+
+    def converged() -> bool:
+        with psycopg.connect(first.database_url) as conn:
+            rows = conn.execute(
+                "SELECT p.name, p.deleted, k.api_key, k.api_key_key_id FROM ai_providers p "
+                "LEFT JOIN ai_provider_keys k ON k.provider_id = p.id "
+                "ORDER BY p.name, k.created_at, k.id"
+            ).fetchall()
+        got: dict[str, list[str]] = {}
+        deleted: set[str] = set()
+        for name, is_deleted, value, key_id in rows:
+            if is_deleted:
+                deleted.add(name)
+                assert value is None  # a deleted provider keeps no keys
+                continue
+            got.setdefault(name, []).append(decrypt(first.encryption_key, value, key_id))
+        expected = ["sk-dual-a-0123456789", "sk-dual-b-rotated"]
+        return got == dict.fromkeys(live, expected) and deleted <= set(names[:5])
+
+    wait_for(converged, 90, "one live row per object with the Secret's keys")
+    with psycopg.connect(first.database_url) as conn:
+        dup = conn.execute(
+            "SELECT name FROM ai_providers WHERE NOT deleted GROUP BY name HAVING count(*) > 1"
+        ).fetchall()
+    assert dup == []
+    assert first.alive()
+    assert second.alive()
+
+
+def test_wrong_encryption_key_fails_closed(
+    operator_factory: Callable[..., OperatorProcess],
+    k8s_api: client.ApiClient,
+    namespace: str,
+) -> None:
+    right = operator_factory()
+    make_secret(k8s_api, namespace, "llm-keys", {"a": "sk-keyed-0123456789ab"})
+    apply_provider(k8s_api, namespace, "keyed", openai_spec("a"))
+    before = wait_condition(k8s_api, namespace, PLURAL, "keyed", "Ready")
+    right.stop()
+    with psycopg.connect(right.database_url) as conn:
+        rows_before = conn.execute(
+            "SELECT ctid::text, xmin::text FROM ai_providers UNION ALL "
+            "SELECT ctid::text, xmin::text FROM ai_provider_keys UNION ALL "
+            "SELECT ctid::text, xmin::text FROM dbcrypt_keys"
+        ).fetchall()
+
+    wrong_key = secrets.token_bytes(32)
+    wrong = operator_factory(
+        database_url=right.database_url,
+        encryption_key=wrong_key,
+        extra_env={"AIGW_SCHEMA": "verify"},
+    )
+    # Make a change the wrong operator would otherwise write.
+    custom(k8s_api).patch_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, "keyed", {"spec": {"displayName": "changed"}}
+    )
+    assert wrong.proc is not None
+    wait_for(lambda: wrong.proc is not None and wrong.proc.poll() is not None, 60, "exit")
+    assert wrong.proc.returncode != 0
+    log = wrong.log()
+    assert "refusing to start" in log
+    assert _digest(wrong_key) in log  # says which key, by digest
+    assert base64.b64encode(wrong_key).decode() not in log
+    with psycopg.connect(right.database_url) as conn:
+        rows_after = conn.execute(
+            "SELECT ctid::text, xmin::text FROM ai_providers UNION ALL "
+            "SELECT ctid::text, xmin::text FROM ai_provider_keys UNION ALL "
+            "SELECT ctid::text, xmin::text FROM dbcrypt_keys"
+        ).fetchall()
+    assert rows_after == rows_before  # nothing written, no key row added
+    after = custom(k8s_api).get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "keyed")
+    assert after["status"] == before["status"]
+
+
+def test_postgres_crash_mid_batch_loses_and_duplicates_nothing(
+    operator_factory: Callable[..., OperatorProcess],
+    k8s_api: client.ApiClient,
+    namespace: str,
+    postgres: PostgresServer,
+    tmp_path: Path,
+) -> None:
+    op = operator_factory()
+    make_secret(k8s_api, namespace, "llm-keys", {"a": "sk-batch-a-0123456789", "b": "sk-b-012"})
+    names = [f"batch-{i:02d}" for i in range(30)]
+    for n in names:
+        apply_provider(k8s_api, namespace, n, openai_spec("a", "b"))
+    # Crash Postgres once some, but not all, providers are written.
+    wait_for(lambda: len(_live(op)) >= 5, 60, "a few providers written")
+    postgres.stop(mode="immediate", remove=False)
+    try:
+        outage_seen = False
+        deadline = time.monotonic() + 60
+        while not outage_seen and time.monotonic() < deadline:
+            items = custom(k8s_api).list_namespaced_custom_object(
+                GROUP, VERSION, namespace, PLURAL
+            )["items"]
+            outage_seen = any(
+                c.get("reason") == "DatabaseUnavailable"
+                for o in items
+                for c in (o.get("status") or {}).get("conditions") or []
+            )
+            time.sleep(0.2)  # poll interval, bounded by the deadline above
+        assert outage_seen, "no object reported DatabaseUnavailable during the outage"
+    finally:
+        postgres.start_again()
+    for n in names:
+        wait_condition(k8s_api, namespace, PLURAL, n, "Ready", timeout=120)
+    live = _live(op)
+    assert sorted(live) == sorted(names)  # one live row per object, none lost or doubled
+    for name, pid in live.items():
+        assert provider_keys(op, pid) == ["sk-batch-a-0123456789", "sk-b-012"], name
+
+
+def _live(op: OperatorProcess) -> dict[str, object]:
+    with psycopg.connect(op.database_url) as conn:
+        try:
+            rows = conn.execute("SELECT name, id FROM ai_providers WHERE NOT deleted").fetchall()
+        except psycopg.errors.UndefinedTable:
+            return {}  # the operator has not created the schema yet
+    names = [r[0] for r in rows]
+    assert len(names) == len(set(names))
+    return dict(rows)
