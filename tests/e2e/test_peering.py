@@ -75,7 +75,7 @@ def test_one_replica_acts_and_the_other_takes_over_after_sigkill(
         return dict(obj.get("status") or {})
 
     # Both replicas heartbeat into the chart's KopfPeering; the lower one pauses.
-    wait_for(lambda: len(peers()) == 2, 30, "two peers in the KopfPeering")
+    wait_for(lambda: len(peers()) == 2, 90, "two peers in the KopfPeering")
     assert sorted(p["priority"] for p in peers().values()) == [100, 200]
     wait_for(lambda: "Pausing operations in favour of" in standby.log(), 30, "standby to pause")
 

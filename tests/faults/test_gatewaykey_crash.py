@@ -1,0 +1,89 @@
+"""SIGKILL storm during gateway-key create/rotate/delete traffic: converges exactly."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import time
+from collections.abc import Callable
+
+import pytest
+from kubernetes import client
+
+from tests.e2e.conftest import GROUP, VERSION, OperatorProcess, condition, custom
+from tests.e2e.test_gatewaykey import PLURAL, apply_key, patch_key, rows, secret_value
+from tests.support.wait import wait_for
+
+pytestmark = pytest.mark.faults
+
+N_KEYS = 10
+N_KILLS = 8
+
+
+def test_kill9_during_key_traffic_converges(
+    operator_factory: Callable[..., OperatorProcess],
+    k8s_api: client.ApiClient,
+    namespace: str,
+) -> None:
+    seed = random.randrange(1 << 30)
+    rng = random.Random(seed)
+    print(f"gateway-key kill -9 seed: {seed}")
+    op = operator_factory(extra_env={"AIGW_HEARTBEAT_INTERVAL_S": "5"})
+    names = [f"gw-{i:02d}" for i in range(N_KEYS)]
+    for n in names:
+        apply_key(k8s_api, namespace, n, {"rotation": {"gracePeriod": "5s"}})
+    deleted = names[-2:]
+    for kill in range(N_KILLS):
+        deadline = time.monotonic() + rng.uniform(0.3, 2.0)
+        while time.monotonic() < deadline and op.alive():
+            time.sleep(0.02)  # bounded by the random deadline: this is the fault schedule
+        op.kill()
+        if kill == 2:  # rotate half of them mid-storm
+            for n in names[:4]:
+                patch_key(k8s_api, namespace, n, {"spec": {"rotation": {"generation": 1}}})
+        if kill == 4:  # and delete two (never used, so the guard lets them go)
+            for n in deleted:
+                custom(k8s_api).delete_namespaced_custom_object(
+                    GROUP, VERSION, namespace, PLURAL, n
+                )
+        if kill == 5:  # rotate two of them again
+            for n in names[:2]:
+                patch_key(k8s_api, namespace, n, {"spec": {"rotation": {"generation": 2}}})
+        op.start()
+
+    live = names[:-2]
+
+    def converged() -> bool:
+        items = custom(k8s_api).list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)
+        present = {o["metadata"]["name"]: o for o in items["items"]}
+        if set(present) != set(live):
+            return False
+        for n in live:
+            c = condition(present[n], "Issued")
+            if not c or c["status"] != "True":
+                return False
+            if c.get("observedGeneration") != present[n]["metadata"]["generation"]:
+                return False
+        by_name = {r[1]: r for r in rows(op)}
+        if set(by_name) != set(live):  # retiring rows gone, deleted keys gone, no orphans
+            return False
+        for n in live:
+            value = secret_value(k8s_api, namespace, f"{n}-key")
+            if value is None or by_name[n][3] != hashlib.sha256(value.encode()).digest():
+                return False
+        return True
+
+    wait_for(converged, 120, "one row per key, hashing to its Secret, nothing else")
+    gens = {
+        o["metadata"]["name"]: (o["status"].get("rotation") or {}).get("generation")
+        for o in custom(k8s_api).list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)[
+            "items"
+        ]
+    }
+    assert gens["gw-00"] == 2
+    assert gens["gw-03"] == 1
+    log = op.log()
+    for n in live:
+        value = secret_value(k8s_api, namespace, f"{n}-key")
+        assert value is not None
+        assert value not in log
