@@ -159,6 +159,49 @@ def test_provider_lifecycle_with_the_charts_service_account(
         row = conn.execute("SELECT deleted FROM ai_providers WHERE name = 'via-chart'").fetchone()
     assert row == (True,)
 
+    # The gateway-key flow with the same RBAC: issue (create the owned Secret), rotate
+    # (replace it), delete (the garbage collector removes the Secret with its owner).
+    keys_plural = "aigatewaycoderdkeys"
+    custom(k8s_api).create_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        namespace,
+        keys_plural,
+        {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "AIGatewayCoderdKey",
+            "metadata": {"name": "chart-gw"},
+            "spec": {"rotation": {"gracePeriod": "5s"}},
+        },
+    )
+    key_obj = wait_condition(k8s_api, namespace, keys_plural, "chart-gw", "Ready", timeout=60)
+    first_prefix = key_obj["status"]["keyPrefix"]
+    custom(k8s_api).patch_namespaced_custom_object(
+        GROUP, VERSION, namespace, keys_plural, "chart-gw",
+        {"spec": {"rotation": {"generation": 1}}},
+    )  # fmt: skip
+
+    def key_rotated() -> bool:
+        status = get_obj(k8s_api, namespace, keys_plural, "chart-gw").get("status") or {}
+        return bool(status.get("keyPrefix")) and status["keyPrefix"] != first_prefix
+
+    wait_for(key_rotated, 60, "the gateway key to rotate")
+    custom(k8s_api).delete_namespaced_custom_object(
+        GROUP, VERSION, namespace, keys_plural, "chart-gw"
+    )
+
+    def key_gone() -> bool:
+        try:
+            get_obj(k8s_api, namespace, keys_plural, "chart-gw")
+        except ApiException as exc:
+            return exc.status == 404
+        return False
+
+    wait_for(key_gone, 60, "AIGatewayCoderdKey finalized and deleted")
+    with psycopg.connect(op.database_url) as conn:
+        key_rows = conn.execute("SELECT count(*) FROM ai_gateway_keys").fetchone()
+    assert key_rows == (0,)
+
     # Events were posted with the SA's token (the operator's own, secret-free Events).
     events = client.CoreV1Api(k8s_api).list_namespaced_event(namespace).items
     assert any(e.involved_object.name == "via-chart" for e in events)
