@@ -20,6 +20,7 @@ from typing import Any
 
 import kopf
 
+from aigateway_operator import metrics
 from aigateway_operator.api.aiprovider import API_GROUP, API_VERSION
 from aigateway_operator.api.gatewaykey import KIND, PLURAL
 from aigateway_operator.config import Settings
@@ -52,6 +53,12 @@ def _written(memo: Any) -> dict[tuple[str, str], str]:
 
 
 def _apply(outcome: KeyOutcome, body: Any, patch: kopf.Patch, memo: Any) -> None:
+    meta = body.get("metadata", {})
+    metrics.RECONCILES.labels(KIND, "retry" if outcome.retry_after is not None else "ok").inc()
+    if outcome.conditions:
+        metrics.set_conditions(
+            KIND, meta.get("namespace", ""), meta.get("name", ""), outcome.conditions
+        )
     for key, value in outcome.status_patch.items():
         patch.status[key] = value
     written = _written(memo)
@@ -73,7 +80,8 @@ async def reconcile_key(
 ) -> None:
     obj = _info(meta, namespace, name)
     async with memo.locks.hold(obj.uid):
-        outcome = await pipeline.reconcile(runtime_of(memo), memo.kube, obj, spec, status)
+        with metrics.RECONCILE_SECONDS.labels(KIND).time():
+            outcome = await pipeline.reconcile(runtime_of(memo), memo.kube, obj, spec, status)
     _apply(outcome, body, patch, memo)
     if outcome.retry_after is not None:
         raise kopf.TemporaryError(outcome.retry_message or "retrying", delay=outcome.retry_after)
@@ -96,7 +104,8 @@ async def heartbeat_key(
         return
     obj = _info(meta, namespace, name)
     async with memo.locks.hold(obj.uid):
-        outcome = await pipeline.reconcile(runtime_of(memo), memo.kube, obj, spec, status)
+        with metrics.RECONCILE_SECONDS.labels(KIND).time():
+            outcome = await pipeline.reconcile(runtime_of(memo), memo.kube, obj, spec, status)
     _apply(outcome, body, patch, memo)
 
 

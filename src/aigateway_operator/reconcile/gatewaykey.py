@@ -156,6 +156,8 @@ class KeyOutcome:
     """For deletion: whether the finalizer may be released."""
     secrets_written: list[tuple[str, str, str]] = field(default_factory=list)
     """(namespace, name, resourceVersion) of Secrets this pass wrote: not news to the watch."""
+    conditions: tuple[tuple[str, str], ...] = ()
+    """Final ``(type, status)`` pairs, for metrics."""
 
 
 def owner_label_value(name: str) -> str:
@@ -717,6 +719,7 @@ def _finish(p: _Pass, status: GatewayKeyStatus) -> KeyOutcome:
         retry_after=p.retry_after,
         retry_message=p.retry_message,
         secrets_written=p.written,
+        conditions=tuple((c.type, c.status.value) for c in conditions),
     )
 
 
