@@ -103,6 +103,7 @@ def test_provider_synced_from_secret_and_secret_edit_propagates(
 
     status = obj["status"]
     assert status["providerID"] == str(pid)
+    assert status["providerName"] == "openai-main"  # defaulted from metadata.name
     assert status["keyCount"] == 2
     assert [k["masked"] for k in status["apiKeys"]] == ["sk-c...mnop", "sk-c...mnop"]
     assert status["apiKeys"][0]["fingerprint"] != status["apiKeys"][1]["fingerprint"]

@@ -643,6 +643,7 @@ def full_status() -> AIProviderStatus:
     return AIProviderStatus(
         observed_generation=1,
         provider_id="0b6a4a55-7d0e-4d3a-9d86-0d2c5f3b5e11",
+        provider_name="gpt",
         key_count=1,
         conditions=tuple(conditions),
         api_keys=(

@@ -354,6 +354,7 @@ class AIProviderStatus(StatusModel):
 
     observed_generation: int | None = Field(default=None, ge=0)
     provider_id: str | None = Field(default=None, alias="providerID", max_length=64)
+    provider_name: str | None = Field(default=None, max_length=253)
     key_count: int | None = Field(default=None, ge=0)
     conditions: tuple[Condition, ...] = Field(default=(), max_length=16)
     api_keys: tuple[APIKeyStatus, ...] = Field(default=(), max_length=MAX_API_KEYS)

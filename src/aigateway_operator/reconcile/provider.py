@@ -263,6 +263,7 @@ async def reconcile(
     status = AIProviderStatus(
         observed_generation=obj.generation,
         provider_id=str(result.provider_id),
+        provider_name=result.name,
         key_count=len(result.keys),
         api_keys=_key_status(rt, spec, refs, resolved, result, current),
         bedrock=bedrock_status,
