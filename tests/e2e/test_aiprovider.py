@@ -450,3 +450,45 @@ def test_metrics_endpoint(
     assert ready in text
     assert CANARY_A not in text
     assert op.alive()
+
+
+def test_resync_reverifies_sts_and_catches_edits_made_without_notify(
+    operator_factory: Callable[..., OperatorProcess],
+    k8s_api: client.ApiClient,
+    namespace: str,
+) -> None:
+    """No per-object timer: one loop re-verifies due Bedrock identities and compares rows."""
+    op = operator_factory(
+        extra_env={"AIGW_VERIFY_INTERVAL_S": "10", "AIGW_RESYNC_INTERVAL_S": "10"}
+    )
+    make_secret(
+        k8s_api,
+        namespace,
+        "aws",
+        {"AWS_ACCESS_KEY_ID": AWS_KEY_ID, "AWS_SECRET_ACCESS_KEY": AWS_SECRET},
+    )
+    apply_provider(
+        k8s_api,
+        namespace,
+        "periodic",
+        {
+            "type": "bedrock",
+            "bedrock": {"region": "us-east-1", "credentialsSecretRef": {"name": "aws"}},
+        },
+    )
+    obj = wait_condition(k8s_api, namespace, PLURAL, "periodic", "Ready")
+    first = obj["status"]["bedrock"]["lastVerifiedAt"]
+    wait_for(
+        lambda: (
+            get_obj(k8s_api, namespace, PLURAL, "periodic")["status"]["bedrock"]["lastVerifiedAt"]
+            != first
+        ),
+        40,
+        "a periodic STS re-verification",
+    )
+    # A direct SQL edit, without the notify coderd would send: the resync still sees it.
+    with psycopg.connect(op.database_url, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE ai_providers SET enabled = false, updated_at = now() WHERE name = 'periodic'"
+        )
+    wait_for(lambda: provider_rows(op, "periodic")[0][2] is True, 40, "silent edit reverted")

@@ -5,7 +5,9 @@ Triggers, all ending in the same level-triggered reconcile:
 - a referenced Secret changing: the Secret watch pokes the referencing objects with an
   annotation, so kopf runs the update handler, serialised per object, with its retries;
 - an outside change to the Coder row: the drift watcher (``handlers.drift``) pokes the same way;
-- a slow timer as a backstop resync (drift a notify did not reveal, e.g. direct SQL).
+- one operator-wide resync loop (``handlers.lifecycle``) poking objects that are due: an STS
+  verdict to refresh, a blocked object to retry, a row edited without a notify. No
+  per-object timer: that would be an asyncio task per object.
 
 Handlers return nothing (kopf would store return values in ``status``) and write only the
 status fields that differ, so an object in sync costs no API write.
@@ -129,8 +131,7 @@ def _apply(
     for key, value in outcome.status_patch.items():
         patch.status[key] = value
     post_events(body, outcome.events)
-    if outcome.provider_id is not None and outcome.row_version is not None:
-        memo.drift.remember(uid, outcome.provider_id, outcome.row_version)
+    memo.drift.remember(uid, outcome.provider_id, outcome.row_version, outcome.next_due)
     if outcome.retry_after is not None:
         # Exponential backoff from the outcome's base delay (kopf's own is a fixed delay).
         delay = min(300.0, outcome.retry_after * 2 ** min(retry, 5))
@@ -178,28 +179,6 @@ async def reconcile_provider(
     )
 
 
-async def resync_provider(
-    body: kopf.Body,
-    meta: kopf.Meta,
-    spec: kopf.Spec,
-    status: kopf.Status,
-    namespace: str | None,
-    name: str,
-    patch: kopf.Patch,
-    memo: kopf.Memo,
-    provider_name_claims: kopf.Index[str, NameClaim],
-    logger: kopf.Logger,
-    **_: Any,
-) -> None:
-    """Backstop resync and periodic STS re-verification. Never raises PermanentError (a
-    timer that does stops for the life of the process)."""
-    if meta.get("deletionTimestamp"):
-        return
-    await _reconcile(
-        body, meta, spec, status, namespace, name, patch, memo, provider_name_claims, logger
-    )
-
-
 async def finalize_provider(
     body: kopf.Body,
     meta: kopf.Meta,
@@ -219,6 +198,7 @@ async def finalize_provider(
         outcome = await pipeline.finalize(runtime_of(memo), obj, spec, status)
     if outcome.done:
         memo.drift.forget(obj.uid)
+        memo.locks.forget(obj.uid)
         metrics.RECONCILES.labels(KIND, "deleted").inc()
         metrics.forget_object(KIND, obj.namespace, obj.name, CONDITION_TYPES)
         await _poke_other_claimants(memo, obj, spec, provider_name_claims)
@@ -296,18 +276,6 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
     for on in (kopf.on.resume, kopf.on.create, kopf.on.update):
         on(g, v, p, id="reconcile", registry=registry)(reconcile_provider)  # type: ignore[arg-type]
     kopf.on.delete(g, v, p, id="finalize", registry=registry)(finalize_provider)  # type: ignore[arg-type]
-    kopf.timer(
-        g,
-        v,
-        p,
-        id="resync",
-        # Often enough for both the drift backstop and the periodic STS re-verification
-        # (a pass only calls STS once the verdict is older than the verify interval).
-        interval=min(settings.resync_interval_s, settings.verify_interval_s),
-        # A restart must be quiet: resume handlers already reconcile every object once.
-        initial_delay=min(settings.resync_interval_s, settings.verify_interval_s),
-        registry=registry,
-    )(resync_provider)  # type: ignore[arg-type]
     kopf.on.event(
         "",
         "v1",

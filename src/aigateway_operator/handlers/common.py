@@ -26,6 +26,15 @@ class KeyedLocks:
     def __init__(self) -> None:
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
+    def busy(self) -> set[str]:
+        """Keys whose pass is in flight right now."""
+        return {key for key, lock in self._locks.items() if lock.locked()}
+
+    def forget(self, key: str) -> None:
+        lock = self._locks.get(key)
+        if lock is not None and not lock.locked():
+            del self._locks[key]
+
     @asynccontextmanager
     async def hold(self, key: str) -> AsyncIterator[None]:
         lock = self._locks[key]

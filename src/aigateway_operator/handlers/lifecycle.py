@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from typing import Any
 
 import kopf
@@ -20,6 +21,7 @@ from aigateway_operator.store import Store, StoreError, StoreUnavailable
 log = logging.getLogger("aigateway_operator")
 
 DRIFT_POKE = "aigateway.dev/drift-poke"
+RESYNC_POKE = "aigateway.dev/resync-poke"
 
 
 def configure_kopf(settings: kopf.OperatorSettings) -> None:
@@ -52,6 +54,7 @@ async def start_runtime(settings: Settings, memo: Any) -> None:
         settings=settings, store=store, kube=kube, fingerprint_key=fingerprint_key(settings)
     )
     memo.drift_task = asyncio.create_task(_watch_drift(memo), name="aigw-drift-watcher")
+    memo.resync_task = asyncio.create_task(_resync(memo), name="aigw-resync")
     log.info(
         "connected to Coder's database (schema %s, encryption key %s)",
         settings.schema_mode.value,
@@ -60,11 +63,12 @@ async def start_runtime(settings: Settings, memo: Any) -> None:
 
 
 async def stop_runtime(memo: Any) -> None:
-    task = getattr(memo, "drift_task", None)
-    if task is not None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
+    for attr in ("drift_task", "resync_task"):
+        task = getattr(memo, attr, None)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
     runtime = getattr(memo, "runtime", None)
     if runtime is not None:
         await runtime.store.close()
@@ -73,30 +77,68 @@ async def stop_runtime(memo: Any) -> None:
         kube.close()
 
 
+async def check_drift(memo: Any) -> int:
+    """Poke every object whose row someone else wrote since our last pass; return how many."""
+    runtime = runtime_of(memo)
+    tracker: DriftTracker = memo.drift
+    snap = tracker.snapshot()
+    if not snap.rows:
+        return 0
+    versions = await runtime.store.provider_versions(snap.row_ids())
+    changed = tracker.changed(snap, versions, memo.locks.busy())
+    for _uid, tracked in changed:
+        seen = versions.get(tracked.row_id) if tracked.row_id else None
+        stamp = seen[0].isoformat() if seen else "gone"
+        log.info(
+            "Coder row of AIProvider %s/%s changed outside the operator",
+            tracked.namespace,
+            tracked.name,
+        )
+        await memo.kube.annotate(
+            "aiproviders", tracked.namespace, tracked.name, {DRIFT_POKE: stamp}
+        )
+    return len(changed)
+
+
 async def _watch_drift(memo: Any) -> None:
     """On every burst of ``ai_providers_changed``: poke objects whose row someone else wrote."""
     runtime = runtime_of(memo)
-    tracker: DriftTracker = memo.drift
     async for _ in runtime.store.watch_changes(runtime.settings.drift_debounce_s):
         try:
-            ids = tracker.row_ids()
-            if not ids:
-                continue
-            versions = await runtime.store.provider_versions(ids)
-            for _uid, tracked in tracker.changed(versions):
-                seen = versions.get(tracked.row_id) if tracked.row_id else None
-                stamp = seen[0].isoformat() if seen else "gone"
-                log.info(
-                    "Coder row of AIProvider %s/%s changed outside the operator",
+            await check_drift(memo)
+        except Exception:
+            # The resync loop is the backstop; never let the watcher die.
+            log.exception("drift check failed; the periodic resync will catch up")
+
+
+async def _resync(memo: Any) -> None:
+    """The operator-wide backstop, instead of a timer per object.
+
+    Every few seconds: poke objects that are due a pass (an STS verdict to refresh, a blocked
+    object to retry). Every ``AIGW_RESYNC_INTERVAL_S``: compare every row we own with what our
+    last pass left, which catches edits made without a notify (direct SQL).
+    """
+    runtime = runtime_of(memo)
+    tracker: DriftTracker = memo.drift
+    interval = runtime.settings.resync_interval_s
+    tick = min(5.0, interval)
+    next_drift_check = time.monotonic() + interval
+    while True:
+        await asyncio.sleep(tick)
+        try:
+            for _uid, tracked in tracker.due(runtime.clock(), memo.locks.busy()):
+                await memo.kube.annotate(
+                    "aiproviders",
                     tracked.namespace,
                     tracked.name,
+                    {RESYNC_POKE: runtime.clock().isoformat()},
                 )
-                await memo.kube.annotate(
-                    "aiproviders", tracked.namespace, tracked.name, {DRIFT_POKE: stamp}
-                )
+                tracker.remember(_uid, None, None, None)  # the pass will set the next one
+            if time.monotonic() >= next_drift_check:
+                next_drift_check = time.monotonic() + interval
+                await check_drift(memo)
         except Exception:
-            # The timer resync is the backstop; never let the watcher die.
-            log.exception("drift check failed; the periodic resync will catch up")
+            log.exception("resync failed; retrying at the next tick")
 
 
 def register(registry: kopf.OperatorRegistry, config: Settings) -> None:

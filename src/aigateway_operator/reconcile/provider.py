@@ -135,6 +135,9 @@ class Outcome:
     sts_reason: str | None = None
     drift_reverted: bool = False
     conditions: tuple[tuple[str, str], ...] = ()
+    next_due: datetime | None = None
+    """When the object next needs a pass although nothing changed (STS re-verification, or a
+    blocked object retried); None: only on events."""
 
 
 @dataclass
@@ -278,6 +281,10 @@ async def reconcile(
     outcome = _finish(rt, obj, current, scratch, status)
     outcome.provider_id = str(result.provider_id)
     outcome.row_version = result.updated_at
+    verified = bedrock_status.last_verified_at if bedrock_status else None
+    outcome.next_due = (
+        verified + timedelta(seconds=rt.settings.verify_interval_s) if verified else None
+    )
     return outcome
 
 
@@ -571,6 +578,13 @@ def _finish(
     return Outcome(
         status_patch=status_patch(current.to_body(), desired),
         events=scratch.events,
+        # Stopped before the database (a Secret, a name, the spec) with no retry pending:
+        # events normally bring it back; a slow retry is the backstop.
+        next_due=(
+            rt.clock() + timedelta(seconds=rt.settings.resync_interval_s)
+            if scratch.retry_after is None
+            else None
+        ),
         retry_after=scratch.retry_after,
         retry_message=scratch.retry_message,
         db_action=scratch.db_action,
