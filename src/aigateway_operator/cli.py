@@ -91,6 +91,24 @@ def _dev_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _limit_malloc_arenas(arenas: int = 2) -> None:
+    """Cap glibc's malloc arenas (as ``MALLOC_ARENA_MAX=2`` would): the kubernetes client and
+    boto3 run in worker threads, and each thread's arena keeps freed memory for itself; the
+    benchmark measured a third of the operator's RSS in them. No-op outside glibc."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if not name:
+        return
+    try:
+        libc = ctypes.CDLL(name)
+        m_arena_max = -8  # from glibc's malloc.h
+        libc.mallopt(m_arena_max, arenas)
+    except (OSError, AttributeError):
+        return
+
+
 def _run(args: argparse.Namespace) -> int:
     from aigateway_operator.config import ConfigError, Settings
     from aigateway_operator.handlers import run
@@ -101,6 +119,7 @@ def _run(args: argparse.Namespace) -> int:
         # pydantic hides inputs (hide_input_in_errors); our own messages name variables only.
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
+    _limit_malloc_arenas()
     run(settings, verbose=args.verbose)
     return 0
 
