@@ -146,6 +146,10 @@ def register(registry: kopf.OperatorRegistry, config: Settings) -> None:
     async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
         configure_kopf(settings)
         settings.peering.lifetime = config.peering_lifetime_s
+        settings.queueing.worker_limit = config.max_workers
+        # An idle worker keeps its slot until it exits: let it go quickly, or a limited pool
+        # spends most of its slots waiting (kopf's default is 5 s).
+        settings.queueing.idle_timeout = 0.2
         try:
             await start_runtime(config, memo)
         except StoreUnavailable as exc:
