@@ -55,7 +55,7 @@ from aigateway_operator.store import (
     StoreUnavailable,
     UnknownKeyReference,
 )
-from aigateway_operator.validation.aws import StaticCredentials, Verdict
+from aigateway_operator.validation.identity import StaticCredentials, Verdict
 from aigateway_operator.validation.rules import (
     Finding,
     check_api_keys,

@@ -13,7 +13,7 @@ from aigateway_operator.config import Settings
 from aigateway_operator.credentials import SecretReader
 from aigateway_operator.status.conditions import utc_now
 from aigateway_operator.store import Store
-from aigateway_operator.validation.aws import StaticCredentials, Verdict, verify_bedrock_identity
+from aigateway_operator.validation.identity import StaticCredentials, Verdict
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +26,9 @@ def _default_verifier(
     external_id: str | None,
     static: StaticCredentials | None,
 ) -> Verdict:
+    # Imported on first use: boto3 costs ~20 MB, needed only once a Bedrock provider exists.
+    from aigateway_operator.validation.aws import verify_bedrock_identity
+
     return verify_bedrock_identity(region, role_arn, external_id, static)
 
 

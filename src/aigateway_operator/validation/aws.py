@@ -22,8 +22,7 @@ ids and tokens, so every message from botocore is scrubbed before it is used.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -37,9 +36,10 @@ from botocore.exceptions import (
     PartialCredentialsError,
 )
 
-from aigateway_operator.api.aiprovider import ROLE_ARN_PATTERN, BedrockIdentityStatus
+from aigateway_operator.api.aiprovider import ROLE_ARN_PATTERN
 from aigateway_operator.api.common import Reason
 from aigateway_operator.masking import mask_secret
+from aigateway_operator.validation.identity import StaticCredentials, Verdict
 
 if TYPE_CHECKING:
     from mypy_boto3_sts.client import STSClient
@@ -92,42 +92,6 @@ _RETRYABLE_CODES = frozenset(
         "IDPCommunicationError",
     }
 )
-
-
-@dataclass(frozen=True)
-class StaticCredentials:
-    """Long-term access keys read from the spec's Secret. Excluded from ``repr``."""
-
-    access_key_id: str = field(repr=False)
-    secret_access_key: str = field(repr=False)
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """The outcome of one verification; ``message`` is safe to show anywhere."""
-
-    ok: bool
-    reason: Reason
-    message: str
-    caller_arn: str | None = None
-    assumed_role_arn: str | None = None
-    account_id: str | None = None
-    expiration: datetime | None = None
-
-    @property
-    def retryable(self) -> bool:
-        """Whether retrying unchanged may succeed (STS down or throttling)."""
-        return self.reason is Reason.STS_UNAVAILABLE
-
-    def to_status(self, verified_at: datetime) -> BedrockIdentityStatus:
-        """``status.bedrock`` for this verdict (empty identity fields on failure)."""
-        return BedrockIdentityStatus(
-            caller_arn=self.caller_arn,
-            assumed_role_arn=self.assumed_role_arn,
-            account_id=self.account_id,
-            expiration=self.expiration,
-            last_verified_at=verified_at,
-        )
 
 
 # -- message scrubbing -----------------------------------------------------------------------
