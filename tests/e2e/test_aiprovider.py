@@ -445,7 +445,7 @@ def test_metrics_endpoint(
     assert "aigw_reconcile_duration_seconds_count" in text
     ready = (
         f'aigw_condition{{kind="AIProvider",name="metered",namespace="{namespace}",'
-        'status="True",type="Ready"} 1.0'
+        'type="Ready"} 1.0'
     )
     assert ready in text
     assert CANARY_A not in text
