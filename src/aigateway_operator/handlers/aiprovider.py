@@ -153,7 +153,7 @@ async def _reconcile(
 ) -> None:
     obj = _info(meta, namespace, name)
     claims = list(provider_name_claims.get(_effective_name(spec, obj.name), []))
-    async with memo.locks.hold(obj.uid):
+    async with memo.slots, memo.locks.hold(obj.uid):
         with metrics.RECONCILE_SECONDS.labels(KIND).time():
             outcome = await pipeline.reconcile(runtime_of(memo), obj, spec, status, claims)
     memo.drift.track(obj.uid, namespace or "", name or "")

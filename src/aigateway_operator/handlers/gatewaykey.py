@@ -79,7 +79,7 @@ async def reconcile_key(
     **_: Any,
 ) -> None:
     obj = _info(meta, namespace, name)
-    async with memo.locks.hold(obj.uid):
+    async with memo.slots, memo.locks.hold(obj.uid):
         with metrics.RECONCILE_SECONDS.labels(KIND).time():
             outcome = await pipeline.reconcile(runtime_of(memo), memo.kube, obj, spec, status)
     _apply(outcome, body, patch, memo)
@@ -103,7 +103,7 @@ async def heartbeat_key(
     if meta.get("deletionTimestamp"):
         return
     obj = _info(meta, namespace, name)
-    async with memo.locks.hold(obj.uid):
+    async with memo.slots, memo.locks.hold(obj.uid):
         with metrics.RECONCILE_SECONDS.labels(KIND).time():
             outcome = await pipeline.reconcile(runtime_of(memo), memo.kube, obj, spec, status)
     _apply(outcome, body, patch, memo)

@@ -49,6 +49,10 @@ async def start_runtime(settings: Settings, memo: Any) -> None:
     kube = Kube(load_api_client())
     memo.kube = kube
     memo.locks = KeyedLocks()
+    # At most this many passes at once. Not kopf's queueing.worker_limit: with indexes, kopf's
+    # workers wait until every object is indexed, and a limited pool then deadlocks at start
+    # once there are more objects than workers.
+    memo.slots = asyncio.Semaphore(settings.max_workers)
     memo.drift = DriftTracker()
     memo.runtime = Runtime(
         settings=settings, store=store, kube=kube, fingerprint_key=fingerprint_key(settings)
@@ -146,10 +150,6 @@ def register(registry: kopf.OperatorRegistry, config: Settings) -> None:
     async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
         configure_kopf(settings)
         settings.peering.lifetime = config.peering_lifetime_s
-        settings.queueing.worker_limit = config.max_workers
-        # An idle worker keeps its slot until it exits: let it go quickly, or a limited pool
-        # spends most of its slots waiting (kopf's default is 5 s).
-        settings.queueing.idle_timeout = 0.2
         try:
             await start_runtime(config, memo)
         except StoreUnavailable as exc:
