@@ -28,7 +28,8 @@ from aigateway_operator.api.common import ConditionType
 from aigateway_operator.config import Settings
 from aigateway_operator.handlers.common import ANNOTATION_PREFIX, post_events, runtime_of
 from aigateway_operator.reconcile import provider as pipeline
-from aigateway_operator.reconcile.provider import NameClaim, ObjectInfo, Outcome
+from aigateway_operator.reconcile.index import effective_name
+from aigateway_operator.reconcile.provider import ObjectInfo, Outcome
 
 CONDITION_TYPES = [t.value for t in ConditionType]
 SECRET_POKE = f"{ANNOTATION_PREFIX}/secrets-poke"
@@ -46,46 +47,21 @@ def _info(meta: Mapping[str, Any], namespace: str | None, name: str | None) -> O
     )
 
 
-def _effective_name(spec: Mapping[str, Any], name: str) -> str:
-    explicit = spec.get("providerName")
-    return str(explicit) if explicit else name
-
-
-def _secret_names(spec: Mapping[str, Any]) -> set[str]:
-    names = {
-        str(k.get("secretKeyRef", {}).get("name"))
-        for k in spec.get("apiKeys") or []
-        if k.get("secretKeyRef", {}).get("name")
-    }
-    creds = (spec.get("bedrock") or {}).get("credentialsSecretRef") or {}
-    if creds.get("name"):
-        names.add(str(creds["name"]))
-    return names
-
-
-# --- indexes (in memory, rebuilt from the watch stream at every start) ----------------------
-
-
-def provider_secret_refs(
-    namespace: str, name: str, spec: Mapping[str, Any], **_: Any
-) -> dict[tuple[str, str], str]:
-    """(namespace, Secret name) -> AIProvider names referencing it. Names only, never data."""
-    return {(namespace, secret): name for secret in _secret_names(spec)}
-
-
-def provider_name_claims(
-    namespace: str, name: str, spec: Mapping[str, Any], meta: Mapping[str, Any], **_: Any
-) -> dict[str, NameClaim]:
-    """Coder provider name -> the objects claiming it (the oldest one keeps it)."""
-    return {
-        _effective_name(spec, name): NameClaim(
-            created=str(meta.get("creationTimestamp", "")),
-            uid=str(meta.get("uid", "")),
-            namespace=namespace,
-            name=name,
-            deleting=bool(meta.get("deletionTimestamp")),
-        )
-    }
+async def track_provider(
+    type: str,
+    namespace: str | None,
+    name: str,
+    uid: str,
+    spec: kopf.Spec,
+    meta: kopf.Meta,
+    memo: kopf.Memo,
+    **_: Any,
+) -> None:
+    """Keep the in-memory index current from every event (the initial listing included)."""
+    if type == "DELETED":
+        memo.index.remove(uid)
+    else:
+        memo.index.update(uid, namespace or "", name, spec, meta)
 
 
 # --- reconcile ------------------------------------------------------------------------------
@@ -147,12 +123,11 @@ async def _reconcile(
     name: str,
     patch: kopf.Patch,
     memo: Any,
-    provider_name_claims: kopf.Index[str, NameClaim],
     logger: Any,
     retry: int = 0,
 ) -> None:
     obj = _info(meta, namespace, name)
-    claims = list(provider_name_claims.get(_effective_name(spec, obj.name), []))
+    claims = memo.index.claims(effective_name(spec, obj.name))
     async with memo.slots, memo.locks.hold(obj.uid):
         with metrics.RECONCILE_SECONDS.labels(KIND).time():
             outcome = await pipeline.reconcile(runtime_of(memo), obj, spec, status, claims)
@@ -169,14 +144,11 @@ async def reconcile_provider(
     name: str,
     patch: kopf.Patch,
     memo: kopf.Memo,
-    provider_name_claims: kopf.Index[str, NameClaim],
     logger: kopf.Logger,
     retry: int,
     **_: Any,
 ) -> None:
-    await _reconcile(
-        body, meta, spec, status, namespace, name, patch, memo, provider_name_claims, logger, retry
-    )
+    await _reconcile(body, meta, spec, status, namespace, name, patch, memo, logger, retry)
 
 
 async def finalize_provider(
@@ -188,7 +160,6 @@ async def finalize_provider(
     name: str,
     patch: kopf.Patch,
     memo: kopf.Memo,
-    provider_name_claims: kopf.Index[str, NameClaim],
     logger: kopf.Logger,
     **_: Any,
 ) -> None:
@@ -201,7 +172,7 @@ async def finalize_provider(
         memo.locks.forget(obj.uid)
         metrics.RECONCILES.labels(KIND, "deleted").inc()
         metrics.forget_object(KIND, obj.namespace, obj.name, CONDITION_TYPES)
-        await _poke_other_claimants(memo, obj, spec, provider_name_claims)
+        await _poke_other_claimants(memo, obj, spec)
     for key, value in outcome.status_patch.items():
         patch.status[key] = value
     post_events(body, outcome.events)
@@ -209,15 +180,10 @@ async def finalize_provider(
         raise kopf.TemporaryError(outcome.retry_message, delay=outcome.retry_after or 10)
 
 
-async def _poke_other_claimants(
-    memo: kopf.Memo,
-    obj: ObjectInfo,
-    spec: Mapping[str, Any],
-    claims: kopf.Index[str, NameClaim],
-) -> None:
+async def _poke_other_claimants(memo: kopf.Memo, obj: ObjectInfo, spec: Mapping[str, Any]) -> None:
     """The name this object held is free: let the next-oldest claimant take it now."""
     kube = memo.kube
-    for claim in claims.get(_effective_name(spec, obj.name), []):
+    for claim in memo.index.claims(effective_name(spec, obj.name)):
         if claim.uid != obj.uid:
             await kube.annotate(
                 PLURAL, claim.namespace, claim.name, {CLAIMS_POKE: obj.uid[:8] + "-released"}
@@ -227,10 +193,9 @@ async def _poke_other_claimants(
 # --- Secret changes -------------------------------------------------------------------------
 
 
-def _referenced(
-    namespace: str | None, name: str | None, provider_secret_refs: kopf.Index[Any, str], **_: Any
-) -> bool:
-    return (namespace, name) in provider_secret_refs
+def _referenced(namespace: str | None, name: str | None, memo: Any, **_: Any) -> bool:
+    index = getattr(memo, "index", None)
+    return index is not None and index.references(namespace or "", name or "")
 
 
 async def secret_changed(
@@ -239,7 +204,6 @@ async def secret_changed(
     name: str,
     meta: kopf.Meta,
     memo: kopf.Memo,
-    provider_secret_refs: kopf.Index[tuple[str, str], str],
     logger: kopf.Logger,
     **_: Any,
 ) -> None:
@@ -250,7 +214,7 @@ async def secret_changed(
         return
     rv = str(meta.get("resourceVersion", ""))
     poke = hashlib.sha256(f"{name}\0{rv}\0{type}".encode()).hexdigest()[:16]
-    targets = sorted(set(provider_secret_refs.get((namespace or "", name), [])))
+    targets = memo.index.referencing(namespace or "", name)
     for target in targets:
         for attempt in range(3):
             try:
@@ -265,24 +229,13 @@ async def secret_changed(
 
 
 def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
-    """Register every AIProvider handler into ``registry`` (intervals from ``settings``).
-
-    The ``type: ignore[arg-type]`` below: kopf passes indexes to handlers as extra keyword
-    arguments, which its callback protocols cannot express.
-    """
+    """Register every AIProvider handler into ``registry``."""
     g, v, p = API_GROUP, API_VERSION, PLURAL
-    kopf.index(g, v, p, registry=registry)(provider_secret_refs)  # type: ignore[arg-type]
-    kopf.index(g, v, p, registry=registry)(provider_name_claims)  # type: ignore[arg-type]
+    kopf.on.event(g, v, p, id="index", registry=registry)(track_provider)
     for on in (kopf.on.resume, kopf.on.create, kopf.on.update):
-        on(g, v, p, id="reconcile", registry=registry)(reconcile_provider)  # type: ignore[arg-type]
-    kopf.on.delete(g, v, p, id="finalize", registry=registry)(finalize_provider)  # type: ignore[arg-type]
-    kopf.on.event(
-        "",
-        "v1",
-        "secrets",
-        when=_referenced,  # type: ignore[arg-type]
-        registry=registry,
-    )(secret_changed)  # type: ignore[arg-type]
+        on(g, v, p, id="reconcile", registry=registry)(reconcile_provider)
+    kopf.on.delete(g, v, p, id="finalize", registry=registry)(finalize_provider)
+    kopf.on.event("", "v1", "secrets", when=_referenced, registry=registry)(secret_changed)
 
 
 def spec_is_valid(spec: Mapping[str, Any]) -> bool:

@@ -15,6 +15,7 @@ from aigateway_operator.config import Settings
 from aigateway_operator.handlers.common import FINALIZER, KOPF_PREFIX, KeyedLocks, runtime_of
 from aigateway_operator.kube import Kube, load_api_client
 from aigateway_operator.reconcile.drift import DriftTracker
+from aigateway_operator.reconcile.index import ProviderIndex
 from aigateway_operator.reconcile.runtime import Runtime, fingerprint_key
 from aigateway_operator.store import Store, StoreError, StoreUnavailable
 
@@ -49,9 +50,7 @@ async def start_runtime(settings: Settings, memo: Any) -> None:
     kube = Kube(load_api_client())
     memo.kube = kube
     memo.locks = KeyedLocks()
-    # At most this many passes at once. Not kopf's queueing.worker_limit: with indexes, kopf's
-    # workers wait until every object is indexed, and a limited pool then deadlocks at start
-    # once there are more objects than workers.
+    memo.index = ProviderIndex()
     memo.slots = asyncio.Semaphore(settings.max_workers)
     memo.drift = DriftTracker()
     memo.runtime = Runtime(
@@ -150,6 +149,11 @@ def register(registry: kopf.OperatorRegistry, config: Settings) -> None:
     async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
         configure_kopf(settings)
         settings.peering.lifetime = config.peering_lifetime_s
+        # Bounded kopf workers keep a burst of new objects from inflating memory for good.
+        # Safe only because the operator uses no @kopf.index (see reconcile.index); an idle
+        # worker gives its slot back quickly (kopf's default keeps it 5 s).
+        settings.queueing.worker_limit = config.max_workers
+        settings.queueing.idle_timeout = 0.2
         try:
             await start_runtime(config, memo)
         except StoreUnavailable as exc:
