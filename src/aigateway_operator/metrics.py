@@ -6,6 +6,7 @@ Labels carry names and stable reasons only: never a value from a Secret.
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 from collections.abc import Iterable
 
@@ -42,19 +43,29 @@ CONDITION = Gauge(
 # One series per condition, not one per (condition, status): at 10,000 objects the three-way
 # form alone held ~80 MB of label sets and value locks.
 _VALUE = {"True": 1.0, "False": 0.0, "Unknown": -1.0}
+log = logging.getLogger(__name__)
 _server_lock = threading.Lock()
 _server_port: int | None = None
 
 
-def serve(port: int) -> None:
-    """Start the /metrics HTTP endpoint once per process (0 = disabled)."""
+def serve(port: int) -> bool:
+    """Start the /metrics HTTP endpoint once per process (0 = disabled).
+
+    A port that cannot be bound is logged, not fatal: metrics must never stop the operator
+    from keeping Coder in sync. Returns whether the endpoint is up.
+    """
     global _server_port
     if port <= 0:
-        return
+        return False
     with _server_lock:
         if _server_port is None:
-            start_http_server(port)
+            try:
+                start_http_server(port)
+            except OSError as exc:
+                log.error("metrics endpoint not started on port %d: %s", port, exc)
+                return False
             _server_port = port
+    return True
 
 
 def set_conditions(

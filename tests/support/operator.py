@@ -111,6 +111,8 @@ def operator_factory(
                 "AIGW_SCHEMA": "create",
                 "AIGW_ENCRYPTION_KEYS": base64.b64encode(key).decode(),
                 "AIGW_HEALTH_PORT": "0",
+                # Several operators share this host (pods would not): no fixed ports.
+                "AIGW_METRICS_PORT": "0",
                 "AIGW_DRIFT_DEBOUNCE_S": "0.1",
                 "AIGW_NAMESPACES": ",".join(namespaces or [namespace]),
                 "PYTHONUNBUFFERED": "1",
