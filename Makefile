@@ -49,9 +49,8 @@ dev-up: setup ## start the local environment (writes $(ENV_FILE))
 dev-down: ## stop the local environment
 	@test -x $(BIN)/aigateway-operator && $(BIN)/aigateway-operator dev down --env-file $(ENV_FILE) || true
 
-demo: setup ## bring up the local environment and say how to reach it
-	$(BIN)/aigateway-operator dev up --env-file $(ENV_FILE)
-	@echo "next: source $(ENV_FILE); kubectl get crds; make dev-down when done"
+demo: setup ## the whole product on the local environment (DEMO_ARGS=--keep to keep it up)
+	$(BIN)/aigateway-operator demo $(DEMO_ARGS)
 
 clean: dev-down ## remove the venv and caches (the control-plane build cache stays)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

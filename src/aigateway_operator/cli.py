@@ -124,12 +124,21 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from aigateway_operator.devenv.demo import run as run_demo
+
+    return run_demo(keep=args.keep)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="aigateway-operator", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     run_p = sub.add_parser("run", help="run the operator (configured by AIGW_* variables)")
     run_p.add_argument("--verbose", action="store_true", help="debug logging")
     run_p.set_defaults(func=_run)
+    demo_p = sub.add_parser("demo", help="the whole product on the local environment")
+    demo_p.add_argument("--keep", action="store_true", help="keep it running until Ctrl-C")
+    demo_p.set_defaults(func=_demo)
     dev = sub.add_parser("dev", help="local environment: kube-apiserver+etcd, Postgres 15, STS")
     dev_sub = dev.add_subparsers(dest="dev_command", required=True)
     for name, func, help_text in (

@@ -1,0 +1,196 @@
+"""``make demo``: the whole product on the local environment, in about a minute.
+
+Brings up the API server, Postgres 15 and STS; applies sample Secrets, an OpenAI provider
+with two keys, a Bedrock provider with a role (verified against the loopback STS) and a
+gateway key; runs the operator; waits until all are Ready; prints what is in Coder's tables
+(masked) next to the objects; rotates a Secret value and shows it reaching the database and
+a LISTEN connection; then tears everything down (at once, or on Ctrl-C with ``--keep``).
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from aigateway_operator.devenv.env import DevEnv
+from aigateway_operator.masking import mask_secret
+from aigateway_operator.store.cipher import Cipher
+
+NS = "demo"
+GROUP, VERSION = "aigateway.dev", "v1alpha1"
+OPENAI_A = "sk-demo-primary-" + "a" * 24
+OPENAI_B = "sk-demo-fallback-" + "b" * 24
+OPENAI_B2 = "sk-demo-rotated-" + "c" * 24
+AWS_KEY_ID = "AKIAIOSFODNN7EXAMPLE"  # AWS's documented example key (moto accepts any)
+AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"  # noqa: S105 - AWS's example secret
+
+
+def _say(msg: str) -> None:
+    print(f"[demo {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def _objects() -> list[tuple[str, dict[str, Any]]]:
+    meta = {"namespace": NS}
+    return [
+        ("aiproviders", {
+            "apiVersion": f"{GROUP}/{VERSION}", "kind": "AIProvider",
+            "metadata": {"name": "openai", **meta},
+            "spec": {"type": "openai", "displayName": "OpenAI", "apiKeys": [
+                {"secretKeyRef": {"name": "llm-keys", "key": "primary"}},
+                {"secretKeyRef": {"name": "llm-keys", "key": "fallback"}}]},
+        }),
+        ("aiproviders", {
+            "apiVersion": f"{GROUP}/{VERSION}", "kind": "AIProvider",
+            "metadata": {"name": "claude-bedrock", **meta},
+            "spec": {"type": "bedrock", "bedrock": {
+                "region": "us-east-1",
+                "roleARN": "arn:aws:iam::210987654321:role/CoderBedrockInvoke",
+                "credentialsSecretRef": {"name": "aws-creds"}}},
+        }),
+        ("aigatewaycoderdkeys", {
+            "apiVersion": f"{GROUP}/{VERSION}", "kind": "AIGatewayCoderdKey",
+            "metadata": {"name": "gateway-eu", **meta}, "spec": {},
+        }),
+    ]  # fmt: skip
+
+
+def run(keep: bool = False, timeout: float = 180.0) -> int:
+    from kubernetes import client, config
+
+    root = Path(__file__).resolve().parents[3]
+    _say("bringing up the local environment (the first run builds the control plane) ...")
+    env = DevEnv.up(crds_dir=root / "crds", progress=_say)
+    op: subprocess.Popen[bytes] | None = None
+    log = Path(tempfile.mkdtemp(prefix="aigw-demo-")) / "operator.log"
+    try:
+        api = config.new_client_from_config(  # type: ignore[no-untyped-call]
+            config_file=str(env.kubeconfig)
+        )
+        core, custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
+        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=NS)))
+        _say("applying sample Secrets and objects: OpenAI (2 keys), Bedrock (role), gateway key")
+        core.create_namespaced_secret(
+            NS,
+            client.V1Secret(
+                metadata=client.V1ObjectMeta(name="llm-keys"),
+                string_data={"primary": OPENAI_A, "fallback": OPENAI_B},
+            ),
+        )
+        core.create_namespaced_secret(NS, client.V1Secret(
+            metadata=client.V1ObjectMeta(name="aws-creds"),
+            string_data={"AWS_ACCESS_KEY_ID": AWS_KEY_ID,
+                         "AWS_SECRET_ACCESS_KEY": AWS_SECRET}))  # fmt: skip
+        for plural, body in _objects():
+            custom.create_namespaced_custom_object(GROUP, VERSION, NS, plural, body)
+
+        key = secrets.token_bytes(32)
+        op_env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "AIGW_"))}
+        op_env.update(env.environ())
+        op_env.update({
+            "AIGW_ENCRYPTION_KEYS": base64.b64encode(key).decode(),
+            "AIGW_NAMESPACES": NS, "AIGW_HEALTH_PORT": "0", "AIGW_METRICS_PORT": "0",
+        })  # fmt: skip
+        _say(f"starting the operator (log: {log})")
+        with log.open("wb") as fh:
+            op = subprocess.Popen(
+                [sys.executable, "-m", "aigateway_operator.cli", "run"],
+                env=op_env, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            )  # fmt: skip
+
+        _say("waiting until every object is Ready ...")
+        deadline = time.monotonic() + timeout
+        while True:
+            rows = _object_rows(custom)
+            if all(r[3] == "True" for r in rows):
+                break
+            if op.poll() is not None or time.monotonic() > deadline:
+                _say("not everything became Ready; operator log tail:")
+                print(log.read_text(errors="replace")[-3000:])
+                return 1
+            time.sleep(0.5)  # progress polling, bounded by the deadline above
+
+        _print_objects(_object_rows(custom))
+        _print_coder(env.database_url, key)
+
+        _say("rotating the fallback key in Secret llm-keys ...")
+        with psycopg.connect(env.database_url, autocommit=True) as listener:
+            listener.execute("LISTEN ai_providers_changed")
+            start = time.monotonic()
+            core.patch_namespaced_secret("llm-keys", NS, {"stringData": {"fallback": OPENAI_B2}})
+            got = next(listener.notifies(timeout=30), None)
+        if got is None:
+            _say("no notify within 30 s")
+            return 1
+        _say(f"ai_providers_changed received {time.monotonic() - start:.2f}s after the edit")
+        _print_coder(env.database_url, key, only_keys=True)
+        if keep:
+            _say("all running; Ctrl-C to tear down")
+            signal.sigwait({signal.SIGINT, signal.SIGTERM})
+        return 0
+    finally:
+        if op is not None and op.poll() is None:
+            op.terminate()
+            try:
+                op.wait(30)
+            except subprocess.TimeoutExpired:
+                op.kill()
+        _say("tearing down the local environment")
+        env.down()
+
+
+def _object_rows(custom: Any) -> list[tuple[str, str, str, str, str]]:
+    rows = []
+    for plural, short in (("aiproviders", "aip"), ("aigatewaycoderdkeys", "cgwkey")):
+        for o in custom.list_namespaced_custom_object(GROUP, VERSION, NS, plural)["items"]:
+            ready: dict[str, str] = next(
+                (c for c in (o.get("status") or {}).get("conditions") or []
+                 if c["type"] == "Ready"), {},
+            )  # fmt: skip
+            detail = (o.get("status") or {}).get("keyPrefix") or o["spec"].get("type", "")
+            rows.append((f"{short}/{o['metadata']['name']}", detail, "",
+                         ready.get("status", "-"), ready.get("reason", "-")))  # fmt: skip
+    return rows
+
+
+def _print_objects(rows: list[tuple[str, str, str, str, str]]) -> None:
+    print("\nkubectl get aip,cgwkey -n demo")
+    print(f"  {'NAME':28} {'TYPE/PREFIX':16} {'READY':6} REASON")
+    for name, detail, _, ready, reason in rows:
+        print(f"  {name:28} {detail:16} {ready:6} {reason}")
+
+
+def _print_coder(dsn: str, key: bytes, only_keys: bool = False) -> None:
+    cipher = Cipher(key)
+    with psycopg.connect(dsn) as conn:
+        if not only_keys:
+            print("\nCoder: ai_providers")
+            for name, ptype, enabled, base_url, key_id in conn.execute(
+                "SELECT name, type::text, enabled, base_url, settings_key_id FROM ai_providers "
+                "WHERE NOT deleted ORDER BY name"
+            ).fetchall():
+                print(f"  {name:16} {ptype:10} enabled={enabled!s:5} {base_url:48} "
+                      f"settings key {key_id or '-'}")  # fmt: skip
+            print("Coder: ai_gateway_keys (only a prefix and a hash are stored)")
+            for name, prefix, beat in conn.execute(
+                "SELECT name, secret_prefix, last_heartbeat_at FROM ai_gateway_keys ORDER BY name"
+            ).fetchall():
+                print(f"  {name:16} prefix {prefix}  last heartbeat {beat or 'never'}")
+        print("Coder: ai_provider_keys (decrypted here only to mask them)")
+        for name, value, key_id in conn.execute(
+            "SELECT p.name, k.api_key, k.api_key_key_id FROM ai_provider_keys k "
+            "JOIN ai_providers p ON p.id = k.provider_id WHERE NOT p.deleted "
+            "ORDER BY p.name, k.created_at, k.id"
+        ).fetchall():
+            plain = cipher.decrypt(value).decode() if key_id else value
+            print(f"  {name:16} {mask_secret(plain):16} encrypted under {key_id or '-'}")
+    print()

@@ -1,0 +1,30 @@
+"""`make demo` (the README's first command) runs end to end and cleans up after itself."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from aigateway_operator.devenv.demo import OPENAI_A, OPENAI_B, OPENAI_B2
+
+pytestmark = pytest.mark.e2e
+
+
+def test_demo_runs_and_shows_only_masked_values() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "aigateway_operator.cli", "demo"],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    assert "aip/openai" in out
+    assert "aip/claude-bedrock" in out
+    assert "cgwkey/gateway-eu" in out
+    assert out.count(" True   Ready") == 3
+    assert "ai_providers_changed received" in out
+    assert "sk-d...cccc" in out  # the rotated key reached the database (masked)
+    for value in (OPENAI_A, OPENAI_B, OPENAI_B2):
+        assert value not in out
+    assert "tearing down the local environment" in out
