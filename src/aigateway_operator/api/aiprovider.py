@@ -16,15 +16,17 @@ import re
 from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Self
+from typing import Self
 from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from aigateway_operator.api.common import (
     DNS_SUBDOMAIN_PATTERN,
     SECRET_DATA_KEY_PATTERN,
     Condition,
+    InvalidSpecError,
+    InvalidStatusError,
     SecretKeyRef,
     SpecModel,
     StatusModel,
@@ -104,14 +106,6 @@ RULE_MESSAGES: Mapping[str, str] = {
     "mantle_region": "spec.bedrock.region is required when spec.bedrock.protocol is mantle",
     "external_id_role": "spec.bedrock.externalID requires spec.bedrock.roleARN",
 }
-
-
-class InvalidSpecError(ValueError):
-    """A spec the models reject. The message names fields and never echoes input values."""
-
-
-class InvalidStatusError(ValueError):
-    """A status that does not parse (written by someone else, or by a buggy version)."""
 
 
 class ProviderType(StrEnum):
@@ -278,23 +272,6 @@ class AIProviderSpec(SpecModel):
             raise ValueError(RULE_MESSAGES["api_keys_unique"])
         return self
 
-    @classmethod
-    def from_body(cls, spec: Mapping[str, Any]) -> AIProviderSpec:
-        """Parse ``body["spec"]`` as kopf hands it over.
-
-        Raises :class:`InvalidSpecError` whose message lists the offending fields with
-        ``spec.``-prefixed camelCase paths and never the input values (pydantic's own error
-        text includes them, and exception text ends up in logs and on the object).
-        """
-        try:
-            return cls.model_validate(dict(spec))
-        except ValidationError as exc:
-            raise InvalidSpecError(_describe_errors("spec", exc)) from None
-
-    def to_body(self) -> dict[str, Any]:
-        """The spec as the API server stores it (camelCase, absent fields omitted)."""
-        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
-
     def effective_provider_name(self, metadata_name: str) -> str:
         """``spec.providerName``, defaulting to ``metadata.name`` as the API promises.
 
@@ -313,16 +290,6 @@ class AIProviderSpec(SpecModel):
     def uses_bedrock(self) -> bool:
         """Whether Coder will run this provider in Bedrock mode (reference §8.2)."""
         return self.bedrock is not None and self.bedrock.is_configured
-
-
-def _describe_errors(root: str, exc: ValidationError) -> str:
-    """``loc: msg`` for each error, input values deliberately left out."""
-    parts = []
-    for err in exc.errors(include_input=False, include_url=False, include_context=False):
-        loc = ".".join([root, *(str(p) for p in err["loc"])])
-        msg = str(err["msg"]).removeprefix("Value error, ")
-        parts.append(f"{loc}: {msg}")
-    return "; ".join(parts)
 
 
 # -- status ----------------------------------------------------------------------------------
@@ -362,18 +329,6 @@ class AIProviderStatus(StatusModel):
     encryption_key_digest: str | None = Field(default=None, max_length=64)
     observed_secrets_revision: str | None = Field(default=None, max_length=128)
     last_synced_at: datetime | None = None
-
-    @classmethod
-    def from_body(cls, status: Mapping[str, Any] | None) -> AIProviderStatus:
-        """Parse ``body["status"]`` (possibly absent); unknown fields are ignored."""
-        try:
-            return cls.model_validate(dict(status or {}))
-        except ValidationError as exc:
-            raise InvalidStatusError(_describe_errors("status", exc)) from None
-
-    def to_body(self) -> dict[str, Any]:
-        """The status as it is written to the API server (absent fields omitted)."""
-        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
     def condition(self, type_: str) -> Condition | None:
         """The condition of ``type_``, if reported."""

@@ -7,10 +7,12 @@ same way everywhere. Reasons are API: once released, a reason keeps its spelling
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
+from typing import Any, ClassVar, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
 __all__ = [
@@ -21,10 +23,13 @@ __all__ = [
     "Condition",
     "ConditionStatus",
     "ConditionType",
+    "InvalidSpecError",
+    "InvalidStatusError",
     "Reason",
     "SecretKeyRef",
     "SpecModel",
     "StatusModel",
+    "describe_errors",
 ]
 
 #: A Kubernetes object name (DNS-1123 subdomain); Secrets are named this way.
@@ -33,7 +38,48 @@ DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a
 SECRET_DATA_KEY_PATTERN = r"^[-._a-zA-Z0-9]+$"  # noqa: S105 - a pattern, not a secret
 
 
-class SpecModel(BaseModel):
+class InvalidSpecError(ValueError):
+    """A spec the models reject. The message names fields and never echoes input values."""
+
+
+class InvalidStatusError(ValueError):
+    """A status that does not parse (written by someone else, or by a buggy version)."""
+
+
+def describe_errors(root: str, exc: ValidationError) -> str:
+    """``loc: msg`` for each error, input values deliberately left out (pydantic's own text
+    includes them, and exception text ends up in logs and on the object)."""
+    parts = []
+    for err in exc.errors(include_input=False, include_url=False, include_context=False):
+        loc = ".".join([root, *(str(p) for p in err["loc"])])
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        parts.append(f"{loc}: {msg}")
+    return "; ".join(parts)
+
+
+class _WireModel(BaseModel):
+    """Parsing from and dumping to the API server's JSON, shared by specs and statuses."""
+
+    _root: ClassVar[str] = ""
+    _error: ClassVar[type[ValueError]] = ValueError
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any] | None) -> Self:
+        """Parse ``body["spec"]``/``body["status"]`` as kopf hands it over (possibly absent).
+
+        Errors name ``spec.``/``status.``-prefixed camelCase paths, never input values.
+        """
+        try:
+            return cls.model_validate(dict(body or {}))
+        except ValidationError as exc:
+            raise cls._error(describe_errors(cls._root, exc)) from None
+
+    def to_body(self) -> dict[str, Any]:
+        """As the API server stores it (camelCase, absent fields omitted)."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+class SpecModel(_WireModel):
     """Base of spec models: camelCase on the wire, immutable, unknown fields rejected.
 
     ``extra="forbid"`` makes a field added to the CRD but not to the model fail loudly in
@@ -46,9 +92,11 @@ class SpecModel(BaseModel):
         extra="forbid",
         frozen=True,
     )
+    _root: ClassVar[str] = "spec"
+    _error: ClassVar[type[ValueError]] = InvalidSpecError
 
 
-class StatusModel(BaseModel):
+class StatusModel(_WireModel):
     """Base of status models: camelCase, immutable, unknown fields ignored.
 
     Status is read back from the API server, where other writers (kopf, a newer operator
@@ -61,6 +109,8 @@ class StatusModel(BaseModel):
         extra="ignore",
         frozen=True,
     )
+    _root: ClassVar[str] = "status"
+    _error: ClassVar[type[ValueError]] = InvalidStatusError
 
 
 class SecretKeyRef(SpecModel):

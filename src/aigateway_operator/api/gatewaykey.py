@@ -11,14 +11,15 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Any, Self
+from typing import Self
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from aigateway_operator.api.aiprovider import DeletionPolicy, InvalidSpecError, InvalidStatusError
+from aigateway_operator.api.aiprovider import DeletionPolicy
 from aigateway_operator.api.common import (
     DNS_SUBDOMAIN_PATTERN,
     Condition,
+    InvalidSpecError,
     SpecModel,
     StatusModel,
 )
@@ -144,18 +145,6 @@ class GatewayKeySpec(SpecModel):
     rotation: RotationSpec = Field(default_factory=RotationSpec)
     deletion_policy: DeletionPolicy = DeletionPolicy.DELETE
 
-    @classmethod
-    def from_body(cls, spec: Mapping[str, Any] | None) -> GatewayKeySpec:
-        """Parse ``body["spec"]``; errors name fields (``spec.``-prefixed) and never values."""
-        try:
-            return cls.model_validate(dict(spec or {}))
-        except ValidationError as exc:
-            raise InvalidSpecError(_describe_errors("spec", exc)) from None
-
-    def to_body(self) -> dict[str, Any]:
-        """The spec as the API server stores it (camelCase, absent fields omitted)."""
-        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
-
     def effective_key_name(self, metadata_name: str) -> str:
         """``spec.keyName``, defaulting to ``metadata.name`` (checked as the CRD's root rule)."""
         if self.key_name is not None:
@@ -173,16 +162,6 @@ class GatewayKeySpec(SpecModel):
         if len(metadata_name) > 253 - len(DEFAULT_SECRET_SUFFIX):
             raise InvalidSpecError(RULE_MESSAGES["metadata_name_secret"])
         return metadata_name + DEFAULT_SECRET_SUFFIX
-
-
-def _describe_errors(root: str, exc: ValidationError) -> str:
-    """``loc: msg`` for each error, input values deliberately left out."""
-    parts = []
-    for err in exc.errors(include_input=False, include_url=False, include_context=False):
-        loc = ".".join([root, *(str(p) for p in err["loc"])])
-        msg = str(err["msg"]).removeprefix("Value error, ")
-        parts.append(f"{loc}: {msg}")
-    return "; ".join(parts)
 
 
 # -- status ----------------------------------------------------------------------------------
@@ -210,18 +189,6 @@ class GatewayKeyStatus(StatusModel):
     last_heartbeat_at: datetime | None = None
     rotation: RotationStatus | None = None
     conditions: tuple[Condition, ...] = Field(default=(), max_length=16)
-
-    @classmethod
-    def from_body(cls, status: Mapping[str, Any] | None) -> GatewayKeyStatus:
-        """Parse ``body["status"]`` (possibly absent); unknown fields are ignored."""
-        try:
-            return cls.model_validate(dict(status or {}))
-        except ValidationError as exc:
-            raise InvalidStatusError(_describe_errors("status", exc)) from None
-
-    def to_body(self) -> dict[str, Any]:
-        """The status as it is written to the API server (absent fields omitted)."""
-        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
     def condition(self, type_: str) -> Condition | None:
         """The condition of ``type_``, if reported."""
