@@ -24,14 +24,17 @@ import kopf
 
 from aigateway_operator import metrics
 from aigateway_operator.api.aiprovider import API_GROUP, API_VERSION, KIND, PLURAL, AIProviderSpec
-from aigateway_operator.api.common import ConditionType
 from aigateway_operator.config import Settings
-from aigateway_operator.handlers.common import ANNOTATION_PREFIX, post_events, runtime_of
+from aigateway_operator.handlers.common import (
+    ANNOTATION_PREFIX,
+    CONDITION_TYPES,
+    post_events,
+    runtime_of,
+)
 from aigateway_operator.reconcile import provider as pipeline
 from aigateway_operator.reconcile.index import effective_name
 from aigateway_operator.reconcile.provider import ObjectInfo, Outcome
 
-CONDITION_TYPES = [t.value for t in ConditionType]
 SECRET_POKE = f"{ANNOTATION_PREFIX}/secrets-poke"
 DRIFT_POKE = f"{ANNOTATION_PREFIX}/drift-poke"
 CLAIMS_POKE = f"{ANNOTATION_PREFIX}/claims-poke"

@@ -10,6 +10,7 @@ from typing import Any
 
 import kopf
 
+from aigateway_operator.api.common import ConditionType
 from aigateway_operator.reconcile.provider import Event
 from aigateway_operator.reconcile.runtime import Runtime
 
@@ -18,6 +19,8 @@ ANNOTATION_PREFIX = "aigateway.dev"
 #: prefix are invisible to its change detection, and our pokes must be seen.
 KOPF_PREFIX = "kopf.aigateway.dev"
 FINALIZER = "aigateway.dev/finalizer"
+#: Every condition type of every kind (metric series to drop when an object goes).
+CONDITION_TYPES = [t.value for t in ConditionType]
 
 
 class KeyedLocks:

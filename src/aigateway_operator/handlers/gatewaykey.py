@@ -24,7 +24,12 @@ from aigateway_operator import metrics
 from aigateway_operator.api.aiprovider import API_GROUP, API_VERSION
 from aigateway_operator.api.gatewaykey import KIND, PLURAL
 from aigateway_operator.config import Settings
-from aigateway_operator.handlers.common import ANNOTATION_PREFIX, post_events, runtime_of
+from aigateway_operator.handlers.common import (
+    ANNOTATION_PREFIX,
+    CONDITION_TYPES,
+    post_events,
+    runtime_of,
+)
 from aigateway_operator.reconcile import gatewaykey as pipeline
 from aigateway_operator.reconcile.gatewaykey import OWNER_LABEL, KeyObject, KeyOutcome
 
@@ -67,6 +72,25 @@ def _apply(outcome: KeyOutcome, body: Any, patch: kopf.Patch, memo: Any) -> None
     post_events(body, outcome.events)
 
 
+async def _pass(
+    body: kopf.Body,
+    meta: kopf.Meta,
+    spec: kopf.Spec,
+    status: kopf.Status,
+    namespace: str | None,
+    name: str,
+    patch: kopf.Patch,
+    memo: kopf.Memo,
+) -> KeyOutcome:
+    """One pass, serialised per object, bounded in number, applied to ``patch``."""
+    obj = _info(meta, namespace, name)
+    async with memo.slots, memo.locks.hold(obj.uid):
+        with metrics.RECONCILE_SECONDS.labels(KIND).time():
+            outcome = await pipeline.reconcile(runtime_of(memo), memo.kube, obj, spec, status)
+    _apply(outcome, body, patch, memo)
+    return outcome
+
+
 async def reconcile_key(
     body: kopf.Body,
     meta: kopf.Meta,
@@ -78,11 +102,7 @@ async def reconcile_key(
     memo: kopf.Memo,
     **_: Any,
 ) -> None:
-    obj = _info(meta, namespace, name)
-    async with memo.slots, memo.locks.hold(obj.uid):
-        with metrics.RECONCILE_SECONDS.labels(KIND).time():
-            outcome = await pipeline.reconcile(runtime_of(memo), memo.kube, obj, spec, status)
-    _apply(outcome, body, patch, memo)
+    outcome = await _pass(body, meta, spec, status, namespace, name, patch, memo)
     if outcome.retry_after is not None:
         raise kopf.TemporaryError(outcome.retry_message or "retrying", delay=outcome.retry_after)
 
@@ -100,13 +120,8 @@ async def heartbeat_key(
 ) -> None:
     """The periodic pass. Never raises PermanentError (a timer that does stops for the life
     of the process); failures are in status and the next tick retries."""
-    if meta.get("deletionTimestamp"):
-        return
-    obj = _info(meta, namespace, name)
-    async with memo.slots, memo.locks.hold(obj.uid):
-        with metrics.RECONCILE_SECONDS.labels(KIND).time():
-            outcome = await pipeline.reconcile(runtime_of(memo), memo.kube, obj, spec, status)
-    _apply(outcome, body, patch, memo)
+    if not meta.get("deletionTimestamp"):
+        await _pass(body, meta, spec, status, namespace, name, patch, memo)
 
 
 def make_finalizer(settings: Settings) -> Any:
@@ -130,7 +145,11 @@ def make_finalizer(settings: Settings) -> Any:
                 runtime_of(memo), memo.kube, obj, spec, status, blocked_retry=blocked_retry
             )
         _apply(outcome, body, patch, memo)
-        if not outcome.done:
+        if outcome.done:
+            # The object is going: drop its metric series and lock (they would accumulate).
+            metrics.forget_object(KIND, obj.namespace, obj.name, CONDITION_TYPES)
+            memo.locks.forget(obj.uid)
+        else:
             raise kopf.TemporaryError(outcome.retry_message, delay=outcome.retry_after or 10)
 
     return finalize_key

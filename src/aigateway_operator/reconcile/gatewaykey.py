@@ -48,7 +48,7 @@ from aigateway_operator.api.gatewaykey import (
 from aigateway_operator.kube import KubeError, SecretData
 from aigateway_operator.reconcile.provider import Event
 from aigateway_operator.reconcile.runtime import Runtime
-from aigateway_operator.status.conditions import ConditionState, merge_conditions, status_patch
+from aigateway_operator.status.conditions import ConditionState, next_status
 from aigateway_operator.store import (
     GatewayKeyConflict,
     GatewayKeyInfo,
@@ -701,8 +701,9 @@ def _status(p: _Pass, name: str, secret_name: str, state: _State) -> GatewayKeyS
 
 
 def _finish(p: _Pass, status: GatewayKeyStatus) -> KeyOutcome:
-    conditions = merge_conditions(
-        p.current.conditions,
+    patch, conditions = next_status(
+        p.current,
+        status,
         p.conditions,
         generation=p.obj.generation,
         clock=p.rt.clock,
@@ -710,11 +711,8 @@ def _finish(p: _Pass, status: GatewayKeyStatus) -> KeyOutcome:
         ready_message=_READY_MESSAGE,
         order=_ORDER,
     )
-    desired = status.model_copy(
-        update={"conditions": conditions, "observed_generation": p.obj.generation}
-    )
     return KeyOutcome(
-        status_patch=status_patch(p.current.to_body(), desired),
+        status_patch=patch,
         events=p.events,
         retry_after=p.retry_after,
         retry_message=p.retry_message,

@@ -35,7 +35,7 @@ from aigateway_operator.api.aiprovider import (
 from aigateway_operator.api.common import ConditionType, Reason, SecretKeyRef
 from aigateway_operator.credentials import Resolved, SecretRef, resolve
 from aigateway_operator.reconcile.runtime import Runtime
-from aigateway_operator.status.conditions import ConditionState, merge_conditions, status_patch
+from aigateway_operator.status.conditions import ConditionState, next_status
 from aigateway_operator.store import (
     BedrockSettings,
     DeletePolicy,
@@ -569,14 +569,11 @@ def _finish(
     scratch: _Pass,
     status: AIProviderStatus,
 ) -> Outcome:
-    conditions = merge_conditions(
-        current.conditions, scratch.conditions, generation=obj.generation, clock=rt.clock
-    )
-    desired = status.model_copy(
-        update={"conditions": conditions, "observed_generation": obj.generation}
+    patch, conditions = next_status(
+        current, status, scratch.conditions, generation=obj.generation, clock=rt.clock
     )
     return Outcome(
-        status_patch=status_patch(current.to_body(), desired),
+        status_patch=patch,
         events=scratch.events,
         # Stopped before the database (a Secret, a name, the spec) with no retry pending:
         # events normally bring it back; a slow retry is the backstop.

@@ -238,3 +238,27 @@ def status_patch(current: Mapping[str, Any] | None, desired: StatusModel) -> dic
             continue
         patch[key] = want if have is None or want is None else _merge_patch(have, want)
     return patch
+
+
+def next_status(
+    current: Any,
+    status: Any,
+    states: Iterable[ConditionState],
+    *,
+    generation: int,
+    clock: Clock = utc_now,
+    **merge: Any,
+) -> tuple[dict[str, Any], tuple[Condition, ...]]:
+    """What every kind's pass ends with: fold ``states`` into ``current``'s conditions, stamp
+    ``observedGeneration`` on ``status``, and return (the minimal status patch, the conditions).
+
+    ``current`` and ``status`` are the kind's status model (with ``conditions`` and
+    ``observed_generation``); ``merge`` goes to :func:`merge_conditions` (Ready's inputs).
+    """
+    conditions = merge_conditions(
+        current.conditions, states, generation=generation, clock=clock, **merge
+    )
+    desired = status.model_copy(
+        update={"conditions": conditions, "observed_generation": generation}
+    )
+    return status_patch(current.to_body(), desired), conditions
