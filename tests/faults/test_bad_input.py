@@ -15,7 +15,8 @@ from kubernetes import client
 
 from tests.e2e.conftest import OperatorProcess, condition, wait_condition
 from tests.e2e.test_aiprovider import PLURAL, apply_provider
-from tests.integration.test_crd_aiprovider import INVALID, body, rejected
+from tests.integration.test_crd_aiprovider import INVALID, body
+from tests.support.crd import rejected
 
 pytestmark = pytest.mark.faults
 

@@ -9,7 +9,6 @@ sees from ``kubectl apply``.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,6 +30,8 @@ from aigateway_operator.api import (
     SecretKeyRef,
 )
 from aigateway_operator.api.aiprovider import KIND, PLURAL
+from tests.support.crd import Objects, rejected
+from tests.support.crd import body as crd_body
 
 pytestmark = pytest.mark.integration
 
@@ -43,46 +44,7 @@ def keys(*names: str, key: str = "api-key") -> list[dict[str, Any]]:
 
 
 def body(name: str, spec: dict[str, Any] | None) -> dict[str, Any]:
-    obj: dict[str, Any] = {
-        "apiVersion": f"{API_GROUP}/{API_VERSION}",
-        "kind": KIND,
-        "metadata": {"name": name},
-    }
-    if spec is not None:
-        obj["spec"] = spec
-    return obj
-
-
-class Objects:
-    """Thin helper over CustomObjectsApi for one namespace."""
-
-    def __init__(self, api: client.ApiClient, namespace: str) -> None:
-        self.api = client.CustomObjectsApi(api)
-        self.namespace = namespace
-
-    def create(self, spec: dict[str, Any] | None, name: str = "p", **kwargs: Any) -> dict[str, Any]:
-        result: dict[str, Any] = self.api.create_namespaced_custom_object(
-            API_GROUP, API_VERSION, self.namespace, PLURAL, body(name, spec), **kwargs
-        )
-        return result
-
-    def get(self, name: str = "p") -> dict[str, Any]:
-        result: dict[str, Any] = self.api.get_namespaced_custom_object(
-            API_GROUP, API_VERSION, self.namespace, PLURAL, name
-        )
-        return result
-
-    def patch_spec(self, spec: dict[str, Any], name: str = "p") -> dict[str, Any]:
-        result: dict[str, Any] = self.api.patch_namespaced_custom_object(
-            API_GROUP, API_VERSION, self.namespace, PLURAL, name, {"spec": spec}
-        )
-        return result
-
-    def patch_status(self, status: dict[str, Any], name: str = "p") -> dict[str, Any]:
-        result: dict[str, Any] = self.api.patch_namespaced_custom_object_status(
-            API_GROUP, API_VERSION, self.namespace, PLURAL, name, {"status": status}
-        )
-        return result
+    return crd_body(KIND, name, spec)
 
 
 def raw_get(api: client.ApiClient, path: str, accept: str = "application/json") -> Any:
@@ -98,17 +60,7 @@ def raw_get(api: client.ApiClient, path: str, accept: str = "application/json") 
 
 @pytest.fixture
 def objects(k8s_api: client.ApiClient, namespace: str) -> Objects:
-    return Objects(k8s_api, namespace)
-
-
-def rejected(call: Callable[[], Any]) -> str:
-    """Run ``call``, expect 422 Invalid, return the server's message."""
-    with pytest.raises(ApiException) as info:
-        call()
-    assert info.value.status == 422, info.value.body
-    payload = json.loads(info.value.body)
-    assert payload["reason"] == "Invalid"
-    return str(payload["message"])
+    return Objects(k8s_api, namespace, PLURAL, KIND, "p")
 
 
 # (id, metadata.name, spec, substrings the message must contain)

@@ -7,13 +7,11 @@ user sees from ``kubectl apply``.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
 from aigateway_operator.api import API_GROUP, API_VERSION, Condition, ConditionStatus
 from aigateway_operator.api.gatewaykey import (
@@ -24,64 +22,17 @@ from aigateway_operator.api.gatewaykey import (
     GatewayKeyStatus,
     RotationStatus,
 )
+from tests.support.crd import Objects, rejected
 
 pytestmark = pytest.mark.integration
 
 
-class Keys:
-    """Thin helper over CustomObjectsApi for one namespace."""
-
-    def __init__(self, api: client.ApiClient, namespace: str) -> None:
-        self.api = client.CustomObjectsApi(api)
-        self.namespace = namespace
-
-    def create(self, spec: dict[str, Any] | None, name: str = "k") -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "apiVersion": f"{API_GROUP}/{API_VERSION}",
-            "kind": KIND,
-            "metadata": {"name": name},
-        }
-        if spec is not None:
-            body["spec"] = spec
-        result: dict[str, Any] = self.api.create_namespaced_custom_object(
-            API_GROUP, API_VERSION, self.namespace, PLURAL, body
-        )
-        return result
-
-    def patch_spec(self, spec: dict[str, Any], name: str = "k") -> dict[str, Any]:
-        result: dict[str, Any] = self.api.patch_namespaced_custom_object(
-            API_GROUP, API_VERSION, self.namespace, PLURAL, name, {"spec": spec}
-        )
-        return result
-
-    def patch_status(self, status: dict[str, Any], name: str = "k") -> dict[str, Any]:
-        result: dict[str, Any] = self.api.patch_namespaced_custom_object_status(
-            API_GROUP, API_VERSION, self.namespace, PLURAL, name, {"status": status}
-        )
-        return result
-
-    def get(self, name: str = "k") -> dict[str, Any]:
-        result: dict[str, Any] = self.api.get_namespaced_custom_object(
-            API_GROUP, API_VERSION, self.namespace, PLURAL, name
-        )
-        return result
-
-
 @pytest.fixture
-def keys(k8s_api: client.ApiClient, namespace: str) -> Keys:
-    return Keys(k8s_api, namespace)
+def keys(k8s_api: client.ApiClient, namespace: str) -> Objects:
+    return Objects(k8s_api, namespace, PLURAL, KIND, "k")
 
 
-def rejected(call: Callable[[], Any]) -> str:
-    with pytest.raises(ApiException) as info:
-        call()
-    assert info.value.status == 422, info.value.body
-    payload = json.loads(info.value.body)
-    assert payload["reason"] == "Invalid"
-    return str(payload["message"])
-
-
-def test_server_defaults_and_model_agree(keys: Keys) -> None:
+def test_server_defaults_and_model_agree(keys: Objects) -> None:
     created = keys.create(None, name="gw-a")
     assert created["spec"] == {
         "rotation": {"generation": 0, "gracePeriod": "1h"},
@@ -117,7 +68,7 @@ INVALID: list[tuple[str, str, dict[str, Any], list[str]]] = [
     ("name", "spec", "expected"), [pytest.param(n, s, e, id=i) for i, n, s, e in INVALID]
 )
 def test_invalid_shapes_are_rejected_naming_the_field(
-    keys: Keys, name: str, spec: dict[str, Any], expected: list[str]
+    keys: Objects, name: str, spec: dict[str, Any], expected: list[str]
 ) -> None:
     message = rejected(lambda: keys.create(spec, name=name))
     for text in expected:
@@ -128,7 +79,7 @@ def test_invalid_shapes_are_rejected_naming_the_field(
             GatewayKeySpec.from_body(spec)
 
 
-def test_valid_spec_is_accepted(keys: Keys) -> None:
+def test_valid_spec_is_accepted(keys: Objects) -> None:
     spec = {
         "keyName": "gw-prod",
         "secretName": "gateway.key",
@@ -162,14 +113,14 @@ def test_valid_spec_is_accepted(keys: Keys) -> None:
     ],
 )  # fmt: skip
 def test_transition_rules(
-    keys: Keys, initial: dict[str, Any], change: dict[str, Any], expected: str
+    keys: Objects, initial: dict[str, Any], change: dict[str, Any], expected: str
 ) -> None:
     keys.create(initial)
     message = rejected(lambda: keys.patch_spec(change))
     assert expected in message, message
 
 
-def test_mutable_fields_can_change(keys: Keys) -> None:
+def test_mutable_fields_can_change(keys: Objects) -> None:
     keys.create({"keyName": "gw"})
     patched = keys.patch_spec(
         {
@@ -218,7 +169,7 @@ def full_status() -> GatewayKeyStatus:
     )
 
 
-def test_full_status_is_kept_not_pruned(keys: Keys) -> None:
+def test_full_status_is_kept_not_pruned(keys: Objects) -> None:
     keys.create({"keyName": "gw"})
     sent = full_status().to_body()
     keys.patch_status(sent)
@@ -227,7 +178,7 @@ def test_full_status_is_kept_not_pruned(keys: Keys) -> None:
     assert GatewayKeyStatus.from_body(stored["status"]) == full_status()
 
 
-def test_printer_columns(k8s_api: client.ApiClient, keys: Keys) -> None:
+def test_printer_columns(k8s_api: client.ApiClient, keys: Objects) -> None:
     keys.create({"keyName": "gw"})
     keys.patch_status(full_status().to_body())
     method, url, headers, _, _ = k8s_api.param_serialize(
