@@ -129,14 +129,14 @@ async def _resync(memo: Any) -> None:
     while True:
         await asyncio.sleep(tick)
         try:
-            for _uid, tracked in tracker.due(runtime.clock(), memo.locks.busy()):
+            for uid, tracked in tracker.due(runtime.clock(), memo.locks.busy()):
                 await memo.kube.annotate(
                     "aiproviders",
                     tracked.namespace,
                     tracked.name,
                     {RESYNC_POKE: runtime.clock().isoformat()},
                 )
-                tracker.remember(_uid, None, None, None)  # the pass will set the next one
+                tracker.remember(uid, None, None, None)  # the pass will set the next one
             if time.monotonic() >= next_drift_check:
                 next_drift_check = time.monotonic() + interval
                 await check_drift(memo)

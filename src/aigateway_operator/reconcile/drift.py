@@ -18,6 +18,7 @@ with the object count).
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
@@ -81,7 +82,7 @@ class DriftTracker:
         self,
         snap: Snapshot,
         versions: dict[UUID, tuple[datetime, bool]],
-        busy: set[str] = frozenset(),  # type: ignore[assignment]
+        busy: Collection[str] = (),
     ) -> list[tuple[str, Tracked]]:
         """Objects of ``snap`` whose row now has another ``updated_at``, or is gone/deleted.
 
@@ -98,7 +99,7 @@ class DriftTracker:
                 out.append((uid, now))
         return out
 
-    def due(self, now: datetime, busy: set[str] = frozenset()) -> list[tuple[str, Tracked]]:  # type: ignore[assignment]
+    def due(self, now: datetime, busy: Collection[str] = ()) -> list[tuple[str, Tracked]]:
         """Objects whose next unprompted pass is due."""
         return [
             (uid, t)
