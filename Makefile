@@ -13,11 +13,13 @@ ENV_FILE ?= .dev/env
 help: ## list targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  %-18s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+# The runtime dependencies install at exactly the versions of deploy/requirements.lock (what
+# the image ships), so tests run against what users run, on any machine, on any day.
+$(STAMP): pyproject.toml deploy/requirements.lock
 	./scripts/setup-system.sh
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade "pip>=25.1"
-	$(BIN)/python -m pip install -q --group dev -e .
+	$(BIN)/python -m pip install -q -c deploy/requirements.lock --group dev -e .
 	touch $(STAMP)
 
 setup: $(STAMP) ## create .venv, install everything, build (or reuse) the local control plane

@@ -8,6 +8,9 @@ installed here: ``pip freeze`` limited to what the operator needs (no test or li
 
     .venv/bin/python deploy/lock_requirements.py            # rewrite the lock
     .venv/bin/python deploy/lock_requirements.py --check    # exit 1 if it is stale
+
+``make setup`` installs with ``-c deploy/requirements.lock``, so every machine tests the
+locked versions. To move a pin: ``.venv/bin/pip install -U NAME``, run the tests, rewrite.
 """
 
 from __future__ import annotations
