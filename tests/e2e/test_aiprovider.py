@@ -409,9 +409,9 @@ def test_quiet_restart_writes_nothing(
     op.start()
 
     def resumed_all() -> bool:
-        return op.log()[log_before:].count("Handler 'reconcile' succeeded") >= len(names)
+        return op.log()[log_before:].count("AIProvider pass done") >= len(names)
 
-    wait_for(resumed_all, 60, "resume handlers to run for every object")
+    wait_for(resumed_all, 60, "a start-up pass over every object")
     after_objs = {n: get_obj(k8s_api, namespace, PLURAL, n) for n in names}
     for n in names:
         assert after_objs[n]["metadata"] == before_objs[n]["metadata"], n

@@ -1,23 +1,21 @@
-"""kopf registrations for AIProvider: thin wrappers around ``reconcile.provider``.
+"""AIProvider: kopf watch events in, passes of ``reconcile.provider`` out (thin).
 
-Triggers, all ending in the same level-triggered reconcile:
-- create / update / resume of the object (spec edits, and annotation pokes below);
-- a referenced Secret changing: the Secret watch pokes the referencing objects with an
-  annotation, so kopf runs the update handler, serialised per object, with its retries;
-- an outside change to the Coder row: the drift watcher (``handlers.drift``) pokes the same way;
-- one operator-wide resync loop (``handlers.lifecycle``) poking objects that are due: an STS
-  verdict to refresh, a blocked object to retry, a row edited without a notify. No
-  per-object timer: that would be an asyncio task per object.
+Triggers, all ending in the same level-triggered pass of :mod:`handlers.controller`:
+- the object's own events: created, spec edited (generation), deletion requested, our
+  finalizer removed by hand, an ``aigateway.dev/*`` annotation set (to force a pass:
+  ``kubectl annotate aiprovider NAME aigateway.dev/reconcile="$(date +%s)" --overwrite``);
+  every object once when the operator starts (the initial listing);
+- a referenced Secret changing (the Secret watch below);
+- the Coder row changed outside the operator (``handlers.lifecycle``'s drift watcher);
+- an STS verdict to refresh or a blocked object to retry (one operator-wide resync loop).
 
-Handlers return nothing (kopf would store return values in ``status``) and write only the
-status fields that differ, so an object in sync costs no API write.
+None of these writes to the object to wake it up; a pass writes only the status fields that
+differ, so an object in sync costs no API write.
 """
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from typing import Any
 
 import kopf
@@ -28,49 +26,44 @@ from aigateway_operator.config import Settings
 from aigateway_operator.handlers.common import (
     ANNOTATION_PREFIX,
     CONDITION_TYPES,
-    post_events,
-    runtime_of,
+    FINALIZER,
+    slim,
 )
+from aigateway_operator.handlers.controller import Body, Controller, Hooks
 from aigateway_operator.reconcile import provider as pipeline
 from aigateway_operator.reconcile.index import effective_name
 from aigateway_operator.reconcile.provider import ObjectInfo, Outcome
 
-SECRET_POKE = f"{ANNOTATION_PREFIX}/secrets-poke"
-DRIFT_POKE = f"{ANNOTATION_PREFIX}/drift-poke"
-CLAIMS_POKE = f"{ANNOTATION_PREFIX}/claims-poke"
 
-
-def _info(meta: Mapping[str, Any], namespace: str | None, name: str | None) -> ObjectInfo:
+def _info(meta: Mapping[str, Any]) -> ObjectInfo:
     return ObjectInfo(
-        namespace=namespace or "",
-        name=name or "",
+        namespace=str(meta.get("namespace", "")),
+        name=str(meta.get("name", "")),
         uid=str(meta.get("uid", "")),
         generation=int(meta.get("generation") or 0),
         created=str(meta.get("creationTimestamp", "")),
     )
 
 
-async def track_provider(
-    type: str,
-    namespace: str | None,
-    name: str,
-    uid: str,
-    spec: kopf.Spec,
-    meta: kopf.Meta,
-    memo: kopf.Memo,
-    **_: Any,
-) -> None:
-    """Keep the in-memory index current from every event (the initial listing included)."""
-    if type == "DELETED":
-        memo.index.remove(uid)
-    else:
-        memo.index.update(uid, namespace or "", name, spec, meta)
+def marker(body: Mapping[str, Any]) -> Hashable:
+    """What needs a pass when it changes: never status, so our own writes do not echo."""
+    meta = body.get("metadata", {})
+    ours = tuple(
+        sorted(
+            (k, str(v))
+            for k, v in (meta.get("annotations") or {}).items()
+            if k.startswith(ANNOTATION_PREFIX + "/")
+        )
+    )
+    return (
+        meta.get("generation"),
+        bool(meta.get("deletionTimestamp")),
+        FINALIZER in (meta.get("finalizers") or ()),
+        ours,
+    )
 
 
-# --- reconcile ------------------------------------------------------------------------------
-
-
-def _record(outcome: Outcome, body: Any) -> None:
+def _record(outcome: Outcome, body: Mapping[str, Any]) -> None:
     """Metrics for one pass (kind, result, reasons: never values)."""
     meta = body.get("metadata", {})
     if outcome.db_action is not None and outcome.db_action != "unchanged":
@@ -94,106 +87,74 @@ def _record(outcome: Outcome, body: Any) -> None:
         )
 
 
-def _apply(
-    outcome: Outcome,
-    body: Any,
-    patch: kopf.Patch,
-    memo: Any,
-    uid: str,
-    logger: Any,
-    retry: int = 0,
-) -> None:
-    _record(outcome, body)
-    if outcome.status_patch:
-        # Field names only: status never holds a secret, but logs stay terse anyway.
-        logger.info("status updated: %s", ", ".join(sorted(outcome.status_patch)))
-    for key, value in outcome.status_patch.items():
-        patch.status[key] = value
-    post_events(body, outcome.events)
-    memo.drift.remember(uid, outcome.provider_id, outcome.row_version, outcome.next_due)
-    if outcome.retry_after is not None:
-        # Exponential backoff from the outcome's base delay (kopf's own is a fixed delay).
-        delay = min(300.0, outcome.retry_after * 2 ** min(retry, 5))
-        raise kopf.TemporaryError(outcome.retry_message or "retrying", delay=delay)
+def make_controller(memo: Any) -> Controller[Outcome]:
+    """The AIProvider controller, its hooks bound to the runtime in ``memo``."""
 
-
-async def _reconcile(
-    body: Any,
-    meta: Mapping[str, Any],
-    spec: Mapping[str, Any],
-    status: Mapping[str, Any],
-    namespace: str | None,
-    name: str,
-    patch: kopf.Patch,
-    memo: Any,
-    logger: Any,
-    retry: int = 0,
-) -> None:
-    obj = _info(meta, namespace, name)
-    claims = memo.index.claims(effective_name(spec, obj.name))
-    async with memo.slots, memo.locks.hold(obj.uid):
+    async def reconcile(body: Body) -> Outcome:
+        meta, spec = body.get("metadata", {}), body.get("spec") or {}
+        obj = _info(meta)
+        claims = memo.index.claims(effective_name(spec, obj.name))
+        memo.drift.track(obj.uid, obj.namespace, obj.name)
         with metrics.RECONCILE_SECONDS.labels(KIND).time():
-            outcome = await pipeline.reconcile(runtime_of(memo), obj, spec, status, claims)
-    memo.drift.track(obj.uid, namespace or "", name or "")
-    _apply(outcome, body, patch, memo, obj.uid, logger, retry)
+            return await pipeline.reconcile(memo.runtime, obj, spec, body.get("status"), claims)
+
+    async def finalize(body: Body) -> Outcome:
+        meta, spec = body.get("metadata", {}), body.get("spec") or {}
+        return await pipeline.finalize(memo.runtime, _info(meta), spec, body.get("status"))
+
+    def after_pass(body: Body, outcome: Outcome) -> None:
+        meta = body.get("metadata", {})
+        uid = str(meta.get("uid", ""))
+        if meta.get("deletionTimestamp"):
+            if outcome.done:
+                memo.drift.forget(uid)
+                metrics.RECONCILES.labels(KIND, "deleted").inc()
+                metrics.forget_object(
+                    KIND, meta.get("namespace", ""), meta.get("name", ""), CONDITION_TYPES
+                )
+                # The name this object held is free: the next-oldest claimant takes it now.
+                spec = body.get("spec") or {}
+                name = effective_name(spec, str(meta.get("name", "")))
+                memo.index.remove(uid)
+                memo.providers.poke(c.uid for c in memo.index.claims(name))
+            return
+        _record(outcome, body)
+        memo.drift.remember(uid, outcome.provider_id, outcome.row_version, outcome.next_due)
+
+    def gone(uid: str, body: Body) -> None:
+        memo.index.remove(uid)
+        memo.drift.forget(uid)
+
+    hooks = Hooks(
+        kind=KIND,
+        plural=PLURAL,
+        api_version=f"{API_GROUP}/{API_VERSION}",
+        finalizer=FINALIZER,
+        reconcile=reconcile,
+        finalize=finalize,
+        marker=marker,
+        after_pass=after_pass,
+        gone=gone,
+    )
+    return Controller(hooks, memo.kube, memo.gate)
 
 
-async def reconcile_provider(
-    body: kopf.Body,
-    meta: kopf.Meta,
-    spec: kopf.Spec,
-    status: kopf.Status,
-    namespace: str | None,
-    name: str,
-    patch: kopf.Patch,
-    memo: kopf.Memo,
-    logger: kopf.Logger,
-    retry: int,
-    **_: Any,
-) -> None:
-    await _reconcile(body, meta, spec, status, namespace, name, patch, memo, logger, retry)
-
-
-async def finalize_provider(
-    body: kopf.Body,
-    meta: kopf.Meta,
-    spec: kopf.Spec,
-    status: kopf.Status,
-    namespace: str | None,
-    name: str,
-    patch: kopf.Patch,
-    memo: kopf.Memo,
-    logger: kopf.Logger,
-    **_: Any,
-) -> None:
-    """Soft-delete or orphan the row; while the database is down the object waits."""
-    obj = _info(meta, namespace, name)
-    async with memo.locks.hold(obj.uid):
-        outcome = await pipeline.finalize(runtime_of(memo), obj, spec, status)
-    if outcome.done:
-        memo.drift.forget(obj.uid)
-        memo.locks.forget(obj.uid)
-        metrics.RECONCILES.labels(KIND, "deleted").inc()
-        metrics.forget_object(KIND, obj.namespace, obj.name, CONDITION_TYPES)
-        await _poke_other_claimants(memo, obj, spec)
-    for key, value in outcome.status_patch.items():
-        patch.status[key] = value
-    post_events(body, outcome.events)
-    if not outcome.done:
-        raise kopf.TemporaryError(outcome.retry_message, delay=outcome.retry_after or 10)
-
-
-async def _poke_other_claimants(memo: kopf.Memo, obj: ObjectInfo, spec: Mapping[str, Any]) -> None:
-    """The name this object held is free: let the next-oldest claimant take it now."""
-    kube = memo.kube
-    for claim in memo.index.claims(effective_name(spec, obj.name)):
-        if claim.uid != obj.uid:
-            await kube.annotate(
-                PLURAL, claim.namespace, claim.name, {CLAIMS_POKE: obj.uid[:8] + "-released"}
-            )
-
-
-# --- Secret changes -------------------------------------------------------------------------
+async def observe_provider(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    """Every AIProvider watch event (the initial listing included): index, then queue."""
+    body = slim(event["object"])
+    meta = body.get("metadata", {})
+    uid = str(meta.get("uid", ""))
+    if event.get("type") == "DELETED":
+        memo.index.remove(uid)
+    else:
+        memo.index.update(
+            uid,
+            str(meta.get("namespace", "")),
+            str(meta.get("name", "")),
+            body.get("spec") or {},
+            meta,
+        )
+    memo.providers.observe(event.get("type"), body)
 
 
 def _referenced(namespace: str | None, name: str | None, memo: Any, **_: Any) -> bool:
@@ -202,42 +163,19 @@ def _referenced(namespace: str | None, name: str | None, memo: Any, **_: Any) ->
 
 
 async def secret_changed(
-    type: str,
-    namespace: str | None,
-    name: str,
-    meta: kopf.Meta,
-    memo: kopf.Memo,
-    logger: kopf.Logger,
-    **_: Any,
+    type: str, namespace: str | None, name: str, memo: kopf.Memo, **_: Any
 ) -> None:
-    """Poke every AIProvider that references this Secret (names only; data is never read
-    here). The initial listing at start (``type is None``) is skipped: a restart must not
-    poke every object, that is what resume handlers are for."""
-    if not type:  # None (or "") for the initial listing
-        return
-    rv = str(meta.get("resourceVersion", ""))
-    poke = hashlib.sha256(f"{name}\0{rv}\0{type}".encode()).hexdigest()[:16]
-    targets = memo.index.referencing(namespace or "", name)
-    for target in targets:
-        for attempt in range(3):
-            try:
-                await memo.kube.annotate(PLURAL, namespace or "", target, {SECRET_POKE: poke})
-                break
-            except Exception:  # an event handler's errors are only logged: retry here
-                if attempt == 2:
-                    logger.warning(
-                        "could not notify AIProvider %s of a change to Secret %s", target, name
-                    )
-                await asyncio.sleep(0.5 * (attempt + 1))
+    """Queue every AIProvider that references this Secret (names only; the data is not
+    looked at here: the pass re-reads the Secret). The initial listing at start (``type``
+    None) is skipped: every object gets its start-up pass anyway."""
+    if type:
+        memo.providers.poke(memo.index.referencing_uids(namespace or "", name))
 
 
 def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
-    """Register every AIProvider handler into ``registry``."""
+    """Register the AIProvider watch and the Secret watch into ``registry``."""
     g, v, p = API_GROUP, API_VERSION, PLURAL
-    kopf.on.event(g, v, p, id="index", registry=registry)(track_provider)
-    for on in (kopf.on.resume, kopf.on.create, kopf.on.update):
-        on(g, v, p, id="reconcile", registry=registry)(reconcile_provider)
-    kopf.on.delete(g, v, p, id="finalize", registry=registry)(finalize_provider)
+    kopf.on.event(g, v, p, id="observe", registry=registry)(observe_provider)
     kopf.on.event("", "v1", "secrets", when=_referenced, registry=registry)(secret_changed)
 
 

@@ -1,56 +1,64 @@
-"""Shared pieces of the kopf layer: per-object locks, event posting, the runtime in memo."""
+"""Shared pieces of the kopf layer: names, the slim body the controllers keep, the runtime."""
 
 from __future__ import annotations
 
-import asyncio
-from collections import defaultdict
-from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import Mapping
 from typing import Any
 
-import kopf
-
 from aigateway_operator.api.common import ConditionType
-from aigateway_operator.reconcile.provider import Event
 from aigateway_operator.reconcile.runtime import Runtime
 
 ANNOTATION_PREFIX = "aigateway.dev"
-#: kopf's own annotations live under a different prefix: annotations under kopf's storage
-#: prefix are invisible to its change detection, and our pokes must be seen.
+#: kopf's storage prefix, kept apart from ours (kopf hides annotations under its own prefix).
 KOPF_PREFIX = "kopf.aigateway.dev"
 FINALIZER = "aigateway.dev/finalizer"
+#: The finalizer name kopf is configured with and never uses (see handlers.lifecycle).
+KOPF_FINALIZER = f"{KOPF_PREFIX}/unused-finalizer"
 #: Every condition type of every kind (metric series to drop when an object goes).
 CONDITION_TYPES = [t.value for t in ConditionType]
 
 
-class KeyedLocks:
-    """One asyncio lock per object: timers and change handlers of one object never overlap."""
+#: The metadata a pass reads; the rest (managedFields above all) is not kept in memory.
+_META_KEPT = (
+    "name",
+    "namespace",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "finalizers",
+    "labels",
+    "ownerReferences",
+)
 
-    def __init__(self) -> None:
-        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
-    def busy(self) -> set[str]:
-        """Keys whose pass is in flight right now."""
-        return {key for key, lock in self._locks.items() if lock.locked()}
+def slim(body: Mapping[str, Any]) -> dict[str, Any]:
+    """A watched object as the controller keeps it: what a pass reads, nothing else.
 
-    def forget(self, key: str) -> None:
-        lock = self._locks.get(key)
-        if lock is not None and not lock.locked():
-            del self._locks[key]
-
-    @asynccontextmanager
-    async def hold(self, key: str) -> AsyncIterator[None]:
-        lock = self._locks[key]
-        async with lock:
-            yield
+    Drops ``managedFields`` and annotations other than ours (kopf's old diff-base copy of
+    the spec among them): with thousands of objects held, they would dominate memory.
+    """
+    meta = body.get("metadata") or {}
+    kept = {k: meta[k] for k in _META_KEPT if k in meta}
+    annotations = {
+        k: v
+        for k, v in (meta.get("annotations") or {}).items()
+        if k.startswith(ANNOTATION_PREFIX + "/")
+    }
+    if annotations:
+        kept["annotations"] = annotations
+    out: dict[str, Any] = {
+        "apiVersion": body.get("apiVersion"),
+        "kind": body.get("kind"),
+        "metadata": kept,
+    }
+    for key in ("spec", "status"):
+        if key in body:
+            out[key] = body[key]
+    return out
 
 
 def runtime_of(memo: Any) -> Runtime:
     runtime: Runtime = memo.runtime
     return runtime
-
-
-def post_events(body: Any, events: Iterable[Event]) -> None:
-    """Post our own, secret-free Events (kopf no longer turns log lines into Events)."""
-    for event in events:
-        kopf.event(body, type=event.type, reason=event.reason, message=event.message[:1024])

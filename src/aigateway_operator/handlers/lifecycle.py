@@ -6,13 +6,16 @@ import asyncio
 import contextlib
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import kopf
 
 from aigateway_operator import metrics
 from aigateway_operator.config import Settings
-from aigateway_operator.handlers.common import FINALIZER, KOPF_PREFIX, KeyedLocks, runtime_of
+from aigateway_operator.handlers.common import KOPF_FINALIZER, KOPF_PREFIX, runtime_of
+from aigateway_operator.handlers.controller import AlwaysOpen
+from aigateway_operator.handlers.peering import PeeringGate
 from aigateway_operator.kube import Kube, load_api_client
 from aigateway_operator.reconcile.drift import DriftTracker
 from aigateway_operator.reconcile.index import ProviderIndex
@@ -21,13 +24,24 @@ from aigateway_operator.store import Store, StoreError, StoreUnavailable
 
 log = logging.getLogger("aigateway_operator")
 
-DRIFT_POKE = "aigateway.dev/drift-poke"
-RESYNC_POKE = "aigateway.dev/resync-poke"
+
+@dataclass(frozen=True)
+class Peering:
+    """kopf peering as this process takes part in it (None when standalone)."""
+
+    name: str
+    identity: str
+    priority: int
 
 
 def configure_kopf(settings: kopf.OperatorSettings) -> None:
     """kopf settings this operator relies on (see shared/kopf-notes.md A7, A11, A13)."""
-    settings.persistence.finalizer = FINALIZER
+    # Our controllers add and release our finalizer themselves (handlers.controller); kopf
+    # only watches. kopf must not know our finalizer's name: with no handler of its own that
+    # needs a finalizer, it *removes* its configured one from every object it sees. So it
+    # gets a name of its own that nothing ever sets. Its storages are named anyway, so
+    # nothing it might write lands under another prefix.
+    settings.persistence.finalizer = KOPF_FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=KOPF_PREFIX)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=KOPF_PREFIX, key="last-handled-configuration"
@@ -43,19 +57,38 @@ def configure_kopf(settings: kopf.OperatorSettings) -> None:
     settings.scanning.disabled = True
 
 
-async def start_runtime(settings: Settings, memo: Any) -> None:
-    """Open the store (schema + key checks: fail fast and loud), the Kubernetes client."""
+async def start_runtime(settings: Settings, memo: Any, peering: Peering | None = None) -> None:
+    """Open the store (schema + key checks: fail fast and loud), the Kubernetes client,
+    and start the controllers' workers."""
+    from aigateway_operator.handlers import aiprovider, gatewaykey
+
     metrics.serve(settings.metrics_port)
     store = await Store.open(settings)
     kube = Kube(load_api_client())
     memo.kube = kube
-    memo.locks = KeyedLocks()
     memo.index = ProviderIndex()
-    memo.slots = asyncio.Semaphore(settings.max_workers)
     memo.drift = DriftTracker()
+    memo.gateway_key_secrets = {}  # Secrets we wrote last: (namespace, name) -> version
     memo.runtime = Runtime(
         settings=settings, store=store, kube=kube, fingerprint_key=fingerprint_key(settings)
     )
+    if peering is None:
+        memo.gate = AlwaysOpen()
+    else:
+        memo.gate = PeeringGate(
+            kube,
+            peering.name,
+            settings.namespace_list(),
+            peering.identity,
+            peering.priority,
+            settings.peering_lifetime_s,
+        )
+        memo.gate.start()
+    memo.providers = aiprovider.make_controller(memo)
+    memo.providers.start(settings.max_workers)
+    memo.gateway_keys = gatewaykey.make_controller(memo, settings)
+    memo.gateway_keys.start(max(2, settings.max_workers // 8))
+    memo.heartbeat_task = asyncio.create_task(_heartbeat(memo), name="aigw-heartbeat")
     memo.drift_task = asyncio.create_task(_watch_drift(memo), name="aigw-drift-watcher")
     memo.resync_task = asyncio.create_task(_resync(memo), name="aigw-resync")
     log.info(
@@ -66,7 +99,11 @@ async def start_runtime(settings: Settings, memo: Any) -> None:
 
 
 async def stop_runtime(memo: Any) -> None:
-    for attr in ("drift_task", "resync_task"):
+    for attr in ("providers", "gateway_keys", "gate"):
+        part = getattr(memo, attr, None)
+        if part is not None and hasattr(part, "stop"):
+            await part.stop()
+    for attr in ("drift_task", "resync_task", "heartbeat_task"):
         task = getattr(memo, attr, None)
         if task is not None:
             task.cancel()
@@ -81,25 +118,21 @@ async def stop_runtime(memo: Any) -> None:
 
 
 async def check_drift(memo: Any) -> int:
-    """Poke every object whose row someone else wrote since our last pass; return how many."""
+    """Queue every object whose row someone else wrote since our last pass; return how many."""
     runtime = runtime_of(memo)
     tracker: DriftTracker = memo.drift
     snap = tracker.snapshot()
     if not snap.rows:
         return 0
     versions = await runtime.store.provider_versions(snap.row_ids())
-    changed = tracker.changed(snap, versions, memo.locks.busy())
+    changed = tracker.changed(snap, versions, memo.providers.busy())
     for _uid, tracked in changed:
-        seen = versions.get(tracked.row_id) if tracked.row_id else None
-        stamp = seen[0].isoformat() if seen else "gone"
         log.info(
             "Coder row of AIProvider %s/%s changed outside the operator",
             tracked.namespace,
             tracked.name,
         )
-        await memo.kube.annotate(
-            "aiproviders", tracked.namespace, tracked.name, {DRIFT_POKE: stamp}
-        )
+    memo.providers.poke(uid for uid, _ in changed)
     return len(changed)
 
 
@@ -117,7 +150,7 @@ async def _watch_drift(memo: Any) -> None:
 async def _resync(memo: Any) -> None:
     """The operator-wide backstop, instead of a timer per object.
 
-    Every few seconds: poke objects that are due a pass (an STS verdict to refresh, a blocked
+    Every few seconds: queue objects that are due a pass (an STS verdict to refresh, a blocked
     object to retry). Every ``AIGW_RESYNC_INTERVAL_S``: compare every row we own with what our
     last pass left, which catches edits made without a notify (direct SQL).
     """
@@ -129,14 +162,9 @@ async def _resync(memo: Any) -> None:
     while True:
         await asyncio.sleep(tick)
         try:
-            for uid, tracked in tracker.due(runtime.clock(), memo.locks.busy()):
-                await memo.kube.annotate(
-                    "aiproviders",
-                    tracked.namespace,
-                    tracked.name,
-                    {RESYNC_POKE: runtime.clock().isoformat()},
-                )
+            for uid, _tracked in tracker.due(runtime.clock(), memo.providers.busy()):
                 tracker.remember(uid, None, None, None)  # the pass will set the next one
+                memo.providers.poke([uid])
             if time.monotonic() >= next_drift_check:
                 next_drift_check = time.monotonic() + interval
                 await check_drift(memo)
@@ -144,18 +172,30 @@ async def _resync(memo: Any) -> None:
             log.exception("resync failed; retrying at the next tick")
 
 
-def register(registry: kopf.OperatorRegistry, config: Settings) -> None:
+async def _heartbeat(memo: Any) -> None:
+    """Every ``AIGW_HEARTBEAT_INTERVAL_S``: a pass over every AIGatewayCoderdKey (mirror the
+    heartbeat, end grace periods, start due rotations), instead of a timer per object."""
+    interval = runtime_of(memo).settings.heartbeat_interval_s
+    while True:
+        await asyncio.sleep(interval)  # the period itself, not synchronisation
+        memo.gateway_keys.poke(memo.gateway_keys.known())
+
+
+def register(
+    registry: kopf.OperatorRegistry, config: Settings, peering: Peering | None = None
+) -> None:
     @kopf.on.startup(registry=registry)
     async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
         configure_kopf(settings)
         settings.peering.lifetime = config.peering_lifetime_s
-        # Bounded kopf workers keep a burst of new objects from inflating memory for good.
-        # Safe only because the operator uses no @kopf.index (see reconcile.index); an idle
-        # worker gives its slot back quickly (kopf's default keeps it 5 s).
+        # Bounded kopf workers (they only deliver watch events to our queues) keep a burst of
+        # new objects from inflating memory for good. Safe only because the operator uses no
+        # @kopf.index (see reconcile.index); an idle worker gives its slot back quickly
+        # (kopf's default keeps it 5 s).
         settings.queueing.worker_limit = config.max_workers
         settings.queueing.idle_timeout = 0.2
         try:
-            await start_runtime(config, memo)
+            await start_runtime(config, memo, peering)
         except StoreUnavailable as exc:
             # Postgres not reachable yet: keep trying (kopf retries the activity).
             raise kopf.TemporaryError(str(exc), delay=5) from None

@@ -8,8 +8,9 @@ from aigateway_operator.kube.client import (
     VERSION,
     Kube,
     KubeError,
+    ObjectRef,
     SecretData,
     load_api_client,
 )
 
-__all__ = ["GROUP", "VERSION", "Kube", "KubeError", "SecretData", "load_api_client"]
+__all__ = ["GROUP", "VERSION", "Kube", "KubeError", "ObjectRef", "SecretData", "load_api_client"]

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import socket
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 GROUP = "aigateway.dev"
+_INSTANCE = socket.gethostname()
 VERSION = "v1alpha1"
 
 
@@ -39,6 +42,25 @@ class SecretData:
     labels: dict[str, str] = field(default_factory=dict)
     owner_uids: tuple[str, ...] = ()
     annotations: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ObjectRef:
+    """The object an Event is about."""
+
+    api_version: str
+    kind: str
+    namespace: str
+    name: str
+    uid: str
+    resource_version: str = ""
+
+
+def _as_dict(obj: object) -> dict[str, Any]:
+    """A custom-object response (the client returns it as a plain, untyped JSON object)."""
+    if not isinstance(obj, dict):
+        raise KubeError(f"unexpected response type {type(obj).__name__}")
+    return obj
 
 
 def load_api_client(kubeconfig: str | None = None) -> client.ApiClient:
@@ -228,6 +250,130 @@ class Kube:
                     exc.status,
                 ) from None
             return True
+
+        return await asyncio.to_thread(call)
+
+    async def set_finalizer(
+        self,
+        plural: str,
+        namespace: str,
+        name: str,
+        resource_version: str,
+        finalizers: list[str],
+        finalizer: str,
+        present: bool,
+    ) -> dict[str, Any] | None:
+        """Add or remove ``finalizer``; the object after the write, or None if it is gone.
+
+        A JSON patch guarded by a ``resourceVersion`` test, so another controller's finalizer
+        written meanwhile is never lost: a stale ``finalizers`` list raises :class:`KubeError`
+        with status 409 (or 422), and the caller retries with the newer object.
+        """
+        wanted = [f for f in finalizers if f != finalizer] + ([finalizer] if present else [])
+        patch: list[dict[str, Any]] = [
+            {"op": "test", "path": "/metadata/resourceVersion", "value": resource_version},
+            {"op": "add", "path": "/metadata/finalizers", "value": wanted},
+        ]
+        return await self._patch_object(plural, namespace, name, patch, status=False)
+
+    async def patch_status(
+        self, plural: str, namespace: str, name: str, status: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """Merge-patch ``status`` (None deletes a field); the object after, or None if gone."""
+        return await self._patch_object(plural, namespace, name, {"status": status}, status=True)
+
+    async def _patch_object(
+        self, plural: str, namespace: str, name: str, body: Any, *, status: bool
+    ) -> dict[str, Any] | None:
+        what = "status of " if status else ""
+
+        def call() -> dict[str, Any] | None:
+            patch = (
+                self._custom.patch_namespaced_custom_object_status
+                if status
+                else self._custom.patch_namespaced_custom_object
+            )
+            kind = "application/json-patch+json" if isinstance(body, list) else None
+            try:
+                obj = patch(GROUP, VERSION, namespace, plural, name, body, _content_type=kind)
+            except ApiException as exc:
+                if exc.status == 404:
+                    return None
+                raise KubeError(
+                    f"patching {what}{plural} {namespace}/{name} failed: HTTP {exc.status}",
+                    exc.status,
+                ) from None
+            return _as_dict(obj)
+
+        return await asyncio.to_thread(call)
+
+    async def post_event(
+        self,
+        about: ObjectRef,
+        type_: str,
+        reason: str,
+        message: str,
+        component: str = "aigateway-operator",
+    ) -> bool:
+        """Post a core/v1 Event about ``about``; False (logged by nobody) if it failed.
+
+        Events are best effort, as in every controller: a failure never fails the pass.
+        ``message`` must be secret-free (every caller builds it from names and reasons).
+        """
+        now = datetime.now(UTC)
+
+        def call() -> bool:
+            body = client.CoreV1Event(
+                metadata=client.V1ObjectMeta(
+                    generate_name=f"{about.name}.", namespace=about.namespace
+                ),
+                involved_object=client.V1ObjectReference(
+                    api_version=about.api_version,
+                    kind=about.kind,
+                    name=about.name,
+                    namespace=about.namespace,
+                    uid=about.uid,
+                    resource_version=about.resource_version or None,
+                ),
+                type=type_,
+                reason=reason,
+                message=message,
+                source=client.V1EventSource(component=component),
+                reporting_component=component,
+                reporting_instance=_INSTANCE,
+                first_timestamp=now,
+                last_timestamp=now,
+                count=1,
+            )
+            try:
+                self._core.create_namespaced_event(about.namespace, body)
+            except ApiException:
+                return False
+            return True
+
+        return await asyncio.to_thread(call)
+
+    async def read_peering(self, name: str, namespace: str | None) -> dict[str, Any] | None:
+        """kopf's peering object (``KopfPeering`` in ``namespace``, else the cluster one)."""
+
+        def call() -> dict[str, Any] | None:
+            try:
+                if namespace:
+                    obj = self._custom.get_namespaced_custom_object(
+                        "kopf.dev", "v1", namespace, "kopfpeerings", name
+                    )
+                else:
+                    obj = self._custom.get_cluster_custom_object(
+                        "kopf.dev", "v1", "clusterkopfpeerings", name
+                    )
+            except ApiException as exc:
+                if exc.status == 404:
+                    return None
+                raise KubeError(
+                    f"reading peering {namespace or '(cluster)'}/{name} failed: HTTP {exc.status}",
+                    exc.status,
+                ) from None
+            return _as_dict(obj)
 
         return await asyncio.to_thread(call)
 

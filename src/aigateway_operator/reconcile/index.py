@@ -95,5 +95,9 @@ class ProviderIndex:
         """Names of the AIProviders in ``namespace`` that reference the Secret."""
         return sorted(self._by_uid[u].name for u in self._by_secret.get((namespace, secret), ()))
 
+    def referencing_uids(self, namespace: str, secret: str) -> list[str]:
+        """Uids of the AIProviders in ``namespace`` that reference the Secret."""
+        return sorted(self._by_secret.get((namespace, secret), ()))
+
     def claims(self, provider_name: str) -> list[NameClaim]:
         return [self._by_uid[u].claim for u in self._by_name.get(provider_name, ())]
