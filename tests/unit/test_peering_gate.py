@@ -41,3 +41,25 @@ def test_a_dead_peer_does_not_pause() -> None:
 def test_garbage_entries_are_ignored() -> None:
     status = {"x": "not a mapping", "y": {"priority": "high", "lastseen": "?"}}
     assert paused_by(status, "me", 10, NOW) == []
+
+
+async def test_the_gate_starts_closed_and_follows_the_peering_object() -> None:
+    from aigateway_operator.handlers.peering import PeeringGate
+
+    gate = PeeringGate("default", ["a", "b"], "me", 10, lifetime_s=60)
+    now = datetime.now(UTC)
+    live_higher = {
+        "hi": {"priority": 20, "lifetime": 60, "lastseen": now.isoformat()},
+    }
+    assert not gate.is_open, "closed until the peering objects have been seen"
+    gate.listed("a")
+    assert not gate.is_open, "one of two namespaces seen"
+    gate.listed("b")
+    assert gate.is_open
+    gate.observe("a", "MODIFIED", {"metadata": {"name": "default"}, "status": live_higher})
+    assert not gate.is_open
+    gate.observe("a", "MODIFIED", {"metadata": {"name": "other"}, "status": {}})
+    assert not gate.is_open, "another peering object's peers do not count"
+    expired = {"hi": {**live_higher["hi"], "lastseen": (now - timedelta(seconds=61)).isoformat()}}
+    gate.observe("a", "MODIFIED", {"metadata": {"name": "default"}, "status": expired})
+    assert gate.is_open, "a peer whose heartbeat expired no longer blocks"

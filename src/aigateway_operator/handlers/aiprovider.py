@@ -15,7 +15,7 @@ differ, so an object in sync costs no API write.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
 import kopf
@@ -139,22 +139,22 @@ def make_controller(memo: Any) -> Controller[Outcome]:
     return Controller(hooks, memo.kube, memo.gate)
 
 
-async def observe_provider(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    """Every AIProvider watch event (the initial listing included): index, then queue."""
-    body = slim(event["object"])
-    meta = body.get("metadata", {})
-    uid = str(meta.get("uid", ""))
-    if event.get("type") == "DELETED":
-        memo.index.remove(uid)
-    else:
-        memo.index.update(
-            uid,
-            str(meta.get("namespace", "")),
-            str(meta.get("name", "")),
-            body.get("spec") or {},
-            meta,
-        )
-    memo.providers.observe(event.get("type"), body)
+def deliver(memo: Any) -> Callable[[str | None, dict[str, Any]], None]:
+    """What the AIProvider informer calls for every watch event (the listings included):
+    keep the index current, then let the controller decide whether a pass is needed."""
+
+    def on_event(type_: str | None, raw: dict[str, Any]) -> None:
+        body = slim(raw)
+        meta = body.get("metadata", {})
+        uid = str(meta.get("uid", ""))
+        if type_ == "DELETED":
+            memo.index.remove(uid)
+        else:
+            namespace, name = str(meta.get("namespace", "")), str(meta.get("name", ""))
+            memo.index.update(uid, namespace, name, body.get("spec") or {}, meta)
+        memo.providers.observe(type_, body)
+
+    return on_event
 
 
 def _referenced(namespace: str | None, name: str | None, memo: Any, **_: Any) -> bool:
@@ -173,9 +173,8 @@ async def secret_changed(
 
 
 def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
-    """Register the AIProvider watch and the Secret watch into ``registry``."""
-    g, v, p = API_GROUP, API_VERSION, PLURAL
-    kopf.on.event(g, v, p, id="observe", registry=registry)(observe_provider)
+    """Register the Secret watch into ``registry`` (AIProviders themselves are watched by our
+    informer, started with the runtime: see ``handlers.lifecycle``)."""
     kopf.on.event("", "v1", "secrets", when=_referenced, registry=registry)(secret_changed)
 
 

@@ -14,7 +14,7 @@ A pass writes only the status fields that differ.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
 import kopf
@@ -98,9 +98,13 @@ def make_controller(memo: Any, settings: Settings) -> Controller[KeyOutcome]:
     return Controller(hooks, memo.kube, memo.gate)
 
 
-async def observe_key(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    """Every AIGatewayCoderdKey watch event (the initial listing included): queue it."""
-    memo.gateway_keys.observe(event.get("type"), slim(event["object"]))
+def deliver(memo: Any) -> Callable[[str | None, dict[str, Any]], None]:
+    """What the AIGatewayCoderdKey informer calls for every watch event."""
+
+    def on_event(type_: str | None, raw: dict[str, Any]) -> None:
+        memo.gateway_keys.observe(type_, slim(raw))
+
+    return on_event
 
 
 def _owner_uid(meta: Mapping[str, Any]) -> str | None:
@@ -129,9 +133,8 @@ async def secret_changed(
 
 
 def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
-    """Register the AIGatewayCoderdKey watch and the owned-Secret watch into ``registry``."""
-    g, v, p = API_GROUP, API_VERSION, PLURAL
-    kopf.on.event(g, v, p, id="observe", registry=registry)(observe_key)
+    """Register the owned-Secret watch into ``registry`` (the keys themselves are watched by
+    our informer, started with the runtime: see ``handlers.lifecycle``)."""
     kopf.on.event(
         "",
         "v1",

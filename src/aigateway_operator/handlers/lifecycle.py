@@ -16,7 +16,7 @@ from aigateway_operator.config import Settings
 from aigateway_operator.handlers.common import KOPF_FINALIZER, KOPF_PREFIX, runtime_of
 from aigateway_operator.handlers.controller import AlwaysOpen
 from aigateway_operator.handlers.peering import PeeringGate
-from aigateway_operator.kube import Kube, load_api_client
+from aigateway_operator.kube import Informer, Kube, load_api_client
 from aigateway_operator.reconcile.drift import DriftTracker
 from aigateway_operator.reconcile.index import ProviderIndex
 from aigateway_operator.reconcile.runtime import Runtime, fingerprint_key
@@ -76,19 +76,32 @@ async def start_runtime(settings: Settings, memo: Any, peering: Peering | None =
         memo.gate = AlwaysOpen()
     else:
         memo.gate = PeeringGate(
-            kube,
             peering.name,
             settings.namespace_list(),
             peering.identity,
             peering.priority,
             settings.peering_lifetime_s,
         )
-        memo.gate.start()
+        memo.gate.start(load_api_client())
     memo.providers = aiprovider.make_controller(memo)
     memo.providers.start(settings.max_workers)
     memo.gateway_keys = gatewaykey.make_controller(memo, settings)
     memo.gateway_keys.start(max(2, settings.max_workers // 8))
     memo.heartbeat_task = asyncio.create_task(_heartbeat(memo), name="aigw-heartbeat")
+    # Our kinds are watched by our own informers (kube.informer: kopf's per-event handling
+    # cycle costs more CPU than a whole pass); one thread per kind and namespace.
+    loop = asyncio.get_running_loop()
+    watch_api = load_api_client()
+    memo.informers = [
+        Informer(watch_api, plural, namespace, deliver, loop)
+        for plural, deliver in (
+            ("aiproviders", aiprovider.deliver(memo)),
+            ("aigatewaycoderdkeys", gatewaykey.deliver(memo)),
+        )
+        for namespace in (settings.namespace_list() or (None,))
+    ]
+    for informer in memo.informers:
+        informer.start()
     memo.drift_task = asyncio.create_task(_watch_drift(memo), name="aigw-drift-watcher")
     memo.resync_task = asyncio.create_task(_resync(memo), name="aigw-resync")
     log.info(
@@ -99,6 +112,8 @@ async def start_runtime(settings: Settings, memo: Any, peering: Peering | None =
 
 
 async def stop_runtime(memo: Any) -> None:
+    for informer in getattr(memo, "informers", ()):
+        informer.stop()
     for attr in ("providers", "gateway_keys", "gate"):
         part = getattr(memo, attr, None)
         if part is not None and hasattr(part, "stop"):

@@ -1,28 +1,30 @@
 """Whether this replica may act, under kopf peering: the gate in front of our work queues.
 
 kopf pauses its own watch streams when a live peer with a higher (or equal) priority shares
-the peering object, but it does not tell handlers; our work queues are fed by our own loops
-too (retries, re-verification, drift), so they need the same answer. The gate reads the same
-peering object kopf heartbeats into and applies kopf's rule (``process_peering_event`` in
-kopf 1.45): paused while any *other* live peer has a priority >= ours. Without peering
-(standalone) the gate is always open.
+the peering object, but it does not tell handlers; our work queues are fed by our own
+informers and loops (retries, re-verification, drift), so they need the same answer. The gate
+watches the same peering object kopf heartbeats into and applies kopf's rule
+(``process_peering_event`` in kopf 1.45): paused while any *other* live peer has a priority
+>= ours. It re-evaluates on every change of the object, as kopf does, and every
+``lifetime / 4`` seconds (at most 5 s) so that a peer whose heartbeat expired (a SIGKILLed
+replica) stops blocking. Without peering (standalone) the gate is always open.
 
-kopf keeps its heartbeat well inside the lifetime, so polling every ``lifetime / 4`` seconds
-(at most 5 s) notices a failover about as fast as kopf itself does. A read that fails keeps
-the last answer. In a brief window the two may disagree; the database stays correct anyway
-(advisory lock, idempotent writes).
+It starts closed, as kopf starts paused under peering, and opens on the first listing of
+the peering object. In a brief window the gate and kopf may disagree; the database stays
+correct anyway (advisory lock, idempotent writes).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from aigateway_operator.kube import Kube
+from aigateway_operator.kube import Informer
 
 log = logging.getLogger("aigateway_operator")
 
@@ -53,20 +55,21 @@ class PeeringGate:
 
     def __init__(
         self,
-        kube: Kube,
         name: str,
-        namespaces: Sequence[str | None],
+        namespaces: Sequence[str],
         identity: str,
         priority: int,
         lifetime_s: float,
     ) -> None:
-        self.kube = kube
         self.name = name
-        self.namespaces = list(namespaces) or [None]
+        self.namespaces: list[str | None] = list(namespaces) or [None]
         self.identity = identity
         self.priority = priority
         self.interval = max(0.5, min(5.0, lifetime_s / 4))
+        self._status: dict[str | None, Mapping[str, Any]] = {}
+        self._synced: set[str | None] = set()
         self._open = asyncio.Event()  # closed at start, as kopf starts paused under peering
+        self._informers: list[Informer] = []
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -76,12 +79,30 @@ class PeeringGate:
     async def wait_open(self) -> None:
         await self._open.wait()
 
-    async def check(self) -> None:
-        blockers: list[str] = []
-        for namespace in self.namespaces:
-            body = await self.kube.read_peering(self.name, namespace)
-            status = body.get("status") if body else None
-            blockers += paused_by(status, self.identity, self.priority, datetime.now(UTC))
+    def observe(self, namespace: str | None, type_: str | None, body: Mapping[str, Any]) -> None:
+        """One event of a peering object (listings included): re-evaluate."""
+        if body.get("metadata", {}).get("name") == self.name:
+            if type_ == "DELETED":
+                self._status.pop(namespace, None)
+            else:
+                self._status[namespace] = dict(body.get("status") or {})
+        self.evaluate()
+
+    def listed(self, namespace: str | None) -> None:
+        self._synced.add(namespace)
+        self.evaluate()
+
+    def evaluate(self) -> None:
+        if len(self._synced) < len(self.namespaces):
+            return  # not every peering object seen yet: stay as we are
+        now = datetime.now(UTC)
+        blockers = sorted(
+            {
+                peer
+                for status in self._status.values()
+                for peer in paused_by(status, self.identity, self.priority, now)
+            }
+        )
         if blockers and self._open.is_set():
             log.info("pausing: peers with a higher or equal priority are active: %s", blockers)
             self._open.clear()
@@ -89,18 +110,33 @@ class PeeringGate:
             log.info("active: no peer outranks this replica (priority %d)", self.priority)
             self._open.set()
 
-    async def _run(self) -> None:
+    async def _tick(self) -> None:
         while True:
-            try:
-                await self.check()
-            except Exception as exc:  # keep the last answer; the next poll tries again
-                log.warning("could not read the peering object %s: %s", self.name, exc)
-            await asyncio.sleep(self.interval)  # poll period, not synchronisation
+            await asyncio.sleep(self.interval)  # the expiry check period, not synchronisation
+            self.evaluate()
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="aigw-peering-gate")
+    def start(self, api: Any) -> None:
+        loop = asyncio.get_running_loop()
+        for namespace in self.namespaces:
+            plural = "kopfpeerings" if namespace else "clusterkopfpeerings"
+
+            informer = Informer(
+                api,
+                plural,
+                namespace,
+                functools.partial(self.observe, namespace),
+                loop,
+                group="kopf.dev",
+                version="v1",
+            )
+            informer.on_listed = functools.partial(self.listed, namespace)
+            self._informers.append(informer)
+            informer.start()
+        self._task = asyncio.create_task(self._tick(), name="aigw-peering-gate")
 
     async def stop(self) -> None:
+        for informer in self._informers:
+            informer.stop()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

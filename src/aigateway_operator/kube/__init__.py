@@ -12,5 +12,15 @@ from aigateway_operator.kube.client import (
     SecretData,
     load_api_client,
 )
+from aigateway_operator.kube.informer import Informer
 
-__all__ = ["GROUP", "VERSION", "Kube", "KubeError", "ObjectRef", "SecretData", "load_api_client"]
+__all__ = [
+    "GROUP",
+    "VERSION",
+    "Informer",
+    "Kube",
+    "KubeError",
+    "ObjectRef",
+    "SecretData",
+    "load_api_client",
+]

@@ -353,30 +353,6 @@ class Kube:
 
         return await asyncio.to_thread(call)
 
-    async def read_peering(self, name: str, namespace: str | None) -> dict[str, Any] | None:
-        """kopf's peering object (``KopfPeering`` in ``namespace``, else the cluster one)."""
-
-        def call() -> dict[str, Any] | None:
-            try:
-                if namespace:
-                    obj = self._custom.get_namespaced_custom_object(
-                        "kopf.dev", "v1", namespace, "kopfpeerings", name
-                    )
-                else:
-                    obj = self._custom.get_cluster_custom_object(
-                        "kopf.dev", "v1", "clusterkopfpeerings", name
-                    )
-            except ApiException as exc:
-                if exc.status == 404:
-                    return None
-                raise KubeError(
-                    f"reading peering {namespace or '(cluster)'}/{name} failed: HTTP {exc.status}",
-                    exc.status,
-                ) from None
-            return _as_dict(obj)
-
-        return await asyncio.to_thread(call)
-
     async def list_objects(self, plural: str, namespace: str | None) -> list[dict[str, Any]]:
         """Every object of one of our kinds (in one namespace or all)."""
 
