@@ -35,6 +35,7 @@ from common import (
     create_providers,
     create_secrets,
     fresh_database,
+    install_finalizer_policy,
     log,
     print_table,
     start_env,
@@ -57,6 +58,7 @@ def run(env: DevEnv, sizes: list[int], budget: float, tmp: Path) -> dict[str, An
     assert env.kubeconfig is not None
     api = api_client(env.kubeconfig)
     create_namespace(api, NS)
+    install_finalizer_policy(api, NS)
     op = Operator(env, fresh_database(env), NS, tmp / "operator.log")
     watcher = Watcher(api, NS).start()
     points: list[dict[str, Any]] = []

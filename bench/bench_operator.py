@@ -53,17 +53,20 @@ from common import (
     Operator,
     Watcher,
     api_client,
+    api_requests,
     cpu_snapshot,
     create_namespace,
     create_providers,
     create_secrets,
     env_int,
     fresh_database,
+    install_finalizer_policy,
     key_value,
     log,
     percentile,
     print_table,
     provider_keys,
+    requests_delta,
     stable_write_counters,
     start_env,
     table_versions,
@@ -96,12 +99,20 @@ def converge(
     watcher.wait_ready(["warmup"], 120)
     names = [f"p-{i:05d}" for i in range(n)]
     cpu0 = cpu_snapshot(pids)
+    req0 = api_requests(api)
     t0 = time.monotonic()
     create_s = create_providers(api, namespace, [(nm, f"keys-{nm}") for nm in names])
     t_end = watcher.wait_ready(names, timeout)
     cpu1 = cpu_snapshot(pids)
     cpu = {k: cpu1[k] - cpu0[k] for k in pids}
-    return {"seconds": t_end - t0, "create_seconds": create_s, "cpu_seconds": cpu}
+    requests = requests_delta(req0, api_requests(api))
+    return {
+        "seconds": t_end - t0,
+        "create_seconds": create_s,
+        "cpu_seconds": cpu,
+        "api_requests": requests,
+        "api_requests_per_object": sum(requests.values()) / n,
+    }
 
 
 def histogram(m: dict[str, float], name: str) -> dict[str, float]:
@@ -266,6 +277,7 @@ def main() -> int:
             t0 = time.monotonic()
             create_secrets(api, ns, secret_names)
             log(f"{ns}: {len(secret_names)} Secrets in {time.monotonic() - t0:.1f}s")
+        install_finalizer_policy(api, OP_NS)
 
         # 1. convergence: the floor, then the operator
         floor_db = fresh_database(env)
@@ -355,6 +367,11 @@ def main() -> int:
                 "  kube-apiserver+etcd CPU seconds",
                 f"{o['cpu_seconds']['kube-apiserver'] + o['cpu_seconds']['etcd']:.2f} s",
                 f"floor {f['cpu_seconds']['kube-apiserver'] + f['cpu_seconds']['etcd']:.2f} s",
+            ),
+            (
+                "  API requests per object",
+                f"{o['api_requests_per_object']:.2f}",
+                f"floor {f['api_requests_per_object']:.2f} (both include the create)",
             ),
             ("  mean reconcile pass", f"{o['reconcile_duration']['mean_ms']:.1f} ms", ""),
             ("restart: time to idle", f"{q['seconds_to_idle']:.2f} s", f"{q['objects']} objects"),

@@ -45,6 +45,7 @@ from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
 from aigateway_operator.devenv.env import DevEnv
+from aigateway_operator.devenv.helm import apply_manifests, render_chart
 from aigateway_operator.devenv.procs import free_port
 from aigateway_operator.store.cipher import KeyRing
 
@@ -94,6 +95,39 @@ def create_namespace(api: client.ApiClient, name: str) -> None:
     client.CoreV1Api(api).create_namespace(
         client.V1Namespace(metadata=client.V1ObjectMeta(name=name))
     )
+
+
+CHART = Path(__file__).resolve().parent.parent / "deploy" / "helm" / "aigateway-operator"
+
+
+def install_finalizer_policy(api: client.ApiClient, namespace: str) -> None:
+    """The chart's finalizer admission policy, bound to ``namespace``: the operator runs as
+    the chart deploys it (the floor's namespace is not bound)."""
+    values = {"database": {"existingSecret": {"name": "db"}}, "watchNamespaces": [namespace]}
+    docs = render_chart(CHART, "bench", namespace, values, include_crds=False)
+    policy = [d for d in docs if d["kind"].startswith("MutatingAdmissionPolicy")]
+    assert len(policy) == 2, "the chart renders no finalizer policy"
+    apply_manifests(api, policy)
+    custom = client.CustomObjectsApi(api)
+    probe = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "AIProvider",
+        "metadata": {"generateName": "policy-probe-"},
+        "spec": {"type": "openai", "apiKeys": [{"secretKeyRef": {"name": "x", "key": "a"}}]},
+    }
+    deadline = time.monotonic() + 30
+    while True:  # a new policy takes a moment to reach admission: wait on its effect
+        obj = custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, probe)
+        name = obj["metadata"]["name"]
+        custom.patch_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, name, {"metadata": {"finalizers": None}}
+        )
+        custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+        if obj["metadata"].get("finalizers"):
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError("the finalizer policy never took effect")
+        time.sleep(0.2)  # poll interval, bounded by the deadline above
 
 
 def fresh_database(env: DevEnv) -> str:
@@ -392,6 +426,30 @@ def cpu_seconds(pid: int) -> float:
 
 def cpu_snapshot(pids: dict[str, int]) -> dict[str, float]:
     return {name: cpu_seconds(pid) for name, pid in pids.items()}
+
+
+def api_requests(api: client.ApiClient) -> dict[str, float]:
+    """kube-apiserver's ``apiserver_request_total``, summed by "VERB resource[/sub]"."""
+    raw = api.rest_client.request("GET", api.configuration.host + "/metrics").read().decode()
+    out: dict[str, float] = {}
+    for line in raw.splitlines():
+        if not line.startswith("apiserver_request_total{"):
+            continue
+        labels_, value = line.rsplit(" ", 1)
+        labels = dict(
+            part.split("=", 1) for part in labels_[len("apiserver_request_total{") : -1].split(",")
+        )
+        resource = labels.get("resource", '""').strip('"')
+        if not resource:
+            continue  # /healthz, /metrics, discovery
+        sub = labels.get("subresource", '""').strip('"')
+        key = f"{labels.get('verb', '').strip(chr(34))} {resource}{'/' + sub if sub else ''}"
+        out[key] = out.get(key, 0.0) + float(value)
+    return out
+
+
+def requests_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, int]:
+    return {k: int(v - before.get(k, 0)) for k, v in sorted(after.items()) if v - before.get(k, 0)}
 
 
 # ---- database observations -----------------------------------------------------------------

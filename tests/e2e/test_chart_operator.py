@@ -72,7 +72,12 @@ def install_chart(
 def remove_cluster_scoped(api: client.ApiClient, docs: list[dict[str, Any]]) -> None:
     dyn = dynamic.DynamicClient(api)
     for doc in docs:
-        if doc["kind"] in ("ClusterRole", "ClusterRoleBinding"):
+        if doc["kind"] in (
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "MutatingAdmissionPolicy",
+            "MutatingAdmissionPolicyBinding",
+        ):
             res = dyn.resources.get(api_version=doc["apiVersion"], kind=doc["kind"])
             try:
                 res.delete(name=doc["metadata"]["name"])

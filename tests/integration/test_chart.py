@@ -122,6 +122,8 @@ def test_default_is_cluster_wide_two_replicas_with_peering(render: Render) -> No
             "CustomResourceDefinition",
             *["CustomResourceDefinition"] * len(list((REPO / "crds").glob("*.yaml"))),
             "Deployment",
+            "MutatingAdmissionPolicy",  # our finalizer on create (test_finalizer_policy.py)
+            "MutatingAdmissionPolicyBinding",
             "PodDisruptionBudget",
             "Service",
             "ServiceAccount",

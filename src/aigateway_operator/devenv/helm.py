@@ -137,6 +137,10 @@ def _build_helm(root: Path, version: str, dest: Path, progress: Progress) -> Non
 
 # --- using the chart against an API server (tests and the dev environment) -------------------
 
+#: Served by the local control plane (Kubernetes 1.37) and by default in every release since
+#: 1.36, but not in helm's offline list: ``helm template`` would skip the finalizer policy.
+SERVED_API_VERSIONS = ("admissionregistration.k8s.io/v1/MutatingAdmissionPolicy",)
+
 #: Kinds that must exist (and be Established) before other objects can refer to them.
 _FIRST_KINDS = ("CustomResourceDefinition", "Namespace")
 
@@ -149,16 +153,20 @@ def render_chart(
     *,
     include_crds: bool = True,
     helm: Path | None = None,
+    api_versions: Sequence[str] = SERVED_API_VERSIONS,
 ) -> list[dict[str, Any]]:
     """``helm template`` the chart with ``values``; the rendered objects, in Helm's order.
 
     ``include_crds`` also renders the chart's ``crds/`` directory (kopf's peering CRDs), as
-    ``helm install`` would install them first.
+    ``helm install`` would install them first. ``api_versions`` are what the target API
+    server serves beyond helm's built-in list (``helm install`` discovers them itself).
     """
     binary = helm or ensure_helm()
     cmd = [str(binary), "template", release, str(chart), "--namespace", namespace]
     if include_crds:
         cmd.append("--include-crds")
+    for version in api_versions:
+        cmd += ["--api-versions", version]
     # Values go through a file on stdin: no shell quoting, types preserved.
     cmd += ["--values", "-"]
     proc = subprocess.run(

@@ -428,7 +428,7 @@ def _sync_events(result: ProviderResult, scratch: _Pass, *, drifted: bool) -> No
                 f"Updated Coder AI provider {name!r}: {', '.join(result.changed_fields)}",
             )
         )
-    if result.keys_added or result.keys_removed:
+    if result.action != "created" and (result.keys_added or result.keys_removed):
         scratch.events.append(
             Event(
                 "Normal",

@@ -1,0 +1,113 @@
+"""The chart's MutatingAdmissionPolicy, enforced by the real API server: the operator's
+finalizer is on every AIProvider / AIGatewayCoderdKey created in a watched namespace from
+the first byte, never on objects elsewhere, and the policy is skipped where the API is not
+served."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client, dynamic
+from kubernetes.client.exceptions import ApiException
+
+from aigateway_operator.devenv.helm import apply_manifests, ensure_helm, render_chart
+from tests.support.wait import wait_for
+
+pytestmark = pytest.mark.integration
+
+CHART = Path(__file__).resolve().parents[2] / "deploy" / "helm" / "aigateway-operator"
+FINALIZER = "aigateway.dev/finalizer"
+GROUP, VERSION = "aigateway.dev", "v1alpha1"
+POLICY_KINDS = ("MutatingAdmissionPolicy", "MutatingAdmissionPolicyBinding")
+
+
+def policy_docs(release: str, watch: list[str], **kw: Any) -> list[dict[str, Any]]:
+    values = {"database": {"existingSecret": {"name": "db"}}, "watchNamespaces": watch}
+    docs = render_chart(CHART, release, "ops", values, include_crds=False, **kw)
+    return [d for d in docs if d["kind"] in POLICY_KINDS]
+
+
+@pytest.fixture
+def policy(k8s_api: client.ApiClient, namespace: str) -> Iterator[list[dict[str, Any]]]:
+    docs = policy_docs(f"fp-{uuid.uuid4().hex[:6]}", [namespace], helm=ensure_helm())
+    apply_manifests(k8s_api, docs)
+    yield docs
+    dyn = dynamic.DynamicClient(k8s_api)
+    for doc in docs:
+        res = dyn.resources.get(api_version=doc["apiVersion"], kind=doc["kind"])
+        res.delete(name=doc["metadata"]["name"])
+
+
+def provider(name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "AIProvider",
+        "metadata": {"name": name, "finalizers": ["example.com/other"]},
+        "spec": {"type": "openai", "apiKeys": [{"secretKeyRef": {"name": "k", "key": "a"}}]},
+    }
+
+
+def create(custom: client.CustomObjectsApi, ns: str, name: str) -> list[str]:
+    obj = custom.create_namespaced_custom_object(GROUP, VERSION, ns, "aiproviders", provider(name))
+    return list(obj["metadata"].get("finalizers") or [])
+
+
+def release(custom: client.CustomObjectsApi, ns: str, name: str) -> None:
+    """Drop every finalizer so the namespace can go (no operator runs in this test)."""
+    try:
+        custom.patch_namespaced_custom_object(
+            GROUP, VERSION, ns, "aiproviders", name, {"metadata": {"finalizers": None}}
+        )
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+
+
+def test_created_objects_carry_the_finalizer_only_in_watched_namespaces(
+    k8s_api: client.ApiClient, namespace: str, policy: list[dict[str, Any]]
+) -> None:
+    custom = client.CustomObjectsApi(k8s_api)
+    core = client.CoreV1Api(k8s_api)
+    other = f"{namespace}-x"
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=other)))
+    try:
+        # A new policy takes a moment to reach the admission chain: wait on its effect.
+        names = iter(f"p{i}" for i in range(1000))
+
+        def mutated() -> bool:
+            name = next(names)
+            finalizers = create(custom, namespace, name)
+            release(custom, namespace, name)
+            return FINALIZER in finalizers
+
+        wait_for(mutated, 30, "the policy to add the finalizer")
+        finalizers = create(custom, namespace, "watched")
+        assert finalizers == ["example.com/other", FINALIZER], "added, others kept"
+        assert create(custom, other, "elsewhere") == ["example.com/other"]
+    finally:
+        release(custom, namespace, "watched")
+        release(custom, other, "elsewhere")
+        core.delete_namespace(other)
+
+
+def test_cluster_wide_binding_has_no_namespace_selector() -> None:
+    docs = policy_docs("aigw", [], helm=ensure_helm())
+    binding = next(d for d in docs if d["kind"] == "MutatingAdmissionPolicyBinding")
+    assert "matchResources" not in binding["spec"]
+    policy = next(d for d in docs if d["kind"] == "MutatingAdmissionPolicy")
+    assert policy["spec"]["failurePolicy"] == "Ignore"
+    assert policy["spec"]["matchConstraints"]["resourceRules"][0]["operations"] == ["CREATE"]
+
+
+def test_skipped_where_the_api_is_not_served_or_turned_off() -> None:
+    assert policy_docs("aigw", ["a"], helm=ensure_helm(), api_versions=()) == []
+    values = {
+        "database": {"existingSecret": {"name": "db"}},
+        "finalizerPolicy": {"enabled": False},
+    }
+    docs = render_chart(CHART, "aigw", "ops", values, include_crds=False, helm=ensure_helm())
+    assert not [d for d in docs if d["kind"] in POLICY_KINDS]
