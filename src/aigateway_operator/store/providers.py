@@ -440,13 +440,12 @@ class ProviderOps:
             stored, key_id = self._ring.encrypt_field(value)
             rows.append((kid, provider_id, stored, key_id, created_at, now))
             refs.append(KeyRef(id=kid, masked=mask_secret(value), key_id=key_id))
-        async with conn.cursor() as cur:
-            await cur.executemany(
-                "INSERT INTO ai_provider_keys "
-                "(id, provider_id, api_key, api_key_key_id, created_at, updated_at) "
-                "VALUES (%s, %s, %s, %s, %s, %s)",
-                rows,
-            )
+        # One statement for all keys (not executemany: a round trip per key).
+        query = sql.SQL(
+            "INSERT INTO ai_provider_keys "
+            "(id, provider_id, api_key, api_key_key_id, created_at, updated_at) VALUES {}"
+        ).format(sql.SQL(", ").join([sql.SQL("(%s, %s, %s, %s, %s, %s)")] * len(rows)))
+        await conn.execute(query, [v for row in rows for v in row])
         return refs
 
     def _key_entries(
