@@ -35,6 +35,10 @@ STS_VERIFICATIONS = Counter(
 DRIFT_REVERTED = Counter(
     "aigw_drift_reverted_total", "Outside edits of Coder rows reverted to the spec.", ["kind"]
 )
+EVENTS_DROPPED = Counter(
+    "aigw_events_dropped_total",
+    "Kubernetes Events not posted (the poster's queue was full or the API refused them).",
+)
 CONDITION = Gauge(
     "aigw_condition",
     "Each condition of each object: 1 True, 0 False, -1 Unknown.",

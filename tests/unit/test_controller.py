@@ -71,9 +71,9 @@ class FakeKube:
         self.body.setdefault("status", {}).update(status)
         return self._bump()
 
-    async def post_event(self, ref: ObjectRef, type_: str, reason: str, message: str) -> bool:
+    def post(self, ref: ObjectRef, type_: str, reason: str, message: str) -> None:
+        """The EventPoster's side: queued, never awaited by the pass."""
         self.events.append((type_, reason))
-        return True
 
 
 def obj(**meta: Any) -> Body:
@@ -139,7 +139,7 @@ async def rig() -> Any:
         finalize=finalize,
         marker=mark,
     )
-    ctl: Controller[Result] = Controller(hooks, kube)  # type: ignore[arg-type]
+    ctl: Controller[Result] = Controller(hooks, kube, events=kube)  # type: ignore[arg-type]
     ctl.outcomes = outcomes  # type: ignore[attr-defined]
     ctl.start(2)
     yield Rig(kube, ctl, passes)

@@ -136,7 +136,7 @@ def make_controller(memo: Any) -> Controller[Outcome]:
         after_pass=after_pass,
         gone=gone,
     )
-    return Controller(hooks, memo.kube, memo.gate)
+    return Controller(hooks, memo.kube, memo.gate, memo.events)
 
 
 def deliver(memo: Any) -> Callable[[str | None, dict[str, Any]], None]:

@@ -16,7 +16,8 @@ echoes, and a referenced Secret, a drifted row or a due re-check could only reac
   kind's level-triggered pass on the newest body. The finalizer is added with a
   resourceVersion-guarded JSON patch before the first database write and removed once the
   kind's ``finalize`` says it is done; status is merge-patched only where it differs; Events
-  are posted by ``kube``; transient failures are retried with per-object exponential backoff.
+  are queued to the background poster (``handlers.events``); transient failures are retried
+  with per-object exponential backoff.
 - Workers act only while the :class:`~aigateway_operator.handlers.peering.ActiveGate` is open
   (always, unless kopf peering is on and another replica outranks this one).
 
@@ -33,6 +34,7 @@ from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping, Se
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
+from aigateway_operator.handlers.events import EventPoster
 from aigateway_operator.kube import Kube, KubeError
 from aigateway_operator.kube.client import ObjectRef
 from aigateway_operator.reconcile.provider import Event
@@ -108,9 +110,16 @@ class AlwaysOpen:
 
 
 class Controller(Generic[OutcomeT]):
-    def __init__(self, hooks: Hooks[OutcomeT], kube: Kube, gate: ActiveGate | None = None) -> None:
+    def __init__(
+        self,
+        hooks: Hooks[OutcomeT],
+        kube: Kube,
+        gate: ActiveGate | None = None,
+        events: EventPoster | None = None,
+    ) -> None:
         self.hooks = hooks
         self.kube = kube
+        self.events = events
         self.gate: ActiveGate = gate or AlwaysOpen()
         self.queue = WorkQueue()
         self.bodies: dict[str, Body] = {}
@@ -215,7 +224,7 @@ class Controller(Generic[OutcomeT]):
                 return  # not ours to hold (never synced, or already released)
             outcome = await hooks.finalize(body)
             hooks.after_pass(body, outcome)
-            await self._post(body, outcome.events)
+            self._post(body, outcome.events)
             if not outcome.done:
                 await self._status(uid, body, outcome.status_patch)
                 self._retry(uid, outcome)
@@ -257,7 +266,7 @@ class Controller(Generic[OutcomeT]):
         outcome = await hooks.reconcile(body)
         hooks.after_pass(body, outcome)  # metrics first: they must not lag behind status
         await self._status(uid, body, outcome.status_patch)
-        await self._post(body, outcome.events)
+        self._post(body, outcome.events)
         self._retry(uid, outcome)
         log.info("[%s/%s] %s pass done%s", ns, name, hooks.kind, _summary(outcome))
 
@@ -270,12 +279,12 @@ class Controller(Generic[OutcomeT]):
         )
         self._keep(uid, new)
 
-    async def _post(self, body: Body, events: Sequence[Event]) -> None:
-        if not events:
+    def _post(self, body: Body, events: Sequence[Event]) -> None:
+        if not events or self.events is None:
             return
         ref = _ref(body, self.hooks)
         for event in events:
-            await self.kube.post_event(ref, event.type, event.reason, event.message[:1024])
+            self.events.post(ref, event.type, event.reason, event.message)
 
     def _retry(self, uid: str, outcome: PassOutcome) -> None:
         if outcome.retry_after is not None:

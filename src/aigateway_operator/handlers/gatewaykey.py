@@ -95,7 +95,7 @@ def make_controller(memo: Any, settings: Settings) -> Controller[KeyOutcome]:
         marker=key_marker,
         after_pass=after_pass,
     )
-    return Controller(hooks, memo.kube, memo.gate)
+    return Controller(hooks, memo.kube, memo.gate, memo.events)
 
 
 def deliver(memo: Any) -> Callable[[str | None, dict[str, Any]], None]:

@@ -15,6 +15,7 @@ from aigateway_operator import metrics
 from aigateway_operator.config import Settings
 from aigateway_operator.handlers.common import KOPF_FINALIZER, KOPF_PREFIX, runtime_of
 from aigateway_operator.handlers.controller import AlwaysOpen
+from aigateway_operator.handlers.events import EventPoster
 from aigateway_operator.handlers.peering import PeeringGate
 from aigateway_operator.kube import Informer, Kube, load_api_client
 from aigateway_operator.reconcile.drift import DriftTracker
@@ -83,6 +84,8 @@ async def start_runtime(settings: Settings, memo: Any, peering: Peering | None =
             settings.peering_lifetime_s,
         )
         memo.gate.start(load_api_client())
+    memo.events = EventPoster(kube)
+    memo.events.start()
     memo.providers = aiprovider.make_controller(memo)
     memo.providers.start(settings.max_workers)
     memo.gateway_keys = gatewaykey.make_controller(memo, settings)
@@ -114,7 +117,7 @@ async def start_runtime(settings: Settings, memo: Any, peering: Peering | None =
 async def stop_runtime(memo: Any) -> None:
     for informer in getattr(memo, "informers", ()):
         informer.stop()
-    for attr in ("providers", "gateway_keys", "gate"):
+    for attr in ("providers", "gateway_keys", "gate", "events"):
         part = getattr(memo, attr, None)
         if part is not None and hasattr(part, "stop"):
             await part.stop()
