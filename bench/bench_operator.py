@@ -288,6 +288,8 @@ def main() -> int:
         watchers.append(w)
         assert floor.proc is not None
         pids = {k: env.pids[k] for k in ("kube-apiserver", "etcd")}
+        assert env.postgres is not None and env.postgres.pid is not None
+        pids["tree:postgres"] = env.postgres.pid
         results["floor"] = converge(
             api, w, FLOOR_NS, n, args.timeout, {"controller": floor.proc.pid, **pids}
         )
@@ -372,6 +374,11 @@ def main() -> int:
                 "  API requests per object",
                 f"{o['api_requests_per_object']:.2f}",
                 f"floor {f['api_requests_per_object']:.2f} (both include the create)",
+            ),
+            (
+                "  Postgres CPU seconds",
+                f"{o['cpu_seconds']['tree:postgres']:.2f} s",
+                f"floor {f['cpu_seconds']['tree:postgres']:.2f} s",
             ),
             ("  mean reconcile pass", f"{o['reconcile_duration']['mean_ms']:.1f} ms", ""),
             ("restart: time to idle", f"{q['seconds_to_idle']:.2f} s", f"{q['objects']} objects"),

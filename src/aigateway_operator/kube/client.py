@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import socket
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -93,7 +94,15 @@ class Kube:
 
         def call() -> SecretData | None:
             try:
-                obj = self._core.read_namespaced_secret(name, namespace)
+                # Raw JSON, not the client's V1Secret model: building the model costs more CPU
+                # than the request itself, and only a few fields are read.
+                resp: Any = self._core.read_namespaced_secret(
+                    name, namespace, _preload_content=False
+                )
+                try:
+                    obj = json.loads(resp.data)
+                finally:
+                    resp.release_conn()
             except ApiException as exc:
                 if exc.status == 404:
                     return None
@@ -101,19 +110,16 @@ class Kube:
                     f"reading Secret {namespace}/{name} failed: HTTP {exc.status} {exc.reason}",
                     exc.status,
                 ) from None
-            meta = obj.metadata
-            raw = obj.data or {}
+            meta = obj.get("metadata") or {}
             return SecretData(
                 namespace=namespace,
                 name=name,
-                uid=str(meta.uid) if meta else "",
-                resource_version=str(meta.resource_version) if meta else "",
-                data={k: base64.b64decode(v) for k, v in raw.items()},
-                labels=dict((meta.labels or {}) if meta else {}),
-                owner_uids=tuple(
-                    str(o.uid) for o in ((meta.owner_references or []) if meta else [])
-                ),
-                annotations=dict((meta.annotations or {}) if meta else {}),
+                uid=str(meta.get("uid", "")),
+                resource_version=str(meta.get("resourceVersion", "")),
+                data={k: base64.b64decode(v) for k, v in (obj.get("data") or {}).items()},
+                labels=dict(meta.get("labels") or {}),
+                owner_uids=tuple(str(o.get("uid")) for o in meta.get("ownerReferences") or []),
+                annotations=dict(meta.get("annotations") or {}),
             )
 
         return await asyncio.to_thread(call)
@@ -346,7 +352,12 @@ class Kube:
                 count=1,
             )
             try:
-                self._core.create_namespaced_event(about.namespace, body)
+                # The response is not read: no model to build from it.
+                resp: Any = self._core.create_namespaced_event(
+                    about.namespace, body, _preload_content=False
+                )
+                resp.drain_conn()
+                resp.release_conn()
             except ApiException:
                 return False
             return True
