@@ -30,7 +30,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
-from psycopg import AsyncConnection, sql
+from psycopg import AsyncConnection, AsyncCursor, sql
 
 from aigateway_operator.masking import mask_secret
 from aigateway_operator.store import audit
@@ -166,17 +166,20 @@ class ProviderOps:
         row = await cur.fetchone()
         return row[0] if row else datetime.now(UTC)
 
-    async def _lock_and_guard(self, conn: AsyncConnection[Any]) -> datetime:
-        """Lock 10, then the primary key's ``dbcrypt_keys`` row, in one round trip.
+    async def _send_lock_and_guard(self, conn: AsyncConnection[Any]) -> AsyncCursor[Any]:
+        """Lock 10, then the primary key's ``dbcrypt_keys`` row, in one statement; returns the
+        cursor to read ``(now, test)`` from (see :meth:`_guarded_now`).
 
         The lock is taken in FROM, so it is held before the key row is read and locked
         ``FOR KEY SHARE`` (which keeps it from being revoked until we commit).
         """
-        cur = await conn.execute(
+        return await conn.execute(
             "SELECT now(), (SELECT test FROM dbcrypt_keys WHERE active_key_digest = %s "
             "FOR KEY SHARE) FROM (SELECT pg_advisory_xact_lock(%s)) AS l",
             (self._ring.primary_digest, AI_PROVIDERS_LOCK_ID),
         )
+
+    async def _guarded_now(self, cur: AsyncCursor[Any]) -> datetime:
         row = await cur.fetchone()
         if row is None:  # pragma: no cover - a FROM with one row always yields one row
             raise RuntimeError("advisory lock query returned no row")
@@ -202,10 +205,11 @@ class ProviderOps:
         row = await cur.fetchone()
         return _Row(*row) if row else None
 
-    async def _load_for_upsert(
+    async def _send_load_for_upsert(
         self, conn: AsyncConnection[Any], owner_uid: str, name: str
-    ) -> tuple[_Row | None, _Row | None]:
-        """One round trip, both rows locked: (our row, another live row holding ``name``)."""
+    ) -> AsyncCursor[Any]:
+        """Both rows, locked, in one statement: our row and another live row holding
+        ``name``; read them with :meth:`_loaded`."""
         query = (
             f"SELECT {self._select_cols}, o.owner_uid, coalesce(o.adopted, false), "  # noqa: S608
             "  p.id = t.id "
@@ -216,9 +220,13 @@ class ProviderOps:
             "WHERE p.id = t.id OR (p.name = %(name)s AND NOT p.deleted) "
             "FOR UPDATE OF p"
         )
-        cur = await conn.execute(
+        return await conn.execute(
             query, {"uid": owner_uid, "own": provider_row_id(owner_uid), "name": name}
         )
+
+    @staticmethod
+    async def _loaded(cur: AsyncCursor[Any]) -> tuple[_Row | None, _Row | None]:
+        """(our row, another live row holding the name)."""
         ours: _Row | None = None
         holder: _Row | None = None
         for record in await cur.fetchall():
@@ -306,8 +314,14 @@ class ProviderOps:
         adopt: bool,
     ) -> ProviderResult:
         async with conn.transaction():
-            now = await self._lock_and_guard(conn)
-            row, holder = await self._load_for_upsert(conn, owner.uid, canon.name)
+            # Both statements go out in one round trip (pipeline mode): the server runs the
+            # load only once lock 10 is held, with a snapshot taken after it, exactly as if
+            # it had been sent after the lock's reply. A guard failure then rolls back a
+            # read-only statement.
+            lock = await self._send_lock_and_guard(conn)
+            load = await self._send_load_for_upsert(conn, owner.uid, canon.name)
+            now = await self._guarded_now(lock)
+            row, holder = await self._loaded(load)
             action: str | None = None
             if row is not None and not row.deleted:
                 if row.name != canon.name and holder is not None:
