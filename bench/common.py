@@ -116,8 +116,14 @@ def install_finalizer_policy(api: client.ApiClient, namespace: str) -> None:
         "spec": {"type": "openai", "apiKeys": [{"secretKeyRef": {"name": "x", "key": "a"}}]},
     }
     deadline = time.monotonic() + 30
-    while True:  # a new policy takes a moment to reach admission: wait on its effect
-        obj = custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, probe)
+    while True:  # a new policy (or CRD) takes a moment to be served: wait on its effect
+        try:
+            obj = custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, probe)
+        except ApiException as exc:
+            if exc.status not in (404, 503) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)  # poll interval, bounded by the deadline above
+            continue
         name = obj["metadata"]["name"]
         custom.patch_namespaced_custom_object(
             GROUP, VERSION, namespace, PLURAL, name, {"metadata": {"finalizers": None}}

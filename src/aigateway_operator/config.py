@@ -135,7 +135,8 @@ class Settings(BaseSettings):
     """How long a replica's peering heartbeat stays valid: a dead active replica's successor
     takes over after at most this long."""
     max_workers: int = Field(default=64, ge=1, le=10_000)
-    """Reconcile passes run at once. Without a limit a burst of thousands of new objects runs
+    """AIProvider passes run at once (the controller's workers; gateway keys get an eighth, at
+    least 2). Without a limit a burst of thousands of new objects runs
     thousands of passes at once: no faster on a few cores, and the memory high-water mark of
     the burst is never returned to the OS."""
     drift_debounce_s: float = Field(default=0.3, ge=0, le=30)

@@ -177,7 +177,9 @@ async def test_an_older_body_never_replaces_a_newer_one(rig: Rig) -> None:
     await rig.settle()
     stale = slim(obj(resourceVersion="9"))
     rig.ctl.observe("MODIFIED", stale)
-    assert rig.ctl.bodies["u1"]["metadata"]["resourceVersion"] == "12"
+    held = rig.ctl.body("u1")
+    assert held is not None
+    assert held["metadata"]["resourceVersion"] == "12"
 
 
 async def test_slim_keeps_what_a_pass_reads_and_drops_managed_fields() -> None:
@@ -197,7 +199,7 @@ async def test_deletion_finalizes_then_releases_the_finalizer(rig: Rig) -> None:
     assert rig.passes == ["reconcile", "finalize"]
     assert rig.kube.calls[-1] == "finalizer:remove"
     assert rig.kube.body["metadata"]["finalizers"] == []
-    assert "u1" not in rig.ctl.bodies, "forgotten once released"
+    assert rig.ctl.body("u1") is None, "forgotten once released"
 
 
 async def test_a_blocked_deletion_keeps_the_finalizer_and_retries(rig: Rig) -> None:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -122,7 +123,9 @@ class Controller(Generic[OutcomeT]):
         self.events = events
         self.gate: ActiveGate = gate or AlwaysOpen()
         self.queue = WorkQueue()
-        self.bodies: dict[str, Body] = {}
+        self._bodies: dict[str, tuple[int, bytes]] = {}
+        """uid -> (resourceVersion, the slim body as compact JSON): a parsed body costs
+        several times its JSON size in Python objects, and thousands are held."""
         self._taken: dict[str, Hashable] = {}
         self._workers: list[asyncio.Task[None]] = []
 
@@ -137,10 +140,10 @@ class Controller(Generic[OutcomeT]):
         if event_type == "DELETED":
             self._gone(uid, body)
             return
-        current = self.bodies.get(uid)
-        if current is not None and _rv(body) < _rv(current):
+        current = self._bodies.get(uid)
+        if current is not None and _rv(body) < current[0]:
             return  # older than what we hold (our own write's response came first)
-        self.bodies[uid] = body
+        self._store(uid, body)
         if self.hooks.marker(body) != self._taken.get(uid):
             self.queue.add(uid)
 
@@ -148,13 +151,21 @@ class Controller(Generic[OutcomeT]):
         """Queue a pass for known objects (a Secret changed, a row drifted, a check is due)."""
         count = 0
         for uid in uids:
-            if uid in self.bodies:
+            if uid in self._bodies:
                 self.queue.add(uid)
                 count += 1
         return count
 
     def known(self) -> Sequence[str]:
-        return list(self.bodies)
+        return list(self._bodies)
+
+    def body(self, uid: str) -> Body | None:
+        """The newest body held for ``uid`` (a fresh copy)."""
+        held = self._bodies.get(uid)
+        return None if held is None else dict(json.loads(held[1]))
+
+    def _store(self, uid: str, body: Body) -> None:
+        self._bodies[uid] = (_rv(body), json.dumps(body, separators=(",", ":")).encode())
 
     def busy(self) -> frozenset[str]:
         return self.queue.busy()
@@ -195,21 +206,21 @@ class Controller(Generic[OutcomeT]):
                 self.queue.done(uid)
 
     def _label(self, uid: str) -> str:
-        meta = self.bodies.get(uid, {}).get("metadata", {})
+        meta = (self.body(uid) or {}).get("metadata", {})
         return f"[{meta.get('namespace', '')}/{meta.get('name', uid)}] {self.hooks.kind}"
 
     def _keep(self, uid: str, body: Body | None) -> Body | None:
         """Adopt the response of our own write as the newest body (None: the object is gone)."""
         if body is None:
             return None
-        current = self.bodies.get(uid)
-        if current is None or _rv(body) >= _rv(current):
-            self.bodies[uid] = body
+        current = self._bodies.get(uid)
+        if current is None or _rv(body) >= current[0]:
+            self._store(uid, body)
         self._taken[uid] = self.hooks.marker(body)
         return body
 
     async def _pass(self, uid: str) -> None:
-        body = self.bodies.get(uid)
+        body = self.body(uid)
         if body is None:
             return
         hooks = self.hooks
@@ -293,7 +304,7 @@ class Controller(Generic[OutcomeT]):
             self.queue.succeeded(uid)
 
     def _gone(self, uid: str, body: Body) -> None:
-        self.bodies.pop(uid, None)
+        self._bodies.pop(uid, None)
         self._taken.pop(uid, None)
         self.queue.forget(uid)
         self.hooks.gone(uid, body)

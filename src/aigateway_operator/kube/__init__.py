@@ -1,4 +1,5 @@
-"""Kubernetes API access outside kopf's own machinery (Secrets, pokes, listing).
+"""Kubernetes API access outside kopf's own machinery: Secrets, our objects' finalizers and
+status, Events, and the informers that watch our kinds.
 
 This is the only package allowed to import the ``kubernetes`` client.
 """

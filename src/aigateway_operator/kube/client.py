@@ -233,32 +233,6 @@ class Kube:
 
         return await asyncio.to_thread(call)
 
-    async def annotate(
-        self, plural: str, namespace: str, name: str, annotations: dict[str, str | None]
-    ) -> bool:
-        """Merge-patch annotations on one of our objects; False if it no longer exists."""
-
-        def call() -> bool:
-            try:
-                self._custom.patch_namespaced_custom_object(
-                    GROUP,
-                    VERSION,
-                    namespace,
-                    plural,
-                    name,
-                    {"metadata": {"annotations": annotations}},
-                )
-            except ApiException as exc:
-                if exc.status == 404:
-                    return False
-                raise KubeError(
-                    f"annotating {plural} {namespace}/{name} failed: HTTP {exc.status}",
-                    exc.status,
-                ) from None
-            return True
-
-        return await asyncio.to_thread(call)
-
     async def set_finalizer(
         self,
         plural: str,
@@ -361,18 +335,5 @@ class Kube:
             except ApiException:
                 return False
             return True
-
-        return await asyncio.to_thread(call)
-
-    async def list_objects(self, plural: str, namespace: str | None) -> list[dict[str, Any]]:
-        """Every object of one of our kinds (in one namespace or all)."""
-
-        def call() -> list[dict[str, Any]]:
-            if namespace:
-                res = self._custom.list_namespaced_custom_object(GROUP, VERSION, namespace, plural)
-            else:
-                res = self._custom.list_cluster_custom_object(GROUP, VERSION, plural)
-            items: list[dict[str, Any]] = dict(res).get("items", [])  # type: ignore[call-overload]
-            return list(items)
 
         return await asyncio.to_thread(call)
