@@ -13,7 +13,9 @@ it at the end. Three measurements, in one run:
    inserts the encrypted rows in one transaction (same ``store.cipher``) and patches status,
    with the operator's concurrency (every object in flight, Kubernetes calls in asyncio's
    default thread pool, 4 Postgres connections). Both first take one warm-up object to Ready.
-   Ratio = operator seconds / floor seconds; goal <= 1.5.
+   The operator runs as the chart deploys it (its finalizer admission policy bound to its
+   namespace). Ratio = operator seconds / floor seconds; ``--rounds`` (3) rounds on fresh
+   namespaces and databases, the median ratio is the result; goal <= 1.5.
 2. **Quiet restart.** The operator is stopped; then the ctid/xmin of every row of its tables,
    ``pg_stat_user_tables`` write counters and every object's resourceVersion are recorded; the
    operator is started again and waited on until idle: ``aigw_reconciles_total`` reached the
@@ -73,7 +75,7 @@ from common import (
     write_result,
 )
 
-FLOOR_NS, OP_NS = "bench-floor", "bench-op"
+FLOOR_NS, OP_NS = "bench-floor", "bench-op"  # + "-<round>"
 
 
 async def _init_schema(dsn: str) -> None:
@@ -174,12 +176,13 @@ def propagation(
 ) -> dict[str, Any]:
     core = client.CoreV1Api(api)
     custom = client.CustomObjectsApi(api)
-    create_secrets(api, OP_NS, ["shared-keys"])
+    ns = op.namespace
+    create_secrets(api, ns, ["shared-keys"])
     shared_names = [f"shared-{i:04d}" for i in range(shared)]
     single_names = [f"single-{i:03d}" for i in range(singles)]
-    create_secrets(api, OP_NS, [f"keys-{n}" for n in single_names])
-    create_providers(api, OP_NS, [(n, "shared-keys") for n in shared_names])
-    create_providers(api, OP_NS, [(n, f"keys-{n}") for n in single_names])
+    create_secrets(api, ns, [f"keys-{n}" for n in single_names])
+    create_providers(api, ns, [(n, "shared-keys") for n in shared_names])
+    create_providers(api, ns, [(n, f"keys-{n}") for n in single_names])
     watcher.wait_ready(shared_names + single_names, 600)
     op.wait_idle(0, quiet_s=2)  # the creation burst has settled
 
@@ -189,7 +192,7 @@ def propagation(
         _drain(listener)
         new_a = key_value("shared-keys", "a", rev=1)
         t0 = time.monotonic()
-        core.patch_namespaced_secret("shared-keys", OP_NS, {"stringData": {"a": new_a}})
+        core.patch_namespaced_secret("shared-keys", ns, {"stringData": {"a": new_a}})
         notifies, t_first, t_notified, t_rows = 0, None, None, None
         deadline = t0 + 300
         while t_notified is None or t_rows is None:
@@ -211,12 +214,12 @@ def propagation(
         to_notify, to_row = [], []
         for name in single_names:
             secret = f"keys-{name}"
-            before = custom.get_namespaced_custom_object(GROUP, VERSION, OP_NS, PLURAL, name)
+            before = custom.get_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, name)
             before_rev = before["status"].get("observedSecretsRevision")
             _drain(listener)
             new_b = key_value(secret, "b", rev=1)
             t0 = time.monotonic()
-            core.patch_namespaced_secret(secret, OP_NS, {"stringData": {"b": new_b}})
+            core.patch_namespaced_secret(secret, ns, {"stringData": {"b": new_b}})
             got = next(listener.notifies(timeout=30, stop_after=1), None)
             if got is None:
                 raise TimeoutError(f"no notify for {name}")
@@ -229,9 +232,9 @@ def propagation(
             to_row.append(time.monotonic() - t0)
             # Let this object's status patch land before the next edit (one at a time).
             while (
-                custom.get_namespaced_custom_object(GROUP, VERSION, OP_NS, PLURAL, name)[
-                    "status"
-                ].get("observedSecretsRevision")
+                custom.get_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, name)["status"].get(
+                    "observedSecretsRevision"
+                )
                 == before_rev
             ):
                 if time.monotonic() > deadline:
@@ -260,6 +263,12 @@ def main() -> int:
         "--profile", action="store_true", help="run the first operator under cProfile"
     )
     parser.add_argument("--timeout", type=float, default=1200, help="per convergence wait")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=env_int("BENCH_ROUNDS", 3),
+        help="convergence rounds (floor, then operator); the median ratio is the result",
+    )
     args = parser.parse_args()
     n: int = args.n
     tmp = Path(tempfile.mkdtemp(prefix="aigw-bench-op-"))
@@ -272,57 +281,75 @@ def main() -> int:
         assert env.kubeconfig is not None
         api = api_client(env.kubeconfig)
         secret_names = ["keys-warmup"] + [f"keys-p-{i:05d}" for i in range(n)]
-        for ns in (FLOOR_NS, OP_NS):
-            create_namespace(api, ns)
-            t0 = time.monotonic()
-            create_secrets(api, ns, secret_names)
-            log(f"{ns}: {len(secret_names)} Secrets in {time.monotonic() - t0:.1f}s")
-        install_finalizer_policy(api, OP_NS)
-
-        # 1. convergence: the floor, then the operator
-        floor_db = fresh_database(env)
-        asyncio.run(_init_schema(floor_db))
-        floor = Floor(env, floor_db, FLOOR_NS, tmp / "floor.log")
-        floor.start()
-        w = Watcher(api, FLOOR_NS).start()
-        watchers.append(w)
-        assert floor.proc is not None
         pids = {k: env.pids[k] for k in ("kube-apiserver", "etcd")}
-        assert env.postgres is not None and env.postgres.pid is not None
+        assert env.postgres is not None
+        assert env.postgres.pid is not None
         pids["tree:postgres"] = env.postgres.pid
-        results["floor"] = converge(
-            api, w, FLOOR_NS, n, args.timeout, {"controller": floor.proc.pid, **pids}
-        )
-        floor.stop()
-        w.stop()
-        log(f"floor: {results['floor']}")
 
-        op = Operator(
-            env,
-            fresh_database(env),
-            OP_NS,
-            tmp / "operator.log",
-            profile_path=tmp / "operator.prof" if args.profile else None,
-        )
-        op.start()
-        w = Watcher(api, OP_NS).start()
-        watchers.append(w)
-        assert op.proc is not None
-        results["operator"] = converge(
-            api, w, OP_NS, n, args.timeout, {"controller": op.proc.pid, **pids}
-        )
-        m = op.metrics()
-        results["operator"]["reconcile_duration"] = histogram(m, "aigw_reconcile_duration_seconds")
-        results["operator"]["reconciles"] = op.reconciles()
-        results["operator"]["rss_mb"] = op.rss_mb()
-        keys = provider_keys(op.database_url, ["p-00000", f"p-{n - 1:05d}"])
-        for name, values in keys.items():
-            want = [key_value(f"keys-{name}", "a"), key_value(f"keys-{name}", "b")]
-            assert values == want, f"{name}: rows do not decrypt to the Secret's values"
-        results["ratio_operator_vs_floor"] = (
-            results["operator"]["seconds"] / results["floor"]["seconds"]
-        )
-        log(f"operator: {results['operator']}")
+        # 1. convergence, in rounds (the floor, then the operator, on fresh namespaces and
+        # databases each time): on a shared 2-core machine one run can be off by 30%.
+        rounds: list[dict[str, Any]] = []
+        for r in range(args.rounds):
+            floor_ns, op_ns = f"{FLOOR_NS}-{r}", f"{OP_NS}-{r}"
+            for ns in (floor_ns, op_ns):
+                create_namespace(api, ns)
+                t0 = time.monotonic()
+                create_secrets(api, ns, secret_names)
+                log(f"{ns}: {len(secret_names)} Secrets in {time.monotonic() - t0:.1f}s")
+            install_finalizer_policy(api, op_ns)
+
+            floor_db = fresh_database(env)
+            asyncio.run(_init_schema(floor_db))
+            floor = Floor(env, floor_db, floor_ns, tmp / f"floor-{r}.log")
+            floor.start()
+            w = Watcher(api, floor_ns).start()
+            assert floor.proc is not None
+            floor_result = converge(
+                api, w, floor_ns, n, args.timeout, {"controller": floor.proc.pid, **pids}
+            )
+            floor.stop()
+            w.stop()
+            log(f"round {r} floor: {floor_result}")
+
+            last = r == args.rounds - 1
+            if op is not None:
+                op.stop()
+            op = Operator(
+                env,
+                fresh_database(env),
+                op_ns,
+                tmp / f"operator-{r}.log",
+                profile_path=tmp / "operator.prof" if args.profile and last else None,
+            )
+            op.start()
+            w = Watcher(api, op_ns).start()
+            watchers.append(w)
+            assert op.proc is not None
+            op_result = converge(
+                api, w, op_ns, n, args.timeout, {"controller": op.proc.pid, **pids}
+            )
+            m = op.metrics()
+            op_result["reconcile_duration"] = histogram(m, "aigw_reconcile_duration_seconds")
+            op_result["reconciles"] = op.reconciles()
+            op_result["rss_mb"] = op.rss_mb()
+            keys = provider_keys(op.database_url, ["p-00000", f"p-{n - 1:05d}"])
+            for name, values in keys.items():
+                want = [key_value(f"keys-{name}", "a"), key_value(f"keys-{name}", "b")]
+                assert values == want, f"{name}: rows do not decrypt to the Secret's values"
+            ratio = op_result["seconds"] / floor_result["seconds"]
+            rounds.append({"floor": floor_result, "operator": op_result, "ratio": ratio})
+            log(f"round {r} operator: {op_result}; ratio {ratio:.2f}")
+            if not last:
+                watchers.remove(w)
+                w.stop()
+        assert op is not None
+        ratios = sorted(x["ratio"] for x in rounds)
+        median = sorted(rounds, key=lambda x: x["ratio"])[len(rounds) // 2]
+        results["rounds"] = rounds
+        results["ratios"] = [x["ratio"] for x in rounds]
+        results["floor"], results["operator"] = median["floor"], median["operator"]
+        results["ratio_operator_vs_floor"] = median["ratio"]
+        results["ratio_min_max"] = [ratios[0], ratios[-1]]
 
         # 2. quiet restart (the profile, if any, is written when the first process exits)
         results["quiet_restart"] = quiet_restart(op, w, n + 1)
@@ -354,7 +381,11 @@ def main() -> int:
         [
             (f"floor: {n} providers Ready", f"{f['seconds']:.2f} s", "baseline"),
             (f"operator: {n} providers Ready", f"{o['seconds']:.2f} s", ""),
-            ("operator / floor", f"{results['ratio_operator_vs_floor']:.2f}x", "goal <= 1.5x"),
+            (
+                f"operator / floor (median of {len(results['ratios'])})",
+                f"{results['ratio_operator_vs_floor']:.2f}x",
+                "goal <= 1.5x; rounds: " + ", ".join(f"{x:.2f}x" for x in results["ratios"]),
+            ),
             (
                 "  (create phase, both)",
                 f"{o['create_seconds']:.2f} s",
