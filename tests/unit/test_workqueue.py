@@ -45,7 +45,6 @@ async def test_done_without_new_trigger_does_not_requeue() -> None:
 async def test_waiting_workers_are_woken_by_add() -> None:
     q = WorkQueue()
     getters = [asyncio.create_task(q.get()) for _ in range(2)]
-    await asyncio.sleep(0)  # let both block in get()
     q.add("a")
     q.add("b")
     got = await asyncio.wait_for(asyncio.gather(*getters), 1)

@@ -21,7 +21,7 @@ from typing import Any
 import kopf
 
 from aigateway_operator import metrics
-from aigateway_operator.api.aiprovider import API_GROUP, API_VERSION, KIND, PLURAL, AIProviderSpec
+from aigateway_operator.api.aiprovider import KIND, PLURAL, AIProviderSpec
 from aigateway_operator.config import Settings
 from aigateway_operator.handlers.common import (
     ANNOTATION_PREFIX,
@@ -128,8 +128,6 @@ def make_controller(memo: Any) -> Controller[Outcome]:
     hooks = Hooks(
         kind=KIND,
         plural=PLURAL,
-        api_version=f"{API_GROUP}/{API_VERSION}",
-        finalizer=FINALIZER,
         reconcile=reconcile,
         finalize=finalize,
         marker=marker,

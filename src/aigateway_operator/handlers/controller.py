@@ -35,8 +35,9 @@ from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping, Se
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
+from aigateway_operator.handlers.common import FINALIZER
 from aigateway_operator.handlers.events import EventPoster
-from aigateway_operator.kube import Kube, KubeError
+from aigateway_operator.kube import GROUP, VERSION, Kube, KubeError
 from aigateway_operator.kube.client import ObjectRef
 from aigateway_operator.reconcile.provider import Event
 from aigateway_operator.reconcile.workqueue import WorkQueue
@@ -68,14 +69,14 @@ class Hooks(Generic[OutcomeT]):
 
     kind: str
     plural: str
-    api_version: str
-    finalizer: str
     reconcile: Callable[[Body], Awaitable[OutcomeT]]
     """One pass over a live object (the finalizer is already on it)."""
     finalize: Callable[[Body], Awaitable[OutcomeT]]
     """Deletion: ``done`` releases the finalizer."""
     marker: Callable[[Body], Hashable]
     """What, when it changes, needs a pass (never status: our own writes would re-trigger)."""
+    api_version: str = f"{GROUP}/{VERSION}"
+    finalizer: str = FINALIZER
     after_pass: Callable[[Body, OutcomeT], None] = lambda body, outcome: None
     """Bookkeeping after a pass (metrics, indexes): must not fail."""
     gone: Callable[[str, Body], None] = lambda uid, body: None
@@ -240,15 +241,7 @@ class Controller(Generic[OutcomeT]):
                 await self._status(uid, body, outcome.status_patch)
                 self._retry(uid, outcome)
                 return
-            released = await self.kube.set_finalizer(
-                hooks.plural,
-                ns,
-                name,
-                str(meta.get("resourceVersion", "")),
-                finalizers,
-                hooks.finalizer,
-                present=False,
-            )
+            released = await self._set_finalizer(body, present=False)
             log.info("[%s/%s] finalized; finalizer released", ns, name)
             if released is None or not released.get("metadata", {}).get("finalizers"):
                 self._gone(uid, body)  # the apiserver removes it now; DELETED follows
@@ -261,15 +254,7 @@ class Controller(Generic[OutcomeT]):
             # Its echo may arrive before the response: expect it, so it is not a trigger.
             with_ours = {**meta, "finalizers": [*finalizers, hooks.finalizer]}
             self._taken[uid] = hooks.marker({**body, "metadata": with_ours})
-            added = await self.kube.set_finalizer(
-                hooks.plural,
-                ns,
-                name,
-                str(meta.get("resourceVersion", "")),
-                finalizers,
-                hooks.finalizer,
-                present=True,
-            )
+            added = await self._set_finalizer(body, present=True)
             kept = self._keep(uid, added)
             if kept is None:
                 return
@@ -280,6 +265,19 @@ class Controller(Generic[OutcomeT]):
         self._post(body, outcome.events)
         self._retry(uid, outcome)
         log.info("[%s/%s] %s pass done%s", ns, name, hooks.kind, _summary(outcome))
+
+    async def _set_finalizer(self, body: Body, *, present: bool) -> Body | None:
+        """Add or release our finalizer, guarded by the body's resourceVersion."""
+        meta = body.get("metadata", {})
+        return await self.kube.set_finalizer(
+            self.hooks.plural,
+            str(meta.get("namespace", "")),
+            str(meta.get("name", "")),
+            str(meta.get("resourceVersion", "")),
+            list(meta.get("finalizers") or []),
+            self.hooks.finalizer,
+            present=present,
+        )
 
     async def _status(self, uid: str, body: Body, patch: dict[str, Any]) -> None:
         if not patch:

@@ -20,11 +20,11 @@ from typing import Any
 import kopf
 
 from aigateway_operator import metrics
-from aigateway_operator.api.aiprovider import API_GROUP, API_VERSION
+from aigateway_operator.api.aiprovider import API_GROUP
 from aigateway_operator.api.gatewaykey import KIND, PLURAL
 from aigateway_operator.config import Settings
 from aigateway_operator.handlers.aiprovider import marker
-from aigateway_operator.handlers.common import CONDITION_TYPES, FINALIZER, slim
+from aigateway_operator.handlers.common import CONDITION_TYPES, slim
 from aigateway_operator.handlers.controller import Body, Controller, Hooks
 from aigateway_operator.reconcile import gatewaykey as pipeline
 from aigateway_operator.reconcile.gatewaykey import OWNER_LABEL, KeyObject, KeyOutcome
@@ -88,8 +88,6 @@ def make_controller(memo: Any, settings: Settings) -> Controller[KeyOutcome]:
     hooks = Hooks(
         kind=KIND,
         plural=PLURAL,
-        api_version=f"{API_GROUP}/{API_VERSION}",
-        finalizer=FINALIZER,
         reconcile=reconcile,
         finalize=finalize,
         marker=key_marker,
