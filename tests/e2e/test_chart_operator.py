@@ -10,12 +10,13 @@ from typing import Any
 
 import psycopg
 import pytest
-from kubernetes import client, dynamic
+from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from aigateway_operator.devenv.helm import (
     apply_manifests,
     ensure_helm,
+    remove_cluster_scoped,
     render_chart,
     service_account_kubeconfig,
 )
@@ -67,23 +68,6 @@ def install_chart(
         "peering": env["AIGW_PEERING"],
         "service_account": sa,
     }
-
-
-def remove_cluster_scoped(api: client.ApiClient, docs: list[dict[str, Any]]) -> None:
-    dyn = dynamic.DynamicClient(api)
-    for doc in docs:
-        if doc["kind"] in (
-            "ClusterRole",
-            "ClusterRoleBinding",
-            "MutatingAdmissionPolicy",
-            "MutatingAdmissionPolicyBinding",
-        ):
-            res = dyn.resources.get(api_version=doc["apiVersion"], kind=doc["kind"])
-            try:
-                res.delete(name=doc["metadata"]["name"])
-            except ApiException as exc:
-                if exc.status != 404:
-                    raise
 
 
 @pytest.fixture

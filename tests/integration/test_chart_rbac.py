@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 from kubernetes import client
-from kubernetes.client.rest import ApiException
 
 from aigateway_operator.devenv.helm import (
     apply_manifests,
     ensure_helm,
+    remove_cluster_scoped,
     render_chart,
     service_account_kubeconfig,
 )
@@ -24,7 +24,6 @@ from tests.support.wait import wait_for
 pytestmark = pytest.mark.integration
 
 CHART = Path(__file__).resolve().parents[2] / "deploy" / "helm" / "aigateway-operator"
-CLUSTER_SCOPED = {"ClusterRole", "ClusterRoleBinding", "ClusterKopfPeering"}
 
 
 @pytest.fixture(scope="session")
@@ -50,17 +49,7 @@ def install(
         return docs
 
     yield run
-    from kubernetes import dynamic
-
-    dyn = dynamic.DynamicClient(k8s_api)
-    for doc in applied:
-        if doc["kind"] in CLUSTER_SCOPED:
-            res = dyn.resources.get(api_version=doc["apiVersion"], kind=doc["kind"])
-            try:
-                res.delete(name=doc["metadata"]["name"])
-            except ApiException as exc:
-                if exc.status != 404:
-                    raise
+    remove_cluster_scoped(k8s_api, applied)
 
 
 def new_namespace(k8s_api: client.ApiClient) -> str:

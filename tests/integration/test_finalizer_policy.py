@@ -11,10 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kubernetes import client, dynamic
+from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from aigateway_operator.devenv.helm import apply_manifests, ensure_helm, render_chart
+from aigateway_operator.devenv.helm import (
+    apply_manifests,
+    ensure_helm,
+    remove_cluster_scoped,
+    render_chart,
+)
 from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.integration
@@ -36,10 +41,7 @@ def policy(k8s_api: client.ApiClient, namespace: str) -> Iterator[list[dict[str,
     docs = policy_docs(f"fp-{uuid.uuid4().hex[:6]}", [namespace], helm=ensure_helm())
     apply_manifests(k8s_api, docs)
     yield docs
-    dyn = dynamic.DynamicClient(k8s_api)
-    for doc in docs:
-        res = dyn.resources.get(api_version=doc["apiVersion"], kind=doc["kind"])
-        res.delete(name=doc["metadata"]["name"])
+    remove_cluster_scoped(k8s_api, docs)
 
 
 def provider(name: str) -> dict[str, Any]:

@@ -209,6 +209,36 @@ def apply_manifests(
         _apply_one(dyn, doc, field_manager)
 
 
+#: Cluster-scoped kinds the chart renders besides CRDs: what a test must delete after itself
+#: (CRDs stay: every test shares them). A forgotten cluster-wide finalizer policy would put
+#: our finalizer on every object any later test creates.
+CLUSTER_SCOPED_KINDS = frozenset(
+    {
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "ClusterKopfPeering",
+        "MutatingAdmissionPolicy",
+        "MutatingAdmissionPolicyBinding",
+    }
+)
+
+
+def remove_cluster_scoped(api: Any, docs: Sequence[Mapping[str, Any]]) -> None:
+    """Delete the cluster-scoped objects among ``docs`` (404 is fine: already gone)."""
+    from kubernetes import dynamic
+    from kubernetes.client.exceptions import ApiException
+
+    dyn = dynamic.DynamicClient(api)  # type: ignore[no-untyped-call]
+    for doc in docs:
+        if doc.get("kind") in CLUSTER_SCOPED_KINDS:
+            res = dyn.resources.get(api_version=doc["apiVersion"], kind=doc["kind"])
+            try:
+                res.delete(name=doc["metadata"]["name"])
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise
+
+
 def _apply_one(dyn: Any, doc: Mapping[str, Any], field_manager: str) -> None:
     resource = dyn.resources.get(api_version=doc["apiVersion"], kind=doc["kind"])
     dyn.server_side_apply(
