@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
-from aigateway_operator.handlers.aiprovider import marker
 from aigateway_operator.handlers.common import FINALIZER, slim
 from aigateway_operator.handlers.controller import Body, Controller, Hooks
 from aigateway_operator.kube import ObjectRef
@@ -127,18 +125,8 @@ async def rig() -> Any:
         passes.append("finalize")
         return outcomes.get("finalize", Result(done=True))
 
-    def mark(body: Mapping[str, Any]) -> Hashable:
-        return marker(body)
-
-    hooks = Hooks(
-        kind="AIProvider",
-        plural="aiproviders",
-        api_version="aigateway.dev/v1alpha1",
-        finalizer=FINALIZER,
-        reconcile=reconcile,
-        finalize=finalize,
-        marker=mark,
-    )
+    # The defaults: our API version, finalizer and trigger marker (those of both kinds).
+    hooks = Hooks(kind="AIProvider", plural="aiproviders", reconcile=reconcile, finalize=finalize)
     ctl: Controller[Result] = Controller(hooks, kube, events=kube)  # type: ignore[arg-type]
     ctl.outcomes = outcomes  # type: ignore[attr-defined]
     ctl.start(2)
@@ -234,7 +222,6 @@ async def test_an_unknown_object_is_not_poked() -> None:
         finalizer=FINALIZER,
         reconcile=lambda b: asyncio.sleep(0, Result()),
         finalize=lambda b: asyncio.sleep(0, Result()),
-        marker=marker,
     )
     ctl = Controller(hooks, kube)  # type: ignore[arg-type]
     assert ctl.poke(["nope"]) == 0

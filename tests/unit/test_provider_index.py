@@ -30,11 +30,11 @@ def test_secret_references_follow_updates_and_deletes() -> None:
     idx = ProviderIndex()
     idx.update("u1", "ns", "a", spec("s1", "s2"), meta("t1"))
     idx.update("u2", "ns", "b", spec("s1"), meta("t2"))
-    assert idx.referencing("ns", "s1") == ["a", "b"]
+    assert idx.referencing("ns", "s1") == ["u1", "u2"]
     assert idx.references("ns", "s2")
     assert not idx.references("other", "s1")
     idx.update("u1", "ns", "a", spec("s3"), meta("t1"))  # the spec moved to another Secret
-    assert idx.referencing("ns", "s1") == ["b"]
+    assert idx.referencing("ns", "s1") == ["u2"]
     assert not idx.references("ns", "s2")
     idx.remove("u2")
     assert not idx.references("ns", "s1")
@@ -51,7 +51,7 @@ def test_name_claims_and_bedrock_credentials() -> None:
         ("u1", "ns1", False),
         ("u2", "ns2", True),
     ]
-    assert idx.referencing("ns2", "aws") == ["shared"]
+    assert idx.referencing("ns2", "aws") == ["u2"]
     idx.update("u1", "ns1", "x", spec(provider_name="renamed"), meta("t1"))
     assert [c.uid for c in idx.claims("shared")] == ["u2"]
     assert [c.uid for c in idx.claims("renamed")] == ["u1"]

@@ -15,7 +15,7 @@ differ, so an object in sync costs no API write.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import kopf
@@ -24,9 +24,7 @@ from aigateway_operator import metrics
 from aigateway_operator.api.aiprovider import KIND, PLURAL, AIProviderSpec
 from aigateway_operator.config import Settings
 from aigateway_operator.handlers.common import (
-    ANNOTATION_PREFIX,
     CONDITION_TYPES,
-    FINALIZER,
     slim,
 )
 from aigateway_operator.handlers.controller import Body, Controller, Hooks
@@ -42,24 +40,6 @@ def _info(meta: Mapping[str, Any]) -> ObjectInfo:
         uid=str(meta.get("uid", "")),
         generation=int(meta.get("generation") or 0),
         created=str(meta.get("creationTimestamp", "")),
-    )
-
-
-def marker(body: Mapping[str, Any]) -> Hashable:
-    """What needs a pass when it changes: never status, so our own writes do not echo."""
-    meta = body.get("metadata", {})
-    ours = tuple(
-        sorted(
-            (k, str(v))
-            for k, v in (meta.get("annotations") or {}).items()
-            if k.startswith(ANNOTATION_PREFIX + "/")
-        )
-    )
-    return (
-        meta.get("generation"),
-        bool(meta.get("deletionTimestamp")),
-        FINALIZER in (meta.get("finalizers") or ()),
-        ours,
     )
 
 
@@ -130,7 +110,6 @@ def make_controller(memo: Any) -> Controller[Outcome]:
         plural=PLURAL,
         reconcile=reconcile,
         finalize=finalize,
-        marker=marker,
         after_pass=after_pass,
         gone=gone,
     )
@@ -167,7 +146,7 @@ async def secret_changed(
     looked at here: the pass re-reads the Secret). The initial listing at start (``type``
     None) is skipped: every object gets its start-up pass anyway."""
     if type:
-        memo.providers.poke(memo.index.referencing_uids(namespace or "", name))
+        memo.providers.poke(memo.index.referencing(namespace or "", name))
 
 
 def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:

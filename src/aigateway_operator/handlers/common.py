@@ -1,8 +1,9 @@
-"""Shared pieces of the kopf layer: names, the slim body the controllers keep, the runtime."""
+"""Shared pieces of the kopf layer: names, the slim body the controllers keep and what in it
+triggers a pass, the runtime."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from typing import Any
 
 from aigateway_operator.api.common import ConditionType
@@ -57,6 +58,24 @@ def slim(body: Mapping[str, Any]) -> dict[str, Any]:
         if key in body:
             out[key] = body[key]
     return out
+
+
+def marker(body: Mapping[str, Any]) -> Hashable:
+    """What needs a pass when it changes: never status, so our own writes do not echo."""
+    meta = body.get("metadata", {})
+    ours = tuple(
+        sorted(
+            (k, str(v))
+            for k, v in (meta.get("annotations") or {}).items()
+            if k.startswith(ANNOTATION_PREFIX + "/")
+        )
+    )
+    return (
+        meta.get("generation"),
+        bool(meta.get("deletionTimestamp")),
+        FINALIZER in (meta.get("finalizers") or ()),
+        ours,
+    )
 
 
 def runtime_of(memo: Any) -> Runtime:

@@ -35,7 +35,7 @@ from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping, Se
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
-from aigateway_operator.handlers.common import FINALIZER
+from aigateway_operator.handlers.common import FINALIZER, marker
 from aigateway_operator.handlers.events import EventPoster
 from aigateway_operator.kube import GROUP, VERSION, Kube, KubeError
 from aigateway_operator.kube.client import ObjectRef
@@ -73,7 +73,7 @@ class Hooks(Generic[OutcomeT]):
     """One pass over a live object (the finalizer is already on it)."""
     finalize: Callable[[Body], Awaitable[OutcomeT]]
     """Deletion: ``done`` releases the finalizer."""
-    marker: Callable[[Body], Hashable]
+    marker: Callable[[Body], Hashable] = marker
     """What, when it changes, needs a pass (never status: our own writes would re-trigger)."""
     api_version: str = f"{GROUP}/{VERSION}"
     finalizer: str = FINALIZER

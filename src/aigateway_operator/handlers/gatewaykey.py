@@ -14,7 +14,7 @@ A pass writes only the status fields that differ.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import kopf
@@ -23,7 +23,6 @@ from aigateway_operator import metrics
 from aigateway_operator.api.aiprovider import API_GROUP
 from aigateway_operator.api.gatewaykey import KIND, PLURAL
 from aigateway_operator.config import Settings
-from aigateway_operator.handlers.aiprovider import marker
 from aigateway_operator.handlers.common import CONDITION_TYPES, slim
 from aigateway_operator.handlers.controller import Body, Controller, Hooks
 from aigateway_operator.reconcile import gatewaykey as pipeline
@@ -41,11 +40,6 @@ def _info(meta: Mapping[str, Any]) -> KeyObject:
         generation=int(meta.get("generation") or 0),
         annotations=dict(meta.get("annotations") or {}),
     )
-
-
-def key_marker(body: Mapping[str, Any]) -> Hashable:
-    """The same triggers as an AIProvider's: generation, deletion, finalizer, our annotations."""
-    return marker(body)
 
 
 def make_controller(memo: Any, settings: Settings) -> Controller[KeyOutcome]:
@@ -90,7 +84,6 @@ def make_controller(memo: Any, settings: Settings) -> Controller[KeyOutcome]:
         plural=PLURAL,
         reconcile=reconcile,
         finalize=finalize,
-        marker=key_marker,
         after_pass=after_pass,
     )
     return Controller(hooks, memo.kube, memo.gate, memo.events)

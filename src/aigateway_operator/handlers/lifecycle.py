@@ -73,6 +73,7 @@ async def start_runtime(settings: Settings, memo: Any, peering: Peering | None =
     memo.runtime = Runtime(
         settings=settings, store=store, kube=kube, fingerprint_key=fingerprint_key(settings)
     )
+    watch_api = load_api_client()  # the watches' own connection pool, apart from calls
     if peering is None:
         memo.gate = AlwaysOpen()
     else:
@@ -83,7 +84,7 @@ async def start_runtime(settings: Settings, memo: Any, peering: Peering | None =
             peering.priority,
             settings.peering_lifetime_s,
         )
-        memo.gate.start(load_api_client())
+        memo.gate.start(watch_api)
     memo.events = EventPoster(kube)
     memo.events.start()
     memo.providers = aiprovider.make_controller(memo)
@@ -94,7 +95,6 @@ async def start_runtime(settings: Settings, memo: Any, peering: Peering | None =
     # Our kinds are watched by our own informers (kube.informer: kopf's per-event handling
     # cycle costs more CPU than a whole pass); one thread per kind and namespace.
     loop = asyncio.get_running_loop()
-    watch_api = load_api_client()
     memo.informers = [
         Informer(watch_api, plural, namespace, deliver, loop)
         for plural, deliver in (

@@ -92,10 +92,6 @@ class ProviderIndex:
         return (namespace, secret) in self._by_secret
 
     def referencing(self, namespace: str, secret: str) -> list[str]:
-        """Names of the AIProviders in ``namespace`` that reference the Secret."""
-        return sorted(self._by_uid[u].name for u in self._by_secret.get((namespace, secret), ()))
-
-    def referencing_uids(self, namespace: str, secret: str) -> list[str]:
         """Uids of the AIProviders in ``namespace`` that reference the Secret."""
         return sorted(self._by_secret.get((namespace, secret), ()))
 
