@@ -19,12 +19,12 @@ from aigateway_operator.handlers.lifecycle import Peering
 
 def build_registry(settings: Settings, peering: Peering | None = None) -> kopf.OperatorRegistry:
     """A fresh registry with every handler (an explicit registry, so tests can build two)."""
-    from aigateway_operator.handlers import aiprovider, gatewaykey, lifecycle
+    from aigateway_operator.handlers import lifecycle
 
+    # kopf runs the lifecycle (startup, login, probes, cleanup) and peering; every watch is
+    # ours (handlers.lifecycle starts them with the runtime).
     registry = kopf.OperatorRegistry()
     lifecycle.register(registry, settings, peering)
-    aiprovider.register(registry, settings)
-    gatewaykey.register(registry, settings)
     return registry
 
 

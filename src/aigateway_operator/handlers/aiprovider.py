@@ -5,7 +5,7 @@ Triggers, all ending in the same level-triggered pass of :mod:`handlers.controll
   finalizer removed by hand, an ``aigateway.dev/*`` annotation set (to force a pass:
   ``kubectl annotate aiprovider NAME aigateway.dev/reconcile="$(date +%s)" --overwrite``);
   every object once when the operator starts (the initial listing);
-- a referenced Secret changing (the Secret watch below);
+- a referenced Secret changing (``secret_event``, fed by the metadata-only Secret watch);
 - the Coder row changed outside the operator (``handlers.lifecycle``'s drift watcher);
 - an STS verdict to refresh or a blocked object to retry (one operator-wide resync loop).
 
@@ -18,11 +18,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import kopf
-
 from aigateway_operator import metrics
 from aigateway_operator.api.aiprovider import KIND, PLURAL, AIProviderSpec
-from aigateway_operator.config import Settings
 from aigateway_operator.handlers.common import (
     CONDITION_TYPES,
     slim,
@@ -134,25 +131,14 @@ def deliver(memo: Any) -> Callable[[str | None, dict[str, Any]], None]:
     return on_event
 
 
-def _referenced(namespace: str | None, name: str | None, memo: Any, **_: Any) -> bool:
-    index = getattr(memo, "index", None)
-    return index is not None and index.references(namespace or "", name or "")
-
-
-async def secret_changed(
-    type: str, namespace: str | None, name: str, memo: kopf.Memo, **_: Any
-) -> None:
-    """Queue every AIProvider that references this Secret (names only; the data is not
-    looked at here: the pass re-reads the Secret). The initial listing at start (``type``
-    None) is skipped: every object gets its start-up pass anyway."""
-    if type:
-        memo.providers.poke(memo.index.referencing(namespace or "", name))
-
-
-def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
-    """Register the Secret watch into ``registry`` (AIProviders themselves are watched by our
-    informer, started with the runtime: see ``handlers.lifecycle``)."""
-    kopf.on.event("", "v1", "secrets", when=_referenced, registry=registry)(secret_changed)
+def secret_event(memo: Any, type_: str | None, meta: Mapping[str, Any]) -> None:
+    """A Secret changed (its metadata only: the Secret watch never receives data): queue
+    every AIProvider that references it; the pass re-reads the Secret. Listing items
+    (``type_`` None) are skipped: every object gets its start-up pass anyway, and a relisting
+    reports a Secret that moved while nobody watched as ``MODIFIED``."""
+    if type_:
+        ns, name = str(meta.get("namespace", "")), str(meta.get("name", ""))
+        memo.providers.poke(memo.index.referencing(ns, name))
 
 
 def spec_is_valid(spec: Mapping[str, Any]) -> bool:

@@ -3,9 +3,8 @@
 Triggers, all ending in the same level-triggered pass of :mod:`handlers.controller`:
 - the object's own events: created, spec edited, deletion requested, an ``aigateway.dev/*``
   annotation set (``force-delete``, or any other to force a pass); every object once at start;
-- the key's Secret changing or disappearing: an ``on.event`` watch on v1 Secrets carrying our
-  owner label queues the owning object (never on.create/update/resume on Secrets: kopf would
-  copy the Secret's data into an annotation on it);
+- the key's Secret changing or disappearing: ``secret_event``, fed by the metadata-only
+  Secret watch, queues the owning object of a Secret carrying our owner label;
 - one operator-wide heartbeat every ``heartbeat_interval_s`` (``handlers.lifecycle``): mirrors
   the heartbeat, ends grace periods, starts scheduled rotations, notices a key deleted in Coder.
 
@@ -16,8 +15,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from typing import Any
-
-import kopf
 
 from aigateway_operator import metrics
 from aigateway_operator.api.aiprovider import API_GROUP
@@ -105,32 +102,21 @@ def _owner_uid(meta: Mapping[str, Any]) -> str | None:
     return None
 
 
-async def secret_changed(
-    type: str, namespace: str | None, name: str, meta: kopf.Meta, memo: kopf.Memo, **_: Any
-) -> None:
+def secret_event(memo: Any, type_: str | None, meta: Mapping[str, Any]) -> None:
     """Queue the AIGatewayCoderdKey owning this Secret so it re-checks it (deleted, edited).
 
-    Only metadata is looked at, never the data. The initial listing (``type`` None) is
-    skipped: every object gets its start-up pass anyway. Our own writes are skipped by
-    resourceVersion.
+    Only Secrets carrying our owner label count, and only their metadata is ever seen (the
+    Secret watch is metadata only). Listing items (``type_`` None) are skipped: every object
+    gets its start-up pass anyway, and a relisting reports what moved as ``MODIFIED``. Our
+    own writes are skipped by resourceVersion.
     """
-    owner = _owner_uid(meta)
-    if not type or owner is None:
+    if not type_ or OWNER_LABEL not in (meta.get("labels") or {}):
         return
+    owner = _owner_uid(meta)
+    if owner is None:
+        return
+    key = (str(meta.get("namespace", "")), str(meta.get("name", "")))
     rv = str(meta.get("resourceVersion", ""))
-    if type != "DELETED" and memo.gateway_key_secrets.get((namespace or "", name)) == rv:
+    if type_ != "DELETED" and memo.gateway_key_secrets.get(key) == rv:
         return
     memo.gateway_keys.poke([owner])
-
-
-def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
-    """Register the owned-Secret watch into ``registry`` (the keys themselves are watched by
-    our informer, started with the runtime: see ``handlers.lifecycle``)."""
-    kopf.on.event(
-        "",
-        "v1",
-        "secrets",
-        id="gateway-key-secret",
-        labels={OWNER_LABEL: kopf.PRESENT},
-        registry=registry,
-    )(secret_changed)

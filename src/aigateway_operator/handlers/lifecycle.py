@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,6 +104,21 @@ async def start_runtime(settings: Settings, memo: Any, peering: Peering | None =
         )
         for namespace in (settings.namespace_list() or (None,))
     ]
+    # Secrets: metadata only (their data never reaches the operator through a watch); a
+    # relisting reports what changed while the watch was down.
+    memo.informers += [
+        Informer(
+            watch_api,
+            "secrets",
+            namespace,
+            _secret_events(memo),
+            loop,
+            group="",
+            version="v1",
+            report_relist_changes=True,
+        )
+        for namespace in (settings.namespace_list() or (None,))
+    ]
     for informer in memo.informers:
         informer.start()
     memo.drift_task = asyncio.create_task(_watch_drift(memo), name="aigw-drift-watcher")
@@ -112,6 +128,18 @@ async def start_runtime(settings: Settings, memo: Any, peering: Peering | None =
         settings.schema_mode.value,
         store.primary_key_digest or "none: plaintext",
     )
+
+
+def _secret_events(memo: Any) -> Callable[[str | None, dict[str, Any]], None]:
+    """What the Secret informer calls: both kinds look at the metadata of every Secret event."""
+    from aigateway_operator.handlers import aiprovider, gatewaykey
+
+    def on_event(type_: str | None, body: dict[str, Any]) -> None:
+        meta = body.get("metadata") or {}
+        aiprovider.secret_event(memo, type_, meta)
+        gatewaykey.secret_event(memo, type_, meta)
+
+    return on_event
 
 
 async def stop_runtime(memo: Any) -> None:

@@ -3,6 +3,12 @@
 The client blocks, so every call runs in a worker thread (``asyncio.to_thread``): a blocking
 call on kopf's event loop would freeze every watch. Secret values read here are returned as
 bytes to the caller and never logged; errors carry names, never data.
+
+The calls every reconcile pass makes (read a Secret, patch status, set a finalizer, post an
+Event) go through :meth:`Kube._request`: the client's connection pool, TLS and credentials
+(tokens refreshed as the client does), but plain JSON in and out. The generated API methods
+validate every argument with pydantic and walk every body and response through the model
+layer, which cost more CPU than the HTTP request itself.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import socket
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
@@ -21,6 +28,7 @@ from kubernetes.client.exceptions import ApiException
 GROUP = "aigateway.dev"
 _INSTANCE = socket.gethostname()
 VERSION = "v1alpha1"
+REQUEST_TIMEOUT_S = 30.0
 
 
 class KubeError(RuntimeError):
@@ -64,6 +72,15 @@ def _as_dict(obj: object) -> dict[str, Any]:
     return obj
 
 
+def _reason(raw: bytes) -> str:
+    """The ``reason`` of a Kubernetes Status response (never its whole body)."""
+    try:
+        status = json.loads(raw)
+    except ValueError:
+        return ""
+    return str(status.get("reason", "")) if isinstance(status, dict) else ""
+
+
 def load_api_client(kubeconfig: str | None = None) -> client.ApiClient:
     """In-cluster service-account config if present, else ``KUBECONFIG`` / ``~/.kube/config``."""
     if kubeconfig is None:
@@ -89,27 +106,54 @@ class Kube:
     def close(self) -> None:
         self._api.close()  # type: ignore[no-untyped-call]
 
+    def _request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        content_type: str = "application/json",
+    ) -> tuple[int, bytes]:
+        """One blocking request: ``(status, raw body)``. Connection failures raise (urllib3)."""
+        headers: dict[str, Any] = {
+            **self._api.default_headers,
+            "Accept": "application/json",
+            "Content-Type": content_type,
+        }
+        # Bearer token (refreshed by the client's hook when it expires); client certificates
+        # are on the connection pool.
+        self._api.update_params_for_auth(headers, [], ["BearerToken"], path, method, None)
+        payload = None if body is None else json.dumps(body, separators=(",", ":")).encode()
+        resp = self._api.rest_client.pool_manager.request(
+            method,
+            self._api.configuration.host + path,
+            body=payload,
+            headers=headers,
+            timeout=REQUEST_TIMEOUT_S,
+        )
+        return int(resp.status), bytes(resp.data)
+
+    @staticmethod
+    def _object_path(plural: str, namespace: str, name: str, status: bool = False) -> str:
+        sub = "/status" if status else ""
+        return (
+            f"/apis/{GROUP}/{VERSION}/namespaces/{quote(namespace, safe='')}/{plural}/"
+            f"{quote(name, safe='')}{sub}"
+        )
+
     async def read_secret(self, namespace: str, name: str) -> SecretData | None:
         """The Secret, or None if it does not exist."""
 
         def call() -> SecretData | None:
-            try:
-                # Raw JSON, not the client's V1Secret model: building the model costs more CPU
-                # than the request itself, and only a few fields are read.
-                resp: Any = self._core.read_namespaced_secret(
-                    name, namespace, _preload_content=False
-                )
-                try:
-                    obj = json.loads(resp.data)
-                finally:
-                    resp.release_conn()
-            except ApiException as exc:
-                if exc.status == 404:
-                    return None
+            path = f"/api/v1/namespaces/{quote(namespace, safe='')}/secrets/{quote(name, safe='')}"
+            status, raw = self._request("GET", path)
+            if status == 404:
+                return None
+            if not 200 <= status < 300:
                 raise KubeError(
-                    f"reading Secret {namespace}/{name} failed: HTTP {exc.status} {exc.reason}",
-                    exc.status,
-                ) from None
+                    f"reading Secret {namespace}/{name} failed: HTTP {status} {_reason(raw)}",
+                    status,
+                )
+            obj = json.loads(raw)
             meta = obj.get("metadata") or {}
             return SecretData(
                 namespace=namespace,
@@ -267,23 +311,22 @@ class Kube:
     ) -> dict[str, Any] | None:
         what = "status of " if status else ""
 
+        kind = (
+            "application/json-patch+json"
+            if isinstance(body, list)
+            else "application/merge-patch+json"
+        )
+        path = self._object_path(plural, namespace, name, status=status)
+
         def call() -> dict[str, Any] | None:
-            patch = (
-                self._custom.patch_namespaced_custom_object_status
-                if status
-                else self._custom.patch_namespaced_custom_object
-            )
-            kind = "application/json-patch+json" if isinstance(body, list) else None
-            try:
-                obj = patch(GROUP, VERSION, namespace, plural, name, body, _content_type=kind)
-            except ApiException as exc:
-                if exc.status == 404:
-                    return None
+            code, raw = self._request("PATCH", path, body, content_type=kind)
+            if code == 404:
+                return None
+            if not 200 <= code < 300:
                 raise KubeError(
-                    f"patching {what}{plural} {namespace}/{name} failed: HTTP {exc.status}",
-                    exc.status,
-                ) from None
-            return _as_dict(obj)
+                    f"patching {what}{plural} {namespace}/{name} failed: HTTP {code}", code
+                )
+            return _as_dict(json.loads(raw))
 
         return await asyncio.to_thread(call)
 
@@ -302,38 +345,36 @@ class Kube:
         """
         now = datetime.now(UTC)
 
+        stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+        body = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{about.name}.", "namespace": about.namespace},
+            "involvedObject": {
+                "apiVersion": about.api_version,
+                "kind": about.kind,
+                "name": about.name,
+                "namespace": about.namespace,
+                "uid": about.uid,
+                **({"resourceVersion": about.resource_version} if about.resource_version else {}),
+            },
+            "type": type_,
+            "reason": reason,
+            "message": message,
+            "source": {"component": component},
+            "reportingComponent": component,
+            "reportingInstance": _INSTANCE,
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
+            "count": 1,
+        }
+        path = f"/api/v1/namespaces/{quote(about.namespace, safe='')}/events"
+
         def call() -> bool:
-            body = client.CoreV1Event(
-                metadata=client.V1ObjectMeta(
-                    generate_name=f"{about.name}.", namespace=about.namespace
-                ),
-                involved_object=client.V1ObjectReference(
-                    api_version=about.api_version,
-                    kind=about.kind,
-                    name=about.name,
-                    namespace=about.namespace,
-                    uid=about.uid,
-                    resource_version=about.resource_version or None,
-                ),
-                type=type_,
-                reason=reason,
-                message=message,
-                source=client.V1EventSource(component=component),
-                reporting_component=component,
-                reporting_instance=_INSTANCE,
-                first_timestamp=now,
-                last_timestamp=now,
-                count=1,
-            )
             try:
-                # The response is not read: no model to build from it.
-                resp: Any = self._core.create_namespaced_event(
-                    about.namespace, body, _preload_content=False
-                )
-                resp.drain_conn()
-                resp.release_conn()
-            except ApiException:
+                code, _ = self._request("POST", path, body)
+            except Exception:  # connection failures: best effort, as documented
                 return False
-            return True
+            return 200 <= code < 300
 
         return await asyncio.to_thread(call)

@@ -1,4 +1,4 @@
-"""List-then-watch of one custom kind, delivering raw events to the event loop.
+"""List-then-watch of one kind, delivering raw events to the event loop.
 
 Our two kinds are watched here rather than through kopf: kopf runs every watch event through
 its whole handling cycle (per-object memory, diff-base essence, progress bookkeeping, patch
@@ -14,11 +14,19 @@ object produces three events. This loop does what a client-go informer does and 
 
 The blocking client runs in one daemon thread per namespace; events reach the loop through
 ``call_soon_threadsafe`` in arrival order. Bodies are delivered as parsed JSON (never logged).
+
+Secrets (core ``v1``) are watched *metadata only* (``PartialObjectMetadata``, as client-go's
+metadata informers do): the operator learns that a Secret changed without its data ever
+crossing the wire; a pass reads the one Secret it needs. With ``report_relist_changes`` a
+relisting (after a watch failure or ``410``) delivers an object whose ``resourceVersion``
+moved while nobody watched as ``MODIFIED`` and a new one as ``ADDED`` (not as a listing
+item), so a change made during an API-server outage is not missed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import threading
 from collections.abc import Callable
@@ -33,6 +41,10 @@ log = logging.getLogger("aigateway_operator")
 
 Deliver = Callable[[str | None, dict[str, Any]], None]
 
+#: ``Accept`` for metadata-only lists and watches (the server strips everything but metadata).
+METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+METADATA_WATCH = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
+
 #: Server-side watch timeout: the stream is re-opened (from the newest version) this often,
 #: so a connection silently dropped by a load balancer costs at most this long.
 WATCH_TIMEOUT_S = 240
@@ -43,9 +55,13 @@ def _uid(body: dict[str, Any]) -> str:
     return str(body.get("metadata", {}).get("uid", ""))
 
 
-def _key(body: dict[str, Any]) -> tuple[str, str]:
+def _key(body: dict[str, Any]) -> tuple[str, str, str]:
     meta = body.get("metadata", {})
-    return str(meta.get("namespace", "")), str(meta.get("name", ""))
+    return (
+        str(meta.get("namespace", "")),
+        str(meta.get("name", "")),
+        str(meta.get("resourceVersion", "")),
+    )
 
 
 class Informer:
@@ -58,16 +74,24 @@ class Informer:
         loop: asyncio.AbstractEventLoop,
         group: str = GROUP,
         version: str = VERSION,
+        *,
+        report_relist_changes: bool = False,
     ) -> None:
         self._custom = client.CustomObjectsApi(api)
+        self._core = client.CoreV1Api(api)
         self.group, self.version = group, version
         self.plural = plural
         self.namespace = namespace
+        self.metadata_only = group == "" and plural == "secrets"
+        if group == "" and not self.metadata_only:
+            raise ValueError(f"core/{version} {plural}: only Secrets are watched (metadata only)")
+        self.report_relist_changes = report_relist_changes
         self._deliver = deliver
         self._loop = loop
         self._stop = threading.Event()
         self._watch: watch.Watch | None = None
-        self._known: dict[str, tuple[str, str]] = {}  # uid -> (namespace, name)
+        self._known: dict[str, tuple[str, str, str]] = {}  # uid -> (namespace, name, version)
+        self._listed_once = False
         self.on_listed: Callable[[], None] = lambda: None
         """Called on the loop after every listing has been delivered."""
         self._thread = threading.Thread(
@@ -91,41 +115,60 @@ class Informer:
         except RuntimeError:  # the loop is closed: the operator is exiting
             self._stop.set()
 
-    def _list(self) -> str:
+    def _list_fn(self) -> tuple[Callable[..., Any], tuple[str, ...], dict[str, Any]]:
+        """The generated list/watch function, its arguments and extra options."""
+        if self.metadata_only:
+            extra: dict[str, Any] = {"_headers": {"Accept": METADATA_WATCH}}
+            if self.namespace:
+                return self._core.list_namespaced_secret, (self.namespace,), extra
+            return self._core.list_secret_for_all_namespaces, (), extra
         if self.namespace:
-            listed = self._custom.list_namespaced_custom_object(
-                self.group, self.version, self.namespace, self.plural
-            )
+            args = (self.group, self.version, self.namespace, self.plural)
+            return self._custom.list_namespaced_custom_object, args, {}
+        return self._custom.list_cluster_custom_object, (self.group, self.version, self.plural), {}
+
+    def _list(self) -> str:
+        fn, args, _ = self._list_fn()
+        if self.metadata_only:
+            resp = fn(*args, _preload_content=False, _headers={"Accept": METADATA_LIST})
+            try:
+                listed: Any = json.loads(resp.data)
+            finally:
+                resp.release_conn()
         else:
-            listed = self._custom.list_cluster_custom_object(self.group, self.version, self.plural)
+            listed = fn(*args)
         res: dict[str, Any] = listed if isinstance(listed, dict) else {}
         items: list[dict[str, Any]] = list(res.get("items") or [])
-        seen: dict[str, tuple[str, str]] = {}
+        seen: dict[str, tuple[str, str, str]] = {}
+        relist = self._listed_once and self.report_relist_changes
         for item in items:
-            item.setdefault("apiVersion", f"{self.group}/{self.version}")
-            item.setdefault("kind", str(res.get("kind", "")).removesuffix("List"))
-            seen[_uid(item)] = _key(item)
-            self._send(None, item)
+            if not self.metadata_only:
+                item.setdefault("apiVersion", f"{self.group}/{self.version}")
+                item.setdefault("kind", str(res.get("kind", "")).removesuffix("List"))
+            uid = _uid(item)
+            seen[uid] = key = _key(item)
+            type_: str | None = None
+            if relist:
+                before = self._known.get(uid)
+                type_ = "ADDED" if before is None else "MODIFIED" if before != key else None
+            self._send(type_, item)
         for uid in self._known.keys() - seen.keys():
             # Deleted while we were not watching: its last body is not known, its name is.
-            namespace, name = self._known[uid]
+            namespace, name, _ = self._known[uid]
             self._send("DELETED", {"metadata": {"uid": uid, "namespace": namespace, "name": name}})
         self._known = seen
+        self._listed_once = True
         self._loop.call_soon_threadsafe(self.on_listed)
         return str(res.get("metadata", {}).get("resourceVersion", ""))
 
     def _stream(self, resource_version: str) -> str:
         """Watch until the server ends the stream; returns the newest version seen."""
         self._watch = w = watch.Watch()  # type: ignore[no-untyped-call]
-        if self.namespace:
-            fn: Callable[..., Any] = self._custom.list_namespaced_custom_object
-            args: tuple[str, ...] = (self.group, self.version, self.namespace, self.plural)
-        else:
-            fn = self._custom.list_cluster_custom_object
-            args = (self.group, self.version, self.plural)
+        fn, args, extra = self._list_fn()
         for event in w.stream(  # type: ignore[no-untyped-call]
             fn,
             *args,
+            **extra,
             resource_version=resource_version,
             allow_watch_bookmarks=True,
             timeout_seconds=WATCH_TIMEOUT_S,
