@@ -361,7 +361,7 @@ async def test_connection_killed_mid_create_is_retryable_and_converges(
     store: Store, store_db: psycopg.AsyncConnection[Any], postgres: Any
 ) -> None:
     async def kill(at: str, conn: psycopg.AsyncConnection[Any]) -> None:
-        if at == "keys_written":
+        if at == "before_commit":
             async with await psycopg.AsyncConnection.connect(
                 postgres.superuser_dsn, autocommit=True
             ) as admin:

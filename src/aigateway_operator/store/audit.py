@@ -17,9 +17,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from psycopg import AsyncConnection, sql
+from psycopg import AsyncConnection
 
-__all__ = ["AuditEntry", "diff", "write_audit"]
+__all__ = ["AUDIT_INSERT_SQL", "AuditEntry", "audit_params", "diff", "write_audit"]
 
 NIL = str(uuid.UUID(int=0))
 USER_AGENT = "aigateway-operator"
@@ -90,6 +90,50 @@ _ZERO: dict[str, Any] = {
 }
 
 
+#: Every audit row of a change in one statement, whatever their number: the rows travel as
+#: one JSON array (``jsonb_to_recordset``), so the text never changes (psycopg parses it once,
+#: the server prepares it once per connection) and the values need no per-element escaping.
+AUDIT_INSERT_SQL = (
+    'INSERT INTO audit_logs (id, "time", user_id, organization_id, ip, user_agent, '
+    "resource_type, resource_id, resource_target, action, diff, status_code, "
+    "additional_fields, request_id, resource_icon) "
+    "SELECT a.id, now(), %s, %s, NULL, %s, a.rtype::resource_type, a.rid, a.target, "
+    "a.action::audit_action, a.diff, 200, a.extra, %s, '' "
+    "FROM jsonb_to_recordset(%s::jsonb) "
+    "AS a(id uuid, rtype text, rid uuid, target text, action text, diff jsonb, extra jsonb)"
+)
+
+
+def audit_params(
+    entries: Sequence[AuditEntry],
+    *,
+    user_id: uuid.UUID,
+    request_id: uuid.UUID,
+    owner_fields: Mapping[str, Any],
+) -> list[Any]:
+    """The parameters of :data:`AUDIT_INSERT_SQL` for ``entries``."""
+    kubernetes = dict(owner_fields)
+    rows = [
+        {
+            "id": str(uuid.uuid4()),
+            "rtype": e.resource_type,
+            "rid": str(e.resource_id),
+            "target": e.resource_target,
+            "action": e.action,
+            "diff": e.diff,
+            "extra": {**e.additional_fields, "kubernetes": kubernetes},
+        }
+        for e in entries
+    ]
+    return [
+        user_id,
+        NIL,
+        USER_AGENT,
+        request_id,
+        json.dumps(rows, separators=(",", ":"), default=str),
+    ]
+
+
 async def write_audit(
     conn: AsyncConnection[Any],
     entries: Sequence[AuditEntry],
@@ -101,34 +145,7 @@ async def write_audit(
     """Insert ``entries`` in the caller's transaction (so they commit with the change)."""
     if not entries:
         return
-    rows = []
-    for e in entries:
-        extra = {**e.additional_fields, "kubernetes": dict(owner_fields)}
-        rows.append(
-            (
-                uuid.uuid4(),
-                user_id,
-                NIL,
-                USER_AGENT,
-                e.resource_type,
-                e.resource_id,
-                e.resource_target,
-                e.action,
-                json.dumps(e.diff, separators=(",", ":")),
-                200,
-                json.dumps(extra, separators=(",", ":"), default=str),
-                request_id,
-            )
-        )
-    # One statement for all rows (not executemany): a round trip per row costs more than the
-    # rows themselves.
-    row_sql = sql.SQL(
-        "(%s, now(), %s, %s, NULL, %s, %s::resource_type, %s, %s, %s::audit_action, "
-        "%s::jsonb, %s, %s::jsonb, %s, '')"
+    params = audit_params(
+        entries, user_id=user_id, request_id=request_id, owner_fields=owner_fields
     )
-    query = sql.SQL(
-        'INSERT INTO audit_logs (id, "time", user_id, organization_id, ip, user_agent, '
-        "resource_type, resource_id, resource_target, action, diff, status_code, "
-        "additional_fields, request_id, resource_icon) VALUES {}"
-    ).format(sql.SQL(", ").join([row_sql] * len(rows)))
-    await conn.execute(query, [v for row in rows for v in row])
+    await conn.execute(AUDIT_INSERT_SQL, params)

@@ -23,6 +23,8 @@ then (a silent re-encryption: readers see identical plaintext, so no notify and 
 
 from __future__ import annotations
 
+import functools
+import json
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -78,6 +80,46 @@ PROVIDER_FIELDS = ("id", "type", "name", "display_name", "icon", "enabled", "del
 KEY_FIELDS = ("id", "provider_id", "api_key")
 
 Checkpoint = Callable[[str, AsyncConnection[Any]], Awaitable[None]]
+
+
+_OWNER_UPSERT = (
+    "INSERT INTO aigw_owned_rows (kind, owner_uid, row_id, adopted) "
+    "VALUES ('ai_provider', %s, %s, %s) ON CONFLICT (kind, owner_uid) "
+    "DO UPDATE SET row_id = EXCLUDED.row_id, adopted = EXCLUDED.adopted, "
+    "created_at = now()"
+)
+_PROVIDER_INSERT_COLS = (
+    "id", "type", "name", "display_name", "enabled", "base_url", "settings", "settings_key_id",
+)  # fmt: skip
+#: Key rows of one provider in one statement, whatever their number: the rows travel as one
+#: JSON array (``jsonb_to_recordset``), so the text never changes (psycopg parses it once, the
+#: server prepares it once per connection).
+_KEYS_INSERT = (
+    "INSERT INTO ai_provider_keys "
+    "(id, provider_id, api_key, api_key_key_id, created_at, updated_at) "
+    "SELECT k.id, %s::uuid, k.api_key, k.key_id, k.created_at, %s::timestamptz "
+    "FROM jsonb_to_recordset(%s::jsonb) "
+    "AS k(id uuid, api_key text, key_id text, created_at timestamptz)"
+)
+
+
+@functools.cache
+def _create_sql(icon: bool, audited: bool) -> str:
+    """A new provider in one statement: its row, our ownership record, its key rows, the
+    audit rows, then ``pg_notify``. Data-modifying CTEs all run to completion; the key rows'
+    foreign key is checked at the end of the statement, when the provider row exists. One
+    statement instead of five is one parse/bind/execute cycle on both ends."""
+    cols = _PROVIDER_INSERT_COLS + (("icon",) if icon else ())
+    names = ", ".join(f'"{c}"' for c in cols)
+    marks = ", ".join(["%s"] * len(cols))
+    parts = [  # constant text and placeholders only: every value is a parameter
+        f"p AS (INSERT INTO ai_providers ({names}) VALUES ({marks}))",  # noqa: S608
+        f"o AS ({_OWNER_UPSERT})",
+        f"k AS ({_KEYS_INSERT})",
+    ]
+    if audited:
+        parts.append(f"a AS ({audit.AUDIT_INSERT_SQL})")
+    return "WITH " + ", ".join(parts) + " SELECT pg_notify(%s, '')"
 
 
 def _tick(base: datetime, n: int) -> datetime:
@@ -348,13 +390,7 @@ class ProviderOps:
     async def _record_owner(
         self, conn: AsyncConnection[Any], owner_uid: str, row_id: uuid.UUID, adopted: bool
     ) -> None:
-        await conn.execute(
-            "INSERT INTO aigw_owned_rows (kind, owner_uid, row_id, adopted) "
-            "VALUES ('ai_provider', %s, %s, %s) ON CONFLICT (kind, owner_uid) "
-            "DO UPDATE SET row_id = EXCLUDED.row_id, adopted = EXCLUDED.adopted, "
-            "created_at = now()",
-            (owner_uid, row_id, adopted),
-        )
+        await conn.execute(_OWNER_UPSERT, (owner_uid, row_id, adopted))
 
     def _encrypt_settings(self, settings: dict[str, Any] | None) -> tuple[str | None, str | None]:
         text = encode_settings(settings)
@@ -388,30 +424,31 @@ class ProviderOps:
         canon = with_stored_external_id(canon, desired, None)
         row_id = provider_row_id(owner.uid)
         settings, settings_key_id = self._encrypt_settings(canon.settings)
-        cols = ["id", "type", "name", "display_name", "enabled", "base_url", "settings",
-                "settings_key_id"]  # fmt: skip
-        vals: list[Any] = [row_id, canon.type.value, canon.name, canon.display_name,
-                           canon.enabled, canon.base_url, settings, settings_key_id]  # fmt: skip
+        params: list[Any] = [row_id, canon.type.value, canon.name, canon.display_name,
+                             canon.enabled, canon.base_url, settings, settings_key_id]  # fmt: skip
         if self._caps.has_icon:  # leave it out on coderd versions without the column
-            cols.append("icon")
-            vals.append(canon.icon)
-        query = sql.SQL("INSERT INTO ai_providers ({}) VALUES ({})").format(
-            sql.SQL(", ").join(map(sql.Identifier, cols)),
-            sql.SQL(", ").join(sql.Placeholder() * len(cols)),
+            params.append(canon.icon)
+        params += (owner.uid, row_id, False)  # ownership record
+        key_rows, added = self._key_rows(
+            row_id, [(v, _tick(now, i)) for i, v in enumerate(canon.api_keys)], now
         )
-        await conn.execute(query, vals)
-        await self._record_owner(conn, owner.uid, row_id, adopted=False)
-        await self._checkpoint("provider_written", conn)
-        added = await self._insert_keys(
-            conn, row_id, [(v, _tick(now, i)) for i, v in enumerate(canon.api_keys)], now
-        )
-        await self._checkpoint("keys_written", conn)
+        params += key_rows
         provider_diff = audit.diff(None, self._new_view(row_id, canon), self._tracked())
         entries = [
             audit.AuditEntry("ai_provider", row_id, canon.name, "create", provider_diff),
             *self._key_entries(row_id, added, []),
         ]
-        audited = await self._finish(conn, owner, entries, notify=True)
+        audited = self._caps.has_audit
+        if audited:
+            params += audit.audit_params(
+                entries,
+                user_id=self._audit_user_id,
+                request_id=uuid.uuid4(),
+                owner_fields=owner.audit_fields(),
+            )
+        params.append(NOTIFY_CHANNEL)
+        await conn.execute(_create_sql(self._caps.has_icon, audited), params)
+        await self._checkpoint("before_commit", conn)
         return ProviderResult(
             provider_id=row_id,
             name=canon.name,
@@ -447,20 +484,31 @@ class ProviderOps:
         """Insert ``(plaintext, created_at)`` pairs as key rows, encrypted under the primary key."""
         if not values:
             return []
-        rows = []
+        params, refs = self._key_rows(provider_id, values, now)
+        await conn.execute(_KEYS_INSERT, params)
+        return refs
+
+    def _key_rows(
+        self, provider_id: uuid.UUID, values: Sequence[tuple[str, datetime]], now: datetime
+    ) -> tuple[list[Any], list[KeyRef]]:
+        """Encrypted key rows for ``(plaintext, created_at)`` pairs: the parameters of
+        ``_KEYS_INSERT`` and a reference (masked value) for each row."""
+        rows: list[dict[str, Any]] = []
         refs = []
         for value, created_at in values:
             kid = uuid.uuid4()
-            stored, key_id = self._ring.encrypt_field(value)
-            rows.append((kid, provider_id, stored, key_id, created_at, now))
+            text, key_id = self._ring.encrypt_field(value)
+            # isoformat keeps the microseconds and the offset: the exact instant round-trips.
+            rows.append(
+                {
+                    "id": str(kid),
+                    "api_key": text,
+                    "key_id": key_id,
+                    "created_at": created_at.isoformat(),
+                }
+            )
             refs.append(KeyRef(id=kid, masked=mask_secret(value), key_id=key_id))
-        # One statement for all keys (not executemany: a round trip per key).
-        query = sql.SQL(
-            "INSERT INTO ai_provider_keys "
-            "(id, provider_id, api_key, api_key_key_id, created_at, updated_at) VALUES {}"
-        ).format(sql.SQL(", ").join([sql.SQL("(%s, %s, %s, %s, %s, %s)")] * len(rows)))
-        await conn.execute(query, [v for row in rows for v in row])
-        return refs
+        return [provider_id, now, json.dumps(rows, separators=(",", ":"))], refs
 
     def _key_entries(
         self, provider_id: uuid.UUID, added: Sequence[KeyRef], removed: Sequence[KeyRef]
