@@ -133,6 +133,8 @@ def test_patch_status_merges_deletes_and_reports_gone(
     )
     assert after is not None
     assert after["status"] == {"keyCount": 1, "providerName": "p"}
+    owners = {m["manager"] for m in after["metadata"]["managedFields"] if m.get("subresource")}
+    assert owners == {"aigateway-operator"}  # status fields are ours in managedFields
     after = asyncio.run(kube.patch_status(PLURAL, namespace, "p", {"providerName": None}))
     assert after is not None
     assert after["status"] == {"keyCount": 1}

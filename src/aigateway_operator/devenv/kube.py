@@ -161,7 +161,7 @@ def start(bins: ControlPlaneBinaries, base_dir: Path, timeout: float = 120.0) ->
             # no kubelet/Service endpoints here, and 127.0.0.1 is refused by the reconciler
             "--endpoint-reconciler-type=none",
             "--enable-priority-and-fairness=false",
-            "--profiling=true",
+            "--profiling=false",
             "--v=1",
         ]
         api = _spawn("kube-apiserver", plane.argv["kube-apiserver"], logs)

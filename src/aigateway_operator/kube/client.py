@@ -29,6 +29,7 @@ GROUP = "aigateway.dev"
 _INSTANCE = socket.gethostname()
 VERSION = "v1alpha1"
 REQUEST_TIMEOUT_S = 30.0
+FIELD_MANAGER = "aigateway-operator"
 
 
 class KubeError(RuntimeError):
@@ -123,6 +124,8 @@ class Kube:
         # are on the connection pool.
         self._api.update_params_for_auth(headers, [], ["BearerToken"], path, method, None)
         payload = None if body is None else json.dumps(body, separators=(",", ":")).encode()
+        if method != "GET":  # who owns the fields we write, in managedFields
+            path += f"?fieldManager={FIELD_MANAGER}"
         resp = self._api.rest_client.pool_manager.request(
             method,
             self._api.configuration.host + path,
