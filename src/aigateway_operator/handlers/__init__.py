@@ -1,6 +1,7 @@
-"""The kopf layer: the only package that imports kopf. Handlers are thin: they turn kopf's
-kwargs into plain values, call ``reconcile``, and turn the outcome into a status patch,
-Events and retries.
+"""The handler layer: the only package that imports kopf. kopf runs the process (startup,
+login, probes, cleanup, peering); the watches, work queues and passes are ours
+(``handlers.controller``). Handlers are thin: they turn watch events into plain values, call
+``reconcile``, and turn the outcome into a status patch, Events and retries.
 """
 
 from __future__ import annotations

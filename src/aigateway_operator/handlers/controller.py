@@ -1,10 +1,10 @@
-"""The controller loop of one kind: kopf's watch in, our own work queue, one pass per object.
+"""The controller loop of one kind: our informer's watch in, a work queue, one pass per object.
 
 Why not kopf's create/update/resume/delete handlers: for every new object they cost about
 four API writes (finalizer, diff-base annotation, status, progress) and as many watch
 echoes, and a referenced Secret, a drifted row or a due re-check could only reach them by
-*writing* a poke annotation onto the object. Here kopf only delivers watch events
-(``on.event``, which writes nothing) and everything else is ours:
+*writing* a poke annotation onto the object. Here our informer (``kube.informer``) delivers
+the watch events, and everything else is ours too:
 
 - :meth:`Controller.observe` keeps the newest body of each object and queues its uid when
   something that needs a pass changed (the kind's ``marker``: generation, deletion, our
