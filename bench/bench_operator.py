@@ -14,8 +14,9 @@ it at the end. Three measurements, in one run:
    with the operator's concurrency (every object in flight, Kubernetes calls in asyncio's
    default thread pool, 4 Postgres connections). Both first take one warm-up object to Ready.
    The operator runs as the chart deploys it (its finalizer admission policy bound to its
-   namespace). Ratio = operator seconds / floor seconds; ``--rounds`` (3) rounds on fresh
-   namespaces and databases, the median ratio is the result; goal <= 1.5.
+   namespace). Ratio = operator seconds / floor seconds; ``--rounds`` (5) rounds on fresh
+   namespaces and databases, floor first in even rounds and operator first in odd ones, every
+   process stopped before the next measurement; the median ratio is the result; goal <= 1.5.
 2. **Quiet restart.** The operator is stopped; then the ctid/xmin of every row of its tables,
    ``pg_stat_user_tables`` write counters and every object's resourceVersion are recorded; the
    operator is started again and waited on until idle: ``aigw_reconciles_total`` reached the
@@ -266,7 +267,7 @@ def main() -> int:
     parser.add_argument(
         "--rounds",
         type=int,
-        default=env_int("BENCH_ROUNDS", 3),
+        default=env_int("BENCH_ROUNDS", 5),
         help="convergence rounds (floor, then operator); the median ratio is the result",
     )
     args = parser.parse_args()
@@ -286,8 +287,12 @@ def main() -> int:
         assert env.postgres.pid is not None
         pids["tree:postgres"] = env.postgres.pid
 
-        # 1. convergence, in rounds (the floor, then the operator, on fresh namespaces and
-        # databases each time): on a shared 2-core machine one run can be off by 30%.
+        # 1. convergence, in rounds on fresh namespaces and databases: on a shared 2-core
+        # machine one run can be off by 30%. The order alternates (floor first in even
+        # rounds, operator first in odd ones) and every process is stopped before the next
+        # measurement starts: an operator left running would post its backlog of Events
+        # while the next floor runs (which flattered the operator), and whichever side always
+        # ran second would pay for any drift of the machine.
         rounds: list[dict[str, Any]] = []
         for r in range(args.rounds):
             floor_ns, op_ns = f"{FLOOR_NS}-{r}", f"{OP_NS}-{r}"
@@ -297,51 +302,56 @@ def main() -> int:
                 create_secrets(api, ns, secret_names)
                 log(f"{ns}: {len(secret_names)} Secrets in {time.monotonic() - t0:.1f}s")
             install_finalizer_policy(api, op_ns)
-
-            floor_db = fresh_database(env)
-            asyncio.run(_init_schema(floor_db))
-            floor = Floor(env, floor_db, floor_ns, tmp / f"floor-{r}.log")
-            floor.start()
-            w = Watcher(api, floor_ns).start()
-            assert floor.proc is not None
-            floor_result = converge(
-                api, w, floor_ns, n, args.timeout, {"controller": floor.proc.pid, **pids}
-            )
-            floor.stop()
-            w.stop()
-            log(f"round {r} floor: {floor_result}")
-
             last = r == args.rounds - 1
-            if op is not None:
-                op.stop()
-            op = Operator(
-                env,
-                fresh_database(env),
-                op_ns,
-                tmp / f"operator-{r}.log",
-                profile_path=tmp / "operator.prof" if args.profile and last else None,
-            )
-            op.start()
-            w = Watcher(api, op_ns).start()
-            watchers.append(w)
-            assert op.proc is not None
-            op_result = converge(
-                api, w, op_ns, n, args.timeout, {"controller": op.proc.pid, **pids}
-            )
-            m = op.metrics()
-            op_result["reconcile_duration"] = histogram(m, "aigw_reconcile_duration_seconds")
-            op_result["reconciles"] = op.reconciles()
-            op_result["rss_mb"] = op.rss_mb()
-            keys = provider_keys(op.database_url, ["p-00000", f"p-{n - 1:05d}"])
-            for name, values in keys.items():
-                want = [key_value(f"keys-{name}", "a"), key_value(f"keys-{name}", "b")]
-                assert values == want, f"{name}: rows do not decrypt to the Secret's values"
+            order = ("floor", "operator") if r % 2 == 0 else ("operator", "floor")
+            floor_result: dict[str, Any] = {}
+            op_result: dict[str, Any] = {}
+            for who in order:
+                if who == "floor":
+                    floor_db = fresh_database(env)
+                    asyncio.run(_init_schema(floor_db))
+                    floor = Floor(env, floor_db, floor_ns, tmp / f"floor-{r}.log")
+                    floor.start()
+                    w = Watcher(api, floor_ns).start()
+                    assert floor.proc is not None
+                    floor_result = converge(
+                        api, w, floor_ns, n, args.timeout, {"controller": floor.proc.pid, **pids}
+                    )
+                    floor.stop()
+                    w.stop()
+                    log(f"round {r} floor: {floor_result}")
+                    continue
+                op = Operator(
+                    env,
+                    fresh_database(env),
+                    op_ns,
+                    tmp / f"operator-{r}.log",
+                    profile_path=tmp / "operator.prof" if args.profile and last else None,
+                )
+                op.start()
+                w = Watcher(api, op_ns).start()
+                watchers.append(w)
+                assert op.proc is not None
+                op_result = converge(
+                    api, w, op_ns, n, args.timeout, {"controller": op.proc.pid, **pids}
+                )
+                m = op.metrics()
+                op_result["reconcile_duration"] = histogram(m, "aigw_reconcile_duration_seconds")
+                op_result["reconciles"] = op.reconciles()
+                op_result["rss_mb"] = op.rss_mb()
+                keys = provider_keys(op.database_url, ["p-00000", f"p-{n - 1:05d}"])
+                for name, values in keys.items():
+                    want = [key_value(f"keys-{name}", "a"), key_value(f"keys-{name}", "b")]
+                    assert values == want, f"{name}: rows do not decrypt to the Secret's values"
+                if not last:  # the last round's operator goes on to the quiet restart
+                    op.stop()
+                    watchers.remove(w)
+                    w.stop()
             ratio = op_result["seconds"] / floor_result["seconds"]
-            rounds.append({"floor": floor_result, "operator": op_result, "ratio": ratio})
+            rounds.append(
+                {"order": list(order), "floor": floor_result, "operator": op_result, "ratio": ratio}
+            )
             log(f"round {r} operator: {op_result}; ratio {ratio:.2f}")
-            if not last:
-                watchers.remove(w)
-                w.stop()
         assert op is not None
         ratios = sorted(x["ratio"] for x in rounds)
         median = sorted(rounds, key=lambda x: x["ratio"])[len(rounds) // 2]
