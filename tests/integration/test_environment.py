@@ -13,6 +13,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from tests.support.rbac import client_with_token, grant_secrets, sa_token
 from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.integration
@@ -121,34 +122,13 @@ def test_status_subresource_patch(
     assert obj["status"] == {"phase": "Ready"}
 
 
-def _sa_token(
-    k8s_api: client.ApiClient, namespace: str, sa: str, audience: str | None = None
-) -> str:
-    core = client.CoreV1Api(k8s_api)
-    spec = client.V1TokenRequestSpec(
-        audiences=[audience] if audience else [], expiration_seconds=600
-    )
-    req = core.create_namespaced_service_account_token(
-        sa, namespace, client.AuthenticationV1TokenRequest(spec=spec)
-    )
-    return str(req.status.token)
-
-
-def _client_with_token(k8s_api: client.ApiClient, token: str) -> client.ApiClient:
-    cfg = client.Configuration()
-    cfg.host = k8s_api.configuration.host
-    cfg.ssl_ca_cert = k8s_api.configuration.ssl_ca_cert
-    cfg.api_key = {"authorization": f"Bearer {token}"}
-    return client.ApiClient(cfg)
-
-
 def test_token_request_and_rbac_denial(k8s_api: client.ApiClient, namespace: str) -> None:
     core = client.CoreV1Api(k8s_api)
     core.create_namespaced_service_account(
         namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="probe"))
     )
-    token = _sa_token(k8s_api, namespace, "probe")
-    as_sa = _client_with_token(k8s_api, token)
+    token = sa_token(k8s_api, namespace, "probe")
+    as_sa = client_with_token(k8s_api, token)
     try:
         sa_core = client.CoreV1Api(as_sa)
         with pytest.raises(ApiException) as info:
@@ -157,26 +137,7 @@ def test_token_request_and_rbac_denial(k8s_api: client.ApiClient, namespace: str
         assert f"system:serviceaccount:{namespace}:probe" in info.value.body
         # Grant exactly "list secrets" in this namespace: the same token now works,
         # which proves the denial came from RBAC and not from a broken token.
-        rbac = client.RbacAuthorizationV1Api(k8s_api)
-        rbac.create_namespaced_role(
-            namespace,
-            client.V1Role(
-                metadata=client.V1ObjectMeta(name="list-secrets"),
-                rules=[client.V1PolicyRule(api_groups=[""], resources=["secrets"], verbs=["list"])],
-            ),
-        )
-        rbac.create_namespaced_role_binding(
-            namespace,
-            client.V1RoleBinding(
-                metadata=client.V1ObjectMeta(name="list-secrets"),
-                role_ref=client.V1RoleRef(
-                    api_group="rbac.authorization.k8s.io", kind="Role", name="list-secrets"
-                ),
-                subjects=[
-                    client.RbacV1Subject(kind="ServiceAccount", name="probe", namespace=namespace)
-                ],
-            ),
-        )
+        grant_secrets(k8s_api, namespace, "probe", "list-secrets", ["list"])
         wait_for(
             lambda: sa_core.list_namespaced_secret(namespace) is not None,
             10,
@@ -267,7 +228,7 @@ def test_sts_irsa_web_identity_through_default_chain(
         namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="operator"))
     )
     token_file = tmp_path / "token"
-    token_file.write_text(_sa_token(k8s_api, namespace, "operator", audience="sts.amazonaws.com"))
+    token_file.write_text(sa_token(k8s_api, namespace, "operator", audience="sts.amazonaws.com"))
     monkeypatch.delenv("AWS_ACCESS_KEY_ID")
     monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
     monkeypatch.setenv("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/aigw-operator")

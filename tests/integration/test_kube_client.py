@@ -11,8 +11,11 @@ from typing import Any
 
 import pytest
 from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 
 from aigateway_operator.kube.client import Kube, KubeError, ObjectRef
+from tests.support.rbac import client_with_token, grant_secrets, sa_token
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -43,45 +46,26 @@ def _provider(api: client.ApiClient, namespace: str, name: str = "p") -> dict[st
     return obj
 
 
-def _token_client(api: client.ApiClient, namespace: str, verbs: list[str]) -> client.ApiClient:
-    """A client authenticated only by a service-account bearer token allowed ``verbs`` on
-    Secrets in ``namespace``."""
-    core, rbac = client.CoreV1Api(api), client.RbacAuthorizationV1Api(api)
-    core.create_namespaced_service_account(
+def _reader_client(api: client.ApiClient, namespace: str) -> client.ApiClient:
+    """A client authenticated only by a service-account bearer token that may get Secrets in
+    ``namespace`` (returned once the grant is in effect: Secret ``keys`` must exist)."""
+    client.CoreV1Api(api).create_namespaced_service_account(
         namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="reader"))
     )
-    if verbs:
-        rbac.create_namespaced_role(
-            namespace,
-            client.V1Role(
-                metadata=client.V1ObjectMeta(name="reader"),
-                rules=[client.V1PolicyRule(api_groups=[""], resources=["secrets"], verbs=verbs)],
-            ),
-        )
-        rbac.create_namespaced_role_binding(
-            namespace,
-            client.V1RoleBinding(
-                metadata=client.V1ObjectMeta(name="reader"),
-                role_ref=client.V1RoleRef(
-                    api_group="rbac.authorization.k8s.io", kind="Role", name="reader"
-                ),
-                subjects=[
-                    client.RbacV1Subject(kind="ServiceAccount", name="reader", namespace=namespace)
-                ],
-            ),
-        )
-    token = core.create_namespaced_service_account_token(
-        "reader",
-        namespace,
-        client.AuthenticationV1TokenRequest(
-            spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=600)
-        ),
-    ).status.token
-    cfg = client.Configuration()
-    cfg.host = api.configuration.host
-    cfg.ssl_ca_cert = api.configuration.ssl_ca_cert
-    cfg.api_key = {"authorization": f"Bearer {token}"}
-    return client.ApiClient(cfg)
+    grant_secrets(api, namespace, "reader", "reader", ["get"])
+    as_sa = client_with_token(api, sa_token(api, namespace, "reader"))
+
+    def granted() -> bool:
+        try:
+            client.CoreV1Api(as_sa).read_namespaced_secret("keys", namespace)
+        except ApiException as exc:
+            if exc.status == 403:  # the new binding is not in effect yet
+                return False
+            raise
+        return True
+
+    wait_for(granted, 10, "RBAC grant to take effect")
+    return as_sa
 
 
 def test_read_secret_found_missing_and_labels(k8s_api: client.ApiClient, namespace: str) -> None:
@@ -101,7 +85,7 @@ def test_bearer_token_reads_and_a_denial_names_the_secret_not_the_token(
     k8s_api: client.ApiClient, namespace: str
 ) -> None:
     _secret(k8s_api, namespace)
-    allowed = Kube(_token_client(k8s_api, namespace, ["get"]))
+    allowed = Kube(_reader_client(k8s_api, namespace))
     got = asyncio.run(allowed.read_secret(namespace, "keys"))
     assert got is not None
     assert got.data["a"] == VALUE.encode()
