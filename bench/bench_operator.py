@@ -12,7 +12,8 @@ it at the end. Three measurements, in one run:
    database: the *floor* (``bench/common.py floor``), which only watches, reads the Secret,
    inserts the encrypted rows in one transaction (same ``store.cipher``) and patches status,
    with the operator's concurrency (every object in flight, Kubernetes calls in asyncio's
-   default thread pool, 4 Postgres connections). Both first take one warm-up object to Ready.
+   default thread pool, 4 Postgres connections). Both first take one warm-up object to Ready
+   and wait until the control plane, Postgres and their own process are quiet.
    The operator runs as the chart deploys it (its finalizer admission policy bound to its
    namespace). Ratio = operator seconds / floor seconds; ``--rounds`` (5) rounds on fresh
    namespaces and databases, floor first in even rounds and operator first in odd ones, every
@@ -70,6 +71,7 @@ from common import (
     print_table,
     provider_keys,
     requests_delta,
+    settle,
     stable_write_counters,
     start_env,
     table_versions,
@@ -97,9 +99,11 @@ def converge(
     timeout: float,
     pids: dict[str, int],
 ) -> dict[str, Any]:
-    """Warm-up object first, then N at once; seconds from first create to all Ready."""
+    """Warm-up object first, then N at once; seconds from first create to all Ready. The
+    clock starts once the control plane and Postgres are quiet (``settle``), for both sides."""
     create_providers(api, namespace, [("warmup", "keys-warmup")])
     watcher.wait_ready(["warmup"], 120)
+    settle(pids)
     names = [f"p-{i:05d}" for i in range(n)]
     cpu0 = cpu_snapshot(pids)
     req0 = api_requests(api)

@@ -455,6 +455,23 @@ def cpu_snapshot(pids: dict[str, int]) -> dict[str, float]:
     }
 
 
+def settle(
+    pids: dict[str, int], cores: float = 0.1, window: float = 1.0, timeout: float = 60
+) -> float:
+    """Wait until the processes in ``pids`` together use less than ``cores`` CPU over
+    ``window`` seconds (what an earlier burst left running, such as compaction or GC, is
+    done); returns the seconds waited. Gives up quietly at ``timeout``."""
+    t0 = time.monotonic()
+    before = sum(cpu_snapshot(pids).values())
+    while time.monotonic() - t0 < timeout:
+        time.sleep(window)  # the measuring window itself, bounded by the timeout
+        now = sum(cpu_snapshot(pids).values())
+        if now - before < cores * window:
+            break
+        before = now
+    return time.monotonic() - t0
+
+
 def api_requests(api: client.ApiClient) -> dict[str, float]:
     """kube-apiserver's ``apiserver_request_total``, summed by "VERB resource[/sub]"."""
     raw = api.rest_client.request("GET", api.configuration.host + "/metrics").read().decode()
