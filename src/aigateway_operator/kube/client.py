@@ -82,6 +82,14 @@ def _reason(raw: bytes) -> str:
     return str(status.get("reason", "")) if isinstance(status, dict) else ""
 
 
+def _path(prefix: str, namespace: str, plural: str, name: str = "", sub: str = "") -> str:
+    """``{prefix}/namespaces/{namespace}/{plural}[/{name}][/{sub}]``, names escaped."""
+    out = f"{prefix}/namespaces/{quote(namespace, safe='')}/{plural}"
+    if name:
+        out += "/" + quote(name, safe="")
+    return out + (f"/{sub}" if sub else "")
+
+
 def load_api_client(kubeconfig: str | None = None) -> client.ApiClient:
     """In-cluster service-account config if present, else ``KUBECONFIG`` / ``~/.kube/config``."""
     if kubeconfig is None:
@@ -135,28 +143,31 @@ class Kube:
         )
         return int(resp.status), bytes(resp.data)
 
-    @staticmethod
-    def _object_path(plural: str, namespace: str, name: str, status: bool = False) -> str:
-        sub = "/status" if status else ""
-        return (
-            f"/apis/{GROUP}/{VERSION}/namespaces/{quote(namespace, safe='')}/{plural}/"
-            f"{quote(name, safe='')}{sub}"
-        )
+    def _json(
+        self,
+        what: str,
+        method: str,
+        path: str,
+        body: Any = None,
+        content_type: str = "application/json",
+    ) -> dict[str, Any] | None:
+        """:meth:`_request` for an object: the object, None if it is not found (404), else a
+        :class:`KubeError` naming ``what`` with the status and its reason (never the body)."""
+        code, raw = self._request(method, path, body, content_type)
+        if code == 404:
+            return None
+        if not 200 <= code < 300:
+            raise KubeError(f"{what} failed: HTTP {code} {_reason(raw)}".rstrip(), code)
+        return _as_dict(json.loads(raw))
 
     async def read_secret(self, namespace: str, name: str) -> SecretData | None:
         """The Secret, or None if it does not exist."""
 
         def call() -> SecretData | None:
-            path = f"/api/v1/namespaces/{quote(namespace, safe='')}/secrets/{quote(name, safe='')}"
-            status, raw = self._request("GET", path)
-            if status == 404:
+            path = _path("/api/v1", namespace, "secrets", name)
+            obj = self._json(f"reading Secret {namespace}/{name}", "GET", path)
+            if obj is None:
                 return None
-            if not 200 <= status < 300:
-                raise KubeError(
-                    f"reading Secret {namespace}/{name} failed: HTTP {status} {_reason(raw)}",
-                    status,
-                )
-            obj = json.loads(raw)
             meta = obj.get("metadata") or {}
             return SecretData(
                 namespace=namespace,
@@ -312,24 +323,18 @@ class Kube:
     async def _patch_object(
         self, plural: str, namespace: str, name: str, body: Any, *, status: bool
     ) -> dict[str, Any] | None:
-        what = "status of " if status else ""
-
         kind = (
             "application/json-patch+json"
             if isinstance(body, list)
             else "application/merge-patch+json"
         )
-        path = self._object_path(plural, namespace, name, status=status)
+        path = _path(
+            f"/apis/{GROUP}/{VERSION}", namespace, plural, name, "status" if status else ""
+        )
 
         def call() -> dict[str, Any] | None:
-            code, raw = self._request("PATCH", path, body, content_type=kind)
-            if code == 404:
-                return None
-            if not 200 <= code < 300:
-                raise KubeError(
-                    f"patching {what}{plural} {namespace}/{name} failed: HTTP {code}", code
-                )
-            return _as_dict(json.loads(raw))
+            what = f"patching {'status of ' if status else ''}{plural} {namespace}/{name}"
+            return self._json(what, "PATCH", path, body, content_type=kind)
 
         return await asyncio.to_thread(call)
 
@@ -371,7 +376,7 @@ class Kube:
             "lastTimestamp": stamp,
             "count": 1,
         }
-        path = f"/api/v1/namespaces/{quote(about.namespace, safe='')}/events"
+        path = _path("/api/v1", about.namespace, "events")
 
         def call() -> bool:
             try:
