@@ -115,20 +115,20 @@ class Informer:
         except RuntimeError:  # the loop is closed: the operator is exiting
             self._stop.set()
 
-    def _list_fn(self) -> tuple[Callable[..., Any], tuple[str, ...], dict[str, Any]]:
-        """The generated list/watch function, its arguments and extra options."""
+    def _list_fn(self) -> tuple[Callable[..., Any], tuple[str, ...]]:
+        """The generated list/watch function and its arguments."""
         if self.metadata_only:
-            extra: dict[str, Any] = {"_headers": {"Accept": METADATA_WATCH}}
             if self.namespace:
-                return self._core.list_namespaced_secret, (self.namespace,), extra
-            return self._core.list_secret_for_all_namespaces, (), extra
+                return self._core.list_namespaced_secret, (self.namespace,)
+            return self._core.list_secret_for_all_namespaces, ()
         if self.namespace:
-            args = (self.group, self.version, self.namespace, self.plural)
-            return self._custom.list_namespaced_custom_object, args, {}
-        return self._custom.list_cluster_custom_object, (self.group, self.version, self.plural), {}
+            return self._custom.list_namespaced_custom_object, (
+                self.group, self.version, self.namespace, self.plural,
+            )  # fmt: skip
+        return self._custom.list_cluster_custom_object, (self.group, self.version, self.plural)
 
     def _list(self) -> str:
-        fn, args, _ = self._list_fn()
+        fn, args = self._list_fn()
         if self.metadata_only:
             resp = fn(*args, _preload_content=False, _headers={"Accept": METADATA_LIST})
             try:
@@ -164,7 +164,8 @@ class Informer:
     def _stream(self, resource_version: str) -> str:
         """Watch until the server ends the stream; returns the newest version seen."""
         self._watch = w = watch.Watch()  # type: ignore[no-untyped-call]
-        fn, args, extra = self._list_fn()
+        fn, args = self._list_fn()
+        extra = {"_headers": {"Accept": METADATA_WATCH}} if self.metadata_only else {}
         for event in w.stream(  # type: ignore[no-untyped-call]
             fn,
             *args,
