@@ -87,6 +87,18 @@ def _translate(exc: psycopg.Error, what: str, redactions: tuple[str, ...]) -> St
     return StoreError(f"{what}: unexpected database error {type(exc).__name__} (SQLSTATE {state})")
 
 
+async def _one_more(conn: AsyncConnection[Any], within_s: float) -> bool:
+    """Whether another notify arrives on ``conn`` within ``within_s`` (psycopg buffers the
+    notifies that arrive while nobody iterates, so none is lost between two calls).
+
+    The generator runs to its own end (``stop_after`` or ``timeout``): leaving it early would
+    keep the connection's lock until it is garbage-collected."""
+    got = False
+    async for _ in conn.notifies(timeout=within_s, stop_after=1):
+        got = True
+    return got
+
+
 class Store:
     """Async access to Coder's AI provider and AI Gateway key tables (see package docs)."""
 
@@ -175,6 +187,15 @@ class Store:
     async def close(self) -> None:
         await self._pool.close()
 
+    async def ping(self, timeout_s: float = 2.0) -> bool:
+        """Whether a pooled connection answers ``SELECT 1`` within ``timeout_s`` (readiness)."""
+        try:
+            async with asyncio.timeout(timeout_s), self._pool.connection(timeout=timeout_s) as conn:
+                await conn.execute("SELECT 1")
+        except (psycopg.Error, PoolTimeout, TimeoutError):
+            return False
+        return True
+
     async def watch_changes(
         self, debounce_s: float = 0.3, reconnect_s: float = 2.0
     ) -> AsyncIterator[str]:
@@ -203,15 +224,16 @@ class Store:
                     if not first:
                         yield "reconnected"
                     first = False
-                    gen = conn.notifies()
                     while True:
-                        await anext(gen)
-                        # Gather the rest of the burst, then report it once.
-                        while True:
-                            try:
-                                await asyncio.wait_for(anext(gen), timeout=debounce_s)
-                            except TimeoutError:
-                                break
+                        # The first notify of a burst, however long it takes ...
+                        async for _ in conn.notifies(stop_after=1):
+                            pass
+                        # ... then the rest, until none came for debounce_s; reported once.
+                        # (Each wait is a generator of its own that ends by itself: cancelling
+                        # a running notifies() generator, as a wait_for timeout does, closes
+                        # it for good, and the next burst would never be seen.)
+                        while await _one_more(conn, debounce_s):
+                            pass
                         yield "notify"
             except psycopg.Error as exc:
                 log.warning(

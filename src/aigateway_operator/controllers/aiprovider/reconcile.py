@@ -1,0 +1,276 @@
+"""One AIProvider, one pass: spec -> Secrets -> checks -> Coder's tables -> STS -> status.
+
+The pass is level-triggered: it never looks at what changed, only at what should be, so any
+trigger (a watch event, a Secret change, drift, a due re-check, a restart) runs the same
+code, and a pass over an object already in sync writes nothing to the database and returns
+an empty status patch.
+
+The steps, each in its own module: the name claim (:mod:`.index`), the Secrets
+(:mod:`.secrets`), the write (here, one store transaction), the STS check (:mod:`.verify`),
+drift reporting (:mod:`.drift`), the status (:mod:`.status`). A missing Secret or a bad value
+stops the pass before the database; invalid AWS credentials do not (Coder shows the provider
+and its gateways report the failure).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+
+from aigateway_operator.api.aiprovider import (
+    AIProviderSpec,
+    AIProviderStatus,
+    DriftPolicy,
+    InvalidSpecError,
+)
+from aigateway_operator.api.common import ConditionType, EventReason, Reason
+from aigateway_operator.controllers.aiprovider.drift import IN_SYNC, report_drift
+from aigateway_operator.controllers.aiprovider.index import NameClaim
+from aigateway_operator.controllers.aiprovider.secrets import (
+    ProviderSecrets,
+    resolve_provider_secrets,
+)
+from aigateway_operator.controllers.aiprovider.status import (
+    carry,
+    encryption_digest,
+    finish,
+    key_status,
+    parse_status,
+)
+from aigateway_operator.controllers.aiprovider.verify import verify_identity
+from aigateway_operator.controllers.shared import (
+    MESSAGE_LIMIT,
+    ObjectIdentity,
+    PassOutcome,
+    PassScratch,
+    store_failure,
+)
+from aigateway_operator.controllers.wiring import Wiring
+from aigateway_operator.status.conditions import ConditionState
+from aigateway_operator.store import (
+    BedrockSettings,
+    DesiredProvider,
+    DuplicateKey,
+    InvalidKey,
+    InvalidName,
+    InvalidProvider,
+    NameConflict,
+    NameTaken,
+    OwnerRef,
+    ProviderResult,
+    ProviderType,
+    StoreError,
+)
+from aigateway_operator.validation.rules import Finding
+
+__all__ = ["desired_provider", "reconcile"]
+
+
+def desired_provider(spec: AIProviderSpec, name: str, secrets: ProviderSecrets) -> DesiredProvider:
+    """What Coder's rows should hold for this spec and these Secret values."""
+    bedrock: BedrockSettings | None = None
+    if spec.bedrock is not None:
+        b = spec.bedrock
+        static = secrets.static
+        bedrock = BedrockSettings(
+            region=b.region or "",
+            model=b.model,
+            small_fast_model=b.small_fast_model,
+            access_key=static.access_key_id if static else "",
+            access_key_secret=static.secret_access_key if static else "",
+            role_arn=b.role_arn or "",
+            external_id=b.external_id,
+            protocol=b.protocol.value,
+        )
+    return DesiredProvider(
+        name=name,
+        type=ProviderType(spec.type.value),
+        display_name=spec.display_name or None,
+        enabled=spec.enabled,
+        base_url=spec.base_url or None,
+        icon=spec.icon,
+        api_keys=secrets.api_keys,
+        bedrock=bedrock,
+    )
+
+
+async def reconcile(
+    wiring: Wiring,
+    ident: ObjectIdentity,
+    spec_body: object,
+    status_body: object,
+    claims: Sequence[NameClaim] = (),
+) -> PassOutcome:
+    """Bring Coder's rows for this object to its spec; return the status patch and Events.
+
+    With ``driftPolicy: Report`` and nothing changed on our side since the last successful
+    pass, the row is only compared with the spec and differences are reported, not written.
+    """
+    current = parse_status(status_body)
+    scratch = PassScratch(current_conditions=tuple(current.conditions))
+    try:
+        spec = AIProviderSpec.from_body(spec_body if isinstance(spec_body, dict) else None)
+    except InvalidSpecError as exc:
+        scratch.set(
+            ConditionState.false(
+                ConditionType.SYNCED, Reason.INVALID_SPEC, str(exc)[:MESSAGE_LIMIT]
+            )
+        )
+        return finish(wiring, ident, current, scratch, AIProviderStatus())
+
+    name = spec.effective_provider_name(ident.name)
+    live = [c for c in claims if not c.deleting or c.uid == ident.uid]
+    winner = min(live, key=NameClaim.sort_key, default=None)
+    if winner is not None and winner.uid != ident.uid:
+        message = (
+            f"spec.providerName {name!r} is already claimed by the older AIProvider "
+            f"{winner.namespace}/{winner.name}; choose another spec.providerName"
+        )
+        scratch.set(ConditionState.false(ConditionType.SYNCED, Reason.NAME_CONFLICT, message))
+        scratch.warn(Reason.NAME_CONFLICT, message)
+        return finish(wiring, ident, current, scratch, carry(current))
+
+    secrets = await resolve_provider_secrets(wiring.kube, ident.namespace, spec)
+    if isinstance(secrets, list):
+        return _unresolved(wiring, ident, current, scratch, secrets)
+    count = len(secrets.refs.all())
+    scratch.set(
+        ConditionState.true(
+            ConditionType.SECRETS_RESOLVED,
+            Reason.RESOLVED,
+            f"{count} Secret reference(s) resolved" if count else "No Secrets referenced",
+        )
+    )
+
+    owner = ident.owner()
+    desired = desired_provider(spec, name, secrets)
+    # Did the last successful pass already apply exactly this spec and these Secret versions?
+    # Then any difference in the row was made by someone else: drift.
+    synced = current.condition(ConditionType.SYNCED)
+    unchanged_inputs = (
+        synced is not None
+        and synced.reason in (Reason.SYNCED, Reason.DRIFTED)
+        and synced.observed_generation == ident.generation
+        and current.observed_secrets_revision == secrets.revision
+    )
+    if spec.drift_policy is DriftPolicy.REPORT and unchanged_inputs:
+        return await report_drift(wiring, ident, owner, current, scratch, desired, secrets.revision)
+
+    result = await _write(wiring, owner, spec, desired, scratch)
+    if result is None:
+        return finish(wiring, ident, current, scratch, carry(current, secrets.revision))
+
+    drifted = unchanged_inputs and result.changed and result.action != "adopted"
+    _sync_events(result, scratch, drifted=drifted)
+    verified = await verify_identity(wiring, ident, owner, spec, current, secrets, scratch)
+
+    status = AIProviderStatus(
+        observed_generation=ident.generation,
+        provider_id=str(result.provider_id),
+        provider_name=result.name,
+        key_count=len(result.keys),
+        api_keys=key_status(wiring, spec, secrets, result, current),
+        bedrock=verified.bedrock,
+        encryption_key_digest=encryption_digest(result),
+        observed_secrets_revision=secrets.revision,
+        last_synced_at=(
+            wiring.clock()
+            if result.changed or current.last_synced_at is None
+            else current.last_synced_at
+        ),
+    )
+    outcome = finish(wiring, ident, current, scratch, status)
+    outcome.db_action = result.action
+    outcome.notified = result.notified
+    outcome.drift_reverted = result.changed and (drifted or result.action == "revived")
+    outcome.sts_reason = verified.reason
+    outcome.sts_ok = verified.ok
+    last = verified.bedrock.last_verified_at if verified.bedrock else None
+    if last is not None and verified.ok:
+        outcome.next_due = last + timedelta(seconds=wiring.settings.verify_interval_s)
+    outcome.row_id = str(result.provider_id)
+    outcome.row_version = result.updated_at
+    return outcome
+
+
+def _unresolved(
+    wiring: Wiring,
+    ident: ObjectIdentity,
+    current: AIProviderStatus,
+    scratch: PassScratch,
+    findings: Sequence[Finding],
+) -> PassOutcome:
+    """A reference is missing or a value is bad: say which, touch nothing in the database."""
+    message = "; ".join(f.message for f in findings)[:MESSAGE_LIMIT]
+    scratch.set(ConditionState.false(ConditionType.SECRETS_RESOLVED, findings[0].reason, message))
+    scratch.warn(findings[0].reason, message)
+    return finish(wiring, ident, current, scratch, carry(current))
+
+
+async def _write(
+    wiring: Wiring,
+    owner: OwnerRef,
+    spec: AIProviderSpec,
+    desired: DesiredProvider,
+    scratch: PassScratch,
+) -> ProviderResult | None:
+    """One store transaction; every failure becomes a Synced=False condition (and a retry)."""
+    try:
+        return await wiring.store.upsert_provider(desired, owner, adopt=spec.adopt_existing)
+    except (NameTaken, NameConflict) as exc:
+        message = (
+            f"spec.providerName {desired.name!r}: {exc}. Set spec.adoptExisting: true to take "
+            "over the existing Coder provider, or choose another spec.providerName"
+        )[:MESSAGE_LIMIT]
+        scratch.set(ConditionState.false(ConditionType.SYNCED, Reason.NAME_CONFLICT, message))
+        scratch.warn(Reason.NAME_CONFLICT, message)
+    except (DuplicateKey, InvalidKey) as exc:
+        scratch.set(
+            ConditionState.false(
+                ConditionType.SYNCED, Reason.DUPLICATE_API_KEY, f"spec.apiKeys: {exc}"
+            )
+        )
+    except (InvalidProvider, InvalidName) as exc:
+        scratch.set(
+            ConditionState.false(
+                ConditionType.SYNCED, Reason.INVALID_SPEC, str(exc)[:MESSAGE_LIMIT]
+            )
+        )
+    except StoreError as exc:
+        failure = store_failure(exc, ConditionType.SYNCED)
+        scratch.set(failure.condition)
+        scratch.database_error = failure.database_error
+        if failure.event is not None:
+            scratch.events.append(failure.event)
+        if failure.retry_after is not None:
+            scratch.retry(failure.retry_after, failure.condition.message)
+    return None
+
+
+def _sync_events(result: ProviderResult, scratch: PassScratch, *, drifted: bool) -> None:
+    name = result.name
+    if result.action == "created":
+        scratch.note(EventReason.CREATED, f"Created Coder AI provider {name!r}")
+    elif result.action == "adopted":
+        scratch.note(EventReason.ADOPTED, f"Adopted existing Coder AI provider {name!r}")
+    elif drifted or result.action == "revived":
+        changed = ", ".join(result.changed_fields) or "deleted flag"
+        scratch.warn(
+            EventReason.DRIFT_REVERTED,
+            f"Coder AI provider {name!r} was changed outside the operator ({changed}); "
+            "reverted to the spec (driftPolicy: Revert)",
+        )
+    elif result.action == "updated":
+        scratch.note(
+            EventReason.UPDATED,
+            f"Updated Coder AI provider {name!r}: {', '.join(result.changed_fields)}",
+        )
+    if result.action != "created" and (result.keys_added or result.keys_removed):
+        scratch.note(
+            EventReason.KEYS_ROTATED,
+            f"API keys: {len(result.keys_added)} added, {len(result.keys_removed)} removed, "
+            f"{len(result.keys_kept)} kept",
+        )
+    # One stable message: a condition message that depended on the last action would change
+    # on the next (no-op) pass and cost a status write after every restart.
+    scratch.set(ConditionState.true(ConditionType.SYNCED, Reason.SYNCED, IN_SYNC))

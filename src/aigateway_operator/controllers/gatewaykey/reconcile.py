@@ -1,0 +1,226 @@
+"""One AIGatewayCoderdKey, one pass: Secret <-> ``ai_gateway_keys`` row -> rotation -> status.
+
+Every trigger (a watch event, the key's Secret changing, a due rotation or grace period, the
+heartbeat mirror, a restart) runs the same level-triggered pass:
+
+1. the key's Secret must be ours (owned by this object) or absent;
+2. what it holds is checked against Coder's row: a Secret ahead of the row is an issue a
+   crash interrupted, completed (:mod:`.issue`); a Secret lost, tampered with, or whose row
+   was deleted in Coder gets a freshly issued key;
+3. a rotation that is due starts, a previous key whose time is up is retired
+   (:mod:`.rotation`);
+4. ``Issued``, ``SecretInSync`` and ``InUse`` are reported (:mod:`.status`).
+
+The pass comes back on its own for the next heartbeat mirror (``AIGW_HEARTBEAT_INTERVAL_S``),
+the end of a grace period, or a scheduled rotation, whichever is first.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from aigateway_operator.api.common import ConditionType, EventReason, InvalidSpecError, Reason
+from aigateway_operator.api.gatewaykey import GatewayKeySpec
+from aigateway_operator.api.identity import AIGATEWAYCODERDKEY
+from aigateway_operator.controllers.gatewaykey.issue import complete, issue, matches
+from aigateway_operator.controllers.gatewaykey.rotation import retire_previous, rotate_if_due
+from aigateway_operator.controllers.gatewaykey.secret import KeySecrets, held_from
+from aigateway_operator.controllers.gatewaykey.state import KeyPass, KeyState, StopPass
+from aigateway_operator.controllers.gatewaykey.status import (
+    finish,
+    key_status,
+    parse_status,
+    report,
+)
+from aigateway_operator.controllers.shared import (
+    MESSAGE_LIMIT,
+    ObjectIdentity,
+    PassOutcome,
+    store_failure,
+)
+from aigateway_operator.controllers.wiring import Wiring
+from aigateway_operator.kube import KubeError
+from aigateway_operator.status.conditions import ConditionState
+from aigateway_operator.store import GatewayKeyConflict, StoreError
+
+__all__ = ["reconcile"]
+
+KIND = AIGATEWAYCODERDKEY.kind
+RETRY_KUBE = 5.0
+
+
+async def reconcile(
+    wiring: Wiring,
+    kube: KeySecrets,
+    ident: ObjectIdentity,
+    spec_body: object,
+    status_body: object,
+) -> tuple[PassOutcome, list[tuple[str, str, str]]]:
+    """Make sure the key exists in Coder, its Secret holds it, and rotation is on schedule.
+
+    Returns the outcome and the Secrets this pass wrote (namespace, name, resourceVersion).
+    """
+    current = parse_status(status_body if isinstance(status_body, dict) else None)
+    p = KeyPass(
+        current_conditions=tuple(current.conditions),
+        wiring=wiring,
+        kube=kube,
+        ident=ident,
+        current=current,
+    )
+    try:
+        spec = GatewayKeySpec.from_body(spec_body if isinstance(spec_body, dict) else None)
+        name = spec.effective_key_name(ident.name)
+        secret_name = spec.effective_secret_name(ident.name)
+    except InvalidSpecError as exc:
+        p.set(
+            ConditionState.false(
+                ConditionType.ISSUED, Reason.INVALID_SPEC, str(exc)[:MESSAGE_LIMIT]
+            )
+        )
+        return finish(p, current), p.written
+    if current.key_name and current.key_name != name:
+        message = (
+            f"spec.keyName is immutable: this object's key is named {current.key_name!r} in "
+            "Coder; create a new AIGatewayCoderdKey for another name"
+        )
+        p.set(ConditionState.false(ConditionType.ISSUED, Reason.INVALID_SPEC, message))
+        return finish(p, current), p.written
+
+    state = KeyState.from_status(current)
+    try:
+        await converge(p, spec, name, secret_name, state)
+    except StopPass:
+        return finish(p, current), p.written
+    except StoreError as exc:
+        failure = store_failure(exc, ConditionType.ISSUED)
+        p.set(failure.condition)
+        p.database_error = failure.database_error
+        if failure.event is not None:
+            p.events.append(failure.event)
+        if failure.retry_after is not None:
+            p.retry(failure.retry_after, failure.condition.message)
+        return finish(p, current), p.written
+    except KubeError as exc:
+        message = str(exc)[:MESSAGE_LIMIT]
+        p.set(
+            ConditionState.false(ConditionType.SECRET_IN_SYNC, Reason.SECRET_WRITE_FAILED, message)
+        )
+        p.retry(1.0 if exc.status == 409 else RETRY_KUBE, message)
+        return finish(p, current), p.written
+    outcome = finish(p, key_status(p, name, secret_name, state))
+    outcome.db_action = _action(p)
+    outcome.next_due = _next_due(wiring, spec, state)
+    outcome.synced_at = wiring.clock()
+    return outcome, p.written
+
+
+def _action(p: KeyPass) -> str:
+    """What the pass did to Coder's rows, for ``aigw_database_writes_total``."""
+    reasons = {e.reason for e in p.events}
+    if EventReason.ROTATED in reasons:
+        return "rotated"
+    if reasons & {
+        EventReason.ISSUED,
+        Reason.SECRET_LOST,
+        Reason.SECRET_TAMPERED,
+        Reason.KEY_REVOKED,
+    }:
+        return "issued"
+    if EventReason.KEY_RETIRED in reasons:
+        return "retired"
+    return "unchanged"
+
+
+def _next_due(wiring: Wiring, spec: GatewayKeySpec, state: KeyState) -> datetime:
+    """The heartbeat mirror, the end of a grace period or a scheduled rotation: the first."""
+    now = wiring.clock()
+    due = [now + timedelta(seconds=wiring.settings.heartbeat_interval_s)]
+    if state.retire_after is not None:
+        due.append(state.retire_after)
+    interval = spec.rotation.interval
+    if interval is not None and state.created_at is not None:
+        due.append(state.created_at + interval)
+    return min(due)
+
+
+async def converge(
+    p: KeyPass, spec: GatewayKeySpec, name: str, secret_name: str, state: KeyState
+) -> None:
+    """Steps 1-4 of the module docstring; raises :class:`StopPass` when a step says so."""
+    rt, obj = p.wiring, p.ident
+    sec = await p.kube.read_secret(obj.namespace, secret_name)
+    if sec is not None and obj.uid not in sec.owner_uids:
+        message = (
+            f"Secret {secret_name!r} exists and is not owned by this {KIND}; refusing to "
+            "overwrite it. Delete that Secret or set another spec.secretName"
+        )
+        p.conditions.append(
+            ConditionState.false(ConditionType.SECRET_IN_SYNC, Reason.SECRET_NOT_OWNED, message)
+        )
+        if state.key_id is None:
+            p.conditions.append(
+                ConditionState.false(
+                    ConditionType.ISSUED, Reason.SECRET_NOT_OWNED, "No key issued: " + message
+                )
+            )
+        if p.is_news(ConditionType.SECRET_IN_SYNC, Reason.SECRET_NOT_OWNED):
+            p.warn(Reason.SECRET_NOT_OWNED, message)
+        raise StopPass
+
+    held = held_from(sec)
+    moved = p.current.secret_name not in (None, secret_name)
+    fresh = False
+    if held.usable and held.key_id != state.key_id:
+        # A pass that wrote the Secret but did not finish (crash, outage): complete it.
+        try:
+            await complete(p, name, held, state, rotation_generation=spec.rotation.generation)
+        except GatewayKeyConflict:
+            await issue(
+                p, spec, name, secret_name, sec, state, Reason.SECRET_TAMPERED,
+                f"Secret {secret_name!r} holds a key that does not match Coder's row",
+            )  # fmt: skip
+        fresh = True
+    elif held.key_id is not None and held.usable:
+        info = await rt.store.get_gateway_key(held.key_id)
+        if info is None:
+            await issue(
+                p, spec, name, secret_name, sec, state, Reason.KEY_REVOKED,
+                "the key was deleted from Coder outside the operator",
+            )  # fmt: skip
+            fresh = True
+        elif not await matches(p, info, held):
+            await issue(
+                p, spec, name, secret_name, sec, state, Reason.SECRET_TAMPERED,
+                f"Secret {secret_name!r} was modified and no longer holds the issued key",
+            )  # fmt: skip
+            fresh = True
+        else:
+            state.info = info
+    else:
+        if sec is None and state.key_id is None:
+            reason, why = Reason.ISSUED, ""
+        elif sec is None and moved:
+            reason, why = Reason.ISSUED, f"spec.secretName changed to {secret_name!r}"
+        elif sec is None:
+            reason, why = Reason.SECRET_LOST, f"Secret {secret_name!r} was deleted"
+        else:
+            reason = Reason.SECRET_TAMPERED
+            why = f"Secret {secret_name!r} was modified and no longer holds a valid key"
+        await issue(p, spec, name, secret_name, sec, state, reason, why)
+        fresh = True
+
+    if moved and p.current.secret_name:
+        await remove_old_secret(p, p.current.secret_name)
+    if not fresh:
+        await rotate_if_due(p, spec, name, secret_name, state)
+    await retire_previous(p, spec, state)
+    report(p, name, secret_name, state)
+
+
+async def remove_old_secret(p: KeyPass, old_name: str) -> None:
+    """``spec.secretName`` changed: delete the Secret this object wrote under the old name."""
+    old = await p.kube.read_secret(p.ident.namespace, old_name)
+    if old is not None and p.ident.uid in old.owner_uids:
+        await p.kube.delete_secret(p.ident.namespace, old_name, old.uid)
+        p.note(EventReason.SECRET_MOVED, f"Deleted Secret {old_name!r}: spec.secretName changed")

@@ -1,0 +1,357 @@
+"""The life of one object between kopf and its kind's pass (no kopf here; no I/O of its own
+beyond the status patch and the Events a pass asks for).
+
+kopf gives every object a daemon (``operator.aiprovider``/``gatewaykey``); the daemon calls
+:meth:`Runner.serve`, which runs the kind's level-triggered pass, waits, and runs it again:
+
+- **when something changed**: :meth:`Runner.observe` (kopf's ``on.event`` for the object's
+  own events) wakes the object when its *marker* moves: generation, deletion, our finalizer,
+  an ``aigateway.dev/*`` annotation. Echoes of our own status patches move none of these.
+  :meth:`Runner.poke` wakes objects for everything else (a referenced Secret changed, a row
+  drifted in Coder, a name became free): in memory, never by writing to the object.
+- **when it is due**: after a transient failure (exponential backoff from the pass's
+  ``retry_after``), at the pass's ``next_due`` (an STS verdict to refresh, a rotation, a
+  grace period), and at the periodic resync (``AIGW_RESYNC_INTERVAL_S``, jittered). This is
+  the operator's only way to "run again later": a timed wait inside kopf's daemon.
+
+Because passes run inside kopf's daemons, they stop when kopf stops the daemons: on deletion
+(then kopf's ``on.delete`` handler calls :meth:`Runner.release`), on exit, and when kopf
+peering pauses this replica. A pass that has started is shielded from that cancellation and
+finishes (each store call is one transaction; a pass is seconds at most); the object's lock
+makes :meth:`release` wait for it, so a finalizer is never released under a running pass.
+
+One pass per object at a time (the object's lock); at most ``AIGW_MAX_WORKERS`` passes of a
+kind at once (a semaphore), so a burst of thousands of new objects does not run thousands of
+passes at once.
+
+The pass never writes to Coder before our finalizer is on the object: a delete must always
+find it. kopf adds the finalizer in the object's first handling cycle (or the chart's
+admission policy adds it at creation); its watch echo wakes the object.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+import random
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from aigateway_operator import metrics
+from aigateway_operator.api.identity import ANNOTATION_PREFIX, FINALIZER, Kind
+from aigateway_operator.controllers.shared import ObjectIdentity, PassOutcome, record_pass
+from aigateway_operator.controllers.wiring import Wiring
+from aigateway_operator.kube import KubeError
+
+__all__ = ["ERROR_BACKOFF_S", "Body", "KindPasses", "Runner", "marker"]
+
+log = logging.getLogger("aigateway_operator")
+
+Body = dict[str, Any]
+
+#: Base delay after an unexpected error in a pass (doubling per consecutive failure).
+ERROR_BACKOFF_S = 2.0
+BACKOFF_CAP_S = 300.0
+#: The resync interval is spread by this fraction, so objects created together do not all
+#: come due in the same second forever after.
+RESYNC_JITTER = 0.1
+
+
+class KindPasses(Protocol):
+    """What a kind plugs into its :class:`Runner` (``controllers.aiprovider``/``gatewaykey``)."""
+
+    kind: Kind
+
+    async def reconcile(self, body: Body) -> PassOutcome:
+        """One level-triggered pass over a live object that carries our finalizer."""
+        ...
+
+    async def finalize(self, body: Body) -> PassOutcome:
+        """Deletion: ``done`` lets kopf release the finalizer."""
+        ...
+
+    def observed(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        """Every watch event of the kind (indexes); must be cheap and must not fail."""
+        ...
+
+    def forget(self, ident: ObjectIdentity) -> None:
+        """The object has left the cluster (its finalizer released, or deleted without it)."""
+        ...
+
+
+def marker(body: Mapping[str, Any]) -> Hashable:
+    """What needs a pass when it changes: never status, so our own writes do not echo."""
+    meta = body.get("metadata") or {}
+    ours = tuple(
+        sorted(
+            (k, str(v))
+            for k, v in (meta.get("annotations") or {}).items()
+            if k.startswith(ANNOTATION_PREFIX + "/")
+        )
+    )
+    return (
+        meta.get("generation"),
+        bool(meta.get("deletionTimestamp")),
+        FINALIZER in (meta.get("finalizers") or ()),
+        ours,
+    )
+
+
+def _rv(body: Mapping[str, Any] | None) -> int:
+    try:
+        return int(((body or {}).get("metadata") or {}).get("resourceVersion") or 0)
+    except ValueError:
+        return 0
+
+
+@dataclass
+class _Slot:
+    """Per-object state: what wakes it, what serialises it, what it last wrote."""
+
+    uid: str
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    taken: Hashable = None
+    """The marker of the body the last pass started from."""
+    written: Body | None = None
+    """The object as our last status patch left it (newer than kopf's view until the echo)."""
+    failures: int = 0
+    live: Mapping[str, Any] | None = None
+    """kopf's live view of the object while its daemon runs."""
+
+
+class Runner:
+    def __init__(
+        self,
+        passes: KindPasses,
+        wiring: Wiring,
+        limit: asyncio.Semaphore,
+        *,
+        resync_s: float,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.passes = passes
+        self.kind = passes.kind
+        self.wiring = wiring
+        self._limit = limit
+        self._resync_s = resync_s
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not a secret
+        self._slots: dict[str, _Slot] = {}
+        self._inflight: set[asyncio.Task[float]] = set()
+        self._waiting = 0
+
+    # --- input ----------------------------------------------------------------------------
+
+    def observe(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        """One watch event of the kind (kopf's ``on.event``; ``None``: a listing item)."""
+        self.passes.observed(event_type, body)
+        meta = body.get("metadata") or {}
+        uid = str(meta.get("uid", ""))
+        if not uid:
+            return
+        if event_type == "DELETED":
+            slot = self._slots.pop(uid, None)
+            if slot is not None:
+                slot.wake.set()
+            self.passes.forget(ObjectIdentity.from_body(self.kind, body))
+            return
+        slot = self._slot(uid)
+        if marker(body) != slot.taken:
+            slot.wake.set()
+
+    def poke(self, uids: Iterable[str]) -> int:
+        """Wake known objects (a Secret changed, a row drifted, a name became free)."""
+        count = 0
+        for uid in uids:
+            slot = self._slots.get(uid)
+            if slot is not None:
+                slot.wake.set()
+                count += 1
+        return count
+
+    def known(self) -> list[str]:
+        return list(self._slots)
+
+    def busy(self) -> frozenset[str]:
+        """Objects whose pass is running right now."""
+        return frozenset(uid for uid, s in self._slots.items() if s.lock.locked())
+
+    def _slot(self, uid: str) -> _Slot:
+        slot = self._slots.get(uid)
+        if slot is None:
+            slot = self._slots[uid] = _Slot(uid)
+        return slot
+
+    # --- the daemon -----------------------------------------------------------------------
+
+    async def serve(self, body: Mapping[str, Any], stopped: Callable[[], bool]) -> None:
+        """Pass, wait, pass again, until kopf stops the object's daemon (or cancels it)."""
+        uid = str((body.get("metadata") or {}).get("uid", ""))
+        slot = self._slot(uid)
+        slot.live = body
+        try:
+            while not stopped():
+                slot.wake.clear()
+                task = asyncio.create_task(self._pass(slot), name=f"aigw-pass-{uid}")
+                self._inflight.add(task)
+                task.add_done_callback(self._inflight.discard)
+                # A started pass finishes even if kopf cancels the daemon meanwhile.
+                delay = await asyncio.shield(task)
+                if stopped():
+                    break
+                try:
+                    async with asyncio.timeout(delay):
+                        await slot.wake.wait()
+                except TimeoutError:
+                    pass
+        finally:
+            slot.live = None
+
+    async def drain(self, within_s: float) -> None:
+        """Let passes that are still running finish (the operator is exiting)."""
+        if self._inflight:
+            await asyncio.wait(set(self._inflight), timeout=within_s)
+
+    def _snapshot(self, slot: _Slot) -> Body | None:
+        """The newest known state of the object, as a private copy for one pass."""
+        live = slot.live
+        newest: Mapping[str, Any] | None = live
+        if slot.written is not None and (live is None or _rv(slot.written) >= _rv(live)):
+            newest = slot.written
+        if newest is None:
+            return None
+        return {
+            k: copy.deepcopy(newest.get(k))
+            for k in ("apiVersion", "kind", "metadata", "spec", "status")
+            if k in newest
+        }
+
+    async def _pass(self, slot: _Slot) -> float:
+        """One pass; returns how long to wait before the next one (if nothing wakes it)."""
+        self._waiting += 1
+        metrics.WORK_PENDING.labels(self.kind.kind).set(self._waiting)
+        try:
+            await self._limit.acquire()
+        finally:
+            self._waiting -= 1
+            metrics.WORK_PENDING.labels(self.kind.kind).set(self._waiting)
+        try:
+            async with slot.lock:
+                return await self._locked_pass(slot)
+        finally:
+            self._limit.release()
+
+    async def _locked_pass(self, slot: _Slot) -> float:
+        body = self._snapshot(slot)
+        if body is None:
+            return self._resync()
+        meta = body.get("metadata") or {}
+        slot.taken = marker(body)
+        if meta.get("deletionTimestamp"):
+            return self._resync()  # kopf stops this daemon and calls release()
+        if FINALIZER not in (meta.get("finalizers") or ()):
+            return self._resync()  # the finalizer's watch echo wakes us
+        ident = ObjectIdentity.from_body(self.kind, body)
+        try:
+            with metrics.RECONCILE_SECONDS.labels(self.kind.kind).time():
+                outcome = await self.passes.reconcile(body)
+        except Exception:
+            metrics.RECONCILES.labels(self.kind.kind, "error").inc()
+            delay = self._backoff(slot, ERROR_BACKOFF_S)
+            log.exception(
+                "[%s] %s pass failed; retrying in %.1fs", ident.label, self.kind.kind, delay
+            )
+            return delay
+        record_pass(ident, outcome)  # metrics first: they must not lag behind status
+        try:
+            await self._apply(slot, ident, body, outcome)
+        except KubeError as exc:
+            # A 409/422 is a stale view: the watch brings the newer object.
+            if exc.status == 404:
+                return self._resync()
+            delay = self._backoff(slot, 0.5 if exc.status in (409, 422) else 5.0)
+            log.warning("[%s] %s; retrying in %.1fs", ident.label, exc, delay)
+            return delay
+        log.info("[%s] %s pass done%s", ident.label, self.kind.kind, _summary(outcome))
+        return self._next(slot, outcome)
+
+    async def _apply(
+        self, slot: _Slot, ident: ObjectIdentity, body: Body, outcome: PassOutcome
+    ) -> None:
+        """Patch the status the pass asked for and queue its Events."""
+        if outcome.status_patch:
+            new = await self.wiring.kube.patch_status(
+                self.kind.plural, ident.namespace, ident.name, outcome.status_patch
+            )
+            if new is None:
+                raise KubeError(f"{self.kind.kind} {ident.label} is gone", 404)
+            slot.written = new
+        recorder = self.wiring.events
+        if recorder is not None:
+            for event in outcome.events:
+                recorder.post(ident.ref(), event.type, event.reason, event.message)
+
+    def _next(self, slot: _Slot, outcome: PassOutcome) -> float:
+        if outcome.retry_after is not None:
+            return self._backoff(slot, outcome.retry_after)
+        slot.failures = 0
+        wait = self._resync()
+        if outcome.next_due is not None:
+            due = (outcome.next_due - self.wiring.clock()).total_seconds()
+            wait = min(wait, max(0.0, due))
+        return wait
+
+    def _backoff(self, slot: _Slot, base: float) -> float:
+        """Exponential backoff for consecutive failures: base, 2x base, ... up to the cap."""
+        delay = min(BACKOFF_CAP_S, base * 2 ** min(slot.failures, 10))
+        slot.failures += 1
+        return float(delay)
+
+    def _resync(self) -> float:
+        spread = self._resync_s * RESYNC_JITTER
+        return self._resync_s + self._rng.uniform(-spread, spread)
+
+    # --- deletion -------------------------------------------------------------------------
+
+    async def release(
+        self, body: Mapping[str, Any], run: Callable[[Body], Awaitable[PassOutcome]] | None = None
+    ) -> PassOutcome:
+        """kopf's ``on.delete``: finalize under the object's lock (after any running pass),
+        patch status while it waits, queue the Events. ``done`` releases the finalizer."""
+        meta = body.get("metadata") or {}
+        uid = str(meta.get("uid", ""))
+        slot = self._slot(uid)
+        snapshot = {
+            k: copy.deepcopy(body.get(k))
+            for k in ("apiVersion", "kind", "metadata", "spec", "status")
+            if k in body
+        }
+        if slot.written is not None and _rv(slot.written) > _rv(snapshot):
+            snapshot["status"] = copy.deepcopy(slot.written.get("status"))
+        ident = ObjectIdentity.from_body(self.kind, snapshot)
+        async with slot.lock:
+            outcome = await (run or self.passes.finalize)(snapshot)
+        if outcome.done:
+            metrics.RECONCILES.labels(self.kind.kind, "deleted").inc()
+            recorder = self.wiring.events
+            if recorder is not None:
+                for event in outcome.events:
+                    recorder.post(ident.ref(), event.type, event.reason, event.message)
+            return outcome
+        try:
+            await self._apply(slot, ident, snapshot, outcome)
+        except KubeError as exc:
+            log.warning("[%s] %s", ident.label, exc)
+        return outcome
+
+
+def _summary(outcome: PassOutcome) -> str:
+    parts = []
+    if outcome.status_patch:
+        # Field names only: status never holds a secret, but logs stay terse anyway.
+        parts.append("status: " + ", ".join(sorted(outcome.status_patch)))
+    if outcome.retry_after is not None:
+        parts.append(f"retry: {outcome.retry_message or 'transient failure'}"[:300])
+    return ("; " + "; ".join(parts)) if parts else ""
