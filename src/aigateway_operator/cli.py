@@ -110,8 +110,10 @@ def _limit_malloc_arenas(arenas: int = 2) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    import asyncio
+
     from aigateway_operator.config import ConfigError, Settings
-    from aigateway_operator.handlers import run
+    from aigateway_operator.operator import main as operator_main
 
     try:
         settings = Settings()
@@ -120,8 +122,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
     _limit_malloc_arenas()
-    run(settings, verbose=args.verbose)
-    return 0
+    return asyncio.run(operator_main(settings, verbose=args.verbose))
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -444,10 +444,13 @@ def test_metrics_endpoint(
     assert "aigw_notifies_total 1.0" in text
     assert "aigw_reconcile_duration_seconds_count" in text
     ready = (
-        f'aigw_condition{{kind="AIProvider",name="metered",namespace="{namespace}",'
-        'type="Ready"} 1.0'
+        f'aigw_status_condition{{condition="Ready",kind="AIProvider",name="metered",'
+        f'namespace="{namespace}",status="True"}} 1.0'
     )
     assert ready in text
+    assert 'aigw_build_info{version="' in text
+    assert "aigw_active_replica 1.0" in text
+    assert 'aigw_last_sync_timestamp_seconds{kind="AIProvider",name="metered",' in text
     assert CANARY_A not in text
     assert op.alive()
 

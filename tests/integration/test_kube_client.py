@@ -1,7 +1,7 @@
-"""``kube.client.Kube`` against the real API server: the calls every pass makes (read a Secret,
-patch status, set a finalizer, post an Event) go out as plain JSON through the client's pool
-and credentials; here they are checked for what they do, how they fail, and that a bearer
-token (what a pod's service account uses) authenticates them as it does the generated API."""
+"""``kube.client.Kube`` against the real API server: the calls a pass makes (read a Secret,
+patch status, write a gateway-key Secret, post an Event) go out as plain JSON through the
+client's pool and credentials; here they are checked for what they do, how they fail, and
+that a bearer token (what a pod's service account uses) authenticates them."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from aigateway_operator.kube.client import Kube, KubeError, ObjectRef
+from aigateway_operator.kube import EventRecorder, Kube, KubeError, ObjectRef
 from tests.support.rbac import client_with_token, grant_secrets, sa_token
 from tests.support.wait import wait_for
 
@@ -130,50 +130,21 @@ def test_patch_status_merges_deletes_and_reports_gone(
     assert f"status of {PLURAL} {namespace}/p" in str(info.value)
 
 
-def test_set_finalizer_is_guarded_by_resource_version(
+def test_events_are_created_then_bumped_and_are_about_the_object(
     k8s_api: client.ApiClient, namespace: str
 ) -> None:
     obj = _provider(k8s_api, namespace)
     meta = obj["metadata"]
-    kube = Kube(k8s_api)
-    after = asyncio.run(
-        kube.set_finalizer(
-            PLURAL, namespace, "p", meta["resourceVersion"], [], "example.com/f", True
-        )
-    )
-    assert after is not None
-    assert after["metadata"]["finalizers"] == ["example.com/f"]
-    with pytest.raises(KubeError) as info:  # the stale version: nothing is written
-        asyncio.run(
-            kube.set_finalizer(
-                PLURAL, namespace, "p", meta["resourceVersion"], [], "example.com/f", False
-            )
-        )
-    assert info.value.status in (409, 422)
-    fresh = after["metadata"]
-    after = asyncio.run(
-        kube.set_finalizer(
-            PLURAL,
-            namespace,
-            "p",
-            fresh["resourceVersion"],
-            fresh["finalizers"],
-            "example.com/f",
-            False,
-        )
-    )
-    assert after is not None
-    assert not after["metadata"].get("finalizers")
+    ref = ObjectRef(f"{GROUP}/{VERSION}", "AIProvider", namespace, "p", meta["uid"])
 
+    async def post_twice() -> None:
+        recorder = EventRecorder(Kube(k8s_api))
+        recorder.start()
+        recorder.post(ref, "Normal", "Synced", "provider p synced")
+        recorder.post(ref, "Normal", "Synced", "provider p synced")
+        await recorder.stop()
 
-def test_post_event_is_about_the_object(k8s_api: client.ApiClient, namespace: str) -> None:
-    obj = _provider(k8s_api, namespace)
-    meta = obj["metadata"]
-    ref = ObjectRef(
-        f"{GROUP}/{VERSION}", "AIProvider", namespace, "p", meta["uid"], meta["resourceVersion"]
-    )
-    kube = Kube(k8s_api)
-    assert asyncio.run(kube.post_event(ref, "Normal", "Synced", "provider p synced")) is True
+    asyncio.run(post_twice())
     events = client.CoreV1Api(k8s_api).list_namespaced_event(namespace).items
     assert len(events) == 1
     ev = events[0]
@@ -182,13 +153,71 @@ def test_post_event_is_about_the_object(k8s_api: client.ApiClient, namespace: st
         "Normal",
         "Synced",
         "provider p synced",
-        1,
+        2,
     )
     assert ev.involved_object.uid == meta["uid"]
     assert ev.involved_object.kind == "AIProvider"
     assert ev.source.component == "aigateway-operator"
     assert ev.first_timestamp is not None
     assert ev.last_timestamp is not None
-    # Best effort: a refused Event (its namespace does not exist) is False, never an error.
-    gone = ObjectRef(f"{GROUP}/{VERSION}", "AIProvider", f"{namespace}-none", "p", "u")
-    assert asyncio.run(kube.post_event(gone, "Normal", "Synced", "x")) is False
+    kube = Kube(k8s_api)
+    # An Event in a namespace that does not exist: the server's answer, as a KubeError.
+    with pytest.raises(KubeError) as info:
+        asyncio.run(kube.create_event(f"{namespace}-none", {"metadata": {"generateName": "x."}}))
+    assert info.value.status in (400, 404, 422)
+    assert asyncio.run(kube.patch_event(namespace, "no-such-event", {"count": 3})) is None
+
+
+def test_secrets_written_replaced_disowned_and_deleted_by_uid(
+    k8s_api: client.ApiClient, namespace: str
+) -> None:
+    obj = _provider(k8s_api, namespace)
+    owner = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "AIProvider",
+        "name": "p",
+        "uid": obj["metadata"]["uid"],
+    }
+    kube = Kube(k8s_api)
+    made = asyncio.run(
+        kube.write_owned_secret(namespace, "gw", {"key": b"v1"}, owner, {"l": "1"}, None)
+    )
+    with pytest.raises(KubeError) as info:  # created twice: the server's 409
+        asyncio.run(kube.write_owned_secret(namespace, "gw", {"key": b"v"}, owner, {}, None))
+    assert info.value.status == 409
+    replaced = asyncio.run(
+        kube.write_owned_secret(
+            namespace, "gw", {"key": b"v2"}, owner, {}, made.resource_version, {"a": "b"}
+        )
+    )
+    with pytest.raises(KubeError) as info:  # a stale resourceVersion: nothing is written
+        asyncio.run(
+            kube.write_owned_secret(
+                namespace, "gw", {"key": b"v3"}, owner, {}, made.resource_version
+            )
+        )
+    assert info.value.status == 409
+    got = asyncio.run(kube.read_secret(namespace, "gw"))
+    assert got is not None
+    assert got.data == {"key": b"v2"}
+    assert got.annotations == {"a": "b"}
+    assert got.owner_uids == (obj["metadata"]["uid"],)
+    assert got.resource_version == replaced.resource_version
+    assert asyncio.run(kube.disown_secret(namespace, "gw", got.uid)) is True
+    got = asyncio.run(kube.read_secret(namespace, "gw"))
+    assert got is not None
+    assert got.owner_uids == ()
+    assert asyncio.run(kube.delete_secret(namespace, "gw", "another-uid")) is False
+    assert asyncio.run(kube.delete_secret(namespace, "gw", got.uid)) is True
+    assert asyncio.run(kube.read_secret(namespace, "gw")) is None
+    assert asyncio.run(kube.delete_secret(namespace, "gw", got.uid)) is False
+
+
+def test_a_connection_failure_is_a_kube_error_without_details() -> None:
+    cfg = client.Configuration()
+    cfg.host = "https://127.0.0.1:9"  # nothing listens on the discard port
+    kube = Kube(client.ApiClient(cfg))
+    with pytest.raises(KubeError) as info:
+        asyncio.run(kube.read_secret("ns", "s"))
+    assert info.value.status is None
+    assert "127.0.0.1" not in str(info.value)

@@ -7,7 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from aigateway_operator.reconcile.drift import DriftTracker
+from aigateway_operator.api.identity import AIPROVIDER
+from aigateway_operator.controllers.aiprovider.drift import DriftTracker
+from aigateway_operator.controllers.shared import ObjectIdentity
 
 pytestmark = pytest.mark.unit
 
@@ -15,10 +17,13 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 ROW = uuid.uuid4()
 
 
+def ident(uid: str, name: str) -> ObjectIdentity:
+    return ObjectIdentity(AIPROVIDER, "ns", name, uid, 1)
+
+
 def tracker_with_row() -> DriftTracker:
     t = DriftTracker()
-    t.track("u1", "ns", "a")
-    t.remember("u1", str(ROW), T0, None)
+    t.remember(ident("u1", "a"), str(ROW), T0)
     return t
 
 
@@ -36,10 +41,9 @@ def test_objects_added_or_passed_after_the_snapshot_are_skipped() -> None:
     t = tracker_with_row()
     snap = t.snapshot()
     # A new object gets its first row while the check waits for the database.
-    t.track("u2", "ns", "b")
-    t.remember("u2", str(uuid.uuid4()), T0, None)
+    t.remember(ident("u2", "b"), str(uuid.uuid4()), T0)
     # And u1's own pass commits a new version before the check compares.
-    t.remember("u1", str(ROW), T0 + timedelta(seconds=2), None)
+    t.remember(ident("u1", "a"), str(ROW), T0 + timedelta(seconds=2))
     assert t.changed(snap, {ROW: (T0 + timedelta(seconds=2), False)}) == []
 
 
@@ -49,10 +53,10 @@ def test_busy_objects_are_skipped() -> None:
     assert t.changed(snap, {ROW: (T0 + timedelta(seconds=1), False)}, busy={"u1"}) == []
 
 
-def test_due_objects() -> None:
+def test_a_pass_without_a_row_keeps_the_row_it_knew() -> None:
     t = tracker_with_row()
-    t.remember("u1", None, None, T0 + timedelta(minutes=15))
-    assert t.objects["u1"].row_id == ROW  # kept
-    assert t.due(T0) == []
-    assert [uid for uid, _ in t.due(T0 + timedelta(minutes=15))] == ["u1"]
-    assert t.due(T0 + timedelta(minutes=15), busy={"u1"}) == []
+    t.remember(ident("u1", "a"), None, None)  # e.g. stopped at a missing Secret
+    assert t.objects["u1"].row_id == ROW
+    assert t.objects["u1"].version == T0
+    t.forget("u1")
+    assert t.snapshot().rows == {}

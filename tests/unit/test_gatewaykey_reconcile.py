@@ -9,184 +9,33 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
-from aigateway_operator.config import Settings
-from aigateway_operator.kube import KubeError, SecretData
-from aigateway_operator.reconcile.gatewaykey import (
+from aigateway_operator.api.identity import (
+    AIGATEWAYCODERDKEY,
     FORCE_DELETE_ANNOTATION,
-    KEY_ID_ANNOTATION,
-    OWNER_LABEL,
-    PREVIOUS_KEY_ANNOTATION,
-    KeyObject,
-    KeyOutcome,
-    finalize,
-    owner_label_value,
-    reconcile,
+    GATEWAY_KEY_ID_ANNOTATION,
+    GATEWAY_KEY_OWNER_LABEL,
+    GATEWAY_KEY_PREVIOUS_ID_ANNOTATION,
 )
-from aigateway_operator.reconcile.runtime import Runtime
+from aigateway_operator.config import Settings
+from aigateway_operator.controllers.gatewaykey.finalize import finalize
+from aigateway_operator.controllers.gatewaykey.reconcile import reconcile
+from aigateway_operator.controllers.gatewaykey.secret import owner_label_value
+from aigateway_operator.controllers.shared import ObjectIdentity, PassOutcome
+from aigateway_operator.controllers.wiring import Wiring
+from aigateway_operator.kube import SecretData
 from aigateway_operator.store import (
-    GatewayKeyConflict,
-    GatewayKeyInfo,
-    IssuedGatewayKey,
-    NameTaken,
-    NotFound,
-    OwnerRef,
-    StoreUnavailable,
     generate_gateway_secret,
 )
+from tests.support.fakes import T0, Clock, FakeGatewayKeyStore, FakeSecrets, Row
 
 pytestmark = pytest.mark.unit
 
-T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 UID = "0b6a4a55-7d0e-4d3a-9d86-0d2c5f3b5e11"
-
-
-@dataclass
-class Row:
-    id: uuid.UUID
-    name: str
-    prefix: str
-    hashed: bytes
-    created_at: datetime
-    heartbeat: datetime | None = None
-
-    def info(self) -> GatewayKeyInfo:
-        return GatewayKeyInfo(self.id, self.name, self.prefix, self.created_at, self.heartbeat)
-
-
-@dataclass
-class FakeStore:
-    clock: Clock
-    rows: dict[uuid.UUID, Row] = field(default_factory=dict)
-    down: bool = False
-
-    def _check(self) -> None:
-        if self.down:
-            raise StoreUnavailable("connection refused")
-
-    async def create_gateway_key(
-        self, key_id: uuid.UUID, name: str, owner: OwnerRef, *, secret: str | None = None
-    ) -> IssuedGatewayKey:
-        self._check()
-        assert secret is not None
-        hashed = hashlib.sha256(secret.encode()).digest()
-        existing = self.rows.get(key_id)
-        if existing is not None:
-            if existing.hashed == hashed and existing.name == name:
-                return IssuedGatewayKey(
-                    key_id, name, secret, secret[:11], existing.created_at, created=False
-                )
-            raise GatewayKeyConflict("other secret or name")
-        if any(r.name.lower() == name.lower() for r in self.rows.values()):
-            raise NameTaken("AI Gateway key", name)
-        self.rows[key_id] = Row(key_id, name, secret[:11], hashed, self.clock.now)
-        return IssuedGatewayKey(key_id, name, secret, secret[:11], self.clock.now, created=True)
-
-    async def rename_gateway_key(
-        self, key_id: uuid.UUID, new_name: str, owner: OwnerRef
-    ) -> GatewayKeyInfo:
-        self._check()
-        row = self.rows.get(key_id)
-        if row is None:
-            raise NotFound("gone")
-        if any(r.name == new_name and r.id != key_id for r in self.rows.values()):
-            raise NameTaken("AI Gateway key", new_name)
-        row.name = new_name
-        return row.info()
-
-    async def delete_gateway_key(self, key_id: uuid.UUID, owner: OwnerRef) -> bool:
-        self._check()
-        return self.rows.pop(key_id, None) is not None
-
-    async def get_gateway_key(self, key_id: uuid.UUID) -> GatewayKeyInfo | None:
-        self._check()
-        row = self.rows.get(key_id)
-        return row.info() if row else None
-
-    async def get_gateway_key_by_name(self, name: str) -> GatewayKeyInfo | None:
-        self._check()
-        return next((r.info() for r in self.rows.values() if r.name == name), None)
-
-    def by_name(self, name: str) -> Row:
-        (row,) = [r for r in self.rows.values() if r.name == name]
-        return row
-
-
-@dataclass
-class FakeSecrets:
-    secrets: dict[tuple[str, str], SecretData] = field(default_factory=dict)
-    writes: int = 0
-    version: int = 0
-    fail_writes: bool = False
-
-    async def read_secret(self, namespace: str, name: str) -> SecretData | None:
-        return self.secrets.get((namespace, name))
-
-    async def write_owned_secret(
-        self,
-        namespace: str,
-        name: str,
-        data: dict[str, bytes],
-        owner: dict[str, str],
-        labels: dict[str, str],
-        resource_version: str | None,
-        annotations: dict[str, str] | None = None,
-    ) -> SecretData:
-        if self.fail_writes:
-            raise KubeError(f"writing Secret {namespace}/{name} failed: HTTP 500", 500)
-        current = self.secrets.get((namespace, name))
-        if (current is None) != (resource_version is None) or (
-            current is not None and current.resource_version != resource_version
-        ):
-            raise KubeError("conflict", 409)
-        self.version += 1
-        self.writes += 1
-        sec = SecretData(
-            namespace=namespace,
-            name=name,
-            uid=current.uid if current else str(uuid.uuid4()),
-            resource_version=str(self.version),
-            data=dict(data),
-            labels=dict(labels),
-            owner_uids=(owner["uid"],),
-            annotations=dict(annotations or {}),
-        )
-        self.secrets[(namespace, name)] = sec
-        return sec
-
-    async def delete_secret(self, namespace: str, name: str, uid: str) -> bool:
-        return self.secrets.pop((namespace, name), None) is not None
-
-    async def disown_secret(self, namespace: str, name: str, uid: str) -> bool:
-        sec = self.secrets[(namespace, name)]
-        self.secrets[(namespace, name)] = replace(sec, owner_uids=())
-        return True
-
-    def value(self, name: str = "gw-key") -> str:
-        return self.secrets[("ns", name)].data["key"].decode()
-
-    def tamper(self, value: str, name: str = "gw-key") -> None:
-        sec = self.secrets[("ns", name)]
-        self.version += 1
-        self.secrets[("ns", name)] = replace(
-            sec, data={"key": value.encode()}, resource_version=str(self.version)
-        )
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **kwargs: float) -> None:
-        self.now += timedelta(**kwargs)
 
 
 @dataclass
@@ -194,18 +43,22 @@ class World:
     """One object, its status as the API server would keep it, and the fakes."""
 
     clock: Clock
-    store: FakeStore
+    store: FakeGatewayKeyStore
     kube: FakeSecrets
-    rt: Runtime
+    rt: Wiring
     spec: dict[str, Any] = field(default_factory=dict)
     status: dict[str, Any] = field(default_factory=dict)
     generation: int = 1
     annotations: dict[str, str] = field(default_factory=dict)
 
-    def obj(self) -> KeyObject:
-        return KeyObject("ns", "gw", UID, self.generation, self.annotations)
+    written: list[tuple[str, str, str]] = field(default_factory=list)
 
-    def _apply(self, outcome: KeyOutcome) -> KeyOutcome:
+    def obj(self) -> ObjectIdentity:
+        return ObjectIdentity(
+            AIGATEWAYCODERDKEY, "ns", "gw", UID, self.generation, annotations=self.annotations
+        )
+
+    def _apply(self, outcome: PassOutcome) -> PassOutcome:
         for key, value in outcome.status_patch.items():
             if value is None:
                 self.status.pop(key, None)
@@ -216,10 +69,13 @@ class World:
                 self.status[key] = value
         return outcome
 
-    async def reconcile(self) -> KeyOutcome:
-        return self._apply(await reconcile(self.rt, self.kube, self.obj(), self.spec, self.status))
+    async def reconcile(self) -> PassOutcome:
+        outcome, self.written = await reconcile(
+            self.rt, self.kube, self.obj(), self.spec, self.status
+        )
+        return self._apply(outcome)
 
-    async def finalize(self) -> KeyOutcome:
+    async def finalize(self) -> PassOutcome:
         return self._apply(await finalize(self.rt, self.kube, self.obj(), self.spec, self.status))
 
     def condition(self, type_: str) -> dict[str, Any]:
@@ -236,14 +92,16 @@ class World:
 @pytest.fixture
 def world() -> World:
     clock = Clock()
-    store = FakeStore(clock)
+    store = FakeGatewayKeyStore(clock)
     kube = FakeSecrets()
     settings = Settings(database_url="postgresql://u:p@localhost/coder")  # type: ignore[call-arg]
-    rt = Runtime(settings=settings, store=store, kube=kube, fingerprint_key=b"k", clock=clock)  # type: ignore[arg-type]
+    rt = Wiring(
+        settings=settings, store=store, kube=kube, events=None, fingerprint_key=b"k", clock=clock
+    )  # type: ignore[arg-type]
     return World(clock, store, kube, rt)
 
 
-def reasons(outcome: KeyOutcome) -> list[str]:
+def reasons(outcome: PassOutcome) -> list[str]:
     return [e.reason for e in outcome.events]
 
 
@@ -266,12 +124,12 @@ async def test_issue_writes_secret_then_row_and_reports(world: World) -> None:
     assert len(secret) == 43
     sec = world.kube.secrets[("ns", "gw-key")]
     assert sec.owner_uids == (UID,)
-    assert sec.labels[OWNER_LABEL] == "gw"
-    assert sec.annotations[KEY_ID_ANNOTATION] == str(row.id)
+    assert sec.labels[GATEWAY_KEY_OWNER_LABEL] == "gw"
+    assert sec.annotations[GATEWAY_KEY_ID_ANNOTATION] == str(row.id)
     assert world.condition("Ready")["status"] == "True"
     assert world.condition("InUse")["reason"] == "NeverConnected"
     assert world.status["rotation"] == {"generation": 0}
-    assert out.secrets_written == [("ns", "gw-key", sec.resource_version)]
+    assert world.written == [("ns", "gw-key", sec.resource_version)]
     # A second pass changes nothing: no write, no event, no status patch.
     again = await world.reconcile()
     assert (again.status_patch, again.events, world.kube.writes) == ({}, [], 1)
@@ -290,7 +148,7 @@ async def test_crash_after_secret_write_is_completed_by_replay(world: World) -> 
     key_id = uuid.uuid4()
     await world.kube.write_owned_secret(
         "ns", "gw-key", {"key": secret.encode()}, {"uid": UID}, {}, None,
-        {KEY_ID_ANNOTATION: str(key_id)},
+        {GATEWAY_KEY_ID_ANNOTATION: str(key_id)},
     )  # fmt: skip
     assert world.store.rows == {}
     await world.reconcile()
@@ -443,7 +301,7 @@ async def test_rotation_interrupted_after_secret_write_finishes(world: World) ->
     new_id = uuid.uuid4()
     await world.kube.write_owned_secret(
         "ns", "gw-key", {"key": new_secret.encode()}, {"uid": UID}, {}, sec.resource_version,
-        {KEY_ID_ANNOTATION: str(new_id), PREVIOUS_KEY_ANNOTATION: str(old.id),
+        {GATEWAY_KEY_ID_ANNOTATION: str(new_id), GATEWAY_KEY_PREVIOUS_ID_ANNOTATION: str(old.id),
          "aigateway.dev/rotation-generation": "1"},
     )  # fmt: skip
     world.spec = {"rotation": {"generation": 1}}

@@ -20,10 +20,31 @@ def test_metrics_port_in_use_is_not_fatal() -> None:
     assert metrics.serve(0) is False
 
 
-def test_condition_gauge_is_one_series_per_type() -> None:
+def series(name: str) -> set[tuple[str, ...]]:
+    """The label values of every sample of ``metrics.STATUS_CONDITION`` about object ``name``."""
+    return {
+        (s.labels["condition"], s.labels["status"])
+        for m in metrics.STATUS_CONDITION.collect()
+        for s in m.samples
+        if s.labels.get("name") == name
+    }
+
+
+def test_status_condition_exports_the_current_status_only() -> None:
     metrics.set_conditions("AIProvider", "ns", "obj", [("Ready", "True"), ("Synced", "False")])
-    assert metrics.CONDITION.labels("AIProvider", "ns", "obj", "Ready")._value.get() == 1.0
-    assert metrics.CONDITION.labels("AIProvider", "ns", "obj", "Synced")._value.get() == 0.0
-    metrics.forget_object("AIProvider", "ns", "obj", ["Ready", "Synced"])
-    names = {s.labels.get("name") for m in metrics.CONDITION.collect() for s in m.samples}
-    assert "obj" not in names
+    assert series("obj") == {("Ready", "True"), ("Synced", "False")}
+    metrics.set_conditions("AIProvider", "ns", "obj", [("Ready", "False")])
+    assert series("obj") == {("Ready", "False"), ("Synced", "False")}
+    metrics.LAST_SYNC.labels("AIProvider", "ns", "obj").set(1.0)
+    metrics.forget_object("AIProvider", "ns", "obj")
+    assert series("obj") == set()
+    assert all(
+        s.labels.get("name") != "obj" for m in metrics.LAST_SYNC.collect() for s in m.samples
+    )
+
+
+def test_no_created_series() -> None:
+    from prometheus_client import generate_latest
+
+    metrics.RECONCILES.labels("AIProvider", "synced").inc()
+    assert b"_created" not in generate_latest()

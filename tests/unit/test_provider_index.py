@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from aigateway_operator.reconcile.index import ProviderIndex
+from aigateway_operator.controllers.aiprovider.index import ProviderIndex
 
 pytestmark = pytest.mark.unit
 

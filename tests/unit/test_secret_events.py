@@ -1,38 +1,50 @@
-"""What a Secret watch event queues: the AIProviders that reference it, the gateway key that
+"""What a Secret watch event wakes: the AIProviders that reference it, the gateway key that
 owns it (unless the event is the echo of our own write), nothing for listing items."""
 
 from __future__ import annotations
 
+import asyncio
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from aigateway_operator.handlers import aiprovider, gatewaykey
-from aigateway_operator.handlers.lifecycle import _secret_events
-from aigateway_operator.reconcile.gatewaykey import OWNER_LABEL
-from aigateway_operator.reconcile.index import ProviderIndex
+from aigateway_operator.api.identity import GATEWAY_KEY_OWNER_LABEL
+from aigateway_operator.config import Settings
+from aigateway_operator.controllers.aiprovider import AIProviderController
+from aigateway_operator.controllers.gatewaykey import GatewayKeyController
+from aigateway_operator.operator.app import OperatorApp
 
 pytestmark = pytest.mark.unit
 
 
-class Queue:
+class Recorder:
+    """Stands in for a controller's runner: records what is woken."""
+
     def __init__(self) -> None:
         self.poked: list[str] = []
 
-    def poke(self, uids: Any) -> None:
-        self.poked += list(uids)
+    def poke(self, uids: Any) -> int:
+        woken = list(uids)
+        self.poked += woken
+        return len(woken)
 
 
-def memo() -> SimpleNamespace:
-    index = ProviderIndex()
+def settings() -> Settings:
+    return Settings(database_url="postgresql://u:p@localhost/coder")  # type: ignore[call-arg]
+
+
+def controllers() -> tuple[AIProviderController, GatewayKeyController]:
+    wiring: Any = SimpleNamespace(settings=settings())
+    providers = AIProviderController(wiring, asyncio.Semaphore(1))
     ref = {"type": "openai", "apiKeys": [{"secretKeyRef": {"name": "keys", "key": "a"}}]}
-    index.update("p1", "ns", "one", ref, {"creationTimestamp": "t1"})
-    index.update("p2", "ns", "two", ref, {"creationTimestamp": "t2"})
-    index.update("p3", "other", "three", ref, {"creationTimestamp": "t3"})
-    return SimpleNamespace(
-        index=index, providers=Queue(), gateway_keys=Queue(), gateway_key_secrets={}
-    )
+    for uid, ns, name in (("p1", "ns", "one"), ("p2", "ns", "two"), ("p3", "other", "three")):
+        meta = {"uid": uid, "namespace": ns, "name": name, "creationTimestamp": uid}
+        providers.observed(None, {"metadata": meta, "spec": ref})
+    providers.runner = Recorder()  # type: ignore[assignment]
+    keys = GatewayKeyController(wiring, asyncio.Semaphore(1))
+    keys.runner = Recorder()  # type: ignore[assignment]
+    return providers, keys
 
 
 def owned(rv: str = "5") -> dict[str, Any]:
@@ -40,52 +52,58 @@ def owned(rv: str = "5") -> dict[str, Any]:
         "namespace": "ns",
         "name": "gw-key",
         "resourceVersion": rv,
-        "labels": {OWNER_LABEL: "gw"},
+        "labels": {GATEWAY_KEY_OWNER_LABEL: "gw"},
         "ownerReferences": [
             {"apiVersion": "aigateway.dev/v1alpha1", "kind": "AIGatewayCoderdKey", "uid": "k1"}
         ],
     }
 
 
+def poked(controller: AIProviderController | GatewayKeyController) -> list[str]:
+    recorder: Recorder = controller.runner  # type: ignore[assignment]
+    return recorder.poked
+
+
 @pytest.mark.parametrize("type_", ["ADDED", "MODIFIED", "DELETED"])
-def test_a_referenced_secret_queues_its_providers_in_its_namespace(type_: str) -> None:
-    m = memo()
-    aiprovider.secret_event(m, type_, {"namespace": "ns", "name": "keys"})
-    assert m.providers.poked == ["p1", "p2"]
+def test_a_referenced_secret_wakes_its_providers_in_its_namespace(type_: str) -> None:
+    providers, _ = controllers()
+    providers.secret_changed(type_, {"namespace": "ns", "name": "keys"})
+    assert poked(providers) == ["p1", "p2"]
 
 
-def test_listing_items_and_unreferenced_secrets_queue_nothing() -> None:
-    m = memo()
-    aiprovider.secret_event(m, None, {"namespace": "ns", "name": "keys"})
-    aiprovider.secret_event(m, "MODIFIED", {"namespace": "ns", "name": "unrelated"})
-    gatewaykey.secret_event(m, None, owned())
-    assert m.providers.poked == []
-    assert m.gateway_keys.poked == []
+def test_listing_items_and_unreferenced_secrets_wake_nothing() -> None:
+    providers, keys = controllers()
+    providers.secret_changed(None, {"namespace": "ns", "name": "keys"})
+    providers.secret_changed("MODIFIED", {"namespace": "ns", "name": "unrelated"})
+    keys.secret_changed(None, owned())
+    assert poked(providers) == []
+    assert poked(keys) == []
 
 
-def test_an_owned_secret_queues_its_key_unless_it_is_our_own_write() -> None:
-    m = memo()
-    m.gateway_key_secrets[("ns", "gw-key")] = "5"
-    gatewaykey.secret_event(m, "MODIFIED", owned("5"))  # the echo of our write
-    assert m.gateway_keys.poked == []
-    gatewaykey.secret_event(m, "MODIFIED", owned("6"))  # someone else edited it
-    gatewaykey.secret_event(m, "DELETED", owned("5"))  # deleted: always a pass
-    assert m.gateway_keys.poked == ["k1", "k1"]
+def test_an_owned_secret_wakes_its_key_unless_it_is_our_own_write() -> None:
+    _, keys = controllers()
+    keys._remember([("ns", "gw-key", "5")])
+    keys.secret_changed("MODIFIED", owned("5"))  # the echo of our write
+    assert poked(keys) == []
+    keys.secret_changed("MODIFIED", owned("6"))  # someone else edited it
+    keys.secret_changed("DELETED", owned("5"))  # deleted: always a pass
+    assert poked(keys) == ["k1", "k1"]
 
 
 def test_only_secrets_with_our_label_and_owner_count() -> None:
-    m = memo()
+    _, keys = controllers()
     unlabelled = {**owned(), "labels": {}}
     foreign_owner = {**owned(), "ownerReferences": [{"kind": "Deployment", "uid": "d"}]}
-    gatewaykey.secret_event(m, "MODIFIED", unlabelled)
-    gatewaykey.secret_event(m, "MODIFIED", foreign_owner)
-    assert m.gateway_keys.poked == []
+    keys.secret_changed("MODIFIED", unlabelled)
+    keys.secret_changed("MODIFIED", foreign_owner)
+    assert poked(keys) == []
 
 
-def test_the_watch_callback_feeds_both_kinds() -> None:
-    m = memo()
-    deliver = _secret_events(m)
-    deliver("MODIFIED", {"metadata": {"namespace": "ns", "name": "keys"}})
-    deliver("DELETED", {"metadata": owned()})
-    assert m.providers.poked == ["p1", "p2"]
-    assert m.gateway_keys.poked == ["k1"]
+def test_the_watch_callback_feeds_both_kinds(monkeypatch: pytest.MonkeyPatch) -> None:
+    providers, keys = controllers()
+    app = OperatorApp.__new__(OperatorApp)
+    app._providers, app._gateway_keys = providers, keys
+    app.secret_event("MODIFIED", {"metadata": {"namespace": "ns", "name": "keys"}})
+    app.secret_event("DELETED", {"metadata": owned()})
+    assert poked(providers) == ["p1", "p2"]
+    assert poked(keys) == ["k1"]

@@ -23,6 +23,7 @@ __all__ = [
     "Condition",
     "ConditionStatus",
     "ConditionType",
+    "EventReason",
     "InvalidSpecError",
     "InvalidStatusError",
     "Reason",
@@ -215,6 +216,26 @@ class Reason(StrEnum):
 
     # Deletion.
     DELETION_BLOCKED = "DeletionBlocked"
+
+
+class EventReason(StrEnum):
+    """Reasons of Events that report something *done* (``Normal``).
+
+    Warnings reuse the :class:`Reason` of the condition they explain (``NameConflict``,
+    ``SecretLost``, ...), so an Event and the condition it accompanies read the same.
+    """
+
+    CREATED = "Created"
+    UPDATED = "Updated"
+    ADOPTED = "Adopted"
+    KEYS_ROTATED = "KeysRotated"
+    DRIFT_REVERTED = "DriftReverted"
+    DELETED = "Deleted"
+    ORPHANED = "Orphaned"
+    ISSUED = "Issued"
+    ROTATED = "Rotated"
+    KEY_RETIRED = "KeyRetired"
+    SECRET_MOVED = "SecretMoved"  # noqa: S105 - a reason name
 
 
 #: metav1.Condition's validation, copied from the upstream type's markers.

@@ -1,27 +1,29 @@
-"""Kubernetes API access outside kopf's own machinery: Secrets, our objects' finalizers and
-status, Events, and the informers that watch our kinds.
+"""Kubernetes API access outside kopf's own machinery: the one client configuration, the
+calls a pass makes (Secrets, status, Events), the metadata-only Secret watch and the Event
+recorder — each of the last two one module saying what kopf lacks.
 
 This is the only package allowed to import the ``kubernetes`` client.
 """
 
-from aigateway_operator.kube.client import (
-    GROUP,
-    VERSION,
-    Kube,
-    KubeError,
-    ObjectRef,
-    SecretData,
-    load_api_client,
+from aigateway_operator.kube.client import Kube, KubeError, ObjectRef, SecretData
+from aigateway_operator.kube.config import (
+    ConnectionFacts,
+    api_client,
+    connection_facts,
+    load_configuration,
 )
-from aigateway_operator.kube.informer import Informer
+from aigateway_operator.kube.events import EventRecorder
+from aigateway_operator.kube.metadata_watch import SecretMetadataWatch
 
 __all__ = [
-    "GROUP",
-    "VERSION",
-    "Informer",
+    "ConnectionFacts",
+    "EventRecorder",
     "Kube",
     "KubeError",
     "ObjectRef",
     "SecretData",
-    "load_api_client",
+    "SecretMetadataWatch",
+    "api_client",
+    "connection_facts",
+    "load_configuration",
 ]

@@ -1,14 +1,23 @@
-"""The one module that talks to the Kubernetes API with the ``kubernetes`` client.
+"""The calls the operator makes to the Kubernetes API itself (kopf makes the rest).
 
-The client blocks, so every call runs in a worker thread (``asyncio.to_thread``): a blocking
-call on kopf's event loop would freeze every watch. Secret values read here are returned as
-bytes to the caller and never logged; errors carry names, never data.
+kopf watches our two kinds and manages their finalizer; what it does not do for us is read a
+Secret, write a gateway-key Secret, patch our status with a minimal merge patch, check that
+an object still exists, and post aggregated Events. Those go through :class:`Kube`.
 
-The calls every reconcile pass makes (read a Secret, patch status, set a finalizer, post an
-Event) go through :meth:`Kube._request`: the client's connection pool, TLS and credentials
-(tokens refreshed as the client does), but plain JSON in and out. The generated API methods
-validate every argument with pydantic and walk every body and response through the model
-layer, which cost more CPU than the HTTP request itself.
+**One request style, one error rule.** Every call is one :meth:`Kube._send`: a path, a
+method, a plain-JSON body, through the ``kubernetes`` client's own connection pool, TLS and
+credentials (its bearer token is refreshed as the client does), built with the client's
+public request builder (``ApiClient.param_serialize`` + ``ApiClient.call_api``, which the
+generated API methods use underneath). The generated per-operation methods are not used:
+they validate every argument with pydantic and walk every body through the model layer,
+which cost more CPU than the request itself. Every non-2xx answer becomes one
+:class:`KubeError` naming what was attempted, the HTTP status and the server's ``reason``
+(never the response body, never a value we sent); a 404 is "not there" (``None``/``False``)
+where a caller asks for it.
+
+The client blocks, so each call runs in a worker thread (``asyncio.to_thread``): a blocking
+call on kopf's event loop would stall every watch. Secret values read here are returned as
+bytes to the caller and never logged.
 """
 
 from __future__ import annotations
@@ -16,24 +25,29 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import socket
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-from kubernetes import client, config
-from kubernetes.client.exceptions import ApiException
+from kubernetes import client
 
-GROUP = "aigateway.dev"
-_INSTANCE = socket.gethostname()
-VERSION = "v1alpha1"
+from aigateway_operator.api.identity import GROUP, VERSION
+
+__all__ = [
+    "FIELD_MANAGER",
+    "Kube",
+    "KubeError",
+    "ObjectRef",
+    "SecretData",
+]
+
 REQUEST_TIMEOUT_S = 30.0
+#: Who owns the fields we write, in ``managedFields``.
 FIELD_MANAGER = "aigateway-operator"
 
 
 class KubeError(RuntimeError):
-    """A Kubernetes API call failed for a reason other than 'not found'."""
+    """A Kubernetes API call failed (other than a 404 the caller asked to see as absent)."""
 
     def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
@@ -56,7 +70,7 @@ class SecretData:
 
 @dataclass(frozen=True)
 class ObjectRef:
-    """The object an Event is about."""
+    """An object an Event is about."""
 
     api_version: str
     kind: str
@@ -64,13 +78,6 @@ class ObjectRef:
     name: str
     uid: str
     resource_version: str = ""
-
-
-def _as_dict(obj: object) -> dict[str, Any]:
-    """A custom-object response (the client returns it as a plain, untyped JSON object)."""
-    if not isinstance(obj, dict):
-        raise KubeError(f"unexpected response type {type(obj).__name__}")
-    return obj
 
 
 def _reason(raw: bytes) -> str:
@@ -90,97 +97,121 @@ def _path(prefix: str, namespace: str, plural: str, name: str = "", sub: str = "
     return out + (f"/{sub}" if sub else "")
 
 
-def load_api_client(kubeconfig: str | None = None) -> client.ApiClient:
-    """In-cluster service-account config if present, else ``KUBECONFIG`` / ``~/.kube/config``."""
-    if kubeconfig is None:
-        try:
-            config.load_incluster_config()  # type: ignore[no-untyped-call]
-            return client.ApiClient()
-        except config.ConfigException:
-            pass
-    api: client.ApiClient = config.new_client_from_config(  # type: ignore[no-untyped-call]
-        config_file=kubeconfig
+def _objects(plural: str, namespace: str, name: str = "", sub: str = "") -> str:
+    return _path(f"/apis/{GROUP}/{VERSION}", namespace, plural, name, sub)
+
+
+def _secrets(namespace: str, name: str = "") -> str:
+    return _path("/api/v1", namespace, "secrets", name)
+
+
+def _secret_data(obj: dict[str, Any]) -> SecretData:
+    meta = obj.get("metadata") or {}
+    return SecretData(
+        namespace=str(meta.get("namespace", "")),
+        name=str(meta.get("name", "")),
+        uid=str(meta.get("uid", "")),
+        resource_version=str(meta.get("resourceVersion", "")),
+        data={k: base64.b64decode(v) for k, v in (obj.get("data") or {}).items()},
+        labels=dict(meta.get("labels") or {}),
+        owner_uids=tuple(str(o.get("uid")) for o in meta.get("ownerReferences") or []),
+        annotations=dict(meta.get("annotations") or {}),
     )
-    return api
 
 
 class Kube:
-    """Async facade over the calls the operator makes outside kopf's own machinery."""
+    """Async facade over the few calls the operator makes outside kopf's own machinery."""
 
     def __init__(self, api: client.ApiClient) -> None:
         self._api = api
-        self._core = client.CoreV1Api(api)
-        self._custom = client.CustomObjectsApi(api)
 
     def close(self) -> None:
         self._api.close()  # type: ignore[no-untyped-call]
 
-    def _request(
+    # --- the one request style ------------------------------------------------------------
+
+    def _send(
         self,
         method: str,
         path: str,
         body: Any = None,
         content_type: str = "application/json",
     ) -> tuple[int, bytes]:
-        """One blocking request: ``(status, raw body)``. Connection failures raise (urllib3)."""
-        headers: dict[str, Any] = {
-            **self._api.default_headers,
-            "Accept": "application/json",
-            "Content-Type": content_type,
-        }
-        # Bearer token (refreshed by the client's hook when it expires); client certificates
-        # are on the connection pool.
-        self._api.update_params_for_auth(headers, [], ["BearerToken"], path, method, None)
-        payload = None if body is None else json.dumps(body, separators=(",", ":")).encode()
-        if method != "GET":  # who owns the fields we write, in managedFields
-            path += f"?fieldManager={FIELD_MANAGER}"
-        resp = self._api.rest_client.pool_manager.request(
-            method,
-            self._api.configuration.host + path,
-            body=payload,
-            headers=headers,
-            timeout=REQUEST_TIMEOUT_S,
-        )
-        return int(resp.status), bytes(resp.data)
+        """One blocking request: ``(status, raw body)``; connection failures raise (urllib3).
 
-    def _json(
+        Built by the client's public request builder: its host, default headers and bearer
+        token (``BearerToken`` auth, refreshed by the client's hook when it expires); client
+        certificates and TLS live on its connection pool.
+        """
+        query = [("fieldManager", FIELD_MANAGER)] if method != "GET" else None
+        method, url, headers, payload, _ = self._api.param_serialize(
+            method=method,
+            resource_path=path,
+            query_params=query,
+            header_params={"Accept": "application/json", "Content-Type": content_type},
+            body=body,
+            auth_settings=["BearerToken"],
+        )
+        resp = self._api.call_api(
+            method, url, header_params=headers, body=payload, _request_timeout=REQUEST_TIMEOUT_S
+        )
+        resp.read()  # type: ignore[no-untyped-call]
+        return int(resp.status), bytes(resp.data or b"")
+
+    def _call(
         self,
         what: str,
         method: str,
         path: str,
         body: Any = None,
         content_type: str = "application/json",
+        *,
+        missing_ok: bool = True,
     ) -> dict[str, Any] | None:
-        """:meth:`_request` for an object: the object, None if it is not found (404), else a
-        :class:`KubeError` naming ``what`` with the status and its reason (never the body)."""
-        code, raw = self._request(method, path, body, content_type)
-        if code == 404:
+        """:meth:`_send` for an object, and the one error rule.
+
+        2xx: the object (``{}`` for an empty answer). 404 with ``missing_ok``: None. Anything
+        else: :class:`KubeError` naming ``what``, the status and the server's reason.
+        """
+        try:
+            code, raw = self._send(method, path, body, content_type)
+        except Exception as exc:  # connection refused/reset, TLS, timeouts (urllib3, client)
+            # The exception's text may carry the URL and the client's request details; its
+            # type is enough to say what happened.
+            raise KubeError(f"{what} failed: {type(exc).__name__}") from None
+        if code == 404 and missing_ok:
             return None
         if not 200 <= code < 300:
             raise KubeError(f"{what} failed: HTTP {code} {_reason(raw)}".rstrip(), code)
-        return _as_dict(json.loads(raw))
+        if not raw:
+            return {}
+        obj = json.loads(raw)
+        if not isinstance(obj, dict):
+            raise KubeError(f"{what}: unexpected response type {type(obj).__name__}", code)
+        return obj
+
+    async def _async(
+        self,
+        what: str,
+        method: str,
+        path: str,
+        body: Any = None,
+        content_type: str = "application/json",
+        *,
+        missing_ok: bool = True,
+    ) -> dict[str, Any] | None:
+        return await asyncio.to_thread(
+            self._call, what, method, path, body, content_type, missing_ok=missing_ok
+        )
+
+    # --- Secrets ------------------------------------------------------------------------------
 
     async def read_secret(self, namespace: str, name: str) -> SecretData | None:
         """The Secret, or None if it does not exist."""
-
-        def call() -> SecretData | None:
-            path = _path("/api/v1", namespace, "secrets", name)
-            obj = self._json(f"reading Secret {namespace}/{name}", "GET", path)
-            if obj is None:
-                return None
-            meta = obj.get("metadata") or {}
-            return SecretData(
-                namespace=namespace,
-                name=name,
-                uid=str(meta.get("uid", "")),
-                resource_version=str(meta.get("resourceVersion", "")),
-                data={k: base64.b64decode(v) for k, v in (obj.get("data") or {}).items()},
-                labels=dict(meta.get("labels") or {}),
-                owner_uids=tuple(str(o.get("uid")) for o in meta.get("ownerReferences") or []),
-                annotations=dict(meta.get("annotations") or {}),
-            )
-
-        return await asyncio.to_thread(call)
+        obj = await self._async(
+            f"reading Secret {namespace}/{name}", "GET", _secrets(namespace, name)
+        )
+        return None if obj is None else _secret_data(obj)
 
     async def write_owned_secret(
         self,
@@ -197,192 +228,124 @@ class Kube:
         A replace sets labels and annotations to exactly those given. A 409 (someone else
         wrote it first) raises :class:`KubeError` with ``status == 409``.
         """
-
-        def call() -> SecretData:
-            body = client.V1Secret(
-                metadata=client.V1ObjectMeta(
-                    name=name,
-                    namespace=namespace,
-                    labels=labels,
-                    annotations=annotations or None,
-                    resource_version=resource_version,
-                    owner_references=[
-                        client.V1OwnerReference(
-                            api_version=owner["apiVersion"],
-                            kind=owner["kind"],
-                            name=owner["name"],
-                            uid=owner["uid"],
-                            controller=True,
-                            block_owner_deletion=True,
-                        )
-                    ],
-                ),
-                type="Opaque",
-                data={k: base64.b64encode(v).decode() for k, v in data.items()},
-            )
-            try:
-                if resource_version is None:
-                    obj = self._core.create_namespaced_secret(namespace, body)
-                else:
-                    obj = self._core.replace_namespaced_secret(name, namespace, body)
-            except ApiException as exc:
-                raise KubeError(
-                    f"writing Secret {namespace}/{name} failed: HTTP {exc.status} {exc.reason}",
-                    exc.status,
-                ) from None
-            meta = obj.metadata
-            return SecretData(
-                namespace=namespace,
-                name=name,
-                uid=str(meta.uid) if meta else "",
-                resource_version=str(meta.resource_version) if meta else "",
-                data=dict(data),
-                labels=dict(labels),
-                owner_uids=(owner["uid"],),
-                annotations=dict(annotations or {}),
-            )
-
-        return await asyncio.to_thread(call)
+        meta: dict[str, Any] = {
+            "name": name,
+            "namespace": namespace,
+            "labels": labels,
+            "ownerReferences": [
+                {**owner, "controller": True, "blockOwnerDeletion": True},
+            ],
+        }
+        if annotations:
+            meta["annotations"] = annotations
+        if resource_version is not None:
+            meta["resourceVersion"] = resource_version
+        body = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": meta,
+            "type": "Opaque",
+            "data": {k: base64.b64encode(v).decode() for k, v in data.items()},
+        }
+        what = f"writing Secret {namespace}/{name}"
+        if resource_version is None:
+            obj = await self._async(what, "POST", _secrets(namespace), body, missing_ok=False)
+        else:
+            obj = await self._async(what, "PUT", _secrets(namespace, name), body, missing_ok=False)
+        written = _secret_data(obj or {})
+        if not written.resource_version:
+            raise KubeError(f"{what}: the answer carried no resourceVersion")
+        # What we wrote, not what came back: the answer's data is the same bytes.
+        return SecretData(
+            namespace=namespace,
+            name=name,
+            uid=written.uid,
+            resource_version=written.resource_version,
+            data=dict(data),
+            labels=dict(labels),
+            owner_uids=(owner["uid"],),
+            annotations=dict(annotations or {}),
+        )
 
     async def delete_secret(self, namespace: str, name: str, uid: str) -> bool:
         """Delete the Secret if it is still the one with ``uid``; False if it is gone.
 
         The uid precondition makes sure a Secret someone else re-created under the same name
-        is never deleted.
+        is never deleted (that answers 409, reported as False).
         """
-
-        def call() -> bool:
-            try:
-                self._core.delete_namespaced_secret(
-                    name,
-                    namespace,
-                    body=client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=uid)),
-                )
-            except ApiException as exc:
-                if exc.status in (404, 409):
-                    return False
-                raise KubeError(
-                    f"deleting Secret {namespace}/{name} failed: HTTP {exc.status} {exc.reason}",
-                    exc.status,
-                ) from None
-            return True
-
-        return await asyncio.to_thread(call)
+        body = {"kind": "DeleteOptions", "apiVersion": "v1", "preconditions": {"uid": uid}}
+        try:
+            obj = await self._async(
+                f"deleting Secret {namespace}/{name}", "DELETE", _secrets(namespace, name), body
+            )
+        except KubeError as exc:
+            if exc.status == 409:
+                return False
+            raise
+        return obj is not None
 
     async def disown_secret(self, namespace: str, name: str, uid: str) -> bool:
         """Drop every ownerReference from the Secret (it then outlives its owner); False if
         it is gone or is no longer the Secret with ``uid``."""
-
-        def call() -> bool:
-            patch = [
-                {"op": "test", "path": "/metadata/uid", "value": uid},
-                {"op": "remove", "path": "/metadata/ownerReferences"},
-            ]
-            try:
-                self._core.patch_namespaced_secret(name, namespace, patch)
-            except ApiException as exc:
-                if exc.status in (404, 409, 422):
-                    return False
-                raise KubeError(
-                    f"releasing Secret {namespace}/{name} failed: HTTP {exc.status} {exc.reason}",
-                    exc.status,
-                ) from None
-            return True
-
-        return await asyncio.to_thread(call)
-
-    async def set_finalizer(
-        self,
-        plural: str,
-        namespace: str,
-        name: str,
-        resource_version: str,
-        finalizers: list[str],
-        finalizer: str,
-        present: bool,
-    ) -> dict[str, Any] | None:
-        """Add or remove ``finalizer``; the object after the write, or None if it is gone.
-
-        A JSON patch guarded by a ``resourceVersion`` test, so another controller's finalizer
-        written meanwhile is never lost: a stale ``finalizers`` list raises :class:`KubeError`
-        with status 409 (or 422), and the caller retries with the newer object.
-        """
-        wanted = [f for f in finalizers if f != finalizer] + ([finalizer] if present else [])
-        patch: list[dict[str, Any]] = [
-            {"op": "test", "path": "/metadata/resourceVersion", "value": resource_version},
-            {"op": "add", "path": "/metadata/finalizers", "value": wanted},
+        patch = [
+            {"op": "test", "path": "/metadata/uid", "value": uid},
+            {"op": "remove", "path": "/metadata/ownerReferences"},
         ]
-        return await self._patch_object(plural, namespace, name, patch, status=False)
+        try:
+            obj = await self._async(
+                f"releasing Secret {namespace}/{name}",
+                "PATCH",
+                _secrets(namespace, name),
+                patch,
+                "application/json-patch+json",
+            )
+        except KubeError as exc:
+            if exc.status in (409, 422):
+                return False
+            raise
+        return obj is not None
+
+    # --- our objects --------------------------------------------------------------------------
+
+    async def get_object(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """One of our objects as the API server has it now, or None if it does not exist."""
+        return await self._async(
+            f"reading {plural} {namespace}/{name}", "GET", _objects(plural, namespace, name)
+        )
 
     async def patch_status(
         self, plural: str, namespace: str, name: str, status: dict[str, Any]
     ) -> dict[str, Any] | None:
         """Merge-patch ``status`` (None deletes a field); the object after, or None if gone."""
-        return await self._patch_object(plural, namespace, name, {"status": status}, status=True)
+        return await self._async(
+            f"patching status of {plural} {namespace}/{name}",
+            "PATCH",
+            _objects(plural, namespace, name, "status"),
+            {"status": status},
+            "application/merge-patch+json",
+        )
 
-    async def _patch_object(
-        self, plural: str, namespace: str, name: str, body: Any, *, status: bool
+    # --- Events -------------------------------------------------------------------------------
+
+    async def create_event(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Create a core/v1 Event; the created Event (its name is needed to bump its count)."""
+        obj = await self._async(
+            f"posting an Event in {namespace}",
+            "POST",
+            _path("/api/v1", namespace, "events"),
+            body,
+            missing_ok=False,
+        )
+        return obj or {}
+
+    async def patch_event(
+        self, namespace: str, name: str, patch: dict[str, Any]
     ) -> dict[str, Any] | None:
-        kind = (
-            "application/json-patch+json"
-            if isinstance(body, list)
-            else "application/merge-patch+json"
+        """Merge-patch an Event (count, lastTimestamp); None if it is gone (expired)."""
+        return await self._async(
+            f"updating Event {namespace}/{name}",
+            "PATCH",
+            _path("/api/v1", namespace, "events", name),
+            patch,
+            "application/merge-patch+json",
         )
-        path = _path(
-            f"/apis/{GROUP}/{VERSION}", namespace, plural, name, "status" if status else ""
-        )
-
-        def call() -> dict[str, Any] | None:
-            what = f"patching {'status of ' if status else ''}{plural} {namespace}/{name}"
-            return self._json(what, "PATCH", path, body, content_type=kind)
-
-        return await asyncio.to_thread(call)
-
-    async def post_event(
-        self,
-        about: ObjectRef,
-        type_: str,
-        reason: str,
-        message: str,
-        component: str = "aigateway-operator",
-    ) -> bool:
-        """Post a core/v1 Event about ``about``; False (logged by nobody) if it failed.
-
-        Events are best effort, as in every controller: a failure never fails the pass.
-        ``message`` must be secret-free (every caller builds it from names and reasons).
-        """
-        now = datetime.now(UTC)
-
-        stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
-        body = {
-            "apiVersion": "v1",
-            "kind": "Event",
-            "metadata": {"generateName": f"{about.name}.", "namespace": about.namespace},
-            "involvedObject": {
-                "apiVersion": about.api_version,
-                "kind": about.kind,
-                "name": about.name,
-                "namespace": about.namespace,
-                "uid": about.uid,
-                **({"resourceVersion": about.resource_version} if about.resource_version else {}),
-            },
-            "type": type_,
-            "reason": reason,
-            "message": message,
-            "source": {"component": component},
-            "reportingComponent": component,
-            "reportingInstance": _INSTANCE,
-            "firstTimestamp": stamp,
-            "lastTimestamp": stamp,
-            "count": 1,
-        }
-        path = _path("/api/v1", about.namespace, "events")
-
-        def call() -> bool:
-            try:
-                code, _ = self._request("POST", path, body)
-            except Exception:  # connection failures: best effort, as documented
-                return False
-            return 200 <= code < 300
-
-        return await asyncio.to_thread(call)

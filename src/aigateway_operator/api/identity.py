@@ -1,0 +1,82 @@
+"""The API's identity, defined once: group, version, kinds, plurals, the finalizer, and every
+annotation and label the operator reads or writes.
+
+Everything else (the kopf handlers, the controllers, the Kubernetes calls, the chart's
+templates through the tests that compare them) takes these names from here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "AIGATEWAYCODERDKEY",
+    "AIPROVIDER",
+    "ANNOTATION_PREFIX",
+    "API_VERSION",
+    "FINALIZER",
+    "FORCE_DELETE_ANNOTATION",
+    "GATEWAY_KEY_ID_ANNOTATION",
+    "GATEWAY_KEY_OWNER_LABEL",
+    "GATEWAY_KEY_PREVIOUS_ID_ANNOTATION",
+    "GATEWAY_KEY_ROTATION_ANNOTATION",
+    "GROUP",
+    "KINDS",
+    "KOPF_STORAGE_PREFIX",
+    "MANAGED_BY_LABELS",
+    "RECONCILE_ANNOTATION",
+    "VERSION",
+    "Kind",
+]
+
+GROUP = "aigateway.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One kind of the API: what kopf's decorators and the Kubernetes calls need."""
+
+    kind: str
+    plural: str
+    short_name: str
+    group: str = GROUP
+    version: str = VERSION
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}"
+
+
+AIPROVIDER = Kind(kind="AIProvider", plural="aiproviders", short_name="aip")
+AIGATEWAYCODERDKEY = Kind(
+    kind="AIGatewayCoderdKey", plural="aigatewaycoderdkeys", short_name="cgwkey"
+)
+KINDS = (AIPROVIDER, AIGATEWAYCODERDKEY)
+
+#: Every annotation and label of ours starts with this (``aigateway.dev/...``).
+ANNOTATION_PREFIX = GROUP
+#: Held on every object until its rows in Coder are released. kopf adds and removes it
+#: (``settings.persistence.finalizer``); the chart's MutatingAdmissionPolicy may add it at
+#: creation, which saves kopf a PATCH per new object.
+FINALIZER = f"{GROUP}/finalizer"
+#: kopf's own annotations (progress of a retried delete handler) live under this prefix,
+#: apart from ours.
+KOPF_STORAGE_PREFIX = f"kopf.{GROUP}"
+
+#: Any change of an ``aigateway.dev/*`` annotation asks for a pass; this one exists for that
+#: (``kubectl annotate ... aigateway.dev/reconcile="$(date +%s)" --overwrite``).
+RECONCILE_ANNOTATION = f"{GROUP}/reconcile"
+#: On an AIGatewayCoderdKey: delete even while gateways still use the key.
+FORCE_DELETE_ANNOTATION = f"{GROUP}/force-delete"
+
+#: On a gateway-key Secret the operator wrote: the key id it holds (a hint, never authority).
+GATEWAY_KEY_ID_ANNOTATION = f"{GROUP}/key-id"
+#: On a gateway-key Secret during a rotation: the id of the key it replaces (a hint).
+GATEWAY_KEY_PREVIOUS_ID_ANNOTATION = f"{GROUP}/previous-key-id"
+#: On a gateway-key Secret: the rotation generation it was written for.
+GATEWAY_KEY_ROTATION_ANNOTATION = f"{GROUP}/rotation-generation"
+#: On every gateway-key Secret the operator owns (value: the owner's name, hashed if long).
+GATEWAY_KEY_OWNER_LABEL = f"{GROUP}/gateway-key"
+MANAGED_BY_LABELS = {"app.kubernetes.io/managed-by": "aigateway-operator"}

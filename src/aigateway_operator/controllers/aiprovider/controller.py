@@ -1,0 +1,128 @@
+"""The AIProvider controller: its pass, its deletion, its indexes and its event sources, as
+one object the operator layer's kopf handlers call.
+
+What wakes an AIProvider besides its own watch events:
+
+- a referenced Secret changing (:meth:`secret_changed`, fed by the metadata-only Secret
+  watch through the Secret -> objects index);
+- its Coder row changed outside the operator (:meth:`watch_drift`: ``LISTEN
+  ai_providers_changed``, then one query over every tracked row);
+- the provider name it waits for becoming free (the holder's deletion pokes the others).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from aigateway_operator.api.identity import AIPROVIDER
+from aigateway_operator.controllers.aiprovider import finalize as finalizing
+from aigateway_operator.controllers.aiprovider import reconcile as reconciling
+from aigateway_operator.controllers.aiprovider.drift import DriftTracker
+from aigateway_operator.controllers.aiprovider.index import ProviderIndex, effective_name
+from aigateway_operator.controllers.runner import Body, Runner
+from aigateway_operator.controllers.shared import ObjectIdentity, PassOutcome, forget_object
+from aigateway_operator.controllers.wiring import Wiring
+
+__all__ = ["AIProviderController"]
+
+log = logging.getLogger("aigateway_operator")
+
+
+class AIProviderController:
+    kind = AIPROVIDER
+
+    def __init__(self, wiring: Wiring, limit: asyncio.Semaphore) -> None:
+        self.wiring = wiring
+        self.index = ProviderIndex()
+        self.drift = DriftTracker()
+        self.runner = Runner(self, wiring, limit, resync_s=wiring.settings.resync_interval_s)
+
+    # --- KindPasses -----------------------------------------------------------------------
+
+    async def reconcile(self, body: Body) -> PassOutcome:
+        ident = ObjectIdentity.from_body(self.kind, body)
+        spec = body.get("spec") or {}
+        claims = self.index.claims(effective_name(spec, ident.name))
+        outcome = await reconciling.reconcile(
+            self.wiring, ident, body.get("spec"), body.get("status"), claims
+        )
+        self.drift.remember(ident, outcome.row_id, outcome.row_version)
+        return outcome
+
+    async def finalize(self, body: Body) -> PassOutcome:
+        ident = ObjectIdentity.from_body(self.kind, body)
+        outcome = await finalizing.finalize(
+            self.wiring, ident, body.get("spec"), body.get("status")
+        )
+        if outcome.done:
+            self._released(ident, body.get("spec") or {})
+        return outcome
+
+    def observed(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        meta = body.get("metadata") or {}
+        uid = str(meta.get("uid", ""))
+        if not uid:
+            return
+        if event_type == "DELETED":
+            self.index.remove(uid)
+            return
+        self.index.update(
+            uid,
+            str(meta.get("namespace", "")),
+            str(meta.get("name", "")),
+            body.get("spec") or {},
+            meta,
+        )
+
+    def forget(self, ident: ObjectIdentity) -> None:
+        self.index.remove(ident.uid)
+        self.drift.forget(ident.uid)
+        forget_object(ident)
+
+    def _released(self, ident: ObjectIdentity, spec: Mapping[str, Any]) -> None:
+        """The object's row is released: stop tracking it and wake whoever waits for its name."""
+        self.drift.forget(ident.uid)
+        forget_object(ident)
+        name = effective_name(spec, ident.name)
+        self.index.remove(ident.uid)
+        self.runner.poke(c.uid for c in self.index.claims(name))
+
+    # --- other event sources --------------------------------------------------------------
+
+    def secret_changed(self, event_type: str | None, meta: Mapping[str, Any]) -> None:
+        """A Secret changed (metadata only): wake every AIProvider that references it.
+
+        Listing items (``event_type`` None) are skipped: every object gets its first pass
+        anyway, and a relisting reports a Secret that moved while nobody watched as
+        ``MODIFIED``.
+        """
+        if event_type:
+            ns, name = str(meta.get("namespace", "")), str(meta.get("name", ""))
+            self.runner.poke(self.index.referencing(ns, name))
+
+    async def check_drift(self) -> int:
+        """Wake every object whose row someone else wrote since our last pass; how many."""
+        snap = self.drift.snapshot()
+        if not snap.rows:
+            return 0
+        versions = await self.wiring.store.provider_versions(snap.row_ids())
+        changed = self.drift.changed(snap, versions, self.runner.busy())
+        for _uid, tracked in changed:
+            log.info(
+                "[%s/%s] Coder row of AIProvider changed outside the operator",
+                tracked.namespace,
+                tracked.name,
+            )
+        return self.runner.poke(uid for uid, _ in changed)
+
+    async def watch_drift(self) -> None:
+        """On every burst of ``ai_providers_changed``: wake objects whose row someone else
+        wrote. Runs until cancelled; a failed check is logged (the resync is the backstop)."""
+        async for _ in self.wiring.store.watch_changes(self.wiring.settings.drift_debounce_s):
+            try:
+                await self.check_drift()
+            except Exception:
+                log.exception("drift check failed; each object's periodic resync will catch up")

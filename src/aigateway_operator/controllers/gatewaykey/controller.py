@@ -1,0 +1,99 @@
+"""The AIGatewayCoderdKey controller: its pass, its deletion and its Secret events, as one
+object the operator layer's kopf handlers call.
+
+What wakes a gateway key besides its own watch events: its Secret changing or disappearing
+(:meth:`secret_changed`, fed by the metadata-only Secret watch; only Secrets carrying our
+owner label count, and our own writes are recognised by resourceVersion), and the pass's own
+``next_due`` (heartbeat mirror, grace period, scheduled rotation).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+from aigateway_operator.api.identity import AIGATEWAYCODERDKEY, GATEWAY_KEY_OWNER_LABEL
+from aigateway_operator.controllers.gatewaykey import finalize as finalizing
+from aigateway_operator.controllers.gatewaykey import reconcile as reconciling
+from aigateway_operator.controllers.gatewaykey.finalize import BLOCKED_RETRY_S
+from aigateway_operator.controllers.runner import Body, Runner
+from aigateway_operator.controllers.shared import ObjectIdentity, PassOutcome, forget_object
+from aigateway_operator.controllers.wiring import Wiring
+
+__all__ = ["GatewayKeyController"]
+
+
+class GatewayKeyController:
+    kind = AIGATEWAYCODERDKEY
+
+    def __init__(self, wiring: Wiring, limit: asyncio.Semaphore) -> None:
+        self.wiring = wiring
+        self.runner = Runner(self, wiring, limit, resync_s=wiring.settings.resync_interval_s)
+        self._written: dict[tuple[str, str], str] = {}
+        """Secrets our passes wrote last: (namespace, name) -> resourceVersion."""
+        self._blocked_retry = min(BLOCKED_RETRY_S, wiring.settings.heartbeat_interval_s)
+
+    # --- KindPasses -----------------------------------------------------------------------
+
+    async def reconcile(self, body: Body) -> PassOutcome:
+        ident = ObjectIdentity.from_body(self.kind, body)
+        outcome, written = await reconciling.reconcile(
+            self.wiring, self.wiring.kube, ident, body.get("spec"), body.get("status")
+        )
+        self._remember(written)
+        return outcome
+
+    async def finalize(self, body: Body) -> PassOutcome:
+        ident = ObjectIdentity.from_body(self.kind, body)
+        outcome = await finalizing.finalize(
+            self.wiring,
+            self.wiring.kube,
+            ident,
+            body.get("spec"),
+            body.get("status"),
+            blocked_retry=self._blocked_retry,
+        )
+        if outcome.done:
+            forget_object(ident)
+        return outcome
+
+    def observed(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        return None
+
+    def forget(self, ident: ObjectIdentity) -> None:
+        forget_object(ident)
+
+    def _remember(self, written: list[tuple[str, str, str]]) -> None:
+        for namespace, secret, version in written:
+            self._written[(namespace, secret)] = version
+
+    # --- other event sources --------------------------------------------------------------
+
+    def secret_changed(self, event_type: str | None, meta: Mapping[str, Any]) -> None:
+        """Wake the AIGatewayCoderdKey owning this Secret so it re-checks it (deleted, edited).
+
+        Only Secrets carrying our owner label count. Listing items (``event_type`` None) are
+        skipped: every object gets its first pass anyway, and a relisting reports what moved
+        as ``MODIFIED``. Our own writes are skipped by resourceVersion.
+        """
+        if not event_type or GATEWAY_KEY_OWNER_LABEL not in (meta.get("labels") or {}):
+            return
+        owner = _owner_uid(meta)
+        if owner is None:
+            return
+        key = (str(meta.get("namespace", "")), str(meta.get("name", "")))
+        if event_type == "DELETED":
+            self._written.pop(key, None)
+        elif self._written.get(key) == str(meta.get("resourceVersion", "")):
+            return
+        self.runner.poke([owner])
+
+
+def _owner_uid(meta: Mapping[str, Any]) -> str | None:
+    for ref in meta.get("ownerReferences") or []:
+        if ref.get("kind") == AIGATEWAYCODERDKEY.kind and str(ref.get("apiVersion", "")).startswith(
+            AIGATEWAYCODERDKEY.group + "/"
+        ):
+            return str(ref.get("uid"))
+    return None

@@ -1,0 +1,179 @@
+"""The operator as one typed object, built once at start (kopf's startup handler).
+
+:class:`OperatorApp` holds the settings, the :class:`~aigateway_operator.controllers.wiring.Wiring`
+(store, the one Kubernetes client, the Event recorder), both kinds' controllers (with their
+indexes and runners), the metadata-only Secret watches and the drift watch. kopf's handlers
+reach it through one key of kopf's memo (:func:`app_of`); nothing else is kept there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from aigateway_operator import __version__, metrics
+from aigateway_operator.config import Settings
+from aigateway_operator.controllers.aiprovider import AIProviderController
+from aigateway_operator.controllers.gatewaykey import GatewayKeyController
+from aigateway_operator.controllers.wiring import Wiring, fingerprint_key
+from aigateway_operator.kube import (
+    EventRecorder,
+    Kube,
+    SecretMetadataWatch,
+    api_client,
+    load_configuration,
+)
+from aigateway_operator.store import Store
+
+__all__ = ["OperatorApp", "app_of"]
+
+log = logging.getLogger("aigateway_operator")
+
+#: How long passes still running at exit may take to finish.
+DRAIN_S = 10.0
+#: How long a readiness answer about the database is reused.
+READINESS_CACHE_S = 5.0
+
+
+class OperatorApp:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.kube_config = load_configuration()
+        self._wiring: Wiring | None = None
+        self._providers: AIProviderController | None = None
+        self._gateway_keys: GatewayKeyController | None = None
+        self._watches: list[SecretMetadataWatch] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self.started = False
+        """The first database connection succeeded and every part runs (startup probe)."""
+        self.refused: str | None = None
+        """Why the operator refused to start (a wrong key, a missing schema), if it did."""
+        self.active: bool | None = None
+        """Whether kopf lets this replica run passes (None: not known yet)."""
+        self._db_checked = (0.0, False)
+        metrics.BUILD_INFO.labels(__version__).set(1)
+
+    # --- parts ----------------------------------------------------------------------------
+
+    @property
+    def wiring(self) -> Wiring:
+        if self._wiring is None:
+            raise RuntimeError("the operator has not started")
+        return self._wiring
+
+    @property
+    def providers(self) -> AIProviderController:
+        if self._providers is None:
+            raise RuntimeError("the operator has not started")
+        return self._providers
+
+    @property
+    def gateway_keys(self) -> GatewayKeyController:
+        if self._gateway_keys is None:
+            raise RuntimeError("the operator has not started")
+        return self._gateway_keys
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the store (schema and key checks: fail fast and loud), then everything else.
+
+        Raises the store's errors; ``StoreUnavailable`` means "try again" (kopf retries the
+        startup handler), anything else means "refuse to start".
+        """
+        settings = self.settings
+        store = await Store.open(settings)
+        kube = Kube(api_client(self.kube_config))
+        events = EventRecorder(kube)
+        wiring = Wiring(
+            settings=settings,
+            store=store,
+            kube=kube,
+            events=events,
+            fingerprint_key=fingerprint_key(settings),
+        )
+        self._wiring = wiring
+        self._providers = AIProviderController(wiring, asyncio.Semaphore(settings.max_workers))
+        self._gateway_keys = GatewayKeyController(
+            wiring, asyncio.Semaphore(max(2, settings.max_workers // 8))
+        )
+        metrics.serve(settings.metrics_port)
+        events.start()
+        loop = asyncio.get_running_loop()
+        watch_api = api_client(self.kube_config)  # the watches' own connection pool
+        self._watches = [
+            SecretMetadataWatch(watch_api, namespace, self.secret_event, loop)
+            for namespace in (settings.namespace_list() or (None,))
+        ]
+        for watch in self._watches:
+            watch.start()
+        self._tasks.append(
+            asyncio.create_task(self._providers.watch_drift(), name="aigw-drift-watch")
+        )
+        self.started = True
+        self._db_checked = (time.monotonic(), True)
+        metrics.DATABASE_UP.set(1)
+        log.info(
+            "connected to Coder's database (schema %s, encryption key %s)",
+            settings.schema_mode.value,
+            store.primary_key_digest or "none: plaintext",
+        )
+
+    async def stop(self) -> None:
+        for watch in self._watches:
+            watch.stop()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        if self._wiring is None:
+            return
+        for controller in (self._providers, self._gateway_keys):
+            if controller is not None:
+                await controller.runner.drain(DRAIN_S)
+        if self._wiring.events is not None:
+            await self._wiring.events.stop()
+        await self._wiring.store.close()
+        self._wiring.kube.close()
+
+    # --- events from outside kopf ---------------------------------------------------------
+
+    def secret_event(self, event_type: str | None, body: dict[str, Any]) -> None:
+        """What the metadata-only Secret watch delivers: both kinds look at it."""
+        meta: Mapping[str, Any] = body.get("metadata") or {}
+        self.providers.secret_changed(event_type, meta)
+        self.gateway_keys.secret_changed(event_type, meta)
+
+    def set_active(self, active: bool) -> None:
+        if self.active is not active:
+            self.active = active
+            metrics.ACTIVE_REPLICA.set(1 if active else 0)
+            log.info("this replica is %s", "active" if active else "paused by kopf peering")
+
+    # --- probes ---------------------------------------------------------------------------
+
+    async def database_ok(self) -> bool:
+        """Whether Coder's database answers (cached for a few seconds)."""
+        if self._wiring is None:
+            return False
+        at, ok = self._db_checked
+        if time.monotonic() - at < READINESS_CACHE_S:
+            return ok
+        ok = await self._wiring.store.ping()
+        self._db_checked = (time.monotonic(), ok)
+        metrics.DATABASE_UP.set(1 if ok else 0)
+        return ok
+
+
+def app_of(memo: Any) -> OperatorApp:
+    """The app kopf's memo carries (the one key the operator keeps there)."""
+    app = getattr(memo, "app", None)
+    if not isinstance(app, OperatorApp):
+        raise RuntimeError("kopf's memo carries no OperatorApp")
+    return app

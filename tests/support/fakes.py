@@ -1,0 +1,366 @@
+"""In-memory stand-ins for the store and the Secret API, keeping their contracts, for unit
+tests of both kinds' passes (the real store is tested on Postgres in tests/integration).
+
+- :class:`FakeSecrets`: read/write/delete Secrets with resourceVersions, as the API server.
+- :class:`FakeGatewayKeyStore`: replayable create with a supplied secret, unique names, hash
+  comparison, rename, delete, heartbeats.
+- :class:`FakeProviderStore`: upsert by owner (create, update, unchanged, adopt, revive),
+  name conflicts, key-set changes, soft delete or release, row versions for drift.
+- :class:`Clock`: a pinned, advanceable clock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+
+from aigateway_operator.kube import KubeError, SecretData
+from aigateway_operator.masking import mask_secret
+from aigateway_operator.store import (
+    DeletePolicy,
+    DeleteResult,
+    DesiredProvider,
+    GatewayKeyConflict,
+    GatewayKeyInfo,
+    IssuedGatewayKey,
+    KeyRef,
+    NameConflict,
+    NameTaken,
+    NotFound,
+    OwnerRef,
+    ProviderResult,
+    StoredKey,
+    StoredProvider,
+    StoreUnavailable,
+    default_base_url,
+)
+
+T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
+
+
+class Clock:
+    def __init__(self, now: datetime = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **kwargs: float) -> None:
+        self.now += timedelta(**kwargs)
+
+
+@dataclass
+class Row:
+    id: uuid.UUID
+    name: str
+    prefix: str
+    hashed: bytes
+    created_at: datetime
+    heartbeat: datetime | None = None
+
+    def info(self) -> GatewayKeyInfo:
+        return GatewayKeyInfo(self.id, self.name, self.prefix, self.created_at, self.heartbeat)
+
+
+@dataclass
+class FakeGatewayKeyStore:
+    clock: Clock
+    rows: dict[uuid.UUID, Row] = field(default_factory=dict)
+    down: bool = False
+
+    def _check(self) -> None:
+        if self.down:
+            raise StoreUnavailable("connection refused")
+
+    async def create_gateway_key(
+        self, key_id: uuid.UUID, name: str, owner: OwnerRef, *, secret: str | None = None
+    ) -> IssuedGatewayKey:
+        self._check()
+        assert secret is not None
+        hashed = hashlib.sha256(secret.encode()).digest()
+        existing = self.rows.get(key_id)
+        if existing is not None:
+            if existing.hashed == hashed and existing.name == name:
+                return IssuedGatewayKey(
+                    key_id, name, secret, secret[:11], existing.created_at, created=False
+                )
+            raise GatewayKeyConflict("other secret or name")
+        if any(r.name.lower() == name.lower() for r in self.rows.values()):
+            raise NameTaken("AI Gateway key", name)
+        self.rows[key_id] = Row(key_id, name, secret[:11], hashed, self.clock.now)
+        return IssuedGatewayKey(key_id, name, secret, secret[:11], self.clock.now, created=True)
+
+    async def rename_gateway_key(
+        self, key_id: uuid.UUID, new_name: str, owner: OwnerRef
+    ) -> GatewayKeyInfo:
+        self._check()
+        row = self.rows.get(key_id)
+        if row is None:
+            raise NotFound("gone")
+        if any(r.name == new_name and r.id != key_id for r in self.rows.values()):
+            raise NameTaken("AI Gateway key", new_name)
+        row.name = new_name
+        return row.info()
+
+    async def delete_gateway_key(self, key_id: uuid.UUID, owner: OwnerRef) -> bool:
+        self._check()
+        return self.rows.pop(key_id, None) is not None
+
+    async def get_gateway_key(self, key_id: uuid.UUID) -> GatewayKeyInfo | None:
+        self._check()
+        row = self.rows.get(key_id)
+        return row.info() if row else None
+
+    async def get_gateway_key_by_name(self, name: str) -> GatewayKeyInfo | None:
+        self._check()
+        return next((r.info() for r in self.rows.values() if r.name == name), None)
+
+    def by_name(self, name: str) -> Row:
+        (row,) = [r for r in self.rows.values() if r.name == name]
+        return row
+
+
+@dataclass
+class FakeSecrets:
+    secrets: dict[tuple[str, str], SecretData] = field(default_factory=dict)
+    writes: int = 0
+    version: int = 0
+    fail_writes: bool = False
+
+    async def read_secret(self, namespace: str, name: str) -> SecretData | None:
+        return self.secrets.get((namespace, name))
+
+    async def write_owned_secret(
+        self,
+        namespace: str,
+        name: str,
+        data: dict[str, bytes],
+        owner: dict[str, str],
+        labels: dict[str, str],
+        resource_version: str | None,
+        annotations: dict[str, str] | None = None,
+    ) -> SecretData:
+        if self.fail_writes:
+            raise KubeError(f"writing Secret {namespace}/{name} failed: HTTP 500", 500)
+        current = self.secrets.get((namespace, name))
+        if (current is None) != (resource_version is None) or (
+            current is not None and current.resource_version != resource_version
+        ):
+            raise KubeError("conflict", 409)
+        self.version += 1
+        self.writes += 1
+        sec = SecretData(
+            namespace=namespace,
+            name=name,
+            uid=current.uid if current else str(uuid.uuid4()),
+            resource_version=str(self.version),
+            data=dict(data),
+            labels=dict(labels),
+            owner_uids=(owner["uid"],),
+            annotations=dict(annotations or {}),
+        )
+        self.secrets[(namespace, name)] = sec
+        return sec
+
+    async def delete_secret(self, namespace: str, name: str, uid: str) -> bool:
+        return self.secrets.pop((namespace, name), None) is not None
+
+    async def disown_secret(self, namespace: str, name: str, uid: str) -> bool:
+        sec = self.secrets[(namespace, name)]
+        self.secrets[(namespace, name)] = replace(sec, owner_uids=())
+        return True
+
+    def value(self, name: str = "gw-key") -> str:
+        return self.secrets[("ns", name)].data["key"].decode()
+
+    def tamper(self, value: str, name: str = "gw-key") -> None:
+        sec = self.secrets[("ns", name)]
+        self.version += 1
+        self.secrets[("ns", name)] = replace(
+            sec, data={"key": value.encode()}, resource_version=str(self.version)
+        )
+
+    def put(self, namespace: str, name: str, data: dict[str, str]) -> SecretData:
+        """Create or replace a Secret as a user would (not owned by anybody)."""
+        current = self.secrets.get((namespace, name))
+        self.version += 1
+        sec = SecretData(
+            namespace=namespace,
+            name=name,
+            uid=current.uid if current else str(uuid.uuid4()),
+            resource_version=str(self.version),
+            data={k: v.encode() for k, v in data.items()},
+        )
+        self.secrets[(namespace, name)] = sec
+        return sec
+
+
+@dataclass
+class ProviderRow:
+    id: uuid.UUID
+    desired: DesiredProvider
+    keys: list[tuple[uuid.UUID, str]]
+    owner_uid: str | None
+    updated_at: datetime
+    deleted: bool = False
+    adopted: bool = False
+
+
+_FIELDS = ("type", "display_name", "enabled", "base_url", "icon", "bedrock")
+
+
+def _canon(d: DesiredProvider) -> DesiredProvider:
+    return replace(d, base_url=d.base_url or default_base_url(d.type, d.bedrock), api_keys=())
+
+
+@dataclass
+class FakeProviderStore:
+    """Keeps ``upsert_provider``'s contract: one owner per row, no-op when equal, names."""
+
+    clock: Clock
+    rows: dict[uuid.UUID, ProviderRow] = field(default_factory=dict)
+    down: bool = False
+    writes: int = 0
+
+    def _check(self) -> None:
+        if self.down:
+            raise StoreUnavailable("connection refused")
+
+    def _tick(self) -> datetime:
+        self.clock.advance(microseconds=1)
+        return self.clock.now
+
+    def _own(self, owner: OwnerRef) -> ProviderRow | None:
+        return next((r for r in self.rows.values() if r.owner_uid == owner.uid), None)
+
+    def _live(self, name: str) -> ProviderRow | None:
+        return next(
+            (r for r in self.rows.values() if r.desired.name == name and not r.deleted), None
+        )
+
+    def add_foreign(self, desired: DesiredProvider) -> ProviderRow:
+        """A live row made in Coder's UI (no owner)."""
+        row = ProviderRow(
+            uuid.uuid4(), desired, [(uuid.uuid4(), k) for k in desired.api_keys], None, self._tick()
+        )
+        self.rows[row.id] = row
+        return row
+
+    @staticmethod
+    def _ref(key_id: uuid.UUID, value: str) -> KeyRef:
+        return KeyRef(key_id, mask_secret(value), "abc1234")
+
+    async def upsert_provider(
+        self, desired: DesiredProvider, owner: OwnerRef, *, adopt: bool = False
+    ) -> ProviderResult:
+        self._check()
+        row = self._own(owner)
+        holder = self._live(desired.name)
+        action: str
+        if row is not None and not row.deleted:
+            if holder is not None and holder is not row:
+                raise NameTaken("AI provider", desired.name, "cannot rename the provider to it")
+            action = "updated"
+        elif holder is not None:
+            if holder.owner_uid is not None:
+                raise NameTaken(
+                    "AI provider",
+                    desired.name,
+                    f"it is managed by another object (uid {holder.owner_uid})",
+                )
+            if not adopt:
+                raise NameConflict(desired.name, str(holder.id))
+            holder.owner_uid, holder.adopted = owner.uid, True
+            row, action = holder, "adopted"
+        elif row is not None:
+            action = "revived"
+        else:
+            keys = [(uuid.uuid4(), k) for k in desired.api_keys]
+            row = ProviderRow(uuid.uuid4(), desired, keys, owner.uid, self._tick())
+            self.rows[row.id] = row
+            self.writes += 1
+            refs = tuple(self._ref(i, v) for i, v in keys)
+            return ProviderResult(
+                row.id, desired.name, "created", ("name",), refs, refs, (), (), False,
+                "abc1234", False, True, True, row.updated_at,
+            )  # fmt: skip
+        before, after = _canon(row.desired), _canon(desired)
+        changed = tuple(f for f in _FIELDS if getattr(before, f) != getattr(after, f))
+        if row.desired.name != desired.name:
+            changed = ("name", *changed)
+        if row.deleted:
+            changed = ("deleted", *changed)
+        old_values = [v for _, v in row.keys]
+        kept = [(i, v) for i, v in row.keys if v in desired.api_keys]
+        removed = [(i, v) for i, v in row.keys if v not in desired.api_keys]
+        added = [(uuid.uuid4(), v) for v in desired.api_keys if v not in old_values]
+        by_value = {v: i for i, v in kept + added}
+        new_keys = [(by_value[v], v) for v in desired.api_keys]
+        reordered = [v for _, v in kept] != [v for v in desired.api_keys if v in old_values]
+        if action == "updated" and not changed and not added and not removed and not reordered:
+            action = "unchanged"
+        if action != "unchanged":
+            row.desired, row.keys, row.deleted = desired, new_keys, False
+            row.updated_at = self._tick()
+            self.writes += 1
+        return ProviderResult(
+            row.id, desired.name, action, changed,  # type: ignore[arg-type]
+            tuple(self._ref(i, v) for i, v in row.keys),
+            tuple(self._ref(i, v) for i, v in added),
+            tuple(self._ref(i, v) for i, v in removed),
+            tuple(self._ref(i, v) for i, v in kept),
+            reordered, "abc1234", False, action != "unchanged", action != "unchanged",
+            row.updated_at,
+        )  # fmt: skip
+
+    async def compare_provider(self, desired: DesiredProvider, owner: OwnerRef) -> list[str] | None:
+        self._check()
+        row = self._own(owner)
+        if row is None or row.deleted:
+            return None
+        before, after = _canon(row.desired), _canon(desired)
+        out = [f for f in _FIELDS if getattr(before, f) != getattr(after, f)]
+        if [v for _, v in row.keys] != list(desired.api_keys):
+            out.append("api keys")
+        return out
+
+    async def delete_provider(
+        self, owner: OwnerRef, policy: DeletePolicy = DeletePolicy.SOFT_DELETE
+    ) -> DeleteResult:
+        self._check()
+        row = self._own(owner)
+        if row is None:
+            return DeleteResult(None, "absent", False)
+        if policy is DeletePolicy.RELEASE:
+            row.owner_uid = None
+            return DeleteResult(row.id, "released", False)
+        removed = len(row.keys)
+        row.deleted, row.keys, row.updated_at = True, [], self._tick()
+        self.writes += 1
+        return DeleteResult(row.id, "deleted", True, removed)
+
+    async def get_provider(self, owner: OwnerRef | str) -> StoredProvider | None:
+        self._check()
+        uid = owner if isinstance(owner, str) else owner.uid
+        row = next((r for r in self.rows.values() if r.owner_uid == uid), None)
+        if row is None:
+            return None
+        d = row.desired
+        return StoredProvider(
+            row.id, d.name, d.type, d.display_name, d.icon, d.enabled, row.deleted,
+            d.base_url or "", d.bedrock, "abc1234",
+            tuple(StoredKey(i, v, mask_secret(v), "abc1234", row.updated_at) for i, v in row.keys),
+            row.updated_at, row.updated_at, row.adopted,
+        )  # fmt: skip
+
+    async def provider_versions(
+        self, ids: list[uuid.UUID]
+    ) -> dict[uuid.UUID, tuple[datetime, bool]]:
+        self._check()
+        return {i: (self.rows[i].updated_at, self.rows[i].deleted) for i in ids if i in self.rows}
+
+    def by_name(self, name: str) -> ProviderRow:
+        (row,) = [r for r in self.rows.values() if r.desired.name == name and not r.deleted]
+        return row

@@ -1,0 +1,400 @@
+"""The AIProvider pass against an in-memory store, Secret API and STS verifier (fakes, pinned
+clock): what it writes, what it reports, what it refuses, and when it runs again.
+
+The real store is tested on Postgres (tests/integration/test_store_*), the real verifier
+against moto (tests/integration/test_sts_verify.py), the whole operator end to end in
+tests/e2e; here every branch of the pass is reached cheaply.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from aigateway_operator.api.common import Reason
+from aigateway_operator.api.identity import AIPROVIDER
+from aigateway_operator.config import Settings
+from aigateway_operator.controllers.aiprovider.finalize import finalize
+from aigateway_operator.controllers.aiprovider.index import NameClaim
+from aigateway_operator.controllers.aiprovider.reconcile import reconcile
+from aigateway_operator.controllers.shared import ObjectIdentity, PassOutcome
+from aigateway_operator.controllers.wiring import Wiring
+from aigateway_operator.validation.identity import StaticCredentials, Verdict
+from tests.support.fakes import Clock, FakeProviderStore, FakeSecrets
+
+pytestmark = pytest.mark.unit
+
+UID = "6f1c1c1e-3d3a-4c59-9d0a-1f2e3d4c5b6a"
+KEY_A = "sk-test-AAAAAAAAAAAAAAAAAAAA-0001"
+KEY_B = "sk-test-BBBBBBBBBBBBBBBBBBBB-0002"
+KEY_C = "sk-test-CCCCCCCCCCCCCCCCCCCC-0003"
+ROLE = "arn:aws:iam::123456789012:role/Bedrock"
+ACCESS_KEY_ID = "AKIAABCDEFGHIJKLMNOP"
+SECRET_ACCESS_KEY = "abcdEFGHijklMNOPqrstUVWXyz0123456789+/AB"
+
+
+@dataclass
+class FakeVerifier:
+    verdicts: list[Verdict] = field(default_factory=list)
+    calls: list[tuple[str | None, str | None, str | None, StaticCredentials | None]] = field(
+        default_factory=list
+    )
+
+    def __call__(
+        self,
+        region: str | None,
+        role_arn: str | None,
+        external_id: str | None,
+        static: StaticCredentials | None,
+    ) -> Verdict:
+        self.calls.append((region, role_arn, external_id, static))
+        if self.verdicts:
+            return self.verdicts.pop(0)
+        return Verdict(True, Reason.VERIFIED, "verified", caller_arn="arn:aws:iam::1:user/op")
+
+
+@dataclass
+class World:
+    clock: Clock
+    store: FakeProviderStore
+    kube: FakeSecrets
+    verifier: FakeVerifier
+    wiring: Wiring
+    spec: dict[str, Any] = field(default_factory=dict)
+    status: dict[str, Any] = field(default_factory=dict)
+    generation: int = 1
+    name: str = "openai"
+    uid: str = UID
+
+    def ident(self) -> ObjectIdentity:
+        return ObjectIdentity(AIPROVIDER, "ns", self.name, self.uid, self.generation, created="t1")
+
+    def _apply(self, outcome: PassOutcome) -> PassOutcome:
+        for key, value in outcome.status_patch.items():
+            if value is None:
+                self.status.pop(key, None)
+            else:
+                self.status[key] = value
+        return outcome
+
+    async def reconcile(self, claims: list[NameClaim] | None = None) -> PassOutcome:
+        return self._apply(
+            await reconcile(self.wiring, self.ident(), self.spec, self.status, claims or [])
+        )
+
+    async def finalize(self) -> PassOutcome:
+        return await finalize(self.wiring, self.ident(), self.spec, self.status)
+
+    def condition(self, type_: str) -> dict[str, Any]:
+        (found,) = [c for c in self.status["conditions"] if c["type"] == type_]
+        return dict(found)
+
+
+@pytest.fixture
+def world() -> World:
+    clock = Clock()
+    store = FakeProviderStore(clock)
+    kube = FakeSecrets()
+    verifier = FakeVerifier()
+    settings = Settings(database_url="postgresql://u:p@localhost/coder")  # type: ignore[call-arg]
+    wiring = Wiring(
+        settings=settings,
+        store=store,  # type: ignore[arg-type]
+        kube=kube,  # type: ignore[arg-type]
+        events=None,
+        fingerprint_key=b"fingerprint-key",
+        verifier=verifier,
+        clock=clock,
+    )
+    kube.put("ns", "llm", {"a": KEY_A, "b": KEY_B})
+    w = World(clock, store, kube, verifier, wiring)
+    w.spec = {
+        "type": "openai",
+        "apiKeys": [
+            {"secretKeyRef": {"name": "llm", "key": "a"}},
+            {"secretKeyRef": {"name": "llm", "key": "b"}},
+        ],
+    }
+    return w
+
+
+def reasons(outcome: PassOutcome) -> list[str]:
+    return [e.reason for e in outcome.events]
+
+
+def no_plaintext(*texts: str) -> None:
+    for value in (KEY_A, KEY_B, KEY_C, SECRET_ACCESS_KEY):
+        for text in texts:
+            assert value not in text
+
+
+async def test_a_new_provider_is_written_once_and_reported_masked(world: World) -> None:
+    out = await world.reconcile()
+    row = world.store.by_name("openai")
+    assert [v for _, v in row.keys] == [KEY_A, KEY_B]
+    assert out.db_action == "created"
+    assert out.notified
+    assert reasons(out) == ["Created"]
+    assert world.condition("Ready")["status"] == "True"
+    assert world.status["providerID"] == str(row.id)
+    assert world.status["keyCount"] == 2
+    keys = world.status["apiKeys"]
+    assert [k["masked"] for k in keys] == ["sk-t...0001", "sk-t...0002"]
+    assert keys[0]["fingerprint"].startswith("hmac-sha256:")
+    assert keys[0]["fingerprint"] != keys[1]["fingerprint"]
+    assert out.row_id == str(row.id)
+    assert out.row_version == row.updated_at
+    no_plaintext(json.dumps(world.status), *(e.message for e in out.events))
+
+
+async def test_a_second_pass_in_sync_writes_nothing(world: World) -> None:
+    await world.reconcile()
+    writes = world.store.writes
+    out = await world.reconcile()
+    assert out.status_patch == {}
+    assert out.events == []
+    assert world.store.writes == writes
+    assert out.db_action == "unchanged"
+
+
+@pytest.mark.parametrize(
+    ("secret", "key", "reason", "field"),
+    [
+        ("missing", "a", "SecretNotFound", "spec.apiKeys[0].secretKeyRef"),
+        ("llm", "nope", "SecretKeyMissing", "spec.apiKeys[0].secretKeyRef"),
+    ],
+)
+async def test_an_unresolved_reference_touches_nothing(
+    world: World, secret: str, key: str, reason: str, field: str
+) -> None:
+    world.spec["apiKeys"][0] = {"secretKeyRef": {"name": secret, "key": key}}
+    out = await world.reconcile()
+    assert world.store.rows == {}
+    c = world.condition("SecretsResolved")
+    assert (c["status"], c["reason"]) == ("False", reason)
+    assert field in c["message"]
+    assert world.condition("Ready")["reason"] == reason
+    assert out.db_action is None
+    assert out.retry_after is None
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        (KEY_A + "\n", "InvalidSecretValue"),
+        ("", "InvalidSecretValue"),
+        (KEY_B, "DuplicateAPIKey"),
+    ],
+)
+async def test_a_bad_value_touches_nothing_and_names_the_field(
+    world: World, value: str, reason: str
+) -> None:
+    world.spec["apiKeys"][0]["secretKeyRef"]["key"] = "b"
+    world.spec["apiKeys"][1]["secretKeyRef"]["key"] = "a"
+    world.kube.put("ns", "llm", {"a": value, "b": KEY_B})
+    out = await world.reconcile()
+    assert world.store.rows == {}
+    c = world.condition("SecretsResolved")
+    assert c["reason"] == reason
+    assert "spec.apiKeys[1].secretKeyRef" in c["message"]
+    no_plaintext(c["message"], *(e.message for e in out.events))
+
+
+async def test_a_spec_the_models_reject_is_invalid_spec(world: World) -> None:
+    world.spec = {"type": "bedrock", "apiKeys": world.spec["apiKeys"]}
+    await world.reconcile()
+    c = world.condition("Synced")
+    assert (c["status"], c["reason"]) == ("False", "InvalidSpec")
+    assert "spec" in c["message"]
+    assert world.store.rows == {}
+
+
+async def test_the_older_claim_keeps_the_name(world: World) -> None:
+    older = NameClaim("t0", "other-uid", "team-a", "first")
+    mine = NameClaim("t1", UID, "ns", "openai")
+    out = await world.reconcile([older, mine])
+    c = world.condition("Synced")
+    assert c["reason"] == "NameConflict"
+    assert "team-a/first" in c["message"]
+    assert world.store.rows == {}
+    assert reasons(out) == ["NameConflict"]
+    # Once the older one is being deleted, the name is ours.
+    deleting = NameClaim("t0", "other-uid", "team-a", "first", deleting=True)
+    await world.reconcile([deleting, mine])
+    assert world.condition("Ready")["status"] == "True"
+
+
+async def test_a_row_made_in_coder_is_left_alone_unless_adopted(world: World) -> None:
+    from aigateway_operator.store import DesiredProvider, ProviderType
+
+    foreign = world.store.add_foreign(
+        DesiredProvider("openai", ProviderType.OPENAI, api_keys=(KEY_C,))
+    )
+    await world.reconcile()
+    c = world.condition("Synced")
+    assert c["reason"] == "NameConflict"
+    assert "adoptExisting" in c["message"]
+    assert [v for _, v in foreign.keys] == [KEY_C]
+    world.spec["adoptExisting"] = True
+    world.generation = 2
+    out = await world.reconcile()
+    assert reasons(out)[0] == "Adopted"
+    assert [v for _, v in foreign.keys] == [KEY_A, KEY_B]
+    assert world.status["providerID"] == str(foreign.id)
+
+
+async def test_a_rotated_secret_value_replaces_the_key_row(world: World) -> None:
+    await world.reconcile()
+    before = world.status["apiKeys"][1]["fingerprint"]
+    world.kube.put("ns", "llm", {"a": KEY_A, "b": KEY_C})
+    out = await world.reconcile()
+    assert "KeysRotated" in reasons(out)
+    assert [v for _, v in world.store.by_name("openai").keys] == [KEY_A, KEY_C]
+    assert world.status["apiKeys"][1]["fingerprint"] != before
+    assert world.status["apiKeys"][1]["masked"] == "sk-t...0003"
+
+
+async def test_an_outside_edit_is_reverted_and_reported(world: World) -> None:
+    await world.reconcile()
+    row = world.store.by_name("openai")
+    from dataclasses import replace
+
+    row.desired = replace(row.desired, base_url="https://evil.example.com/v1")
+    out = await world.reconcile()
+    assert "DriftReverted" in reasons(out)
+    assert out.drift_reverted
+    assert row.desired.base_url is None
+
+
+async def test_report_mode_only_reports_drift(world: World) -> None:
+    world.spec["driftPolicy"] = "Report"
+    await world.reconcile()
+    row = world.store.by_name("openai")
+    from dataclasses import replace
+
+    row.desired = replace(row.desired, enabled=False)
+    writes = world.store.writes
+    out = await world.reconcile()
+    c = world.condition("Synced")
+    assert (c["status"], c["reason"]) == ("False", "Drifted")
+    assert "enabled" in c["message"]
+    assert world.store.writes == writes
+    assert row.desired.enabled is False
+    assert reasons(out) == ["Drifted"]
+    again = await world.reconcile()
+    assert again.events == []  # the Warning is posted once per change
+
+
+async def test_a_database_outage_is_retried_and_touches_nothing(world: World) -> None:
+    world.store.down = True
+    out = await world.reconcile()
+    c = world.condition("Synced")
+    assert c["reason"] == "DatabaseUnavailable"
+    assert out.retry_after == 10.0
+    assert out.database_error == "unavailable"
+    assert world.condition("SecretsResolved")["status"] == "True"
+
+
+def bedrock(world: World, **extra: Any) -> None:
+    world.spec = {"type": "bedrock", "bedrock": {"region": "us-east-1", "roleARN": ROLE, **extra}}
+
+
+async def test_bedrock_is_verified_and_due_again_after_the_interval(world: World) -> None:
+    bedrock(world)
+    out = await world.reconcile()
+    assert len(world.verifier.calls) == 1
+    region, role, _external_id, static = world.verifier.calls[0]
+    assert (region, role, static) == ("us-east-1", ROLE, None)
+    c = world.condition("CredentialsValid")
+    assert (c["status"], c["reason"]) == ("True", "Verified")
+    assert world.status["bedrock"]["callerARN"] == "arn:aws:iam::1:user/op"
+    interval = timedelta(seconds=world.wiring.settings.verify_interval_s)
+    assert out.next_due == world.clock.now + interval
+    # A fresh verdict is reused; a due one is refreshed.
+    await world.reconcile()
+    assert len(world.verifier.calls) == 1
+    world.clock.advance(seconds=world.wiring.settings.verify_interval_s)
+    await world.reconcile()
+    assert len(world.verifier.calls) == 2
+
+
+async def test_denied_credentials_still_write_the_row(world: World) -> None:
+    bedrock(world)
+    world.verifier.verdicts.append(Verdict(False, Reason.ACCESS_DENIED, "AssumeRole denied"))
+    out = await world.reconcile()
+    assert world.condition("Synced")["status"] == "True"
+    c = world.condition("CredentialsValid")
+    assert (c["status"], c["reason"]) == ("False", "AccessDenied")
+    assert world.condition("Ready")["reason"] == "AccessDenied"
+    assert "AccessDenied" in reasons(out)
+    assert not out.sts_ok
+    assert out.sts_reason == "AccessDenied"
+
+
+async def test_sts_down_keeps_the_last_verdict_and_retries(world: World) -> None:
+    bedrock(world)
+    await world.reconcile()
+    world.clock.advance(seconds=world.wiring.settings.verify_interval_s)
+    world.verifier.verdicts.append(Verdict(False, Reason.STS_UNAVAILABLE, "STS unreachable"))
+    out = await world.reconcile()
+    assert out.retry_after == 30.0
+    assert world.condition("CredentialsValid")["reason"] == "Verified"
+
+
+async def test_static_aws_keys_are_checked_and_passed_to_sts(world: World) -> None:
+    world.kube.put("ns", "aws", {"id": ACCESS_KEY_ID, "secret": SECRET_ACCESS_KEY})
+    ref = {"name": "aws", "accessKeyIDKey": "id", "secretAccessKeyKey": "secret"}
+    world.spec = {
+        "type": "bedrock",
+        "bedrock": {"region": "us-east-1", "credentialsSecretRef": ref},
+    }
+    await world.reconcile()
+    static = world.verifier.calls[0][3]
+    assert static == StaticCredentials(ACCESS_KEY_ID, SECRET_ACCESS_KEY)
+    stored = world.store.by_name("openai").desired.bedrock
+    assert stored is not None
+    assert stored.access_key == ACCESS_KEY_ID
+    world.kube.put("ns", "aws", {"id": "ASIA" + ACCESS_KEY_ID[4:], "secret": SECRET_ACCESS_KEY})
+    world.generation = 2
+    await world.reconcile()
+    c = world.condition("SecretsResolved")
+    assert c["reason"] == "InvalidSecretValue"
+    assert "spec.bedrock.credentialsSecretRef.accessKeyIDKey" in c["message"]
+    no_plaintext(c["message"])
+
+
+async def test_deletion_soft_deletes_the_row_and_its_keys(world: World) -> None:
+    await world.reconcile()
+    row = world.store.by_name("openai")
+    out = await world.finalize()
+    assert out.done
+    assert reasons(out) == ["Deleted"]
+    assert row.deleted
+    assert row.keys == []
+
+
+async def test_orphan_leaves_the_row_live_and_unowned(world: World) -> None:
+    world.spec["deletionPolicy"] = "Orphan"
+    await world.reconcile()
+    row = world.store.by_name("openai")
+    out = await world.finalize()
+    assert out.done
+    assert reasons(out) == ["Orphaned"]
+    assert not row.deleted
+    assert [v for _, v in row.keys] == [KEY_A, KEY_B]
+    assert row.owner_uid is None
+
+
+async def test_deletion_waits_for_the_database(world: World) -> None:
+    await world.reconcile()
+    world.store.down = True
+    out = await world.finalize()
+    assert not out.done
+    assert out.retry_after == 10.0
+    ready = [c for c in out.status_patch["conditions"] if c["type"] == "Ready"]
+    assert [c["reason"] for c in ready] == ["Deleting"]
+    assert not world.store.by_name("openai").deleted
