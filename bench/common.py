@@ -589,6 +589,61 @@ def print_table(rows: list[tuple[str, str, str]]) -> None:
 
 
 @dataclass
+class PlainKopf:
+    """``bench/plain_kopf.py`` under ``kopf run`` as a subprocess: the plain kopf contestant.
+
+    It writes the same rows through the operator's store; its readiness is its first log line
+    saying kopf is watching (it has no metrics endpoint of its own)."""
+
+    env: DevEnv
+    database_url: str
+    namespace: str
+    log_path: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    def environ(self) -> dict[str, str]:
+        out = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "AIGW_"))}
+        out.update(self.env.environ())
+        out.update(
+            {
+                "AIGW_DATABASE_URL": self.database_url,
+                "AIGW_SCHEMA": "create",
+                "AIGW_ENCRYPTION_KEYS": KEY_B64,
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        return out
+
+    def start(self, timeout: float = 60) -> None:
+        argv = [
+            sys.executable, "-m", "kopf", "run", "--standalone", "--namespace", self.namespace,
+            str(Path(__file__).resolve().parent / "plain_kopf.py"),
+        ]  # fmt: skip
+        with self.log_path.open("ab") as out:
+            self.proc = subprocess.Popen(
+                argv, env=self.environ(), stdout=out, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while "Activity 'startup' succeeded" not in self.log_path.read_text(errors="replace"):
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"plain kopf operator exited: see {self.log_path}")
+            if time.monotonic() > deadline:
+                raise TimeoutError("plain kopf operator did not start")
+            time.sleep(0.1)  # poll interval, bounded by the deadline
+
+    def stop(self, timeout: float = 60) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+@dataclass
 class Floor:
     """``bench/common.py floor`` as a subprocess; prints ``ready`` once it watches."""
 
