@@ -30,6 +30,7 @@ from typing import Any
 from urllib.parse import quote
 
 from kubernetes import client
+from kubernetes.client import rest
 
 from aigateway_operator.api.identity import GROUP, VERSION
 
@@ -39,6 +40,7 @@ __all__ = [
     "KubeError",
     "ObjectRef",
     "SecretData",
+    "send",
 ]
 
 REQUEST_TIMEOUT_S = 30.0
@@ -119,6 +121,40 @@ def _secret_data(obj: dict[str, Any]) -> SecretData:
     )
 
 
+def send(
+    api: client.ApiClient,
+    method: str,
+    path: str,
+    *,
+    query: list[tuple[str, str]] | None = None,
+    body: Any = None,
+    accept: str = "application/json",
+    content_type: str = "application/json",
+    timeout: float | tuple[float, float] = REQUEST_TIMEOUT_S,
+) -> rest.RESTResponse:
+    """The one way this package talks to the API server: one blocking request, its response
+    not yet read (a watch reads it as a stream). Connection failures raise (urllib3).
+
+    Built by the client's public request builder (``param_serialize`` + ``call_api``): its
+    host, default headers and bearer token (``BearerToken`` auth, refreshed by the client's
+    hook when it expires); client certificates and TLS live on its connection pool. The
+    generated ``CoreV1Api``/``CustomObjectsApi`` are never imported: importing them builds
+    hundreds of pydantic models (seconds of CPU and tens of MB at start).
+    """
+    method, url, headers, payload, _ = api.param_serialize(
+        method=method,
+        resource_path=path,
+        query_params=query,
+        header_params={"Accept": accept, "Content-Type": content_type},
+        body=body,
+        auth_settings=["BearerToken"],
+    )
+    response: rest.RESTResponse = api.call_api(
+        method, url, header_params=headers, body=payload, _request_timeout=timeout
+    )
+    return response
+
+
 class Kube:
     """Async facade over the few calls the operator makes outside kopf's own machinery."""
 
@@ -137,24 +173,9 @@ class Kube:
         body: Any = None,
         content_type: str = "application/json",
     ) -> tuple[int, bytes]:
-        """One blocking request: ``(status, raw body)``; connection failures raise (urllib3).
-
-        Built by the client's public request builder: its host, default headers and bearer
-        token (``BearerToken`` auth, refreshed by the client's hook when it expires); client
-        certificates and TLS live on its connection pool.
-        """
+        """One request, read whole: ``(status, raw body)``; our writes name their manager."""
         query = [("fieldManager", FIELD_MANAGER)] if method != "GET" else None
-        method, url, headers, payload, _ = self._api.param_serialize(
-            method=method,
-            resource_path=path,
-            query_params=query,
-            header_params={"Accept": "application/json", "Content-Type": content_type},
-            body=body,
-            auth_settings=["BearerToken"],
-        )
-        resp = self._api.call_api(
-            method, url, header_params=headers, body=payload, _request_timeout=REQUEST_TIMEOUT_S
-        )
+        resp = send(self._api, method, path, query=query, body=body, content_type=content_type)
         resp.read()  # type: ignore[no-untyped-call]
         return int(resp.status), bytes(resp.data or b"")
 

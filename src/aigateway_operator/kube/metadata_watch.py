@@ -21,21 +21,26 @@ It does what a client-go informer does and nothing more:
 
 The blocking client runs in one daemon thread per namespace; events reach the event loop
 through ``call_soon_threadsafe`` in arrival order. What is delivered is only metadata.
+Requests go through :func:`aigateway_operator.kube.client.send` (the client's own pool and
+credentials); the stream is read line by line, one JSON watch event per line.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import quote
 
-from kubernetes import client, watch
-from kubernetes.client.exceptions import ApiException
+from kubernetes import client
 
-__all__ = ["METADATA_LIST", "METADATA_WATCH", "Deliver", "SecretMetadataWatch"]
+from aigateway_operator.kube.client import send
+
+__all__ = ["METADATA_LIST", "METADATA_WATCH", "Deliver", "SecretMetadataWatch", "WatchError"]
 
 log = logging.getLogger("aigateway_operator")
 
@@ -50,6 +55,15 @@ METADATA_WATCH = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
 #: so a connection silently dropped by a load balancer costs at most this long.
 WATCH_TIMEOUT_S = 240
 BACKOFF_MAX_S = 30.0
+CONNECT_TIMEOUT_S = 10.0
+
+
+class WatchError(RuntimeError):
+    """The API server refused a list or a watch (``status``: HTTP code; 410: too old)."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status = status
 
 
 def _uid(body: dict[str, Any]) -> str:
@@ -73,12 +87,12 @@ class SecretMetadataWatch:
         deliver: Deliver,
         loop: asyncio.AbstractEventLoop,
     ) -> None:
-        self._core = client.CoreV1Api(api)
+        self._api = api
         self.namespace = namespace
         self._deliver = deliver
         self._loop = loop
         self._stop = threading.Event()
-        self._watch: watch.Watch | None = None
+        self._response: Any = None
         self._known: dict[str, tuple[str, str, str]] = {}  # uid -> (namespace, name, version)
         self._listed_once = False
         self._thread = threading.Thread(
@@ -90,9 +104,12 @@ class SecretMetadataWatch:
 
     def stop(self) -> None:
         self._stop.set()
-        w = self._watch
-        if w is not None:
-            w.stop()  # type: ignore[no-untyped-call]
+        response = self._response
+        if response is not None:  # unblocks the thread's read
+            with contextlib.suppress(Exception):
+                response.shutdown()
+            with contextlib.suppress(Exception):
+                response.release_conn()
 
     # --- the thread ----------------------------------------------------------------------
 
@@ -102,19 +119,17 @@ class SecretMetadataWatch:
         except RuntimeError:  # the loop is closed: the operator is exiting
             self._stop.set()
 
-    def _list_fn(self) -> tuple[Callable[..., Any], tuple[str, ...]]:
-        """The generated list/watch function and its arguments."""
+    def _path(self) -> str:
         if self.namespace:
-            return self._core.list_namespaced_secret, (self.namespace,)
-        return self._core.list_secret_for_all_namespaces, ()
+            return f"/api/v1/namespaces/{quote(self.namespace, safe='')}/secrets"
+        return "/api/v1/secrets"
 
     def _list(self) -> str:
-        fn, args = self._list_fn()
-        resp = fn(*args, _preload_content=False, _headers={"Accept": METADATA_LIST})
-        try:
-            listed: Any = json.loads(resp.data)
-        finally:
-            resp.release_conn()
+        resp = send(self._api, "GET", self._path(), accept=METADATA_LIST)
+        raw = resp.read()  # type: ignore[no-untyped-call]
+        if resp.status != 200:
+            raise WatchError(int(resp.status))
+        listed: Any = json.loads(raw)
         res: dict[str, Any] = listed if isinstance(listed, dict) else {}
         items: list[dict[str, Any]] = list(res.get("items") or [])
         seen: dict[str, tuple[str, str, str]] = {}
@@ -135,34 +150,59 @@ class SecretMetadataWatch:
         self._listed_once = True
         return str(res.get("metadata", {}).get("resourceVersion", ""))
 
+    def _lines(self, response: Any) -> Iterator[bytes]:
+        """The stream's lines (one watch event each), as they arrive."""
+        buffer = b""
+        for chunk in response.stream(amt=None, decode_content=False):
+            buffer += chunk
+            while b"\n" in buffer:
+                line, buffer = buffer.split(b"\n", 1)
+                if line.strip():
+                    yield line
+
     def _stream(self, resource_version: str) -> str:
         """Watch until the server ends the stream; returns the newest version seen."""
-        self._watch = w = watch.Watch()  # type: ignore[no-untyped-call]
-        fn, args = self._list_fn()
-        for event in w.stream(  # type: ignore[no-untyped-call]
-            fn,
-            *args,
-            _headers={"Accept": METADATA_WATCH},
-            resource_version=resource_version,
-            allow_watch_bookmarks=True,
-            timeout_seconds=WATCH_TIMEOUT_S,
-            _request_timeout=WATCH_TIMEOUT_S + 30,
-            deserialize=False,
-        ):
-            type_ = event.get("type")
-            obj = event.get("object") or {}
-            version = str(obj.get("metadata", {}).get("resourceVersion", ""))
-            if version:
-                resource_version = version
-            if type_ == "BOOKMARK":
-                continue
-            if type_ == "DELETED":
-                self._known.pop(_uid(obj), None)
-            else:
-                self._known[_uid(obj)] = _key(obj)
-            self._send(type_, obj)
-            if self._stop.is_set():
-                break
+        query = [
+            ("watch", "true"),
+            ("resourceVersion", resource_version),
+            ("allowWatchBookmarks", "true"),
+            ("timeoutSeconds", str(WATCH_TIMEOUT_S)),
+        ]
+        resp = send(
+            self._api,
+            "GET",
+            self._path(),
+            query=query,
+            accept=METADATA_WATCH,
+            timeout=(CONNECT_TIMEOUT_S, WATCH_TIMEOUT_S + 30),
+        )
+        if resp.status != 200:
+            resp.read()  # type: ignore[no-untyped-call]
+            raise WatchError(int(resp.status))
+        self._response = resp.response
+        try:
+            for line in self._lines(resp.response):
+                event = json.loads(line)
+                type_ = event.get("type")
+                obj = event.get("object") or {}
+                if type_ == "ERROR":
+                    raise WatchError(int(obj.get("code") or 500))
+                version = str(obj.get("metadata", {}).get("resourceVersion", ""))
+                if version:
+                    resource_version = version
+                if type_ == "BOOKMARK":
+                    continue
+                if type_ == "DELETED":
+                    self._known.pop(_uid(obj), None)
+                else:
+                    self._known[_uid(obj)] = _key(obj)
+                self._send(type_, obj)
+                if self._stop.is_set():
+                    break
+        finally:
+            self._response = None
+            with contextlib.suppress(Exception):
+                resp.response.release_conn()
         return resource_version
 
     def _run(self) -> None:
@@ -174,7 +214,7 @@ class SecretMetadataWatch:
                     resource_version = self._list()
                 resource_version = self._stream(resource_version)
                 backoff = 1.0
-            except ApiException as exc:
+            except WatchError as exc:
                 if exc.status == 410:
                     log.info("Secret watch expired (410 Gone): listing again")
                     resource_version = ""
