@@ -7,6 +7,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ENV_FILE ?= .dev/env
+# The local environment is a development tool of this checkout (tools/devenv/), not part of
+# the installed product: it runs as a module from the repository root.
+DEVENV := $(BIN)/python -m tools.devenv
 
 .PHONY: help setup lint typecheck test test-unit test-integration bench demo dev-up dev-down clean
 
@@ -23,7 +26,7 @@ $(STAMP): pyproject.toml deploy/requirements.lock
 	touch $(STAMP)
 
 setup: $(STAMP) ## create .venv, install everything, build (or reuse) the local control plane
-	$(BIN)/aigateway-operator dev build
+	$(DEVENV) build
 
 lint: $(STAMP) ## ruff (lint + format check) and import-layer contracts
 	$(BIN)/ruff check src tests bench
@@ -43,16 +46,16 @@ test-integration: setup ## integration + e2e tiers
 	./scripts/pytest.sh -m "integration or e2e" tests
 
 bench: setup ## benchmarks (slow; prints ratios against in-run baselines)
-	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	@for b in bench/bench_*.py; do echo "== $$b"; PYTHONPATH=$(CURDIR) $(BIN)/python $$b || exit 1; done
 
 dev-up: setup ## start the local environment (writes $(ENV_FILE))
-	$(BIN)/aigateway-operator dev up --env-file $(ENV_FILE)
+	$(DEVENV) up --env-file $(ENV_FILE)
 
 dev-down: ## stop the local environment
-	@test -x $(BIN)/aigateway-operator && $(BIN)/aigateway-operator dev down --env-file $(ENV_FILE) || true
+	@test -x $(BIN)/python && $(DEVENV) down --env-file $(ENV_FILE) || true
 
 demo: setup ## the whole product on the local environment (DEMO_ARGS=--keep to keep it up)
-	$(BIN)/aigateway-operator demo $(DEMO_ARGS)
+	$(DEVENV) demo $(DEMO_ARGS)
 
 clean: dev-down ## remove the venv and caches (the control-plane build cache stays)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
