@@ -29,12 +29,13 @@ setup: $(STAMP) ## create .venv, install everything, build (or reuse) the local 
 	$(DEVENV) build
 
 lint: $(STAMP) ## ruff (lint + format check) and import-layer contracts
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench tools
+	$(BIN)/ruff format --check src tests bench tools
 	$(BIN)/lint-imports
 
-typecheck: $(STAMP) ## mypy --strict on src/
+typecheck: $(STAMP) ## mypy --strict on src/ (the product) and tools/ (the dev environment)
 	$(BIN)/mypy
+	$(BIN)/mypy tools
 
 test: setup lint typecheck ## everything: lint, types, unit + integration + e2e against real components
 	./scripts/pytest.sh tests
