@@ -18,7 +18,7 @@ help: ## list targets
 
 # The runtime dependencies install at exactly the versions of deploy/requirements.lock (what
 # the image ships), so tests run against what users run, on any machine, on any day.
-$(STAMP): pyproject.toml deploy/requirements.lock
+$(STAMP): pyproject.toml deploy/requirements.lock src/aigateway_operator/__init__.py
 	./scripts/setup-system.sh
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade "pip>=25.1"

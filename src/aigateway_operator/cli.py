@@ -1,4 +1,4 @@
-"""``aigateway-operator`` command line: ``run`` (the operator).
+"""``aigateway-operator`` command line: ``run`` (the operator) and ``--version``.
 
 The local environment and the demo are a development tool of the repository
 (``python -m tools.devenv``), not part of this package.
@@ -7,8 +7,11 @@ The local environment and the demo are a development tool of the repository
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import sys
 from collections.abc import Sequence
+
+from aigateway_operator import __version__
 
 
 def _limit_malloc_arenas(arenas: int = 2) -> None:
@@ -44,8 +47,18 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def version() -> str:
+    """The installed distribution's version; ``__version__`` where there is no distribution
+    metadata (the image copies the package into site-packages without it)."""
+    try:
+        return importlib.metadata.version("aigateway-operator")
+    except importlib.metadata.PackageNotFoundError:
+        return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="aigateway-operator", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     run_p = sub.add_parser("run", help="run the operator (configured by AIGW_* variables)")
     run_p.add_argument("--verbose", action="store_true", help="debug logging")
