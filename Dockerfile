@@ -15,10 +15,12 @@ RUN python -m venv /opt/venv
 COPY deploy/requirements.lock /tmp/requirements.lock
 RUN /opt/venv/bin/pip install --no-deps --require-virtualenv -r /tmp/requirements.lock \
     && /opt/venv/bin/pip check
-# The operator itself is pure Python: copied into the venv, no build backend to fetch.
+# The operator itself is pure Python: copied into the venv, no build backend to fetch. Only
+# the package: tools/ (the local environment, a development tool) is not in the image.
 COPY src/aigateway_operator /opt/venv/lib/python3.11/site-packages/aigateway_operator
 RUN /opt/venv/bin/python -m compileall -q /opt/venv/lib/python3.11/site-packages/aigateway_operator \
-    && /opt/venv/bin/python -c "import aigateway_operator.handlers, aigateway_operator.cli"
+    && /opt/venv/bin/python -c "import aigateway_operator.handlers, aigateway_operator.cli" \
+    && /opt/venv/bin/python -m aigateway_operator.cli --version
 
 FROM python:3.11.7-slim-bookworm
 LABEL org.opencontainers.image.title="aigateway-operator" \

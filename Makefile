@@ -7,6 +7,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ENV_FILE ?= .dev/env
+# The local environment is a development tool of this checkout (tools/devenv/), not part of
+# the installed product: it runs as a module from the repository root.
+DEVENV := $(BIN)/python -m tools.devenv
 
 .PHONY: help setup lint typecheck test test-unit test-integration bench demo dev-up dev-down clean
 
@@ -15,7 +18,7 @@ help: ## list targets
 
 # The runtime dependencies install at exactly the versions of deploy/requirements.lock (what
 # the image ships), so tests run against what users run, on any machine, on any day.
-$(STAMP): pyproject.toml deploy/requirements.lock
+$(STAMP): pyproject.toml deploy/requirements.lock src/aigateway_operator/__init__.py
 	./scripts/setup-system.sh
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade "pip>=25.1"
@@ -23,15 +26,16 @@ $(STAMP): pyproject.toml deploy/requirements.lock
 	touch $(STAMP)
 
 setup: $(STAMP) ## create .venv, install everything, build (or reuse) the local control plane
-	$(BIN)/aigateway-operator dev build
+	$(DEVENV) build
 
 lint: $(STAMP) ## ruff (lint + format check) and import-layer contracts
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench tools
+	$(BIN)/ruff format --check src tests bench tools
 	$(BIN)/lint-imports
 
-typecheck: $(STAMP) ## mypy --strict on src/
+typecheck: $(STAMP) ## mypy --strict on src/ (the product) and tools/ (the dev environment)
 	$(BIN)/mypy
+	$(BIN)/mypy tools
 
 test: setup lint typecheck ## everything: lint, types, unit + integration + e2e against real components
 	./scripts/pytest.sh tests
@@ -43,16 +47,16 @@ test-integration: setup ## integration + e2e tiers
 	./scripts/pytest.sh -m "integration or e2e" tests
 
 bench: setup ## benchmarks (slow; prints ratios against in-run baselines)
-	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	@for b in bench/bench_*.py; do echo "== $$b"; PYTHONPATH=$(CURDIR) $(BIN)/python $$b || exit 1; done
 
 dev-up: setup ## start the local environment (writes $(ENV_FILE))
-	$(BIN)/aigateway-operator dev up --env-file $(ENV_FILE)
+	$(DEVENV) up --env-file $(ENV_FILE)
 
 dev-down: ## stop the local environment
-	@test -x $(BIN)/aigateway-operator && $(BIN)/aigateway-operator dev down --env-file $(ENV_FILE) || true
+	@test -x $(BIN)/python && $(DEVENV) down --env-file $(ENV_FILE) || true
 
 demo: setup ## the whole product on the local environment (DEMO_ARGS=--keep to keep it up)
-	$(BIN)/aigateway-operator demo $(DEMO_ARGS)
+	$(DEVENV) demo $(DEMO_ARGS)
 
 clean: dev-down ## remove the venv and caches (the control-plane build cache stays)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,6 +1,6 @@
 """Operator memory (RSS) against the number of AIProviders it manages.
 
-``python bench/bench_memory.py [--sizes 0,1000,5000,10000] [--budget 900]``
+``PYTHONPATH=. python bench/bench_memory.py [--sizes 0,1000,5000,10000] [--budget 900]``
 (or ``BENCH_MEMORY_SIZES``, ``BENCH_MEMORY_BUDGET_S``). Starts its own local environment
 (``DevEnv.up``) and stops it at the end.
 
@@ -26,7 +26,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from aigateway_operator.devenv.env import DevEnv
 from common import (
     Operator,
     Watcher,
@@ -41,6 +40,7 @@ from common import (
     start_env,
     write_result,
 )
+from tools.devenv.env import DevEnv
 
 NS = "bench-mem"
 GOAL_MB = 300.0

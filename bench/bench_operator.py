@@ -1,9 +1,9 @@
 """The operator end to end: convergence vs. a floor, quiet restart, Secret propagation.
 
-``python bench/bench_operator.py [--n 1000] [--shared 200] [--singles 20] [--profile]``
-(or ``BENCH_N``, ``BENCH_SHARED``, ``BENCH_SINGLES``). Starts its own local environment
-(``DevEnv.up``: kube-apiserver + etcd + controller manager, Postgres 15, moto STS) and stops
-it at the end. Three measurements, in one run:
+``PYTHONPATH=. python bench/bench_operator.py [--n 1000] [--shared 200] [--singles 20]
+[--profile]`` (or ``BENCH_N``, ``BENCH_SHARED``, ``BENCH_SINGLES``). Starts its own local
+environment (``DevEnv.up``: kube-apiserver + etcd + controller manager, Postgres 15, moto STS)
+and stops it at the end. Three measurements, in one run:
 
 1. **Convergence.** N Secrets (one per provider, keys ``a`` and ``b``) are created first and
    not timed. Then N AIProviders (type openai, 2 keys each) are created at once (16 client

@@ -1,4 +1,5 @@
-"""Store throughput vs. plain INSERTs: ``python bench/bench_store.py [--providers N]``.
+"""Store throughput vs. plain INSERTs: ``PYTHONPATH=. python bench/bench_store.py [--providers N]``
+(from the repository root, as ``make bench`` runs it: the local environment is ``tools.devenv``).
 
 Starts its own throwaway Postgres 15, then measures, on fresh databases with the same schema:
 
@@ -32,9 +33,9 @@ from typing import Any
 import psycopg
 
 from aigateway_operator.config import Settings
-from aigateway_operator.devenv.postgres import PostgresServer
 from aigateway_operator.store import DesiredProvider, OwnerRef, ProviderType, Store
 from aigateway_operator.store.cipher import KeyRing
+from tools.devenv.postgres import PostgresServer
 
 KEY = bytes(range(32))
 RESULTS = Path(__file__).resolve().parent / "results" / "store.json"

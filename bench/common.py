@@ -1,5 +1,8 @@
 """Shared harness for the operator benchmarks (``bench/bench_operator.py``, ``bench_memory.py``).
 
+Run the benches from the repository root with ``PYTHONPATH=.`` (``make bench`` does): the
+local environment is the repository's development tool ``tools.devenv``, not an installed package.
+
 What lives here:
 
 * :func:`start_env`: the local environment (kube-apiserver + etcd + controller manager,
@@ -44,10 +47,10 @@ import psycopg
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
-from aigateway_operator.devenv.env import DevEnv
-from aigateway_operator.devenv.helm import apply_manifests, render_chart
-from aigateway_operator.devenv.procs import free_port
 from aigateway_operator.store.cipher import KeyRing
+from tools.devenv.env import DevEnv
+from tools.devenv.helm import apply_manifests, render_chart
+from tools.devenv.procs import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = ROOT / "bench" / "results"

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from aigateway_operator.devenv import build, kube
-from aigateway_operator.devenv.crds import apply_crds
-from aigateway_operator.devenv.postgres import PostgresServer
-from aigateway_operator.devenv.sts import StsServer
+from tools.devenv import build, kube
+from tools.devenv.crds import apply_crds
+from tools.devenv.postgres import PostgresServer
+from tools.devenv.sts import StsServer
 
 pytest_plugins = ["tests.support.operator"]
 

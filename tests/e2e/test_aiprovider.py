@@ -426,7 +426,7 @@ def test_metrics_endpoint(
 ) -> None:
     import urllib.request
 
-    from aigateway_operator.devenv.procs import free_port
+    from tools.devenv.procs import free_port
 
     port = free_port()
     op = operator_factory(extra_env={"AIGW_METRICS_PORT": str(port)})

@@ -7,10 +7,10 @@ from collections.abc import Callable
 import pytest
 from kubernetes import client
 
-from aigateway_operator.devenv.postgres import PostgresServer
 from tests.e2e.conftest import GROUP, VERSION, OperatorProcess, custom, make_secret, wait_condition
 from tests.e2e.test_aiprovider import PLURAL, apply_provider, openai_spec, provider_rows
 from tests.support.wait import wait_for
+from tools.devenv.postgres import PostgresServer
 
 pytestmark = pytest.mark.e2e
 

@@ -13,13 +13,6 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from aigateway_operator.devenv.helm import (
-    apply_manifests,
-    ensure_helm,
-    remove_cluster_scoped,
-    render_chart,
-    service_account_kubeconfig,
-)
 from tests.e2e.conftest import (
     GROUP,
     VERSION,
@@ -30,6 +23,13 @@ from tests.e2e.conftest import (
     wait_condition,
 )
 from tests.support.wait import wait_for
+from tools.devenv.helm import (
+    apply_manifests,
+    ensure_helm,
+    remove_cluster_scoped,
+    render_chart,
+    service_account_kubeconfig,
+)
 
 pytestmark = pytest.mark.e2e
 

@@ -1,21 +1,25 @@
-"""`make demo` (the README's first command) runs end to end and cleans up after itself."""
+"""`make demo` (the README's first command: `python -m tools.devenv demo`) runs end to end and
+cleans up after itself."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from aigateway_operator.devenv.demo import OPENAI_A, OPENAI_B, OPENAI_B2
+from tools.devenv.demo import OPENAI_A, OPENAI_B, OPENAI_B2
 
 pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_demo_runs_and_shows_only_masked_values() -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "aigateway_operator.cli", "demo"],
-        capture_output=True, text=True, timeout=600, check=False,
+        [sys.executable, "-m", "tools.devenv", "demo"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]

@@ -1,4 +1,4 @@
-"""`aigateway-operator dev up` then `dev down` leaves no process and no directory behind."""
+"""`python -m tools.devenv up` then `down` leaves no process and no directory behind."""
 
 from __future__ import annotations
 
@@ -10,14 +10,18 @@ from pathlib import Path
 
 import pytest
 
-from aigateway_operator.devenv.procs import pid_alive
+from tools.devenv.procs import pid_alive
 
 pytestmark = pytest.mark.e2e
 
+ROOT = Path(__file__).resolve().parents[2]
+
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """The development tool's command line, run as the Makefile runs it: from the repo root."""
     return subprocess.run(
-        [sys.executable, "-m", "aigateway_operator.cli", *args],
+        [sys.executable, "-m", "tools.devenv", *args],
+        cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=900,
@@ -41,7 +45,7 @@ def _processes_mentioning(text: str) -> list[str]:
 
 def test_dev_up_then_down_leaves_nothing(tmp_path: Path) -> None:
     env_file = tmp_path / "dev.env"
-    up = _cli("dev", "up", "--env-file", str(env_file))
+    up = _cli("up", "--env-file", str(env_file))
     assert up.returncode == 0, up.stderr[-3000:]
     exports = dict(
         line.removeprefix("export ").split("=", 1)
@@ -70,15 +74,15 @@ def test_dev_up_then_down_leaves_nothing(tmp_path: Path) -> None:
     assert set(pids) == {"etcd", "kube-apiserver", "kube-controller-manager", "moto", "postgres"}
     assert all(pid_alive(p) for p in pids.values())
 
-    status = _cli("dev", "status", "--env-file", str(env_file))
+    status = _cli("status", "--env-file", str(env_file))
     assert status.returncode == 0, status.stdout
     assert "STOPPED" not in status.stdout
 
-    down = _cli("dev", "down", "--env-file", str(env_file))
+    down = _cli("down", "--env-file", str(env_file))
     assert down.returncode == 0, down.stderr
     alive = {name: pid for name, pid in pids.items() if pid_alive(pid)}
     assert alive == {}
     assert not state_dir.exists()
     assert not env_file.exists()
     assert _processes_mentioning(str(state_dir)) == []
-    assert _cli("dev", "status", "--env-file", str(env_file)).returncode == 3
+    assert _cli("status", "--env-file", str(env_file)).returncode == 3

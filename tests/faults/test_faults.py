@@ -13,9 +13,6 @@ import psycopg
 import pytest
 from kubernetes import client, config
 
-from aigateway_operator.devenv import build, kube
-from aigateway_operator.devenv.crds import apply_crds
-from aigateway_operator.devenv.postgres import PostgresServer
 from tests.conftest import repo_root
 from tests.e2e.conftest import GROUP, VERSION, OperatorProcess, custom, make_secret, wait_condition
 from tests.e2e.test_aiprovider import (
@@ -27,6 +24,9 @@ from tests.e2e.test_aiprovider import (
     provider_rows,
 )
 from tests.support.wait import wait_for
+from tools.devenv import build, kube
+from tools.devenv.crds import apply_crds
+from tools.devenv.postgres import PostgresServer
 
 pytestmark = pytest.mark.faults
 

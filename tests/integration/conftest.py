@@ -15,8 +15,8 @@ import psycopg
 import pytest
 
 from aigateway_operator.config import Settings
-from aigateway_operator.devenv.postgres import PostgresServer
 from aigateway_operator.store import Store
+from tools.devenv.postgres import PostgresServer
 
 STORE_KEY_A = bytes(range(32))
 STORE_KEY_B = bytes(range(100, 132))

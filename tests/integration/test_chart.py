@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from aigateway_operator.devenv.helm import HelmError, ensure_helm, render_chart
+from tools.devenv.helm import HelmError, ensure_helm, render_chart
 
 pytestmark = pytest.mark.integration
 

@@ -12,14 +12,14 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from aigateway_operator.devenv.helm import (
+from tests.support.wait import wait_for
+from tools.devenv.helm import (
     apply_manifests,
     ensure_helm,
     remove_cluster_scoped,
     render_chart,
     service_account_kubeconfig,
 )
-from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.integration
 

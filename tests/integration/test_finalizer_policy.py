@@ -14,13 +14,13 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from aigateway_operator.devenv.helm import (
+from tests.support.wait import wait_for
+from tools.devenv.helm import (
     apply_manifests,
     ensure_helm,
     remove_cluster_scoped,
     render_chart,
 )
-from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -21,7 +21,6 @@ import boto3
 import pytest
 
 from aigateway_operator.api import Reason
-from aigateway_operator.devenv.sts import DEFAULT_REGION, StsServer
 from aigateway_operator.validation.aws import (
     SESSION_NAME,
     StaticCredentials,
@@ -29,6 +28,7 @@ from aigateway_operator.validation.aws import (
     scrub,
     verify_bedrock_identity,
 )
+from tools.devenv.sts import DEFAULT_REGION, StsServer
 
 pytestmark = pytest.mark.integration
 

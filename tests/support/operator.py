@@ -23,9 +23,9 @@ import psycopg
 import pytest
 from kubernetes import client
 
-from aigateway_operator.devenv.postgres import PostgresServer
-from aigateway_operator.devenv.sts import StsServer
 from tests.support.wait import wait_for
+from tools.devenv.postgres import PostgresServer
+from tools.devenv.sts import StsServer
 
 GROUP, VERSION = "aigateway.dev", "v1alpha1"
 

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import yaml
 
-from aigateway_operator.devenv import pki as pki_mod
-from aigateway_operator.devenv.build import ControlPlaneBinaries
-from aigateway_operator.devenv.procs import ProcessExited, free_port, spawn, terminate, wait_until
+from tools.devenv import pki as pki_mod
+from tools.devenv.build import ControlPlaneBinaries
+from tools.devenv.procs import ProcessExited, free_port, spawn, terminate, wait_until
 
 KCM_CONTROLLERS = ",".join(
     [

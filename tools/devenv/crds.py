@@ -8,6 +8,9 @@ from typing import Any
 
 import yaml
 
+#: ``crds/`` of this checkout (the tool lives in the repository, at ``tools/devenv/``).
+REPO_CRDS = Path(__file__).resolve().parents[2] / "crds"
+
 
 def apply_crds(kubeconfig: Path, crds_dir: Path, timeout: float = 60.0) -> list[str]:
     """Create or replace every CRD in ``crds_dir``; return their names once all are Established."""

@@ -2,7 +2,7 @@
 
 No prebuilt binary is downloaded: ``helm.sh/helm/v3`` is fetched from the Go module proxy and
 compiled with this machine's Go toolchain through a small wrapper module, then cached as
-``<cache>/bin/helm-<version>`` (see :func:`aigateway_operator.devenv.build.cache_dir`), so only
+``<cache>/bin/helm-<version>`` (see :func:`tools.devenv.build.cache_dir`), so only
 the first run pays for it. The ldflags are the ones helm's own Makefile sets, derived from the
 downloaded ``go.mod`` (the client-go version decides the Kubernetes version ``helm template``
 and ``helm lint`` assume), so ``helm version`` and capabilities match an official build.
@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from aigateway_operator.devenv.build import (
+from tools.devenv.build import (
     GO_VERSION_DIRECTIVE,
     Progress,
     _build_lock,

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aigateway_operator.devenv import build, kube
-from aigateway_operator.devenv.postgres import PostgresServer
-from aigateway_operator.devenv.procs import pid_alive, terminate
-from aigateway_operator.devenv.sts import StsServer
+from tools.devenv import build, kube
+from tools.devenv.postgres import PostgresServer
+from tools.devenv.procs import pid_alive, terminate
+from tools.devenv.sts import StsServer
 
 STATE_FILE = "state.json"
 STATE_ENV = "AIGW_DEV_STATE_DIR"
@@ -81,7 +81,7 @@ class DevEnv:
             env.pids["moto"] = env.sts.pid
             env.timings["sts"] = time.monotonic() - t3
             if with_kube and crds_dir is not None and crds_dir.is_dir():
-                from aigateway_operator.devenv.crds import apply_crds
+                from tools.devenv.crds import apply_crds
 
                 applied = apply_crds(env.kubeconfig, crds_dir)  # type: ignore[arg-type]
                 if applied:
@@ -151,7 +151,10 @@ class DevEnv:
         return env
 
     def write_env_file(self, path: Path) -> None:
-        lines = ["# written by `aigateway-operator dev up`; remove with `dev down --env-file`"]
+        lines = [
+            "# written by `python -m tools.devenv up`; remove with "
+            "`python -m tools.devenv down --env-file`"
+        ]
         lines += [f"export {k}={shlex.quote(v)}" for k, v in self.environ().items()]
         path.write_text("\n".join(lines) + "\n")
         path.chmod(0o600)
@@ -173,7 +176,9 @@ def state_dir_from_env_file(path: Path) -> Path:
         line = line.strip()
         if line.startswith(f"export {STATE_ENV}="):
             return Path(shlex.split(line.split("=", 1)[1])[0])
-    raise ValueError(f"{path} does not name {STATE_ENV}; was it written by `dev up`?")
+    raise ValueError(
+        f"{path} does not name {STATE_ENV}; was it written by `python -m tools.devenv up`?"
+    )
 
 
 def default_env_file() -> Path:

@@ -13,7 +13,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from aigateway_operator.devenv.procs import ProcessExited, free_port, spawn, terminate, wait_until
+from tools.devenv.procs import ProcessExited, free_port, spawn, terminate, wait_until
 
 DEFAULT_REGION = "us-east-1"
 

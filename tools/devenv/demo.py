@@ -1,5 +1,7 @@
 """``make demo``: the whole product on the local environment, in about a minute.
 
+``python -m tools.devenv demo [--keep]`` from the repository root, which ``make demo`` runs.
+
 Brings up the API server, Postgres 15 and STS; applies sample Secrets, an OpenAI provider
 with two keys, a Bedrock provider with a role (verified against the loopback STS) and a
 gateway key; runs the operator; waits until all are Ready; prints what is in Coder's tables
@@ -22,9 +24,10 @@ from typing import Any
 
 import psycopg
 
-from aigateway_operator.devenv.env import DevEnv
 from aigateway_operator.masking import mask_secret
 from aigateway_operator.store.cipher import Cipher
+from tools.devenv.crds import REPO_CRDS
+from tools.devenv.env import DevEnv
 
 NS = "demo"
 GROUP, VERSION = "aigateway.dev", "v1alpha1"
@@ -67,9 +70,8 @@ def _objects() -> list[tuple[str, dict[str, Any]]]:
 def run(keep: bool = False, timeout: float = 180.0) -> int:
     from kubernetes import client, config
 
-    root = Path(__file__).resolve().parents[3]
     _say("bringing up the local environment (the first run builds the control plane) ...")
-    env = DevEnv.up(crds_dir=root / "crds", progress=_say)
+    env = DevEnv.up(crds_dir=REPO_CRDS, progress=_say)
     op: subprocess.Popen[bytes] | None = None
     log = Path(tempfile.mkdtemp(prefix="aigw-demo-")) / "operator.log"
     try:

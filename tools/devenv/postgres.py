@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from aigateway_operator.devenv.procs import free_port
+from tools.devenv.procs import free_port
 
 PG_MAJOR = 15
 DB_NAME = "coder"
