@@ -167,7 +167,9 @@ def create_secrets(
         core.create_namespaced_secret(
             namespace,
             client.V1Secret(
-                metadata=client.V1ObjectMeta(name=name),
+                metadata=client.V1ObjectMeta(
+                    name=name, annotations={"aigateway.dev/allowed-aiproviders": "*"}
+                ),
                 string_data={k: key_value(name, k) for k in keys},
             ),
         )

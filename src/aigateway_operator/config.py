@@ -25,13 +25,40 @@ from uuid import UUID
 from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["ConfigError", "SchemaMode", "Settings", "parse_encryption_keys"]
+__all__ = [
+    "ConfigError",
+    "LogFormat",
+    "SchemaMode",
+    "SecretAccess",
+    "Settings",
+    "parse_encryption_keys",
+]
 
 NIL_UUID = UUID(int=0)
 
 
 class ConfigError(ValueError):
     """A setting is missing or malformed. The message names the variable, never its value."""
+
+
+#: ``AIGW_INSTANCE_ID``: a DNS-label-like name.
+INSTANCE_ID = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
+
+
+class SecretAccess(StrEnum):
+    """``AIGW_SECRET_ACCESS``: which Secrets of its namespace an AIProvider may use."""
+
+    ANNOTATED = "annotated"
+    """Only Secrets that opt in with ``aigateway.dev/allowed-aiproviders`` (the default)."""
+    NAMESPACE = "namespace"
+    """Any Secret of the object's namespace (for clusters without namespace tenants)."""
+
+
+class LogFormat(StrEnum):
+    """``AIGW_LOG_FORMAT``."""
+
+    TEXT = "text"
+    JSON = "json"
 
 
 class SchemaMode(StrEnum):
@@ -142,6 +169,25 @@ class Settings(BaseSettings):
     drift_debounce_s: float = Field(default=0.3, ge=0, le=30)
     """How long to gather ``ai_providers_changed`` notifies before checking rows for drift."""
 
+    # --- ownership and tenancy --------------------------------------------------------------
+    instance_id: str = Field(default="default", min_length=1, max_length=63, pattern=INSTANCE_ID)
+    """``AIGW_INSTANCE_ID``: who this operator install is in Coder's database. Every row it
+    writes is recorded as owned by (instance id, kind, namespace, name), so the same value
+    after a cluster rebuild from the same Git takes the same rows back; two clusters writing
+    to one Coder must use different values (see the README, "Two clusters, one Coder")."""
+    adoption_namespaces: str = ""
+    """``AIGW_ADOPTION_NAMESPACES``: namespaces whose AIProviders may take over
+    (``spec.adoptExisting``) a provider made in Coder's UI; comma-separated, ``*`` for all;
+    empty (the default): none may."""
+    secret_access: SecretAccess = SecretAccess.ANNOTATED
+    """``AIGW_SECRET_ACCESS``: ``annotated`` (default: a Secret is used only when its
+    ``aigateway.dev/allowed-aiproviders`` annotation names the AIProvider, or ``*``) or
+    ``namespace`` (any Secret of the object's namespace)."""
+
+    # --- logs -------------------------------------------------------------------------------
+    log_format: LogFormat = LogFormat.TEXT
+    """``AIGW_LOG_FORMAT``: ``text`` or ``json`` (one JSON object per line)."""
+
     _keys: tuple[bytes, ...] = PrivateAttr(default=())
 
     @model_validator(mode="after")
@@ -173,6 +219,11 @@ class Settings(BaseSettings):
     def namespace_list(self) -> tuple[str, ...]:
         """``AIGW_NAMESPACES`` as a tuple; empty means cluster-wide."""
         return tuple(n.strip() for n in self.namespaces.split(",") if n.strip())
+
+    def may_adopt(self, namespace: str) -> bool:
+        """Whether AIProviders in ``namespace`` may adopt rows made in Coder's UI."""
+        allowed = {n.strip() for n in self.adoption_namespaces.split(",") if n.strip()}
+        return "*" in allowed or namespace in allowed
 
     def require_database_url(self) -> str:
         """The DSN, or a :class:`ConfigError` naming both ways to set it."""

@@ -4,6 +4,20 @@ Each reference names the spec field it came from, so every problem can say exact
 entry is at fault (``spec.apiKeys[1].secretKeyRef``) and which Secret/key, never the value.
 The revision is a digest of the identities (uid, resourceVersion) of the Secrets read: equal
 revisions mean the operator consumed exactly the same Secret versions.
+
+**Which Secrets may be used** (:class:`SecretAccess`). The operator can read every Secret of
+the namespaces it watches; a user who may create an AIProvider must not get, through it, a
+Secret they may not read themselves (Kubernetes' confused-deputy rule). So a Secret is used
+only when it opts in: its annotation ``aigateway.dev/allowed-aiproviders`` is ``*`` or a
+comma-separated list naming the AIProvider (``AIGW_SECRET_ACCESS=annotated``, the default).
+Whoever may annotate a Secret may read it, so opting in gives nobody more than they have.
+``AIGW_SECRET_ACCESS=namespace`` uses any Secret of the object's namespace (clusters without
+namespace tenants). A gateway-key Secret the operator wrote is never usable as a provider
+key, whatever its annotations.
+
+A Secret that may not be used is reported exactly like a missing one (same reason, same
+message): the author learns nothing about it — not that it exists, not its keys, not its
+values' length or equality.
 """
 
 from __future__ import annotations
@@ -14,7 +28,23 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from aigateway_operator.api.common import Reason
+from aigateway_operator.api.identity import (
+    AIGATEWAYCODERDKEY,
+    ALLOWED_AIPROVIDERS_ANNOTATION,
+    GATEWAY_KEY_OWNER_LABEL,
+)
+from aigateway_operator.config import SecretAccess
 from aigateway_operator.kube.client import SecretData
+
+__all__ = [
+    "Resolved",
+    "SecretAccess",
+    "SecretProblem",
+    "SecretReader",
+    "SecretRef",
+    "may_use",
+    "resolve",
+]
 
 
 class SecretReader(Protocol):
@@ -55,13 +85,41 @@ class Resolved:
         return self.values[ref]
 
 
+def _gateway_key_secret(secret: SecretData) -> bool:
+    """A Secret the operator wrote for an AIGatewayCoderdKey (its label or its owner)."""
+    return GATEWAY_KEY_OWNER_LABEL in secret.labels or any(
+        kind == AIGATEWAYCODERDKEY.kind for kind in secret.owner_kinds
+    )
+
+
+def may_use(secret: SecretData, consumer: str, access: SecretAccess) -> bool:
+    """Whether the AIProvider named ``consumer`` may use ``secret`` (see the module docs)."""
+    if _gateway_key_secret(secret):
+        return False
+    if access is SecretAccess.NAMESPACE:
+        return True
+    allowed = secret.annotations.get(ALLOWED_AIPROVIDERS_ANNOTATION, "")
+    names = {n.strip() for n in allowed.split(",") if n.strip()}
+    return "*" in names or consumer in names
+
+
 async def resolve(
-    reader: SecretReader, namespace: str, refs: Sequence[SecretRef]
+    reader: SecretReader,
+    namespace: str,
+    refs: Sequence[SecretRef],
+    *,
+    consumer: str,
+    access: SecretAccess = SecretAccess.ANNOTATED,
 ) -> Resolved | list[SecretProblem]:
-    """Read every referenced Secret once; return all values or every problem found."""
+    """Read every referenced Secret once; return all values or every problem found.
+
+    ``consumer`` is the AIProvider's name; a Secret it may not use (:func:`may_use`) is
+    treated as absent.
+    """
     secrets: dict[str, SecretData | None] = {}
     for name in sorted({r.name for r in refs}):
-        secrets[name] = await reader.read_secret(namespace, name)
+        secret = await reader.read_secret(namespace, name)
+        secrets[name] = secret if secret is not None and may_use(secret, consumer, access) else None
     problems: list[SecretProblem] = []
     values: dict[SecretRef, bytes] = {}
     for ref in refs:
@@ -71,7 +129,9 @@ async def resolve(
                 SecretProblem(
                     Reason.SECRET_NOT_FOUND,
                     ref.field,
-                    f"{ref.field}: Secret {ref.name!r} not found in namespace {namespace!r}",
+                    f"{ref.field}: Secret {ref.name!r} was not found in namespace "
+                    f"{namespace!r}, or does not allow this AIProvider to use it "
+                    f"(annotation {ALLOWED_AIPROVIDERS_ANNOTATION})",
                 )
             )
             continue

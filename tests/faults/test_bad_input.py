@@ -17,6 +17,7 @@ from tests.e2e.conftest import OperatorProcess, condition, wait_condition
 from tests.e2e.test_aiprovider import PLURAL, apply_provider
 from tests.integration.test_crd_aiprovider import INVALID, body
 from tests.support.crd import rejected
+from tests.support.operator import ALLOW_ALL
 
 pytestmark = pytest.mark.faults
 
@@ -102,7 +103,10 @@ def test_bad_input_table(
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=other)))
     core.create_namespaced_secret(
         other,
-        client.V1Secret(metadata=client.V1ObjectMeta(name="elsewhere"), string_data={"a": GOOD}),
+        client.V1Secret(
+            metadata=client.V1ObjectMeta(name="elsewhere", annotations=ALLOW_ALL),
+            string_data={"a": GOOD},
+        ),
     )
     checked = 0
     try:
@@ -124,7 +128,7 @@ def test_bad_input_table(
                 core.create_namespaced_secret(
                     namespace,
                     client.V1Secret(
-                        metadata=client.V1ObjectMeta(name=secret),
+                        metadata=client.V1ObjectMeta(name=secret, annotations=ALLOW_ALL),
                         data={k: base64.b64encode(v).decode() for k, v in data.items()},
                     ),
                 )

@@ -182,16 +182,21 @@ class FakeSecrets:
             sec, data={"key": value.encode()}, resource_version=str(self.version)
         )
 
-    def put(self, namespace: str, name: str, data: dict[str, str]) -> SecretData:
-        """Create or replace a Secret as a user would (not owned by anybody)."""
+    def put(
+        self, namespace: str, name: str, data: dict[str, str], allowed: str | None = "*"
+    ) -> SecretData:
+        """Create or replace a Secret as a user would (not owned by anybody), letting the
+        AIProviders ``allowed`` names use it (None: no opt-in annotation)."""
         current = self.secrets.get((namespace, name))
         self.version += 1
+        annotations = {} if allowed is None else {"aigateway.dev/allowed-aiproviders": allowed}
         sec = SecretData(
             namespace=namespace,
             name=name,
             uid=current.uid if current else str(uuid.uuid4()),
             resource_version=str(self.version),
             data={k: v.encode() for k, v in data.items()},
+            annotations=annotations,
         )
         self.secrets[(namespace, name)] = sec
         return sec

@@ -187,10 +187,22 @@ def wait_condition(
     return wait_for(check, timeout, f"{plural}/{name} {type_}={status} {reason or ''}")
 
 
+#: What a Secret carries to let AIProviders use it (``*``: any AIProvider of its namespace).
+ALLOW_ALL = {"aigateway.dev/allowed-aiproviders": "*"}
+
+
 def make_secret(
-    api: client.ApiClient, namespace: str, name: str, data: dict[str, str]
+    api: client.ApiClient,
+    namespace: str,
+    name: str,
+    data: dict[str, str],
+    annotations: dict[str, str] | None = None,
 ) -> client.V1Secret:
+    """A Secret as a user makes one; by default it lets every AIProvider of its namespace
+    use it (``annotations={}`` for one that does not)."""
+    meta = client.V1ObjectMeta(
+        name=name, annotations=ALLOW_ALL if annotations is None else annotations or None
+    )
     return client.CoreV1Api(api).create_namespaced_secret(
-        namespace,
-        client.V1Secret(metadata=client.V1ObjectMeta(name=name), string_data=data),
+        namespace, client.V1Secret(metadata=meta, string_data=data)
     )

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from aigateway_operator.credentials import Resolved, SecretRef, resolve
+from aigateway_operator.config import SecretAccess
+from aigateway_operator.credentials import Resolved, SecretRef, may_use, resolve
 from aigateway_operator.kube.client import SecretData
 
 pytestmark = pytest.mark.unit
@@ -13,16 +14,32 @@ CANARY = "sk-canary-0123456789abcdefXYZ"
 
 
 class FakeReader:
-    def __init__(self, secrets: dict[str, dict[str, bytes]], rv: str = "1") -> None:
+    def __init__(
+        self,
+        secrets: dict[str, dict[str, bytes]],
+        rv: str = "1",
+        allowed: str | None = "p",
+        labels: dict[str, str] | None = None,
+    ) -> None:
         self.secrets = secrets
         self.rv = rv
         self.reads: list[str] = []
+        self.annotations = {} if allowed is None else {"aigateway.dev/allowed-aiproviders": allowed}
+        self.labels = labels or {}
 
     async def read_secret(self, namespace: str, name: str) -> SecretData | None:
         self.reads.append(name)
         if name not in self.secrets:
             return None
-        return SecretData(namespace, name, f"uid-{name}", self.rv, self.secrets[name])
+        return SecretData(
+            namespace,
+            name,
+            f"uid-{name}",
+            self.rv,
+            self.secrets[name],
+            labels=self.labels,
+            annotations=self.annotations,
+        )
 
 
 def ref(i: int, name: str = "keys", key: str = "a") -> SecretRef:
@@ -31,7 +48,7 @@ def ref(i: int, name: str = "keys", key: str = "a") -> SecretRef:
 
 async def test_resolves_all_values_and_reads_each_secret_once() -> None:
     reader = FakeReader({"keys": {"a": CANARY.encode(), "b": b"sk-two"}})
-    out = await resolve(reader, "ns", [ref(0), ref(1, key="b")])
+    out = await resolve(reader, "ns", [ref(0), ref(1, key="b")], consumer="p")
     assert isinstance(out, Resolved)
     assert out.get(ref(0)) == CANARY.encode()
     assert out.get(ref(1, key="b")) == b"sk-two"
@@ -40,9 +57,9 @@ async def test_resolves_all_values_and_reads_each_secret_once() -> None:
 
 
 async def test_revision_follows_secret_versions() -> None:
-    a = await resolve(FakeReader({"keys": {"a": b"x-key"}}, rv="1"), "ns", [ref(0)])
-    b = await resolve(FakeReader({"keys": {"a": b"x-key"}}, rv="1"), "ns", [ref(0)])
-    c = await resolve(FakeReader({"keys": {"a": b"x-key"}}, rv="2"), "ns", [ref(0)])
+    a = await resolve(FakeReader({"keys": {"a": b"x-key"}}, rv="1"), "ns", [ref(0)], consumer="p")
+    b = await resolve(FakeReader({"keys": {"a": b"x-key"}}, rv="1"), "ns", [ref(0)], consumer="p")
+    c = await resolve(FakeReader({"keys": {"a": b"x-key"}}, rv="2"), "ns", [ref(0)], consumer="p")
     assert isinstance(a, Resolved)
     assert isinstance(b, Resolved)
     assert isinstance(c, Resolved)
@@ -52,14 +69,14 @@ async def test_revision_follows_secret_versions() -> None:
 @pytest.mark.parametrize(
     ("secrets", "reason", "needle"),
     [
-        ({}, "SecretNotFound", "Secret 'keys' not found in namespace 'ns'"),
+        ({}, "SecretNotFound", "Secret 'keys' was not found in namespace 'ns'"),
         ({"keys": {"other": b"v"}}, "SecretKeyMissing", "has no key 'a'"),
     ],
 )
 async def test_problems_name_field_and_secret_never_value(
     secrets: dict[str, dict[str, bytes]], reason: str, needle: str
 ) -> None:
-    out = await resolve(FakeReader(secrets), "ns", [ref(2)])
+    out = await resolve(FakeReader(secrets), "ns", [ref(2)], consumer="p")
     assert isinstance(out, list)
     assert [p.reason for p in out] == [reason]
     assert needle in out[0].message
@@ -72,9 +89,59 @@ async def test_reports_every_problem_at_once() -> None:
         FakeReader({"keys": {"a": b"ok-value"}}),
         "ns",
         [ref(0), ref(1, key="zz"), ref(2, name="gone")],
+        consumer="p",
     )
     assert isinstance(out, list)
     assert [p.field for p in out] == [
         "spec.apiKeys[1].secretKeyRef",
         "spec.apiKeys[2].secretKeyRef",
     ]
+
+
+NOT_ALLOWED = [
+    pytest.param({"allowed": None}, id="no-opt-in"),
+    pytest.param({"allowed": "other, another"}, id="names-another-provider"),
+    pytest.param({"allowed": "*", "labels": {"aigateway.dev/gateway-key": "gw"}}, id="gw-key"),
+]
+
+
+@pytest.mark.parametrize("kwargs", NOT_ALLOWED)
+async def test_a_secret_that_does_not_allow_the_provider_looks_missing(kwargs: dict) -> None:
+    """Exactly the answer for a missing Secret: no hint of its keys, values or existence."""
+    present = FakeReader({"keys": {"a": CANARY.encode(), "b": CANARY.encode()}}, **kwargs)
+    refs = [ref(0), ref(1, key="b"), ref(2, key="absent")]
+    out = await resolve(present, "ns", refs, consumer="p")
+    missing = await resolve(FakeReader({}), "ns", refs, consumer="p")
+    assert isinstance(out, list)
+    assert isinstance(missing, list)
+    assert [(p.reason, p.field, p.message) for p in out] == [
+        (p.reason, p.field, p.message) for p in missing
+    ]
+    assert {p.reason for p in out} == {"SecretNotFound"}
+    assert all("allowed-aiproviders" in p.message for p in out)
+
+
+@pytest.mark.parametrize(
+    ("allowed", "consumer", "ok"),
+    [
+        ("*", "p", True),
+        ("p", "p", True),
+        (" q , p ", "p", True),
+        ("q", "p", False),
+        ("", "p", False),
+    ],
+)
+def test_the_opt_in_names_the_provider_or_all(allowed: str, consumer: str, ok: bool) -> None:
+    secret = SecretData(
+        "ns", "s", "u", "1", {}, annotations={"aigateway.dev/allowed-aiproviders": allowed}
+    )
+    assert may_use(secret, consumer, SecretAccess.ANNOTATED) is ok
+
+
+def test_namespace_access_uses_any_secret_but_never_a_gateway_key() -> None:
+    plain = SecretData("ns", "s", "u", "1", {})
+    assert may_use(plain, "p", SecretAccess.NAMESPACE)
+    labelled = SecretData("ns", "s", "u", "1", {}, labels={"aigateway.dev/gateway-key": "gw"})
+    owned = SecretData("ns", "s", "u", "1", {}, owner_kinds=("AIGatewayCoderdKey",))
+    assert not may_use(labelled, "p", SecretAccess.NAMESPACE)
+    assert not may_use(owned, "p", SecretAccess.NAMESPACE)

@@ -30,6 +30,8 @@ from tools.devenv.crds import REPO_CRDS
 from tools.devenv.env import DevEnv
 
 NS = "demo"
+#: The opt-in that lets AIProviders use a Secret (see the README's security model).
+ALLOW = {"aigateway.dev/allowed-aiproviders": "*"}
 GROUP, VERSION = "aigateway.dev", "v1alpha1"
 OPENAI_A = "sk-demo-primary-" + "a" * 24
 OPENAI_B = "sk-demo-fallback-" + "b" * 24
@@ -84,12 +86,12 @@ def run(keep: bool = False, timeout: float = 180.0) -> int:
         core.create_namespaced_secret(
             NS,
             client.V1Secret(
-                metadata=client.V1ObjectMeta(name="llm-keys"),
+                metadata=client.V1ObjectMeta(name="llm-keys", annotations=ALLOW),
                 string_data={"primary": OPENAI_A, "fallback": OPENAI_B},
             ),
         )
         core.create_namespaced_secret(NS, client.V1Secret(
-            metadata=client.V1ObjectMeta(name="aws-creds"),
+            metadata=client.V1ObjectMeta(name="aws-creds", annotations=ALLOW),
             string_data={"AWS_ACCESS_KEY_ID": AWS_KEY_ID,
                          "AWS_SECRET_ACCESS_KEY": AWS_SECRET}))  # fmt: skip
         for plural, body in _objects():

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 __all__ = [
     "AIGATEWAYCODERDKEY",
     "AIPROVIDER",
+    "ALLOWED_AIPROVIDERS_ANNOTATION",
     "ANNOTATION_PREFIX",
     "API_VERSION",
     "FINALIZER",
@@ -77,6 +78,9 @@ GATEWAY_KEY_ID_ANNOTATION = f"{GROUP}/key-id"
 GATEWAY_KEY_PREVIOUS_ID_ANNOTATION = f"{GROUP}/previous-key-id"
 #: On a gateway-key Secret: the rotation generation it was written for.
 GATEWAY_KEY_ROTATION_ANNOTATION = f"{GROUP}/rotation-generation"
+#: On a Secret: the AIProviders that may use it (``*`` or comma-separated names); see
+#: ``credentials.SecretAccess``.
+ALLOWED_AIPROVIDERS_ANNOTATION = f"{GROUP}/allowed-aiproviders"
 #: On every gateway-key Secret the operator owns (value: the owner's name, hashed if long).
 GATEWAY_KEY_OWNER_LABEL = f"{GROUP}/gateway-key"
 MANAGED_BY_LABELS = {"app.kubernetes.io/managed-by": "aigateway-operator"}

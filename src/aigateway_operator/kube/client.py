@@ -68,6 +68,7 @@ class SecretData:
     labels: dict[str, str] = field(default_factory=dict)
     owner_uids: tuple[str, ...] = ()
     annotations: dict[str, str] = field(default_factory=dict)
+    owner_kinds: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,7 @@ def _secret_data(obj: dict[str, Any]) -> SecretData:
         labels=dict(meta.get("labels") or {}),
         owner_uids=tuple(str(o.get("uid")) for o in meta.get("ownerReferences") or []),
         annotations=dict(meta.get("annotations") or {}),
+        owner_kinds=tuple(str(o.get("kind")) for o in meta.get("ownerReferences") or []),
     )
 
 
@@ -286,6 +288,7 @@ class Kube:
             labels=dict(labels),
             owner_uids=(owner["uid"],),
             annotations=dict(annotations or {}),
+            owner_kinds=(owner["kind"],),
         )
 
     async def delete_secret(self, namespace: str, name: str, uid: str) -> bool:

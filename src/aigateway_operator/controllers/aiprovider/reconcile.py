@@ -130,7 +130,13 @@ async def reconcile(
         scratch.warn(Reason.NAME_CONFLICT, message)
         return finish(wiring, ident, current, scratch, carry(current))
 
-    secrets = await resolve_provider_secrets(wiring.kube, ident.namespace, spec)
+    secrets = await resolve_provider_secrets(
+        wiring.kube,
+        ident.namespace,
+        spec,
+        consumer=ident.name,
+        access=wiring.settings.secret_access,
+    )
     if isinstance(secrets, list):
         return _unresolved(wiring, ident, current, scratch, secrets)
     count = len(secrets.refs.all())

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from aigateway_operator.api.aiprovider import AIProviderSpec
 from aigateway_operator.api.common import SecretKeyRef
+from aigateway_operator.config import SecretAccess
 from aigateway_operator.credentials import Resolved, SecretReader, SecretRef, resolve
 from aigateway_operator.validation.identity import StaticCredentials
 from aigateway_operator.validation.rules import (
@@ -89,11 +90,20 @@ def _check(spec: AIProviderSpec, refs: ProviderSecretRefs, resolved: Resolved) -
 
 
 async def resolve_provider_secrets(
-    reader: SecretReader, namespace: str, spec: AIProviderSpec
+    reader: SecretReader,
+    namespace: str,
+    spec: AIProviderSpec,
+    *,
+    consumer: str,
+    access: SecretAccess,
 ) -> ProviderSecrets | list[Finding]:
-    """Read and check every referenced value; all of them, or every problem found."""
+    """Read and check every referenced value; all of them, or every problem found.
+
+    ``consumer`` is the AIProvider's name: only Secrets that allow it are read
+    (``credentials.may_use``); the others are reported as not found.
+    """
     refs = ProviderSecretRefs.of(spec)
-    resolved = await resolve(reader, namespace, refs.all())
+    resolved = await resolve(reader, namespace, refs.all(), consumer=consumer, access=access)
     if isinstance(resolved, list):
         return [Finding(p.reason, p.field, p.message) for p in resolved]
     findings = _check(spec, refs, resolved)
