@@ -191,9 +191,16 @@ def test_printer_columns(k8s_api: client.ApiClient, keys: Objects) -> None:
     response.read()
     table = json.loads(response.data)
     names = [c["name"] for c in table["columnDefinitions"]]
-    assert names == ["Name", "Key Name", "Prefix", "Ready", "Last Heartbeat", "Age"]
+    assert names == [
+        "Name", "Key Name", "Prefix", "Ready", "Last Heartbeat",
+        "Secret", "InUse", "Last Rotation", "Age",
+    ]  # fmt: skip
+    # `kubectl get` hides priority > 0; `-o wide` shows them.
+    wide = [c["name"] for c in table["columnDefinitions"] if c.get("priority", 0) > 0]
+    assert wide == ["Secret", "InUse", "Last Rotation"]
     (row,) = table["rows"]
     assert row["cells"][:4] == ["k", "gw", "cgw_AbCdEfG", "True"]
+    assert row["cells"][5:8] == ["k-key", "True", "2026-05-04T03:02:01Z"]
 
 
 def test_short_name_and_category(k8s_api: client.ApiClient) -> None:
