@@ -41,8 +41,8 @@ LABEL org.opencontainers.image.title="aigateway-operator" \
       org.opencontainers.image.version="${VERSION}"
 # A named user for the numeric uid the chart runs as (runAsUser 65532): getpass.getuser(),
 # which kopf calls, needs a passwd entry. No home directory: HOME is the writable /tmp.
-RUN groupadd --system --gid 65532 aigw \
-    && useradd --system --uid 65532 --gid 65532 --no-create-home --home-dir /tmp \
+RUN groupadd --gid 65532 aigw \
+    && useradd --uid 65532 --gid 65532 --no-create-home --home-dir /tmp --no-log-init \
        --shell /usr/sbin/nologin aigw
 ENV PATH=/opt/venv/bin:$PATH \
     HOME=/tmp \
