@@ -23,7 +23,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from aigateway_operator.devenv import build, kube
-from aigateway_operator.devenv.helm import ensure_helm
+from aigateway_operator.devenv.helm import apply_manifests, ensure_helm
 from tests.support.helm import HelmCli
 from tests.support.wait import wait_for
 
@@ -256,3 +256,30 @@ def test_keep_on_uninstall_false_lets_uninstall_delete_the_objects(
         )
     finally:
         cluster.helm.run("uninstall", release, "-n", namespace)
+
+
+def test_crds_applied_with_kubectl_then_taken_over_by_the_chart(fresh_cluster: Cluster) -> None:
+    """CRDs applied first (``kubectl apply --server-side -f crds/``), then the chart with its
+    CRDs enabled: Helm refuses objects it does not own, ``--take-ownership`` (Helm >= 3.17)
+    adopts them, and the bundled objects go in with the same install."""
+    cluster = fresh_cluster
+    ns = cluster.namespace()
+    docs = [
+        yaml.safe_load(p.read_text()) for p in sorted((CHART.parents[2] / "crds").glob("*.yaml"))
+    ]
+    apply_manifests(cluster.api, docs, field_manager="kubectl")
+    assert set(OUR_CRDS) <= cluster.crd_names()
+
+    refused = cluster.helm.run(
+        "install", "aigw", str(CHART), "-n", ns, values=values(ns, **BUNDLED)
+    )
+    assert refused.returncode != 0
+    assert "invalid ownership metadata" in refused.stderr
+    assert cluster.objects(ns, "aiproviders") == []
+
+    cluster.helm.ok(
+        "install", "aigw", str(CHART), "-n", ns, "--take-ownership", values=values(ns, **BUNDLED)
+    )
+    for name in OUR_CRDS:
+        assert cluster.crd(name).metadata.annotations["meta.helm.sh/release-name"] == "aigw"
+    assert [o["metadata"]["name"] for o in cluster.objects(ns, "aiproviders")] == ["openai"]
