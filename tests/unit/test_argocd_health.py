@@ -7,9 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import lupa
 import pytest
 import yaml
+
+from tests.support.argocd import argocd_health
 
 pytestmark = pytest.mark.unit
 
@@ -27,11 +28,7 @@ TERMINAL = (
 
 
 def health(obj: dict[str, Any]) -> tuple[str, str]:
-    """What Argo CD would show for ``obj``."""
-    lua = lupa.LuaRuntime(unpack_returned_tuples=True)
-    lua.globals().obj = lua.table_from(obj, recursive=True)
-    result = lua.execute(SCRIPT)
-    return str(result["status"]), str(result["message"])
+    return argocd_health(obj, SCRIPT)
 
 
 def cond(
