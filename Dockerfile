@@ -1,36 +1,56 @@
 # syntax=docker/dockerfile:1
 # aigateway-operator image: `aigateway-operator run`, as the Helm chart in
-# deploy/helm/aigateway-operator runs it (non-root, read-only root filesystem).
+# deploy/helm/aigateway-operator runs it: uid 65532, a read-only root filesystem (only /tmp is
+# written; Python writes no bytecode), nothing but the operator and its locked dependencies.
 #
-# The base is pinned to the exact Python the dependency lock was resolved and tested with;
-# bump both stages and the lock together (deploy/lock_requirements.py rewrites the lock from
-# the project venv). No registry was reachable to record a digest; add @sha256:... when
-# publishing.
-FROM python:3.11.7-slim-bookworm AS build
+# BASE is pinned by digest. The digest below is the newest python:3.11 bookworm-slim one found
+# pinned in public Dockerfiles (3.11.17, a multi-arch index); it could not be checked against
+# the registry from this repository's build machine. Before a release, verify it with
+# `docker buildx imagetools inspect python:3.11-slim-bookworm` and bump tag and digest together.
+# The lock holds cp311 wheels only, so any 3.11 patch release runs it.
+ARG BASE=python:3.11.17-slim-bookworm@sha256:0a310eeecf4e1f5a0743f9a6520c90c88d089c903ca5fd283f501e3a805f5f89
+
+FROM ${BASE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1
-RUN python -m venv /opt/venv
-# Dependencies first (a layer that only changes with the lock), exactly as pinned, no resolver.
+# Dependencies first (a layer that only changes with the lock): exactly the pinned versions,
+# wheels only, every file checked against the lock's hashes, no resolver.
 COPY deploy/requirements.lock /tmp/requirements.lock
-RUN /opt/venv/bin/pip install --no-deps --require-virtualenv -r /tmp/requirements.lock \
-    && /opt/venv/bin/pip check
-# The operator itself is pure Python: copied into the venv, no build backend to fetch. Only
-# the package: tools/ (the local environment, a development tool) is not in the image.
-COPY src/aigateway_operator /opt/venv/lib/python3.11/site-packages/aigateway_operator
-RUN /opt/venv/bin/python -m compileall -q /opt/venv/lib/python3.11/site-packages/aigateway_operator \
-    && /opt/venv/bin/python -c "import aigateway_operator.handlers, aigateway_operator.cli" \
+RUN python -m venv /opt/venv \
+    && /opt/venv/bin/pip install --no-deps --require-hashes --only-binary=:all: \
+       -r /tmp/requirements.lock
+# The operator's own wheel, built with the hashed build backend (deploy/build-requirements.lock)
+# in a throwaway venv, then installed without dependencies (they are all above).
+COPY deploy/build-requirements.lock /tmp/build-requirements.lock
+RUN python -m venv /opt/build \
+    && /opt/build/bin/pip install --no-deps --require-hashes --only-binary=:all: \
+       -r /tmp/build-requirements.lock
+COPY pyproject.toml README.md LICENSE /src/
+COPY src/aigateway_operator /src/src/aigateway_operator
+RUN /opt/build/bin/pip wheel --no-deps --no-build-isolation --wheel-dir /tmp/wheels /src \
+    && /opt/venv/bin/pip install --no-deps /tmp/wheels/aigateway_operator-*.whl \
+    && /opt/venv/bin/pip check \
+    && /opt/venv/bin/python -c "import aigateway_operator.cli, aigateway_operator.operator" \
     && /opt/venv/bin/python -m aigateway_operator.cli --version
 
-FROM python:3.11.7-slim-bookworm
+FROM ${BASE}
+ARG VERSION=dev
 LABEL org.opencontainers.image.title="aigateway-operator" \
       org.opencontainers.image.description="Manages Coder AI Gateway providers and gateway keys" \
-      org.opencontainers.image.licenses="Apache-2.0"
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.version="${VERSION}"
+# A named user for the numeric uid the chart runs as (runAsUser 65532): getpass.getuser(),
+# which kopf calls, needs a passwd entry. No home directory: HOME is the writable /tmp.
+RUN groupadd --gid 65532 aigw \
+    && useradd --uid 65532 --gid 65532 --no-create-home --home-dir /tmp --no-log-init \
+       --shell /usr/sbin/nologin aigw
 ENV PATH=/opt/venv/bin:$PATH \
+    HOME=/tmp \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1
 COPY --from=build /opt/venv /opt/venv
-# A numeric, unprivileged user (the chart's runAsUser): runAsNonRoot can verify it.
+# Numeric, so the kubelet can verify runAsNonRoot.
 USER 65532:65532
 WORKDIR /tmp
 EXPOSE 8080 9090

@@ -11,18 +11,21 @@ ENV_FILE ?= .dev/env
 # the installed product: it runs as a module from the repository root.
 DEVENV := $(BIN)/python -m tools.devenv
 
-.PHONY: help setup lint typecheck test test-unit test-integration bench demo dev-up dev-down clean
+.PHONY: help setup lint typecheck test test-unit test-integration bench demo dev-up dev-down clean lock crds-sync
 
 help: ## list targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  %-18s %s\n", $$1, $$2}'
 
 # The runtime dependencies install at exactly the versions of deploy/requirements.lock (what
-# the image ships), so tests run against what users run, on any machine, on any day.
+# the image ships), so tests run against what users run, on any machine, on any day. The lock
+# carries hashes (the image installs it with --require-hashes); pip would demand hashes for
+# every package once a constraint has one, so the constraints are the lock's pins alone.
 $(STAMP): pyproject.toml deploy/requirements.lock src/aigateway_operator/__init__.py
 	./scripts/setup-system.sh
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade "pip>=25.1"
-	$(BIN)/python -m pip install -q -c deploy/requirements.lock --group dev -e .
+	awk '/^[A-Za-z0-9]/ { sub(/[ \t]*\\$$/, ""); print }' deploy/requirements.lock > $(VENV)/constraints.txt
+	$(BIN)/python -m pip install -q -c $(VENV)/constraints.txt --group dev -e .
 	touch $(STAMP)
 
 setup: $(STAMP) ## create .venv, install everything, build (or reuse) the local control plane
@@ -57,6 +60,21 @@ dev-down: ## stop the local environment
 
 demo: setup ## the whole product on the local environment (DEMO_ARGS=--keep to keep it up)
 	$(DEVENV) demo $(DEMO_ARGS)
+
+# pip-compile (pip-tools) resolves pyproject.toml's runtime dependencies for Python 3.11 and
+# pins each with the hashes of all its files; existing pins are kept unless LOCK_ARGS=--upgrade
+# (or --upgrade-package NAME). The build backend gets its own lock for the image's wheel build.
+PIP_COMPILE := CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile --quiet --generate-hashes \
+	--allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links $(LOCK_ARGS)
+lock: $(STAMP) ## rewrite deploy/requirements.lock and deploy/build-requirements.lock (hashed)
+	$(PIP_COMPILE) --output-file deploy/requirements.lock pyproject.toml
+	$(PIP_COMPILE) --only-build-deps --build-deps-for=wheel \
+		--output-file deploy/build-requirements.lock pyproject.toml
+
+CHART_CRDS := deploy/helm/aigateway-operator/files/crds
+crds-sync: ## copy crds/ (the single source) into the chart; `make test` checks they are equal
+	rm -f $(CHART_CRDS)/*.yaml
+	cp crds/*.yaml $(CHART_CRDS)/
 
 clean: dev-down ## remove the venv and caches (the control-plane build cache stays)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -8,12 +8,15 @@ CRDs being exactly the repository's ``crds/`` (one source), and the values schem
 from __future__ import annotations
 
 import json
+import re
+import shutil
 import subprocess
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import promql_parser
 import pytest
 import yaml
 
@@ -28,6 +31,48 @@ BASE: dict[str, Any] = {
     "encryption": {"existingSecret": {"name": "coder-external-token-keys", "key": "keys"}},
 }
 Render = Callable[..., list[dict[str, Any]]]
+#: Every optional feature on at once (lint must pass with it too).
+EVERYTHING: dict[str, Any] = {
+    "database": {
+        "existingSecret": {"name": "coder-db", "key": "url"},
+        "tls": {"caSecret": {"name": "coder-db-ca", "key": "ca.crt"}},
+    },
+    "global": {"imagePullSecrets": ["regcred", {"name": "shared"}]},
+    "imagePullSecrets": [{"name": "regcred"}, "own"],
+    "commonLabels": {"team": "platform"},
+    "deploymentAnnotations": {"reloader.example/auto": "true"},
+    "podAnnotations": {"prometheus.io/scrape": "false"},
+    "revisionHistoryLimit": 2,
+    "extraVolumes": [{"name": "pg-bundle", "configMap": {"name": "pg-bundle"}}],
+    "extraVolumeMounts": [{"name": "pg-bundle", "mountPath": "/etc/pg-bundle", "readOnly": True}],
+    "extraObjects": [
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "{{ .Release.Name }}-a"}},
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-b\n",
+    ],
+    "networkPolicy": {
+        "enabled": True,
+        "egress": {
+            "apiServer": {"to": [{"ipBlock": {"cidr": "10.0.0.1/32"}}]},
+            "database": {
+                "to": [
+                    {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "db"}}}
+                ]
+            },
+        },
+        "ingress": {
+            "metrics": {"from": [{"namespaceSelector": {"matchLabels": {"name": "monitoring"}}}]}
+        },
+    },
+    "metrics": {
+        "serviceMonitor": {"enabled": True},
+        "prometheusRule": {"enabled": True, "labels": {"release": "kps"}},
+        "grafanaDashboard": {"enabled": True},
+    },
+    "instanceID": "prod-eu-1",
+    "encryption": {"existingSecret": {"name": "keys", "key": "keys"}, "allowPlaintext": False},
+    "adoption": {"namespaces": ["ai", "legacy"]},
+    "logFormat": "json",
+}
 
 
 def merged(*overrides: dict[str, Any]) -> dict[str, Any]:
@@ -91,10 +136,11 @@ def test_lint_passes_strict(helm: Path, tmp_path: Path) -> None:
             {
                 "providers": [{"name": "openai", "spec": {"type": "openai"}}],
                 "gatewayKeys": [{"name": "ci", "namespace": "team-a", "spec": {}}],
-                "crds": {"install": False},
+                "crds": {"enabled": False},
                 "metrics": {"enabled": True, "port": 9191, "serviceMonitor": {"enabled": True}},
             }
         ),
+        "everything": merged(EVERYTHING),
     }.items():
         file = tmp_path / f"{name}.yaml"
         file.write_text(yaml.safe_dump(values))
@@ -146,8 +192,19 @@ def test_default_is_cluster_wide_two_replicas_with_peering(render: Render) -> No
     assert sc["seccompProfile"] == {"type": "RuntimeDefault"}
     assert container["resources"]["limits"]["memory"]
     assert container["resources"]["requests"]["cpu"]
-    for probe in ("livenessProbe", "readinessProbe"):
-        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "health"}
+    probes = {
+        p: container[p]["httpGet"] for p in ("startupProbe", "livenessProbe", "readinessProbe")
+    }
+    assert probes == {
+        "startupProbe": {"path": "/startupz", "port": "health"},
+        "livenessProbe": {"path": "/healthz", "port": "health"},
+        "readinessProbe": {"path": "/readyz", "port": "health"},
+    }
+    # Startup is generous (first database connection, key proof): 30 x 10 s.
+    assert (
+        container["startupProbe"]["failureThreshold"] * container["startupProbe"]["periodSeconds"]
+        >= 300
+    )
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert ports == {"health": 8080, "metrics": 9090}
 
@@ -157,6 +214,12 @@ def test_default_is_cluster_wide_two_replicas_with_peering(render: Render) -> No
     assert env["AIGW_HEALTH_PORT"] == "8080"
     assert env["AIGW_METRICS_PORT"] == "9090"
     assert env["POD_ID"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    # The values the operator reads for identity, encryption, adoption and logs.
+    assert env["AIGW_INSTANCE_ID"] == "ops-aigw"
+    assert env["AIGW_ALLOW_PLAINTEXT"] == "false"
+    assert env["AIGW_ADOPTION_NAMESPACES"] == ""
+    assert env["AIGW_LOG_FORMAT"] == "text"
+    assert "PGSSLROOTCERT" not in env
     # Secrets are referenced and mounted as files, never values in the manifest.
     assert "AIGW_DATABASE_URL" not in env
     assert "AIGW_ENCRYPTION_KEYS" not in env
@@ -247,11 +310,8 @@ def test_aggregated_user_roles(render: Render) -> None:
 
 
 def test_crds_are_the_repository_crds(render: Render) -> None:
-    """One source: the chart renders ``crds/`` itself (through a symlink), unchanged except for
-    Helm's labels and the keep policy."""
-    link = CHART / "files" / "crds"
-    assert link.is_symlink()
-    assert link.resolve() == (REPO / "crds").resolve()
+    """One source: the chart renders its copies of ``crds/`` (tests/unit/test_chart_crds.py
+    keeps them equal), unchanged except for Helm's labels and the keep policy."""
     source = {}
     for path in sorted((REPO / "crds").glob("*.yaml")):
         doc = yaml.safe_load(path.read_text())
@@ -273,12 +333,12 @@ def test_crds_are_the_repository_crds(render: Render) -> None:
     for doc in no_keep:
         if doc["kind"] == "CustomResourceDefinition":
             assert "annotations" not in doc["metadata"]
-    not_installed = render(merged({"crds": {"install": False}}), include_crds=False)
+    not_installed = render(merged({"crds": {"enabled": False}}), include_crds=False)
     assert not [d for d in not_installed if d["kind"] == "CustomResourceDefinition"]
 
 
 def test_packaged_chart_carries_the_crd_files(helm: Path, tmp_path: Path) -> None:
-    """``helm package`` follows the symlink: the archive holds the files, byte for byte."""
+    """The packaged chart holds the CRD files, byte for byte, and no symlink."""
     proc = subprocess.run(
         [str(helm), "package", str(CHART), "--destination", str(tmp_path)],
         capture_output=True,
@@ -311,7 +371,7 @@ def test_providers_and_gateway_keys_from_values(render: Render) -> None:
                     {"name": "other", "namespace": "team-b", "spec": {"type": "anthropic"}},
                 ],
                 "gatewayKeys": [{"name": "ci-bot", "spec": {"secretName": "ci-bot-key"}}],
-                "crds": {"install": False},
+                "crds": {"enabled": False},
             }
         )
     )
@@ -323,6 +383,19 @@ def test_providers_and_gateway_keys_from_values(render: Render) -> None:
     assert only(docs, "AIProvider", "other")["metadata"]["namespace"] == "team-b"
     key = only(docs, "AIGatewayCoderdKey", "ci-bot")
     assert key["spec"] == {"secretName": "ci-bot-key"}
+    # Kept on uninstall by default: deleting them would delete Coder's rows.
+    for obj in (openai, key, only(docs, "AIProvider", "other")):
+        assert obj["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    loose = render(
+        merged(
+            {
+                "providers": [{"name": "p", "spec": spec, "annotations": {"a": "b"}}],
+                "bundledObjects": {"keepOnUninstall": False},
+                "crds": {"enabled": False},
+            }
+        )
+    )
+    assert only(loose, "AIProvider", "p")["metadata"]["annotations"] == {"a": "b"}
 
 
 def test_metrics_service_monitor_and_irsa(render: Render) -> None:
@@ -370,9 +443,12 @@ def test_single_replica_without_peering_uses_recreate(render: Render) -> None:
     [
         ({}, "database.existingSecret.name is required"),
         (merged({"replicaCount": 2, "peering": {"enabled": False}}), "needs peering.enabled"),
-        (merged({"config": {"AIGW_DATABASE_URL": "postgres://u:p@db/coder"}}), "'not' failed"),
-        (merged({"config": {"AIGW_ENCRYPTION_KEYS": "a2V5"}}), "'not' failed"),
-        (merged({"config": {"NOT_OURS": "1"}}), "does not match pattern"),
+        (
+            merged({"config": {"AIGW_DATABASE_URL": "postgres://u:p@db/coder"}}),
+            "at '/config/AIGW_DATABASE_URL'",
+        ),
+        (merged({"config": {"AIGW_ENCRYPTION_KEYS": "a2V5"}}), "at '/config/AIGW_ENCRYPTION_KEYS'"),
+        (merged({"config": {"NOT_OURS": "1"}}), "additional properties 'NOT_OURS'"),
         (merged({"extraEnv": [{"name": "AIGW_DATABASE_URL", "value": "x"}]}), "'not' failed"),
         (merged({"databaseUrl": "postgres://u:p@db/coder"}), "additional properties"),
         (merged({"watchNamespaces": ["Bad_NS"]}), "does not match pattern"),
@@ -385,3 +461,250 @@ def test_schema_and_guards_refuse_bad_values(
     with pytest.raises(HelmError) as info:
         render(values)
     assert message in str(info.value)
+
+
+def env_of(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    container = only(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+
+
+def test_crds_enabled_without_crd_files_fails_loudly(helm: Path, tmp_path: Path) -> None:
+    """A chart fetched without its files (a dropped symlink) must not install an operator
+    without its API: the render fails, naming what is missing."""
+    copy = tmp_path / "aigateway-operator"
+    shutil.copytree(CHART, copy)
+    shutil.rmtree(copy / "files" / "crds")
+    with pytest.raises(HelmError) as info:
+        render_chart(copy, "aigw", "ops", BASE, helm=helm)
+    assert "crds.enabled=true but the chart carries no CRD aiproviders.aigateway.dev" in str(
+        info.value
+    )
+    # Turning CRDs off is the explicit way to install without them.
+    docs = render_chart(copy, "aigw", "ops", merged({"crds": {"enabled": False}}), helm=helm)
+    assert not [d for d in docs if d["metadata"]["name"].endswith(".aigateway.dev")]
+
+
+def test_operator_settings_from_values(render: Render) -> None:
+    env = env_of(render(merged(EVERYTHING)))
+    assert env["AIGW_INSTANCE_ID"] == "prod-eu-1"
+    assert env["AIGW_ADOPTION_NAMESPACES"] == "ai,legacy"
+    assert env["AIGW_LOG_FORMAT"] == "json"
+    assert env["AIGW_ALLOW_PLAINTEXT"] == "false"
+    plaintext = env_of(
+        render({"database": BASE["database"], "encryption": {"allowPlaintext": True}})
+    )
+    assert plaintext["AIGW_ALLOW_PLAINTEXT"] == "true"  # only when set on purpose
+    assert "AIGW_ENCRYPTION_KEYS_FILE" not in plaintext
+    # The default identity follows the release, so a cluster rebuilt from the same Git
+    # (same namespace, same release name) gets the same one.
+    assert env_of(render())["AIGW_INSTANCE_ID"] == "ops-aigw"
+    assert env_of(render_chart(CHART, "aigw", "other", BASE))["AIGW_INSTANCE_ID"] == "other-aigw"
+
+
+def test_probe_timings_are_values(render: Render) -> None:
+    docs = render(
+        merged({"startupProbe": {"periodSeconds": 5, "failureThreshold": 60, "timeoutSeconds": 2}})
+    )
+    container = only(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    assert container["startupProbe"] == {
+        "httpGet": {"path": "/startupz", "port": "health"},
+        "periodSeconds": 5,
+        "failureThreshold": 60,
+        "timeoutSeconds": 2,
+    }
+
+
+def test_database_ca_is_mounted_where_the_dsn_points(render: Render) -> None:
+    """database.tls.caSecret: the CA file lands where PGSSLROOTCERT (and the documented
+    sslrootcert= of the URL) point."""
+    docs = render(merged(EVERYTHING))
+    pod = only(docs, "Deployment")["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    env = env_of(docs)
+    mounts = {m["name"]: m for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    ca = volumes["database-ca"]["secret"]
+    assert ca["secretName"] == "coder-db-ca"
+    (item,) = ca["items"]
+    path = f"{mounts['database-ca']['mountPath']}/{item['path']}"
+    assert mounts["database-ca"]["readOnly"] is True
+    assert env["PGSSLROOTCERT"] == path == "/etc/aigateway-operator/database-ca/ca.crt"
+    readme = (CHART / "README.md").read_text() + (REPO / "README.md").read_text()
+    assert f"sslmode=verify-full&sslrootcert={path}" in readme
+    assert "database-ca" not in json.dumps(render())  # nothing without the value
+
+
+def test_extension_points(render: Render) -> None:
+    docs = render(merged(EVERYTHING))
+    deploy = only(docs, "Deployment")
+    pod = deploy["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert deploy["metadata"]["annotations"] == {"reloader.example/auto": "true"}
+    assert deploy["spec"]["template"]["metadata"]["annotations"] == {
+        "prometheus.io/scrape": "false"
+    }
+    assert deploy["spec"]["revisionHistoryLimit"] == 2
+    assert pod["imagePullSecrets"] == [{"name": "regcred"}, {"name": "shared"}, {"name": "own"}]
+    assert {"name": "pg-bundle", "configMap": {"name": "pg-bundle"}} in pod["volumes"]
+    assert {"name": "pg-bundle", "mountPath": "/etc/pg-bundle", "readOnly": True} in container[
+        "volumeMounts"
+    ]
+    # commonLabels on every object the chart renders (pods included), never in selectors;
+    # not on kopf's CRDs (Helm's crds/, verbatim) nor on extraObjects (yours, as given).
+    extra = {"aigw-a", "aigw-b"}
+    for doc in docs:
+        name = doc["metadata"]["name"]
+        if name.endswith(".kopf.dev") or name in extra:
+            continue
+        assert doc["metadata"]["labels"]["team"] == "platform", doc["kind"]
+    assert deploy["spec"]["template"]["metadata"]["labels"]["team"] == "platform"
+    assert "team" not in deploy["spec"]["selector"]["matchLabels"]
+    extras = {d["metadata"]["name"] for d in docs if d["kind"] == "ConfigMap"}
+    assert {"aigw-a", "aigw-b"} <= extras  # objects and strings, through tpl
+    assert render()[0]  # and by default none of it:
+    default = only(render(), "Deployment")
+    assert "imagePullSecrets" not in default["spec"]["template"]["spec"]
+    assert "annotations" not in default["metadata"]
+    assert default["spec"]["revisionHistoryLimit"] == 5
+
+
+def test_strategy_value_and_its_guard(render: Render) -> None:
+    custom = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+    deploy = only(render(merged({"strategy": custom})), "Deployment")
+    assert deploy["spec"]["strategy"] == custom
+    with pytest.raises(HelmError) as info:
+        render(
+            merged(
+                {
+                    "replicaCount": 1,
+                    "peering": {"enabled": False},
+                    "strategy": {"type": "RollingUpdate"},
+                }
+            )
+        )
+    assert "strategy.type=RollingUpdate needs peering.enabled=true" in str(info.value)
+
+
+def test_network_policy(render: Render) -> None:
+    assert not [d for d in render() if d["kind"] == "NetworkPolicy"]  # off by default
+    policy = only(render(merged(EVERYTHING)), "NetworkPolicy")
+    spec = policy["spec"]
+    assert spec["policyTypes"] == ["Ingress", "Egress"]
+    assert spec["podSelector"]["matchLabels"] == {
+        "app.kubernetes.io/name": "aigateway-operator",
+        "app.kubernetes.io/instance": "aigw",
+    }
+    (ingress,) = spec["ingress"]
+    assert ingress["ports"] == [{"port": "metrics", "protocol": "TCP"}]
+    assert ingress["from"] == [{"namespaceSelector": {"matchLabels": {"name": "monitoring"}}}]
+    by_port = {tuple(p["port"] for p in rule["ports"]): rule.get("to") for rule in spec["egress"]}
+    assert by_port == {
+        (53, 53): None,  # DNS, anywhere
+        (443, 6443): [{"ipBlock": {"cidr": "10.0.0.1/32"}}],  # API server
+        (5432,): [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "db"}}}],
+        (443,): [{"ipBlock": {"cidr": "0.0.0.0/0"}}],  # STS
+    }
+    no_sts = only(
+        render(merged(EVERYTHING, {"networkPolicy": {**EVERYTHING["networkPolicy"], "egress": {
+            **EVERYTHING["networkPolicy"]["egress"], "sts": {"enabled": False}}}})),
+        "NetworkPolicy",
+    )  # fmt: skip
+    assert (443,) not in {tuple(p["port"] for p in r["ports"]) for r in no_sts["spec"]["egress"]}
+    for missing in ("apiServer", "database"):
+        egress = dict(EVERYTHING["networkPolicy"]["egress"])
+        del egress[missing]
+        with pytest.raises(HelmError) as info:
+            render(merged({"networkPolicy": {"enabled": True, "egress": egress}}))
+        assert f"networkPolicy.egress.{missing}.to is required" in str(info.value)
+
+
+def test_peering_object_is_left_out_only_when_a_live_server_lacks_kopf(helm: Path) -> None:
+    """``v1/Namespace`` (a kind) is only in a live server's discovery: offline renders always
+    carry the peering object; a live one without kopf.dev (a dry run on a fresh cluster) leaves
+    it out instead of failing."""
+
+    def peerings(api_versions: tuple[str, ...]) -> list[str]:
+        docs = render_chart(CHART, "aigw", "ops", BASE, helm=helm, api_versions=api_versions)
+        return [d["kind"] for d in docs if d["kind"].endswith("KopfPeering")]
+
+    assert peerings(()) == ["ClusterKopfPeering"]
+    assert peerings(("v1/Namespace",)) == []
+    assert peerings(("v1/Namespace", "kopf.dev/v1")) == ["ClusterKopfPeering"]
+
+
+def test_prometheus_rule_is_a_valid_rule_file(render: Render) -> None:
+    """What promtool would check, with a real PromQL parser: unique alert names, parseable
+    expressions selecting this release's job and only declared metrics, valid durations,
+    severity and summary on every alert."""
+    docs = render(merged(EVERYTHING))
+    rule = only(docs, "PrometheusRule")
+    assert rule["apiVersion"] == "monitoring.coreos.com/v1"
+    assert rule["metadata"]["labels"]["release"] == "kps"
+    metrics = {
+        line.split("\t")[0]
+        for line in (CHART / "files" / "metrics.txt").read_text().splitlines()
+        if line and not line.startswith("#")
+    }
+    (group,) = rule["spec"]["groups"]
+    alerts = [r["alert"] for r in group["rules"]]
+    assert alerts == [
+        "AIGatewayObjectNotReady",
+        "AIGatewayDatabaseUnreachable",
+        "AIGatewaySTSFailures",
+        "AIGatewayNoActiveReplica",
+    ]
+    for r in group["rules"]:
+        expr = promql_parser.parse(r["expr"])
+        names: list[tuple[str, dict[str, str]]] = []
+
+        def visit(node: Any, names: list[tuple[str, dict[str, str]]] = names) -> bool:
+            if isinstance(node, promql_parser.VectorSelector):
+                names.append((node.name, {m.name: m.value for m in node.matchers.matchers}))
+            return True
+
+        promql_parser.walk(expr, visit)
+        assert names, r["alert"]
+        for name, matchers in names:
+            assert name in metrics, (r["alert"], name)
+            assert matchers["job"] == "aigw-aigateway-operator-metrics", r["alert"]
+        assert re.fullmatch(r"(\d+[smhdwy])+", r["for"]), r["for"]
+        promql_parser.parse_duration(r["for"])
+        assert r["labels"]["severity"] in {"warning", "critical"}
+        assert r["annotations"]["summary"]
+        assert r["annotations"]["description"]
+    off = render()
+    assert not [d for d in off if d["kind"] in ("PrometheusRule", "ServiceMonitor")]
+
+
+def test_grafana_dashboard_configmap(render: Render) -> None:
+    docs = render(merged(EVERYTHING))
+    (cm,) = [d for d in docs if d["metadata"]["name"] == "aigw-aigateway-operator-dashboard"]
+    assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
+    dashboard = json.loads(cm["data"]["aigateway-operator.json"])
+    assert dashboard == json.loads((CHART / "files" / "dashboard.json").read_text())
+    assert not [d for d in render() if d["kind"] == "ConfigMap"]
+
+
+@pytest.mark.parametrize(
+    ("values", "key"),
+    [
+        (merged({"replicaCount": "two"}), "/replicaCount"),
+        (merged({"logFormat": "xml"}), "/logFormat"),
+        (merged({"encryption": {"existingSecret": {"name": "k", "key": "k"},
+                                "allowPlaintext": "yes"}}), "/encryption/allowPlaintext"),
+        (merged({"networkPolicy": {"egress": {"database": {"cidr": "10.0.0.0/8"}}}}),
+         "/networkPolicy/egress/database"),
+        (merged({"metrics": {"prometheusRule": {"notReadyFor": "15 minutes"}}}),
+         "/metrics/prometheusRule/notReadyFor"),
+        (merged({"adoption": {"namespaces": ["Not_A_Namespace"]}}), "/adoption/namespaces/0"),
+        (merged({"crds": {"install": False}}), "/crds"),
+        (merged({"extraVolumeMounts": [{"name": "x"}]}), "/extraVolumeMounts/0"),
+        (merged({"config": {"AIGW_INSTANCE_ID": "x"}}), "/config/AIGW_INSTANCE_ID"),
+    ],
+)  # fmt: skip
+def test_schema_errors_name_the_offending_key(
+    render: Render, values: dict[str, Any], key: str
+) -> None:
+    with pytest.raises(HelmError) as info:
+        render(values)
+    assert f"at '{key}'" in str(info.value)

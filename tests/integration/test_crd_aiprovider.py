@@ -9,6 +9,7 @@ sees from ``kubectl apply``.
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -646,7 +647,10 @@ def test_status_is_a_subresource(objects: Objects) -> None:
 
 
 def test_printer_columns(k8s_api: client.ApiClient, objects: Objects) -> None:
-    objects.create({"type": "openai", "providerName": "gpt", "apiKeys": keys("openai")})
+    base_url = "https://llm.example.com/v1"
+    objects.create(
+        {"type": "openai", "providerName": "gpt", "apiKeys": keys("openai"), "baseURL": base_url}
+    )
     objects.patch_status(full_status().to_body())
     table = raw_get(
         k8s_api,
@@ -654,9 +658,17 @@ def test_printer_columns(k8s_api: client.ApiClient, objects: Objects) -> None:
         accept="application/json;as=Table;v=v1;g=meta.k8s.io",
     )
     names = [c["name"] for c in table["columnDefinitions"]]
-    assert names == ["Name", "Provider", "Type", "Enabled", "Keys", "Ready", "Reason", "Age"]
+    assert names == [
+        "Name", "Provider", "Type", "Enabled", "Keys", "Ready", "Reason",
+        "Base URL", "Synced", "Last Sync", "Age",
+    ]  # fmt: skip
+    # `kubectl get` hides priority > 0; `-o wide` shows them.
+    wide = [c["name"] for c in table["columnDefinitions"] if c.get("priority", 0) > 0]
+    assert wide == ["Base URL", "Synced", "Last Sync"]
     (row,) = table["rows"]
     assert row["cells"][:7] == ["p", "gpt", "openai", True, 1, "True", "Ready"]
+    assert row["cells"][7:9] == [base_url, "True"]
+    assert re.fullmatch(r"\d+[a-z]\w*", row["cells"][9])  # lastSyncedAt as an age ("210d")
 
 
 def _properties(node: dict[str, Any], path: str) -> list[tuple[str, dict[str, Any]]]:

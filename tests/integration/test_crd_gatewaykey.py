@@ -7,6 +7,7 @@ user sees from ``kubectl apply``.
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -191,9 +192,17 @@ def test_printer_columns(k8s_api: client.ApiClient, keys: Objects) -> None:
     response.read()
     table = json.loads(response.data)
     names = [c["name"] for c in table["columnDefinitions"]]
-    assert names == ["Name", "Key Name", "Prefix", "Ready", "Last Heartbeat", "Age"]
+    assert names == [
+        "Name", "Key Name", "Prefix", "Ready", "Last Heartbeat",
+        "Secret", "InUse", "Last Rotation", "Age",
+    ]  # fmt: skip
+    # `kubectl get` hides priority > 0; `-o wide` shows them.
+    wide = [c["name"] for c in table["columnDefinitions"] if c.get("priority", 0) > 0]
+    assert wide == ["Secret", "InUse", "Last Rotation"]
     (row,) = table["rows"]
     assert row["cells"][:4] == ["k", "gw", "cgw_AbCdEfG", "True"]
+    assert row["cells"][5:7] == ["k-key", "True"]
+    assert re.fullmatch(r"\d+[a-z]\w*", row["cells"][7])  # lastRotatedAt as an age ("210d")
 
 
 def test_short_name_and_category(k8s_api: client.ApiClient) -> None:

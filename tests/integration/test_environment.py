@@ -138,11 +138,17 @@ def test_token_request_and_rbac_denial(k8s_api: client.ApiClient, namespace: str
         # Grant exactly "list secrets" in this namespace: the same token now works,
         # which proves the denial came from RBAC and not from a broken token.
         grant_secrets(k8s_api, namespace, "probe", "list-secrets", ["list"])
-        wait_for(
-            lambda: sa_core.list_namespaced_secret(namespace) is not None,
-            10,
-            "RBAC grant to take effect",
-        )
+
+        def can_list() -> bool:
+            try:
+                sa_core.list_namespaced_secret(namespace)
+            except ApiException as exc:  # 403 until the authorizer's cache has the binding
+                if exc.status != 403:
+                    raise
+                return False
+            return True
+
+        wait_for(can_list, 10, "RBAC grant to take effect")
         with pytest.raises(ApiException) as info:
             sa_core.delete_collection_namespaced_secret(namespace)
         assert info.value.status == 403

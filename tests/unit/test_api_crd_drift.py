@@ -206,7 +206,13 @@ def test_printer_columns_point_at_declared_fields(
     root: dict[str, Any], version: dict[str, Any]
 ) -> None:
     columns = {c["name"]: c["jsonPath"] for c in version["additionalPrinterColumns"]}
-    assert list(columns) == ["Provider", "Type", "Enabled", "Keys", "Ready", "Reason", "Age"]
+    assert list(columns) == [
+        "Provider", "Type", "Enabled", "Keys", "Ready", "Reason",
+        "Base URL", "Synced", "Last Sync", "Age",
+    ]  # fmt: skip
+    wide = [c["name"] for c in version["additionalPrinterColumns"] if c.get("priority", 0) > 0]
+    assert wide == ["Base URL", "Synced", "Last Sync"]  # kubectl get -o wide only
+    assert columns["Synced"] == '.status.conditions[?(@.type=="Synced")].status'
     for name, json_path in columns.items():
         top, _, rest = json_path.lstrip(".").partition(".")
         if top == "metadata":

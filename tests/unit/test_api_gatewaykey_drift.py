@@ -103,7 +103,12 @@ def test_printer_columns_point_at_declared_fields(
     root: dict[str, Any], version: dict[str, Any]
 ) -> None:
     columns = {c["name"]: c["jsonPath"] for c in version["additionalPrinterColumns"]}
-    assert list(columns) == ["Key Name", "Prefix", "Ready", "Last Heartbeat", "Age"]
+    assert list(columns) == [
+        "Key Name", "Prefix", "Ready", "Last Heartbeat", "Secret", "InUse", "Last Rotation", "Age",
+    ]  # fmt: skip
+    wide = [c["name"] for c in version["additionalPrinterColumns"] if c.get("priority", 0) > 0]
+    assert wide == ["Secret", "InUse", "Last Rotation"]  # kubectl get -o wide only
+    assert columns["InUse"] == '.status.conditions[?(@.type=="InUse")].status'
     for name, json_path in columns.items():
         top, _, rest = json_path.lstrip(".").partition(".")
         if top == "metadata":

@@ -28,6 +28,9 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | 
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/part-of: aigateway-operator
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
 {{- end -}}
 
 {{- define "aigw.serviceAccountName" -}}
@@ -40,6 +43,34 @@ app.kubernetes.io/part-of: aigateway-operator
 
 {{- define "aigw.peeringName" -}}
 {{- default (include "aigw.fullname" .) .Values.peering.name -}}
+{{- end -}}
+
+{{/* Pull secrets: global.imagePullSecrets (umbrella charts) then imagePullSecrets, each a name
+or {name: ...}, without duplicates. */}}
+{{- define "aigw.imagePullSecrets" -}}
+{{- $names := list }}
+{{- range (concat (default list (.Values.global).imagePullSecrets) (default list .Values.imagePullSecrets)) }}
+{{- $name := "" }}
+{{- if kindIs "string" . }}{{ $name = . }}{{ else }}{{ $name = get . "name" }}{{ end }}
+{{- if and $name (not (has $name $names)) }}
+{{- $names = append $names $name }}
+{{- end }}
+{{- end }}
+{{- range $names }}
+- name: {{ . }}
+{{- end }}
+{{- end -}}
+
+{{/* The instance id: stable identity of this install in Coder's database (AIGW_INSTANCE_ID). */}}
+{{- define "aigw.instanceID" -}}
+{{- default (printf "%s-%s" .Release.Namespace .Release.Name) .Values.instanceID -}}
+{{- end -}}
+
+{{/* "true" unless Helm discovered a live API server that does not serve kopf.dev/v1. */}}
+{{- define "aigw.peeringServed" -}}
+{{- if or (.Capabilities.APIVersions.Has "kopf.dev/v1") (not (.Capabilities.APIVersions.Has "v1/Namespace")) -}}
+true
+{{- end -}}
 {{- end -}}
 
 {{- define "aigw.image" -}}
