@@ -22,10 +22,10 @@ import yaml
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from aigateway_operator.devenv import build, kube
-from aigateway_operator.devenv.helm import apply_manifests, ensure_helm
 from tests.support.helm import HelmCli
 from tests.support.wait import wait_for
+from tools.devenv import build, kube
+from tools.devenv.helm import apply_manifests, ensure_helm
 
 pytestmark = pytest.mark.integration
 

@@ -23,8 +23,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from aigateway_operator.devenv.postgres import PostgresServer
 from tests.support.wait import wait_for
+from tools.devenv.postgres import PostgresServer
 
 pytestmark = pytest.mark.integration
 

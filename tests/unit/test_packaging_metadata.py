@@ -19,7 +19,12 @@ CHART = yaml.safe_load((REPO / "deploy/helm/aigateway-operator/Chart.yaml").read
 
 
 def test_one_version_for_package_image_and_chart() -> None:
-    version = PYPROJECT["project"]["version"]
+    # pyproject takes the version from the package (dynamic), so there is one place to bump.
+    assert "version" in PYPROJECT["project"]["dynamic"]
+    init = (REPO / "src/aigateway_operator/__init__.py").read_text()
+    match = re.search(r'^__version__ = "([^"]+)"$', init, re.M)
+    assert match is not None
+    version = match.group(1)
     assert re.fullmatch(r"\d+\.\d+\.\d+([-.+].+)?", version)
     assert CHART["appVersion"] == version  # the image tag the chart runs by default
     assert CHART["version"] == version
