@@ -58,6 +58,7 @@ from aigateway_operator.store.models import (
     StoredKey,
     StoredProvider,
 )
+from aigateway_operator.store.plan import StoredKeyView, StoredRowView, plan_provider
 from aigateway_operator.store.schema import Capabilities
 
 __all__ = [
@@ -149,6 +150,21 @@ class _Row:
     owner_uid: str | None = None
     adopted: bool = False
 
+    def view(self, settings: dict[str, Any] | None, settings_plain: str | None) -> StoredRowView:
+        """The row as :func:`plan.plan_provider` sees it (settings decrypted and decoded)."""
+        return StoredRowView(
+            type=self.type,
+            name=self.name,
+            display_name=self.display_name,
+            enabled=self.enabled,
+            deleted=self.deleted,
+            base_url=self.base_url,
+            icon=self.icon,
+            settings=settings,
+            settings_present=settings_plain is not None,
+            settings_key_id=self.settings_key_id,
+        )
+
     def audit_view(self, has_icon: bool, settings_plain: str | None) -> dict[str, Any]:
         view: dict[str, Any] = {
             "id": str(self.id),
@@ -163,17 +179,6 @@ class _Row:
         if has_icon:
             view["icon"] = self.icon or ""
         return view
-
-
-@dataclass
-class _KeyRow:
-    id: uuid.UUID
-    value: str = field(repr=False)
-    key_id: str | None
-    created_at: datetime
-
-    def ref(self) -> KeyRef:
-        return KeyRef(id=self.id, masked=mask_secret(self.value), key_id=self.key_id)
 
 
 class ProviderOps:
@@ -281,7 +286,7 @@ class ProviderOps:
 
     async def _load_keys(
         self, conn: AsyncConnection[Any], provider_id: uuid.UUID, lock: bool
-    ) -> list[_KeyRow]:
+    ) -> list[StoredKeyView]:
         query = (
             "SELECT id, api_key, api_key_key_id, created_at FROM ai_provider_keys "
             "WHERE provider_id = %s ORDER BY created_at, id"
@@ -290,7 +295,7 @@ class ProviderOps:
         out = []
         for kid, value, key_id, created_at in await cur.fetchall():
             plain = self._ring.decrypt_field(value, key_id, f"ai_provider_keys row {kid}")
-            out.append(_KeyRow(kid, plain, key_id, created_at))
+            out.append(StoredKeyView(kid, plain, key_id, created_at))
         return out
 
     def _decrypt_settings(self, row: _Row) -> str | None:
@@ -565,62 +570,29 @@ class ProviderOps:
         stored_settings = decode_settings(settings_plain)
         canon = with_stored_external_id(canon, desired, stored_settings)
         keys = await self._load_keys(conn, row.id, lock=True)
-
-        # Column changes (what readers see).
-        changes: dict[str, Any] = {}
-        if row.type != canon.type.value:
-            changes["type"] = canon.type.value
-        for col in ("name", "display_name", "enabled", "base_url"):
-            if getattr(row, col) != getattr(canon, col):
-                changes[col] = getattr(canon, col)
-        if self._caps.has_icon and (row.icon or "") != canon.icon:
-            changes["icon"] = canon.icon
-        if row.deleted:
-            changes["deleted"] = False
-        settings_same = stored_settings == canon.settings and (
-            stored_settings is not None or settings_plain is None
+        p = plan_provider(
+            row.view(stored_settings, settings_plain),
+            keys,
+            canon,
+            has_icon=self._caps.has_icon,
+            primary_digest=self._ring.primary_digest,
         )
+        changes: dict[str, Any] = dict(p.changes)
         settings_key_id = row.settings_key_id
-        reencrypt_settings = False
-        if not settings_same:
+        if p.settings_changed:
             changes["settings"], settings_key_id = self._encrypt_settings(canon.settings)
             changes["settings_key_id"] = settings_key_id
-        elif canon.settings is not None and self._ring.needs_reencrypt(row.settings_key_id):
-            reencrypt_settings = True
+        kp = p.keys
+        key_ids: dict[uuid.UUID, str | None] = {}  # key rows re-encrypted by this call
 
-        # Key plan: keep the longest prefix of the desired list that is already stored in the
-        # right order; every later key gets a fresh, strictly increasing created_at (moved rows
-        # are updated in place, new rows inserted), so reading by (created_at, id) yields the
-        # desired failover order.
-        by_value: dict[str, _KeyRow] = {}
-        removed: list[_KeyRow] = []
-        for k in keys:
-            if k.value in by_value:
-                removed.append(k)  # a duplicate written by someone else: coderd cannot use it
-            else:
-                by_value[k.value] = k
-        position = {k.id: i for i, k in enumerate(keys)}
-        wanted = list(canon.api_keys)
-        prefix, last = 0, -1
-        while prefix < len(wanted):
-            found = by_value.get(wanted[prefix])
-            if found is None or position[found.id] < last:
-                break
-            last = position[found.id]
-            prefix += 1
-        wanted_set = set(wanted)
-        removed += [k for k in by_value.values() if k.value not in wanted_set]
-        in_place = [by_value[v] for v in wanted[:prefix]]
-        tail = wanted[prefix:]
-        moved = [by_value[v] for v in tail if v in by_value]
-        keys_changed = bool(removed) or bool(tail)
-        reencrypt_keys = [k for k in in_place if self._ring.needs_reencrypt(k.key_id)]
+        def ref(k: StoredKeyView) -> KeyRef:
+            return KeyRef(id=k.id, masked=mask_secret(k.value), key_id=key_ids.get(k.id, k.key_id))
 
-        if not changes and not keys_changed:
+        if not changes and not kp.changed:
             reencrypted = await self._reencrypt_only(
-                conn, row, settings_plain if reencrypt_settings else None, reencrypt_keys
+                conn, row, settings_plain if p.reencrypt_settings else None, kp.reencrypt, key_ids
             )
-            refs = tuple(k.ref() for k in in_place)
+            refs = tuple(ref(k) for k in kp.in_place)
             return ProviderResult(
                 provider_id=row.id,
                 name=row.name,
@@ -632,7 +604,7 @@ class ProviderOps:
                 keys_kept=refs,
                 keys_reordered=False,
                 settings_key_id=(
-                    self._ring.primary_digest if reencrypt_settings else row.settings_key_id
+                    self._ring.primary_digest if p.reencrypt_settings else row.settings_key_id
                 ),
                 reencrypted=reencrypted,
                 notified=False,
@@ -642,7 +614,7 @@ class ProviderOps:
 
         # A real change: one UPDATE of the provider row (updated_at bumped, like coderd's PATCH,
         # also when only the keys change), then the key rows.
-        if reencrypt_settings:
+        if p.reencrypt_settings:
             changes["settings"], settings_key_id = self._ring.encrypt_field(settings_plain or "")
             changes["settings_key_id"] = settings_key_id
         assignments: list[sql.Composable] = [
@@ -661,18 +633,18 @@ class ProviderOps:
         )
         await self._checkpoint("provider_written", conn)
 
-        removed_refs = [k.ref() for k in removed]
-        if removed:
+        removed_refs = [ref(k) for k in kp.removed]
+        if kp.removed:
             await conn.execute(
-                "DELETE FROM ai_provider_keys WHERE id = ANY(%s)", ([k.id for k in removed],)
+                "DELETE FROM ai_provider_keys WHERE id = ANY(%s)", ([k.id for k in kp.removed],)
             )
         await self._checkpoint("keys_deleted", conn)
-        await self._reencrypt_keys(conn, reencrypt_keys)
+        await self._reencrypt_keys(conn, kp.reencrypt, key_ids)
         after = max([now, *(k.created_at for k in keys)])
         new_rows: list[tuple[str, datetime]] = []
-        for i, value in enumerate(tail):
+        for i, value in enumerate(kp.tail):
             created_at = _tick(after, i + 1)
-            existing = by_value.get(value)
+            existing = kp.by_value.get(value)
             if existing is None:
                 new_rows.append((value, created_at))
                 continue
@@ -680,26 +652,28 @@ class ProviderOps:
             key_id = existing.key_id
             if self._ring.needs_reencrypt(key_id):
                 stored_val, key_id = self._ring.encrypt_field(value)
+                key_ids[existing.id] = key_id
             await conn.execute(
                 "UPDATE ai_provider_keys SET created_at = %s, updated_at = now(), "
                 "api_key = coalesce(%s, api_key), api_key_key_id = %s WHERE id = %s",
                 (created_at, stored_val, key_id, existing.id),
             )
-            existing.key_id = key_id
-            existing.created_at = created_at
         added = await self._insert_keys(conn, row.id, new_rows, now)
         await self._checkpoint("keys_written", conn)
 
         added_by_value = dict(zip((v for v, _ in new_rows), added, strict=True))
-        final = tuple(by_value[v].ref() if v in by_value else added_by_value[v] for v in wanted)
-        kept = tuple(by_value[v].ref() for v in wanted if v in by_value)
+        wanted = canon.api_keys
+        final = tuple(
+            ref(kp.by_value[v]) if v in kp.by_value else added_by_value[v] for v in wanted
+        )
+        kept = tuple(ref(kp.by_value[v]) for v in wanted if v in kp.by_value)
         provider_diff = audit.diff(
             row.audit_view(self._caps.has_icon, settings_plain),
             self._new_view(row.id, canon),
             self._tracked(),
         )
         extra_fields: dict[str, Any] = {}
-        if keys_changed:
+        if kp.changed:
             extra_fields = {
                 "added": [{"id": str(r.id), "masked": r.masked} for r in added],
                 "removed": [{"id": str(r.id), "masked": r.masked} for r in removed_refs],
@@ -717,34 +691,40 @@ class ProviderOps:
             name=canon.name,
             action=action or "updated",  # type: ignore[arg-type]
             changed_fields=tuple(f for f in self._tracked() if f in provider_diff)
-            + (("api_keys",) if keys_changed else ()),
+            + (("api_keys",) if kp.changed else ()),
             keys=final,
             keys_added=tuple(added),
             keys_removed=tuple(removed_refs),
             keys_kept=kept,
-            keys_reordered=bool(moved),
+            keys_reordered=kp.reordered,
             settings_key_id=settings_key_id if canon.settings is not None else None,
-            reencrypted=reencrypt_settings or bool(reencrypt_keys),
+            reencrypted=p.reencrypt_settings or bool(kp.reencrypt),
             notified=True,
             audited=audited,
             updated_at=now,  # now() is the transaction's start time, as written by the UPDATE
         )
 
-    async def _reencrypt_keys(self, conn: AsyncConnection[Any], keys: Sequence[_KeyRow]) -> None:
+    async def _reencrypt_keys(
+        self,
+        conn: AsyncConnection[Any],
+        keys: Sequence[StoredKeyView],
+        key_ids: dict[uuid.UUID, str | None],
+    ) -> None:
         for k in keys:
             stored, key_id = self._ring.encrypt_field(k.value)
             await conn.execute(
                 "UPDATE ai_provider_keys SET api_key = %s, api_key_key_id = %s WHERE id = %s",
                 (stored, key_id, k.id),
             )
-            k.key_id = key_id
+            key_ids[k.id] = key_id
 
     async def _reencrypt_only(
         self,
         conn: AsyncConnection[Any],
         row: _Row,
         settings_plain: str | None,
-        keys: Sequence[_KeyRow],
+        keys: Sequence[StoredKeyView],
+        key_ids: dict[uuid.UUID, str | None],
     ) -> bool:
         """Rewrite ciphertext under the primary key; no updated_at, notify or audit."""
         if settings_plain is None and not keys:
@@ -755,7 +735,7 @@ class ProviderOps:
                 "UPDATE ai_providers SET settings = %s, settings_key_id = %s WHERE id = %s",
                 (stored, key_id, row.id),
             )
-        await self._reencrypt_keys(conn, keys)
+        await self._reencrypt_keys(conn, keys, key_ids)
         await self._checkpoint("before_commit", conn)
         return True
 
@@ -772,21 +752,14 @@ class ProviderOps:
             stored_settings = decode_settings(settings_plain)
             canon = with_stored_external_id(canon, desired, stored_settings)
             keys = await self._load_keys(conn, row.id, lock=False)
-        out = []
-        if row.type != canon.type.value:
-            out.append("type")
-        for col in ("name", "display_name", "enabled", "base_url"):
-            if getattr(row, col) != getattr(canon, col):
-                out.append(col)
-        if self._caps.has_icon and (row.icon or "") != canon.icon:
-            out.append("icon")
-        if row.deleted:
-            out.append("deleted")
-        if stored_settings != canon.settings:
-            out.append("settings")
-        if tuple(k.value for k in keys) != canon.api_keys:
-            out.append("api_keys")
-        return out
+        p = plan_provider(
+            row.view(stored_settings, settings_plain),
+            keys,
+            canon,
+            has_icon=self._caps.has_icon,
+            primary_digest=self._ring.primary_digest,
+        )
+        return p.differences
 
     async def versions(
         self, conn: AsyncConnection[Any], row_ids: Sequence[uuid.UUID]
