@@ -19,7 +19,7 @@ from aigateway_operator.store import (
     UnknownKeyReference,
 )
 from aigateway_operator.store.cipher import Cipher, key_digest
-from tests.integration.conftest import STORE_KEY_A, STORE_KEY_B, STORE_KEY_C
+from tests.support.store import STORE_KEY_A, STORE_KEY_B, STORE_KEY_C
 
 pytestmark = pytest.mark.integration
 
@@ -166,7 +166,7 @@ async def test_old_key_rows_are_reencrypted_on_next_write_without_notify(
 async def test_plaintext_rows_get_encrypted_once_keys_are_configured(
     store_settings: Callable[..., Settings], store_db: psycopg.AsyncConnection[Any]
 ) -> None:
-    plain = await Store.open(store_settings(keys=[]))
+    plain = await Store.open(store_settings(keys=[], allow_plaintext=True))
     try:
         assert plain.primary_key_digest is None
         await plain.upsert_provider(DESIRED, OWNER)

@@ -10,7 +10,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aigateway_operator.store import BedrockSettings, DesiredProvider, ProviderType
+from aigateway_operator.store import (
+    BedrockSettings,
+    DesiredProvider,
+    DifferenceKind,
+    ProviderType,
+)
 from aigateway_operator.store.canonical import CanonicalProvider, canonicalize
 from aigateway_operator.store.plan import (
     StoredKeyView,
@@ -18,6 +23,7 @@ from aigateway_operator.store.plan import (
     plan_keys,
     plan_provider,
 )
+from aigateway_operator.store.settings import DecodedSettings, decode, encode
 
 pytestmark = pytest.mark.unit
 
@@ -32,6 +38,11 @@ def canon(**kw: Any) -> CanonicalProvider:
     return canonicalize(DesiredProvider(**base))
 
 
+def stored(settings: dict[str, Any] | None) -> DecodedSettings:
+    """What the store reads back for a blob written from ``settings``."""
+    return decode(encode(settings))
+
+
 def row_like(c: CanonicalProvider, **kw: Any) -> StoredRowView:
     """A stored row that matches ``c`` exactly, with overrides."""
     base: dict[str, Any] = {
@@ -42,8 +53,7 @@ def row_like(c: CanonicalProvider, **kw: Any) -> StoredRowView:
         "deleted": False,
         "base_url": c.base_url,
         "icon": c.icon,
-        "settings": c.settings,
-        "settings_present": c.settings is not None,
+        "settings": stored(c.settings),
         "settings_key_id": PRIMARY if c.settings is not None else None,
     }
     base.update(kw)
@@ -61,7 +71,8 @@ def test_identical_row_plans_nothing() -> None:
     c = canon(api_keys=("k1", "k2"), display_name="P", icon="/i.svg")
     p = plan_provider(row_like(c), keys("k1", "k2"), c, has_icon=True, primary_digest=PRIMARY)
     assert not p.changed
-    assert p.differences == []
+    assert p.differences == ()
+    assert not p.left_alone
     assert not p.reencrypt_settings
     assert p.keys.reencrypt == ()
     assert [k.value for k in p.keys.in_place] == ["k1", "k2"]
@@ -85,7 +96,8 @@ def test_each_column_difference_is_planned(
     c = canon()
     p = plan_provider(row_like(c, **override), [], c, has_icon=True, primary_digest=PRIMARY)
     assert dict(p.changes) == {field: new}
-    assert p.differences == [field]
+    assert [str(d) for d in p.differences] == [field]
+    assert [d.kind for d in p.differences] == [DifferenceKind.COLUMN]
     assert p.changed
 
 
@@ -98,20 +110,21 @@ def test_icon_is_ignored_without_the_column() -> None:
 def test_settings_rewritten_when_different_or_undecodable() -> None:
     bed = canon(type=ProviderType.BEDROCK, bedrock=BedrockSettings(region="us-east-1"))
     other = {**(bed.settings or {}), "region": "eu-west-1"}
-    p = plan_provider(row_like(bed, settings=other), [], bed, has_icon=True, primary_digest=None)
-    assert p.settings_changed
-    assert p.differences == ["settings"]
-    # A blob that decoded to nothing (garbage) is replaced, also by NULL settings.
-    plain = canon()
     p = plan_provider(
-        row_like(plain, settings=None, settings_present=True),
-        [],
-        plain,
-        has_icon=True,
-        primary_digest=None,
+        row_like(bed, settings=stored(other)), [], bed, has_icon=True, primary_digest=None
     )
     assert p.settings_changed
-    assert p.differences == ["settings"]
+    assert [str(d) for d in p.differences] == ["settings"]
+    # A blob coderd cannot decode is replaced, also by NULL settings, and said so.
+    plain = canon()
+    for blob in ('{"_type":"bedrock","_version":true}', "not json"):
+        p = plan_provider(
+            row_like(plain, settings=decode(blob)), [], plain, has_icon=True, primary_digest=None
+        )
+        assert p.settings_changed
+        assert [d.kind for d in p.differences] == [DifferenceKind.SETTINGS_UNDECODABLE]
+        assert "undecodable by coderd" in str(p.differences[0])
+        assert not p.left_alone
 
 
 def test_settings_under_an_old_or_no_key_are_only_reencrypted() -> None:
@@ -131,6 +144,59 @@ def test_settings_under_an_old_or_no_key_are_only_reencrypted() -> None:
         row_like(bed, settings_key_id=OLD), [], bed, has_icon=True, primary_digest=None
     )
     assert not p.reencrypt_settings
+
+
+@pytest.mark.parametrize(
+    ("override", "kind"),
+    [
+        ({"type": "bedrock-mantle"}, DifferenceKind.UNKNOWN_TYPE),
+        (
+            {"settings": decode('{"_type":"claude_platform_aws","_version":1}')},
+            DifferenceKind.UNKNOWN_SETTINGS_TYPE,
+        ),
+    ],
+)
+def test_rows_this_operator_does_not_know_are_left_alone(
+    override: dict[str, Any], kind: DifferenceKind
+) -> None:
+    c = canon(type=ProviderType.ANTHROPIC, api_keys=("k",))
+    p = plan_provider(row_like(c, **override), keys("k"), c, has_icon=True, primary_digest=PRIMARY)
+    assert p.left_alone
+    assert kind in [d.kind for d in p.differences]
+    assert all(d.left_alone for d in p.differences if d.kind is kind)
+    assert "left alone" in " ".join(str(d) for d in p.differences)
+
+
+@pytest.mark.parametrize(
+    ("stored_values", "detail"),
+    [
+        (("a",), "1 stored, 2 desired"),
+        (("a", "b", "c"), "3 stored, 2 desired"),
+        (("a", "a"), "a value differs"),
+        (("b", "a"), "order"),
+        (("a", "x"), "a value differs"),
+    ],
+)
+def test_key_differences_say_count_order_or_value_never_the_value(
+    stored_values: tuple[str, ...], detail: str
+) -> None:
+    c = canon(api_keys=("a", "b"))
+    p = plan_provider(row_like(c), keys(*stored_values), c, has_icon=True, primary_digest=None)
+    assert [(d.field, d.kind, d.detail) for d in p.differences] == [
+        ("api_keys", DifferenceKind.KEYS, detail)
+    ]
+
+
+def test_an_undecryptable_key_row_is_replaced_and_reported() -> None:
+    c = canon(api_keys=("a", "b"))
+    rows = keys("a", "b")
+    broken = StoredKeyView(rows[1].id, None, PRIMARY, rows[1].created_at)
+    p = plan_provider(row_like(c), [rows[0], broken], c, has_icon=True, primary_digest=PRIMARY)
+    assert p.keys.removed == (broken,)
+    assert p.keys.new_values == ("b",)
+    assert [d.kind for d in p.differences] == [DifferenceKind.KEY_UNDECRYPTABLE]
+    assert str(broken.id) in str(p.differences[0])
+    assert not p.left_alone
 
 
 def test_key_plan_keeps_the_ordered_prefix_and_moves_the_rest() -> None:

@@ -11,7 +11,13 @@ Key plan: keep the longest prefix of the desired list that is already stored in 
 order; every later desired key gets a fresh, strictly increasing ``created_at`` (a stored
 row with that value is *moved*, a missing value is *inserted*), so reading by
 ``(created_at, id)``, as coderd does, yields the desired failover order. Stored rows whose
-value is not desired, and duplicates (coderd's key pool refuses them), are removed.
+value is not desired, duplicates (coderd's key pool refuses them) and rows whose ciphertext
+no longer decrypts, are removed.
+
+Rows the operator does not understand are left alone: a ``type`` label or a settings
+``_type`` it does not know (a newer Coder's) makes the plan :attr:`ProviderPlan.left_alone`
+and its callers write nothing. Settings coderd cannot decode are a difference like any
+other: rewritten under Revert, reported under Report.
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ from typing import Any
 
 from aigateway_operator.store.canonical import CanonicalProvider
 from aigateway_operator.store.cipher import needs_reencrypt
+from aigateway_operator.store.models import Difference, DifferenceKind, ProviderType
+from aigateway_operator.store.settings import DecodedSettings, SettingsStatus
 
 __all__ = [
     "COLUMNS",
@@ -39,6 +47,9 @@ COLUMNS = ("type", "name", "display_name", "enabled", "base_url", "icon", "delet
 """Plain columns a plan may change, in the order they are reported."""
 
 
+_KNOWN_TYPES = frozenset(t.value for t in ProviderType)
+
+
 @dataclass(frozen=True)
 class StoredRowView:
     """The stored provider row as the plan needs it: plain columns plus decoded settings."""
@@ -50,19 +61,21 @@ class StoredRowView:
     deleted: bool
     base_url: str
     icon: str | None
-    settings: Mapping[str, Any] | None = field(repr=False)
-    """The decoded settings object (None: NULL, blank, or not decodable)."""
-    settings_present: bool
-    """True when the column holds a non-blank value (decodable or not)."""
+    settings: DecodedSettings
+    """The settings decoded as coderd decodes them (``settings.decode``)."""
     settings_key_id: str | None
+
+    @property
+    def type_known(self) -> bool:
+        return self.type in _KNOWN_TYPES
 
 
 @dataclass(frozen=True)
 class StoredKeyView:
-    """One stored key row, decrypted."""
+    """One stored key row, decrypted (``value`` None: the ciphertext does not decrypt)."""
 
     id: uuid.UUID
-    value: str = field(repr=False)
+    value: str | None = field(repr=False)
     key_id: str | None
     created_at: datetime
 
@@ -83,6 +96,9 @@ class KeyPlan:
     """Rows of ``in_place`` that are not under the primary key."""
     by_value: Mapping[str, StoredKeyView] = field(repr=False)
     """Each distinct stored value's first row."""
+    undecryptable: tuple[StoredKeyView, ...] = ()
+    """Rows (also in ``removed``) whose ciphertext does not decrypt."""
+    stored_count: int = 0
 
     @property
     def changed(self) -> bool:
@@ -104,8 +120,10 @@ def plan_keys(
 ) -> KeyPlan:
     """The key plan for ``stored`` rows (in coderd's read order) and the ``wanted`` list."""
     by_value: dict[str, StoredKeyView] = {}
-    removed: list[StoredKeyView] = []
+    removed: list[StoredKeyView] = [k for k in stored if k.value is None]
     for k in stored:
+        if k.value is None:
+            continue  # undecryptable: cannot be any desired value, so it is replaced
         if k.value in by_value:
             removed.append(k)  # a duplicate written by someone else: coderd cannot use it
         else:
@@ -129,6 +147,8 @@ def plan_keys(
         removed=tuple(removed),
         reencrypt=tuple(k for k in in_place if needs_reencrypt(k.key_id, primary_digest)),
         by_value=by_value,
+        undecryptable=tuple(k for k in stored if k.value is None),
+        stored_count=len(stored),
     )
 
 
@@ -143,21 +163,34 @@ class ProviderPlan:
     reencrypt_settings: bool
     """The settings are unchanged but not under the primary key."""
     keys: KeyPlan
+    differences: tuple[Difference, ...]
+    """What differs, as a drift check reports it (no values)."""
+
+    @property
+    def left_alone(self) -> bool:
+        """The row holds what this operator does not understand: write nothing."""
+        return any(d.left_alone for d in self.differences)
 
     @property
     def changed(self) -> bool:
         """Readers would see a difference: a real write (updated_at, notify, audit)."""
         return bool(self.changes) or self.settings_changed or self.keys.changed
 
-    @property
-    def differences(self) -> list[str]:
-        """The differing fields by name, as a drift check reports them."""
-        out = [c for c in COLUMNS if c in self.changes]
-        if self.settings_changed:
-            out.append("settings")
-        if self.keys.changed:
-            out.append("api_keys")
-        return out
+
+def _key_differences(kp: KeyPlan, wanted: Sequence[str]) -> list[Difference]:
+    out = [
+        Difference("api_keys", DifferenceKind.KEY_UNDECRYPTABLE, f"row {k.id} does not decrypt")
+        for k in kp.undecryptable
+    ]
+    if kp.changed and (kp.stored_count != len(wanted) or not kp.undecryptable):
+        if kp.stored_count != len(wanted):
+            detail = f"{kp.stored_count} stored, {len(wanted)} desired"
+        elif set(kp.by_value) == set(wanted) and len(kp.by_value) == len(wanted):
+            detail = "order"
+        else:
+            detail = "a value differs"
+        out.append(Difference("api_keys", DifferenceKind.KEYS, detail))
+    return out
 
 
 def plan_provider(
@@ -172,6 +205,23 @@ def plan_provider(
 
     ``canon`` must already carry the stored ``external_id`` (``with_stored_external_id``).
     """
+    differences: list[Difference] = []
+    if not stored.type_known:
+        differences.append(
+            Difference(
+                "type",
+                DifferenceKind.UNKNOWN_TYPE,
+                f"{stored.type!r} is a provider type this operator does not know; left alone",
+            )
+        )
+    if stored.settings.status is SettingsStatus.UNKNOWN_TYPE:
+        differences.append(
+            Difference(
+                "settings",
+                DifferenceKind.UNKNOWN_SETTINGS_TYPE,
+                f"{stored.settings.reason}; left alone",
+            )
+        )
     changes: dict[str, Any] = {}
     if stored.type != canon.type.value:
         changes["type"] = canon.type.value
@@ -182,17 +232,38 @@ def plan_provider(
         changes["icon"] = canon.icon
     if stored.deleted:
         changes["deleted"] = False
-    settings_same = stored.settings == canon.settings and (
-        stored.settings is not None or not stored.settings_present
+    differences += [
+        Difference(c, DifferenceKind.COLUMN)
+        for c in COLUMNS
+        if c in changes and not (c == "type" and not stored.type_known)
+    ]
+
+    status = stored.settings.status
+    stored_view = stored.settings.view
+    settings_same = (status is SettingsStatus.EMPTY and canon.settings is None) or (
+        status is SettingsStatus.BEDROCK and stored_view == canon.settings
     )
+    if status is SettingsStatus.UNDECODABLE:
+        differences.append(
+            Difference(
+                "settings",
+                DifferenceKind.SETTINGS_UNDECODABLE,
+                f"undecodable by coderd: {stored.settings.reason}",
+            )
+        )
+    elif not settings_same and status is not SettingsStatus.UNKNOWN_TYPE:
+        differences.append(Difference("settings", DifferenceKind.SETTINGS))
     reencrypt_settings = (
         settings_same
         and canon.settings is not None
         and needs_reencrypt(stored.settings_key_id, primary_digest)
     )
+    kp = plan_keys(stored_keys, canon.api_keys, primary_digest)
+    differences += _key_differences(kp, canon.api_keys)
     return ProviderPlan(
         changes=changes,
         settings_changed=not settings_same,
         reencrypt_settings=reencrypt_settings,
-        keys=plan_keys(stored_keys, canon.api_keys, primary_digest),
+        keys=kp,
+        differences=tuple(differences),
     )
