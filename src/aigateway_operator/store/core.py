@@ -150,6 +150,9 @@ class Store:
             async with conn:
                 if create:
                     await create_schema(conn, settings.create_coder_version)
+                missing = await missing_privileges(conn, None)
+                if missing:
+                    raise InsufficientPrivileges(missing)
                 coder = await detect_coder_version(conn)
                 caps = await verify_schema(conn, coder)
                 await ensure_operator_schema(conn)

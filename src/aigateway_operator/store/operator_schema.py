@@ -18,10 +18,10 @@ Migration 1 also moves the table of earlier releases, ``aigw_owned_rows`` in Cod
 into ours (its rows copied, the old table dropped), in that same transaction.
 
 Privileges: creating the schema needs CREATE on the database (``create`` mode, or a
-``verify``-mode role that has it); otherwise an administrator creates it once for the
-operator's role (``CREATE SCHEMA aigateway_operator AUTHORIZATION <role>``, see
-``deploy/postgres/grants.sql``). Applying a migration needs CREATE on the schema (its owner
-has it). A missing privilege is named exactly (:class:`InsufficientPrivileges`).
+``verify``-mode role that has it); otherwise an administrator creates it once and grants the
+operator's role USAGE and CREATE on it (``deploy/postgres/grants.sql``). Applying a
+migration needs CREATE on the schema; the tables then belong to the operator's role. A
+missing privilege is named exactly (:class:`InsufficientPrivileges`).
 """
 
 from __future__ import annotations
@@ -87,24 +87,31 @@ async def _m1_owned_rows(conn: AsyncConnection[Any]) -> None:
     row = await cur.fetchone()
     if not (row and row[0]):
         return
-    await conn.execute(
-        f"INSERT INTO {OWNED_ROWS} (kind, owner_uid, row_id, adopted, created_at) "  # noqa: S608
-        f"SELECT kind, owner_uid, row_id, adopted, created_at FROM {LEGACY_OWNED_ROWS} "
-        "ON CONFLICT DO NOTHING"
-    )
+    try:
+        await conn.execute(
+            f"INSERT INTO {OWNED_ROWS} (kind, owner_uid, row_id, adopted, created_at) "  # noqa: S608
+            f"SELECT kind, owner_uid, row_id, adopted, created_at FROM {LEGACY_OWNED_ROWS} "
+            "ON CONFLICT DO NOTHING"
+        )
+    except psycopg.errors.InsufficientPrivilege:
+        raise _cannot_move(f"SELECT on table {LEGACY_OWNED_ROWS} in Coder's schema") from None
     try:
         await conn.execute(f"DROP TABLE {LEGACY_OWNED_ROWS}")
     except psycopg.errors.InsufficientPrivilege:
-        raise InsufficientPrivileges(
-            [
-                f"ownership of table {LEGACY_OWNED_ROWS} in Coder's schema (to move it into "
-                f"schema {OPERATOR_SCHEMA}: the operator created it, so its role should own it)"
-            ],
-            hint=(
-                f"Run the operator as the role that created {LEGACY_OWNED_ROWS}, or, as its "
-                f"owner, copy its rows into {OWNED_ROWS} and drop it; nothing was changed."
-            ),
-        ) from None
+        raise _cannot_move(f"ownership of table {LEGACY_OWNED_ROWS} in Coder's schema") from None
+
+
+def _cannot_move(what: str) -> InsufficientPrivileges:
+    return InsufficientPrivileges(
+        [
+            f"{what} (to move it into schema {OPERATOR_SCHEMA}; the operator's earlier release "
+            "created it, so its role normally owns it)"
+        ],
+        hint=(
+            f"Run the operator as the role that created {LEGACY_OWNED_ROWS}, or, as its owner, "
+            f"copy its rows into {OWNED_ROWS} and drop it; nothing was changed."
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -150,9 +157,10 @@ async def ensure_operator_schema(conn: AsyncConnection[Any]) -> tuple[int, ...]:
                 raise InsufficientPrivileges(
                     [f"CREATE on database {database} (to create schema {OPERATOR_SCHEMA})"],
                     hint=(
-                        f"Or create the schema once for the operator, as the database owner: "
-                        f"CREATE SCHEMA {OPERATOR_SCHEMA} AUTHORIZATION {role} "
-                        "(deploy/postgres/grants.sql); nothing was changed."
+                        "Or create the schema once for the operator, as the database owner: "
+                        f"CREATE SCHEMA {OPERATOR_SCHEMA}; GRANT USAGE, CREATE ON SCHEMA "
+                        f"{OPERATOR_SCHEMA} TO {role} (deploy/postgres/grants.sql); "
+                        "nothing was changed."
                     ),
                 )
             await conn.execute(f"CREATE SCHEMA {OPERATOR_SCHEMA}")
@@ -172,7 +180,7 @@ async def ensure_operator_schema(conn: AsyncConnection[Any]) -> tuple[int, ...]:
                     f"{pending[0].version}: {pending[0].description})"
                 ],
                 hint=(
-                    f"The operator's role should own schema {OPERATOR_SCHEMA} "
+                    f"GRANT USAGE, CREATE ON SCHEMA {OPERATOR_SCHEMA} to the operator's role "
                     "(deploy/postgres/grants.sql); nothing was changed."
                 ),
             )
