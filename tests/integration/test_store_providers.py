@@ -29,7 +29,7 @@ from aigateway_operator.store import (
     StoreUnavailable,
     provider_row_id,
 )
-from tests.support.store import OWNED_ROWS, fetch
+from tests.support.store import fetch, snapshot
 
 pytestmark = pytest.mark.integration
 
@@ -41,20 +41,6 @@ def openai(*keys: str, **kw: Any) -> DesiredProvider:
     return DesiredProvider(
         name=kw.pop("name", "openai"), type=ProviderType.OPENAI, api_keys=keys, **kw
     )
-
-
-async def snapshot(conn: psycopg.AsyncConnection[Any]) -> dict[str, Any]:
-    """Everything a write would change: row versions (xmin), timestamps, counts."""
-    return {
-        "providers": await fetch(
-            conn, "SELECT id, xmin::text, updated_at, deleted FROM ai_providers ORDER BY id"
-        ),
-        "keys": await fetch(
-            conn, "SELECT id, xmin::text, created_at FROM ai_provider_keys ORDER BY id"
-        ),
-        "audit": await fetch(conn, "SELECT count(*) FROM audit_logs"),
-        "owned": await fetch(conn, f"SELECT owner_uid, row_id, xmin::text FROM {OWNED_ROWS}"),  # noqa: S608
-    }
 
 
 async def stored_keys(store: Store, owner: OwnerRef = OWNER) -> tuple[str, ...]:

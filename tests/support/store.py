@@ -24,3 +24,19 @@ async def fetch(
 ) -> list[tuple[Any, ...]]:
     cur = await conn.execute(query, args or None)  # type: ignore[arg-type]
     return await cur.fetchall()
+
+
+async def snapshot(conn: psycopg.AsyncConnection[Any]) -> dict[str, Any]:
+    """Everything a write would change: row versions (xmin), timestamps, counts."""
+    return {
+        "providers": await fetch(
+            conn, "SELECT id, xmin::text, updated_at, deleted FROM ai_providers ORDER BY id"
+        ),
+        "keys": await fetch(
+            conn, "SELECT id, xmin::text, created_at FROM ai_provider_keys ORDER BY id"
+        ),
+        "audit": await fetch(conn, "SELECT count(*) FROM audit_logs"),
+        "owned": await fetch(
+            conn, "SELECT owner_uid, row_id, xmin::text FROM aigateway_operator.owned_rows"
+        ),
+    }
