@@ -131,8 +131,13 @@ class Store:
     async def open(cls, settings: Settings) -> Store:
         """Connect, create/verify the schema, check key continuity, open the pool.
 
-        Raises :class:`SchemaMismatch`, :class:`EncryptionKeyMismatch`,
-        :class:`StoreUnavailable` or ``ConfigError`` with an actionable, secret-free message.
+        In order: (``create`` mode) build Coder's subset; read Coder's release from
+        ``schema_migrations``; verify what that release has; create/migrate the operator's
+        own schema; check the role's privileges; check key continuity and the plaintext
+        policy. Raises :class:`SchemaMismatch` (:class:`InsufficientPrivileges` for a missing
+        grant), :class:`EncryptionKeyMismatch` (:class:`PlaintextRefused` without keys),
+        :class:`StoreUnavailable` or :class:`StoreError` (a missing setting), with an
+        actionable, secret-free message.
         """
         try:
             dsn = settings.require_database_url()

@@ -250,8 +250,6 @@ class ProviderOps:
             + _VERSION_COLS.removeprefix("p.updated_at, ")
         )
         self._select_cols = cols
-        self._active: tuple[str, ...] = ()
-        """Active ``dbcrypt_keys`` digests read in the current write transaction."""
 
     # --- reading -----------------------------------------------------------------------------
 
@@ -276,18 +274,18 @@ class ProviderOps:
             (self._ring.primary_digest, AI_PROVIDERS_LOCK_ID),
         )
 
-    async def _guarded_now(self, cur: AsyncCursor[Any]) -> datetime:
+    async def _guarded_now(self, cur: AsyncCursor[Any]) -> tuple[datetime, tuple[str, ...]]:
+        """The transaction's ``now()`` and the active ``dbcrypt_keys`` digests it read."""
         row = await cur.fetchone()
         if row is None:  # pragma: no cover - a FROM with one row always yields one row
             raise RuntimeError("advisory lock query returned no row")
         self._guard.check(row[1])
-        self._active = tuple(str(d) for d in row[2])
-        return row[0]  # type: ignore[no-any-return]
+        return row[0], tuple(str(d) for d in row[2])
 
-    def _refuse_plaintext(self, what: str) -> None:
+    def _refuse_plaintext(self, active: tuple[str, ...], what: str) -> None:
         """No secret column is written in plaintext while coderd has an active key."""
-        if self._ring.primary is None and self._active:
-            raise plaintext_refused(self._active, f"refusing to write {what}")
+        if self._ring.primary is None and active:
+            raise plaintext_refused(active, f"refusing to write {what}")
 
     async def _load_owned(
         self, conn: AsyncConnection[Any], owner_uid: str, lock: bool
@@ -470,7 +468,7 @@ class ProviderOps:
             # read-only statement.
             lock = await self._send_lock_and_guard(conn)
             load = await self._send_load_for_upsert(conn, owner.uid, canon.name)
-            now = await self._guarded_now(lock)
+            now, active = await self._guarded_now(lock)
             row, holder = await self._loaded(load)
             action: str | None = None
             if row is not None and not row.deleted:
@@ -489,10 +487,10 @@ class ProviderOps:
             elif row is not None:
                 action = "revived"
             else:
-                return await self._create(conn, canon, desired, owner, now)
+                return await self._create(conn, canon, desired, owner, now, active)
             if row is None:  # unreachable: every branch above either sets row or returns
                 raise RuntimeError("provider row vanished while locked")
-            return await self._update(conn, row, canon, desired, owner, now, action)
+            return await self._update(conn, row, canon, desired, owner, now, action, active)
 
     async def _record_owner(
         self, conn: AsyncConnection[Any], owner_uid: str, row_id: uuid.UUID, adopted: bool
@@ -527,10 +525,11 @@ class ProviderOps:
         desired: DesiredProvider,
         owner: OwnerRef,
         now: datetime,
+        active: tuple[str, ...],
     ) -> ProviderResult:
         canon = with_stored_external_id(canon, desired, None, self._caps.coder)
         if canon.settings is not None or canon.api_keys:
-            self._refuse_plaintext(f"the API keys or settings of AI provider {canon.name!r}")
+            self._refuse_plaintext(active, f"the keys or settings of AI provider {canon.name!r}")
         row_id = provider_row_id(owner.uid)
         settings, settings_key_id = self._encrypt_settings(canon.settings)
         params: list[Any] = [row_id, canon.type.value, canon.name, canon.display_name,
@@ -679,6 +678,7 @@ class ProviderOps:
         owner: OwnerRef,
         now: datetime,
         action: str | None,
+        active: tuple[str, ...],
     ) -> ProviderResult:
         settings, settings_plain = self._read_settings(row)
         canon = with_stored_external_id(canon, desired, settings.view, self._caps.coder)
@@ -698,12 +698,12 @@ class ProviderOps:
         settings_key_id = row.settings_key_id
         if p.settings_changed:
             if canon.settings is not None:
-                self._refuse_plaintext(f"the settings of AI provider {canon.name!r}")
+                self._refuse_plaintext(active, f"the settings of AI provider {canon.name!r}")
             changes["settings"], settings_key_id = self._encrypt_settings(canon.settings)
             changes["settings_key_id"] = settings_key_id
         kp = p.keys
         if kp.new_values:
-            self._refuse_plaintext(f"the API keys of AI provider {canon.name!r}")
+            self._refuse_plaintext(active, f"the API keys of AI provider {canon.name!r}")
         key_ids: dict[uuid.UUID, str | None] = {}  # key rows re-encrypted by this call
 
         def ref(k: StoredKeyView) -> KeyRef:
