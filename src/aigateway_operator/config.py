@@ -9,8 +9,9 @@ its value: a DSN password or an encryption key must not end up in a log or an Ev
 
 ``AIGW_ENCRYPTION_KEYS`` has the format of coderd's ``CODER_EXTERNAL_TOKEN_ENCRYPTION_KEYS``:
 comma-separated standard base64, each decoding to 32 bytes; the first encrypts, all decrypt.
-Give the operator the **same list as coderd** (reference §2.5). Empty means "no encryption":
-rows are written as plaintext with NULL key ids, as coderd does without keys.
+Give the operator the **same list as coderd** (reference §2.5). Empty means "no encryption",
+which the store accepts only when chosen with ``AIGW_ALLOW_PLAINTEXT=true`` (and even then
+never writes a secret in plaintext while coderd has an active key).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import base64
 import binascii
 from enum import StrEnum
 from pathlib import Path
-from typing import Self
+from typing import Literal, Self
 from uuid import UUID
 
 from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, model_validator
@@ -125,6 +126,13 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("AIGW_SCHEMA", "schema_mode"),
     )
     """``AIGW_SCHEMA``: ``verify`` (default) or ``create``."""
+    allow_plaintext: bool = False
+    """``AIGW_ALLOW_PLAINTEXT``: without encryption keys, write API keys and settings in
+    plaintext (NULL key ids) as coderd without keys does. Off by default: without keys the
+    store refuses to start. Never used while coderd has an active ``dbcrypt_keys`` key."""
+    create_coder_version: Literal["v2.34", "v2.35", "v2.36"] = "v2.36"
+    """``AIGW_CREATE_CODER_VERSION``: the Coder release whose schema ``AIGW_SCHEMA=create``
+    builds (standalone dev/test databases; ignored in ``verify`` mode)."""
     audit_user_id: UUID = NIL_UUID
     """Actor recorded in ``audit_logs.user_id``; coderd has no user for an operator, so the
     default is the nil UUID. Point it at a dedicated Coder user to make entries attributable."""

@@ -288,7 +288,8 @@ def test_bedrock_with_irsa_identity(
         "arn:aws:sts::210987654321:assumed-role/CrossAccountBedrock/"
     )
     rows = provider_rows(op, "claude-irsa")
-    assert rows[0][1] == "anthropic"
+    # Bedrock is written as its own type, as coderd's backfill leaves such a row (#19).
+    assert rows[0][1] == "bedrock"
 
 
 def test_provider_name_conflict_across_namespaces_older_wins(

@@ -6,7 +6,6 @@ so no test depends on another's rows or order.
 
 from __future__ import annotations
 
-import base64
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -16,15 +15,8 @@ import pytest
 
 from aigateway_operator.config import Settings
 from aigateway_operator.store import Store
+from tests.support.store import STORE_KEY_A, b64
 from tools.devenv.postgres import PostgresServer
-
-STORE_KEY_A = bytes(range(32))
-STORE_KEY_B = bytes(range(100, 132))
-STORE_KEY_C = bytes(range(200, 232))
-
-
-def b64(key: bytes) -> str:
-    return base64.b64encode(key).decode()
 
 
 @pytest.fixture

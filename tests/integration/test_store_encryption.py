@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -14,12 +15,13 @@ from aigateway_operator.store import (
     DesiredProvider,
     EncryptionKeyMismatch,
     OwnerRef,
+    PlaintextRefused,
     ProviderType,
     Store,
     UnknownKeyReference,
 )
 from aigateway_operator.store.cipher import Cipher, key_digest
-from tests.integration.conftest import STORE_KEY_A, STORE_KEY_B, STORE_KEY_C
+from tests.support.store import STORE_KEY_A, STORE_KEY_B, STORE_KEY_C, b64
 
 pytestmark = pytest.mark.integration
 
@@ -166,7 +168,7 @@ async def test_old_key_rows_are_reencrypted_on_next_write_without_notify(
 async def test_plaintext_rows_get_encrypted_once_keys_are_configured(
     store_settings: Callable[..., Settings], store_db: psycopg.AsyncConnection[Any]
 ) -> None:
-    plain = await Store.open(store_settings(keys=[]))
+    plain = await Store.open(store_settings(keys=[], allow_plaintext=True))
     try:
         assert plain.primary_key_digest is None
         await plain.upsert_provider(DESIRED, OWNER)
@@ -203,3 +205,101 @@ async def test_rows_under_an_unknown_key_fail_closed(
         await only_b.close()
     cur = await store_db.execute("SELECT id, api_key FROM ai_provider_keys ORDER BY id")
     assert await cur.fetchall() == before
+
+
+# --- no plaintext by accident ---------------------------------------------------------------
+
+
+async def test_without_keys_and_without_choosing_plaintext_the_store_does_not_start(
+    store_settings: Callable[..., Settings], store_db: psycopg.AsyncConnection[Any]
+) -> None:
+    with pytest.raises(PlaintextRefused) as info:
+        await Store.open(store_settings(keys=[]))
+    text = str(info.value)
+    assert "AIGW_ALLOW_PLAINTEXT=true" in text
+    assert "AIGW_ENCRYPTION_KEYS" in text
+    assert "coderd has no active dbcrypt key" in text
+    assert await count(store_db, "ai_providers") == 0
+
+
+async def test_without_keys_while_coderd_encrypts_the_store_does_not_start(
+    store: Store, store_settings: Callable[..., Settings]
+) -> None:
+    """coderd has key A active (the ``store`` fixture registered it, as coderd does)."""
+    with pytest.raises(PlaintextRefused) as info:
+        await Store.open(store_settings(keys=[], mode="verify"))
+    text = str(info.value) + repr(info.value)
+    assert info.value.active_digests == (key_digest(STORE_KEY_A),)
+    assert key_digest(STORE_KEY_A) in text
+    assert "AIGW_ENCRYPTION_KEYS" in text
+    assert b64(STORE_KEY_A) not in text  # digests, never keys
+
+
+async def test_choosing_plaintext_never_writes_a_secret_while_coderd_encrypts(
+    store: Store, store_settings: Callable[..., Settings], store_db: psycopg.AsyncConnection[Any]
+) -> None:
+    plain = await Store.open(store_settings(keys=[], mode="verify", allow_plaintext=True))
+    try:
+        before = await count(store_db, "ai_providers")
+        for desired in (DESIRED, BEDROCK):
+            with pytest.raises(PlaintextRefused) as info:
+                await plain.upsert_provider(desired, OwnerRef(uid=f"uid-{desired.name}"))
+            assert key_digest(STORE_KEY_A) in str(info.value)
+            assert all(k not in str(info.value) for k in KEYS)
+        assert await count(store_db, "ai_providers") == before
+        assert await count(store_db, "ai_provider_keys") == 0
+        # What holds no secret is still written: a Copilot provider, a gateway key.
+        copilot = DesiredProvider(name="copilot", type=ProviderType.COPILOT)
+        assert (await plain.upsert_provider(copilot, OWNER)).action == "created"
+        issued = await plain.create_gateway_key(uuid.uuid4(), "gw", OWNER)
+        assert issued.created
+    finally:
+        await plain.close()
+
+
+async def test_a_key_coderd_registers_after_a_plaintext_start_stops_plaintext_writes(
+    store_settings: Callable[..., Settings], store_db: psycopg.AsyncConnection[Any]
+) -> None:
+    plain = await Store.open(store_settings(keys=[], allow_plaintext=True))
+    try:
+        assert (await plain.upsert_provider(DESIRED, OWNER)).action == "created"
+        # coderd starts with CODER_EXTERNAL_TOKEN_ENCRYPTION_KEYS and registers its key.
+        await store_db.execute(
+            "INSERT INTO dbcrypt_keys (number, active_key_digest, test) VALUES (1, %s, %s)",
+            (key_digest(STORE_KEY_B), Cipher(STORE_KEY_B).encrypt(b"coder")),
+        )
+        more = DesiredProvider(name="openai", type=ProviderType.OPENAI, api_keys=(*KEYS, "sk-3"))
+        with pytest.raises(PlaintextRefused, match=key_digest(STORE_KEY_B)):
+            await plain.upsert_provider(more, OWNER)
+        assert await count(store_db, "ai_provider_keys") == len(KEYS)
+    finally:
+        await plain.close()
+
+
+async def test_plaintext_settings_and_keys_we_own_get_encrypted_once_keys_are_given(
+    store_settings: Callable[..., Settings], store_db: psycopg.AsyncConnection[Any]
+) -> None:
+    plain = await Store.open(store_settings(keys=[], allow_plaintext=True))
+    bed_owner = OwnerRef(uid="uid-bedrock")
+    try:
+        await plain.upsert_provider(DESIRED, OWNER)
+        await plain.upsert_provider(BEDROCK, bed_owner)
+    finally:
+        await plain.close()
+    assert await key_ids(store_db) == {None}  # coderd-without-keys shape: NULL key ids
+    enc = await Store.open(store_settings(keys=[STORE_KEY_A]))
+    try:
+        for desired, owner in ((DESIRED, OWNER), (BEDROCK, bed_owner)):
+            r = await enc.upsert_provider(desired, owner)
+            assert (r.action, r.reencrypted, r.notified) == ("unchanged", True, False)
+        assert await key_ids(store_db) == {key_digest(STORE_KEY_A)}
+        cur = await store_db.execute("SELECT settings FROM ai_providers WHERE settings IS NOT NULL")
+        (settings,) = await cur.fetchone()  # type: ignore[misc]
+        assert "AKIAX" not in settings
+        assert Cipher(STORE_KEY_A).decrypt(settings).startswith(b'{"_type":"bedrock"')
+        got = await enc.get_provider(bed_owner)
+        assert got is not None
+        assert got.bedrock is not None
+        assert got.bedrock.access_key == "AKIAX"
+    finally:
+        await enc.close()

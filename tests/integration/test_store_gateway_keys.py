@@ -76,9 +76,14 @@ async def test_heartbeat_is_read_back(store: Store, store_db: psycopg.AsyncConne
 async def test_heartbeat_is_none_without_the_column(
     store: Store, store_settings: Callable[..., Settings], store_db: psycopg.AsyncConnection[Any]
 ) -> None:
-    await store_db.execute("ALTER TABLE ai_gateway_keys DROP COLUMN last_heartbeat_at")
+    # A Coder between 000514 and 000532: the column was still called last_used_at.
+    await store_db.execute(
+        "ALTER TABLE ai_gateway_keys RENAME COLUMN last_heartbeat_at TO last_used_at"
+    )
+    await store_db.execute("UPDATE schema_migrations SET version = 520")
     old = await Store.open(store_settings(mode="verify"))
     try:
+        assert not old.capabilities.has_heartbeat
         kid = uuid.uuid4()
         await old.create_gateway_key(kid, "gw", OWNER)
         info = await old.get_gateway_key(kid)

@@ -1,7 +1,10 @@
-"""Schema create/verify on a real Postgres 15, and capability detection."""
+"""Schema create/verify on a real Postgres 15: Coder versions, their shapes, capabilities."""
 
 from __future__ import annotations
 
+import json
+import logging
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -9,7 +12,19 @@ import psycopg
 import pytest
 
 from aigateway_operator.config import Settings
-from aigateway_operator.store import SchemaMismatch, Store, StoreUnavailable
+from aigateway_operator.store import (
+    BedrockSettings,
+    DesiredProvider,
+    InvalidProvider,
+    NotSupportedByCoder,
+    OwnerRef,
+    ProviderType,
+    SchemaMismatch,
+    Store,
+    StoreUnavailable,
+)
+from aigateway_operator.store.cipher import Cipher
+from tests.support.store import STORE_KEY_A, fetch
 
 pytestmark = pytest.mark.integration
 
@@ -24,6 +39,8 @@ async def test_create_is_idempotent_and_passes_verify(
     try:
         caps = await s.check_schema()
         assert (caps.has_icon, caps.has_heartbeat, caps.has_audit) == (True, True, True)
+        assert s.coder_version.migration == 551
+        assert s.coder_version.release.label == "v2.36"
     finally:
         await s.close()
     cur = await store_db.execute(
@@ -61,9 +78,21 @@ async def test_created_constraints_behave_like_coders(
         )
 
 
-async def test_verify_on_an_empty_database_lists_everything(
+async def test_verify_on_a_database_without_schema_migrations_says_so(
     store_settings: Callable[..., Settings],
 ) -> None:
+    with pytest.raises(SchemaMismatch) as info:
+        await Store.open(store_settings(mode="verify"))
+    assert "table schema_migrations (Coder's schema migration version)" in str(info.value)
+
+
+async def test_verify_on_an_empty_v236_database_lists_everything(
+    store_settings: Callable[..., Settings], store_db: psycopg.AsyncConnection[Any]
+) -> None:
+    await store_db.execute(
+        "CREATE TABLE schema_migrations (version bigint PRIMARY KEY, dirty boolean NOT NULL)"
+    )
+    await store_db.execute("INSERT INTO schema_migrations VALUES (551, false)")
     with pytest.raises(SchemaMismatch) as info:
         await Store.open(store_settings(mode="verify"))
     text = str(info.value)
@@ -73,6 +102,7 @@ async def test_verify_on_an_empty_database_lists_everything(
         "table ai_gateway_keys",
         "enum value ai_provider_type.copilot",
         "unique index ai_providers_name_unique",
+        "Coder v2.36 (schema migration 000551)",
     ):
         assert item in text
 
@@ -90,6 +120,8 @@ async def test_verify_on_an_empty_database_lists_everything(
             "ALTER TABLE ai_providers DROP CONSTRAINT ai_providers_name_check",
             "constraint ai_providers_name_check",
         ),
+        # v2.36 has the icon column (000539): its absence is a mismatch, not a capability.
+        ("ALTER TABLE ai_providers DROP COLUMN icon", "column ai_providers.icon (text)"),
     ],
 )
 async def test_verify_refuses_a_schema_missing_something(
@@ -103,32 +135,174 @@ async def test_verify_refuses_a_schema_missing_something(
     with pytest.raises(SchemaMismatch) as info:
         await Store.open(store_settings(mode="verify"))
     assert listed in str(info.value)
-    assert listed in info.value.missing[0] or any(listed in m for m in info.value.missing)
+    assert any(listed in m for m in info.value.missing)
 
 
-async def test_optional_columns_and_audit_are_detected(
+async def test_audit_logs_are_optional(
     store: Store, store_settings: Callable[..., Settings], store_db: psycopg.AsyncConnection[Any]
 ) -> None:
-    # coderd v2.35.x: no icon column; v2.34-like audit absence also tolerated.
-    await store_db.execute("ALTER TABLE ai_providers DROP COLUMN icon")
-    await store_db.execute("ALTER TABLE ai_gateway_keys DROP COLUMN last_heartbeat_at")
     await store_db.execute("DROP TABLE audit_logs")
     s = await Store.open(store_settings(mode="verify"))
     try:
-        assert (s.capabilities.has_icon, s.capabilities.has_heartbeat) == (False, False)
         assert not s.capabilities.has_audit
+        r = await s.upsert_provider(
+            DesiredProvider(name="p", type=ProviderType.OPENAI, api_keys=("sk-1",)),
+            OwnerRef(uid="uid-a"),
+        )
+        assert (r.action, r.audited) == ("created", False)
     finally:
         await s.close()
 
 
-async def test_verify_creates_only_our_side_table(
-    store: Store, store_settings: Callable[..., Settings], store_db: psycopg.AsyncConnection[Any]
+@pytest.mark.parametrize(
+    ("version", "icon", "gateway_keys", "heartbeat"),
+    [
+        ("v2.34", False, False, False),
+        ("v2.35", False, True, True),
+        ("v2.36", True, True, True),
+    ],
+)
+async def test_create_builds_the_shape_of_each_coder_version(
+    store_settings: Callable[..., Settings],
+    store_db: psycopg.AsyncConnection[Any],
+    version: str,
+    icon: bool,
+    gateway_keys: bool,
+    heartbeat: bool,
 ) -> None:
-    await store_db.execute("DROP TABLE aigw_owned_rows")
+    created = await Store.open(store_settings(mode="create", create_coder_version=version))
+    await created.close()
+    rows = await fetch(
+        store_db,
+        "SELECT to_regclass('ai_gateway_keys') IS NOT NULL, EXISTS (SELECT 1 FROM "
+        "information_schema.columns WHERE table_name = 'ai_providers' AND column_name = 'icon')",
+    )
+    assert rows == [(gateway_keys, icon)]
+    # The same database in production mode: the version decides what is required.
     s = await Store.open(store_settings(mode="verify"))
-    await s.close()
-    cur = await store_db.execute("SELECT to_regclass('aigw_owned_rows') IS NOT NULL")
-    assert await cur.fetchone() == (True,)
+    try:
+        caps = s.capabilities
+        assert s.coder_version.release.label == version
+        assert not s.coder_version.newer_than_known
+        assert (caps.has_icon, caps.has_gateway_keys, caps.has_heartbeat) == (
+            icon,
+            gateway_keys,
+            heartbeat,
+        )
+        assert caps.has_audit
+        desired = DesiredProvider(
+            name="p", type=ProviderType.OPENAI, api_keys=("sk-1",), icon="/i.svg"
+        )
+        assert (await s.upsert_provider(desired, OwnerRef(uid="uid-v"))).action == "created"
+        assert (await s.upsert_provider(desired, OwnerRef(uid="uid-v"))).action == "unchanged"
+    finally:
+        await s.close()
+
+
+async def test_coder_v234_has_no_gateway_keys_and_no_role_arn(
+    store_settings: Callable[..., Settings],
+) -> None:
+    s = await Store.open(store_settings(create_coder_version="v2.34"))
+    try:
+        with pytest.raises(NotSupportedByCoder, match=r"v2\.35 or later.*v2\.34"):
+            await s.create_gateway_key(uuid.uuid4(), "gw", OwnerRef(uid="uid-g"))
+        with pytest.raises(InvalidProvider, match=r"roleARN is not supported by Coder v2\.34"):
+            await s.upsert_provider(
+                DesiredProvider(
+                    name="b",
+                    type=ProviderType.BEDROCK,
+                    bedrock=BedrockSettings(
+                        region="us-east-1", role_arn="arn:aws:iam::123456789012:role/R"
+                    ),
+                ),
+                OwnerRef(uid="uid-b"),
+            )
+    finally:
+        await s.close()
+
+
+async def test_coder_v235_gets_only_the_settings_fields_it_reads(
+    store_settings: Callable[..., Settings], store_db: psycopg.AsyncConnection[Any]
+) -> None:
+    """v2.35 reads role_arn but not external_id or protocol: no external id is generated,
+    ``invoke-model`` (the default) is left out, ``mantle`` is refused."""
+    s = await Store.open(store_settings(create_coder_version="v2.35"))
+    role = "arn:aws:iam::123456789012:role/R"
+    try:
+        r = await s.upsert_provider(
+            DesiredProvider(
+                name="b",
+                type=ProviderType.BEDROCK,
+                bedrock=BedrockSettings(region="us-east-1", role_arn=role, protocol="invoke-model"),
+            ),
+            OwnerRef(uid="uid-b"),
+        )
+        assert r.action == "created"
+        with pytest.raises(InvalidProvider, match=r"protocol is not supported by Coder v2\.35"):
+            await s.upsert_provider(
+                DesiredProvider(
+                    name="m",
+                    type=ProviderType.BEDROCK,
+                    base_url="https://bedrock-mantle.us-east-1.api.aws/anthropic",
+                    bedrock=BedrockSettings(region="us-east-1", protocol="mantle"),
+                ),
+                OwnerRef(uid="uid-m"),
+            )
+    finally:
+        await s.close()
+    ((blob,),) = await fetch(store_db, "SELECT settings FROM ai_providers")
+    stored = json.loads(Cipher(STORE_KEY_A).decrypt(blob))
+    assert set(stored) == {"_type", "_version", "region", "role_arn", "model", "small_fast_model"}
+
+
+@pytest.mark.parametrize(
+    ("version", "dirty", "named"),
+    [
+        (494, False, "Coder v2.33 or older (schema migration 000494)"),
+        (500, False, "development build before v2.34 (schema migration 000500)"),
+        (551, True, "Coder v2.36 (schema migration 000551) is marked dirty"),
+    ],
+)
+async def test_a_coder_older_than_supported_or_dirty_refuses_to_start(
+    store: Store,
+    store_settings: Callable[..., Settings],
+    store_db: psycopg.AsyncConnection[Any],
+    version: int,
+    dirty: bool,
+    named: str,
+) -> None:
+    await store_db.execute(
+        "UPDATE schema_migrations SET version = %s, dirty = %s", (version, dirty)
+    )
+    with pytest.raises(SchemaMismatch) as info:
+        await Store.open(store_settings(mode="verify"))
+    assert named in str(info.value)
+
+
+async def test_a_newer_coder_starts_warns_once_and_writes_what_it_knows(
+    store: Store,
+    store_settings: Callable[..., Settings],
+    store_db: psycopg.AsyncConnection[Any],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A future Coder: a later migration, a column and an enum label we do not know.
+    await store_db.execute("UPDATE schema_migrations SET version = 612")
+    await store_db.execute("ALTER TABLE ai_providers ADD COLUMN future_flag boolean DEFAULT true")
+    await store_db.execute("ALTER TYPE ai_provider_type ADD VALUE 'bedrock-mantle'")
+    caplog.set_level(logging.WARNING, logger="aigateway_operator.store.core")
+    s = await Store.open(store_settings(mode="verify"))
+    try:
+        assert s.coder_version.newer_than_known
+        assert s.coder_version.migration == 612
+        desired = DesiredProvider(name="p", type=ProviderType.OPENAI, api_keys=("sk-1",))
+        assert (await s.upsert_provider(desired, OwnerRef(uid="uid-n"))).action == "created"
+        assert (await s.upsert_provider(desired, OwnerRef(uid="uid-n"))).action == "unchanged"
+        await s.check_schema()
+    finally:
+        await s.close()
+    warnings = [r.getMessage() for r in caplog.records if "newer than any Coder" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "000612" in warnings[0]
 
 
 async def test_unreachable_database_is_retryable_and_hides_password(

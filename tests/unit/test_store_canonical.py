@@ -23,12 +23,15 @@ from aigateway_operator.store import (
     retiring_name,
 )
 from aigateway_operator.store.canonical import (
+    DEFAULT_BEDROCK_MODEL,
+    DEFAULT_BEDROCK_SMALL_FAST_MODEL,
     canonicalize,
     decode_settings,
     encode_settings,
     with_stored_external_id,
 )
 from aigateway_operator.store.gateway_keys import hash_secret
+from aigateway_operator.store.versions import CoderVersion
 
 pytestmark = pytest.mark.unit
 
@@ -233,3 +236,74 @@ def test_retiring_name_fits_64_chars_and_the_check(name: str, n: int, expected: 
 
 def test_uuid_sanity() -> None:
     assert isinstance(provider_row_id("x"), uuid.UUID)
+
+
+def test_anthropic_with_bedrock_settings_is_written_as_bedrock() -> None:
+    """As coderd's backfill leaves such a row (reference §6.6): the two never fight."""
+    c = canonicalize(desired(type=T.ANTHROPIC, bedrock=BedrockSettings(region="us-east-1")))
+    assert c.type is T.BEDROCK
+    assert c.base_url == "https://bedrock-runtime.us-east-1.amazonaws.com"
+    assert canonicalize(desired(type=T.ANTHROPIC, api_keys=("k",))).type is T.ANTHROPIC
+    with pytest.raises(InvalidProvider, match="needs bedrock settings with a region"):
+        canonicalize(
+            desired(type=T.ANTHROPIC, base_url="https://x", bedrock=BedrockSettings(model="m"))
+        )
+
+
+ROLE = "arn:aws:iam::123456789012:role/R"
+
+
+@pytest.mark.parametrize(
+    ("migration", "bedrock", "match"),
+    [
+        (
+            506,
+            BedrockSettings(region="r", role_arn=ROLE),
+            "roleARN is not supported by Coder v2.34",
+        ),
+        (
+            532,
+            BedrockSettings(region="r", protocol="mantle"),
+            "protocol is not supported by Coder v2.35",
+        ),
+        (532, BedrockSettings(region="r", external_id="x"), "externalID is not supported"),
+    ],
+)
+def test_fields_the_detected_coder_does_not_read_are_refused(
+    migration: int, bedrock: BedrockSettings, match: str
+) -> None:
+    with pytest.raises(InvalidProvider, match=match):
+        canonicalize(
+            desired(type=T.BEDROCK, base_url="https://x", bedrock=bedrock),
+            CoderVersion.of(migration),
+        )
+
+
+def test_an_older_coder_gets_no_field_it_ignores() -> None:
+    v235 = CoderVersion.of(532)
+    b = BedrockSettings(region="r", role_arn=ROLE, protocol="invoke-model")
+    d = desired(type=T.BEDROCK, bedrock=b)
+    c = with_stored_external_id(canonicalize(d, v235), d, None, v235)
+    assert c.settings is not None
+    assert set(c.settings) == {
+        "_type",
+        "_version",
+        "region",
+        "role_arn",
+        "model",
+        "small_fast_model",
+    }
+    newest = with_stored_external_id(canonicalize(d), d, None)
+    assert newest.settings is not None
+    assert {"protocol", "external_id"} <= set(newest.settings)
+
+
+def test_invoke_model_bedrock_gets_coders_default_models_never_empty_ones() -> None:
+    c = canonicalize(desired(type=T.BEDROCK, bedrock=BedrockSettings(region="r")))
+    assert c.settings is not None
+    assert c.settings["model"] == DEFAULT_BEDROCK_MODEL
+    assert c.settings["small_fast_model"] == DEFAULT_BEDROCK_SMALL_FAST_MODEL
+    own = BedrockSettings(region="r", model="m1", small_fast_model="m2")
+    c = canonicalize(desired(type=T.BEDROCK, bedrock=own))
+    assert c.settings is not None
+    assert (c.settings["model"], c.settings["small_fast_model"]) == ("m1", "m2")

@@ -16,6 +16,9 @@ Public API (everything else is internal)::
         -> ProviderResult                         # created/updated/unchanged/adopted/revived
     await store.delete_provider(owner, policy=DeletePolicy.SOFT_DELETE) -> DeleteResult
     await store.get_provider(owner | uid) -> StoredProvider | None      # decrypted
+    await store.check_provider(desired, owner) -> ProviderCheck | None  # drift, read-only
+    await store.compare_provider(desired, owner) -> list[str] | None    # its strings
+    await store.provider_row_versions(row_ids) -> {row_id: RowVersion}  # incl. key rows
 
     # AI Gateway keys; identity = the caller-chosen id
     await store.create_gateway_key(key_id, name, owner, *, secret=None) -> IssuedGatewayKey
@@ -28,17 +31,22 @@ Public API (everything else is internal)::
 
     await store.check_schema() -> Capabilities    # readiness: re-verify the schema
     store.capabilities, store.key_status, store.primary_key_digest
+    store.coder_version -> CoderVersion           # release range + migration, from the DB
     provider_row_id(owner_uid) -> UUID            # the id a created provider row gets
 
 Guarantees: each call is one short READ COMMITTED transaction (all or nothing, so a crash
 between statements leaves nothing half-done and a retry converges); repeated calls with the
 same desired state write nothing; provider writes hold ``pg_advisory_xact_lock(10)`` and send
 ``pg_notify('ai_providers_changed', '')`` only after a real change; nothing encrypted is
-written unless our primary key is proven to be an active ``dbcrypt_keys`` key.
+written unless our primary key is proven to be an active ``dbcrypt_keys`` key, and nothing
+secret is written in plaintext unless chosen (``AIGW_ALLOW_PLAINTEXT``) while coderd has no
+active key. Reads are forward-compatible: a provider type, settings ``_type`` or column this
+operator does not know never raises; such rows are reported and left alone.
 
 Errors (all :class:`StoreError`; ``retryable`` is True only for :class:`StoreUnavailable`
-and its subclass :class:`StoreTimeout`): :class:`SchemaMismatch`,
-:class:`EncryptionKeyMismatch` / :class:`UnknownKeyReference`, :class:`InvalidProvider` /
+and its subclass :class:`StoreTimeout`): :class:`SchemaMismatch` /
+:class:`InsufficientPrivileges`, :class:`EncryptionKeyMismatch` / :class:`UnknownKeyReference`
+/ :class:`PlaintextRefused`, :class:`NotSupportedByCoder`, :class:`InvalidProvider` /
 :class:`InvalidKey` / :class:`DuplicateKey`, :class:`InvalidName`, :class:`NameTaken` /
 :class:`NameConflict` (adoptable), :class:`NotFound`, :class:`GatewayKeyConflict`,
 :class:`SecretCollision`. Messages never contain secrets.
@@ -51,12 +59,15 @@ from aigateway_operator.store.errors import (
     DuplicateKey,
     EncryptionKeyMismatch,
     GatewayKeyConflict,
+    InsufficientPrivileges,
     InvalidKey,
     InvalidName,
     InvalidProvider,
     NameConflict,
     NameTaken,
     NotFound,
+    NotSupportedByCoder,
+    PlaintextRefused,
     SchemaMismatch,
     SecretCollision,
     StoreError,
@@ -70,28 +81,39 @@ from aigateway_operator.store.models import (
     DeletePolicy,
     DeleteResult,
     DesiredProvider,
+    Difference,
+    DifferenceKind,
     GatewayKeyInfo,
     IssuedGatewayKey,
     KeyRef,
     OwnerRef,
+    ProviderCheck,
     ProviderResult,
     ProviderType,
+    RowVersion,
     StoredKey,
     StoredProvider,
 )
 from aigateway_operator.store.providers import provider_row_id
 from aigateway_operator.store.schema import Capabilities
+from aigateway_operator.store.versions import CODER_RELEASES, CoderRelease, CoderVersion
 
 __all__ = [
+    "CODER_RELEASES",
     "BedrockSettings",
     "Capabilities",
+    "CoderRelease",
+    "CoderVersion",
     "DeletePolicy",
     "DeleteResult",
     "DesiredProvider",
+    "Difference",
+    "DifferenceKind",
     "DuplicateKey",
     "EncryptionKeyMismatch",
     "GatewayKeyConflict",
     "GatewayKeyInfo",
+    "InsufficientPrivileges",
     "InvalidKey",
     "InvalidName",
     "InvalidProvider",
@@ -101,9 +123,13 @@ __all__ = [
     "NameConflict",
     "NameTaken",
     "NotFound",
+    "NotSupportedByCoder",
     "OwnerRef",
+    "PlaintextRefused",
+    "ProviderCheck",
     "ProviderResult",
     "ProviderType",
+    "RowVersion",
     "SchemaMismatch",
     "SecretCollision",
     "Store",

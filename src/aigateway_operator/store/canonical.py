@@ -9,7 +9,6 @@ repeated reconcile a true no-op.
 from __future__ import annotations
 
 import base64
-import json
 import re
 import secrets
 from dataclasses import dataclass, field, replace
@@ -23,11 +22,21 @@ from aigateway_operator.store.errors import (
     InvalidProvider,
 )
 from aigateway_operator.store.models import BedrockSettings, DesiredProvider, ProviderType
+from aigateway_operator.store.settings import (
+    SETTINGS_TYPE_BEDROCK,
+    SETTINGS_VERSION,
+    SettingsStatus,
+    decode,
+    encode,
+)
+from aigateway_operator.store.versions import NEWEST, CoderVersion
 
 __all__ = [
     "DEFAULT_BEDROCK_MODEL",
     "DEFAULT_BEDROCK_SMALL_FAST_MODEL",
     "NAME_RULE",
+    "SETTINGS_TYPE_BEDROCK",
+    "SETTINGS_VERSION",
     "CanonicalProvider",
     "bedrock_from_dict",
     "canonicalize",
@@ -46,11 +55,11 @@ NAME_RULE = (
     "(regex ^[a-z0-9]+(-[a-z0-9]+)*$)"
 )
 
-SETTINGS_TYPE_BEDROCK = "bedrock"
-SETTINGS_VERSION = 1
-
 DEFAULT_BEDROCK_MODEL = "global.anthropic.claude-sonnet-4-5-20250929-v1:0"
+"""coderd's deployment default for the Bedrock model (``codersdk/deployment.go``, reference
+§3, read at main @ f963381 only: the defaults of earlier releases are not in the reference)."""
 DEFAULT_BEDROCK_SMALL_FAST_MODEL = "global.anthropic.claude-haiku-4-5-20251001-v1:0"
+"""coderd's deployment default for the small/fast Bedrock model (same source and caveat)."""
 
 _OPENAI_FAMILY_DEFAULTS: dict[ProviderType, str] = {
     ProviderType.OPENAI: "https://api.openai.com/v1/",
@@ -127,16 +136,22 @@ class CanonicalProvider:
 
 
 def with_stored_external_id(
-    canon: CanonicalProvider, desired: DesiredProvider, stored_settings: dict[str, Any] | None
+    canon: CanonicalProvider,
+    desired: DesiredProvider,
+    stored_settings: dict[str, Any] | None,
+    coder: CoderVersion = NEWEST,
 ) -> CanonicalProvider:
     """Apply coderd's rule for the server-owned STS ``external_id``.
 
     An explicit ``desired.bedrock.external_id`` wins. Otherwise the stored one is kept, and if
     there is none while a role ARN is set, a new one is generated (coderd does the same on
-    create and on PATCH), so the value stays stable across reconciles.
+    create and on PATCH), so the value stays stable across reconciles. A Coder that does not
+    know the field (before v2.36) gets none.
     """
     b = desired.bedrock
     if canon.settings is None or b is None or b.external_id is not None:
+        return canon
+    if "external_id" not in coder.bedrock_fields:
         return canon
     stored = (stored_settings or {}).get("external_id")
     external_id = stored if isinstance(stored, str) else ""
@@ -203,11 +218,17 @@ def _check_bedrock(b: BedrockSettings) -> None:
             )
 
 
-def settings_dict(b: BedrockSettings, external_id: str) -> dict[str, Any]:
+def settings_dict(
+    b: BedrockSettings, external_id: str, fields: frozenset[str] | None = None
+) -> dict[str, Any]:
     """The settings object coderd stores: discriminators plus the non-empty fields
-    (coderd's JSON tags are all ``omitempty``)."""
-    out: dict[str, Any] = {"_type": SETTINGS_TYPE_BEDROCK, "_version": SETTINGS_VERSION}
-    fields = {
+    (coderd's JSON tags are all ``omitempty``), limited to ``fields`` (default: all known).
+
+    Invoke-model Bedrock always carries ``model`` and ``small_fast_model``: coderd's runtime
+    drops an invoke-model provider without them (reference §8.2), so empty ones are filled
+    with coderd's deployment defaults and never written empty.
+    """
+    values = {
         "region": b.region,
         "model": b.model or DEFAULT_BEDROCK_MODEL,
         "small_fast_model": b.small_fast_model or DEFAULT_BEDROCK_SMALL_FAST_MODEL,
@@ -217,31 +238,21 @@ def settings_dict(b: BedrockSettings, external_id: str) -> dict[str, Any]:
         "external_id": external_id,
         "protocol": b.protocol,
     }
-    out.update({k: v for k, v in fields.items() if v})
+    out: dict[str, Any] = {"_type": SETTINGS_TYPE_BEDROCK, "_version": SETTINGS_VERSION}
+    out.update({k: v for k, v in values.items() if v and (fields is None or k in fields)})
     return out
 
 
 def encode_settings(settings: dict[str, Any] | None) -> str | None:
     """Compact JSON with sorted keys (what Go's map marshalling produces); None -> SQL NULL."""
-    if not settings:
-        return None
-    return json.dumps(settings, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+    return encode(settings)
 
 
-def decode_settings(text: str | None) -> dict[str, Any] | None:
-    """Parse a stored blob leniently: None for NULL/blank/``null`` *or anything coderd's decoder
-    would reject* (a rejected blob is treated as "different", so our write replaces it)."""
-    if text is None or not text.strip():
-        return None
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return None
-    if not isinstance(value, dict):
-        return None
-    if value.get("_type") != SETTINGS_TYPE_BEDROCK or value.get("_version") != SETTINGS_VERSION:
-        return None
-    return value
+def decode_settings(text: str | None, coder: CoderVersion = NEWEST) -> dict[str, Any] | None:
+    """The settings as coderd decodes them (``settings.decode``), normalised; None for
+    NULL/blank/``null`` *or anything coderd's decoder would reject or does not know*."""
+    decoded = decode(text, coder.bedrock_fields)
+    return decoded.view if decoded.status is SettingsStatus.BEDROCK else None
 
 
 def bedrock_from_dict(d: dict[str, Any] | None) -> BedrockSettings | None:
@@ -266,12 +277,40 @@ def bedrock_from_dict(d: dict[str, Any] | None) -> BedrockSettings | None:
     )
 
 
-def canonicalize(desired: DesiredProvider) -> CanonicalProvider:
-    """Validate ``desired`` and return the exact column values to store.
+def _check_supported(b: BedrockSettings, coder: CoderVersion) -> BedrockSettings:
+    """Refuse Bedrock fields the target Coder does not read; drop ones that change nothing.
+
+    Writing a field an older coderd ignores would make the spec lie: the provider would run
+    without it. ``protocol: invoke-model`` is what an absent protocol means, so it is left
+    out where coderd has no protocol field.
+    """
+    fields = coder.bedrock_fields
+    needs = {
+        "role_arn": ("bedrock.roleARN", bool(b.role_arn)),
+        "external_id": ("bedrock.externalID", bool(b.external_id)),
+        "protocol": ("bedrock.protocol", b.protocol == "mantle"),
+    }
+    for name, (where, used) in needs.items():
+        if used and name not in fields:
+            raise InvalidProvider(
+                f"{where} is not supported by {coder.label}; upgrade Coder or remove it",
+                field=where,
+            )
+    if b.protocol and "protocol" not in fields:
+        return replace(b, protocol="")
+    return b
+
+
+def canonicalize(desired: DesiredProvider, coder: CoderVersion = NEWEST) -> CanonicalProvider:
+    """Validate ``desired`` and return the exact column values to store for ``coder``.
 
     Raises :class:`InvalidProvider` (or a subclass) / :class:`InvalidName` with a message
     naming the offending field. Call :func:`with_stored_external_id` once the stored row is
     known, to apply coderd's server-owned ``external_id`` rule.
+
+    Bedrock is always written as ``type = bedrock``: an ``anthropic`` provider with Bedrock
+    settings is stored the way coderd's own backfill leaves such a row (reference §6.6), so
+    coderd and the operator never fight over ``type``.
     """
     try:
         ptype = ProviderType(desired.type)
@@ -293,11 +332,14 @@ def canonicalize(desired: DesiredProvider) -> CanonicalProvider:
                 field="bedrock",
             )
         _check_bedrock(b)
+        b = _check_supported(b, coder)
         if keys:
             raise InvalidProvider(
                 "a provider with bedrock settings authenticates with AWS; remove apiKeys",
                 field="apiKeys",
             )
+        if ptype is ProviderType.ANTHROPIC:
+            ptype = ProviderType.BEDROCK  # coderd's backfill: Bedrock is its own type
     if ptype is ProviderType.BEDROCK and (b is None or not b.is_configured()):
         raise InvalidProvider(
             "type bedrock needs bedrock settings with a region, a role ARN or access keys",
@@ -323,7 +365,7 @@ def canonicalize(desired: DesiredProvider) -> CanonicalProvider:
 
     settings: dict[str, Any] | None = None
     if b is not None:
-        settings = settings_dict(b, b.external_id or "")
+        settings = settings_dict(b, b.external_id or "", coder.bedrock_fields)
 
     return CanonicalProvider(
         type=ptype,

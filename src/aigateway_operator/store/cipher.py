@@ -31,6 +31,7 @@ __all__ = [
     "DecryptError",
     "KeyRing",
     "key_digest",
+    "needs_reencrypt",
 ]
 
 CIPHER_NAME = b"aes256gcm"
@@ -51,6 +52,18 @@ class DecryptError(StoreError):
 def key_digest(key: bytes) -> str:
     """coderd's key id: first 7 hex chars of ``sha256(b"aes256gcm" + key)``."""
     return hashlib.sha256(CIPHER_NAME + key).hexdigest()[:7]
+
+
+def needs_reencrypt(key_id: str | None, primary_digest: str | None) -> bool:
+    """True when a value stored under ``key_id`` is not under the primary key.
+
+    With no primary key nothing is re-encrypted (there is nothing to encrypt with, and
+    writing plaintext over ciphertext would silently *decrease* protection). A NULL or empty
+    ``key_id`` (plaintext) is re-encrypted once there is a primary key.
+    """
+    if primary_digest is None:
+        return False
+    return (key_id or None) != primary_digest
 
 
 class Cipher:
@@ -143,11 +156,5 @@ class KeyRing:
             raise DecryptError(f"{where}: {exc}") from None
 
     def needs_reencrypt(self, key_id: str | None) -> bool:
-        """True when a value stored under ``key_id`` is not under the primary key.
-
-        With no keys configured nothing is re-encrypted (there is nothing to encrypt with, and
-        writing plaintext over ciphertext would silently *decrease* protection).
-        """
-        if self.primary is None:
-            return False
-        return (key_id or None) != self.primary.digest
+        """:func:`needs_reencrypt` with this ring's primary key."""
+        return needs_reencrypt(key_id, self.primary_digest)

@@ -18,6 +18,7 @@ from aigateway_operator.store.cipher import DecryptError, KeyRing
 from aigateway_operator.store.dbcrypt import KeyStatus, PrimaryKeyGuard, check_key_continuity
 from aigateway_operator.store.errors import (
     EncryptionKeyMismatch,
+    InsufficientPrivileges,
     InvalidName,
     StoreError,
     StoreTimeout,
@@ -31,20 +32,26 @@ from aigateway_operator.store.models import (
     GatewayKeyInfo,
     IssuedGatewayKey,
     OwnerRef,
+    ProviderCheck,
     ProviderResult,
+    RowVersion,
     StoredProvider,
 )
+from aigateway_operator.store.operator_schema import ensure_operator_schema
+from aigateway_operator.store.privileges import missing_privileges
 from aigateway_operator.store.providers import ProviderOps
 from aigateway_operator.store.schema import (
     Capabilities,
     create_schema,
-    ensure_owned_rows_table,
+    detect_coder_version,
     verify_schema,
 )
+from aigateway_operator.store.versions import NEWEST_KNOWN_MIGRATION, CoderVersion
 
 __all__ = ["Store"]
 
 log = logging.getLogger(__name__)
+_GRANTS_HINT = "grant them as in deploy/postgres/grants.sql; nothing was written."
 T = TypeVar("T")
 Checkpoint = Callable[[str, AsyncConnection[Any]], Awaitable[None]]
 
@@ -80,7 +87,11 @@ def _translate(exc: psycopg.Error, what: str, redactions: tuple[str, ...]) -> St
     if isinstance(exc, psycopg.errors.UniqueViolation):
         return StoreError(f"{what}: unique constraint {constraint} violated")
     if isinstance(exc, psycopg.errors.InsufficientPrivilege):
-        return StoreError(f"{what}: the database user lacks a privilege ({state})")
+        # "permission denied for table x": names the object, never a row value.
+        primary = getattr(getattr(exc, "diag", None), "message_primary", None) or state
+        return InsufficientPrivileges(
+            [f"a privilege {what} needed ({_redact(primary, redactions)[:200]})"]
+        )
     if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
         first = _redact(str(exc).strip().splitlines()[0] if str(exc).strip() else "", redactions)
         return StoreUnavailable(f"{what}: Coder's Postgres is unavailable: {first[:300]}")
@@ -118,6 +129,9 @@ class Store:
         """Version-dependent schema features detected at open."""
         self.key_status = key_status
         """Result of the start-up key-continuity check (digests only)."""
+        self.coder_version: CoderVersion = caps.coder
+        """The Coder release read from ``schema_migrations`` at start (release range and
+        migration number; ``label`` for status and logs)."""
         self._fault_hook: Checkpoint | None = None
         guard = PrimaryKeyGuard(ring)
         self._providers = ProviderOps(ring, caps, guard, settings.audit_user_id, self._checkpoint)
@@ -129,8 +143,13 @@ class Store:
     async def open(cls, settings: Settings) -> Store:
         """Connect, create/verify the schema, check key continuity, open the pool.
 
-        Raises :class:`SchemaMismatch`, :class:`EncryptionKeyMismatch`,
-        :class:`StoreUnavailable` or ``ConfigError`` with an actionable, secret-free message.
+        In order: (``create`` mode) build Coder's subset; read Coder's release from
+        ``schema_migrations``; verify what that release has; create/migrate the operator's
+        own schema; check the role's privileges; check key continuity and the plaintext
+        policy. Raises :class:`SchemaMismatch` (:class:`InsufficientPrivileges` for a missing
+        grant), :class:`EncryptionKeyMismatch` (:class:`PlaintextRefused` without keys),
+        :class:`StoreUnavailable` or :class:`StoreError` (a missing setting), with an
+        actionable, secret-free message.
         """
         try:
             dsn = settings.require_database_url()
@@ -143,18 +162,33 @@ class Store:
             conn = await AsyncConnection.connect(dsn, **kwargs)
         except psycopg.Error as exc:
             raise _translate(exc, "connect", redactions) from None
+        create = settings.schema_mode is SchemaMode.CREATE
         try:
             async with conn:
-                if settings.schema_mode is SchemaMode.CREATE:
-                    await create_schema(conn)
-                else:
-                    await ensure_owned_rows_table(conn)
-                caps = await verify_schema(conn)
+                if create:
+                    await create_schema(conn, settings.create_coder_version)
+                missing = await missing_privileges(conn, None)
+                if missing:
+                    raise InsufficientPrivileges(missing)
+                coder = await detect_coder_version(conn)
+                caps = await verify_schema(conn, coder)
+                await ensure_operator_schema(conn)
+                missing = await missing_privileges(conn, caps)
+                if missing:
+                    raise InsufficientPrivileges(missing)
                 key_status = await check_key_continuity(
-                    conn, ring, may_register=settings.schema_mode is SchemaMode.CREATE
+                    conn, ring, may_register=create, allow_plaintext=settings.allow_plaintext
                 )
         except psycopg.Error as exc:
             raise _translate(exc, "schema/key check", redactions) from None
+        if coder.newer_than_known:
+            log.warning(
+                "%s is newer than any Coder this operator knows (up to schema migration "
+                "%06d, v2.36): it writes only what it knows (columns, settings fields, enum "
+                "values of v2.36); check the compatibility matrix for a newer operator",
+                coder.label,
+                NEWEST_KNOWN_MIGRATION,
+            )
         pool: AsyncConnectionPool[AsyncConnection[Any]] = AsyncConnectionPool(
             dsn,
             min_size=settings.pool_min_size,
@@ -175,7 +209,8 @@ class Store:
                 "could not open the connection pool to Coder's Postgres"
             ) from None
         log.info(
-            "store open: schema=%s icon=%s heartbeat=%s audit=%s primary_key=%s",
+            "store open: %s schema=%s icon=%s heartbeat=%s audit=%s primary_key=%s",
+            coder.label,
             settings.schema_mode.value,
             caps.has_icon,
             caps.has_heartbeat,
@@ -285,8 +320,25 @@ class Store:
                 f"{what}: no database connection became available within "
                 f"{self._settings.pool_timeout_s:g}s"
             ) from None
+        except psycopg.errors.InsufficientPrivilege as exc:
+            raise await self._privilege_error(what, exc) from None
         except psycopg.Error as exc:
             raise _translate(exc, what, self._redactions) from None
+
+    async def _privilege_error(
+        self, what: str, exc: psycopg.errors.InsufficientPrivilege
+    ) -> StoreError:
+        """Name exactly which grant is missing: ask Postgres which of the privileges the
+        store's statements need (``privileges.required_grants``) the role lacks now."""
+        generic = _translate(exc, what, self._redactions)
+        try:
+            async with self._pool.connection() as conn:
+                missing = await missing_privileges(conn, self.capabilities)
+        except (psycopg.Error, PoolTimeout):
+            return generic
+        if not missing:
+            return generic
+        return InsufficientPrivileges(missing, hint=f"{what} failed; {_GRANTS_HINT}")
 
     # --- checks ----------------------------------------------------------------------------------
 
@@ -322,17 +374,44 @@ class Store:
         """Which fields of our row differ from ``desired`` (None: no row); read-only.
 
         For ``driftPolicy: Report``: say what changed outside the operator without writing.
+        The strings of :meth:`check_provider`'s differences (e.g. ``display_name``,
+        ``api_keys (order)``, ``settings (undecodable by coderd: ...)``).
+        """
+        check = await self.check_provider(desired, owner)
+        return None if check is None else [str(d) for d in check.differences]
+
+    async def check_provider(
+        self, desired: DesiredProvider, owner: OwnerRef
+    ) -> ProviderCheck | None:
+        """Typed drift check of our row against ``desired`` (None: no row); read-only.
+
+        Compares what readers see, key rows included (count, order, decrypted value); reports
+        settings coderd cannot decode and key rows that do not decrypt, and rows this
+        operator does not understand (``left_alone``), without ever raising for them.
         """
         return await self._run(
-            "compare AI provider", lambda conn: self._providers.compare(conn, desired, owner.uid)
+            "compare AI provider", lambda conn: self._providers.check(conn, desired, owner.uid)
         )
 
     async def provider_versions(
         self, row_ids: Sequence[uuid.UUID]
     ) -> dict[uuid.UUID, tuple[datetime, bool]]:
-        """``(updated_at, deleted)`` per provider row: cheap drift detection after a notify."""
+        """``(updated_at, deleted)`` per provider row: cheap drift detection after a notify.
+
+        Blind to key-row edits; prefer :meth:`provider_row_versions`.
+        """
         return await self._run(
             "read AI provider versions", lambda conn: self._providers.versions(conn, row_ids)
+        )
+
+    async def provider_row_versions(
+        self, row_ids: Sequence[uuid.UUID]
+    ) -> dict[uuid.UUID, RowVersion]:
+        """:class:`RowVersion` per provider row (missing rows left out): cheap drift detection
+        that also sees key rows added, deleted or rewritten. Compare with the ``version`` of
+        the last :class:`ProviderResult`."""
+        return await self._run(
+            "read AI provider versions", lambda conn: self._providers.row_versions(conn, row_ids)
         )
 
     async def get_provider(self, owner: OwnerRef | str) -> StoredProvider | None:

@@ -12,6 +12,12 @@ coderd records every key it encrypts with in ``dbcrypt_keys``: the key's digest 
 In ``verify`` mode we never insert a key: an active row for a key coderd does not have would
 stop coderd from starting. In ``create`` mode (standalone) we register the key the way coderd
 does: ``number = max(number) + 1``.
+
+No plaintext by accident: without keys the store starts only when plaintext was chosen
+(``AIGW_ALLOW_PLAINTEXT=true``), and even then it never writes a secret column while coderd
+has an active key (:class:`PlaintextRefused`, checked again in every write transaction,
+since coderd may register a key after we started). Plaintext is for a coderd that itself
+runs without keys, by choice.
 """
 
 from __future__ import annotations
@@ -23,9 +29,14 @@ from typing import Any
 from psycopg import AsyncConnection
 
 from aigateway_operator.store.cipher import DBCRYPT_TEST_VALUE, DecryptError, KeyRing
-from aigateway_operator.store.errors import EncryptionKeyMismatch
+from aigateway_operator.store.errors import EncryptionKeyMismatch, PlaintextRefused
 
-__all__ = ["KeyStatus", "PrimaryKeyGuard", "check_key_continuity"]
+__all__ = [
+    "KeyStatus",
+    "PrimaryKeyGuard",
+    "check_key_continuity",
+    "plaintext_refused",
+]
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +61,29 @@ def _fmt(digests: tuple[str, ...] | list[str]) -> str:
     return ", ".join(digests) if digests else "none"
 
 
+def plaintext_refused(active: tuple[str, ...] | list[str], where: str) -> PlaintextRefused:
+    """The error for a plaintext write (or start) while coderd has active keys."""
+    return PlaintextRefused(
+        f"{where}: no encryption keys are configured (AIGW_ENCRYPTION_KEYS or "
+        f"AIGW_ENCRYPTION_KEYS_FILE) but coderd encrypts with active dbcrypt key(s) "
+        f"{_fmt(active)}; give the operator coderd's CODER_EXTERNAL_TOKEN_ENCRYPTION_KEYS "
+        "as AIGW_ENCRYPTION_KEYS (same order). Nothing was written in plaintext",
+        active,
+    )
+
+
 async def check_key_continuity(
-    conn: AsyncConnection[Any], ring: KeyRing, *, may_register: bool
+    conn: AsyncConnection[Any],
+    ring: KeyRing,
+    *,
+    may_register: bool,
+    allow_plaintext: bool = False,
 ) -> KeyStatus:
-    """Run the start-up check; register the primary key only when ``may_register``."""
+    """Run the start-up check; register the primary key only when ``may_register``.
+
+    Without keys: refuse unless ``allow_plaintext``; with it, start but warn loudly when
+    coderd has active keys (every secret write will then be refused).
+    """
     registered = False
     async with conn.transaction():
         if may_register and ring.primary is not None:
@@ -104,13 +134,29 @@ async def check_key_continuity(
             registered = True
     unknown = tuple(d for d in active if ring.get(d) is None)
     if primary is None:
-        log.warning(
-            "AIGW_ENCRYPTION_KEYS is empty: AI provider keys and settings are written to "
-            "Coder's database as PLAINTEXT (NULL key ids), as coderd does without keys%s",
-            f"; coderd has active keys {_fmt(unknown)}, so give the operator the same keys"
-            if unknown
-            else "",
-        )
+        if not allow_plaintext:
+            if active:
+                raise plaintext_refused(active, "refusing to start")
+            raise PlaintextRefused(
+                "refusing to start: no encryption keys are configured (AIGW_ENCRYPTION_KEYS "
+                "or AIGW_ENCRYPTION_KEYS_FILE). coderd has no active dbcrypt key either, so "
+                "coderd itself stores these columns in plaintext; to write API keys and "
+                "settings in plaintext too, choose it with AIGW_ALLOW_PLAINTEXT=true, "
+                "otherwise configure coderd's keys for both"
+            )
+        if active:
+            log.warning(
+                "AIGW_ALLOW_PLAINTEXT=true but coderd has active dbcrypt keys %s: every write "
+                "of an API key or settings will be refused until the operator is given "
+                "coderd's keys as AIGW_ENCRYPTION_KEYS",
+                _fmt(active),
+            )
+        else:
+            log.warning(
+                "AIGW_ALLOW_PLAINTEXT=true and no encryption keys: AI provider keys and "
+                "settings are written to Coder's database as PLAINTEXT (NULL key ids), as "
+                "coderd without keys does"
+            )
     elif unknown:
         log.warning(
             "dbcrypt_keys has active keys %s that the operator was not given; rows encrypted "
@@ -129,9 +175,13 @@ async def check_key_continuity(
 class PrimaryKeyGuard:
     """Per-transaction proof that the primary key is still active (fail closed on every write).
 
-    ``FOR KEY SHARE`` keeps the row from being revoked (revocation rewrites its digest columns)
-    until our transaction commits, so nothing we write can reference a key that stops being
-    active mid-way. The ``test`` decryption is cached per distinct ``test`` value.
+    The ``test`` value of the primary digest's row is read in the write transaction and
+    checked here (cached per distinct value). The row is not locked: that would need UPDATE
+    on ``dbcrypt_keys`` (``SELECT ... FOR KEY SHARE`` does), and the operator's role only
+    reads that table. It needs no lock: every value we write references the digest through
+    a ``*_key_id`` foreign key, whose check takes the same KEY SHARE lock on that row until
+    we commit, so a revocation racing us either waits for our commit or makes our statement
+    fail (``EncryptionKeyMismatch``); nothing can reference a key that stopped being active.
     """
 
     def __init__(self, ring: KeyRing) -> None:
@@ -139,13 +189,12 @@ class PrimaryKeyGuard:
         self._verified_test: str | None = None
 
     async def ensure(self, conn: AsyncConnection[Any]) -> None:
-        """Read (and lock) the primary key's row, then :meth:`check` it."""
+        """Read the primary key's row, then :meth:`check` it."""
         primary = self._ring.primary
         if primary is None:
             return
         cur = await conn.execute(
-            "SELECT test FROM dbcrypt_keys WHERE active_key_digest = %s FOR KEY SHARE",
-            (primary.digest,),
+            "SELECT test FROM dbcrypt_keys WHERE active_key_digest = %s", (primary.digest,)
         )
         row = await cur.fetchone()
         self.check(str(row[0]) if row else None)

@@ -19,12 +19,15 @@ __all__ = [
     "DuplicateKey",
     "EncryptionKeyMismatch",
     "GatewayKeyConflict",
+    "InsufficientPrivileges",
     "InvalidKey",
     "InvalidName",
     "InvalidProvider",
     "NameConflict",
     "NameTaken",
     "NotFound",
+    "NotSupportedByCoder",
+    "PlaintextRefused",
     "SchemaMismatch",
     "SecretCollision",
     "StoreError",
@@ -70,6 +73,29 @@ class SchemaMismatch(StoreError):
         super().__init__(msg)
 
 
+class InsufficientPrivileges(SchemaMismatch):
+    """The operator's database role lacks a privilege it needs (``deploy/postgres/grants.sql``).
+
+    ``missing`` names each one exactly, e.g. ``DELETE on table public.ai_provider_keys``.
+    Nothing was written (the statement that needed it rolled its transaction back).
+    """
+
+    def __init__(self, missing: Sequence[str], hint: str = "") -> None:
+        self.missing = tuple(missing)
+        lines = "\n".join(f"  - {item}" for item in self.missing)
+        msg = (
+            f"the operator's database role lacks {len(self.missing)} privilege(s) it needs:\n"
+            f"{lines}\n"
+            + (hint or "Grant them as in deploy/postgres/grants.sql; nothing was written.")
+        )
+        StoreError.__init__(self, msg)
+
+
+class NotSupportedByCoder(StoreError):
+    """The detected Coder release does not have what the call needs (e.g. AI Gateway keys
+    before v2.35). Upgrade Coder; retrying does not help until then."""
+
+
 class EncryptionKeyMismatch(StoreError):
     """Our encryption keys do not match what coderd uses, so writing would corrupt data.
 
@@ -92,6 +118,21 @@ class UnknownKeyReference(EncryptionKeyMismatch):
             "configured AIGW_ENCRYPTION_KEYS; add that key (any position after the first) "
             "so the row can be read and re-encrypted"
         )
+
+
+class PlaintextRefused(EncryptionKeyMismatch):
+    """No encryption keys are configured, but writing plaintext was not chosen or cannot be.
+
+    Raised at start (``Store.open``) when plaintext was not chosen with
+    ``AIGW_ALLOW_PLAINTEXT=true``, and on every write of a secret column (an API key, the
+    settings blob) while coderd has an active key in ``dbcrypt_keys``: coderd encrypts, so a
+    plaintext row from us would be the one unencrypted secret in its database. The message
+    names the active key *digests*, never a key. Nothing was written.
+    """
+
+    def __init__(self, message: str, active_digests: Sequence[str] = ()) -> None:
+        self.active_digests = tuple(active_digests)
+        super().__init__(message)
 
 
 class InvalidProvider(StoreError):

@@ -10,6 +10,9 @@ leaked keys greppable by secret scanners; it is a product decision, not a Coder 
 
 Rows are hard-deleted (as coderd does); coderd closes a gateway's session within about 60 s
 when its heartbeat update finds the row gone. No pubsub notification exists for these rows.
+
+The table exists from Coder v2.35 (migration 000514); on v2.34 every call raises
+:class:`NotSupportedByCoder`.
 """
 
 from __future__ import annotations
@@ -137,6 +140,7 @@ class GatewayKeyOps:
         secret: str | None,
     ) -> IssuedGatewayKey:
         _check_name(name)
+        self._caps.require_gateway_keys()
         if secret is not None and not _SECRET_RE.fullmatch(secret):
             raise GatewayKeyConflict(
                 "a caller-supplied gateway secret must be 43 characters of [0-9A-Za-z_]"
@@ -213,6 +217,7 @@ class GatewayKeyOps:
         self, conn: AsyncConnection[Any], key_id: uuid.UUID, new_name: str, owner: OwnerRef
     ) -> GatewayKeyInfo:
         _check_name(new_name)
+        self._caps.require_gateway_keys()
         async with conn.transaction():
             cur = await conn.execute(
                 f"SELECT {self._cols}, hashed_secret FROM ai_gateway_keys "  # noqa: S608
@@ -251,6 +256,7 @@ class GatewayKeyOps:
             return GatewayKeyInfo(key_id, new_name, row[2], row[3], row[4])
 
     async def delete(self, conn: AsyncConnection[Any], key_id: uuid.UUID, owner: OwnerRef) -> bool:
+        self._caps.require_gateway_keys()
         async with conn.transaction():
             cur = await conn.execute(
                 "DELETE FROM ai_gateway_keys WHERE id = %s "
@@ -271,6 +277,7 @@ class GatewayKeyOps:
             return True
 
     async def get(self, conn: AsyncConnection[Any], key_id: uuid.UUID) -> GatewayKeyInfo | None:
+        self._caps.require_gateway_keys()
         cur = await conn.execute(
             f"SELECT {self._cols} FROM ai_gateway_keys WHERE id = %s",  # noqa: S608
             (key_id,),
@@ -280,6 +287,7 @@ class GatewayKeyOps:
         return _info(row, self._caps.has_heartbeat) if row else None
 
     async def by_name(self, conn: AsyncConnection[Any], name: str) -> GatewayKeyInfo | None:
+        self._caps.require_gateway_keys()
         cur = await conn.execute(
             f"SELECT {self._cols} FROM ai_gateway_keys WHERE lower(name) = lower(%s)",  # noqa: S608
             (name,),

@@ -19,12 +19,16 @@ __all__ = [
     "DeletePolicy",
     "DeleteResult",
     "DesiredProvider",
+    "Difference",
+    "DifferenceKind",
     "GatewayKeyInfo",
     "IssuedGatewayKey",
     "KeyRef",
     "OwnerRef",
+    "ProviderCheck",
     "ProviderResult",
     "ProviderType",
+    "RowVersion",
     "StoredKey",
     "StoredProvider",
 ]
@@ -124,7 +128,87 @@ class KeyRef:
     """Digest of the dbcrypt key the row is encrypted with (None = plaintext)."""
 
 
-Action = Literal["created", "updated", "unchanged", "adopted", "revived"]
+class DifferenceKind(StrEnum):
+    """What kind of difference a drift check found between a row and the desired state."""
+
+    COLUMN = "column"
+    """A plain column (``field`` names it)."""
+    SETTINGS = "settings"
+    """The settings decode fine but differ."""
+    SETTINGS_UNDECODABLE = "settings_undecodable"
+    """coderd cannot decode the stored settings (or they do not decrypt): gateways skip the
+    row and Coder's provider list fails. Rewritten by ``upsert``."""
+    KEYS = "keys"
+    """The key rows differ from the desired list: count, order or a value."""
+    KEY_UNDECRYPTABLE = "key_undecryptable"
+    """A key row's ciphertext no longer decrypts under its (known) key. Rewritten by
+    ``upsert``."""
+    UNKNOWN_TYPE = "unknown_type"
+    """The row's ``type`` is an ``ai_provider_type`` label this operator does not know (a
+    newer Coder's). Left alone: never rewritten."""
+    UNKNOWN_SETTINGS_TYPE = "unknown_settings_type"
+    """The settings carry a ``_type`` this operator does not know. Left alone."""
+
+
+_LEFT_ALONE = frozenset({DifferenceKind.UNKNOWN_TYPE, DifferenceKind.UNKNOWN_SETTINGS_TYPE})
+
+
+@dataclass(frozen=True)
+class Difference:
+    """One difference between a stored row and the desired state. ``detail`` never holds a
+    value (no key, no settings content): counts, positions, row ids, JSON kinds, labels."""
+
+    field: str
+    """``type``, ``name``, ``display_name``, ``enabled``, ``base_url``, ``icon``,
+    ``deleted``, ``settings`` or ``api_keys``."""
+    kind: DifferenceKind
+    detail: str = ""
+
+    @property
+    def left_alone(self) -> bool:
+        """The row holds something this operator does not understand: report, never write."""
+        return self.kind in _LEFT_ALONE
+
+    def __str__(self) -> str:
+        return f"{self.field} ({self.detail})" if self.detail else self.field
+
+
+@dataclass(frozen=True)
+class RowVersion:
+    """Cheap drift detection for one provider row *and its key rows*.
+
+    ``token`` digests the Postgres row versions (``xmin``) of the provider row and of every
+    key row of the provider, plus their ids: any INSERT, UPDATE or DELETE of either, by
+    anybody, gives another token, including edits that leave ``updated_at`` alone (a key row
+    deleted, swapped or corrupted in SQL). It holds no value, not even a hash of one. Our
+    own writes return the token they leave (``ProviderResult.version``), so comparing it with
+    :meth:`Store.provider_row_versions` tells someone else's write from ours.
+    """
+
+    updated_at: datetime
+    deleted: bool
+    token: str
+
+
+@dataclass(frozen=True)
+class ProviderCheck:
+    """What :meth:`Store.check_provider` found (read-only drift check)."""
+
+    provider_id: UUID
+    differences: tuple[Difference, ...]
+    version: RowVersion
+
+    @property
+    def in_sync(self) -> bool:
+        return not self.differences
+
+    @property
+    def left_alone(self) -> bool:
+        """True when ``upsert`` would leave the row alone (see :class:`Difference`)."""
+        return any(d.left_alone for d in self.differences)
+
+
+Action = Literal["created", "updated", "unchanged", "adopted", "revived", "left_alone"]
 
 
 @dataclass(frozen=True)
@@ -135,7 +219,9 @@ class ProviderResult:
     it may also have been updated), ``revived`` (our row had been soft-deleted, e.g. in the
     Coder UI, and is live again), ``updated`` or ``unchanged``. ``unchanged`` means nothing
     was written that readers can see: no notify, no audit; ``reencrypted`` may still be true
-    when only the ciphertext was rewritten under the primary key.
+    when only the ciphertext was rewritten under the primary key. ``left_alone``: the row
+    carries a provider type or settings ``_type`` this operator does not know (a newer
+    Coder's); nothing was written and ``differences`` says why (show it, do not retry fast).
     """
 
     provider_id: UUID
@@ -155,10 +241,15 @@ class ProviderResult:
     audited: bool
     updated_at: datetime | None = None
     """The row's ``updated_at`` after the call: a later value means someone else wrote it."""
+    version: RowVersion | None = None
+    """The row's version after the call (compare with :meth:`Store.provider_row_versions`)."""
+    differences: tuple[Difference, ...] = ()
+    """What differed before the call (what an update or a revert fixed; for ``left_alone``,
+    why nothing was written). Empty for ``created``."""
 
     @property
     def changed(self) -> bool:
-        return self.action != "unchanged"
+        return self.action not in ("unchanged", "left_alone")
 
 
 @dataclass(frozen=True)
@@ -204,7 +295,8 @@ class StoredProvider:
 
     id: UUID
     name: str
-    type: ProviderType
+    type: ProviderType | None
+    """None when the stored label is one this operator does not know (see ``type_label``)."""
     display_name: str | None
     icon: str | None
     """None when the ``icon`` column does not exist (coderd before 000539)."""
@@ -217,6 +309,11 @@ class StoredProvider:
     created_at: datetime
     updated_at: datetime
     adopted: bool
+    type_label: str = ""
+    """The stored ``type`` label as is (``type`` is None when this operator does not know it)."""
+    issues: tuple[Difference, ...] = ()
+    """What could not be read as coderd would: an unknown type or settings ``_type``,
+    settings coderd cannot decode, key rows that do not decrypt (``value`` is then "")."""
 
 
 @dataclass(frozen=True)

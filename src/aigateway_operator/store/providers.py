@@ -12,18 +12,30 @@ connection it is given, and follows coderd's rules (reference §5, §8, §9):
 
 Identity: a provider we create gets the id ``uuid5(namespace, "ai_provider:" + owner_uid)``,
 so a retry after a crash finds its own row by primary key, without trusting the name. Adopted
-rows keep their id and are recorded in ``aigw_owned_rows`` (see ``schema``); created rows are
-recorded there too, which makes "rows we own" one query.
+rows keep their id and are recorded in ``aigateway_operator.owned_rows`` (see
+``operator_schema``); created rows are recorded there too, which makes "rows we own" one
+query.
 
 No-op detection: desired state is canonicalised (``canonical``) and compared with the stored
-row *decrypted*; when equal, nothing is written at all: no UPDATE, no ``updated_at`` bump, no
-notify, no audit. Ciphertext under a non-primary key is rewritten under the primary key even
-then (a silent re-encryption: readers see identical plaintext, so no notify and no audit).
+row *decrypted* and decoded as coderd decodes it (``settings``), key rows included, by the
+pure :func:`plan.plan_provider` that the read-only :meth:`ProviderOps.check` shares; when
+equal, nothing is written at all: no UPDATE, no ``updated_at`` bump, no notify, no audit.
+Ciphertext under a non-primary key, or plaintext (NULL key id) once keys are configured, is
+rewritten under the primary key even then (a silent re-encryption: readers see identical
+plaintext, so no notify and no audit). A key row or settings blob of ours whose ciphertext
+no longer decrypts is rewritten from the desired value; one under a key we were not given
+still fails closed (:class:`UnknownKeyReference`). A row with a type or settings ``_type``
+this operator does not know is left alone (``action="left_alone"``).
+
+Versions: every result carries the :class:`RowVersion` the call left (``updated_at``,
+``deleted`` and a token over the ``xmin`` of the provider row and its key rows), so a caller
+can tell its own writes from anybody else's, key-row edits included.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -40,25 +52,36 @@ from aigateway_operator.store.canonical import (
     CanonicalProvider,
     bedrock_from_dict,
     canonicalize,
-    decode_settings,
     encode_settings,
     with_stored_external_id,
 )
-from aigateway_operator.store.cipher import KeyRing
-from aigateway_operator.store.dbcrypt import PrimaryKeyGuard
+from aigateway_operator.store.cipher import DecryptError, KeyRing
+from aigateway_operator.store.dbcrypt import PrimaryKeyGuard, plaintext_refused
 from aigateway_operator.store.errors import NameConflict, NameTaken, StoreError
 from aigateway_operator.store.models import (
     DeletePolicy,
     DeleteResult,
     DesiredProvider,
+    Difference,
+    DifferenceKind,
     KeyRef,
     OwnerRef,
+    ProviderCheck,
     ProviderResult,
     ProviderType,
+    RowVersion,
     StoredKey,
     StoredProvider,
 )
+from aigateway_operator.store.operator_schema import OWNED_ROWS
+from aigateway_operator.store.plan import (
+    ProviderPlan,
+    StoredKeyView,
+    StoredRowView,
+    plan_provider,
+)
 from aigateway_operator.store.schema import Capabilities
+from aigateway_operator.store.settings import DecodedSettings, SettingsStatus, decode
 
 __all__ = [
     "AI_PROVIDERS_LOCK_ID",
@@ -83,7 +106,7 @@ Checkpoint = Callable[[str, AsyncConnection[Any]], Awaitable[None]]
 
 
 _OWNER_UPSERT = (
-    "INSERT INTO aigw_owned_rows (kind, owner_uid, row_id, adopted) "
+    f"INSERT INTO {OWNED_ROWS} (kind, owner_uid, row_id, adopted) "  # noqa: S608
     "VALUES ('ai_provider', %s, %s, %s) ON CONFLICT (kind, owner_uid) "
     "DO UPDATE SET row_id = EXCLUDED.row_id, adopted = EXCLUDED.adopted, "
     "created_at = now()"
@@ -122,6 +145,24 @@ def _create_sql(icon: bool, audited: bool) -> str:
     return "WITH " + ", ".join(parts) + " SELECT pg_notify(%s, '')"
 
 
+#: The version of provider row ``p``: ``updated_at``, ``deleted`` and the text the token is
+#: digested from: the ``xmin`` of the row and of each key row (with its id). Any INSERT,
+#: UPDATE or DELETE changes some ``xmin`` (a row lock does not: it sets ``xmax``), and
+#: freezing keeps the value readable (Postgres 9.4+). Evaluated inside a write transaction
+#: it sees that transaction's own rows. No key value goes into it.
+_VERSION_COLS = (
+    "p.updated_at, p.deleted, p.xmin::text || '/' || coalesce((SELECT string_agg("
+    "k.id::text || ':' || k.xmin::text, ',' ORDER BY k.id) FROM ai_provider_keys k "
+    "WHERE k.provider_id = p.id), '')"
+)
+_VERSION_SQL = f"SELECT {_VERSION_COLS} FROM ai_providers p WHERE p.id = %s"  # noqa: S608
+
+
+def _version(updated_at: datetime, deleted: bool, text: str) -> RowVersion:
+    token = hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+    return RowVersion(updated_at=updated_at, deleted=deleted, token=token)
+
+
 def _tick(base: datetime, n: int) -> datetime:
     """``base`` plus ``n`` microseconds (Postgres timestamps have microsecond resolution)."""
     return base + timedelta(microseconds=n)
@@ -146,8 +187,28 @@ class _Row:
     created_at: datetime
     updated_at: datetime
     icon: str | None
+    version_deleted: bool
+    version_text: str
     owner_uid: str | None = None
     adopted: bool = False
+
+    @property
+    def version(self) -> RowVersion:
+        return _version(self.updated_at, self.version_deleted, self.version_text)
+
+    def view(self, settings: DecodedSettings) -> StoredRowView:
+        """The row as :func:`plan.plan_provider` sees it (settings decrypted and decoded)."""
+        return StoredRowView(
+            type=self.type,
+            name=self.name,
+            display_name=self.display_name,
+            enabled=self.enabled,
+            deleted=self.deleted,
+            base_url=self.base_url,
+            icon=self.icon,
+            settings=settings,
+            settings_key_id=self.settings_key_id,
+        )
 
     def audit_view(self, has_icon: bool, settings_plain: str | None) -> dict[str, Any]:
         view: dict[str, Any] = {
@@ -163,17 +224,6 @@ class _Row:
         if has_icon:
             view["icon"] = self.icon or ""
         return view
-
-
-@dataclass
-class _KeyRow:
-    id: uuid.UUID
-    value: str = field(repr=False)
-    key_id: str | None
-    created_at: datetime
-
-    def ref(self) -> KeyRef:
-        return KeyRef(id=self.id, masked=mask_secret(self.value), key_id=self.key_id)
 
 
 class ProviderOps:
@@ -196,6 +246,8 @@ class ProviderOps:
             "p.id, p.type::text, p.name, p.display_name, p.enabled, p.deleted, p.base_url, "
             "p.settings, p.settings_key_id, p.created_at, p.updated_at, "
             + ("p.icon" if caps.has_icon else "NULL::text")
+            + ", "
+            + _VERSION_COLS.removeprefix("p.updated_at, ")
         )
         self._select_cols = cols
 
@@ -209,34 +261,41 @@ class ProviderOps:
         return row[0] if row else datetime.now(UTC)
 
     async def _send_lock_and_guard(self, conn: AsyncConnection[Any]) -> AsyncCursor[Any]:
-        """Lock 10, then the primary key's ``dbcrypt_keys`` row, in one statement; returns the
-        cursor to read ``(now, test)`` from (see :meth:`_guarded_now`).
+        """Lock 10, then the primary key's ``dbcrypt_keys`` row and the active digests, in one
+        statement; returns the cursor to read them from (see :meth:`_guarded_now`).
 
-        The lock is taken in FROM, so it is held before the key row is read and locked
-        ``FOR KEY SHARE`` (which keeps it from being revoked until we commit).
+        The lock is taken in FROM, so it is held before ``dbcrypt_keys`` is read.
         """
         return await conn.execute(
-            "SELECT now(), (SELECT test FROM dbcrypt_keys WHERE active_key_digest = %s "
-            "FOR KEY SHARE) FROM (SELECT pg_advisory_xact_lock(%s)) AS l",
+            "SELECT now(), (SELECT test FROM dbcrypt_keys WHERE active_key_digest = %s), "
+            "(SELECT coalesce(array_agg(active_key_digest ORDER BY number), '{}') "
+            "FROM dbcrypt_keys WHERE active_key_digest IS NOT NULL) "
+            "FROM (SELECT pg_advisory_xact_lock(%s)) AS l",
             (self._ring.primary_digest, AI_PROVIDERS_LOCK_ID),
         )
 
-    async def _guarded_now(self, cur: AsyncCursor[Any]) -> datetime:
+    async def _guarded_now(self, cur: AsyncCursor[Any]) -> tuple[datetime, tuple[str, ...]]:
+        """The transaction's ``now()`` and the active ``dbcrypt_keys`` digests it read."""
         row = await cur.fetchone()
         if row is None:  # pragma: no cover - a FROM with one row always yields one row
             raise RuntimeError("advisory lock query returned no row")
         self._guard.check(row[1])
-        return row[0]  # type: ignore[no-any-return]
+        return row[0], tuple(str(d) for d in row[2])
+
+    def _refuse_plaintext(self, active: tuple[str, ...], what: str) -> None:
+        """No secret column is written in plaintext while coderd has an active key."""
+        if self._ring.primary is None and active:
+            raise plaintext_refused(active, f"refusing to write {what}")
 
     async def _load_owned(
         self, conn: AsyncConnection[Any], owner_uid: str, lock: bool
     ) -> _Row | None:
-        """Our row: the one recorded in aigw_owned_rows, else the deterministic id."""
+        """Our row: the one recorded in owned_rows, else the deterministic id."""
         query = (
             f"SELECT {self._select_cols}, o.owner_uid, coalesce(o.adopted, false) "  # noqa: S608
-            "FROM ai_providers p LEFT JOIN aigw_owned_rows o "
+            f"FROM ai_providers p LEFT JOIN {OWNED_ROWS} o "
             "  ON o.kind = 'ai_provider' AND o.owner_uid = %(uid)s "
-            "WHERE p.id = coalesce((SELECT row_id FROM aigw_owned_rows "
+            f"WHERE p.id = coalesce((SELECT row_id FROM {OWNED_ROWS} "
             "  WHERE kind = 'ai_provider' AND owner_uid = %(uid)s), %(own)s)"
             + (" FOR UPDATE OF p" if lock else "")
         )
@@ -256,9 +315,9 @@ class ProviderOps:
             f"SELECT {self._select_cols}, o.owner_uid, coalesce(o.adopted, false), "  # noqa: S608
             "  p.id = t.id "
             "FROM ai_providers p "
-            "CROSS JOIN (SELECT coalesce((SELECT row_id FROM aigw_owned_rows "
+            f"CROSS JOIN (SELECT coalesce((SELECT row_id FROM {OWNED_ROWS} "
             "  WHERE kind = 'ai_provider' AND owner_uid = %(uid)s), %(own)s) AS id) AS t "
-            "LEFT JOIN aigw_owned_rows o ON o.kind = 'ai_provider' AND o.row_id = p.id "
+            f"LEFT JOIN {OWNED_ROWS} o ON o.kind = 'ai_provider' AND o.row_id = p.id "
             "WHERE p.id = t.id OR (p.name = %(name)s AND NOT p.deleted) "
             "FOR UPDATE OF p"
         )
@@ -281,7 +340,10 @@ class ProviderOps:
 
     async def _load_keys(
         self, conn: AsyncConnection[Any], provider_id: uuid.UUID, lock: bool
-    ) -> list[_KeyRow]:
+    ) -> list[StoredKeyView]:
+        """Key rows in coderd's read order, decrypted; a row whose ciphertext does not
+        decrypt under its (known) key has ``value=None``. A key we were not given raises
+        :class:`UnknownKeyReference` (we cannot tell a foreign key from damage: fail closed)."""
         query = (
             "SELECT id, api_key, api_key_key_id, created_at FROM ai_provider_keys "
             "WHERE provider_id = %s ORDER BY created_at, id"
@@ -289,41 +351,85 @@ class ProviderOps:
         cur = await conn.execute(query + (" FOR UPDATE" if lock else ""), (provider_id,))
         out = []
         for kid, value, key_id, created_at in await cur.fetchall():
-            plain = self._ring.decrypt_field(value, key_id, f"ai_provider_keys row {kid}")
-            out.append(_KeyRow(kid, plain, key_id, created_at))
+            plain: str | None
+            try:
+                plain = self._ring.decrypt_field(value, key_id, f"ai_provider_keys row {kid}")
+            except DecryptError:
+                plain = None
+            out.append(StoredKeyView(kid, plain, key_id, created_at))
         return out
 
-    def _decrypt_settings(self, row: _Row) -> str | None:
-        if row.settings is None or not row.settings.strip():
-            return None
-        return self._ring.decrypt_field(
-            row.settings, row.settings_key_id, f"ai_providers row {row.id} settings"
-        )
+    def _read_settings(self, row: _Row) -> tuple[DecodedSettings, str | None]:
+        """The settings as coderd decodes them, and the decrypted text (None: NULL, or it
+        does not decrypt)."""
+        if row.settings is None:
+            return DecodedSettings(SettingsStatus.EMPTY), None
+        try:
+            plain = self._ring.decrypt_field(
+                row.settings, row.settings_key_id, f"ai_providers row {row.id} settings"
+            )
+        except DecryptError:
+            return (
+                DecodedSettings(
+                    SettingsStatus.UNDECODABLE,
+                    reason=f"does not decrypt under key {row.settings_key_id}",
+                ),
+                None,
+            )
+        return decode(plain, self._caps.coder.bedrock_fields), plain
 
     async def get(self, conn: AsyncConnection[Any], owner_uid: str) -> StoredProvider | None:
+        """Our row, decrypted, as far as it can be read: what cannot be read is in
+        ``issues`` (never an exception for an unknown type or undecodable content)."""
         async with conn.transaction():
             row = await self._load_owned(conn, owner_uid, lock=False)
             if row is None:
                 return None
             keys = await self._load_keys(conn, row.id, lock=False)
-        settings = decode_settings(self._decrypt_settings(row))
+        settings, _ = self._read_settings(row)
+        view = row.view(settings)
+        issues: list[Difference] = []
+        if not view.type_known:
+            issues.append(
+                Difference("type", DifferenceKind.UNKNOWN_TYPE, f"{row.type!r} is not known")
+            )
+        if settings.status is SettingsStatus.UNKNOWN_TYPE:
+            issues.append(
+                Difference("settings", DifferenceKind.UNKNOWN_SETTINGS_TYPE, settings.reason)
+            )
+        elif settings.status is SettingsStatus.UNDECODABLE:
+            issues.append(
+                Difference(
+                    "settings",
+                    DifferenceKind.SETTINGS_UNDECODABLE,
+                    f"undecodable by coderd: {settings.reason}",
+                )
+            )
+        issues += [
+            Difference("api_keys", DifferenceKind.KEY_UNDECRYPTABLE, f"row {k.id} does not decrypt")
+            for k in keys
+            if k.value is None
+        ]
         return StoredProvider(
             id=row.id,
             name=row.name,
-            type=ProviderType(row.type),
+            type=ProviderType(row.type) if view.type_known else None,
             display_name=row.display_name,
             icon=row.icon if self._caps.has_icon else None,
             enabled=row.enabled,
             deleted=row.deleted,
             base_url=row.base_url,
-            bedrock=bedrock_from_dict(settings),
+            bedrock=bedrock_from_dict(settings.view),
             settings_key_id=row.settings_key_id,
             keys=tuple(
-                StoredKey(k.id, k.value, mask_secret(k.value), k.key_id, k.created_at) for k in keys
+                StoredKey(k.id, k.value or "", mask_secret(k.value or ""), k.key_id, k.created_at)
+                for k in keys
             ),
             created_at=row.created_at,
             updated_at=row.updated_at,
             adopted=row.adopted,
+            type_label=row.type,
+            issues=tuple(issues),
         )
 
     # --- upsert --------------------------------------------------------------------------------
@@ -335,7 +441,7 @@ class ProviderOps:
         owner: OwnerRef,
         adopt: bool,
     ) -> ProviderResult:
-        canon = canonicalize(desired)  # validate before touching the database
+        canon = canonicalize(desired, self._caps.coder)  # validate before touching the database
         try:
             # Pipeline mode: statements whose results we do not need are sent without waiting
             # for each reply, which keeps the lock-10 transaction short for coderd's readers.
@@ -362,7 +468,7 @@ class ProviderOps:
             # read-only statement.
             lock = await self._send_lock_and_guard(conn)
             load = await self._send_load_for_upsert(conn, owner.uid, canon.name)
-            now = await self._guarded_now(lock)
+            now, active = await self._guarded_now(lock)
             row, holder = await self._loaded(load)
             action: str | None = None
             if row is not None and not row.deleted:
@@ -377,15 +483,14 @@ class ProviderOps:
                     )
                 if not adopt:
                     raise NameConflict(canon.name, str(holder.id))
-                await self._record_owner(conn, owner.uid, holder.id, adopted=True)
-                row, action = holder, "adopted"
+                row, action = holder, "adopted"  # recorded once we know we may write it
             elif row is not None:
                 action = "revived"
             else:
-                return await self._create(conn, canon, desired, owner, now)
+                return await self._create(conn, canon, desired, owner, now, active)
             if row is None:  # unreachable: every branch above either sets row or returns
                 raise RuntimeError("provider row vanished while locked")
-            return await self._update(conn, row, canon, desired, owner, now, action)
+            return await self._update(conn, row, canon, desired, owner, now, action, active)
 
     async def _record_owner(
         self, conn: AsyncConnection[Any], owner_uid: str, row_id: uuid.UUID, adopted: bool
@@ -420,8 +525,11 @@ class ProviderOps:
         desired: DesiredProvider,
         owner: OwnerRef,
         now: datetime,
+        active: tuple[str, ...],
     ) -> ProviderResult:
-        canon = with_stored_external_id(canon, desired, None)
+        canon = with_stored_external_id(canon, desired, None, self._caps.coder)
+        if canon.settings is not None or canon.api_keys:
+            self._refuse_plaintext(active, f"the keys or settings of AI provider {canon.name!r}")
         row_id = provider_row_id(owner.uid)
         settings, settings_key_id = self._encrypt_settings(canon.settings)
         params: list[Any] = [row_id, canon.type.value, canon.name, canon.display_name,
@@ -448,6 +556,7 @@ class ProviderOps:
             )
         params.append(NOTIFY_CHANNEL)
         await conn.execute(_create_sql(self._caps.has_icon, audited), params)
+        version = await self._version_of(conn, row_id)
         await self._checkpoint("before_commit", conn)
         return ProviderResult(
             provider_id=row_id,
@@ -464,7 +573,16 @@ class ProviderOps:
             notified=True,
             audited=audited,
             updated_at=now,
+            version=version,
         )
+
+    async def _version_of(self, conn: AsyncConnection[Any], row_id: uuid.UUID) -> RowVersion:
+        """The row's version as this transaction left it (its own writes included)."""
+        cur = await conn.execute(_VERSION_SQL, (row_id,))
+        got = await cur.fetchone()
+        if got is None:  # pragma: no cover - the row is locked or was just inserted
+            raise RuntimeError("provider row vanished while locked")
+        return _version(got[0], got[1], got[2])
 
     def _tracked(self) -> tuple[str, ...]:
         fields = (
@@ -560,67 +678,43 @@ class ProviderOps:
         owner: OwnerRef,
         now: datetime,
         action: str | None,
+        active: tuple[str, ...],
     ) -> ProviderResult:
-        settings_plain = self._decrypt_settings(row)
-        stored_settings = decode_settings(settings_plain)
-        canon = with_stored_external_id(canon, desired, stored_settings)
+        settings, settings_plain = self._read_settings(row)
+        canon = with_stored_external_id(canon, desired, settings.view, self._caps.coder)
         keys = await self._load_keys(conn, row.id, lock=True)
-
-        # Column changes (what readers see).
-        changes: dict[str, Any] = {}
-        if row.type != canon.type.value:
-            changes["type"] = canon.type.value
-        for col in ("name", "display_name", "enabled", "base_url"):
-            if getattr(row, col) != getattr(canon, col):
-                changes[col] = getattr(canon, col)
-        if self._caps.has_icon and (row.icon or "") != canon.icon:
-            changes["icon"] = canon.icon
-        if row.deleted:
-            changes["deleted"] = False
-        settings_same = stored_settings == canon.settings and (
-            stored_settings is not None or settings_plain is None
+        p = plan_provider(
+            row.view(settings),
+            keys,
+            canon,
+            has_icon=self._caps.has_icon,
+            primary_digest=self._ring.primary_digest,
         )
+        if p.left_alone:
+            return self._left_alone(row, p)
+        if action == "adopted":
+            await self._record_owner(conn, owner.uid, row.id, adopted=True)
+        changes: dict[str, Any] = dict(p.changes)
         settings_key_id = row.settings_key_id
-        reencrypt_settings = False
-        if not settings_same:
+        if p.settings_changed:
+            if canon.settings is not None:
+                self._refuse_plaintext(active, f"the settings of AI provider {canon.name!r}")
             changes["settings"], settings_key_id = self._encrypt_settings(canon.settings)
             changes["settings_key_id"] = settings_key_id
-        elif canon.settings is not None and self._ring.needs_reencrypt(row.settings_key_id):
-            reencrypt_settings = True
+        kp = p.keys
+        if kp.new_values:
+            self._refuse_plaintext(active, f"the API keys of AI provider {canon.name!r}")
+        key_ids: dict[uuid.UUID, str | None] = {}  # key rows re-encrypted by this call
 
-        # Key plan: keep the longest prefix of the desired list that is already stored in the
-        # right order; every later key gets a fresh, strictly increasing created_at (moved rows
-        # are updated in place, new rows inserted), so reading by (created_at, id) yields the
-        # desired failover order.
-        by_value: dict[str, _KeyRow] = {}
-        removed: list[_KeyRow] = []
-        for k in keys:
-            if k.value in by_value:
-                removed.append(k)  # a duplicate written by someone else: coderd cannot use it
-            else:
-                by_value[k.value] = k
-        position = {k.id: i for i, k in enumerate(keys)}
-        wanted = list(canon.api_keys)
-        prefix, last = 0, -1
-        while prefix < len(wanted):
-            found = by_value.get(wanted[prefix])
-            if found is None or position[found.id] < last:
-                break
-            last = position[found.id]
-            prefix += 1
-        wanted_set = set(wanted)
-        removed += [k for k in by_value.values() if k.value not in wanted_set]
-        in_place = [by_value[v] for v in wanted[:prefix]]
-        tail = wanted[prefix:]
-        moved = [by_value[v] for v in tail if v in by_value]
-        keys_changed = bool(removed) or bool(tail)
-        reencrypt_keys = [k for k in in_place if self._ring.needs_reencrypt(k.key_id)]
+        def ref(k: StoredKeyView) -> KeyRef:
+            masked = mask_secret(k.value) if k.value is not None else ""
+            return KeyRef(id=k.id, masked=masked, key_id=key_ids.get(k.id, k.key_id))
 
-        if not changes and not keys_changed:
+        if not changes and not kp.changed:
             reencrypted = await self._reencrypt_only(
-                conn, row, settings_plain if reencrypt_settings else None, reencrypt_keys
+                conn, row, settings_plain if p.reencrypt_settings else None, kp.reencrypt, key_ids
             )
-            refs = tuple(k.ref() for k in in_place)
+            refs = tuple(ref(k) for k in kp.in_place)
             return ProviderResult(
                 provider_id=row.id,
                 name=row.name,
@@ -632,17 +726,19 @@ class ProviderOps:
                 keys_kept=refs,
                 keys_reordered=False,
                 settings_key_id=(
-                    self._ring.primary_digest if reencrypt_settings else row.settings_key_id
+                    self._ring.primary_digest if p.reencrypt_settings else row.settings_key_id
                 ),
                 reencrypted=reencrypted,
                 notified=False,
                 audited=False,
                 updated_at=row.updated_at,
+                version=await self._version_of(conn, row.id) if reencrypted else row.version,
+                differences=p.differences,
             )
 
         # A real change: one UPDATE of the provider row (updated_at bumped, like coderd's PATCH,
         # also when only the keys change), then the key rows.
-        if reencrypt_settings:
+        if p.reencrypt_settings:
             changes["settings"], settings_key_id = self._ring.encrypt_field(settings_plain or "")
             changes["settings_key_id"] = settings_key_id
         assignments: list[sql.Composable] = [
@@ -661,18 +757,18 @@ class ProviderOps:
         )
         await self._checkpoint("provider_written", conn)
 
-        removed_refs = [k.ref() for k in removed]
-        if removed:
+        removed_refs = [ref(k) for k in kp.removed]
+        if kp.removed:
             await conn.execute(
-                "DELETE FROM ai_provider_keys WHERE id = ANY(%s)", ([k.id for k in removed],)
+                "DELETE FROM ai_provider_keys WHERE id = ANY(%s)", ([k.id for k in kp.removed],)
             )
         await self._checkpoint("keys_deleted", conn)
-        await self._reencrypt_keys(conn, reencrypt_keys)
+        await self._reencrypt_keys(conn, kp.reencrypt, key_ids)
         after = max([now, *(k.created_at for k in keys)])
         new_rows: list[tuple[str, datetime]] = []
-        for i, value in enumerate(tail):
+        for i, value in enumerate(kp.tail):
             created_at = _tick(after, i + 1)
-            existing = by_value.get(value)
+            existing = kp.by_value.get(value)
             if existing is None:
                 new_rows.append((value, created_at))
                 continue
@@ -680,26 +776,29 @@ class ProviderOps:
             key_id = existing.key_id
             if self._ring.needs_reencrypt(key_id):
                 stored_val, key_id = self._ring.encrypt_field(value)
+                key_ids[existing.id] = key_id
             await conn.execute(
                 "UPDATE ai_provider_keys SET created_at = %s, updated_at = now(), "
                 "api_key = coalesce(%s, api_key), api_key_key_id = %s WHERE id = %s",
                 (created_at, stored_val, key_id, existing.id),
             )
-            existing.key_id = key_id
-            existing.created_at = created_at
         added = await self._insert_keys(conn, row.id, new_rows, now)
         await self._checkpoint("keys_written", conn)
 
         added_by_value = dict(zip((v for v, _ in new_rows), added, strict=True))
-        final = tuple(by_value[v].ref() if v in by_value else added_by_value[v] for v in wanted)
-        kept = tuple(by_value[v].ref() for v in wanted if v in by_value)
+        wanted = canon.api_keys
+        final = tuple(
+            ref(kp.by_value[v]) if v in kp.by_value else added_by_value[v] for v in wanted
+        )
+        kept = tuple(ref(kp.by_value[v]) for v in wanted if v in kp.by_value)
         provider_diff = audit.diff(
-            row.audit_view(self._caps.has_icon, settings_plain),
+            # Undecryptable settings: the ciphertext stands in (only "changed?" is recorded).
+            row.audit_view(self._caps.has_icon, settings_plain or row.settings),
             self._new_view(row.id, canon),
             self._tracked(),
         )
         extra_fields: dict[str, Any] = {}
-        if keys_changed:
+        if kp.changed:
             extra_fields = {
                 "added": [{"id": str(r.id), "masked": r.masked} for r in added],
                 "removed": [{"id": str(r.id), "masked": r.masked} for r in removed_refs],
@@ -711,40 +810,72 @@ class ProviderOps:
             ),
             *self._key_entries(row.id, added, removed_refs),
         ]
+        version = await self._version_of(conn, row.id)
         audited = await self._finish(conn, owner, entries, notify=True)
         return ProviderResult(
             provider_id=row.id,
             name=canon.name,
             action=action or "updated",  # type: ignore[arg-type]
             changed_fields=tuple(f for f in self._tracked() if f in provider_diff)
-            + (("api_keys",) if keys_changed else ()),
+            + (("api_keys",) if kp.changed else ()),
             keys=final,
             keys_added=tuple(added),
             keys_removed=tuple(removed_refs),
             keys_kept=kept,
-            keys_reordered=bool(moved),
+            keys_reordered=kp.reordered,
             settings_key_id=settings_key_id if canon.settings is not None else None,
-            reencrypted=reencrypt_settings or bool(reencrypt_keys),
+            reencrypted=p.reencrypt_settings or bool(kp.reencrypt),
             notified=True,
             audited=audited,
             updated_at=now,  # now() is the transaction's start time, as written by the UPDATE
+            version=version,
+            differences=p.differences,
         )
 
-    async def _reencrypt_keys(self, conn: AsyncConnection[Any], keys: Sequence[_KeyRow]) -> None:
+    def _left_alone(self, row: _Row, p: ProviderPlan) -> ProviderResult:
+        """Nothing written: the row holds what this operator does not understand."""
+        return ProviderResult(
+            provider_id=row.id,
+            name=row.name,
+            action="left_alone",
+            changed_fields=(),
+            keys=(),
+            keys_added=(),
+            keys_removed=(),
+            keys_kept=(),
+            keys_reordered=False,
+            settings_key_id=row.settings_key_id,
+            reencrypted=False,
+            notified=False,
+            audited=False,
+            updated_at=row.updated_at,
+            version=row.version,
+            differences=p.differences,
+        )
+
+    async def _reencrypt_keys(
+        self,
+        conn: AsyncConnection[Any],
+        keys: Sequence[StoredKeyView],
+        key_ids: dict[uuid.UUID, str | None],
+    ) -> None:
         for k in keys:
+            if k.value is None:  # pragma: no cover - only decrypted rows are kept in place
+                continue
             stored, key_id = self._ring.encrypt_field(k.value)
             await conn.execute(
                 "UPDATE ai_provider_keys SET api_key = %s, api_key_key_id = %s WHERE id = %s",
                 (stored, key_id, k.id),
             )
-            k.key_id = key_id
+            key_ids[k.id] = key_id
 
     async def _reencrypt_only(
         self,
         conn: AsyncConnection[Any],
         row: _Row,
         settings_plain: str | None,
-        keys: Sequence[_KeyRow],
+        keys: Sequence[StoredKeyView],
+        key_ids: dict[uuid.UUID, str | None],
     ) -> bool:
         """Rewrite ciphertext under the primary key; no updated_at, notify or audit."""
         if settings_plain is None and not keys:
@@ -755,38 +886,32 @@ class ProviderOps:
                 "UPDATE ai_providers SET settings = %s, settings_key_id = %s WHERE id = %s",
                 (stored, key_id, row.id),
             )
-        await self._reencrypt_keys(conn, keys)
+        await self._reencrypt_keys(conn, keys, key_ids)
         await self._checkpoint("before_commit", conn)
         return True
 
-    async def compare(
+    async def check(
         self, conn: AsyncConnection[Any], desired: DesiredProvider, owner_uid: str
-    ) -> list[str] | None:
-        """Fields where our row differs from ``desired`` (None: no row). Writes nothing."""
-        canon = canonicalize(desired)
+    ) -> ProviderCheck | None:
+        """How our row differs from ``desired`` (None: no row), key rows included: count,
+        order and decrypted values; undecodable settings and undecryptable key rows are
+        differences of their own. Writes nothing; never raises for what it cannot read."""
+        canon = canonicalize(desired, self._caps.coder)
         async with conn.transaction():
             row = await self._load_owned(conn, owner_uid, lock=False)
             if row is None:
                 return None
-            settings_plain = self._decrypt_settings(row)
-            stored_settings = decode_settings(settings_plain)
-            canon = with_stored_external_id(canon, desired, stored_settings)
+            settings, _ = self._read_settings(row)
+            canon = with_stored_external_id(canon, desired, settings.view, self._caps.coder)
             keys = await self._load_keys(conn, row.id, lock=False)
-        out = []
-        if row.type != canon.type.value:
-            out.append("type")
-        for col in ("name", "display_name", "enabled", "base_url"):
-            if getattr(row, col) != getattr(canon, col):
-                out.append(col)
-        if self._caps.has_icon and (row.icon or "") != canon.icon:
-            out.append("icon")
-        if row.deleted:
-            out.append("deleted")
-        if stored_settings != canon.settings:
-            out.append("settings")
-        if tuple(k.value for k in keys) != canon.api_keys:
-            out.append("api_keys")
-        return out
+        p = plan_provider(
+            row.view(settings),
+            keys,
+            canon,
+            has_icon=self._caps.has_icon,
+            primary_digest=self._ring.primary_digest,
+        )
+        return ProviderCheck(provider_id=row.id, differences=p.differences, version=row.version)
 
     async def versions(
         self, conn: AsyncConnection[Any], row_ids: Sequence[uuid.UUID]
@@ -796,6 +921,17 @@ class ProviderOps:
             "SELECT id, updated_at, deleted FROM ai_providers WHERE id = ANY(%s)", (list(row_ids),)
         )
         return {rid: (updated, deleted) for rid, updated, deleted in await cur.fetchall()}
+
+    async def row_versions(
+        self, conn: AsyncConnection[Any], row_ids: Sequence[uuid.UUID]
+    ) -> dict[uuid.UUID, RowVersion]:
+        """:class:`RowVersion` of the given rows, key rows included (missing rows left out)."""
+        cur = await conn.execute(
+            f"SELECT p.id, {_VERSION_COLS} FROM ai_providers p "  # noqa: S608
+            "WHERE p.id = ANY(%s)",
+            (list(row_ids),),
+        )
+        return {r[0]: _version(r[1], r[2], r[3]) for r in await cur.fetchall()}
 
     # --- delete --------------------------------------------------------------------------------
 
@@ -808,7 +944,7 @@ class ProviderOps:
             await self._lock_and_now(conn)
             row = await self._load_owned(conn, owner.uid, lock=True)
             await conn.execute(
-                "DELETE FROM aigw_owned_rows WHERE kind = 'ai_provider' AND owner_uid = %s",
+                f"DELETE FROM {OWNED_ROWS} WHERE kind = 'ai_provider' AND owner_uid = %s",  # noqa: S608
                 (owner.uid,),
             )
             if row is None or (row.deleted and policy is DeletePolicy.SOFT_DELETE):

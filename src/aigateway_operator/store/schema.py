@@ -1,26 +1,26 @@
 """Create or verify the part of Coder's schema the operator writes, and detect capabilities.
 
-``verify`` (production): coderd owns and migrates the schema. At start we check every table,
-column (with its type), enum value, constraint and index we rely on, and refuse to start
-with one message that lists *everything* missing, so an operator pointed at a too-old coderd
-(or at the wrong database) fails loudly instead of writing rows coderd cannot read. Optional
-columns that vary by coderd version are detected instead: ``ai_providers.icon`` (000539,
-main only) and ``ai_gateway_keys.last_heartbeat_at`` (000532, v2.35+), and whether
-``audit_logs`` exists at all.
+``verify`` (production): coderd owns and migrates the schema. At start we read Coder's
+migration version (``schema_migrations``, golang-migrate) and map it to a release
+(``versions``); a release older than supported refuses to start, a newer one starts with a
+warning. Then we check every table, column (with its type), enum value, constraint and
+index that release has and we rely on, and refuse to start with one message that lists
+*everything* missing, so an operator pointed at a too-old coderd (or at the wrong database)
+fails loudly instead of writing rows coderd cannot read. What differs between releases is
+chosen from the version: ``ai_gateway_keys`` (000514, v2.35+), its ``last_heartbeat_at``
+(000532, v2.35+) and ``ai_providers.icon`` (000539, v2.36). Beyond the newest known
+migration those columns are detected instead of required. ``audit_logs`` is optional.
 
-``create`` (standalone dev/test): create exactly that subset of Coder's schema, with Coder's
-names, types, defaults, constraints, indexes, foreign keys and enum values (reference §1),
-idempotently, inside one transaction serialised by an advisory lock, then verify it like
-production does (so the DDL and the checks cannot drift apart).
+``create`` (standalone dev/test): create exactly that subset of Coder's schema for a chosen
+release (``AIGW_CREATE_CODER_VERSION``: v2.34, v2.35 or v2.36), with Coder's names, types,
+defaults, constraints, indexes, foreign keys and enum values (reference §1), plus a
+``schema_migrations`` row like coderd's, idempotently, inside one transaction serialised by
+an advisory lock, then verify it like production does (so the DDL and the checks cannot
+drift apart). coderd's dump carries ``COMMENT ON`` statements for some of these objects
+(e.g. on ``ai_providers.display_name``), but the reference does not quote their text, so
+none are written here rather than invented ones.
 
-The one table of our own: ``aigw_owned_rows`` records which Kubernetes object owns which
-row. Coder's tables have no spare column for that. Rows we *create* get an id derived from
-the owner's uid, so finding them needs no bookkeeping; but a row we *adopt* keeps its
-coderd-generated id (chat model configs reference it), so ownership must live somewhere.
-The table is created in both modes (``CREATE TABLE IF NOT EXISTS``), is never read or written
-by coderd, has no foreign keys into Coder's tables (an FK would make coderd's own deletes
-and migrations depend on us), and can be dropped at any time at the cost of forgetting
-adoptions.
+The operator's own table lives in its own schema: see ``operator_schema``.
 """
 
 from __future__ import annotations
@@ -30,12 +30,22 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
-from aigateway_operator.store.errors import SchemaMismatch
+from aigateway_operator.store.errors import NotSupportedByCoder, SchemaMismatch
+from aigateway_operator.store.operator_schema import SCHEMA_LOCK_ID
+from aigateway_operator.store.versions import (
+    CREATE_RELEASES,
+    MIN_SUPPORTED_MIGRATION,
+    NEWEST,
+    CoderVersion,
+)
 
-__all__ = ["OWNED_ROWS_DDL", "SCHEMA_LOCK_ID", "Capabilities", "create_schema", "verify_schema"]
-
-SCHEMA_LOCK_ID = 0x6169_6777_0000_0001
-"""Advisory lock for our DDL ("aigw" + 1): far from coderd's small lock ids (1..11)."""
+__all__ = [
+    "SCHEMA_LOCK_ID",
+    "Capabilities",
+    "create_schema",
+    "detect_coder_version",
+    "verify_schema",
+]
 
 PROVIDER_TYPES = (
     "openai",
@@ -97,13 +107,14 @@ REQUIRED_COLUMNS: dict[str, dict[str, str]] = {
         "created_at": "timestamptz",
         "updated_at": "timestamptz",
     },
-    "ai_gateway_keys": {
-        "id": "uuid",
-        "created_at": "timestamptz",
-        "name": "text",
-        "secret_prefix": "varchar",
-        "hashed_secret": "bytea",
-    },
+}
+
+GATEWAY_KEY_COLUMNS: dict[str, str] = {
+    "id": "uuid",
+    "created_at": "timestamptz",
+    "name": "text",
+    "secret_prefix": "varchar",
+    "hashed_secret": "bytea",
 }
 
 AUDIT_COLUMNS: dict[str, str] = {
@@ -124,11 +135,6 @@ AUDIT_COLUMNS: dict[str, str] = {
     "resource_icon": "text",
 }
 
-OPTIONAL_COLUMNS = {
-    ("ai_providers", "icon"): "text",
-    ("ai_gateway_keys", "last_heartbeat_at"): "timestamptz",
-}
-
 REQUIRED_CONSTRAINTS = (
     "dbcrypt_keys_pkey",
     "dbcrypt_keys_active_key_digest_key",
@@ -138,14 +144,18 @@ REQUIRED_CONSTRAINTS = (
     "ai_provider_keys_pkey",
     "ai_provider_keys_provider_id_fkey",
     "ai_provider_keys_api_key_key_id_fkey",
+)
+
+GATEWAY_KEY_CONSTRAINTS = (
     "ai_gateway_keys_pkey",
     "ai_gateway_keys_name_check",
     "ai_gateway_keys_secret_prefix_check",
     "ai_gateway_keys_hashed_secret_check",
 )
 
-REQUIRED_INDEXES = (
-    "ai_providers_name_unique",
+REQUIRED_INDEXES = ("ai_providers_name_unique",)
+
+GATEWAY_KEY_INDEXES = (
     "ai_gateway_keys_name_idx",
     "ai_gateway_keys_secret_prefix_idx",
     "ai_gateway_keys_hashed_secret_idx",
@@ -169,8 +179,7 @@ END $$;
 """  # noqa: S608
 
 
-CODER_DDL = (
-    """
+_DBCRYPT_DDL = """
 CREATE TABLE IF NOT EXISTS dbcrypt_keys (
     number integer NOT NULL,
     active_key_digest text,
@@ -183,8 +192,8 @@ CREATE TABLE IF NOT EXISTS dbcrypt_keys (
     CONSTRAINT dbcrypt_keys_revoked_key_digest_key UNIQUE (revoked_key_digest)
 );
 """
-    + _enum_ddl("ai_provider_type", PROVIDER_TYPES)
-    + """
+
+_PROVIDERS_DDL = """
 CREATE TABLE IF NOT EXISTS ai_providers (
     id uuid DEFAULT gen_random_uuid() NOT NULL,
     type ai_provider_type NOT NULL,
@@ -197,7 +206,6 @@ CREATE TABLE IF NOT EXISTS ai_providers (
     settings_key_id text,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    icon text DEFAULT ''::text NOT NULL,
     CONSTRAINT ai_providers_pkey PRIMARY KEY (id),
     CONSTRAINT ai_providers_name_check CHECK (name ~ '^[a-z0-9]+(-[a-z0-9]+)*$'),
     CONSTRAINT ai_providers_settings_key_id_fkey FOREIGN KEY (settings_key_id)
@@ -224,13 +232,21 @@ CREATE TABLE IF NOT EXISTS ai_provider_keys (
 CREATE INDEX IF NOT EXISTS idx_ai_provider_keys_provider_id
     ON ai_provider_keys USING btree (provider_id);
 
+"""
+
+# 000539 (v2.36): the provider icon. Added like the migration does, after the table exists.
+_ICON_DDL = """
+ALTER TABLE ai_providers ADD COLUMN IF NOT EXISTS icon text DEFAULT ''::text NOT NULL;
+"""
+
+# 000514 (v2.35): gateway keys; 000532 renamed last_used_at to last_heartbeat_at.
+_GATEWAY_KEYS_DDL = """
 CREATE TABLE IF NOT EXISTS ai_gateway_keys (
     id uuid NOT NULL,
     created_at timestamp with time zone NOT NULL,
     name text NOT NULL,
     secret_prefix character varying(11) NOT NULL,
     hashed_secret bytea NOT NULL,
-    last_heartbeat_at timestamp with time zone,
     CONSTRAINT ai_gateway_keys_pkey PRIMARY KEY (id),
     CONSTRAINT ai_gateway_keys_name_check
         CHECK (length(name) <= 64 AND name ~ '^[a-z0-9]+(-[a-z0-9]+)*$'),
@@ -243,10 +259,10 @@ CREATE UNIQUE INDEX IF NOT EXISTS ai_gateway_keys_secret_prefix_idx
     ON ai_gateway_keys USING btree (secret_prefix);
 CREATE UNIQUE INDEX IF NOT EXISTS ai_gateway_keys_hashed_secret_idx
     ON ai_gateway_keys USING btree (hashed_secret);
+ALTER TABLE ai_gateway_keys ADD COLUMN IF NOT EXISTS last_heartbeat_at timestamp with time zone;
 """
-    + _enum_ddl("resource_type", RESOURCE_TYPES)
-    + _enum_ddl("audit_action", AUDIT_ACTIONS)
-    + """
+
+_AUDIT_DDL = """
 CREATE TABLE IF NOT EXISTS audit_logs (
     id uuid NOT NULL,
     "time" timestamp with time zone NOT NULL,
@@ -272,21 +288,35 @@ CREATE INDEX IF NOT EXISTS idx_audit_log_resource_id ON audit_logs USING btree (
 CREATE INDEX IF NOT EXISTS idx_audit_log_user_id ON audit_logs USING btree (user_id);
 CREATE INDEX IF NOT EXISTS idx_audit_logs_time_desc ON audit_logs USING btree ("time" DESC);
 """
-)
 
-OWNED_ROWS_DDL = """
-CREATE TABLE IF NOT EXISTS aigw_owned_rows (
-    kind text NOT NULL CHECK (kind IN ('ai_provider', 'ai_gateway_key')),
-    owner_uid text NOT NULL,
-    row_id uuid NOT NULL,
-    adopted boolean NOT NULL DEFAULT false,
-    created_at timestamp with time zone NOT NULL DEFAULT now(),
-    CONSTRAINT aigw_owned_rows_pkey PRIMARY KEY (kind, owner_uid),
-    CONSTRAINT aigw_owned_rows_row_key UNIQUE (kind, row_id)
+#: golang-migrate's bookkeeping table, as coderd has it.
+_MIGRATIONS_DDL = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version bigint NOT NULL,
+    dirty boolean NOT NULL,
+    CONSTRAINT schema_migrations_pkey PRIMARY KEY (version)
 );
-COMMENT ON TABLE aigw_owned_rows IS
-    'aigateway-operator: which Kubernetes object owns which Coder row. Not used by coderd.';
 """
+
+
+def coder_ddl(release: str) -> str:
+    """The DDL of Coder's subset as ``release`` (a key of ``CREATE_RELEASES``) has it."""
+    migration = CREATE_RELEASES[release]
+    resource_types: tuple[str, ...] = RESOURCE_TYPES
+    if migration < 514:  # ai_gateway_key (and labels after it) came with 000514 or later
+        resource_types = RESOURCE_TYPES[: RESOURCE_TYPES.index("ai_gateway_key")]
+    parts = [_DBCRYPT_DDL, _enum_ddl("ai_provider_type", PROVIDER_TYPES), _PROVIDERS_DDL]
+    if migration >= 539:
+        parts.append(_ICON_DDL)
+    if migration >= 514:
+        parts.append(_GATEWAY_KEYS_DDL)
+    parts += [
+        _enum_ddl("resource_type", resource_types),
+        _enum_ddl("audit_action", AUDIT_ACTIONS),
+        _AUDIT_DDL,
+        _MIGRATIONS_DDL,
+    ]
+    return "".join(parts)
 
 
 @dataclass(frozen=True)
@@ -294,42 +324,86 @@ class Capabilities:
     """Version-dependent parts of Coder's schema, detected at start."""
 
     has_icon: bool
-    """``ai_providers.icon`` exists (migration 000539; coderd main after v2.35.1)."""
+    """``ai_providers.icon`` exists (migration 000539; v2.36)."""
     has_heartbeat: bool
     """``ai_gateway_keys.last_heartbeat_at`` exists (migration 000532; v2.35.0+)."""
     has_audit: bool
     """``audit_logs`` exists, with the enum values for our resource types."""
+    has_gateway_keys: bool = True
+    """``ai_gateway_keys`` exists (migration 000514; v2.35.0+)."""
+    coder: CoderVersion = NEWEST
+    """The Coder release read from ``schema_migrations``."""
+    provider_types: frozenset[str] = frozenset(PROVIDER_TYPES)
+    """Every ``ai_provider_type`` label in the database (newer Coders may add some)."""
+
+    def require_gateway_keys(self) -> None:
+        if not self.has_gateway_keys:
+            raise NotSupportedByCoder(
+                f"AI Gateway keys need Coder v2.35 or later; this database is {self.coder.label}"
+            )
 
 
-async def create_schema(conn: AsyncConnection[Any]) -> None:
-    """Create Coder's subset plus ``aigw_owned_rows``, idempotently, in one locked transaction."""
+async def create_schema(conn: AsyncConnection[Any], release: str = "v2.36") -> None:
+    """Create Coder's subset as ``release`` has it, idempotently, in one locked transaction,
+    and record the release's migration number (unless ``schema_migrations`` has one)."""
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_ID,))
-        await conn.execute(CODER_DDL)
-        await conn.execute(OWNED_ROWS_DDL)
+        await conn.execute(coder_ddl(release))
+        await conn.execute(
+            "INSERT INTO schema_migrations (version, dirty) SELECT %s, false "
+            "WHERE NOT EXISTS (SELECT 1 FROM schema_migrations)",
+            (CREATE_RELEASES[release],),
+        )
 
 
-async def ensure_owned_rows_table(conn: AsyncConnection[Any]) -> None:
-    """Create ``aigw_owned_rows`` if needed (verify mode too: it is ours, not Coder's)."""
-    import psycopg
-
-    try:
-        async with conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_ID,))
-            await conn.execute(OWNED_ROWS_DDL)
-    except psycopg.errors.InsufficientPrivilege:
+async def detect_coder_version(conn: AsyncConnection[Any]) -> CoderVersion:
+    """Read golang-migrate's ``schema_migrations`` and refuse a Coder older than supported
+    or mid-migration (``dirty``)."""
+    async with conn.transaction():
+        cur = await conn.execute(
+            "SELECT to_regclass(quote_ident(current_schema()) || '.schema_migrations') IS NULL"
+        )
+        row = await cur.fetchone()
+        if row and row[0]:
+            raise SchemaMismatch(
+                ["table schema_migrations (Coder's schema migration version)"],
+                hint=(
+                    "Point AIGW_DATABASE_URL at Coder's database (coderd creates the table on "
+                    "its first start), or use AIGW_SCHEMA=create for a standalone database."
+                ),
+            )
+        cur = await conn.execute("SELECT version, dirty FROM schema_migrations")
+        rows = await cur.fetchall()
+    if len(rows) != 1:
         raise SchemaMismatch(
-            ["table aigw_owned_rows (the operator's ownership table)"],
-            hint=(
-                "The database user may not create it. Grant CREATE on the schema, or create it "
-                "once as the owner with the DDL in aigateway_operator.store.schema.OWNED_ROWS_DDL."
-            ),
-        ) from None
+            [f"exactly one row in schema_migrations (found {len(rows)})"],
+            hint="Coder's migrations keep one row there; this is not a database coderd migrated.",
+        )
+    version = CoderVersion.of(int(rows[0][0]), bool(rows[0][1]))
+    if not version.supported:
+        raise SchemaMismatch(
+            [
+                f"a Coder release with AI providers: this database is {version.label}, the "
+                f"oldest supported is v2.34 (schema migration {MIN_SUPPORTED_MIGRATION:06d})"
+            ],
+            hint="Upgrade Coder to v2.34 or later first.",
+        )
+    if version.dirty:
+        raise SchemaMismatch(
+            [f"a clean schema: {version.label} is marked dirty (a migration failed midway)"],
+            hint="coderd refuses to start in this state too; fix Coder's migration first.",
+        )
+    return version
 
 
-async def verify_schema(conn: AsyncConnection[Any]) -> Capabilities:
-    """Check everything we rely on; raise :class:`SchemaMismatch` listing all that is missing."""
-    tables = [*REQUIRED_COLUMNS, "audit_logs", "aigw_owned_rows"]
+async def verify_schema(
+    conn: AsyncConnection[Any], coder: CoderVersion | None = None
+) -> Capabilities:
+    """Check everything ``coder``'s release has and we rely on; raise :class:`SchemaMismatch`
+    listing all that is missing. ``coder`` defaults to what ``schema_migrations`` says."""
+    if coder is None:
+        coder = await detect_coder_version(conn)
+    tables = [*REQUIRED_COLUMNS, "ai_gateway_keys", "audit_logs"]
     async with conn.transaction():
         cur = await conn.execute(
             """
@@ -371,23 +445,48 @@ async def verify_schema(conn: AsyncConnection[Any]) -> Capabilities:
         indexes = {str(r[0]): str(r[1]) for r in await cur.fetchall()}
 
     missing: list[str] = []
-    for table, cols in REQUIRED_COLUMNS.items():
+
+    def check_columns(table: str, cols: dict[str, str]) -> None:
         have = columns.get(table)
         if have is None:
             missing.append(f"table {table}")
-            continue
+            return
         for col, typ in cols.items():
             if col not in have:
                 missing.append(f"column {table}.{col} ({typ})")
             elif have[col] != typ:
                 missing.append(f"column {table}.{col} has type {have[col]}, expected {typ}")
+
+    def column(table: str, col: str, typ: str, required: bool) -> bool:
+        """A column some releases have: required by ``coder``'s release, or detected."""
+        found = columns.get(table, {}).get(col)
+        if found is None:
+            if required:
+                missing.append(f"column {table}.{col} ({typ}), which {coder.label} has")
+            return False
+        if found != typ:
+            missing.append(f"column {table}.{col} has type {found}, expected {typ}")
+            return False
+        return True
+
+    # Releases beyond the newest known: detect what exists, write only that.
+    known = not coder.newer_than_known
+    for table, cols in REQUIRED_COLUMNS.items():
+        check_columns(table, cols)
     for value in PROVIDER_TYPES:
         if value not in enums.get("ai_provider_type", set()):
             missing.append(f"enum value ai_provider_type.{value}")
-    for name in REQUIRED_CONSTRAINTS:
+    wanted_constraints = list(REQUIRED_CONSTRAINTS)
+    wanted_indexes = list(REQUIRED_INDEXES)
+    has_gateway_keys = "ai_gateway_keys" in columns
+    if (coder.migration >= 514 and known) or has_gateway_keys:
+        check_columns("ai_gateway_keys", GATEWAY_KEY_COLUMNS)
+        wanted_constraints += GATEWAY_KEY_CONSTRAINTS
+        wanted_indexes += GATEWAY_KEY_INDEXES
+    for name in wanted_constraints:
         if name not in constraints:
             missing.append(f"constraint {name}")
-    for name in REQUIRED_INDEXES:
+    for name in wanted_indexes:
         if name not in indexes:
             missing.append(f"unique index {name}")
     name_unique = indexes.get("ai_providers_name_unique", "")
@@ -395,17 +494,10 @@ async def verify_schema(conn: AsyncConnection[Any]) -> Capabilities:
         missing.append(
             "unique index ai_providers_name_unique must be partial (WHERE deleted = false)"
         )
-
-    def optional(table: str, col: str) -> bool:
-        typ = OPTIONAL_COLUMNS[(table, col)]
-        found = columns.get(table, {}).get(col)
-        if found is not None and found != typ:
-            missing.append(f"column {table}.{col} has type {found}, expected {typ}")
-            return False
-        return found is not None
-
-    has_icon = optional("ai_providers", "icon")
-    has_heartbeat = optional("ai_gateway_keys", "last_heartbeat_at")
+    has_icon = column("ai_providers", "icon", "text", known and coder.migration >= 539)
+    has_heartbeat = has_gateway_keys and column(
+        "ai_gateway_keys", "last_heartbeat_at", "timestamptz", known and coder.migration >= 532
+    )
 
     audit = columns.get("audit_logs")
     if audit is not None:
@@ -414,22 +506,30 @@ async def verify_schema(conn: AsyncConnection[Any]) -> Capabilities:
                 missing.append(f"column audit_logs.{col} ({typ})")
             elif audit[col] != typ:
                 missing.append(f"column audit_logs.{col} has type {audit[col]}, expected {typ}")
-        for value in ("ai_provider", "ai_provider_key", "ai_gateway_key"):
+        labels = ["ai_provider", "ai_provider_key"] + (
+            ["ai_gateway_key"] if has_gateway_keys else []
+        )
+        for value in labels:
             if value not in enums.get("resource_type", set()):
                 missing.append(f"enum value resource_type.{value}")
         for value in ("create", "write", "delete"):
             if value not in enums.get("audit_action", set()):
                 missing.append(f"enum value audit_action.{value}")
-    if "aigw_owned_rows" not in columns:
-        missing.append("table aigw_owned_rows (the operator's ownership table)")
 
     if missing:
         raise SchemaMismatch(
             missing,
             hint=(
-                "Point AIGW_DATABASE_URL at Coder's database and run a coderd version that has "
-                "AI providers and AI Gateway keys (v2.35.0 or later), or use AIGW_SCHEMA=create "
-                "for a standalone database."
+                f"The database says it is {coder.label}. Point AIGW_DATABASE_URL at Coder's "
+                "database and run a coderd version that has AI providers (v2.34 or later), or "
+                "use AIGW_SCHEMA=create for a standalone database."
             ),
         )
-    return Capabilities(has_icon=has_icon, has_heartbeat=has_heartbeat, has_audit=audit is not None)
+    return Capabilities(
+        has_icon=has_icon,
+        has_heartbeat=has_heartbeat,
+        has_audit=audit is not None,
+        has_gateway_keys=has_gateway_keys,
+        coder=coder,
+        provider_types=frozenset(enums.get("ai_provider_type", set())),
+    )

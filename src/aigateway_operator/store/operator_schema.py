@@ -1,0 +1,195 @@
+"""The operator's own bookkeeping, in a schema of its own: ``aigateway_operator``.
+
+Coder's tables have no spare column for "which Kubernetes object owns this row". Rows we
+*create* get an id derived from the owner's uid, so finding them needs no bookkeeping; but a
+row we *adopt* keeps its coderd-generated id (chat model configs reference it), so ownership
+must live somewhere. It lives in ``aigateway_operator.owned_rows``, outside Coder's schema:
+coderd never reads it, Coder's migrations and backups of its own schema never see it, and
+the operator needs no CREATE privilege on Coder's schema. It has no foreign keys into
+Coder's tables (an FK would make coderd's own deletes and migrations depend on us) and can
+be dropped at any time at the cost of forgetting adoptions.
+
+Its shape changes by **migrations** (:data:`MIGRATIONS`), numbered, recorded in
+``aigateway_operator.migrations`` and applied at start, all pending ones in one transaction
+under an advisory lock (replicas starting together apply each once). To change the table,
+append a migration; :data:`OWNED_ROWS_DDL` is the one place its first shape is written.
+
+Migration 1 also moves the table of earlier releases, ``aigw_owned_rows`` in Coder's schema,
+into ours (its rows copied, the old table dropped), in that same transaction.
+
+Privileges: creating the schema needs CREATE on the database (``create`` mode, or a
+``verify``-mode role that has it); otherwise an administrator creates it once and grants the
+operator's role USAGE and CREATE on it (``deploy/postgres/grants.sql``). Applying a
+migration needs CREATE on the schema; the tables then belong to the operator's role. A
+missing privilege is named exactly (:class:`InsufficientPrivileges`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import AsyncConnection
+
+from aigateway_operator.store.errors import InsufficientPrivileges
+
+__all__ = [
+    "LEGACY_OWNED_ROWS",
+    "MIGRATIONS",
+    "OPERATOR_SCHEMA",
+    "OWNED_ROWS",
+    "OWNED_ROWS_DDL",
+    "SCHEMA_LOCK_ID",
+    "ensure_operator_schema",
+]
+
+SCHEMA_LOCK_ID = 0x6169_6777_0000_0001
+"""Advisory lock for our DDL ("aigw" + 1): far from coderd's small lock ids (1..11)."""
+
+OPERATOR_SCHEMA = "aigateway_operator"
+OWNED_ROWS = f"{OPERATOR_SCHEMA}.owned_rows"
+MIGRATIONS_TABLE = f"{OPERATOR_SCHEMA}.migrations"
+LEGACY_OWNED_ROWS = "aigw_owned_rows"
+"""The ownership table of releases before the own schema, in Coder's schema."""
+
+OWNED_ROWS_DDL = f"""
+CREATE TABLE IF NOT EXISTS {OWNED_ROWS} (
+    kind text NOT NULL CHECK (kind IN ('ai_provider', 'ai_gateway_key')),
+    owner_uid text NOT NULL,
+    row_id uuid NOT NULL,
+    adopted boolean NOT NULL DEFAULT false,
+    created_at timestamp with time zone NOT NULL DEFAULT now(),
+    CONSTRAINT owned_rows_pkey PRIMARY KEY (kind, owner_uid),
+    CONSTRAINT owned_rows_row_key UNIQUE (kind, row_id)
+);
+COMMENT ON TABLE {OWNED_ROWS} IS
+    'aigateway-operator: which Kubernetes object owns which Coder row. Not used by coderd.';
+"""
+
+_MIGRATIONS_DDL = f"""
+CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (
+    version integer NOT NULL PRIMARY KEY,
+    description text NOT NULL,
+    applied_at timestamp with time zone NOT NULL DEFAULT now()
+);
+"""
+
+
+async def _m1_owned_rows(conn: AsyncConnection[Any]) -> None:
+    """Create ``owned_rows``; move the rows of ``aigw_owned_rows`` (Coder's schema) into it."""
+    await conn.execute(OWNED_ROWS_DDL)
+    cur = await conn.execute(
+        "SELECT to_regclass(quote_ident(current_schema()) || '.' || %s) IS NOT NULL",
+        (LEGACY_OWNED_ROWS,),
+    )
+    row = await cur.fetchone()
+    if not (row and row[0]):
+        return
+    try:
+        await conn.execute(
+            f"INSERT INTO {OWNED_ROWS} (kind, owner_uid, row_id, adopted, created_at) "  # noqa: S608
+            f"SELECT kind, owner_uid, row_id, adopted, created_at FROM {LEGACY_OWNED_ROWS} "
+            "ON CONFLICT DO NOTHING"
+        )
+    except psycopg.errors.InsufficientPrivilege:
+        raise _cannot_move(f"SELECT on table {LEGACY_OWNED_ROWS} in Coder's schema") from None
+    try:
+        await conn.execute(f"DROP TABLE {LEGACY_OWNED_ROWS}")
+    except psycopg.errors.InsufficientPrivilege:
+        raise _cannot_move(f"ownership of table {LEGACY_OWNED_ROWS} in Coder's schema") from None
+
+
+def _cannot_move(what: str) -> InsufficientPrivileges:
+    return InsufficientPrivileges(
+        [
+            f"{what} (to move it into schema {OPERATOR_SCHEMA}; the operator's earlier release "
+            "created it, so its role normally owns it)"
+        ],
+        hint=(
+            f"Run the operator as the role that created {LEGACY_OWNED_ROWS}, or, as its owner, "
+            f"copy its rows into {OWNED_ROWS} and drop it; nothing was changed."
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    apply: Callable[[AsyncConnection[Any]], Awaitable[None]]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "owned_rows: which Kubernetes object owns which Coder row "
+        "(moved from aigw_owned_rows in Coder's schema)",
+        _m1_owned_rows,
+    ),
+)
+
+
+async def _one(conn: AsyncConnection[Any], query: str, params: Any = None) -> Any:
+    cur = await conn.execute(query, params)
+    row = await cur.fetchone()
+    return row[0] if row else None
+
+
+async def ensure_operator_schema(conn: AsyncConnection[Any]) -> tuple[int, ...]:
+    """Create our schema if missing and allowed, apply pending migrations; one transaction.
+
+    Returns the versions applied now. Raises :class:`InsufficientPrivileges` naming the
+    missing privilege when the schema is missing or behind and the role may not fix that.
+    """
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_ID,))
+        exists = await _one(
+            conn,
+            "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = %s)",
+            (OPERATOR_SCHEMA,),
+        )
+        if not exists:
+            if not await _one(conn, "SELECT has_database_privilege(current_database(), 'CREATE')"):
+                database = await _one(conn, "SELECT current_database()")
+                role = await _one(conn, "SELECT current_user")
+                raise InsufficientPrivileges(
+                    [f"CREATE on database {database} (to create schema {OPERATOR_SCHEMA})"],
+                    hint=(
+                        "Or create the schema once for the operator, as the database owner: "
+                        f"CREATE SCHEMA {OPERATOR_SCHEMA}; GRANT USAGE, CREATE ON SCHEMA "
+                        f"{OPERATOR_SCHEMA} TO {role} (deploy/postgres/grants.sql); "
+                        "nothing was changed."
+                    ),
+                )
+            await conn.execute(f"CREATE SCHEMA {OPERATOR_SCHEMA}")
+        if not await _one(conn, "SELECT has_schema_privilege(%s, 'USAGE')", (OPERATOR_SCHEMA,)):
+            raise InsufficientPrivileges([f"USAGE on schema {OPERATOR_SCHEMA}"])
+        applied: set[int] = set()
+        if await _one(conn, "SELECT to_regclass(%s) IS NOT NULL", (MIGRATIONS_TABLE,)):
+            cur = await conn.execute(f"SELECT version FROM {MIGRATIONS_TABLE}")  # noqa: S608
+            applied = {int(r[0]) for r in await cur.fetchall()}
+        pending = [m for m in MIGRATIONS if m.version not in applied]
+        if not pending:
+            return ()
+        if not await _one(conn, "SELECT has_schema_privilege(%s, 'CREATE')", (OPERATOR_SCHEMA,)):
+            raise InsufficientPrivileges(
+                [
+                    f"CREATE on schema {OPERATOR_SCHEMA} (to apply operator migration "
+                    f"{pending[0].version}: {pending[0].description})"
+                ],
+                hint=(
+                    f"GRANT USAGE, CREATE ON SCHEMA {OPERATOR_SCHEMA} to the operator's role "
+                    "(deploy/postgres/grants.sql); nothing was changed."
+                ),
+            )
+        await conn.execute(_MIGRATIONS_DDL)
+        for m in pending:
+            await m.apply(conn)
+            await conn.execute(
+                f"INSERT INTO {MIGRATIONS_TABLE} (version, description) "  # noqa: S608
+                "VALUES (%s, %s)",
+                (m.version, m.description),
+            )
+        return tuple(m.version for m in pending)
