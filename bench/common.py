@@ -63,7 +63,7 @@ TABLES = (
     "ai_provider_keys",
     "audit_logs",
     "dbcrypt_keys",
-    "aigw_owned_rows",
+    "aigateway_operator.owned_rows",
     "ai_gateway_keys",
 )
 CREATE_THREADS = 16
@@ -523,7 +523,7 @@ def write_counters(dsn: str) -> dict[str, int]:
         rows = conn.execute(
             "SELECT relname, n_tup_ins + n_tup_upd + n_tup_del FROM pg_stat_user_tables "
             "WHERE relname = ANY(%s)",
-            (list(TABLES),),
+            ([t.rsplit(".", 1)[-1] for t in TABLES],),
         ).fetchall()
     return {str(r[0]): int(r[1]) for r in rows}
 

@@ -19,9 +19,12 @@ from datetime import UTC, datetime, timedelta
 from aigateway_operator.kube import KubeError, SecretData
 from aigateway_operator.masking import mask_secret
 from aigateway_operator.store import (
+    CoderVersion,
     DeletePolicy,
     DeleteResult,
     DesiredProvider,
+    Difference,
+    DifferenceKind,
     GatewayKeyConflict,
     GatewayKeyInfo,
     IssuedGatewayKey,
@@ -30,7 +33,9 @@ from aigateway_operator.store import (
     NameTaken,
     NotFound,
     OwnerRef,
+    ProviderCheck,
     ProviderResult,
+    RowVersion,
     StoredKey,
     StoredProvider,
     StoreUnavailable,
@@ -38,6 +43,8 @@ from aigateway_operator.store import (
 )
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
+#: What the fakes report as the Coder they talk to (a v2.36 schema).
+CODER = CoderVersion.of(551)
 
 
 class Clock:
@@ -67,6 +74,7 @@ class Row:
 @dataclass
 class FakeGatewayKeyStore:
     clock: Clock
+    coder_version: CoderVersion = CODER
     rows: dict[uuid.UUID, Row] = field(default_factory=dict)
     down: bool = False
 
@@ -212,6 +220,9 @@ class ProviderRow:
     deleted: bool = False
     adopted: bool = False
 
+    def version(self) -> RowVersion:
+        return RowVersion(self.updated_at, self.deleted, f"{self.id}:{self.updated_at.isoformat()}")
+
 
 _FIELDS = ("type", "display_name", "enabled", "base_url", "icon", "bedrock")
 
@@ -225,6 +236,7 @@ class FakeProviderStore:
     """Keeps ``upsert_provider``'s contract: one owner per row, no-op when equal, names."""
 
     clock: Clock
+    coder_version: CoderVersion = CODER
     rows: dict[uuid.UUID, ProviderRow] = field(default_factory=dict)
     down: bool = False
     writes: int = 0
@@ -289,7 +301,7 @@ class FakeProviderStore:
             refs = tuple(self._ref(i, v) for i, v in keys)
             return ProviderResult(
                 row.id, desired.name, "created", ("name",), refs, refs, (), (), False,
-                "abc1234", False, True, True, row.updated_at,
+                "abc1234", False, True, True, row.updated_at, row.version(),
             )  # fmt: skip
         before, after = _canon(row.desired), _canon(desired)
         changed = tuple(f for f in _FIELDS if getattr(before, f) != getattr(after, f))
@@ -317,7 +329,7 @@ class FakeProviderStore:
             tuple(self._ref(i, v) for i, v in removed),
             tuple(self._ref(i, v) for i, v in kept),
             reordered, "abc1234", False, action != "unchanged", action != "unchanged",
-            row.updated_at,
+            row.updated_at, row.version(),
         )  # fmt: skip
 
     async def compare_provider(self, desired: DesiredProvider, owner: OwnerRef) -> list[str] | None:
@@ -360,11 +372,19 @@ class FakeProviderStore:
             row.updated_at, row.updated_at, row.adopted,
         )  # fmt: skip
 
-    async def provider_versions(
-        self, ids: list[uuid.UUID]
-    ) -> dict[uuid.UUID, tuple[datetime, bool]]:
+    async def provider_row_versions(self, ids: list[uuid.UUID]) -> dict[uuid.UUID, RowVersion]:
         self._check()
-        return {i: (self.rows[i].updated_at, self.rows[i].deleted) for i in ids if i in self.rows}
+        return {i: self.rows[i].version() for i in ids if i in self.rows}
+
+    async def check_provider(
+        self, desired: DesiredProvider, owner: OwnerRef
+    ) -> ProviderCheck | None:
+        found = await self.compare_provider(desired, owner)
+        row = self._own(owner)
+        if found is None or row is None:
+            return None
+        diffs = tuple(Difference(f, DifferenceKind.COLUMN) for f in found)
+        return ProviderCheck(row.id, diffs, row.version())
 
     def by_name(self, name: str) -> ProviderRow:
         (row,) = [r for r in self.rows.values() if r.desired.name == name and not r.deleted]

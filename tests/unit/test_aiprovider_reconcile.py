@@ -147,7 +147,7 @@ async def test_a_new_provider_is_written_once_and_reported_masked(world: World) 
     assert keys[0]["fingerprint"].startswith("hmac-sha256:")
     assert keys[0]["fingerprint"] != keys[1]["fingerprint"]
     assert out.row_id == str(row.id)
-    assert out.row_version == row.updated_at
+    assert out.row_version == row.version()
     no_plaintext(json.dumps(world.status), *(e.message for e in out.events))
 
 

@@ -147,6 +147,9 @@ class DevEnv:
             env["KUBECONFIG"] = str(self.kubeconfig)
         env["AIGW_DATABASE_URL"] = self.database_url
         env["AIGW_SCHEMA"] = "create"
+        # The local database has no coderd keys: choose plaintext on purpose (the operator
+        # refuses otherwise); export AIGW_ENCRYPTION_KEYS to try encryption instead.
+        env["AIGW_ALLOW_PLAINTEXT"] = "true"
         env.update(self.sts_env)
         return env
 

@@ -327,6 +327,7 @@ class AIProviderStatus(StatusModel):
     api_keys: tuple[APIKeyStatus, ...] = Field(default=(), max_length=MAX_API_KEYS)
     bedrock: BedrockIdentityStatus | None = None
     encryption_key_digest: str | None = Field(default=None, max_length=64)
+    coder_version: str | None = Field(default=None, max_length=64)
     observed_secrets_revision: str | None = Field(default=None, max_length=128)
     last_synced_at: datetime | None = None
 

@@ -184,6 +184,7 @@ class GatewayKeyStatus(StatusModel):
     key_id: str | None = Field(default=None, alias="keyID", max_length=64)
     key_name: str | None = Field(default=None, max_length=KEY_NAME_MAX_LENGTH)
     key_prefix: str | None = Field(default=None, max_length=11)
+    coder_version: str | None = Field(default=None, max_length=64)
     secret_name: str | None = Field(default=None, max_length=253)
     created_at: datetime | None = None
     last_heartbeat_at: datetime | None = None

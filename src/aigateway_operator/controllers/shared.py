@@ -19,7 +19,11 @@ from aigateway_operator.kube.client import ObjectRef
 from aigateway_operator.status.conditions import ConditionState
 from aigateway_operator.store import (
     EncryptionKeyMismatch,
+    InsufficientPrivileges,
+    NotSupportedByCoder,
     OwnerRef,
+    PlaintextRefused,
+    RowVersion,
     SchemaMismatch,
     StoreError,
     StoreTimeout,
@@ -160,8 +164,8 @@ class PassOutcome:
     database_error: str | None = None
     """The kind of database failure (:func:`database_error_kind`), if the pass hit one."""
     row_id: str | None = None
-    row_version: datetime | None = None
-    """The Coder row this pass left and its ``updated_at`` (drift tracking)."""
+    row_version: RowVersion | None = None
+    """The Coder row this pass left and its version (drift tracking)."""
 
 
 @dataclass
@@ -215,7 +219,9 @@ def database_error_kind(exc: StoreError) -> str:
         return "timeout"
     if isinstance(exc, StoreUnavailable):
         return "unavailable"
-    if isinstance(exc, SchemaMismatch):
+    if isinstance(exc, InsufficientPrivileges):
+        return "privileges"
+    if isinstance(exc, SchemaMismatch | NotSupportedByCoder):
         return "schema"
     if isinstance(exc, EncryptionKeyMismatch | UnknownKeyReference):
         return "encryption"
@@ -225,13 +231,32 @@ def database_error_kind(exc: StoreError) -> str:
 def store_failure(exc: StoreError, type_: str, doing: str = "") -> StoreFailure:
     """The one rule from a store error to a condition (both kinds use it).
 
-    Unavailable/timeouts: ``DatabaseUnavailable``, retried soon. Key mismatch:
-    ``EncryptionKeyMismatch`` with a Warning, retried slowly (fail closed: nothing was
-    written). Schema: ``SchemaMismatch``, retried slowly. Anything else: ``ReconcileError``,
-    retried. Messages come from the store's secret-free errors.
+    Unavailable/timeouts: ``DatabaseUnavailable``, retried soon. Plaintext refused (no key
+    given while coderd encrypts): ``PlaintextRefused`` with a Warning, retried slowly. Key
+    mismatch: ``EncryptionKeyMismatch`` with a Warning, retried slowly (fail closed: nothing was
+    written). A grant missing: ``InsufficientPrivileges`` naming it; the schema:
+    ``SchemaMismatch``; a feature this Coder version lacks: ``NotSupportedByCoder``; all
+    retried slowly. Anything else: ``ReconcileError``, retried. Messages come from the
+    store's secret-free errors.
     """
     prefix = f"{doing}: " if doing else ""
     kind = database_error_kind(exc)
+    if isinstance(exc, PlaintextRefused):
+        message = f"{prefix}refusing to write in plaintext: {exc}"[:MESSAGE_LIMIT]
+        state = ConditionState.false(type_, Reason.PLAINTEXT_REFUSED, message)
+        return StoreFailure(
+            state, Event.warning(Reason.PLAINTEXT_REFUSED, message), RETRY_KEYS, kind
+        )
+    if isinstance(exc, InsufficientPrivileges):
+        message = f"{prefix}{exc}"[:MESSAGE_LIMIT]
+        state = ConditionState.false(type_, Reason.INSUFFICIENT_PRIVILEGES, message)
+        return StoreFailure(
+            state, Event.warning(Reason.INSUFFICIENT_PRIVILEGES, message), RETRY_SCHEMA, kind
+        )
+    if isinstance(exc, NotSupportedByCoder):
+        message = f"{prefix}{exc}"[:MESSAGE_LIMIT]
+        state = ConditionState.false(type_, Reason.NOT_SUPPORTED_BY_CODER, message)
+        return StoreFailure(state, None, RETRY_SCHEMA, kind)
     if isinstance(exc, StoreUnavailable):
         message = f"{prefix}Coder's database is unavailable: {exc}"[:MESSAGE_LIMIT]
         state = ConditionState.false(type_, Reason.DATABASE_UNAVAILABLE, message)

@@ -114,6 +114,7 @@ class OperatorApp:
         self._tasks.append(
             asyncio.create_task(self._providers.watch_drift(), name="aigw-drift-watch")
         )
+        metrics.CODER_INFO.labels(store.coder_version.release.label).set(1)
         self.started = True
         self._db_checked = (time.monotonic(), True)
         metrics.DATABASE_UP.set(1)

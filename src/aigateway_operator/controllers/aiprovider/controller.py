@@ -108,7 +108,7 @@ class AIProviderController:
         snap = self.drift.snapshot()
         if not snap.rows:
             return 0
-        versions = await self.wiring.store.provider_versions(snap.row_ids())
+        versions = await self.wiring.store.provider_row_versions(snap.row_ids())
         changed = self.drift.changed(snap, versions, self.runner.busy())
         for _uid, tracked in changed:
             log.info(

@@ -1,11 +1,11 @@
 """Drift: Coder rows of ours changed by someone else (Coder's UI or API, or SQL).
 
-**Noticing it.** After each pass the operator remembers the ``updated_at`` its write (or
-no-op) left on the object's row (:class:`DriftTracker`). When ``ai_providers_changed`` fires,
-rows whose ``updated_at`` differs from the remembered value, or that vanished, were written by
-someone else, and their objects are woken (:func:`changed_objects`). The operator's own writes
-never wake it up again. Edits that send no notify (direct SQL) are caught by every object's
-periodic resync pass, which compares the whole row and its key rows.
+**Noticing it.** After each pass the operator remembers the row version its write (or no-op)
+left (:class:`DriftTracker`; a ``RowVersion`` covers the provider row *and* its key rows). When
+``ai_providers_changed`` fires, rows whose version differs from the remembered one, or that
+vanished, were written by someone else, and their objects are woken. The operator's own
+writes never wake it up again. Edits that send no notify (direct SQL) are caught by every
+object's periodic resync pass, which compares the whole row and its key rows.
 
 A check works on a *snapshot* of what was remembered when it started: an object whose pass
 ran (or is running) meanwhile is left out, because the row it reads may already be, or be
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from datetime import datetime
 from uuid import UUID
 
 from aigateway_operator.api.aiprovider import AIProviderStatus
@@ -33,7 +32,7 @@ from aigateway_operator.controllers.shared import (
 )
 from aigateway_operator.controllers.wiring import Wiring
 from aigateway_operator.status.conditions import ConditionState
-from aigateway_operator.store import DesiredProvider, OwnerRef, StoreError
+from aigateway_operator.store import DesiredProvider, OwnerRef, RowVersion, StoreError
 
 __all__ = ["DriftTracker", "Snapshot", "Tracked", "report_drift"]
 
@@ -45,14 +44,14 @@ class Tracked:
     namespace: str
     name: str
     row_id: UUID | None = None
-    version: datetime | None = None
+    version: RowVersion | None = None
 
 
 @dataclass(frozen=True)
 class Snapshot:
     """What was remembered at the start of a check: uid -> (row id, version)."""
 
-    rows: dict[str, tuple[UUID, datetime]]
+    rows: dict[str, tuple[UUID, RowVersion]]
 
     def row_ids(self) -> list[UUID]:
         return [row for row, _ in self.rows.values()]
@@ -62,7 +61,9 @@ class Snapshot:
 class DriftTracker:
     objects: dict[str, Tracked] = field(default_factory=dict)
 
-    def remember(self, ident: ObjectIdentity, row_id: str | None, version: datetime | None) -> None:
+    def remember(
+        self, ident: ObjectIdentity, row_id: str | None, version: RowVersion | None
+    ) -> None:
         """Record a finished pass: the row version it left (if any)."""
         old = self.objects.get(ident.uid)
         rid = UUID(row_id) if row_id else (old.row_id if old else None)
@@ -84,10 +85,10 @@ class DriftTracker:
     def changed(
         self,
         snap: Snapshot,
-        versions: dict[UUID, tuple[datetime, bool]],
+        versions: dict[UUID, RowVersion],
         busy: Collection[str] = (),
     ) -> list[tuple[str, Tracked]]:
-        """Objects of ``snap`` whose row now has another ``updated_at``, or is gone/deleted.
+        """Objects of ``snap`` whose row now has another version, or is gone or deleted.
 
         ``versions`` must come from a query over exactly ``snap.row_ids()``. Objects with a
         pass in flight (``busy``) or finished since the snapshot are skipped.
@@ -98,7 +99,7 @@ class DriftTracker:
             if now is None or uid in busy or now.version != version or now.row_id != row_id:
                 continue
             seen = versions.get(row_id)
-            if seen is None or seen[1] or seen[0] != version:
+            if seen is None or seen.deleted or seen != version:
                 out.append((uid, now))
         return out
 
@@ -114,7 +115,7 @@ async def report_drift(
 ) -> PassOutcome:
     """``driftPolicy: Report``: compare the row with the spec and say so, never write."""
     try:
-        differences = await wiring.store.compare_provider(desired, owner)
+        check = await wiring.store.check_provider(desired, owner)
     except StoreError as exc:
         failure = store_failure(exc, ConditionType.SYNCED)
         scratch.set(failure.condition)
@@ -122,9 +123,19 @@ async def report_drift(
         if failure.retry_after is not None:
             scratch.retry(failure.retry_after, failure.condition.message)
         return finish(wiring, ident, current, scratch, carry(current))
-    if differences is None:
-        differences = ["row missing"]
-    if differences:
+    differences = ["row missing"] if check is None else [str(d) for d in check.differences]
+    if check is not None and check.left_alone:
+        message = (
+            "Coder AI provider holds what this operator does not know "
+            f"({', '.join(str(d) for d in check.differences if d.left_alone)}); "
+            "it is left alone (driftPolicy: Report)"
+        )[:1000]
+        scratch.set(
+            ConditionState.false(ConditionType.SYNCED, Reason.UNSUPPORTED_BY_OPERATOR, message)
+        )
+        if scratch.is_news(ConditionType.SYNCED, Reason.UNSUPPORTED_BY_OPERATOR):
+            scratch.warn(Reason.UNSUPPORTED_BY_OPERATOR, message)
+    elif differences:
         message = (
             "Coder AI provider was changed outside the operator "
             f"({', '.join(differences)}); not reverted (driftPolicy: Report)"

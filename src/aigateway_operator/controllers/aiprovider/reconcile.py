@@ -165,9 +165,14 @@ async def reconcile(
     result = await _write(wiring, owner, spec, desired, scratch)
     if result is None:
         return finish(wiring, ident, current, scratch, carry(current, secrets.revision))
+    if result.action == "left_alone":
+        return _left_alone(wiring, ident, current, scratch, result, secrets.revision)
 
     drifted = unchanged_inputs and result.changed and result.action != "adopted"
-    _sync_events(result, scratch, drifted=drifted)
+    deprecated = spec.type.value == "anthropic" and spec.bedrock is not None
+    _sync_events(
+        result, scratch, drifted=drifted, message=ANTHROPIC_BEDROCK if deprecated else IN_SYNC
+    )
     verified = await verify_identity(wiring, ident, owner, spec, current, secrets, scratch)
 
     status = AIProviderStatus(
@@ -178,6 +183,7 @@ async def reconcile(
         api_keys=key_status(wiring, spec, secrets, result, current),
         bedrock=verified.bedrock,
         encryption_key_digest=encryption_digest(result),
+        coder_version=wiring.store.coder_version.release.label,
         observed_secrets_revision=secrets.revision,
         last_synced_at=(
             wiring.clock()
@@ -195,7 +201,30 @@ async def reconcile(
     if last is not None and verified.ok:
         outcome.next_due = last + timedelta(seconds=wiring.settings.verify_interval_s)
     outcome.row_id = str(result.provider_id)
-    outcome.row_version = result.updated_at
+    outcome.row_version = result.version
+    return outcome
+
+
+def _left_alone(
+    wiring: Wiring,
+    ident: ObjectIdentity,
+    current: AIProviderStatus,
+    scratch: PassScratch,
+    result: ProviderResult,
+    revision: str,
+) -> PassOutcome:
+    """The row holds something this operator does not know (a newer Coder's provider type or
+    settings variant): nothing was written; say so once and wait for a person."""
+    what = ", ".join(str(d) for d in result.differences if d.left_alone) or "unknown content"
+    message = (
+        f"Coder AI provider {result.name!r} holds what this operator does not know ({what}); "
+        "it is left alone. Upgrade the operator, or change the provider in Coder"
+    )[:MESSAGE_LIMIT]
+    scratch.set(ConditionState.false(ConditionType.SYNCED, Reason.UNSUPPORTED_BY_OPERATOR, message))
+    if scratch.is_news(ConditionType.SYNCED, Reason.UNSUPPORTED_BY_OPERATOR):
+        scratch.warn(Reason.UNSUPPORTED_BY_OPERATOR, message)
+    outcome = finish(wiring, ident, current, scratch, carry(current, revision))
+    outcome.db_action = "unchanged"
     return outcome
 
 
@@ -253,7 +282,17 @@ async def _write(
     return None
 
 
-def _sync_events(result: ProviderResult, scratch: PassScratch, *, drifted: bool) -> None:
+#: On an AIProvider of type anthropic with Bedrock settings (deprecated: coderd turns such rows
+#: into type bedrock, and so does the store).
+ANTHROPIC_BEDROCK = (
+    f"{IN_SYNC}; written as type bedrock: spec.type anthropic with spec.bedrock is deprecated "
+    "(Coder runs Bedrock as a provider type of its own), use spec.type bedrock"
+)
+
+
+def _sync_events(
+    result: ProviderResult, scratch: PassScratch, *, drifted: bool, message: str = IN_SYNC
+) -> None:
     name = result.name
     if result.action == "created":
         scratch.note(EventReason.CREATED, f"Created Coder AI provider {name!r}")
@@ -279,4 +318,4 @@ def _sync_events(result: ProviderResult, scratch: PassScratch, *, drifted: bool)
         )
     # One stable message: a condition message that depended on the last action would change
     # on the next (no-op) pass and cost a status write after every restart.
-    scratch.set(ConditionState.true(ConditionType.SYNCED, Reason.SYNCED, IN_SYNC))
+    scratch.set(ConditionState.true(ConditionType.SYNCED, Reason.SYNCED, message))

@@ -91,6 +91,7 @@ def key_status(p: KeyPass, name: str, secret_name: str, state: KeyState) -> Gate
         key_id=str(state.key_id) if state.key_id else None,
         key_name=name,
         key_prefix=state.prefix,
+        coder_version=p.wiring.store.coder_version.release.label,
         secret_name=secret_name,
         created_at=whole_seconds(state.created_at),
         last_heartbeat_at=whole_seconds(heartbeat),
