@@ -26,7 +26,9 @@ from tests.support.store import STORE_KEY_A, fetch, snapshot
 
 pytestmark = pytest.mark.integration
 
-OWNER = OwnerRef(uid="uid-compat", kind="AIProvider", namespace="ns", name="claude")
+OWNER = OwnerRef(
+    kind="AIProvider", namespace="ns", name="claude", instance="test", uid="uid-compat"
+)
 ANTHROPIC_ON_BEDROCK = DesiredProvider(
     name="claude",
     type=ProviderType.ANTHROPIC,

@@ -26,7 +26,7 @@ from tests.support.store import STORE_KEY_A, fetch, snapshot
 
 pytestmark = pytest.mark.integration
 
-OWNER = OwnerRef(uid="uid-drift", kind="AIProvider", namespace="ns", name="p")
+OWNER = OwnerRef(kind="AIProvider", namespace="ns", name="p", instance="test", uid="uid-drift")
 K1, K2, K3 = (f"sk-drift-{n}-0123456789abcdef" for n in ("one", "two", "three"))
 CIPHER = Cipher(STORE_KEY_A)
 INT1 = "coderd needs the integer 1"
@@ -279,7 +279,9 @@ async def test_an_unknown_provider_type_is_reported_and_left_alone(
         "INSERT INTO ai_providers (type, name, base_url) "
         "VALUES ('bedrock-mantle', 'mantle', 'https://bedrock-mantle.us-east-1.api.aws/v1')"
     )
-    adopter = OwnerRef(uid="uid-adopt")
+    adopter = OwnerRef(
+        kind="AIProvider", namespace="ns", name="adopt", instance="test", uid="uid-adopt"
+    )
     r = await store.upsert_provider(
         DesiredProvider(name="mantle", type=ProviderType.OPENAI, api_keys=(K3,)),
         adopter,

@@ -25,7 +25,7 @@ from tests.support.store import STORE_KEY_A, STORE_KEY_B, STORE_KEY_C, b64
 
 pytestmark = pytest.mark.integration
 
-OWNER = OwnerRef(uid="uid-enc", namespace="ns", name="p")
+OWNER = OwnerRef(kind="AIProvider", namespace="ns", name="p", instance="test", uid="uid-enc")
 KEYS = ("sk-first-key-0000000000", "sk-second-key-000000000")
 DESIRED = DesiredProvider(name="openai", type=ProviderType.OPENAI, api_keys=KEYS)
 BEDROCK = DesiredProvider(
@@ -130,7 +130,9 @@ async def test_old_key_rows_are_reencrypted_on_next_write_without_notify(
     store: Store, store_settings: Callable[..., Settings], store_db: psycopg.AsyncConnection[Any]
 ) -> None:
     await store.upsert_provider(DESIRED, OWNER)
-    bed_owner = OwnerRef(uid="uid-bedrock")
+    bed_owner = OwnerRef(
+        kind="AIProvider", namespace="ns", name="bedrock", instance="test", uid="uid-bedrock"
+    )
     await store.upsert_provider(BEDROCK, bed_owner)
     assert await key_ids(store_db) == {key_digest(STORE_KEY_A)}
     cur = await store_db.execute("SELECT updated_at FROM ai_providers ORDER BY name")
@@ -243,7 +245,16 @@ async def test_choosing_plaintext_never_writes_a_secret_while_coderd_encrypts(
         before = await count(store_db, "ai_providers")
         for desired in (DESIRED, BEDROCK):
             with pytest.raises(PlaintextRefused) as info:
-                await plain.upsert_provider(desired, OwnerRef(uid=f"uid-{desired.name}"))
+                await plain.upsert_provider(
+                    desired,
+                    OwnerRef(
+                        kind="AIProvider",
+                        namespace="ns",
+                        name=f"{desired.name}",
+                        instance="test",
+                        uid=f"uid-{desired.name}",
+                    ),
+                )
             assert key_digest(STORE_KEY_A) in str(info.value)
             assert all(k not in str(info.value) for k in KEYS)
         assert await count(store_db, "ai_providers") == before
@@ -280,7 +291,9 @@ async def test_plaintext_settings_and_keys_we_own_get_encrypted_once_keys_are_gi
     store_settings: Callable[..., Settings], store_db: psycopg.AsyncConnection[Any]
 ) -> None:
     plain = await Store.open(store_settings(keys=[], allow_plaintext=True))
-    bed_owner = OwnerRef(uid="uid-bedrock")
+    bed_owner = OwnerRef(
+        kind="AIProvider", namespace="ns", name="bedrock", instance="test", uid="uid-bedrock"
+    )
     try:
         await plain.upsert_provider(DESIRED, OWNER)
         await plain.upsert_provider(BEDROCK, bed_owner)

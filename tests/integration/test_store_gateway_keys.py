@@ -25,7 +25,7 @@ from aigateway_operator.store import gateway_keys as gk
 
 pytestmark = pytest.mark.integration
 
-OWNER = OwnerRef(uid="uid-gw", kind="AIGatewayKey", namespace="ns", name="gw")
+OWNER = OwnerRef(kind="AIGatewayKey", namespace="ns", name="gw", instance="test", uid="uid-gw")
 
 
 async def fetch(conn: psycopg.AsyncConnection[Any], query: str) -> list[tuple[Any, ...]]:

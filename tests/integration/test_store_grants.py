@@ -36,7 +36,7 @@ from tools.devenv.postgres import PostgresServer, pg_bindir
 pytestmark = pytest.mark.integration
 
 GRANTS = Path(__file__).resolve().parents[2] / "deploy" / "postgres" / "grants.sql"
-OWNER = OwnerRef(uid="uid-grants", kind="AIProvider", namespace="ns", name="p")
+OWNER = OwnerRef(kind="AIProvider", namespace="ns", name="p", instance="test", uid="uid-grants")
 K1, K2 = "sk-grants-one-0123456789", "sk-grants-two-0123456789"
 
 

@@ -24,8 +24,12 @@ from tools.devenv.postgres import PostgresServer
 
 pytestmark = pytest.mark.integration
 
-ADOPTER = OwnerRef(uid="uid-adopter")
-CREATOR = OwnerRef(uid="uid-creator")
+ADOPTER = OwnerRef(
+    kind="AIProvider", namespace="ns", name="adopter", instance="test", uid="uid-adopter"
+)
+CREATOR = OwnerRef(
+    kind="AIProvider", namespace="ns", name="creator", instance="test", uid="uid-creator"
+)
 KEY = "sk-operator-schema-0123456789"
 
 #: The ownership table as the release before the own schema created it, in Coder's schema.

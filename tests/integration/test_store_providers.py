@@ -33,7 +33,9 @@ from tests.support.store import fetch, snapshot
 
 pytestmark = pytest.mark.integration
 
-OWNER = OwnerRef(uid="uid-1", kind="AIProvider", namespace="team", name="openai", generation=1)
+OWNER = OwnerRef(
+    kind="AIProvider", namespace="team", name="openai", instance="test", uid="uid-1", generation=1
+)
 K1, K2, K3, K4 = (f"sk-{i}-test-key-{'x' * 12}-{str(i) * 4}" for i in range(1, 5))
 
 
@@ -120,7 +122,9 @@ async def test_same_state_twice_writes_nothing(
         type=ProviderType.BEDROCK,
         bedrock=BedrockSettings(region="us-east-1", role_arn="arn:aws:iam::123456789012:role/R"),
     )
-    bed_owner = OwnerRef(uid="uid-bed")
+    bed_owner = OwnerRef(
+        kind="AIProvider", namespace="ns", name="bed", instance="test", uid="uid-bed"
+    )
     await store.upsert_provider(openai(K1, K2), OWNER)
     await store.upsert_provider(bed, bed_owner)
     assert await store_listener.drain() == ["", ""]
@@ -252,7 +256,13 @@ async def test_existing_name_is_a_conflict_unless_adopted(
     assert got.adopted
     # Another object cannot take it, even with adopt.
     with pytest.raises(NameTaken, match="another object"):
-        await store.upsert_provider(openai(K2), OwnerRef(uid="uid-other"), adopt=True)
+        await store.upsert_provider(
+            openai(K2),
+            OwnerRef(
+                kind="AIProvider", namespace="ns", name="other", instance="test", uid="uid-other"
+            ),
+            adopt=True,
+        )
     # Release: the row stays live and untouched; we just forget it.
     d = await store.delete_provider(OWNER, DeletePolicy.RELEASE)
     assert d.action == "released"
@@ -284,7 +294,10 @@ async def test_soft_delete_like_coderd_and_name_reuse(
         ("ai_provider_key", "delete", mask_secret(K1)),
     ]
     assert (await store.delete_provider(OWNER)).action == "absent"
-    other = await store.upsert_provider(openai(K2), OwnerRef(uid="uid-new"))
+    other = await store.upsert_provider(
+        openai(K2),
+        OwnerRef(kind="AIProvider", namespace="ns", name="new", instance="test", uid="uid-new"),
+    )
     assert other.action == "created"
     assert other.provider_id != r.provider_id
 
@@ -303,7 +316,10 @@ async def test_row_soft_deleted_in_coder_is_revived(
 
 async def test_rename_onto_a_live_name_is_refused(store: Store) -> None:
     await store.upsert_provider(openai(K1, name="a"), OWNER)
-    await store.upsert_provider(openai(K2, name="b"), OwnerRef(uid="uid-b"))
+    await store.upsert_provider(
+        openai(K2, name="b"),
+        OwnerRef(kind="AIProvider", namespace="ns", name="b", instance="test", uid="uid-b"),
+    )
     with pytest.raises(NameTaken):
         await store.upsert_provider(openai(K1, name="b"), OWNER)
     r = await store.upsert_provider(openai(K1, name="c"), OWNER)
@@ -398,7 +414,9 @@ async def test_audit_rows_are_coder_shaped(
         type=ProviderType.ANTHROPIC,
         bedrock=BedrockSettings(region="us-east-1", access_key="AKIAZ", access_key_secret="zz"),
     )
-    bo = OwnerRef(uid="uid-c", namespace="ns", name="claude", generation=2)
+    bo = OwnerRef(
+        kind="AIProvider", namespace="ns", name="claude", instance="test", uid="uid-c", generation=2
+    )
     await store.upsert_provider(bed, bo)
     await store.upsert_provider(openai(K1, K2), OWNER)
     await store.upsert_provider(openai(K1, K3, display_name="Open"), OWNER)

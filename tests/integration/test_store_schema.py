@@ -147,7 +147,7 @@ async def test_audit_logs_are_optional(
         assert not s.capabilities.has_audit
         r = await s.upsert_provider(
             DesiredProvider(name="p", type=ProviderType.OPENAI, api_keys=("sk-1",)),
-            OwnerRef(uid="uid-a"),
+            OwnerRef(kind="AIProvider", namespace="ns", name="a", instance="test", uid="uid-a"),
         )
         assert (r.action, r.audited) == ("created", False)
     finally:
@@ -193,8 +193,18 @@ async def test_create_builds_the_shape_of_each_coder_version(
         desired = DesiredProvider(
             name="p", type=ProviderType.OPENAI, api_keys=("sk-1",), icon="/i.svg"
         )
-        assert (await s.upsert_provider(desired, OwnerRef(uid="uid-v"))).action == "created"
-        assert (await s.upsert_provider(desired, OwnerRef(uid="uid-v"))).action == "unchanged"
+        assert (
+            await s.upsert_provider(
+                desired,
+                OwnerRef(kind="AIProvider", namespace="ns", name="v", instance="test", uid="uid-v"),
+            )
+        ).action == "created"
+        assert (
+            await s.upsert_provider(
+                desired,
+                OwnerRef(kind="AIProvider", namespace="ns", name="v", instance="test", uid="uid-v"),
+            )
+        ).action == "unchanged"
     finally:
         await s.close()
 
@@ -205,7 +215,11 @@ async def test_coder_v234_has_no_gateway_keys_and_no_role_arn(
     s = await Store.open(store_settings(create_coder_version="v2.34"))
     try:
         with pytest.raises(NotSupportedByCoder, match=r"v2\.35 or later.*v2\.34"):
-            await s.create_gateway_key(uuid.uuid4(), "gw", OwnerRef(uid="uid-g"))
+            await s.create_gateway_key(
+                uuid.uuid4(),
+                "gw",
+                OwnerRef(kind="AIProvider", namespace="ns", name="g", instance="test", uid="uid-g"),
+            )
         with pytest.raises(InvalidProvider, match=r"roleARN is not supported by Coder v2\.34"):
             await s.upsert_provider(
                 DesiredProvider(
@@ -215,7 +229,7 @@ async def test_coder_v234_has_no_gateway_keys_and_no_role_arn(
                         region="us-east-1", role_arn="arn:aws:iam::123456789012:role/R"
                     ),
                 ),
-                OwnerRef(uid="uid-b"),
+                OwnerRef(kind="AIProvider", namespace="ns", name="b", instance="test", uid="uid-b"),
             )
     finally:
         await s.close()
@@ -235,7 +249,7 @@ async def test_coder_v235_gets_only_the_settings_fields_it_reads(
                 type=ProviderType.BEDROCK,
                 bedrock=BedrockSettings(region="us-east-1", role_arn=role, protocol="invoke-model"),
             ),
-            OwnerRef(uid="uid-b"),
+            OwnerRef(kind="AIProvider", namespace="ns", name="b", instance="test", uid="uid-b"),
         )
         assert r.action == "created"
         with pytest.raises(InvalidProvider, match=r"protocol is not supported by Coder v2\.35"):
@@ -246,7 +260,7 @@ async def test_coder_v235_gets_only_the_settings_fields_it_reads(
                     base_url="https://bedrock-mantle.us-east-1.api.aws/anthropic",
                     bedrock=BedrockSettings(region="us-east-1", protocol="mantle"),
                 ),
-                OwnerRef(uid="uid-m"),
+                OwnerRef(kind="AIProvider", namespace="ns", name="m", instance="test", uid="uid-m"),
             )
     finally:
         await s.close()
@@ -295,8 +309,18 @@ async def test_a_newer_coder_starts_warns_once_and_writes_what_it_knows(
         assert s.coder_version.newer_than_known
         assert s.coder_version.migration == 612
         desired = DesiredProvider(name="p", type=ProviderType.OPENAI, api_keys=("sk-1",))
-        assert (await s.upsert_provider(desired, OwnerRef(uid="uid-n"))).action == "created"
-        assert (await s.upsert_provider(desired, OwnerRef(uid="uid-n"))).action == "unchanged"
+        assert (
+            await s.upsert_provider(
+                desired,
+                OwnerRef(kind="AIProvider", namespace="ns", name="n", instance="test", uid="uid-n"),
+            )
+        ).action == "created"
+        assert (
+            await s.upsert_provider(
+                desired,
+                OwnerRef(kind="AIProvider", namespace="ns", name="n", instance="test", uid="uid-n"),
+            )
+        ).action == "unchanged"
         await s.check_schema()
     finally:
         await s.close()

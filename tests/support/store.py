@@ -7,12 +7,36 @@ from typing import Any
 
 import psycopg
 
+from aigateway_operator.store import OwnerRef
+
 STORE_KEY_A = bytes(range(32))
 STORE_KEY_B = bytes(range(100, 132))
 STORE_KEY_C = bytes(range(200, 232))
 
 OWNED_ROWS = "aigateway_operator.owned_rows"
-"""The operator's ownership table (its own schema, not Coder's)."""
+"""The ownership table of the release before identities (keyed by object uid)."""
+OWNERS = "aigateway_operator.owners"
+"""The operator's ownership records, keyed by (instance, kind, namespace, name)."""
+
+
+def owner(
+    name: str,
+    *,
+    kind: str = "AIProvider",
+    namespace: str = "ns",
+    instance: str = "test",
+    uid: str = "",
+    generation: int | None = None,
+) -> OwnerRef:
+    """An owner identity for store tests (distinct names: distinct owners)."""
+    return OwnerRef(
+        kind=kind,
+        namespace=namespace,
+        name=name,
+        instance=instance,
+        uid=uid or f"uid-{name}",
+        generation=generation,
+    )
 
 
 def b64(key: bytes) -> str:
@@ -36,7 +60,8 @@ async def snapshot(conn: psycopg.AsyncConnection[Any]) -> dict[str, Any]:
             conn, "SELECT id, xmin::text, created_at FROM ai_provider_keys ORDER BY id"
         ),
         "audit": await fetch(conn, "SELECT count(*) FROM audit_logs"),
-        "owned": await fetch(
-            conn, "SELECT owner_uid, row_id, xmin::text FROM aigateway_operator.owned_rows"
+        "owners": await fetch(
+            conn,
+            f"SELECT row_table, row_id, xmin::text FROM {OWNERS} ORDER BY row_table, row_id",  # noqa: S608
         ),
     }

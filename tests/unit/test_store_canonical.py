@@ -196,7 +196,9 @@ def test_provider_row_id_is_deterministic_per_owner() -> None:
 
 
 def test_owner_audit_fields() -> None:
-    o = OwnerRef(uid="u", kind="AIProvider", namespace="ns", name="n", generation=3)
+    o = OwnerRef(
+        kind="AIProvider", namespace="ns", name="n", instance="test", uid="u", generation=3
+    )
     assert o.audit_fields() == {
         "uid": "u",
         "kind": "AIProvider",

@@ -87,13 +87,16 @@ class ObjectIdentity:
         """``namespace/name``, how logs and messages name the object."""
         return f"{self.namespace}/{self.name}"
 
-    def owner(self) -> OwnerRef:
-        """The store's view of the object that owns its rows."""
+    def owner(self, instance: str) -> OwnerRef:
+        """The store's view of the object that owns its rows: this operator install
+        (``AIGW_INSTANCE_ID``) and the object's kind, namespace and name; the uid and the
+        generation only label the records."""
         return OwnerRef(
-            uid=self.uid,
             kind=self.kind.kind,
             namespace=self.namespace,
             name=self.name,
+            instance=instance,
+            uid=self.uid,
             generation=self.generation,
         )
 

@@ -50,30 +50,59 @@ class ProviderType(StrEnum):
 
 @dataclass(frozen=True)
 class OwnerRef:
-    """Who a row belongs to: the Kubernetes object, as opaque values.
+    """Who a row belongs to: a Kubernetes object, as opaque values.
 
-    ``uid`` is the identity (a provider row id is derived from it, so a retry after a crash
-    finds its own row). The rest only labels audit entries and messages.
+    The identity is ``(instance, kind, namespace, name)`` (:attr:`key`): the operator install
+    (``AIGW_INSTANCE_ID``, stable across a cluster rebuild from the same Git) and the object's
+    kind, namespace and name — never its uid, which a rebuilt cluster does not keep. Every row
+    the store writes is recorded in ``aigateway_operator.owners`` under this identity, and
+    every change acts only on rows recorded for it. ``uid`` and ``generation`` only label the
+    record, audit entries and messages.
     """
 
-    uid: str
-    kind: str = ""
-    namespace: str = ""
-    name: str = ""
+    kind: str
+    namespace: str
+    name: str
+    instance: str = "default"
+    uid: str = ""
     generation: int | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        """The identity: ``(instance, kind, namespace, name)``."""
+        return (self.instance, self.kind, self.namespace, self.name)
+
+    def describe(self) -> str:
+        """How messages name the owner, e.g. ``AIProvider team-a/openai``."""
+        return f"{self.kind} {self.namespace}/{self.name}"
+
     def audit_fields(self) -> dict[str, Any]:
         """The object as it appears in ``audit_logs.additional_fields``."""
-        out: dict[str, Any] = {"uid": self.uid}
-        for key in ("kind", "namespace", "name"):
-            value = getattr(self, key)
-            if value:
-                out[key] = value
+        out: dict[str, Any] = {
+            "instance": self.instance,
+            "kind": self.kind,
+            "namespace": self.namespace,
+            "name": self.name,
+        }
+        if self.uid:
+            out["uid"] = self.uid
         if self.generation is not None:
             out["generation"] = self.generation
         out.update(self.extra)
         return out
+
+
+@dataclass(frozen=True)
+class OwnerRecord:
+    """One row of ``aigateway_operator.owners``: which identity owns which Coder row."""
+
+    owner: OwnerRef
+    row_table: Literal["ai_providers", "ai_gateway_keys"]
+    row_id: UUID
+    role: Literal["current", "previous", "pending"]
+    adopted: bool
+    deletion_policy: Literal["Delete", "Orphan"]
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,8 @@ __all__ = [
     "OPERATOR_SCHEMA",
     "OWNED_ROWS",
     "OWNED_ROWS_DDL",
+    "OWNERS",
+    "OWNERS_DDL",
     "SCHEMA_LOCK_ID",
     "ensure_operator_schema",
 ]
@@ -50,6 +52,10 @@ SCHEMA_LOCK_ID = 0x6169_6777_0000_0001
 
 OPERATOR_SCHEMA = "aigateway_operator"
 OWNED_ROWS = f"{OPERATOR_SCHEMA}.owned_rows"
+"""Ownership keyed by object uid (migration 1). Superseded by :data:`OWNERS` (migration 2);
+kept until the operator has moved its rows (it needs Kubernetes to map uids to names)."""
+OWNERS = f"{OPERATOR_SCHEMA}.owners"
+"""Ownership keyed by the stable identity (instance, kind, namespace, name): migration 2."""
 MIGRATIONS_TABLE = f"{OPERATOR_SCHEMA}.migrations"
 LEGACY_OWNED_ROWS = "aigw_owned_rows"
 """The ownership table of releases before the own schema, in Coder's schema."""
@@ -67,6 +73,47 @@ CREATE TABLE IF NOT EXISTS {OWNED_ROWS} (
 COMMENT ON TABLE {OWNED_ROWS} IS
     'aigateway-operator: which Kubernetes object owns which Coder row. Not used by coderd.';
 """
+
+OWNERS_DDL = f"""
+CREATE TABLE IF NOT EXISTS {OWNERS} (
+    row_table text NOT NULL CHECK (row_table IN ('ai_providers', 'ai_gateway_keys')),
+    row_id uuid NOT NULL,
+    instance_id text NOT NULL,
+    kind text NOT NULL,
+    namespace text NOT NULL,
+    name text NOT NULL,
+    role text NOT NULL DEFAULT 'current' CHECK (role IN ('current', 'previous', 'pending')),
+    adopted boolean NOT NULL DEFAULT false,
+    deletion_policy text NOT NULL DEFAULT 'Delete'
+        CHECK (deletion_policy IN ('Delete', 'Orphan')),
+    object_uid text NOT NULL DEFAULT '',
+    secret_hash bytea,
+    secret_prefix text,
+    rotating boolean NOT NULL DEFAULT false,
+    created_at timestamp with time zone NOT NULL DEFAULT now(),
+    updated_at timestamp with time zone NOT NULL DEFAULT now(),
+    CONSTRAINT owners_pkey PRIMARY KEY (row_table, row_id),
+    CONSTRAINT owners_pending_hash CHECK (role <> 'pending' OR secret_hash IS NOT NULL)
+);
+CREATE INDEX IF NOT EXISTS owners_owner_idx ON {OWNERS} (instance_id, kind, namespace, name);
+CREATE UNIQUE INDEX IF NOT EXISTS owners_one_row_per_role
+    ON {OWNERS} (row_table, instance_id, kind, namespace, name, role);
+COMMENT ON TABLE {OWNERS} IS
+    'aigateway-operator: which object (instance, kind, namespace, name) owns which Coder row. '
+    'Not used by coderd.';
+COMMENT ON COLUMN {OWNERS}.role IS
+    'ai_gateway_keys: current (the key in the Secret), previous (retiring after a rotation), '
+    'pending (issued to the Secret, not yet in Coder: the crash-safety journal).';
+COMMENT ON COLUMN {OWNERS}.secret_hash IS
+    'pending gateway keys: sha256 of the secret the operator generated (never the secret).';
+"""
+
+
+async def _m2_owners(conn: AsyncConnection[Any]) -> None:
+    """Create ``owners`` (identity-keyed). Rows of ``owned_rows`` (uid-keyed) stay until the
+    operator, which can map uids to names, moves them (``Store.migrate_legacy_owners``)."""
+    await conn.execute(OWNERS_DDL)
+
 
 _MIGRATIONS_DDL = f"""
 CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (
@@ -127,6 +174,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         "owned_rows: which Kubernetes object owns which Coder row "
         "(moved from aigw_owned_rows in Coder's schema)",
         _m1_owned_rows,
+    ),
+    Migration(
+        2,
+        "owners: ownership keyed by (instance, kind, namespace, name), gateway keys included",
+        _m2_owners,
     ),
 )
 

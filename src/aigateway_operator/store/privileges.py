@@ -82,6 +82,7 @@ def required_grants(caps: Capabilities | None) -> tuple[Grant, ...]:
     out.extend(Grant("USAGE", "type", t) for t in types)
     out.append(Grant("USAGE", "schema", OPERATOR_SCHEMA))
     table("owned_rows", "SELECT", "INSERT", "UPDATE", "DELETE", schema=OPERATOR_SCHEMA)
+    table("owners", "SELECT", "INSERT", "UPDATE", "DELETE", schema=OPERATOR_SCHEMA)
     table("migrations", "SELECT", schema=OPERATOR_SCHEMA)
     return tuple(out)
 

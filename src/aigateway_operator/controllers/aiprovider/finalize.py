@@ -39,7 +39,9 @@ async def finalize(
         DeletePolicy.RELEASE if policy is DeletionPolicy.ORPHAN else DeletePolicy.SOFT_DELETE
     )
     try:
-        result = await wiring.store.delete_provider(ident.owner(), store_policy)
+        result = await wiring.store.delete_provider(
+            ident.owner(wiring.settings.instance_id), store_policy
+        )
     except StoreError as exc:
         message = f"waiting to delete the Coder provider: {exc}"[:MESSAGE_LIMIT]
         scratch.set(

@@ -148,7 +148,7 @@ async def reconcile(
         )
     )
 
-    owner = ident.owner()
+    owner = ident.owner(wiring.settings.instance_id)
     desired = desired_provider(spec, name, secrets)
     # Did the last successful pass already apply exactly this spec and these Secret versions?
     # Then any difference in the row was made by someone else: drift.

@@ -99,7 +99,7 @@ async def finalize(
             outcome.done = False
             return outcome
         for key in keys:
-            await rt.store.delete_gateway_key(key.id, obj.owner())
+            await rt.store.delete_gateway_key(key.id, obj.owner(rt.settings.instance_id))
     except (StoreError, KubeError) as exc:
         message = f"waiting to delete the Coder AI Gateway key: {exc}"[:MESSAGE_LIMIT]
         p.set(ConditionState.false(ConditionType.READY, Reason.DELETING, message))

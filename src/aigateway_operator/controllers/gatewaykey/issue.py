@@ -53,7 +53,7 @@ async def matches(p: KeyPass, info: GatewayKeyInfo, held: Held) -> bool:
     try:
         # With the same id, name and secret this is a read: the store compares the hash.
         await p.wiring.store.create_gateway_key(
-            info.id, info.name, p.ident.owner(), secret=held.secret
+            info.id, info.name, p.ident.owner(p.wiring.settings.instance_id), secret=held.secret
         )
     except GatewayKeyConflict:
         return False
@@ -133,7 +133,7 @@ async def complete(
     p: KeyPass, name: str, held: Held, state: KeyState, *, rotation_generation: int
 ) -> None:
     """Bring Coder's rows in line with what the Secret holds (idempotent, replayable)."""
-    store, owner = p.wiring.store, p.ident.owner()
+    store, owner = p.wiring.store, p.ident.owner(p.wiring.settings.instance_id)
     key_id = held.key_id
     assert key_id is not None  # noqa: S101 - callers pass usable secrets only
     keep = {key_id, held.previous_id} - {None}
@@ -181,7 +181,7 @@ async def rename_retiring(p: KeyPass, previous: GatewayKeyInfo, name: str) -> Ga
     for n in range(1, RETIRING_ATTEMPTS + 1):
         try:
             return await p.wiring.store.rename_gateway_key(
-                previous.id, retiring_name(name, n), p.ident.owner()
+                previous.id, retiring_name(name, n), p.ident.owner(p.wiring.settings.instance_id)
             )
         except NameTaken:
             continue

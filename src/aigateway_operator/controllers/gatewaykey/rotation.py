@@ -33,7 +33,9 @@ async def rotate_if_due(
         return
     if state.previous_id is not None:
         # Two rotations in a row: the key before last has had its chance.
-        await p.wiring.store.delete_gateway_key(state.previous_id, p.ident.owner())
+        await p.wiring.store.delete_gateway_key(
+            state.previous_id, p.ident.owner(p.wiring.settings.instance_id)
+        )
         p.note(
             EventReason.KEY_RETIRED,
             f"Deleted the key before last (prefix {state.previous_prefix}) early: "
@@ -73,7 +75,9 @@ async def retire_previous(p: KeyPass, spec: GatewayKeySpec, state: KeyState) -> 
     expired = state.retire_after is not None and p.wiring.clock() >= state.retire_after
     if not (seen or expired):
         return
-    await p.wiring.store.delete_gateway_key(previous.id, p.ident.owner())
+    await p.wiring.store.delete_gateway_key(
+        previous.id, p.ident.owner(p.wiring.settings.instance_id)
+    )
     why = "a gateway used the new key" if seen else "spec.rotation.gracePeriod passed"
     p.note(
         EventReason.KEY_RETIRED,
