@@ -199,7 +199,9 @@ def test_owner_audit_fields() -> None:
     o = OwnerRef(
         kind="AIProvider", namespace="ns", name="n", instance="test", uid="u", generation=3
     )
+    assert o.key == ("test", "AIProvider", "ns", "n")
     assert o.audit_fields() == {
+        "instance": "test",
         "uid": "u",
         "kind": "AIProvider",
         "namespace": "ns",
