@@ -291,6 +291,6 @@ async def test_an_unknown_provider_type_is_reported_and_left_alone(
     assert await store.get_provider(adopter) is None
     assert await fetch(
         store_db,
-        "SELECT count(*) FROM aigateway_operator.owned_rows WHERE owner_uid = %s",
-        adopter.uid,
+        "SELECT count(*) FROM aigateway_operator.owners WHERE name = %s",
+        adopter.name,
     ) == [(0,)]

@@ -156,7 +156,11 @@ async def test_the_documented_grants_are_enough(granted: Role) -> None:
             "WHERE relnamespace = 'aigateway_operator'::regnamespace AND relkind = 'r' "
             "ORDER BY relname",
         )
-        assert rows == [("migrations", granted.name), ("owned_rows", granted.name)]
+        assert rows == [
+            ("migrations", granted.name),
+            ("owned_rows", granted.name),
+            ("owners", granted.name),
+        ]
         assert await fetch(conn, "SELECT to_regclass('public.aigw_owned_rows')") == [(None,)]
         # Nothing beyond what the file grants: e.g. no hard delete of providers.
         rows = await fetch(

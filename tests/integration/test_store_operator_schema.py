@@ -15,11 +15,12 @@ from aigateway_operator.config import Settings
 from aigateway_operator.store import (
     DesiredProvider,
     InsufficientPrivileges,
+    NameConflict,
     OwnerRef,
     ProviderType,
     Store,
 )
-from tests.support.store import OWNED_ROWS, fetch
+from tests.support.store import OWNED_ROWS, OWNERS, fetch
 from tools.devenv.postgres import PostgresServer
 
 pytestmark = pytest.mark.integration
@@ -59,8 +60,10 @@ def openai(name: str) -> DesiredProvider:
 async def written_by_the_previous_release(
     store_settings: Callable[..., Settings], conn: psycopg.AsyncConnection[Any]
 ) -> list[tuple[Any, ...]]:
-    """A database as the previous release leaves it: an adopted and a created provider,
-    ownership in ``aigw_owned_rows`` in Coder's schema, no ``aigateway_operator`` schema."""
+    """A database as the release before the own schema leaves it: an adopted and a created
+    provider, ownership by object uid in ``aigw_owned_rows`` in Coder's schema, no
+    ``aigateway_operator`` schema. The rows are written by today's store, then their records
+    are turned into that release's (the same rows, keyed by uid)."""
     s = await Store.open(store_settings())
     try:
         await conn.execute(
@@ -73,11 +76,16 @@ async def written_by_the_previous_release(
         assert (await s.upsert_provider(openai("mine"), CREATOR)).action == "created"
     finally:
         await s.close()
-    owned = await fetch(conn, OWNED_SELECT)
     await conn.execute(LEGACY_DDL)
-    await conn.execute(f"INSERT INTO aigw_owned_rows SELECT * FROM {OWNED_ROWS}")  # noqa: S608
+    await conn.execute(
+        f"INSERT INTO aigw_owned_rows (kind, owner_uid, row_id, adopted, created_at) "  # noqa: S608
+        f"SELECT 'ai_provider', object_uid, row_id, adopted, created_at FROM {OWNERS}"
+    )
     await conn.execute("DROP SCHEMA aigateway_operator CASCADE")
-    return owned
+    return await fetch(
+        conn,
+        "SELECT kind, owner_uid, row_id, adopted, created_at FROM aigw_owned_rows ORDER BY 2",
+    )
 
 
 async def test_create_mode_creates_the_schema_and_nothing_in_coders(
@@ -89,7 +97,10 @@ async def test_create_mode_creates_the_schema_and_nothing_in_coders(
         "to_regclass('public.aigw_owned_rows') IS NULL",
     )
     assert rows == [(True, True)]
-    assert await fetch(store_db, "SELECT version FROM aigateway_operator.migrations") == [(1,)]
+    assert await fetch(store_db, "SELECT version FROM aigateway_operator.migrations") == [
+        (1,),
+        (2,),
+    ]
 
 
 async def test_the_previous_releases_table_is_moved_at_start(
@@ -99,14 +110,28 @@ async def test_the_previous_releases_table_is_moved_at_start(
     providers = await fetch(store_db, "SELECT id, xmin::text FROM ai_providers ORDER BY id")
     s = await Store.open(store_settings(mode="verify"))
     try:
-        # Ownership survived the move: the adopted row is still ours, found by owner.
+        # The uid-keyed records moved into the operator's schema as they were ...
+        assert await fetch(store_db, OWNED_SELECT) == owned
+        # ... and until the operator maps uids to objects, such a row is nobody's to adopt.
+        with pytest.raises(NameConflict, match="earlier release"):
+            await s.upsert_provider(openai("manual"), ADOPTER, adopt=True)
+        stranger = OwnerRef(kind="AIProvider", namespace="x", name="y", instance="test", uid="z")
+        moved = await s.migrate_legacy_owners(
+            {ADOPTER.uid: ADOPTER, CREATOR.uid: CREATOR, stranger.uid: stranger}
+        )
+        assert (moved.moved, moved.unknown) == (2, 0)
+        # Ownership survived the move: the adopted row is still ours, found by identity.
         again = await s.upsert_provider(openai("manual"), ADOPTER)
         assert again.action == "unchanged"
         assert again.provider_id == next(r[2] for r in owned if r[1] == ADOPTER.uid)
         assert (await s.upsert_provider(openai("mine"), CREATOR)).action == "unchanged"
+        got = await s.get_provider(ADOPTER)
+        assert got is not None
+        assert got.adopted
+        assert (await s.migrate_legacy_owners({})).moved == 0  # once
     finally:
         await s.close()
-    assert await fetch(store_db, OWNED_SELECT) == owned
+    assert await fetch(store_db, OWNED_SELECT) == []
     assert await fetch(store_db, "SELECT to_regclass('aigw_owned_rows')") == [(None,)]
     # Coder's rows were not touched by the move.
     assert await fetch(store_db, "SELECT id, xmin::text FROM ai_providers ORDER BY id") == (
@@ -159,5 +184,8 @@ async def test_replicas_starting_together_migrate_once(
     stores = await asyncio.gather(*(Store.open(store_settings(mode="verify")) for _ in range(3)))
     for s in stores:
         await s.close()
-    assert await fetch(store_db, "SELECT version FROM aigateway_operator.migrations") == [(1,)]
+    assert await fetch(store_db, "SELECT version FROM aigateway_operator.migrations") == [
+        (1,),
+        (2,),
+    ]
     assert len(await fetch(store_db, f"SELECT 1 FROM {OWNED_ROWS}")) == len(owned)  # noqa: S608

@@ -83,7 +83,7 @@ async def test_create_read_back_and_coder_shape(
     assert r.action == "created"
     assert r.notified
     assert r.audited
-    assert r.provider_id == provider_row_id(OWNER.uid)
+    assert r.provider_id == provider_row_id(OWNER)
     assert [k.masked for k in r.keys_added] == [mask_secret(K1), mask_secret(K2)]
     rows = await fetch(
         store_db,
@@ -222,7 +222,7 @@ async def test_duplicate_rows_written_by_someone_else_are_cleaned(
     await store.upsert_provider(openai(K1), OWNER)
     await store_db.execute(
         "INSERT INTO ai_provider_keys (provider_id, api_key) VALUES (%s, %s)",
-        (provider_row_id(OWNER.uid), K1),
+        (provider_row_id(OWNER), K1),
     )
     r = await store.upsert_provider(openai(K1), OWNER)
     assert len(r.keys_removed) == 1
@@ -255,7 +255,7 @@ async def test_existing_name_is_a_conflict_unless_adopted(
     assert got is not None
     assert got.adopted
     # Another object cannot take it, even with adopt.
-    with pytest.raises(NameTaken, match="another object"):
+    with pytest.raises(NameTaken, match="held by AIProvider team/openai") as taken:
         await store.upsert_provider(
             openai(K2),
             OwnerRef(
@@ -263,11 +263,15 @@ async def test_existing_name_is_a_conflict_unless_adopted(
             ),
             adopt=True,
         )
-    # Release: the row stays live and untouched; we just forget it.
+    assert taken.value.holder == OWNER.key
+    # Release (Orphan): the row stays live and untouched, and stays recorded for OWNER, so
+    # the same object applied again takes it back.
     d = await store.delete_provider(OWNER, DeletePolicy.RELEASE)
     assert d.action == "released"
     assert await fetch(store_db, "SELECT deleted FROM ai_providers") == [(False,)]
-    assert await store.get_provider(OWNER) is None
+    got = await store.get_provider(OWNER)
+    assert got is not None
+    assert got.id == foreign_id
 
 
 async def test_soft_delete_like_coderd_and_name_reuse(
@@ -442,6 +446,8 @@ async def test_audit_rows_are_coder_shaped(
     assert create_bed[3]["type"] == {"Old": "", "New": "bedrock", "Secret": False}
     assert "display_name" not in create_bed[3]  # NULL -> NULL renders "null" both sides
     assert create_bed[4]["kubernetes"] == {
+        "instance": "test",
+        "kind": "AIProvider",
         "uid": "uid-c",
         "namespace": "ns",
         "name": "claude",

@@ -39,7 +39,9 @@ from aigateway_operator.store import (
     StoredKey,
     StoredProvider,
     StoreUnavailable,
+    TypeMismatch,
     default_base_url,
+    held_by,
 )
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
@@ -215,10 +217,12 @@ class ProviderRow:
     id: uuid.UUID
     desired: DesiredProvider
     keys: list[tuple[uuid.UUID, str]]
-    owner_uid: str | None
+    owner: tuple[str, str, str, str] | None
+    """The identity the row is recorded for (None: made in Coder)."""
     updated_at: datetime
     deleted: bool = False
     adopted: bool = False
+    policy: DeletePolicy = DeletePolicy.SOFT_DELETE
 
     def version(self) -> RowVersion:
         return RowVersion(self.updated_at, self.deleted, f"{self.id}:{self.updated_at.isoformat()}")
@@ -250,7 +254,7 @@ class FakeProviderStore:
         return self.clock.now
 
     def _own(self, owner: OwnerRef) -> ProviderRow | None:
-        return next((r for r in self.rows.values() if r.owner_uid == owner.uid), None)
+        return next((r for r in self.rows.values() if r.owner == owner.key), None)
 
     def _live(self, name: str) -> ProviderRow | None:
         return next(
@@ -270,7 +274,12 @@ class FakeProviderStore:
         return KeyRef(key_id, mask_secret(value), "abc1234")
 
     async def upsert_provider(
-        self, desired: DesiredProvider, owner: OwnerRef, *, adopt: bool = False
+        self,
+        desired: DesiredProvider,
+        owner: OwnerRef,
+        *,
+        adopt: bool = False,
+        policy: DeletePolicy = DeletePolicy.SOFT_DELETE,
     ) -> ProviderResult:
         self._check()
         row = self._own(owner)
@@ -281,21 +290,24 @@ class FakeProviderStore:
                 raise NameTaken("AI provider", desired.name, "cannot rename the provider to it")
             action = "updated"
         elif holder is not None:
-            if holder.owner_uid is not None:
+            if holder.owner is not None:
                 raise NameTaken(
                     "AI provider",
                     desired.name,
-                    f"it is managed by another object (uid {holder.owner_uid})",
+                    "it is held by " + held_by(holder.owner, owner.instance),
+                    holder=holder.owner,
                 )
             if not adopt:
                 raise NameConflict(desired.name, str(holder.id))
-            holder.owner_uid, holder.adopted = owner.uid, True
+            if holder.desired.type != desired.type:
+                raise TypeMismatch(desired.name, holder.desired.type.value, desired.type.value)
+            holder.owner, holder.adopted = owner.key, True
             row, action = holder, "adopted"
         elif row is not None:
             action = "revived"
         else:
             keys = [(uuid.uuid4(), k) for k in desired.api_keys]
-            row = ProviderRow(uuid.uuid4(), desired, keys, owner.uid, self._tick())
+            row = ProviderRow(uuid.uuid4(), desired, keys, owner.key, self._tick(), policy=policy)
             self.rows[row.id] = row
             self.writes += 1
             refs = tuple(self._ref(i, v) for i, v in keys)
@@ -316,6 +328,7 @@ class FakeProviderStore:
         by_value = {v: i for i, v in kept + added}
         new_keys = [(by_value[v], v) for v in desired.api_keys]
         reordered = [v for _, v in kept] != [v for v in desired.api_keys if v in old_values]
+        row.policy = policy
         if action == "updated" and not changed and not added and not removed and not reordered:
             action = "unchanged"
         if action != "unchanged":
@@ -350,18 +363,18 @@ class FakeProviderStore:
         row = self._own(owner)
         if row is None:
             return DeleteResult(None, "absent", False)
-        if policy is DeletePolicy.RELEASE:
-            row.owner_uid = None
+        if policy is DeletePolicy.RELEASE:  # the row and its record stay (Orphan)
+            row.policy = policy
             return DeleteResult(row.id, "released", False)
         removed = len(row.keys)
         row.deleted, row.keys, row.updated_at = True, [], self._tick()
+        row.owner = None  # the record goes with the row
         self.writes += 1
         return DeleteResult(row.id, "deleted", True, removed)
 
-    async def get_provider(self, owner: OwnerRef | str) -> StoredProvider | None:
+    async def get_provider(self, owner: OwnerRef) -> StoredProvider | None:
         self._check()
-        uid = owner if isinstance(owner, str) else owner.uid
-        row = next((r for r in self.rows.values() if r.owner_uid == uid), None)
+        row = self._own(owner)
         if row is None:
             return None
         d = row.desired

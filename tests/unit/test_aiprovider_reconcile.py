@@ -19,7 +19,6 @@ from aigateway_operator.api.common import Reason
 from aigateway_operator.api.identity import AIPROVIDER
 from aigateway_operator.config import Settings
 from aigateway_operator.controllers.aiprovider.finalize import finalize
-from aigateway_operator.controllers.aiprovider.index import NameClaim
 from aigateway_operator.controllers.aiprovider.reconcile import reconcile
 from aigateway_operator.controllers.shared import ObjectIdentity, PassOutcome
 from aigateway_operator.controllers.wiring import Wiring
@@ -81,10 +80,8 @@ class World:
                 self.status[key] = value
         return outcome
 
-    async def reconcile(self, claims: list[NameClaim] | None = None) -> PassOutcome:
-        return self._apply(
-            await reconcile(self.wiring, self.ident(), self.spec, self.status, claims or [])
-        )
+    async def reconcile(self) -> PassOutcome:
+        return self._apply(await reconcile(self.wiring, self.ident(), self.spec, self.status))
 
     async def finalize(self) -> PassOutcome:
         return await finalize(self.wiring, self.ident(), self.spec, self.status)
@@ -213,22 +210,33 @@ async def test_a_spec_the_models_reject_is_invalid_spec(world: World) -> None:
     assert world.store.rows == {}
 
 
-async def test_the_older_claim_keeps_the_name(world: World) -> None:
-    older = NameClaim("t0", "other-uid", "team-a", "first")
-    mine = NameClaim("t1", UID, "ns", "openai")
-    out = await world.reconcile([older, mine])
+async def test_the_current_owner_keeps_the_name(world: World) -> None:
+    """Another object of this install holds the name: named, nothing written; it is ours
+    once that owner is gone."""
+    from aigateway_operator.store import OwnerRef
+
+    other = OwnerRef(kind="AIProvider", namespace="team-a", name="first", instance="default")
+    from aigateway_operator.store import DesiredProvider, ProviderType
+
+    await world.store.upsert_provider(
+        DesiredProvider("openai", ProviderType.OPENAI, api_keys=(KEY_C,)), other
+    )
+    writes = world.store.writes
+    out = await world.reconcile()
     c = world.condition("Synced")
     assert c["reason"] == "NameConflict"
-    assert "team-a/first" in c["message"]
-    assert world.store.rows == {}
+    assert "held by AIProvider team-a/first" in c["message"]
+    assert "once that owner is gone" in c["message"]
+    assert world.store.writes == writes
     assert reasons(out) == ["NameConflict"]
-    # Once the older one is being deleted, the name is ours.
-    deleting = NameClaim("t0", "other-uid", "team-a", "first", deleting=True)
-    await world.reconcile([deleting, mine])
+    await world.store.delete_provider(other)
+    await world.reconcile()
     assert world.condition("Ready")["status"] == "True"
 
 
-async def test_a_row_made_in_coder_is_left_alone_unless_adopted(world: World) -> None:
+async def test_a_row_made_in_coder_is_adopted_only_where_the_platform_allows(
+    world: World,
+) -> None:
     from aigateway_operator.store import DesiredProvider, ProviderType
 
     foreign = world.store.add_foreign(
@@ -237,14 +245,37 @@ async def test_a_row_made_in_coder_is_left_alone_unless_adopted(world: World) ->
     await world.reconcile()
     c = world.condition("Synced")
     assert c["reason"] == "NameConflict"
-    assert "adoptExisting" in c["message"]
-    assert [v for _, v in foreign.keys] == [KEY_C]
+    assert "adoptExisting" not in c["message"]  # not allowed here: not offered either
     world.spec["adoptExisting"] = True
     world.generation = 2
+    await world.reconcile()
+    c = world.condition("Synced")
+    assert c["reason"] == "NameConflict"
+    assert "AIGW_ADOPTION_NAMESPACES" in c["message"]
+    assert [v for _, v in foreign.keys] == [KEY_C]
+    # The platform allows this namespace: the object takes the row over.
+    world.wiring.settings = world.wiring.settings.model_copy(update={"adoption_namespaces": "ns"})
+    world.generation = 3
     out = await world.reconcile()
     assert reasons(out)[0] == "Adopted"
     assert [v for _, v in foreign.keys] == [KEY_A, KEY_B]
     assert world.status["providerID"] == str(foreign.id)
+
+
+async def test_adoption_never_changes_the_type(world: World) -> None:
+    from aigateway_operator.store import DesiredProvider, ProviderType
+
+    world.wiring.settings = world.wiring.settings.model_copy(update={"adoption_namespaces": "*"})
+    foreign = world.store.add_foreign(
+        DesiredProvider("openai", ProviderType.OPENROUTER, api_keys=(KEY_C,))
+    )
+    world.spec["adoptExisting"] = True
+    out = await world.reconcile()
+    c = world.condition("Synced")
+    assert (c["reason"], reasons(out)) == ("TypeMismatch", ["TypeMismatch"])
+    assert "spec.type" in c["message"]
+    assert foreign.owner is None
+    assert foreign.desired.type is ProviderType.OPENROUTER
 
 
 async def test_a_rotated_secret_value_replaces_the_key_row(world: World) -> None:
@@ -377,7 +408,7 @@ async def test_deletion_soft_deletes_the_row_and_its_keys(world: World) -> None:
     assert row.keys == []
 
 
-async def test_orphan_leaves_the_row_live_and_unowned(world: World) -> None:
+async def test_orphan_leaves_the_row_live_and_recorded(world: World) -> None:
     world.spec["deletionPolicy"] = "Orphan"
     await world.reconcile()
     row = world.store.by_name("openai")
@@ -386,7 +417,7 @@ async def test_orphan_leaves_the_row_live_and_unowned(world: World) -> None:
     assert reasons(out) == ["Orphaned"]
     assert not row.deleted
     assert [v for _, v in row.keys] == [KEY_A, KEY_B]
-    assert row.owner_uid is None
+    assert row.owner == world.ident().owner("default").key  # the same object takes it back
 
 
 async def test_deletion_waits_for_the_database(world: World) -> None:

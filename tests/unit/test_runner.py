@@ -89,7 +89,7 @@ class FakeKind:
     def observed(self, event_type: str | None, body: Any) -> None:
         return None
 
-    def forget(self, ident: ObjectIdentity) -> None:
+    def forget(self, ident: ObjectIdentity, lock: asyncio.Lock | None) -> None:
         self.forgotten.append(ident.name)
 
 

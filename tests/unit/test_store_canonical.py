@@ -189,10 +189,16 @@ def test_repr_hides_secrets() -> None:
     assert "sk-hidden-key" not in repr(canonicalize(d))
 
 
-def test_provider_row_id_is_deterministic_per_owner() -> None:
-    assert provider_row_id("uid-1") == provider_row_id("uid-1")
-    assert provider_row_id("uid-1") != provider_row_id("uid-2")
-    assert provider_row_id("uid-1").version == 5
+def _owner(name: str, uid: str = "", instance: str = "test") -> OwnerRef:
+    return OwnerRef(kind="AIProvider", namespace="ns", name=name, instance=instance, uid=uid)
+
+
+def test_provider_row_id_is_deterministic_per_identity() -> None:
+    """The same identity (a cluster rebuilt from Git: another uid) gets the same row id."""
+    assert provider_row_id(_owner("a", "uid-1")) == provider_row_id(_owner("a", "uid-2"))
+    assert provider_row_id(_owner("a")) != provider_row_id(_owner("b"))
+    assert provider_row_id(_owner("a")) != provider_row_id(_owner("a", instance="other"))
+    assert provider_row_id(_owner("a")).version == 5
 
 
 def test_owner_audit_fields() -> None:
@@ -239,7 +245,7 @@ def test_retiring_name_fits_64_chars_and_the_check(name: str, n: int, expected: 
 
 
 def test_uuid_sanity() -> None:
-    assert isinstance(provider_row_id("x"), uuid.UUID)
+    assert isinstance(provider_row_id(_owner("x")), uuid.UUID)
 
 
 def test_anthropic_with_bedrock_settings_is_written_as_bedrock() -> None:

@@ -76,8 +76,11 @@ class KindPasses(Protocol):
         """Every watch event of the kind (indexes); must be cheap and must not fail."""
         ...
 
-    def forget(self, ident: ObjectIdentity) -> None:
-        """The object has left the cluster (its finalizer released, or deleted without it)."""
+    def forget(self, ident: ObjectIdentity, lock: asyncio.Lock | None) -> None:
+        """The object has left the cluster (its finalizer released, or deleted without it).
+
+        ``lock`` is the object's: held while a pass of it still runs, so whatever is done
+        with the object's rows waits for that pass."""
         ...
 
 
@@ -155,7 +158,9 @@ class Runner:
             slot = self._slots.pop(uid, None)
             if slot is not None:
                 slot.wake.set()
-            self.passes.forget(ObjectIdentity.from_body(self.kind, body))
+            self.passes.forget(
+                ObjectIdentity.from_body(self.kind, body), slot.lock if slot else None
+            )
             return
         slot = self._slot(uid)
         if marker(body) != slot.taken:

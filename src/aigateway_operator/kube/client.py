@@ -337,6 +337,13 @@ class Kube:
             f"reading {plural} {namespace}/{name}", "GET", _objects(plural, namespace, name)
         )
 
+    async def list_objects(self, plural: str, namespace: str | None) -> list[dict[str, Any]]:
+        """Every object of one of our kinds, in ``namespace`` or the whole cluster (at start:
+        to map the uids an earlier release recorded to names; the watch itself is kopf's)."""
+        path = _objects(plural, namespace) if namespace else f"/apis/{GROUP}/{VERSION}/{plural}"
+        listed = await self._async(f"listing {plural}", "GET", path, missing_ok=False)
+        return [i for i in (listed or {}).get("items") or [] if isinstance(i, dict)]
+
     async def patch_status(
         self, plural: str, namespace: str, name: str, status: dict[str, Any]
     ) -> dict[str, Any] | None:

@@ -16,18 +16,21 @@ from collections.abc import Mapping
 from typing import Any
 
 from aigateway_operator import __version__, metrics
+from aigateway_operator.api.identity import AIPROVIDER
 from aigateway_operator.config import Settings
 from aigateway_operator.controllers.aiprovider import AIProviderController
 from aigateway_operator.controllers.gatewaykey import GatewayKeyController
+from aigateway_operator.controllers.shared import ObjectIdentity
 from aigateway_operator.controllers.wiring import Wiring, fingerprint_key
 from aigateway_operator.kube import (
     EventRecorder,
     Kube,
+    KubeError,
     SecretMetadataWatch,
     api_client,
     load_configuration,
 )
-from aigateway_operator.store import Store
+from aigateway_operator.store import OwnerRef, Store
 
 __all__ = ["OperatorApp", "app_of"]
 
@@ -101,6 +104,14 @@ class OperatorApp:
         self._gateway_keys = GatewayKeyController(
             wiring, asyncio.Semaphore(max(2, settings.max_workers // 8))
         )
+        try:
+            await self._take_over_records(kube)
+        except BaseException:
+            # kopf calls start() again after a temporary failure: leave nothing open behind.
+            self._wiring = self._providers = self._gateway_keys = None
+            await store.close()
+            kube.close()
+            raise
         metrics.serve(settings.metrics_port)
         events.start()
         loop = asyncio.get_running_loop()
@@ -124,6 +135,37 @@ class OperatorApp:
             store.primary_key_digest or "none: plaintext",
         )
 
+    async def _take_over_records(self, kube: Kube) -> None:
+        """Before kopf watches anything: move the uid-keyed ownership records of an earlier
+        release to identities (one transaction), then collect the rows of objects that are gone
+        (deleted while no operator ran, finalizer removed by hand). One listing per kind and
+        watched namespace; no pass runs yet, so the listing is the truth."""
+        settings = self.settings
+        store = self.wiring.store
+        assert self._providers is not None  # noqa: S101 - built just before
+        uids: dict[str, OwnerRef] = {}
+        listed: set[tuple[str, str]] = set()
+        try:
+            for namespace in settings.namespace_list() or (None,):
+                for obj in await kube.list_objects(AIPROVIDER.plural, namespace):
+                    ident = ObjectIdentity.from_body(AIPROVIDER, obj)
+                    uids[ident.uid] = ident.owner(settings.instance_id)
+                    listed.add((ident.namespace, ident.name))
+        except KubeError as exc:
+            log.warning("ownership records not checked at start (%s); the resync will", exc)
+            return
+        moved = await store.migrate_legacy_owners(uids)
+        if moved.moved or moved.unknown:
+            log.info(
+                "ownership records of an earlier release: %d moved to identities, %d left "
+                "(their objects are not in this cluster)",
+                moved.moved,
+                moved.unknown,
+            )
+        collected = await self._providers.sweep(listed)
+        if collected:
+            log.info("collected the Coder rows of %d AIProvider(s) that no longer exist", collected)
+
     async def stop(self) -> None:
         for watch in self._watches:
             watch.stop()
@@ -138,6 +180,8 @@ class OperatorApp:
         for controller in (self._providers, self._gateway_keys):
             if controller is not None:
                 await controller.runner.drain(DRAIN_S)
+        if self._providers is not None:
+            await self._providers.stop()
         if self._wiring.events is not None:
             await self._wiring.events.stop()
         await self._wiring.store.close()

@@ -73,7 +73,9 @@ from aigateway_operator.store.errors import (
     StoreError,
     StoreTimeout,
     StoreUnavailable,
+    TypeMismatch,
     UnknownKeyReference,
+    held_by,
 )
 from aigateway_operator.store.gateway_keys import generate_gateway_secret, retiring_name
 from aigateway_operator.store.models import (
@@ -86,6 +88,8 @@ from aigateway_operator.store.models import (
     GatewayKeyInfo,
     IssuedGatewayKey,
     KeyRef,
+    LegacyMigration,
+    OwnerRecord,
     OwnerRef,
     ProviderCheck,
     ProviderResult,
@@ -120,10 +124,12 @@ __all__ = [
     "IssuedGatewayKey",
     "KeyRef",
     "KeyStatus",
+    "LegacyMigration",
     "NameConflict",
     "NameTaken",
     "NotFound",
     "NotSupportedByCoder",
+    "OwnerRecord",
     "OwnerRef",
     "PlaintextRefused",
     "ProviderCheck",
@@ -138,9 +144,11 @@ __all__ = [
     "StoreUnavailable",
     "StoredKey",
     "StoredProvider",
+    "TypeMismatch",
     "UnknownKeyReference",
     "default_base_url",
     "generate_gateway_secret",
+    "held_by",
     "provider_row_id",
     "retiring_name",
 ]

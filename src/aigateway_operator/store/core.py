@@ -31,6 +31,8 @@ from aigateway_operator.store.models import (
     DesiredProvider,
     GatewayKeyInfo,
     IssuedGatewayKey,
+    LegacyMigration,
+    OwnerRecord,
     OwnerRef,
     ProviderCheck,
     ProviderResult,
@@ -354,12 +356,22 @@ class Store:
     # --- providers -------------------------------------------------------------------------------
 
     async def upsert_provider(
-        self, desired: DesiredProvider, owner: OwnerRef, *, adopt: bool = False
+        self,
+        desired: DesiredProvider,
+        owner: OwnerRef,
+        *,
+        adopt: bool = False,
+        policy: DeletePolicy = DeletePolicy.SOFT_DELETE,
     ) -> ProviderResult:
-        """Make the provider owned by ``owner`` match ``desired`` (see ``providers``)."""
+        """Make the provider recorded for ``owner`` match ``desired`` (see ``providers``).
+
+        ``adopt``: take over a live provider of the same name and type that no object of any
+        operator install owns (made in Coder's UI). ``policy`` is recorded with the row: what
+        :meth:`collect` does with it once the object is gone.
+        """
         return await self._run(
             f"upsert AI provider {desired.name!r}",
-            lambda conn: self._providers.upsert(conn, desired, owner, adopt),
+            lambda conn: self._providers.upsert(conn, desired, owner, adopt, policy),
         )
 
     async def delete_provider(
@@ -390,7 +402,7 @@ class Store:
         operator does not understand (``left_alone``), without ever raising for them.
         """
         return await self._run(
-            "compare AI provider", lambda conn: self._providers.check(conn, desired, owner.uid)
+            "compare AI provider", lambda conn: self._providers.check(conn, desired, owner)
         )
 
     async def provider_versions(
@@ -414,10 +426,40 @@ class Store:
             "read AI provider versions", lambda conn: self._providers.row_versions(conn, row_ids)
         )
 
-    async def get_provider(self, owner: OwnerRef | str) -> StoredProvider | None:
-        """The provider owned by ``owner`` (including a soft-deleted one), decrypted."""
-        uid = owner if isinstance(owner, str) else owner.uid
-        return await self._run("read AI provider", lambda conn: self._providers.get(conn, uid))
+    async def get_provider(self, owner: OwnerRef) -> StoredProvider | None:
+        """The provider recorded for ``owner`` (including a soft-deleted one), decrypted."""
+        return await self._run("read AI provider", lambda conn: self._providers.get(conn, owner))
+
+    # --- ownership -------------------------------------------------------------------------------
+
+    async def owner_records(self, instance: str) -> list[OwnerRecord]:
+        """Every ownership record of operator install ``instance`` (the garbage collector
+        compares them with the objects that exist)."""
+        return await self._run(
+            "read ownership records", lambda conn: self._providers.records(conn, instance)
+        )
+
+    async def collect_provider(self, owner: OwnerRef) -> DeleteResult:
+        """The object that owned this provider is gone (deleted without our finalizer, or
+        while no operator ran): apply the deletion policy recorded with the row."""
+
+        async def run(conn: AsyncConnection[Any]) -> DeleteResult:
+            policy = await self._providers.recorded_policy(conn, owner)
+            if policy is None:  # nothing recorded (deleted already): no lock, no write
+                return DeleteResult(None, "absent", notified=False)
+            if policy is DeletePolicy.RELEASE:  # Orphan: the row and its record stay
+                return DeleteResult(None, "absent", notified=False)
+            return await self._providers.delete(conn, owner, policy)
+
+        return await self._run("collect AI provider", run)
+
+    async def migrate_legacy_owners(self, objects: dict[str, OwnerRef]) -> LegacyMigration:
+        """Move the uid-keyed ownership records of an earlier release to identities:
+        ``objects`` maps the uids of the live objects to their identity. One transaction."""
+        return await self._run(
+            "migrate ownership records",
+            lambda conn: self._providers.migrate_legacy(conn, objects),
+        )
 
     # --- gateway keys ----------------------------------------------------------------------------
 

@@ -33,7 +33,9 @@ __all__ = [
     "StoreError",
     "StoreTimeout",
     "StoreUnavailable",
+    "TypeMismatch",
     "UnknownKeyReference",
+    "held_by",
 ]
 
 
@@ -170,29 +172,60 @@ class InvalidName(StoreError):
 
 
 class NameTaken(StoreError):
-    """Another live row already uses this name (names are unique among live rows)."""
+    """Another live row already uses this name (names are unique among live rows).
 
-    def __init__(self, kind: str, name: str, detail: str = "") -> None:
+    ``holder`` is who the ownership records say holds it: ``(instance, kind, namespace,
+    name)``, or None when no record names it (made in Coder, or by an earlier release)."""
+
+    def __init__(
+        self,
+        kind: str,
+        name: str,
+        detail: str = "",
+        holder: tuple[str, str, str, str] | None = None,
+    ) -> None:
         self.kind = kind
         self.name = name
+        self.holder = holder
         msg = f"{kind} name {name!r} is already used by another live row"
         super().__init__(f"{msg}; {detail}" if detail else msg)
 
 
-class NameConflict(NameTaken):
-    """A live provider with this name exists that this operator did not create.
+def held_by(holder: tuple[str, str, str, str], instance: str) -> str:
+    """How a message names the owner of a row: ``AIProvider team-a/openai`` when it is this
+    operator install's, ``operator instance X`` when another install's."""
+    other, kind, namespace, name = holder
+    if other != instance:
+        return f"another operator instance ({other!r})"
+    return f"{kind} {namespace}/{name}"
 
-    It is left untouched. Pass ``adopt=True`` to take it over (its id, and so any chat model
-    configuration that references it, is kept), or pick another name.
+
+class NameConflict(NameTaken):
+    """A live provider with this name exists that no object of this operator owns.
+
+    It is left untouched. Pass ``adopt=True`` (where adoption is allowed) to take it over (its
+    id, and so any chat model configuration that references it, is kept), or pick another name.
     """
 
-    def __init__(self, name: str, row_id: str) -> None:
+    def __init__(self, name: str, row_id: str, detail: str = "") -> None:
         self.row_id = row_id
         super().__init__(
             "AI provider",
             name,
-            f"row {row_id} was not created by this operator; set adopt to take it over "
-            "or choose another name",
+            detail or f"row {row_id} was made in Coder, not by this operator",
+        )
+
+
+class TypeMismatch(StoreError):
+    """Adopting a live provider of another type: adoption never changes a provider's type."""
+
+    def __init__(self, name: str, stored: str, desired: str) -> None:
+        self.name = name
+        self.stored = stored
+        self.desired = desired
+        super().__init__(
+            f"AI provider {name!r} in Coder has type {stored!r}, the spec says {desired!r}; "
+            "adoption never changes a provider's type"
         )
 
 

@@ -106,6 +106,16 @@ class OwnerRecord:
 
 
 @dataclass(frozen=True)
+class LegacyMigration:
+    """What :meth:`Store.migrate_legacy_owners` did with the uid-keyed records of an earlier
+    release: ``moved`` into identity-keyed records, ``unknown`` left (no live object with that
+    uid was given: another cluster's, or an object deleted meanwhile)."""
+
+    moved: int
+    unknown: int
+
+
+@dataclass(frozen=True)
 class BedrockSettings:
     """The Bedrock variant of ``ai_providers.settings`` (reference §3). Empty string = unset.
 

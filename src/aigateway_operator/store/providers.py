@@ -10,11 +10,15 @@ connection it is given, and follows coderd's rules (reference §5, §8, §9):
   is delivered at commit), and only then: running gateways reload on that signal alone;
 * coderd-shaped audit rows for real changes, in the same transaction.
 
-Identity: a provider we create gets the id ``uuid5(namespace, "ai_provider:" + owner_uid)``,
-so a retry after a crash finds its own row by primary key, without trusting the name. Adopted
-rows keep their id and are recorded in ``aigateway_operator.owned_rows`` (see
-``operator_schema``); created rows are recorded there too, which makes "rows we own" one
-query.
+Ownership: every row we write is recorded in ``aigateway_operator.owners`` under the owner's
+identity ``(instance, kind, namespace, name)`` (see ``operator_schema``), and every call acts
+only on the row recorded for that identity: never on a row found by name or id alone. A live
+row holding the wanted name that is recorded for another identity is that identity's (the
+newcomer gets :class:`NameTaken` naming it, and takes over only once it is gone); one recorded
+for nobody was made in Coder (or by an earlier release) and is taken over only when the caller
+adopts it, never changing its type (:class:`TypeMismatch`). A provider we create gets the id
+``uuid5(namespace, "ai_provider:" + identity)``: the same object re-created (after a cluster
+rebuild from the same Git) finds its row again, by its record.
 
 No-op detection: desired state is canonicalised (``canonical``) and compared with the stored
 row *decrypted* and decoded as coderd decodes it (``settings``), key rows included, by the
@@ -57,7 +61,13 @@ from aigateway_operator.store.canonical import (
 )
 from aigateway_operator.store.cipher import DecryptError, KeyRing
 from aigateway_operator.store.dbcrypt import PrimaryKeyGuard, plaintext_refused
-from aigateway_operator.store.errors import NameConflict, NameTaken, StoreError
+from aigateway_operator.store.errors import (
+    NameConflict,
+    NameTaken,
+    StoreError,
+    TypeMismatch,
+)
+from aigateway_operator.store.errors import held_by as held_by_text
 from aigateway_operator.store.models import (
     DeletePolicy,
     DeleteResult,
@@ -65,6 +75,8 @@ from aigateway_operator.store.models import (
     Difference,
     DifferenceKind,
     KeyRef,
+    LegacyMigration,
+    OwnerRecord,
     OwnerRef,
     ProviderCheck,
     ProviderResult,
@@ -73,7 +85,7 @@ from aigateway_operator.store.models import (
     StoredKey,
     StoredProvider,
 )
-from aigateway_operator.store.operator_schema import OWNED_ROWS
+from aigateway_operator.store.operator_schema import OWNED_ROWS, OWNERS
 from aigateway_operator.store.plan import (
     ProviderPlan,
     StoredKeyView,
@@ -106,10 +118,30 @@ Checkpoint = Callable[[str, AsyncConnection[Any]], Awaitable[None]]
 
 
 _OWNER_UPSERT = (
-    f"INSERT INTO {OWNED_ROWS} (kind, owner_uid, row_id, adopted) "  # noqa: S608
-    "VALUES ('ai_provider', %s, %s, %s) ON CONFLICT (kind, owner_uid) "
-    "DO UPDATE SET row_id = EXCLUDED.row_id, adopted = EXCLUDED.adopted, "
-    "created_at = now()"
+    f"INSERT INTO {OWNERS} (row_table, row_id, instance_id, kind, namespace, name, "  # noqa: S608
+    "adopted, deletion_policy, object_uid) "
+    "VALUES ('ai_providers', %s, %s, %s, %s, %s, %s, %s, %s) "
+    "ON CONFLICT (row_table, row_id) DO UPDATE SET instance_id = EXCLUDED.instance_id, "
+    "kind = EXCLUDED.kind, namespace = EXCLUDED.namespace, name = EXCLUDED.name, "
+    "adopted = EXCLUDED.adopted, deletion_policy = EXCLUDED.deletion_policy, "
+    "object_uid = EXCLUDED.object_uid, updated_at = now()"
+)
+#: The owner's identity, as the WHERE of a query on ``owners`` (parameters i, k, ns, n).
+_IDENTITY = "instance_id = %(i)s AND kind = %(k)s AND namespace = %(ns)s AND name = %(n)s"
+_RECORDED_ROW = (
+    f"(SELECT row_id FROM {OWNERS} WHERE row_table = 'ai_providers' "  # noqa: S608
+    f"AND role = 'current' AND {_IDENTITY})"
+)
+#: Whether an earlier release's uid-keyed table (migration 1) still records row ``p``: such a
+#: row is nobody's to adopt until the operator has moved its record.
+_LEGACY = (
+    f"EXISTS (SELECT 1 FROM {OWNED_ROWS} l "  # noqa: S608
+    "WHERE l.kind = 'ai_provider' AND l.row_id = p.id)"
+)
+#: The record of row ``p`` (joined as ``o``).
+_OWNER_COLS = (
+    "o.instance_id, o.kind, o.namespace, o.name, coalesce(o.adopted, false), "
+    f"o.deletion_policy, (o.row_id IS NULL AND {_LEGACY})"
 )
 _PROVIDER_INSERT_COLS = (
     "id", "type", "name", "display_name", "enabled", "base_url", "settings", "settings_key_id",
@@ -168,9 +200,54 @@ def _tick(base: datetime, n: int) -> datetime:
     return base + timedelta(microseconds=n)
 
 
-def provider_row_id(owner_uid: str) -> uuid.UUID:
-    """The id of the provider row created for ``owner_uid`` (stable across retries)."""
-    return uuid.uuid5(OWNER_NAMESPACE, f"ai_provider:{owner_uid}")
+def provider_row_id(owner: OwnerRef) -> uuid.UUID:
+    """The id of the provider row created for ``owner``'s identity (stable across retries and
+    across a cluster rebuilt from the same Git)."""
+    return uuid.uuid5(OWNER_NAMESPACE, "ai_provider:" + "/".join(owner.key))
+
+
+def _owner_params(
+    owner: OwnerRef, row_id: uuid.UUID, adopted: bool, policy: DeletePolicy
+) -> tuple[Any, ...]:
+    """The parameters of :data:`_OWNER_UPSERT`."""
+    i, k, ns, n = owner.key
+    return (row_id, i, k, ns, n, adopted, _policy(policy), owner.uid)
+
+
+def _identity(owner: OwnerRef) -> dict[str, str]:
+    i, k, ns, n = owner.key
+    return {"i": i, "k": k, "ns": ns, "n": n}
+
+
+def _policy(policy: DeletePolicy) -> str:
+    """How a record stores a deletion policy (the API's words)."""
+    return "Orphan" if policy is DeletePolicy.RELEASE else "Delete"
+
+
+def _check_holder(holder: _Row, canon: CanonicalProvider, owner: OwnerRef, adopt: bool) -> None:
+    """A live row holds the name and is not recorded for ``owner``: may ``owner`` have it?"""
+    if holder.holder is not None:
+        # Recorded for another object (or another operator install): the current owner keeps
+        # the name; the newcomer waits until that owner is gone.
+        raise NameTaken(
+            "AI provider",
+            canon.name,
+            "it is held by " + held_by_text(holder.holder, owner.instance),
+            holder=holder.holder,
+        )
+    if holder.legacy:
+        raise NameConflict(
+            canon.name,
+            str(holder.id),
+            f"row {holder.id} is recorded for an object of this operator's earlier release that "
+            "is not known in this cluster; it is left alone",
+        )
+    if not adopt:
+        raise NameConflict(canon.name, str(holder.id))
+    known = {t.value for t in ProviderType}
+    if holder.type in known and holder.type != canon.type.value:
+        # (A type this operator does not know is left alone by the update, unrecorded.)
+        raise TypeMismatch(canon.name, holder.type, canon.type.value)
 
 
 @dataclass
@@ -189,8 +266,26 @@ class _Row:
     icon: str | None
     version_deleted: bool
     version_text: str
-    owner_uid: str | None = None
+    holder_instance: str | None = None
+    holder_kind: str | None = None
+    holder_namespace: str | None = None
+    holder_name: str | None = None
     adopted: bool = False
+    deletion_policy: str | None = None
+    legacy: bool = False
+    """Recorded only in the uid-keyed table of an earlier release (not yet migrated)."""
+
+    @property
+    def holder(self) -> tuple[str, str, str, str] | None:
+        """The identity the row is recorded for, if any."""
+        if self.holder_instance is None:
+            return None
+        return (
+            self.holder_instance,
+            self.holder_kind or "",
+            self.holder_namespace or "",
+            self.holder_name or "",
+        )
 
     @property
     def version(self) -> RowVersion:
@@ -288,42 +383,33 @@ class ProviderOps:
             raise plaintext_refused(active, f"refusing to write {what}")
 
     async def _load_owned(
-        self, conn: AsyncConnection[Any], owner_uid: str, lock: bool
+        self, conn: AsyncConnection[Any], owner: OwnerRef, lock: bool
     ) -> _Row | None:
-        """Our row: the one recorded in owned_rows, else the deterministic id."""
+        """Our row: the one recorded for ``owner``'s identity (nothing else is ours)."""
         query = (
-            f"SELECT {self._select_cols}, o.owner_uid, coalesce(o.adopted, false) "  # noqa: S608
-            f"FROM ai_providers p LEFT JOIN {OWNED_ROWS} o "
-            "  ON o.kind = 'ai_provider' AND o.owner_uid = %(uid)s "
-            f"WHERE p.id = coalesce((SELECT row_id FROM {OWNED_ROWS} "
-            "  WHERE kind = 'ai_provider' AND owner_uid = %(uid)s), %(own)s)"
-            + (" FOR UPDATE OF p" if lock else "")
+            f"SELECT {self._select_cols}, {_OWNER_COLS} "  # noqa: S608
+            f"FROM ai_providers p JOIN {OWNERS} o "
+            "  ON o.row_table = 'ai_providers' AND o.row_id = p.id "
+            f"WHERE p.id = {_RECORDED_ROW}" + (" FOR UPDATE OF p" if lock else "")
         )
-        cur = await conn.execute(
-            query,
-            {"uid": owner_uid, "own": provider_row_id(owner_uid)},
-        )
+        cur = await conn.execute(query, _identity(owner))
         row = await cur.fetchone()
         return _Row(*row) if row else None
 
     async def _send_load_for_upsert(
-        self, conn: AsyncConnection[Any], owner_uid: str, name: str
+        self, conn: AsyncConnection[Any], owner: OwnerRef, name: str
     ) -> AsyncCursor[Any]:
-        """Both rows, locked, in one statement: our row and another live row holding
-        ``name``; read them with :meth:`_loaded`."""
+        """Both rows, locked, in one statement: our recorded row and another live row holding
+        ``name`` (with whoever its record names); read them with :meth:`_loaded`."""
         query = (
-            f"SELECT {self._select_cols}, o.owner_uid, coalesce(o.adopted, false), "  # noqa: S608
-            "  p.id = t.id "
+            f"SELECT {self._select_cols}, {_OWNER_COLS}, "  # noqa: S608
+            f"  p.id IS NOT DISTINCT FROM {_RECORDED_ROW} "
             "FROM ai_providers p "
-            f"CROSS JOIN (SELECT coalesce((SELECT row_id FROM {OWNED_ROWS} "
-            "  WHERE kind = 'ai_provider' AND owner_uid = %(uid)s), %(own)s) AS id) AS t "
-            f"LEFT JOIN {OWNED_ROWS} o ON o.kind = 'ai_provider' AND o.row_id = p.id "
-            "WHERE p.id = t.id OR (p.name = %(name)s AND NOT p.deleted) "
+            f"LEFT JOIN {OWNERS} o ON o.row_table = 'ai_providers' AND o.row_id = p.id "
+            f"WHERE p.id = {_RECORDED_ROW} OR (p.name = %(name)s AND NOT p.deleted) "
             "FOR UPDATE OF p"
         )
-        return await conn.execute(
-            query, {"uid": owner_uid, "own": provider_row_id(owner_uid), "name": name}
-        )
+        return await conn.execute(query, {**_identity(owner), "name": name})
 
     @staticmethod
     async def _loaded(cur: AsyncCursor[Any]) -> tuple[_Row | None, _Row | None]:
@@ -378,11 +464,11 @@ class ProviderOps:
             )
         return decode(plain, self._caps.coder.bedrock_fields), plain
 
-    async def get(self, conn: AsyncConnection[Any], owner_uid: str) -> StoredProvider | None:
+    async def get(self, conn: AsyncConnection[Any], owner: OwnerRef) -> StoredProvider | None:
         """Our row, decrypted, as far as it can be read: what cannot be read is in
         ``issues`` (never an exception for an unknown type or undecodable content)."""
         async with conn.transaction():
-            row = await self._load_owned(conn, owner_uid, lock=False)
+            row = await self._load_owned(conn, owner, lock=False)
             if row is None:
                 return None
             keys = await self._load_keys(conn, row.id, lock=False)
@@ -440,13 +526,14 @@ class ProviderOps:
         desired: DesiredProvider,
         owner: OwnerRef,
         adopt: bool,
+        policy: DeletePolicy = DeletePolicy.SOFT_DELETE,
     ) -> ProviderResult:
         canon = canonicalize(desired, self._caps.coder)  # validate before touching the database
         try:
             # Pipeline mode: statements whose results we do not need are sent without waiting
             # for each reply, which keeps the lock-10 transaction short for coderd's readers.
             async with conn.pipeline():
-                return await self._upsert(conn, canon, desired, owner, adopt)
+                return await self._upsert(conn, canon, desired, owner, adopt, policy)
         except psycopg.errors.UniqueViolation as exc:
             if exc.diag.constraint_name == "ai_providers_name_unique":
                 # A live row took the name without lock 10 (coderd's API does not take it).
@@ -460,6 +547,7 @@ class ProviderOps:
         desired: DesiredProvider,
         owner: OwnerRef,
         adopt: bool,
+        policy: DeletePolicy,
     ) -> ProviderResult:
         async with conn.transaction():
             # Both statements go out in one round trip (pipeline mode): the server runs the
@@ -467,35 +555,40 @@ class ProviderOps:
             # it had been sent after the lock's reply. A guard failure then rolls back a
             # read-only statement.
             lock = await self._send_lock_and_guard(conn)
-            load = await self._send_load_for_upsert(conn, owner.uid, canon.name)
+            load = await self._send_load_for_upsert(conn, owner, canon.name)
             now, active = await self._guarded_now(lock)
             row, holder = await self._loaded(load)
             action: str | None = None
             if row is not None and not row.deleted:
                 if row.name != canon.name and holder is not None:
-                    raise NameTaken("AI provider", canon.name, "cannot rename the provider to it")
-            elif holder is not None:
-                if holder.owner_uid is not None and holder.owner_uid != owner.uid:
                     raise NameTaken(
                         "AI provider",
                         canon.name,
-                        f"it is managed by another object (uid {holder.owner_uid})",
+                        "cannot rename the provider to it",
+                        holder=holder.holder,
                     )
-                if not adopt:
-                    raise NameConflict(canon.name, str(holder.id))
+            elif holder is not None:
+                _check_holder(holder, canon, owner, adopt)
                 row, action = holder, "adopted"  # recorded once we know we may write it
             elif row is not None:
                 action = "revived"
             else:
-                return await self._create(conn, canon, desired, owner, now, active)
+                return await self._create(conn, canon, desired, owner, now, active, policy)
             if row is None:  # unreachable: every branch above either sets row or returns
                 raise RuntimeError("provider row vanished while locked")
-            return await self._update(conn, row, canon, desired, owner, now, action, active)
+            if action != "adopted" and row.deletion_policy != _policy(policy):
+                await self._record_owner(conn, owner, row.id, row.adopted, policy)
+            return await self._update(conn, row, canon, desired, owner, now, action, active, policy)
 
     async def _record_owner(
-        self, conn: AsyncConnection[Any], owner_uid: str, row_id: uuid.UUID, adopted: bool
+        self,
+        conn: AsyncConnection[Any],
+        owner: OwnerRef,
+        row_id: uuid.UUID,
+        adopted: bool,
+        policy: DeletePolicy,
     ) -> None:
-        await conn.execute(_OWNER_UPSERT, (owner_uid, row_id, adopted))
+        await conn.execute(_OWNER_UPSERT, _owner_params(owner, row_id, adopted, policy))
 
     def _encrypt_settings(self, settings: dict[str, Any] | None) -> tuple[str | None, str | None]:
         text = encode_settings(settings)
@@ -526,17 +619,24 @@ class ProviderOps:
         owner: OwnerRef,
         now: datetime,
         active: tuple[str, ...],
+        policy: DeletePolicy,
     ) -> ProviderResult:
         canon = with_stored_external_id(canon, desired, None, self._caps.coder)
         if canon.settings is not None or canon.api_keys:
             self._refuse_plaintext(active, f"the keys or settings of AI provider {canon.name!r}")
-        row_id = provider_row_id(owner.uid)
+        row_id = provider_row_id(owner)
+        # A record of ours whose row is gone (hard-deleted in SQL) must not block the new one.
+        await conn.execute(
+            f"DELETE FROM {OWNERS} WHERE row_table = 'ai_providers' AND {_IDENTITY} "  # noqa: S608
+            "AND row_id <> %(id)s",
+            {**_identity(owner), "id": row_id},
+        )
         settings, settings_key_id = self._encrypt_settings(canon.settings)
         params: list[Any] = [row_id, canon.type.value, canon.name, canon.display_name,
                              canon.enabled, canon.base_url, settings, settings_key_id]  # fmt: skip
         if self._caps.has_icon:  # leave it out on coderd versions without the column
             params.append(canon.icon)
-        params += (owner.uid, row_id, False)  # ownership record
+        params += _owner_params(owner, row_id, False, policy)  # ownership record
         key_rows, added = self._key_rows(
             row_id, [(v, _tick(now, i)) for i, v in enumerate(canon.api_keys)], now
         )
@@ -679,6 +779,7 @@ class ProviderOps:
         now: datetime,
         action: str | None,
         active: tuple[str, ...],
+        policy: DeletePolicy = DeletePolicy.SOFT_DELETE,
     ) -> ProviderResult:
         settings, settings_plain = self._read_settings(row)
         canon = with_stored_external_id(canon, desired, settings.view, self._caps.coder)
@@ -693,7 +794,7 @@ class ProviderOps:
         if p.left_alone:
             return self._left_alone(row, p)
         if action == "adopted":
-            await self._record_owner(conn, owner.uid, row.id, adopted=True)
+            await self._record_owner(conn, owner, row.id, True, policy)
         changes: dict[str, Any] = dict(p.changes)
         settings_key_id = row.settings_key_id
         if p.settings_changed:
@@ -797,9 +898,9 @@ class ProviderOps:
             self._new_view(row.id, canon),
             self._tracked(),
         )
-        extra_fields: dict[str, Any] = {}
+        extra_fields: dict[str, Any] = {"adopted": True} if action == "adopted" else {}
         if kp.changed:
-            extra_fields = {
+            extra_fields |= {
                 "added": [{"id": str(r.id), "masked": r.masked} for r in added],
                 "removed": [{"id": str(r.id), "masked": r.masked} for r in removed_refs],
                 "kept": len(kept),
@@ -891,14 +992,14 @@ class ProviderOps:
         return True
 
     async def check(
-        self, conn: AsyncConnection[Any], desired: DesiredProvider, owner_uid: str
+        self, conn: AsyncConnection[Any], desired: DesiredProvider, owner: OwnerRef
     ) -> ProviderCheck | None:
         """How our row differs from ``desired`` (None: no row), key rows included: count,
         order and decrypted values; undecodable settings and undecryptable key rows are
         differences of their own. Writes nothing; never raises for what it cannot read."""
         canon = canonicalize(desired, self._caps.coder)
         async with conn.transaction():
-            row = await self._load_owned(conn, owner_uid, lock=False)
+            row = await self._load_owned(conn, owner, lock=False)
             if row is None:
                 return None
             settings, _ = self._read_settings(row)
@@ -938,19 +1039,26 @@ class ProviderOps:
     async def delete(
         self, conn: AsyncConnection[Any], owner: OwnerRef, policy: DeletePolicy
     ) -> DeleteResult:
-        """Soft delete (like coderd) or release our row. Idempotent; writes nothing encrypted,
-        so it works even when the encryption keys are wrong (a finalizer must never hang)."""
+        """Soft delete our row (like coderd; its record goes), or release it: the row stays
+        live and untouched and its record stays too, marked Orphan, so the same identity
+        re-created (a manifest applied again, a cluster rebuilt from Git) takes it back and no
+        other object can take it meanwhile. Idempotent; writes nothing encrypted, so it works
+        even when the encryption keys are wrong (a finalizer must never hang)."""
         async with conn.transaction():
             await self._lock_and_now(conn)
-            row = await self._load_owned(conn, owner.uid, lock=True)
-            await conn.execute(
-                f"DELETE FROM {OWNED_ROWS} WHERE kind = 'ai_provider' AND owner_uid = %s",  # noqa: S608
-                (owner.uid,),
-            )
-            if row is None or (row.deleted and policy is DeletePolicy.SOFT_DELETE):
-                return DeleteResult(row.id if row else None, "absent", notified=False)
+            row = await self._load_owned(conn, owner, lock=True)
             if policy is DeletePolicy.RELEASE:
+                if row is None:
+                    return DeleteResult(None, "absent", notified=False)
+                if row.deletion_policy != "Orphan":
+                    await self._record_owner(conn, owner, row.id, row.adopted, policy)
                 return DeleteResult(row.id, "released", notified=False)
+            await conn.execute(
+                f"DELETE FROM {OWNERS} WHERE row_table = 'ai_providers' AND {_IDENTITY}",  # noqa: S608
+                _identity(owner),
+            )
+            if row is None or row.deleted:
+                return DeleteResult(row.id if row else None, "absent", notified=False)
             await conn.execute(
                 "UPDATE ai_providers SET deleted = true, enabled = false, updated_at = now() "
                 "WHERE id = %s AND NOT deleted",
@@ -979,6 +1087,74 @@ class ProviderOps:
             entries = [entry, *self._key_entries(row.id, [], removed)]
             await self._finish(conn, owner, entries, notify=True)
             return DeleteResult(row.id, "deleted", notified=True, keys_removed=len(removed))
+
+    # --- ownership ---------------------------------------------------------------------------
+
+    async def records(self, conn: AsyncConnection[Any], instance: str) -> list[OwnerRecord]:
+        """Every ownership record of operator install ``instance`` (both tables)."""
+        cur = await conn.execute(
+            "SELECT instance_id, kind, namespace, name, object_uid, row_table, row_id, role, "  # noqa: S608
+            f"adopted, deletion_policy FROM {OWNERS} WHERE instance_id = %s "
+            "ORDER BY kind, namespace, name, row_table, role",
+            (instance,),
+        )
+        return [
+            OwnerRecord(
+                owner=OwnerRef(kind=k, namespace=ns, name=n, instance=i, uid=uid),
+                row_table=table,
+                row_id=row_id,
+                role=role,
+                adopted=adopted,
+                deletion_policy=policy,
+            )
+            for i, k, ns, n, uid, table, row_id, role, adopted, policy in await cur.fetchall()
+        ]
+
+    async def recorded_policy(
+        self, conn: AsyncConnection[Any], owner: OwnerRef
+    ) -> DeletePolicy | None:
+        """The deletion policy recorded with ``owner``'s provider row (None: no record)."""
+        cur = await conn.execute(
+            f"SELECT deletion_policy FROM {OWNERS} WHERE row_table = 'ai_providers' "  # noqa: S608
+            f"AND {_IDENTITY}",
+            _identity(owner),
+        )
+        row = await cur.fetchone()
+        if row is None:
+            return None
+        return DeletePolicy.RELEASE if row[0] == "Orphan" else DeletePolicy.SOFT_DELETE
+
+    async def migrate_legacy(
+        self, conn: AsyncConnection[Any], objects: dict[str, OwnerRef]
+    ) -> LegacyMigration:
+        """Move the uid-keyed records of an earlier release (``owned_rows``) whose uid is a
+        live object's (``objects``: uid -> identity) into identity-keyed records; one
+        transaction. Records of unknown uids stay (another cluster's, or a deleted object's)."""
+        async with conn.transaction():
+            await self._lock_and_now(conn)
+            cur = await conn.execute(
+                f"SELECT owner_uid, row_id, adopted FROM {OWNED_ROWS} "  # noqa: S608
+                "WHERE kind = 'ai_provider' FOR UPDATE"
+            )
+            legacy = await cur.fetchall()
+            moved = 0
+            for uid, row_id, adopted in legacy:
+                owner = objects.get(str(uid))
+                if owner is None:
+                    continue
+                await conn.execute(
+                    f"DELETE FROM {OWNERS} WHERE row_table = 'ai_providers' AND {_IDENTITY}",  # noqa: S608
+                    _identity(owner),
+                )
+                await self._record_owner(
+                    conn, owner, row_id, bool(adopted), DeletePolicy.SOFT_DELETE
+                )
+                await conn.execute(
+                    f"DELETE FROM {OWNED_ROWS} WHERE kind = 'ai_provider' AND owner_uid = %s",  # noqa: S608
+                    (uid,),
+                )
+                moved += 1
+            return LegacyMigration(moved=moved, unknown=len(legacy) - moved)
 
     def _masked_or_blank(self, value: str, key_id: str | None) -> str:
         try:

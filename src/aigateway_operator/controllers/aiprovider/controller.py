@@ -1,5 +1,5 @@
-"""The AIProvider controller: its pass, its deletion, its indexes and its event sources, as
-one object the operator layer's kopf handlers call.
+"""The AIProvider controller: its pass, its deletion, its indexes, its event sources and the
+garbage collector of its rows, as one object the operator layer's kopf handlers call.
 
 What wakes an AIProvider besides its own watch events:
 
@@ -8,13 +8,23 @@ What wakes an AIProvider besides its own watch events:
 - its Coder row changed outside the operator (:meth:`watch_drift`: ``LISTEN
   ai_providers_changed``, then one query over every tracked row);
 - the provider name it waits for becoming free (the holder's deletion pokes the others).
+
+**Garbage collection.** A row whose object is gone without our finalizer having released it
+(created and deleted before kopf added the finalizer, a finalizer removed by hand, an object
+deleted while no operator ran) is released per the deletion policy recorded with it: at once
+when kopf reports the object deleted (:meth:`forget`), and by :meth:`sweep`, which compares the
+records of this operator install with the objects that exist (an object the API server
+answers 404 for) at start and every resync interval. Nothing is collected on a guess: an
+object not yet seen is looked up first.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Coroutine, Mapping
 from typing import Any
 
 from aigateway_operator.api.identity import AIPROVIDER
@@ -25,6 +35,8 @@ from aigateway_operator.controllers.aiprovider.index import ProviderIndex, effec
 from aigateway_operator.controllers.runner import Body, Runner
 from aigateway_operator.controllers.shared import ObjectIdentity, PassOutcome, forget_object
 from aigateway_operator.controllers.wiring import Wiring
+from aigateway_operator.kube import KubeError
+from aigateway_operator.store import OwnerRef, StoreError
 
 __all__ = ["AIProviderController"]
 
@@ -39,15 +51,16 @@ class AIProviderController:
         self.index = ProviderIndex()
         self.drift = DriftTracker()
         self.runner = Runner(self, wiring, limit, resync_s=wiring.settings.resync_interval_s)
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._last_sweep = 0.0
 
     # --- KindPasses -----------------------------------------------------------------------
 
     async def reconcile(self, body: Body) -> PassOutcome:
+        self._maybe_sweep()
         ident = ObjectIdentity.from_body(self.kind, body)
-        spec = body.get("spec") or {}
-        claims = self.index.claims(effective_name(spec, ident.name))
         outcome = await reconciling.reconcile(
-            self.wiring, ident, body.get("spec"), body.get("status"), claims
+            self.wiring, ident, body.get("spec"), body.get("status")
         )
         self.drift.remember(ident, outcome.row_id, outcome.row_version)
         return outcome
@@ -77,10 +90,12 @@ class AIProviderController:
             meta,
         )
 
-    def forget(self, ident: ObjectIdentity) -> None:
+    def forget(self, ident: ObjectIdentity, lock: asyncio.Lock | None) -> None:
+        name = self.index.provider_name(ident.uid)
         self.index.remove(ident.uid)
         self.drift.forget(ident.uid)
         forget_object(ident)
+        self._spawn(self._collect(ident.owner(self.wiring.settings.instance_id), lock, name))
 
     def _released(self, ident: ObjectIdentity, spec: Mapping[str, Any]) -> None:
         """The object's row is released: stop tracking it and wake whoever waits for its name."""
@@ -89,6 +104,90 @@ class AIProviderController:
         name = effective_name(spec, ident.name)
         self.index.remove(ident.uid)
         self.runner.poke(c.uid for c in self.index.claims(name))
+
+    # --- garbage collection -----------------------------------------------------------------
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _collect(self, owner: OwnerRef, lock: asyncio.Lock | None, name: str | None) -> bool:
+        """Apply the deletion policy recorded with ``owner``'s row, if a record is left;
+        whether anything was collected. Failures are logged: the next sweep retries."""
+        try:
+            async with lock or contextlib.nullcontext():
+                result = await self.wiring.store.collect_provider(owner)
+        except StoreError as exc:
+            log.warning(
+                "[%s/%s] collecting the Coder row failed: %s", owner.namespace, owner.name, exc
+            )
+            return False
+        if result.action == "absent":
+            return False
+        log.info(
+            "[%s/%s] the AIProvider is gone; its Coder row was %s (the recorded policy)",
+            owner.namespace,
+            owner.name,
+            "soft-deleted" if result.action == "deleted" else "released",
+        )
+        if name is not None:
+            self.runner.poke(c.uid for c in self.index.claims(name))
+        return True
+
+    def _maybe_sweep(self) -> None:
+        """A sweep at most once per resync interval, run from a pass (so only where kopf lets
+        passes run)."""
+        now = time.monotonic()
+        if now - self._last_sweep >= self.wiring.settings.resync_interval_s:
+            self._last_sweep = now
+            self._spawn(self.sweep())
+
+    async def sweep(self, listed: set[tuple[str, str]] | None = None) -> int:
+        """Collect the rows recorded for AIProviders of this install that no longer exist
+        (in the watched namespaces); how many. ``listed``: the ``(namespace, name)`` of every
+        AIProvider, from a listing made before any pass could run (at start); without it, an
+        object not seen by the watch is looked up in the API server first, and only a 404
+        counts as gone."""
+        settings = self.wiring.settings
+        watched = set(settings.namespace_list())
+        try:
+            records = await self.wiring.store.owner_records(settings.instance_id)
+        except StoreError as exc:
+            log.warning("ownership sweep skipped: %s", exc)
+            return 0
+        collected = 0
+        for record in records:
+            owner = record.owner
+            if owner.kind != self.kind.kind or record.row_table != "ai_providers":
+                continue
+            if record.deletion_policy == "Orphan":
+                continue  # left in place on purpose; the same object re-created takes it
+            if watched and owner.namespace not in watched:
+                continue
+            if listed is not None:
+                if (owner.namespace, owner.name) not in listed and await self._collect(
+                    owner, None, None
+                ):
+                    collected += 1
+                continue
+            if self.index.has(owner.namespace, owner.name):
+                continue
+            try:
+                found = await self.wiring.kube.get_object(
+                    self.kind.plural, owner.namespace, owner.name
+                )
+            except KubeError as exc:
+                log.warning("ownership sweep: %s", exc)
+                continue
+            if found is None and await self._collect(owner, None, None):
+                collected += 1
+        return collected
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
     # --- other event sources --------------------------------------------------------------
 

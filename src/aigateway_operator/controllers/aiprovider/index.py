@@ -109,5 +109,14 @@ class ProviderIndex:
         """Uids of the AIProviders in ``namespace`` that reference the Secret."""
         return sorted(self._by_secret.get((namespace, secret), ()))
 
+    def has(self, namespace: str, name: str) -> bool:
+        """Whether an AIProvider ``namespace/name`` is known (seen and not deleted)."""
+        return any(e.namespace == namespace and e.name == name for e in self._by_uid.values())
+
+    def provider_name(self, uid: str) -> str | None:
+        """The Coder provider name object ``uid`` claims, if it is known."""
+        entry = self._by_uid.get(uid)
+        return entry.provider_name if entry else None
+
     def claims(self, provider_name: str) -> list[NameClaim]:
         return [self._by_uid[u].claim for u in self._by_name.get(provider_name, ())]

@@ -20,12 +20,12 @@ from datetime import timedelta
 from aigateway_operator.api.aiprovider import (
     AIProviderSpec,
     AIProviderStatus,
+    DeletionPolicy,
     DriftPolicy,
     InvalidSpecError,
 )
 from aigateway_operator.api.common import ConditionType, EventReason, Reason
 from aigateway_operator.controllers.aiprovider.drift import IN_SYNC, report_drift
-from aigateway_operator.controllers.aiprovider.index import NameClaim
 from aigateway_operator.controllers.aiprovider.secrets import (
     ProviderSecrets,
     resolve_provider_secrets,
@@ -49,6 +49,7 @@ from aigateway_operator.controllers.wiring import Wiring
 from aigateway_operator.status.conditions import ConditionState
 from aigateway_operator.store import (
     BedrockSettings,
+    DeletePolicy,
     DesiredProvider,
     DuplicateKey,
     InvalidKey,
@@ -60,6 +61,7 @@ from aigateway_operator.store import (
     ProviderResult,
     ProviderType,
     StoreError,
+    TypeMismatch,
 )
 from aigateway_operator.validation.rules import Finding
 
@@ -99,7 +101,6 @@ async def reconcile(
     ident: ObjectIdentity,
     spec_body: object,
     status_body: object,
-    claims: Sequence[NameClaim] = (),
 ) -> PassOutcome:
     """Bring Coder's rows for this object to its spec; return the status patch and Events.
 
@@ -119,17 +120,6 @@ async def reconcile(
         return finish(wiring, ident, current, scratch, AIProviderStatus())
 
     name = spec.effective_provider_name(ident.name)
-    live = [c for c in claims if not c.deleting or c.uid == ident.uid]
-    winner = min(live, key=NameClaim.sort_key, default=None)
-    if winner is not None and winner.uid != ident.uid:
-        message = (
-            f"spec.providerName {name!r} is already claimed by the older AIProvider "
-            f"{winner.namespace}/{winner.name}; choose another spec.providerName"
-        )
-        scratch.set(ConditionState.false(ConditionType.SYNCED, Reason.NAME_CONFLICT, message))
-        scratch.warn(Reason.NAME_CONFLICT, message)
-        return finish(wiring, ident, current, scratch, carry(current))
-
     secrets = await resolve_provider_secrets(
         wiring.kube,
         ident.namespace,
@@ -162,7 +152,7 @@ async def reconcile(
     if spec.drift_policy is DriftPolicy.REPORT and unchanged_inputs:
         return await report_drift(wiring, ident, owner, current, scratch, desired, secrets.revision)
 
-    result = await _write(wiring, owner, spec, desired, scratch)
+    result = await _write(wiring, ident, owner, spec, desired, scratch)
     if result is None:
         return finish(wiring, ident, current, scratch, carry(current, secrets.revision))
     if result.action == "left_alone":
@@ -244,21 +234,53 @@ def _unresolved(
 
 async def _write(
     wiring: Wiring,
+    ident: ObjectIdentity,
     owner: OwnerRef,
     spec: AIProviderSpec,
     desired: DesiredProvider,
     scratch: PassScratch,
 ) -> ProviderResult | None:
     """One store transaction; every failure becomes a Synced=False condition (and a retry)."""
+    may_adopt = wiring.settings.may_adopt(ident.namespace)
+    policy = (
+        DeletePolicy.RELEASE
+        if spec.deletion_policy is DeletionPolicy.ORPHAN
+        else DeletePolicy.SOFT_DELETE
+    )
     try:
-        return await wiring.store.upsert_provider(desired, owner, adopt=spec.adopt_existing)
-    except (NameTaken, NameConflict) as exc:
+        return await wiring.store.upsert_provider(
+            desired, owner, adopt=spec.adopt_existing and may_adopt, policy=policy
+        )
+    except NameConflict as exc:
+        # A provider made in Coder (or recorded by an earlier release) holds the name.
+        if spec.adopt_existing and not may_adopt:
+            advice = (
+                f"spec.adoptExisting is set, but adoption is not allowed in namespace "
+                f"{ident.namespace!r} (the operator's AIGW_ADOPTION_NAMESPACES); ask the "
+                "platform team, or choose another spec.providerName"
+            )
+        elif may_adopt:
+            advice = (
+                "set spec.adoptExisting: true to take over the existing Coder provider, or "
+                "choose another spec.providerName"
+            )
+        else:
+            advice = "choose another spec.providerName"
+        message = f"spec.providerName {desired.name!r}: {exc}. {advice}"[:MESSAGE_LIMIT]
+        scratch.set(ConditionState.false(ConditionType.SYNCED, Reason.NAME_CONFLICT, message))
+        scratch.warn(Reason.NAME_CONFLICT, message)
+    except NameTaken as exc:
+        # Held by another object (or another operator install): it keeps the name.
         message = (
-            f"spec.providerName {desired.name!r}: {exc}. Set spec.adoptExisting: true to take "
-            "over the existing Coder provider, or choose another spec.providerName"
+            f"spec.providerName {desired.name!r}: {exc}. This object takes the name over once "
+            "that owner is gone; or choose another spec.providerName"
         )[:MESSAGE_LIMIT]
         scratch.set(ConditionState.false(ConditionType.SYNCED, Reason.NAME_CONFLICT, message))
         scratch.warn(Reason.NAME_CONFLICT, message)
+    except TypeMismatch as exc:
+        message = f"spec.type {spec.type.value!r}: {exc}"[:MESSAGE_LIMIT]
+        scratch.set(ConditionState.false(ConditionType.SYNCED, Reason.TYPE_MISMATCH, message))
+        scratch.warn(Reason.TYPE_MISMATCH, message)
     except (DuplicateKey, InvalidKey) as exc:
         scratch.set(
             ConditionState.false(

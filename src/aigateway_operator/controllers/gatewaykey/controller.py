@@ -61,7 +61,7 @@ class GatewayKeyController:
     def observed(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         return None
 
-    def forget(self, ident: ObjectIdentity) -> None:
+    def forget(self, ident: ObjectIdentity, lock: asyncio.Lock | None) -> None:
         forget_object(ident)
 
     def _remember(self, written: list[tuple[str, str, str]]) -> None:
