@@ -156,6 +156,11 @@ class Settings(BaseSettings):
     """How often a Bedrock identity is re-verified with STS even when nothing changed."""
     resync_interval_s: float = Field(default=600.0, ge=10, le=86_400)
     """Backstop resync of every object against the database (drift a notify did not show)."""
+    gc_grace_s: float = Field(default=900.0, ge=0, le=7 * 86_400)
+    """``AIGW_GC_GRACE_S``: how long a recorded object must have been seen missing (by the
+    periodic sweep, with a 404 from the API server) before its rows are collected per their
+    recorded deletion policy. Covers a cluster rebuilt from Git whose objects arrive after
+    the operator. A deletion the operator sees (a watch event) is applied at once."""
     heartbeat_interval_s: float = Field(default=60.0, ge=5, le=3_600)
     """How often gateway-key heartbeats are mirrored into status."""
     metrics_port: int = Field(default=9090, ge=0, le=65_535)

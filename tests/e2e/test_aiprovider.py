@@ -324,7 +324,8 @@ def test_existing_row_is_not_touched_unless_adopted(
     k8s_api: client.ApiClient,
     namespace: str,
 ) -> None:
-    op = operator_factory()
+    # Adoption is for the namespaces the platform team names (none by default).
+    op = operator_factory(extra_env={"AIGW_ADOPTION_NAMESPACES": namespace})
     make_secret(k8s_api, namespace, "llm-keys", {"a": CANARY_A})
     # Bootstrap the schema through a first provider, then create a row "by hand" (as coderd).
     apply_provider(k8s_api, namespace, "boot", openai_spec("a"))

@@ -137,3 +137,32 @@ async def test_collect_applies_the_recorded_policy(
         await store.upsert_provider(openai(K1, name="kept"), owner("other"), adopt=True)
     back = await store.upsert_provider(openai(K1, name="kept"), owner("kept", uid="uid-new"))
     assert back.action == "unchanged"
+
+
+async def test_the_same_identity_comes_back_after_its_row_was_deleted(
+    store: Store, store_db: psycopg.AsyncConnection[Any]
+) -> None:
+    """Deleted (Delete policy, or collected), then re-applied: the identity's row id is the
+    same, so the soft-deleted row is revived, never a duplicate-key failure."""
+    me = owner("p")
+    first = await store.upsert_provider(openai(K1), me)
+    assert (await store.delete_provider(me)).action == "deleted"
+    again = await store.upsert_provider(openai(K2), me)
+    assert again.provider_id == first.provider_id
+    rows = await fetch(store_db, "SELECT deleted, enabled FROM ai_providers")
+    assert rows == [(False, True)]
+    assert [r.owner.key for r in await store.owner_records("test")] == [me.key]
+
+
+async def test_collecting_a_deleted_object_spares_its_successor(
+    store: Store, store_db: psycopg.AsyncConnection[Any]
+) -> None:
+    """The delete event of an object arrives after the same name was re-created: the record
+    now names the new object, so collecting for the old uid changes nothing."""
+    old, new = owner("p", uid="uid-old"), owner("p", uid="uid-new")
+    await store.upsert_provider(openai(K1), old)
+    await store.upsert_provider(openai(K1), new)
+    assert (await store.collect_provider(old)).action == "absent"
+    assert await fetch(store_db, "SELECT deleted FROM ai_providers") == [(False,)]
+    assert (await store.collect_provider(new)).action == "deleted"
+    assert await fetch(store_db, "SELECT deleted FROM ai_providers") == [(True,)]

@@ -441,11 +441,17 @@ class Store:
 
     async def collect_provider(self, owner: OwnerRef) -> DeleteResult:
         """The object that owned this provider is gone (deleted without our finalizer, or
-        while no operator ran): apply the deletion policy recorded with the row."""
+        while no operator ran): apply the deletion policy recorded with the row.
+
+        With ``owner.uid`` set (the deleted object's uid), a record last written for another
+        object of the same identity (re-created since) is that object's and stays."""
 
         async def run(conn: AsyncConnection[Any]) -> DeleteResult:
-            policy = await self._providers.recorded_policy(conn, owner)
-            if policy is None:  # nothing recorded (deleted already): no lock, no write
+            recorded = await self._providers.recorded_policy(conn, owner)
+            if recorded is None:  # nothing recorded (deleted already): no lock, no write
+                return DeleteResult(None, "absent", notified=False)
+            policy, object_uid = recorded
+            if owner.uid and object_uid and object_uid != owner.uid:
                 return DeleteResult(None, "absent", notified=False)
             if policy is DeletePolicy.RELEASE:  # Orphan: the row and its record stay
                 return DeleteResult(None, "absent", notified=False)

@@ -141,7 +141,7 @@ _LEGACY = (
 #: The record of row ``p`` (joined as ``o``).
 _OWNER_COLS = (
     "o.instance_id, o.kind, o.namespace, o.name, coalesce(o.adopted, false), "
-    f"o.deletion_policy, (o.row_id IS NULL AND {_LEGACY})"
+    f"o.deletion_policy, (o.row_id IS NULL AND {_LEGACY}), coalesce(o.object_uid, '')"
 )
 _PROVIDER_INSERT_COLS = (
     "id", "type", "name", "display_name", "enabled", "base_url", "settings", "settings_key_id",
@@ -274,6 +274,8 @@ class _Row:
     deletion_policy: str | None = None
     legacy: bool = False
     """Recorded only in the uid-keyed table of an earlier release (not yet migrated)."""
+    object_uid: str = ""
+    """The uid of the object the record was last written for (a hint for collection only)."""
 
     @property
     def holder(self) -> tuple[str, str, str, str] | None:
@@ -399,30 +401,42 @@ class ProviderOps:
     async def _send_load_for_upsert(
         self, conn: AsyncConnection[Any], owner: OwnerRef, name: str
     ) -> AsyncCursor[Any]:
-        """Both rows, locked, in one statement: our recorded row and another live row holding
-        ``name`` (with whoever its record names); read them with :meth:`_loaded`."""
+        """All candidate rows, locked, in one statement; read them with :meth:`_loaded`.
+
+        Candidates: the row recorded for ``owner``'s identity; the soft-deleted row with the
+        id this operator derives for that identity (:func:`provider_row_id`) when its record
+        went with the delete (Delete policy, collection), so a re-applied object revives it
+        instead of failing on its primary key; and another live row holding ``name`` (with
+        whoever its record names). Coder makes random (v4) ids, so only this operator ever
+        wrote a row with that derived (v5) id, and only for this identity.
+        """
         query = (
             f"SELECT {self._select_cols}, {_OWNER_COLS}, "  # noqa: S608
-            f"  p.id IS NOT DISTINCT FROM {_RECORDED_ROW} "
+            f"  CASE WHEN p.id IS NOT DISTINCT FROM {_RECORDED_ROW} THEN 2 "
+            "        WHEN p.id = %(own_id)s AND p.deleted THEN 1 ELSE 0 END "
             "FROM ai_providers p "
             f"LEFT JOIN {OWNERS} o ON o.row_table = 'ai_providers' AND o.row_id = p.id "
-            f"WHERE p.id = {_RECORDED_ROW} OR (p.name = %(name)s AND NOT p.deleted) "
+            f"WHERE p.id = {_RECORDED_ROW} OR (p.id = %(own_id)s AND p.deleted) "
+            "   OR (p.name = %(name)s AND NOT p.deleted) "
             "FOR UPDATE OF p"
         )
-        return await conn.execute(query, {**_identity(owner), "name": name})
+        params = {**_identity(owner), "name": name, "own_id": provider_row_id(owner)}
+        return await conn.execute(query, params)
 
     @staticmethod
-    async def _loaded(cur: AsyncCursor[Any]) -> tuple[_Row | None, _Row | None]:
-        """(our row, another live row holding the name)."""
+    async def _loaded(cur: AsyncCursor[Any]) -> tuple[_Row | None, _Row | None, bool]:
+        """(our row, another live row holding the name, whether our row is recorded): the
+        recorded row wins over the derived-id one."""
         ours: _Row | None = None
+        rank = 0
         holder: _Row | None = None
         for record in await cur.fetchall():
             row = _Row(*record[:-1])
-            if record[-1]:
-                ours = row
-            else:
+            if record[-1] > rank:
+                ours, rank = row, record[-1]
+            elif record[-1] == 0:
                 holder = row
-        return ours, holder
+        return ours, holder, rank == 2
 
     async def _load_keys(
         self, conn: AsyncConnection[Any], provider_id: uuid.UUID, lock: bool
@@ -557,7 +571,7 @@ class ProviderOps:
             lock = await self._send_lock_and_guard(conn)
             load = await self._send_load_for_upsert(conn, owner, canon.name)
             now, active = await self._guarded_now(lock)
-            row, holder = await self._loaded(load)
+            row, holder, recorded = await self._loaded(load)
             action: str | None = None
             if row is not None and not row.deleted:
                 if row.name != canon.name and holder is not None:
@@ -576,8 +590,12 @@ class ProviderOps:
                 return await self._create(conn, canon, desired, owner, now, active, policy)
             if row is None:  # unreachable: every branch above either sets row or returns
                 raise RuntimeError("provider row vanished while locked")
-            if action != "adopted" and row.deletion_policy != _policy(policy):
-                await self._record_owner(conn, owner, row.id, row.adopted, policy)
+            if action != "adopted" and (
+                not recorded
+                or row.deletion_policy != _policy(policy)
+                or (owner.uid and row.object_uid != owner.uid)
+            ):
+                await self._record_owner(conn, owner, row.id, bool(row.adopted), policy)
             return await self._update(conn, row, canon, desired, owner, now, action, active, policy)
 
     async def _record_owner(
@@ -1051,7 +1069,7 @@ class ProviderOps:
                 if row is None:
                     return DeleteResult(None, "absent", notified=False)
                 if row.deletion_policy != "Orphan":
-                    await self._record_owner(conn, owner, row.id, row.adopted, policy)
+                    await self._record_owner(conn, owner, row.id, bool(row.adopted), policy)
                 return DeleteResult(row.id, "released", notified=False)
             await conn.execute(
                 f"DELETE FROM {OWNERS} WHERE row_table = 'ai_providers' AND {_IDENTITY}",  # noqa: S608
@@ -1112,17 +1130,19 @@ class ProviderOps:
 
     async def recorded_policy(
         self, conn: AsyncConnection[Any], owner: OwnerRef
-    ) -> DeletePolicy | None:
-        """The deletion policy recorded with ``owner``'s provider row (None: no record)."""
+    ) -> tuple[DeletePolicy, str] | None:
+        """The deletion policy recorded with ``owner``'s provider row and the uid of the
+        object it was last written for (None: no record)."""
         cur = await conn.execute(
-            f"SELECT deletion_policy FROM {OWNERS} WHERE row_table = 'ai_providers' "  # noqa: S608
-            f"AND {_IDENTITY}",
+            f"SELECT deletion_policy, object_uid FROM {OWNERS} "  # noqa: S608
+            f"WHERE row_table = 'ai_providers' AND {_IDENTITY}",
             _identity(owner),
         )
         row = await cur.fetchone()
         if row is None:
             return None
-        return DeletePolicy.RELEASE if row[0] == "Orphan" else DeletePolicy.SOFT_DELETE
+        policy = DeletePolicy.RELEASE if row[0] == "Orphan" else DeletePolicy.SOFT_DELETE
+        return policy, str(row[1])
 
     async def migrate_legacy(
         self, conn: AsyncConnection[Any], objects: dict[str, OwnerRef]

@@ -12,10 +12,11 @@ What wakes an AIProvider besides its own watch events:
 **Garbage collection.** A row whose object is gone without our finalizer having released it
 (created and deleted before kopf added the finalizer, a finalizer removed by hand, an object
 deleted while no operator ran) is released per the deletion policy recorded with it: at once
-when kopf reports the object deleted (:meth:`forget`), and by :meth:`sweep`, which compares the
-records of this operator install with the objects that exist (an object the API server
-answers 404 for) at start and every resync interval. Nothing is collected on a guess: an
-object not yet seen is looked up first.
+when kopf reports the object deleted (:meth:`forget`, unless the record was rewritten for a
+newer object of the same identity), and by :meth:`sweep`, which compares the records of this
+operator install with the objects that exist at start and every resync interval and collects
+a record whose object has been missing for ``AIGW_GC_GRACE_S``. Nothing is collected on a
+guess: an object not yet seen is looked up first (only a 404 counts).
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ class AIProviderController:
         self.runner = Runner(self, wiring, limit, resync_s=wiring.settings.resync_interval_s)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._last_sweep = 0.0
+        self._missing_since: dict[tuple[str, str, str, str], float] = {}
 
     # --- KindPasses -----------------------------------------------------------------------
 
@@ -144,11 +146,16 @@ class AIProviderController:
             self._spawn(self.sweep())
 
     async def sweep(self, listed: set[tuple[str, str]] | None = None) -> int:
-        """Collect the rows recorded for AIProviders of this install that no longer exist
-        (in the watched namespaces); how many. ``listed``: the ``(namespace, name)`` of every
-        AIProvider, from a listing made before any pass could run (at start); without it, an
-        object not seen by the watch is looked up in the API server first, and only a 404
-        counts as gone."""
+        """Collect the rows recorded for AIProviders of this install whose object has been
+        missing (in the watched namespaces) for ``AIGW_GC_GRACE_S``; how many.
+
+        ``listed``: the ``(namespace, name)`` of every AIProvider, from a listing made before
+        any pass could run (at start); without it, an object not seen by the watch is looked
+        up in the API server, and only a 404 counts as missing. The grace keeps a cluster
+        rebuilt from Git whole while its objects arrive after the operator: a re-applied
+        object takes its row back (same identity) and nothing was deleted meanwhile. The
+        clock restarts with the process, which only ever delays a collection.
+        """
         settings = self.wiring.settings
         watched = set(settings.namespace_list())
         try:
@@ -156,6 +163,8 @@ class AIProviderController:
         except StoreError as exc:
             log.warning("ownership sweep skipped: %s", exc)
             return 0
+        now = time.monotonic()
+        missing: dict[tuple[str, str, str, str], float] = {}
         collected = 0
         for record in records:
             owner = record.owner
@@ -165,24 +174,28 @@ class AIProviderController:
                 continue  # left in place on purpose; the same object re-created takes it
             if watched and owner.namespace not in watched:
                 continue
-            if listed is not None:
-                if (owner.namespace, owner.name) not in listed and await self._collect(
-                    owner, None, None
-                ):
-                    collected += 1
+            if not await self._missing(owner, listed):
                 continue
-            if self.index.has(owner.namespace, owner.name):
-                continue
-            try:
-                found = await self.wiring.kube.get_object(
-                    self.kind.plural, owner.namespace, owner.name
-                )
-            except KubeError as exc:
-                log.warning("ownership sweep: %s", exc)
-                continue
-            if found is None and await self._collect(owner, None, None):
+            since = missing[owner.key] = self._missing_since.get(owner.key, now)
+            if now - since >= settings.gc_grace_s and await self._collect(owner, None, None):
                 collected += 1
+                del missing[owner.key]
+        self._missing_since = missing
         return collected
+
+    async def _missing(self, owner: OwnerRef, listed: set[tuple[str, str]] | None) -> bool:
+        """Whether ``owner``'s object does not exist: absent from ``listed``, or (without a
+        listing) unknown to the watch and answered 404 by the API server."""
+        if listed is not None:
+            return (owner.namespace, owner.name) not in listed
+        if self.index.has(owner.namespace, owner.name):
+            return False
+        try:
+            found = await self.wiring.kube.get_object(self.kind.plural, owner.namespace, owner.name)
+        except KubeError as exc:
+            log.warning("ownership sweep: %s", exc)
+            return False
+        return found is None
 
     async def stop(self) -> None:
         for task in list(self._tasks):
