@@ -170,12 +170,18 @@ class InvalidName(StoreError):
 
 
 class NameTaken(StoreError):
-    """Another live row already uses this name (names are unique among live rows)."""
+    """Another live row already uses this name (names are unique among live rows).
 
-    def __init__(self, kind: str, name: str, detail: str = "") -> None:
+    ``holder`` names who holds it when the store knows (gateway keys: ``AIGatewayCoderdKey
+    ns/name``, ``operator instance X``, or a key made in Coder); it is in the message too.
+    """
+
+    def __init__(self, kind: str, name: str, detail: str = "", *, holder: str = "") -> None:
         self.kind = kind
         self.name = name
+        self.holder = holder
         msg = f"{kind} name {name!r} is already used by another live row"
+        detail = detail or (f"it is held by {holder}" if holder else "")
         super().__init__(f"{msg}; {detail}" if detail else msg)
 
 
