@@ -337,6 +337,17 @@ class Kube:
             f"reading {plural} {namespace}/{name}", "GET", _objects(plural, namespace, name)
         )
 
+    async def list_objects(self, plural: str, namespace: str | None) -> list[dict[str, Any]]:
+        """Every object of ``plural`` in ``namespace`` (None: all namespaces), as one list."""
+        path = (
+            _objects(plural, namespace)
+            if namespace is not None
+            else f"/apis/{GROUP}/{VERSION}/{plural}"
+        )
+        obj = await self._async(f"listing {plural}", "GET", path, missing_ok=False)
+        items = (obj or {}).get("items") or []
+        return [i for i in items if isinstance(i, dict)]
+
     async def patch_status(
         self, plural: str, namespace: str, name: str, status: dict[str, Any]
     ) -> dict[str, Any] | None:

@@ -16,9 +16,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from aigateway_operator import __version__, metrics
+from aigateway_operator.api.identity import AIGATEWAYCODERDKEY
 from aigateway_operator.config import Settings
 from aigateway_operator.controllers.aiprovider import AIProviderController
 from aigateway_operator.controllers.gatewaykey import GatewayKeyController
+from aigateway_operator.controllers.gatewaykey.legacy import migrate_legacy_gateway_keys
 from aigateway_operator.controllers.wiring import Wiring, fingerprint_key
 from aigateway_operator.kube import (
     EventRecorder,
@@ -88,6 +90,12 @@ class OperatorApp:
         settings = self.settings
         store = await Store.open(settings)
         kube = Kube(api_client(self.kube_config))
+        try:
+            await self._migrate_ownership(store, kube)
+        except BaseException:
+            await store.close()
+            kube.close()
+            raise
         events = EventRecorder(kube)
         wiring = Wiring(
             settings=settings,
@@ -123,6 +131,17 @@ class OperatorApp:
             settings.schema_mode.value,
             store.primary_key_digest or "none: plaintext",
         )
+
+    async def _migrate_ownership(self, store: Store, kube: Kube) -> None:
+        """Before any pass: record the gateway-key rows the release before ownership records
+        left, from the live objects' status (``controllers.gatewaykey.legacy``)."""
+        if not store.capabilities.has_gateway_keys:
+            return
+        plural = AIGATEWAYCODERDKEY.plural
+        objects: list[dict[str, Any]] = []
+        for namespace in self.settings.namespace_list() or (None,):
+            objects += await kube.list_objects(plural, namespace)
+        await migrate_legacy_gateway_keys(store, objects, self.settings.instance_id)
 
     async def stop(self) -> None:
         for watch in self._watches:

@@ -30,6 +30,7 @@ __all__ = [
     "KeyRef",
     "LegacyGatewayKeyClaim",
     "LegacyGatewayKeyMigration",
+    "OwnerPolicy",
     "OwnerRef",
     "PendingKey",
     "ProviderCheck",
@@ -484,4 +485,5 @@ class LegacyGatewayKeyMigration:
     recorded: tuple[LegacyGatewayKeyClaim, ...]
     refused: tuple[tuple[LegacyGatewayKeyClaim, str], ...]
     already: tuple[LegacyGatewayKeyClaim, ...] = ()
-    """Claims already recorded exactly so (a restart after the migration): nothing to do."""
+    """Claims of rows already recorded for the claiming object (a restart after the
+    migration, a status behind its records): nothing to do."""
