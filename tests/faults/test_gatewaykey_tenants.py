@@ -149,7 +149,15 @@ def test_a_namespace_editor_cannot_reach_another_namespaces_gateway_key(
         60,
         "the operator to replace the chosen value",
     )
-    mine = wait_condition(k8s_api, tenant_ns, PLURAL, "gw", "Ready")
+    mine = wait_for(
+        lambda: (
+            (o := get_obj(k8s_api, tenant_ns, PLURAL, "gw"))["status"].get("keyPrefix")
+            == fresh[:11]
+            and o
+        ),
+        60,
+        "the status to name the re-issued key",
+    )
     mine_id = uuid.UUID(mine["status"]["keyID"])
     (mine_row,) = [r for r in rows(op) if r[0] == mine_id]
     assert mine_row[3] == sha(fresh)

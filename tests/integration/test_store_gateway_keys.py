@@ -264,10 +264,19 @@ async def test_owner_is_instance_kind_namespace_name_not_uid(
     state = await store.gateway_key_state(recreated)
     assert state.current is not None
     assert state.current.id == kid
-    other_instance = OwnerRef(kind=KIND, namespace="team-a", name="gw-a", instance="prod")
-    assert not (await store.gateway_key_state(other_instance)).recorded
-    assert (await store.release_gateway_keys(other_instance, "Delete")).deleted == ()
+    # Another instance, another namespace (same name), another kind: other owners.
+    for other in (
+        OwnerRef(kind=KIND, namespace="team-a", name="gw-a", instance="prod"),
+        OwnerRef(kind=KIND, namespace="team-b", name="gw-a", instance="test"),
+        OwnerRef(kind="AIProvider", namespace="team-a", name="gw-a", instance="test"),
+    ):
+        assert not (await store.gateway_key_state(other)).recorded
+        assert await store.retire_previous(other) is None
+        assert (await store.release_gateway_keys(other, "Delete")).deleted == ()
+        await begin(store, other, "gw-b")
+        assert await store.discard_pending(other)
     assert set(await key_rows(store_db)) == {kid}
+    assert await records(store_db) == {("team-a", "gw-a", "current", kid)}
 
 
 async def test_deletion_policy_is_kept_with_the_records(
