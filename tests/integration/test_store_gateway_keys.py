@@ -289,6 +289,14 @@ async def test_deletion_policy_is_kept_with_the_records(
     assert await store.record_deletion_policy(A, "Delete") == 1
     assert await store.record_deletion_policy(A, "Delete") == 0
     assert (await store.gateway_key_state(A)).deletion_policy == "Delete"
+    # A journal entry under another policy: the records disagree, so none is reported.
+    await begin(store, A, "gw-a")
+    await store.record_deletion_policy(A, "Delete")
+    await store_db.execute(
+        f"UPDATE {OWNERS} SET deletion_policy = 'Orphan' WHERE role = 'pending'"  # noqa: S608
+    )
+    assert (await store.gateway_key_state(A)).deletion_policy is None
+    assert await store.record_deletion_policy(A, "Orphan") == 1
 
 
 async def test_heartbeat_is_read_back(store: Store, store_db: psycopg.AsyncConnection[Any]) -> None:

@@ -128,8 +128,10 @@ class FakeGatewayKeyStore:
     async def gateway_key_state(self, owner: OwnerRef) -> GatewayKeyOwnership:
         self._check()
         fields: dict[str, Any] = {}
+        policies = {r.policy for r in self._recs(owner).values()}
+        if len(policies) == 1:
+            fields["deletion_policy"] = policies.pop()
         for role, rec in self._recs(owner).items():
-            fields["deletion_policy"] = rec.policy
             row = self.rows.get(rec.row_id)
             if role == "pending":
                 assert rec.secret_hash is not None

@@ -304,9 +304,11 @@ class GatewayKeyOps:
         rows = await cur.fetchall()
         await conn.rollback()
         fields: dict[str, Any] = {}
+        policies = {r[5] for r in rows}
+        if len(policies) == 1:
+            fields["deletion_policy"] = policies.pop()
         for r in rows:
             role, row_id = r[0], r[1]
-            fields["deletion_policy"] = r[5]
             live = self._info(r[8:13]) if r[8] is not None else None
             if role == "pending":
                 fields["pending"] = PendingKey(

@@ -425,7 +425,7 @@ class GatewayKeyOwnership:
     previous_since: datetime | None = None
     """When the previous key became the previous one (the rotation), from its record."""
     deletion_policy: OwnerPolicy | None = None
-    """The policy recorded with the owner's records (None: no records)."""
+    """The policy recorded with the owner's records (None: no records, or they disagree)."""
     current_hash: bytes | None = field(default=None, repr=False)
     """sha256 of the current row's secret as Coder stores it (compare with :meth:`matches`)."""
 
