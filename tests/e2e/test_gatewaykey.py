@@ -4,6 +4,7 @@ collector) and Postgres. Gateways are simulated the way coderd records them: an 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -16,6 +17,8 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from aigateway_operator.config import Settings
+from aigateway_operator.store import OwnerRef, Store, generate_gateway_secret
 from tests.e2e.conftest import (
     GROUP,
     VERSION,
@@ -26,6 +29,7 @@ from tests.e2e.conftest import (
     make_secret,
     wait_condition,
 )
+from tests.support.legacy_gateway_keys import LegacyGatewayKeyOps
 from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -363,11 +367,83 @@ def test_name_conflict_with_a_row_we_did_not_create(
         )
     apply_key(k8s_api, namespace, "clash", {"keyName": "taken"})
     obj = wait_condition(k8s_api, namespace, PLURAL, "clash", "Issued", "False", "NameConflict")
-    assert "spec.keyName" in condition(obj, "Issued")["message"]  # type: ignore[index]
+    message = condition(obj, "Issued")["message"]  # type: ignore[index]
+    assert "spec.keyName" in message
+    assert "made in Coder" in message
     (row,) = [r for r in rows(op) if r[1] == "taken"]
     assert row[0] == foreign
     assert row[3] == hashlib.sha256(b"coderd-made").digest()
     assert secret_value(k8s_api, namespace, "clash-key") is None
+
+
+def store_of(op: OperatorProcess) -> Settings:
+    """Settings for a Store on the operator's database, as the operator opens it."""
+    return Settings(  # type: ignore[call-arg]
+        database_url=op.database_url,
+        encryption_keys=base64.b64encode(op.encryption_key).decode(),
+        schema_mode="create",
+        instance_id=op.env.get("AIGW_INSTANCE_ID", "default"),
+    )
+
+
+def owner_of(op: OperatorProcess, namespace: str, name: str) -> OwnerRef:
+    return OwnerRef(
+        kind="AIGatewayCoderdKey",
+        namespace=namespace,
+        name=name,
+        instance=op.env.get("AIGW_INSTANCE_ID", "default"),
+    )
+
+
+def journal(
+    op: OperatorProcess, owner: OwnerRef, key_id: uuid.UUID, name: str, secret: str
+) -> None:
+    """What a pass does before it writes the Secret: the key journaled as pending."""
+
+    async def run() -> None:
+        async with await Store.open(store_of(op)) as store:
+            await store.begin_gateway_key(owner, key_id, name, secret, rotating=False)
+
+    asyncio.run(run())
+
+
+def records(op: OperatorProcess) -> set[tuple[Any, ...]]:
+    """(namespace, name, role, row_id) of every gateway-key ownership record."""
+    with psycopg.connect(op.database_url) as conn:
+        return {
+            tuple(r)
+            for r in conn.execute(
+                "SELECT namespace, name, role, row_id FROM aigateway_operator.owners "
+                "WHERE row_table = 'ai_gateway_keys'"
+            ).fetchall()
+        }
+
+
+def owned_secret(
+    api: client.ApiClient, namespace: str, name: str, owner: dict[str, Any], value: str,
+    annotations: dict[str, str],
+) -> None:  # fmt: skip
+    """A key Secret as a pass writes it (owned by the object, labelled, annotated)."""
+    client.CoreV1Api(api).create_namespaced_secret(
+        namespace,
+        client.V1Secret(
+            metadata=client.V1ObjectMeta(
+                name=name,
+                labels={"aigateway.dev/gateway-key": owner["metadata"]["name"]},
+                annotations=annotations,
+                owner_references=[
+                    client.V1OwnerReference(
+                        api_version=f"{GROUP}/{VERSION}",
+                        kind="AIGatewayCoderdKey",
+                        name=owner["metadata"]["name"],
+                        uid=owner["metadata"]["uid"],
+                        controller=True,
+                    )
+                ],
+            ),
+            string_data={"key": value},
+        ),
+    )
 
 
 def test_crash_between_secret_and_row_is_completed_on_restart(
@@ -375,38 +451,27 @@ def test_crash_between_secret_and_row_is_completed_on_restart(
     k8s_api: client.ApiClient,
     namespace: str,
 ) -> None:
-    """The state a kill -9 leaves after the Secret write and before the row insert."""
+    """The state a kill -9 leaves after the Secret write and before the row insert: the key
+    journaled, the Secret holding it, no row. The restart inserts exactly that key."""
     op = operator_factory(extra_env=FAST, start=False)
     obj = apply_key(k8s_api, namespace, "crashy")
-    secret = "cgw_" + uuid.uuid4().hex + "ABCDEFG"
-    key_id = str(uuid.uuid4())
-    client.CoreV1Api(k8s_api).create_namespaced_secret(
-        namespace,
-        client.V1Secret(
-            metadata=client.V1ObjectMeta(
-                name="crashy-key",
-                labels={"aigateway.dev/gateway-key": "crashy"},
-                annotations={"aigateway.dev/key-id": key_id},
-                owner_references=[
-                    client.V1OwnerReference(
-                        api_version=f"{GROUP}/{VERSION}",
-                        kind="AIGatewayCoderdKey",
-                        name="crashy",
-                        uid=obj["metadata"]["uid"],
-                        controller=True,
-                    )
-                ],
-            ),
-            string_data={"key": secret},
-        ),
+    planted = generate_gateway_secret()
+    key_id = uuid.uuid4()
+    journal(op, owner_of(op, namespace, "crashy"), key_id, "crashy", planted)
+    owned_secret(
+        k8s_api, namespace, "crashy-key", obj, planted, {"aigateway.dev/key-id": str(key_id)}
     )
+    assert rows(op) == []
     op.start()
     obj = wait_condition(k8s_api, namespace, PLURAL, "crashy", "Ready", timeout=60)
     held = secret_value(k8s_api, namespace, "crashy-key")
-    assert held is not None
-    row = assert_row_matches(op, held, "crashy")
-    assert obj["status"]["keyID"] == str(row[0])
+    assert held == planted  # delivered once, completed, never churned
+    row = assert_row_matches(op, planted, "crashy")
+    assert row[0] == key_id
+    assert obj["status"]["keyID"] == str(key_id)
+    assert obj["status"]["keyPrefix"] == planted[:11]
     assert len(rows(op)) == 1
+    assert records(op) == {(namespace, "crashy", "current", key_id)}
 
     # And a row left without its Secret (Secret lost while the operator was down).
     op.stop()
@@ -416,3 +481,86 @@ def test_crash_between_secret_and_row_is_completed_on_restart(
     wait_for(lambda: len(rows(op)) == 1 and rows(op)[0][2] == fresh[:11], 20, "re-issued")
     assert_row_matches(op, fresh, "crashy")
     assert_never_leaked(op, k8s_api, namespace, [held, fresh])
+
+
+def test_crash_before_the_secret_write_never_inserts_the_journaled_key(
+    operator_factory: Callable[..., OperatorProcess],
+    k8s_api: client.ApiClient,
+    namespace: str,
+) -> None:
+    """The state a kill -9 leaves after the journal and before the Secret write: nobody has
+    that plaintext, so it is discarded and another key issued."""
+    op = operator_factory(extra_env=FAST, start=False)
+    apply_key(k8s_api, namespace, "early")
+    lost, lost_id = generate_gateway_secret(), uuid.uuid4()
+    journal(op, owner_of(op, namespace, "early"), lost_id, "early", lost)
+    op.start()
+    obj = wait_condition(k8s_api, namespace, PLURAL, "early", "Ready", timeout=60)
+    held = secret_value(k8s_api, namespace, "early-key")
+    assert held is not None
+    assert held != lost
+    (row,) = rows(op)
+    assert row[0] != lost_id
+    assert row[3] == hashlib.sha256(held.encode()).digest()
+    assert obj["status"]["keyID"] == str(row[0])
+    assert records(op) == {(namespace, "early", "current", row[0])}
+
+
+def test_upgrade_from_the_release_before_records_keeps_every_key(
+    operator_factory: Callable[..., OperatorProcess],
+    k8s_api: client.ApiClient,
+    namespace: str,
+) -> None:
+    """A database and objects as the release before ownership records left them (rows
+    written by its store calls, ids only in the objects' status): the operator records
+    them at start and keeps every key, rotation included; no Secret changes."""
+    op = operator_factory(extra_env=FAST, start=False)
+    old_owner = OwnerRef(kind="AIGatewayCoderdKey", namespace=namespace, name="x")
+    plain, old, new = (
+        generate_gateway_secret(),
+        generate_gateway_secret(),
+        generate_gateway_secret(),
+    )
+    ids = {"plain": uuid.uuid4(), "old": uuid.uuid4(), "new": uuid.uuid4()}
+
+    async def legacy_release() -> None:
+        async with await Store.open(store_of(op)) as store:
+            legacy = LegacyGatewayKeyOps(store.capabilities, uuid.UUID(int=0))
+            async with store._pool.connection() as conn:  # the old release's store calls
+                await legacy.create(conn, ids["plain"], "plain", old_owner, plain)
+                await legacy.create(conn, ids["old"], "rotated", old_owner, old)
+                await legacy.rename(conn, ids["old"], "rotated-retiring-1", old_owner)
+                await legacy.create(conn, ids["new"], "rotated", old_owner, new)
+
+    asyncio.run(legacy_release())
+    statuses = {
+        "plain": {"keyID": str(ids["plain"]), "rotation": {"generation": 0}},
+        "rotated": {
+            "keyID": str(ids["new"]),
+            "keyPrefix": new[:11],
+            "rotation": {"generation": 1, "previousKeyID": str(ids["old"])},
+        },
+    }  # fmt: skip
+    values = {"plain": plain, "rotated": new}
+    for name, spec in (("plain", {}), ("rotated", {"rotation": {"generation": 1}})):
+        obj = apply_key(k8s_api, namespace, name, spec)
+        owned_secret(k8s_api, namespace, f"{name}-key", obj, values[name], {})
+        custom(k8s_api).patch_namespaced_custom_object_status(
+            GROUP, VERSION, namespace, PLURAL, name, {"status": statuses[name]}
+        )
+    before = rows(op)
+    op.start()
+    for name in ("plain", "rotated"):
+        obj = wait_condition(k8s_api, namespace, PLURAL, name, "Ready", timeout=60)
+        assert obj["status"]["keyID"] == statuses[name]["keyID"]
+        assert secret_value(k8s_api, namespace, f"{name}-key") == values[name]
+    assert records(op) == {
+        (namespace, "plain", "current", ids["plain"]),
+        (namespace, "rotated", "current", ids["new"]),
+        (namespace, "rotated", "previous", ids["old"]),
+    }
+    assert [r[:4] for r in rows(op)] == [r[:4] for r in before]
+    assert "ownership migration: recorded" in op.log()
+    # The previous key retires as usual once a gateway uses the new one.
+    assert heartbeat(op, new) == 1
+    wait_for(lambda: ids["old"] not in {r[0] for r in rows(op)}, 20, "previous key retired")

@@ -1,4 +1,11 @@
-"""SIGKILL storm during gateway-key create/rotate/delete traffic: converges exactly."""
+"""SIGKILL storm during gateway-key create/rotate/delete traffic: converges exactly.
+
+At every crash point (the operator killed, so the state holds still) no row is in Coder
+whose plaintext nobody has: every row is recorded for an object, a current row hashes to
+its object's Secret (or the Secret already holds the journaled key replacing it), a previous
+row carries a retiring name, and a journaled key is never a row. At the end every object
+has exactly one live row, recorded as its current key, whose plaintext is in its Secret.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +13,61 @@ import hashlib
 import random
 import time
 from collections.abc import Callable
+from typing import Any
 
+import psycopg
 import pytest
 from kubernetes import client
 
 from tests.e2e.conftest import GROUP, VERSION, OperatorProcess, condition, custom
 from tests.e2e.test_gatewaykey import PLURAL, apply_key, patch_key, rows, secret_value
 from tests.support.wait import wait_for
+
+OWNERS = "aigateway_operator.owners"
+
+
+def ownership(op: OperatorProcess) -> list[tuple[Any, ...]]:
+    """(name, role, row_id, secret_hash) of every gateway-key ownership record."""
+    with psycopg.connect(op.database_url) as conn:
+        return [
+            (r[0], r[1], r[2], bytes(r[3]) if r[3] is not None else None)
+            for r in conn.execute(
+                f"SELECT name, role, row_id, secret_hash FROM {OWNERS} "  # noqa: S608
+                "WHERE row_table = 'ai_gateway_keys'"
+            ).fetchall()
+        ]
+
+
+def assert_no_row_without_plaintext(
+    op: OperatorProcess, api: client.ApiClient, namespace: str
+) -> None:
+    """The crash-point invariant (see the module docstring); the operator must be dead."""
+    with psycopg.connect(op.database_url) as conn:
+        (schema,) = conn.execute(
+            "SELECT to_regclass('aigateway_operator.owners') IS NOT NULL "
+            "AND to_regclass('ai_gateway_keys') IS NOT NULL"
+        ).fetchone() or (False,)
+    if not schema:
+        return  # killed before its schema existed: nothing written yet
+    recs = ownership(op)
+    by_row = {r[2]: r for r in recs}
+    pending = {r[0]: r[3] for r in recs if r[1] == "pending"}
+    live = {r[0]: r for r in rows(op)}
+    for row_id, row in live.items():
+        assert row_id in by_row, f"row {row[1]} is recorded for nobody"
+        name, role, _, _ = by_row[row_id]
+        if role == "previous":
+            assert row[1].startswith(f"{name}-retiring-"), row[1]
+            continue
+        assert role == "current", (name, role)
+        value = secret_value(api, namespace, f"{name}-key")
+        assert value is not None, f"{name}: a current row and no Secret"
+        digest = hashlib.sha256(value.encode()).digest()
+        assert row[3] == digest or pending.get(name) == digest, f"{name}: plaintext lost"
+    for r in recs:
+        if r[1] == "pending":
+            assert r[2] not in live, "a journaled key is a row"
+
 
 pytestmark = pytest.mark.faults
 
@@ -38,6 +93,7 @@ def test_kill9_during_key_traffic_converges(
         while time.monotonic() < deadline and op.alive():
             time.sleep(0.02)  # bounded by the random deadline: this is the fault schedule
         op.kill()
+        assert_no_row_without_plaintext(op, k8s_api, namespace)
         if kill == 2:  # rotate half of them mid-storm
             for n in names[:4]:
                 patch_key(k8s_api, namespace, n, {"spec": {"rotation": {"generation": 1}}})
@@ -67,6 +123,9 @@ def test_kill9_during_key_traffic_converges(
         by_name = {r[1]: r for r in rows(op)}
         if set(by_name) != set(live):  # retiring rows gone, deleted keys gone, no orphans
             return False
+        recorded = {(r[0], r[1], r[2]) for r in ownership(op)}
+        if recorded != {(n, "current", by_name[n][0]) for n in live}:
+            return False  # one current record per live object, nothing pending or previous
         for n in live:
             value = secret_value(k8s_api, namespace, f"{n}-key")
             if value is None or by_name[n][3] != hashlib.sha256(value.encode()).digest():

@@ -493,7 +493,7 @@ def test_a_cluster_rebuilt_from_git_takes_its_rows_back_and_another_instance_doe
              "metadata": {"name": "kept"}, "spec": spec("keys", "k")},
         )  # fmt: skip
         obj = wait_condition(k8s_api, site_b, P, "kept", "Synced", "False", "NameConflict")
-        assert "another operator instance ('default')" in condition(obj, "Synced")["message"]  # type: ignore[index]
+        assert "operator instance 'default'" in condition(obj, "Synced")["message"]  # type: ignore[index]
         row = provider_row(first.database_url, "kept")
         assert row is not None
         assert str(row[0]) == ids["kept"]

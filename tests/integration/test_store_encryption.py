@@ -19,6 +19,7 @@ from aigateway_operator.store import (
     ProviderType,
     Store,
     UnknownKeyReference,
+    generate_gateway_secret,
 )
 from aigateway_operator.store.cipher import Cipher, key_digest
 from tests.support.store import STORE_KEY_A, STORE_KEY_B, STORE_KEY_C, b64
@@ -262,8 +263,9 @@ async def test_choosing_plaintext_never_writes_a_secret_while_coderd_encrypts(
         # What holds no secret is still written: a Copilot provider, a gateway key.
         copilot = DesiredProvider(name="copilot", type=ProviderType.COPILOT)
         assert (await plain.upsert_provider(copilot, OWNER)).action == "created"
-        issued = await plain.create_gateway_key(uuid.uuid4(), "gw", OWNER)
-        assert issued.created
+        kid, secret = uuid.uuid4(), generate_gateway_secret()
+        await plain.begin_gateway_key(OWNER, kid, "gw", secret, rotating=False)
+        assert (await plain.complete_gateway_key(OWNER, kid, "gw", secret)).created
     finally:
         await plain.close()
 

@@ -1,10 +1,12 @@
-"""AI Gateway keys on real Postgres 15: insert, rename, delete, heartbeat, collisions, audit."""
+"""AI Gateway keys on real Postgres 15, owned: the journal (begin/complete), rotation,
+retirement, release, the owner identity, name holders, collisions, audit, and the migration
+of a database written by the release before ownership records."""
 
 from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -14,63 +16,298 @@ from aigateway_operator.config import Settings
 from aigateway_operator.store import (
     GatewayKeyConflict,
     InvalidName,
+    LegacyGatewayKeyClaim,
     NameTaken,
-    NotFound,
     OwnerRef,
     SecretCollision,
     Store,
-    retiring_name,
+    generate_gateway_secret,
 )
-from aigateway_operator.store import gateway_keys as gk
+from tests.support.legacy_gateway_keys import LegacyGatewayKeyOps
+from tests.support.store import OWNERS, fetch, owner
 
 pytestmark = pytest.mark.integration
 
-OWNER = OwnerRef(kind="AIGatewayKey", namespace="ns", name="gw", instance="test", uid="uid-gw")
+KIND = "AIGatewayCoderdKey"
+A = owner("gw-a", kind=KIND, namespace="team-a")
+B = owner("gw-b", kind=KIND, namespace="team-b")
 
 
-async def fetch(conn: psycopg.AsyncConnection[Any], query: str) -> list[tuple[Any, ...]]:
-    cur = await conn.execute(query)  # type: ignore[arg-type]
-    return await cur.fetchall()
+def sha(secret: str) -> bytes:
+    return hashlib.sha256(secret.encode()).digest()
 
 
-async def test_insert_stores_prefix_and_raw_sha256(
+async def begin(
+    store: Store, who: OwnerRef, name: str, *, rotating: bool = False
+) -> tuple[uuid.UUID, str]:
+    """Journal a fresh key for ``who``."""
+    kid, secret = uuid.uuid4(), generate_gateway_secret()
+    await store.begin_gateway_key(who, kid, name, secret, rotating=rotating)
+    return kid, secret
+
+
+async def issue(
+    store: Store, who: OwnerRef, name: str, *, rotating: bool = False
+) -> tuple[uuid.UUID, str]:
+    """What the controller does: journal, (deliver), complete."""
+    kid, secret = await begin(store, who, name, rotating=rotating)
+    issued = await store.complete_gateway_key(who, kid, name, secret)
+    assert issued.created
+    return kid, secret
+
+
+async def key_rows(db: psycopg.AsyncConnection[Any]) -> dict[uuid.UUID, tuple[Any, ...]]:
+    """id -> (name, secret_prefix, hashed_secret) of every ai_gateway_keys row."""
+    rows = await fetch(db, "SELECT id, name, secret_prefix, hashed_secret FROM ai_gateway_keys")
+    return {r[0]: (r[1], r[2], bytes(r[3])) for r in rows}
+
+
+async def records(db: psycopg.AsyncConnection[Any]) -> set[tuple[Any, ...]]:
+    """(namespace, name, role, row_id) of every gateway-key ownership record."""
+    rows = await fetch(
+        db,
+        f"SELECT namespace, name, role, row_id FROM {OWNERS} "  # noqa: S608
+        "WHERE row_table = 'ai_gateway_keys'",
+    )
+    return {tuple(r) for r in rows}
+
+
+async def test_begin_journals_only_the_hash_and_writes_nothing_in_coder(
     store: Store, store_db: psycopg.AsyncConnection[Any]
 ) -> None:
-    kid = uuid.uuid4()
-    issued = await store.create_gateway_key(kid, "gateway-1", OWNER)
-    assert issued.created
-    assert issued.id == kid
-    assert len(issued.secret) == 43
-    assert issued.secret.startswith("cgw_")
-    assert issued.secret_prefix == issued.secret[:11]
-    assert issued.secret not in repr(issued)
-    rows = await fetch(
+    kid, secret = uuid.uuid4(), generate_gateway_secret()
+    pending = await store.begin_gateway_key(A, kid, "gw-a", secret, rotating=False)
+    assert (pending.id, pending.secret_prefix, pending.rotating) == (kid, secret[:11], False)
+    assert pending.matches(secret)
+    assert not pending.matches(secret[:-1] + ("A" if secret[-1] != "A" else "B"))
+    assert secret not in repr(pending)
+    assert await key_rows(store_db) == {}
+    (row,) = await fetch(
         store_db,
-        "SELECT id, name, secret_prefix, hashed_secret, last_heartbeat_at FROM ai_gateway_keys",
+        f"SELECT role, row_id, secret_hash, secret_prefix, instance_id, object_uid "  # noqa: S608
+        f"FROM {OWNERS}",
     )
-    assert rows == [
-        (
-            kid,
-            "gateway-1",
-            issued.secret_prefix,
-            hashlib.sha256(issued.secret.encode()).digest(),
-            None,
-        )
-    ]
-    info = await store.get_gateway_key(kid)
-    assert info is not None
-    assert info.last_heartbeat_at is None
-    assert info.name == "gateway-1"
-    assert await store.get_gateway_key_by_name("GATEWAY-1") == info
+    assert row == ("pending", kid, sha(secret), secret[:11], "test", "uid-gw-a")
+    state = await store.gateway_key_state(A)
+    assert state.pending == pending
+    assert (state.current, state.current_recorded_id, state.recorded) == (None, None, True)
+    # Replayed: the same record. A new begin replaces the older pending key.
+    assert await store.begin_gateway_key(A, kid, "gw-a", secret, rotating=False) == pending
+    kid2, secret2 = uuid.uuid4(), generate_gateway_secret()
+    await store.begin_gateway_key(A, kid2, "gw-a", secret2, rotating=False)
+    assert await records(store_db) == {("team-a", "gw-a", "pending", kid2)}
+    assert await store.discard_pending(A) is True
+    assert await store.discard_pending(A) is False
+    assert await records(store_db) == set()
+
+
+async def test_complete_inserts_the_journaled_key_and_replays(
+    store: Store, store_db: psycopg.AsyncConnection[Any]
+) -> None:
+    kid, secret = uuid.uuid4(), generate_gateway_secret()
+    await store.begin_gateway_key(A, kid, "gw-a", secret, rotating=False)
+    issued = await store.complete_gateway_key(A, kid, "gw-a", secret)
+    assert (issued.id, issued.name, issued.secret_prefix, issued.created) == (
+        kid,
+        "gw-a",
+        secret[:11],
+        True,
+    )
+    assert await key_rows(store_db) == {kid: ("gw-a", secret[:11], sha(secret))}
+    assert await records(store_db) == {("team-a", "gw-a", "current", kid)}
+    (hash_left,) = await fetch(store_db, f"SELECT secret_hash FROM {OWNERS}")  # noqa: S608
+    assert hash_left == (None,)  # the row holds the hash now; the journal entry is gone
+    state = await store.gateway_key_state(A)
+    assert state.current is not None
+    assert (state.current.id, state.current_recorded_id, state.pending) == (kid, kid, None)
+    assert state.matches(secret)
+    assert await store.gateway_key_matches(A, secret)
+    assert not await store.gateway_key_matches(A, generate_gateway_secret())
+    # A crash after the commit: the same call again finds the row (no second row).
+    again = await store.complete_gateway_key(A, kid, "gw-a", secret)
+    assert (again.created, again.created_at) == (False, issued.created_at)
+    assert len(await key_rows(store_db)) == 1
+
+
+async def test_complete_refuses_anything_but_the_journaled_secret(
+    store: Store, store_db: psycopg.AsyncConnection[Any]
+) -> None:
+    kid, secret = uuid.uuid4(), generate_gateway_secret()
+    await store.begin_gateway_key(A, kid, "gw-a", secret, rotating=False)
+    chosen = "cgw_" + "T" * 39  # a value the tenant chose
+    with pytest.raises(GatewayKeyConflict) as info:
+        await store.complete_gateway_key(A, kid, "gw-a", chosen)
+    assert chosen not in str(info.value)
+    assert secret not in str(info.value)
+    with pytest.raises(GatewayKeyConflict):  # a fresh id of the tenant's choosing
+        await store.complete_gateway_key(A, uuid.uuid4(), "gw-a", chosen)
+    with pytest.raises(GatewayKeyConflict):  # another owner's pending key
+        await store.complete_gateway_key(B, kid, "gw-a", secret)
+    assert await key_rows(store_db) == {}
+    assert await records(store_db) == {("team-a", "gw-a", "pending", kid)}
+
+
+async def test_rotation_keeps_the_previous_renamed_then_retires_it(
+    store: Store, store_db: psycopg.AsyncConnection[Any]
+) -> None:
+    first, s1 = await issue(store, A, "gw-a")
+    second, s2 = await issue(store, A, "gw-a", rotating=True)
+    rows = await key_rows(store_db)
+    assert rows[first][0] == "gw-a-retiring-1"
+    assert rows[second] == ("gw-a", s2[:11], sha(s2))
+    assert await records(store_db) == {
+        ("team-a", "gw-a", "previous", first),
+        ("team-a", "gw-a", "current", second),
+    }
+    state = await store.gateway_key_state(A)
+    assert state.previous is not None
+    assert (state.previous.id, state.previous_recorded_id) == (first, first)
+    assert state.previous_since is not None
+    assert state.matches(s2)
+    assert not state.matches(s1)
+    # A second rotation during the grace period: the key before last goes first.
+    third, _ = await issue(store, A, "gw-a", rotating=True)
+    rows = await key_rows(store_db)
+    assert set(rows) == {second, third}
+    assert rows[second][0] == "gw-a-retiring-1"
+    retired = await store.retire_previous(A)
+    assert retired is not None
+    assert retired.id == second
+    assert set(await key_rows(store_db)) == {third}
+    assert await store.retire_previous(A) is None
+    assert await records(store_db) == {("team-a", "gw-a", "current", third)}
+
+
+async def test_reissue_without_rotation_replaces_the_current_row(
+    store: Store, store_db: psycopg.AsyncConnection[Any]
+) -> None:
+    old, _ = await issue(store, A, "gw-a")
+    new, secret = await issue(store, A, "gw-a")
+    assert await key_rows(store_db) == {new: ("gw-a", secret[:11], sha(secret))}
+    assert await records(store_db) == {("team-a", "gw-a", "current", new)}
+    assert old != new
+
+
+async def test_a_row_deleted_in_coder_shows_as_recorded_but_missing(
+    store: Store, store_db: psycopg.AsyncConnection[Any]
+) -> None:
+    kid, secret = await issue(store, A, "gw-a")
+    await store_db.execute("DELETE FROM ai_gateway_keys WHERE id = %s", (kid,))
+    state = await store.gateway_key_state(A)
+    assert (state.current, state.current_recorded_id, state.current_revoked) == (None, kid, True)
+    assert not state.matches(secret)
+    new, _ = await issue(store, A, "gw-a")  # the record of the missing row goes with it
+    assert await records(store_db) == {("team-a", "gw-a", "current", new)}
+
+
+async def test_names_held_by_others_are_refused_naming_the_holder(
+    store: Store,
+    store_settings: Callable[..., Settings],
+    store_db: psycopg.AsyncConnection[Any],
+) -> None:
+    b_id, b_secret = await issue(store, B, "shared")
+    await store_db.execute(
+        "INSERT INTO ai_gateway_keys (id, created_at, name, secret_prefix, hashed_secret) "
+        "VALUES (%s, now(), 'made-in-coder', 'abcdefghijk', %s)",
+        (uuid.uuid4(), sha("coderd")),
+    )
+    with pytest.raises(NameTaken, match=r"AIGatewayCoderdKey team-b/gw-b") as info:
+        await begin(store, A, "shared")
+    assert info.value.holder == "AIGatewayCoderdKey team-b/gw-b"
+    with pytest.raises(NameTaken, match="made in Coder"):
+        await begin(store, A, "made-in-coder")
+    other = await Store.open(store_settings(instance_id="staging"))
+    try:
+        staging = OwnerRef(kind=KIND, namespace="team-b", name="gw-b", instance="staging")
+        with pytest.raises(NameTaken, match="operator instance 'test'"):
+            await begin(other, staging, "shared")
+    finally:
+        await other.close()
+    # The name was free at begin and taken before complete: refused at complete too.
+    kid, secret = uuid.uuid4(), generate_gateway_secret()
+    await store.begin_gateway_key(A, kid, "late", secret, rotating=False)
+    await issue(store, owner("gw-c", kind=KIND, namespace="team-c"), "late")
+    with pytest.raises(NameTaken, match="team-c/gw-c"):
+        await store.complete_gateway_key(A, kid, "late", secret)
+    rows = await key_rows(store_db)
+    assert rows[b_id] == ("shared", b_secret[:11], sha(b_secret))  # B's rows untouched
+    assert not [r for r in rows.values() if r[2] == sha(secret)]
+    assert ("team-a", "gw-a", "pending", kid) in await records(store_db)
+
+
+async def test_release_acts_only_on_recorded_rows(
+    store: Store, store_db: psycopg.AsyncConnection[Any]
+) -> None:
+    b_id, _ = await issue(store, B, "gw-b")
+    a_old, _ = await issue(store, A, "gw-a")
+    a_new, _ = await issue(store, A, "gw-a", rotating=True)
+    await begin(store, A, "gw-a", rotating=True)
+    result = await store.release_gateway_keys(A, "Delete")
+    assert {k.id for k in result.deleted} == {a_old, a_new}
+    assert (result.released, result.records) == ((), 3)
+    assert set(await key_rows(store_db)) == {b_id}
+    assert await records(store_db) == {("team-b", "gw-b", "current", b_id)}
+    again = await store.release_gateway_keys(A, "Delete")
+    assert (again.deleted, again.records) == ((), 0)
+    # Orphan: the records go, the row stays in Coder (and belongs to nobody).
+    orphaned = await store.release_gateway_keys(B, "Orphan")
+    assert (orphaned.deleted, orphaned.released) == ((), (b_id,))
+    assert set(await key_rows(store_db)) == {b_id}
+    assert await records(store_db) == set()
+
+
+async def test_owner_is_instance_kind_namespace_name_not_uid(
+    store: Store, store_db: psycopg.AsyncConnection[Any]
+) -> None:
+    kid, _ = await issue(store, A, "gw-a")
+    recreated = OwnerRef(kind=KIND, namespace="team-a", name="gw-a", instance="test", uid="new")
+    state = await store.gateway_key_state(recreated)
+    assert state.current is not None
+    assert state.current.id == kid
+    # Another instance, another namespace (same name), another kind: other owners.
+    for other in (
+        OwnerRef(kind=KIND, namespace="team-a", name="gw-a", instance="prod"),
+        OwnerRef(kind=KIND, namespace="team-b", name="gw-a", instance="test"),
+        OwnerRef(kind="AIProvider", namespace="team-a", name="gw-a", instance="test"),
+    ):
+        assert not (await store.gateway_key_state(other)).recorded
+        assert await store.retire_previous(other) is None
+        assert (await store.release_gateway_keys(other, "Delete")).deleted == ()
+        await begin(store, other, "gw-b")
+        assert await store.discard_pending(other)
+    assert set(await key_rows(store_db)) == {kid}
+    assert await records(store_db) == {("team-a", "gw-a", "current", kid)}
+
+
+async def test_deletion_policy_is_kept_with_the_records(
+    store: Store, store_db: psycopg.AsyncConnection[Any]
+) -> None:
+    kid, secret = uuid.uuid4(), generate_gateway_secret()
+    await store.begin_gateway_key(A, kid, "gw-a", secret, rotating=False, deletion_policy="Orphan")
+    await store.complete_gateway_key(A, kid, "gw-a", secret)
+    assert (await store.gateway_key_state(A)).deletion_policy == "Orphan"
+    assert await store.record_deletion_policy(A, "Delete") == 1
+    assert await store.record_deletion_policy(A, "Delete") == 0
+    assert (await store.gateway_key_state(A)).deletion_policy == "Delete"
+    # A journal entry under another policy: the records disagree, so none is reported.
+    await begin(store, A, "gw-a")
+    await store.record_deletion_policy(A, "Delete")
+    await store_db.execute(
+        f"UPDATE {OWNERS} SET deletion_policy = 'Orphan' WHERE role = 'pending'"  # noqa: S608
+    )
+    assert (await store.gateway_key_state(A)).deletion_policy is None
+    assert await store.record_deletion_policy(A, "Orphan") == 1
 
 
 async def test_heartbeat_is_read_back(store: Store, store_db: psycopg.AsyncConnection[Any]) -> None:
-    kid = uuid.uuid4()
-    await store.create_gateway_key(kid, "gw", OWNER)
+    await issue(store, A, "gw-a")
+    state = await store.gateway_key_state(A)
+    assert state.current is not None
+    assert state.current.last_heartbeat_at is None
     await store_db.execute("UPDATE ai_gateway_keys SET last_heartbeat_at = NOW()")
-    info = await store.get_gateway_key(kid)
-    assert info is not None
-    assert info.last_heartbeat_at is not None
+    state = await store.gateway_key_state(A)
+    assert state.current is not None
+    assert state.current.last_heartbeat_at is not None
 
 
 async def test_heartbeat_is_none_without_the_column(
@@ -84,107 +321,161 @@ async def test_heartbeat_is_none_without_the_column(
     old = await Store.open(store_settings(mode="verify"))
     try:
         assert not old.capabilities.has_heartbeat
-        kid = uuid.uuid4()
-        await old.create_gateway_key(kid, "gw", OWNER)
-        info = await old.get_gateway_key(kid)
-        assert info is not None
-        assert info.last_heartbeat_at is None
+        await issue(old, A, "gw-a")
+        await issue(old, A, "gw-a", rotating=True)
+        state = await old.gateway_key_state(A)
+        assert state.current is not None
+        assert state.previous is not None
+        assert state.current.last_heartbeat_at is None
+        assert (await old.retire_previous(A)) is not None
     finally:
         await old.close()
 
 
-async def test_rename_for_rotation_and_delete(
-    store: Store, store_db: psycopg.AsyncConnection[Any]
-) -> None:
-    old_id, new_id = uuid.uuid4(), uuid.uuid4()
-    await store.create_gateway_key(old_id, "team-gw", OWNER)
-    retired = await store.rename_gateway_key(old_id, retiring_name("team-gw", 1), OWNER)
-    assert retired.name == "team-gw-retiring-1"
-    await store.create_gateway_key(new_id, "team-gw", OWNER)
-    assert await store.delete_gateway_key(old_id, OWNER) is True
-    assert await store.delete_gateway_key(old_id, OWNER) is False  # idempotent
-    assert await fetch(store_db, "SELECT id, name FROM ai_gateway_keys") == [(new_id, "team-gw")]
-    with pytest.raises(NotFound):
-        await store.rename_gateway_key(old_id, "x", OWNER)
-    long = "a" * 64
-    await store.rename_gateway_key(new_id, long, OWNER)
-    info = await store.rename_gateway_key(new_id, retiring_name(long, 3), OWNER)
-    assert len(info.name) == 64
-
-
-async def test_name_rules(store: Store) -> None:
-    await store.create_gateway_key(uuid.uuid4(), "dup", OWNER)
-    with pytest.raises(NameTaken):
-        await store.create_gateway_key(uuid.uuid4(), "dup", OWNER)
-    other = uuid.uuid4()
-    await store.create_gateway_key(other, "other", OWNER)
-    with pytest.raises(NameTaken):
-        await store.rename_gateway_key(other, "dup", OWNER)
+async def test_name_and_secret_rules(store: Store) -> None:
     for bad in ("Dup", "a" * 65, "-a", "a--b"):
         with pytest.raises(InvalidName):
-            await store.create_gateway_key(uuid.uuid4(), bad, OWNER)
-
-
-async def test_collision_retries_with_a_new_secret(
-    store: Store, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    first = await store.create_gateway_key(uuid.uuid4(), "first", OWNER)
-    same_prefix = first.secret[:11] + "Z" * 32
-    queue = [first.secret, same_prefix, "cgw_" + "q" * 39]
-
-    def fake() -> str:
-        return queue.pop(0)
-
-    monkeypatch.setattr(gk, "generate_gateway_secret", fake)
-    issued = await store.create_gateway_key(uuid.uuid4(), "second", OWNER)
-    assert issued.secret == "cgw_" + "q" * 39
-    assert queue == []
-
-    def always() -> Iterator[str]:
-        while True:
-            yield first.secret
-
-    it = always()
-    monkeypatch.setattr(gk, "generate_gateway_secret", lambda: next(it))
-    with pytest.raises(SecretCollision, match="7 time"):
-        await store.create_gateway_key(uuid.uuid4(), "third", OWNER)
-
-
-async def test_supplied_secret_makes_create_replayable(store: Store) -> None:
-    kid = uuid.uuid4()
-    secret = gk.generate_gateway_secret()
-    a = await store.create_gateway_key(kid, "replay", OWNER, secret=secret)
-    b = await store.create_gateway_key(kid, "replay", OWNER, secret=secret)
-    assert a.created
-    assert not b.created
-    assert a.created_at == b.created_at
-    with pytest.raises(GatewayKeyConflict) as info:
-        await store.create_gateway_key(kid, "replay", OWNER, secret=gk.generate_gateway_secret())
-    assert secret not in str(info.value)
+            await begin(store, A, bad)
     with pytest.raises(GatewayKeyConflict):
-        await store.create_gateway_key(kid, "replay", OWNER)  # generated secret: never a replay
+        await store.begin_gateway_key(A, uuid.uuid4(), "gw-a", "short", rotating=False)
+    # A long name still leaves room for its retiring names.
+    long = "a" * 64
+    await issue(store, A, long)
+    await issue(store, A, long, rotating=True)
+    state = await store.gateway_key_state(A)
+    assert state.previous is not None
+    assert len(state.previous.name) == 64
+    assert state.previous.name.endswith("-retiring-1")
+
+
+async def test_a_colliding_secret_is_refused_and_writes_nothing(
+    store: Store, store_db: psycopg.AsyncConnection[Any]
+) -> None:
+    b_id, b_secret = await issue(store, B, "gw-b")
+    same_prefix = b_secret[:11] + "Z" * 32
+    kid = uuid.uuid4()
+    await store.begin_gateway_key(A, kid, "gw-a", same_prefix, rotating=False)
+    with pytest.raises(SecretCollision):
+        await store.complete_gateway_key(A, kid, "gw-a", same_prefix)
+    assert set(await key_rows(store_db)) == {b_id}
+    assert ("team-a", "gw-a", "pending", kid) in await records(store_db)
 
 
 async def test_gateway_key_audit_shape(
     store: Store, store_db: psycopg.AsyncConnection[Any]
 ) -> None:
-    kid = uuid.uuid4()
-    issued = await store.create_gateway_key(kid, "audited", OWNER)
-    await store.rename_gateway_key(kid, "audited-2", OWNER)
-    await store.delete_gateway_key(kid, OWNER)
+    first, s1 = await issue(store, A, "audited")
+    _, s2 = await issue(store, A, "audited", rotating=True)
+    await store.retire_previous(A)
     rows = await fetch(
         store_db,
-        "SELECT action::text, resource_target, diff, additional_fields FROM audit_logs "
-        "WHERE resource_type = 'ai_gateway_key' ORDER BY \"time\", action",
+        "SELECT action::text, resource_id, resource_target, diff, additional_fields "
+        "FROM audit_logs WHERE resource_type = 'ai_gateway_key' ORDER BY \"time\", action",
     )
-    by_action = {r[0]: r for r in rows}
-    assert set(by_action) == {"create", "write", "delete"}
-    create = by_action["create"][2]
-    assert create["hashed_secret"] == {"Old": "", "New": "", "Secret": True}
-    assert create["secret_prefix"]["New"] == issued.secret_prefix
-    assert by_action["write"][2] == {
-        "name": {"Old": "audited", "New": "audited-2", "Secret": False}
+    assert [r[0] for r in rows].count("create") == 2
+    (write,) = [r for r in rows if r[0] == "write"]
+    assert write[1:4] == (
+        first,
+        "audited-retiring-1",
+        {"name": {"Old": "audited", "New": "audited-retiring-1", "Secret": False}},
+    )
+    (delete,) = [r for r in rows if r[0] == "delete"]
+    assert (delete[1], delete[2]) == (first, "audited-retiring-1")
+    create = next(r for r in rows if r[0] == "create")
+    assert create[3]["hashed_secret"] == {"Old": "", "New": "", "Secret": True}
+    assert create[3]["secret_prefix"]["New"] == s1[:11]
+    assert create[4]["kubernetes"] == {
+        "instance": "test",
+        "kind": KIND,
+        "namespace": "team-a",
+        "name": "gw-a",
+        "uid": "uid-gw-a",
     }
-    assert by_action["delete"][1] == "audited-2"
-    assert by_action["create"][3]["kubernetes"]["kind"] == "AIGatewayKey"
-    assert issued.secret not in str(rows)
+    assert s1 not in str(rows)
+    assert s2 not in str(rows)
+    # Journaling and discarding are the operator's bookkeeping, not Coder changes.
+    before = len(rows)
+    await begin(store, A, "audited")
+    await store.discard_pending(A)
+    (count,) = await fetch(store_db, "SELECT count(*) FROM audit_logs")
+    assert count == (before,)
+
+
+async def test_legacy_database_is_migrated_from_claims(
+    store: Store, store_db: psycopg.AsyncConnection[Any]
+) -> None:
+    """A database the release before ownership records wrote (its own store calls), and the
+    claims the operator builds from its objects' status at start."""
+    legacy = LegacyGatewayKeyOps(store.capabilities, uuid.UUID(int=0))
+    old_owner = OwnerRef(kind=KIND, namespace="x", name="x", uid="uid-x")
+    a_id, b_old, b_new, c_id = (uuid.uuid4() for _ in range(4))
+    a_secret = generate_gateway_secret()
+
+    async def write(fn: Any) -> Any:
+        async with store._pool.connection() as conn:  # the old release's calls
+            return await fn(conn)
+
+    await write(lambda c: legacy.create(c, a_id, "gw-a", old_owner, a_secret))
+    await write(lambda c: legacy.create(c, b_old, "gw-b", old_owner, None))
+    await write(lambda c: legacy.rename(c, b_old, "gw-b-retiring-1", old_owner))
+    await write(lambda c: legacy.create(c, b_new, "gw-b", old_owner, None))
+    await write(lambda c: legacy.create(c, c_id, "gw-c", old_owner, None))
+    coder_made = uuid.uuid4()
+    await store_db.execute(
+        "INSERT INTO ai_gateway_keys (id, created_at, name, secret_prefix, hashed_secret) "
+        "VALUES (%s, now(), 'from-ui', 'abcdefghijk', %s)",
+        (coder_made, sha("ui")),
+    )
+    before = await key_rows(store_db)
+    assert await records(store_db) == set()
+
+    C = owner("gw-c", kind=KIND, namespace="team-c")
+    T = owner("tenant", kind=KIND, namespace="team-t")
+    T2 = owner("gw-c", kind=KIND, namespace="team-t2")
+    claims = [
+        LegacyGatewayKeyClaim(A, a_id, "current", "gw-a", "Orphan"),
+        LegacyGatewayKeyClaim(B, b_new, "current", "gw-b"),
+        LegacyGatewayKeyClaim(B, b_old, "previous", "gw-b"),
+        # status forged to name another namespace's row: the name does not fit
+        LegacyGatewayKeyClaim(T, a_id, "previous", "tenant"),
+        # a Coder-made row named otherwise
+        LegacyGatewayKeyClaim(T, coder_made, "current", "tenant"),
+        # the same row claimed by two objects that both fit by name: neither gets it
+        LegacyGatewayKeyClaim(C, c_id, "current", "gw-c"),
+        LegacyGatewayKeyClaim(T2, c_id, "current", "gw-c"),
+        # a row that is gone
+        LegacyGatewayKeyClaim(owner("gone", kind=KIND), uuid.uuid4(), "current", "gone"),
+    ]
+    result = await store.migrate_legacy_gateway_keys(claims)
+    assert list(result.recorded) == claims[:3]
+    refused = {claims.index(c): why for c, why in result.refused}  # OwnerRef is not hashable
+    assert set(refused) == {3, 4, 5, 6, 7}
+    assert "neither the object's key name 'tenant'" in refused[3]  # A keeps its row
+    assert "named 'from-ui', neither" in refused[4]
+    assert "claimed by 2 objects" in refused[5]
+    assert "claimed by 2 objects" in refused[6]
+    assert "no such row" in refused[7]
+    assert await records(store_db) == {
+        ("team-a", "gw-a", "current", a_id),
+        ("team-b", "gw-b", "current", b_new),
+        ("team-b", "gw-b", "previous", b_old),
+    }
+    assert await key_rows(store_db) == before  # nothing in Coder changed
+    state = await store.gateway_key_state(A)
+    assert state.matches(a_secret)
+    assert state.deletion_policy == "Orphan"
+    b_state = await store.gateway_key_state(B)
+    assert b_state.previous is not None
+    assert b_state.previous.name == "gw-b-retiring-1"
+    # A restart: nothing to do; a late forged claim of a recorded row is refused by name.
+    again = await store.migrate_legacy_gateway_keys(
+        [*claims[:3], LegacyGatewayKeyClaim(T, a_id, "current", "gw-a")]
+    )
+    assert list(again.already) == claims[:3]
+    ((late, why),) = again.refused
+    assert late.owner == T
+    assert "already recorded for AIGatewayCoderdKey team-a/gw-a" in why
+    # After migration, the owners rotate and retire as usual, and only their rows.
+    await store.retire_previous(B)
+    assert b_old not in await key_rows(store_db)
+    assert {coder_made, c_id} <= set(await key_rows(store_db))

@@ -27,6 +27,7 @@ from aigateway_operator.store import (
     OwnerRef,
     ProviderType,
     Store,
+    generate_gateway_secret,
 )
 from aigateway_operator.store.cipher import Cipher
 from aigateway_operator.store.schema import create_schema
@@ -139,13 +140,15 @@ async def test_the_documented_grants_are_enough(granted: Role) -> None:
         assert len((await store.upsert_provider(shorter, OWNER)).keys_removed) == 1
         assert (await store.delete_provider(OWNER)).action == "deleted"
 
-        kid = uuid.uuid4()
-        issued = await store.create_gateway_key(kid, "gw", OWNER)
-        assert issued.created
-        assert (await store.rename_gateway_key(kid, "gw-retiring-1", OWNER)).name == (
-            "gw-retiring-1"
-        )
-        assert await store.delete_gateway_key(kid, OWNER)
+        # Gateway keys: journal, insert, rotate (rename), retire, release.
+        for rotating in (False, True):
+            kid, secret = uuid.uuid4(), generate_gateway_secret()
+            await store.begin_gateway_key(OWNER, kid, "gw", secret, rotating=rotating)
+            assert (await store.complete_gateway_key(OWNER, kid, "gw", secret)).created
+        retired = await store.retire_previous(OWNER)
+        assert retired is not None
+        assert retired.name == "gw-retiring-1"
+        assert len((await store.release_gateway_keys(OWNER, "Delete")).deleted) == 1
     finally:
         await store.close()
     # Its bookkeeping went to its own schema, in tables its role owns.

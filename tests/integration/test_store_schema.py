@@ -22,6 +22,7 @@ from aigateway_operator.store import (
     SchemaMismatch,
     Store,
     StoreUnavailable,
+    generate_gateway_secret,
 )
 from aigateway_operator.store.cipher import Cipher
 from tests.support.store import STORE_KEY_A, fetch
@@ -215,10 +216,12 @@ async def test_coder_v234_has_no_gateway_keys_and_no_role_arn(
     s = await Store.open(store_settings(create_coder_version="v2.34"))
     try:
         with pytest.raises(NotSupportedByCoder, match=r"v2\.35 or later.*v2\.34"):
-            await s.create_gateway_key(
+            await s.begin_gateway_key(
+                OwnerRef(kind="AIGatewayCoderdKey", namespace="ns", name="g", instance="test"),
                 uuid.uuid4(),
                 "gw",
-                OwnerRef(kind="AIProvider", namespace="ns", name="g", instance="test", uid="uid-g"),
+                generate_gateway_secret(),
+                rotating=False,
             )
         with pytest.raises(InvalidProvider, match=r"roleARN is not supported by Coder v2\.34"):
             await s.upsert_provider(

@@ -2,8 +2,9 @@
 tests of both kinds' passes (the real store is tested on Postgres in tests/integration).
 
 - :class:`FakeSecrets`: read/write/delete Secrets with resourceVersions, as the API server.
-- :class:`FakeGatewayKeyStore`: replayable create with a supplied secret, unique names, hash
-  comparison, rename, delete, heartbeats.
+- :class:`FakeGatewayKeyStore`: ownership records per owner identity, the journal (begin,
+  complete only with the journaled secret, replay), rotation, retirement, release, names
+  refused naming their holder, heartbeats.
 - :class:`FakeProviderStore`: upsert by owner (create, update, unchanged, adopt, revive),
   name conflicts, key-set changes, soft delete or release, row versions for drift.
 - :class:`Clock`: a pinned, advanceable clock.
@@ -15,6 +16,7 @@ import hashlib
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from aigateway_operator.kube import KubeError, SecretData
 from aigateway_operator.masking import mask_secret
@@ -27,22 +29,28 @@ from aigateway_operator.store import (
     DifferenceKind,
     GatewayKeyConflict,
     GatewayKeyInfo,
+    GatewayKeyOwnership,
+    GatewayKeyRelease,
     IssuedGatewayKey,
     KeyRef,
     NameConflict,
     NameTaken,
-    NotFound,
+    OwnerPolicy,
     OwnerRef,
+    PendingKey,
     ProviderCheck,
     ProviderResult,
     RowVersion,
+    SecretCollision,
     StoredKey,
     StoredProvider,
     StoreUnavailable,
     TypeMismatch,
     default_base_url,
     held_by,
+    retiring_name,
 )
+from aigateway_operator.store.gateway_keys import describe_holder
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 #: What the fakes report as the Coder they talk to (a v2.36 schema).
@@ -74,62 +82,209 @@ class Row:
 
 
 @dataclass
+class Record:
+    """One ``aigateway_operator.owners`` record of a gateway key."""
+
+    owner: OwnerRef
+    role: str
+    row_id: uuid.UUID
+    policy: OwnerPolicy
+    secret_hash: bytes | None
+    prefix: str | None
+    rotating: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+def _sha(secret: str) -> bytes:
+    return hashlib.sha256(secret.encode()).digest()
+
+
+@dataclass
 class FakeGatewayKeyStore:
+    """The gateway-key calls of :class:`~aigateway_operator.store.Store`, in memory, with the
+    same contract: records per owner identity (``OwnerRef.key``), the journal, rotation,
+    retirement, release, and the same errors (holder named the same way)."""
+
     clock: Clock
     coder_version: CoderVersion = CODER
     rows: dict[uuid.UUID, Row] = field(default_factory=dict)
+    records: dict[uuid.UUID, Record] = field(default_factory=dict)
     down: bool = False
 
     def _check(self) -> None:
         if self.down:
             raise StoreUnavailable("connection refused")
 
-    async def create_gateway_key(
-        self, key_id: uuid.UUID, name: str, owner: OwnerRef, *, secret: str | None = None
+    def _recs(self, owner: OwnerRef) -> dict[str, Record]:
+        return {r.role: r for r in self.records.values() if r.owner.key == owner.key}
+
+    def _holder(self, owner: OwnerRef, row_id: uuid.UUID) -> str:
+        rec = self.records.get(row_id)
+        key = None if rec is None else rec.owner.key
+        return describe_holder(owner, key)
+
+    def _name_holder(self, name: str) -> uuid.UUID | None:
+        return next((r.id for r in self.rows.values() if r.name.lower() == name.lower()), None)
+
+    async def gateway_key_state(self, owner: OwnerRef) -> GatewayKeyOwnership:
+        self._check()
+        fields: dict[str, Any] = {}
+        policies = {r.policy for r in self._recs(owner).values()}
+        if len(policies) == 1:
+            fields["deletion_policy"] = policies.pop()
+        for role, rec in self._recs(owner).items():
+            row = self.rows.get(rec.row_id)
+            if role == "pending":
+                assert rec.secret_hash is not None
+                fields["pending"] = PendingKey(
+                    rec.row_id, rec.prefix or "", rec.rotating, rec.created_at, rec.secret_hash
+                )
+            elif role == "current":
+                fields["current"] = row.info() if row else None
+                fields["current_recorded_id"] = rec.row_id
+                fields["current_hash"] = row.hashed if row else None
+            else:
+                fields["previous"] = row.info() if row else None
+                fields["previous_recorded_id"] = rec.row_id
+                fields["previous_since"] = rec.updated_at
+        return GatewayKeyOwnership(**fields)
+
+    async def begin_gateway_key(
+        self,
+        owner: OwnerRef,
+        key_id: uuid.UUID,
+        name: str,
+        secret: str,
+        *,
+        rotating: bool,
+        deletion_policy: OwnerPolicy = "Delete",
+    ) -> PendingKey:
+        self._check()
+        assert len(secret) == 43
+        recs = self._recs(owner)
+        pending = recs.get("pending")
+        if pending is not None and pending.row_id == key_id:
+            if pending.secret_hash == _sha(secret):
+                return (await self.gateway_key_state(owner)).pending  # type: ignore[return-value]
+            raise GatewayKeyConflict("pending key has another secret")
+        holder = self._name_holder(name)
+        ours = {r.row_id for role, r in recs.items() if role != "pending"}
+        if holder is not None and holder not in ours:
+            raise NameTaken("AI Gateway key", name, holder=self._holder(owner, holder))
+        if key_id in self.rows or key_id in self.records:
+            raise GatewayKeyConflict("id in use")
+        if pending is not None:
+            del self.records[pending.row_id]
+        now = self.clock.now
+        self.records[key_id] = Record(
+            owner, "pending", key_id, deletion_policy, _sha(secret), secret[:11], rotating, now, now
+        )
+        return PendingKey(key_id, secret[:11], rotating, now, _sha(secret))
+
+    async def complete_gateway_key(
+        self, owner: OwnerRef, key_id: uuid.UUID, name: str, secret: str
     ) -> IssuedGatewayKey:
         self._check()
-        assert secret is not None
-        hashed = hashlib.sha256(secret.encode()).digest()
-        existing = self.rows.get(key_id)
-        if existing is not None:
-            if existing.hashed == hashed and existing.name == name:
-                return IssuedGatewayKey(
-                    key_id, name, secret, secret[:11], existing.created_at, created=False
-                )
-            raise GatewayKeyConflict("other secret or name")
-        if any(r.name.lower() == name.lower() for r in self.rows.values()):
-            raise NameTaken("AI Gateway key", name)
+        recs = self._recs(owner)
+        pending = recs.get("pending")
+        hashed = _sha(secret)
+        if pending is None or pending.row_id != key_id:
+            cur = recs.get("current")
+            row = self.rows.get(key_id)
+            if cur and cur.row_id == key_id and row and row.hashed == hashed and row.name == name:
+                return IssuedGatewayKey(key_id, name, secret, secret[:11], row.created_at, False)
+            raise GatewayKeyConflict("not the pending key")
+        if pending.secret_hash != hashed:
+            raise GatewayKeyConflict("not the journaled secret")
+        current, previous = recs.get("current"), recs.get("previous")
+        ours = {r.row_id for r in (current, previous) if r is not None}
+        holder = self._name_holder(name)
+        if holder is not None and holder not in ours:
+            raise NameTaken("AI Gateway key", name, holder=self._holder(owner, holder))
+        if any(r.prefix == secret[:11] or r.hashed == hashed for r in self.rows.values()):
+            raise SecretCollision("collides")
+        current_row = self.rows.get(current.row_id) if current else None
+        if pending.rotating and current is not None and current_row is not None:
+            if previous is not None:
+                self.rows.pop(previous.row_id, None)
+                del self.records[previous.row_id]
+            n = 1
+            while self._name_holder(retiring_name(name, n)) is not None:
+                n += 1
+            current_row.name = retiring_name(name, n)
+            current.role, current.updated_at = "previous", self.clock.now
+        else:
+            if current is not None:
+                self.rows.pop(current.row_id, None)
+                del self.records[current.row_id]
+            if previous is not None and holder == previous.row_id:
+                self.rows.pop(previous.row_id, None)
+                del self.records[previous.row_id]
         self.rows[key_id] = Row(key_id, name, secret[:11], hashed, self.clock.now)
+        pending.role, pending.secret_hash, pending.rotating = "current", None, False
+        pending.updated_at = self.clock.now
         return IssuedGatewayKey(key_id, name, secret, secret[:11], self.clock.now, created=True)
 
-    async def rename_gateway_key(
-        self, key_id: uuid.UUID, new_name: str, owner: OwnerRef
-    ) -> GatewayKeyInfo:
+    async def discard_pending(self, owner: OwnerRef) -> bool:
         self._check()
-        row = self.rows.get(key_id)
-        if row is None:
-            raise NotFound("gone")
-        if any(r.name == new_name and r.id != key_id for r in self.rows.values()):
-            raise NameTaken("AI Gateway key", new_name)
-        row.name = new_name
-        return row.info()
+        pending = self._recs(owner).get("pending")
+        if pending is None:
+            return False
+        del self.records[pending.row_id]
+        return True
 
-    async def delete_gateway_key(self, key_id: uuid.UUID, owner: OwnerRef) -> bool:
+    async def retire_previous(self, owner: OwnerRef) -> GatewayKeyInfo | None:
         self._check()
-        return self.rows.pop(key_id, None) is not None
-
-    async def get_gateway_key(self, key_id: uuid.UUID) -> GatewayKeyInfo | None:
-        self._check()
-        row = self.rows.get(key_id)
+        previous = self._recs(owner).get("previous")
+        if previous is None:
+            return None
+        del self.records[previous.row_id]
+        row = self.rows.pop(previous.row_id, None)
         return row.info() if row else None
 
-    async def get_gateway_key_by_name(self, name: str) -> GatewayKeyInfo | None:
+    async def gateway_key_matches(self, owner: OwnerRef, secret: str) -> bool:
+        return (await self.gateway_key_state(owner)).matches(secret)
+
+    async def release_gateway_keys(
+        self, owner: OwnerRef, policy: OwnerPolicy = "Delete"
+    ) -> GatewayKeyRelease:
         self._check()
-        return next((r.info() for r in self.rows.values() if r.name == name), None)
+        recs = self._recs(owner)
+        rows = [r.row_id for role, r in recs.items() if role != "pending"]
+        deleted = []
+        if policy == "Delete":
+            deleted = [row.info() for i in rows if (row := self.rows.pop(i, None)) is not None]
+        for rec in recs.values():
+            del self.records[rec.row_id]
+        released = tuple(rows) if policy == "Orphan" else ()
+        return GatewayKeyRelease(tuple(deleted), released, len(recs))
+
+    async def record_deletion_policy(self, owner: OwnerRef, policy: OwnerPolicy) -> int:
+        self._check()
+        changed = [r for r in self._recs(owner).values() if r.policy != policy]
+        for r in changed:
+            r.policy = policy
+        return len(changed)
+
+    def add_foreign(self, name: str, owner: OwnerRef | None = None) -> Row:
+        """A live row made in Coder (no record), or recorded as ``owner``'s current key."""
+        row = Row(uuid.uuid4(), name, "abcdefghijk", _sha(name), self.clock.now)
+        self.rows[row.id] = row
+        if owner is not None:
+            now = self.clock.now
+            self.records[row.id] = Record(
+                owner, "current", row.id, "Delete", None, None, False, now, now
+            )
+        return row
 
     def by_name(self, name: str) -> Row:
         (row,) = [r for r in self.rows.values() if r.name == name]
         return row
+
+    def roles(self, owner: OwnerRef) -> dict[str, uuid.UUID]:
+        """role -> row id of ``owner``'s records."""
+        return {role: r.row_id for role, r in self._recs(owner).items()}
 
 
 @dataclass
@@ -292,10 +447,7 @@ class FakeProviderStore:
         elif holder is not None:
             if holder.owner is not None:
                 raise NameTaken(
-                    "AI provider",
-                    desired.name,
-                    "it is held by " + held_by(holder.owner, owner.instance),
-                    holder=holder.owner,
+                    "AI provider", desired.name, holder=held_by(holder.owner, owner.instance)
                 )
             if not adopt:
                 raise NameConflict(desired.name, str(holder.id))

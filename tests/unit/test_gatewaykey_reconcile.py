@@ -1,15 +1,18 @@
 """The gateway-key pipeline against an in-memory store and Secret API (fakes, pinned clock).
 
-The fakes keep the store's contract (replayable create with a supplied secret, unique
-names, hash comparison) so crash points can be constructed exactly: a Secret written and
-no row, a row and no Secret, a rotation interrupted between its steps.
+The fakes keep the store's contract (ownership records per identity, the journal, complete
+only with the journaled secret, names refused naming their holder) so crash points can be
+constructed exactly: a key journaled and no Secret, a Secret written and no row, a row and
+no status, a rotation interrupted between its steps. And the tenant's moves of issue #13:
+ids of other objects' keys in the Secret's annotations or the status, a value of the
+tenant's choosing in the Secret.
 """
 
 from __future__ import annotations
 
 import hashlib
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
@@ -23,19 +26,22 @@ from aigateway_operator.api.identity import (
 )
 from aigateway_operator.config import Settings
 from aigateway_operator.controllers.gatewaykey.finalize import finalize
+from aigateway_operator.controllers.gatewaykey.legacy import legacy_claims
 from aigateway_operator.controllers.gatewaykey.reconcile import reconcile
 from aigateway_operator.controllers.gatewaykey.secret import owner_label_value
 from aigateway_operator.controllers.shared import ObjectIdentity, PassOutcome
 from aigateway_operator.controllers.wiring import Wiring
 from aigateway_operator.kube import SecretData
-from aigateway_operator.store import (
-    generate_gateway_secret,
-)
-from tests.support.fakes import T0, Clock, FakeGatewayKeyStore, FakeSecrets, Row
+from aigateway_operator.store import OwnerRef, generate_gateway_secret
+from tests.support.fakes import Clock, FakeGatewayKeyStore, FakeSecrets, Row
 
 pytestmark = pytest.mark.unit
 
 UID = "0b6a4a55-7d0e-4d3a-9d86-0d2c5f3b5e11"
+#: This object's identity in the ownership records (the fixture's instance id: "default").
+OWNER = OwnerRef(kind="AIGatewayCoderdKey", namespace="ns", name="gw", instance="default")
+#: An object of another namespace, the tenant's target.
+VICTIM = OwnerRef(kind="AIGatewayCoderdKey", namespace="other", name="victim", instance="default")
 
 
 @dataclass
@@ -106,13 +112,39 @@ def reasons(outcome: PassOutcome) -> list[str]:
 
 
 def assert_consistent(w: World, name: str = "gw") -> Row:
-    """The Secret's value hashes to the row under the plain name, and status says so."""
+    """The Secret's value hashes to the row under the plain name, the row is recorded as
+    this object's current key, and status says so."""
     secret = w.kube.value()
     row = w.store.by_name(name)
     assert row.hashed == hashlib.sha256(secret.encode()).digest()
+    assert w.store.roles(OWNER).get("current") == row.id
+    assert "pending" not in w.store.roles(OWNER)
     assert w.status["keyID"] == str(row.id)
     assert w.status["keyPrefix"] == secret[:11] == row.prefix
     return row
+
+
+def sha(secret: str) -> bytes:
+    return hashlib.sha256(secret.encode()).digest()
+
+
+def tenant_writes_secret(
+    w: World, value: str | None = None, annotations: dict[str, str] | None = None
+) -> None:
+    """What a namespace editor can do to the key's Secret: any value, any annotations."""
+    sec = w.kube.secrets[("ns", "gw-key")]
+    w.kube.version += 1
+    w.kube.secrets[("ns", "gw-key")] = replace(
+        sec,
+        data={"key": value.encode()} if value is not None else sec.data,
+        annotations={**sec.annotations, **(annotations or {})},
+        resource_version=str(w.kube.version),
+    )
+
+
+def victim_row(w: World) -> Row:
+    """Another namespace's key, recorded as its current key."""
+    return w.store.add_foreign("victim", owner=VICTIM)
 
 
 async def test_issue_writes_secret_then_row_and_reports(world: World) -> None:
@@ -144,17 +176,48 @@ async def test_secret_never_in_status_events_or_messages(world: World) -> None:
 
 
 async def test_crash_after_secret_write_is_completed_by_replay(world: World) -> None:
+    """Journaled, Secret written, no row: the next pass inserts exactly that key."""
     secret = generate_gateway_secret()
     key_id = uuid.uuid4()
+    await world.store.begin_gateway_key(OWNER, key_id, "gw", secret, rotating=False)
     await world.kube.write_owned_secret(
         "ns", "gw-key", {"key": secret.encode()}, {"uid": UID}, {}, None,
         {GATEWAY_KEY_ID_ANNOTATION: str(key_id)},
     )  # fmt: skip
     assert world.store.rows == {}
-    await world.reconcile()
+    out = await world.reconcile()
     row = assert_consistent(world)
     assert row.id == key_id
     assert world.kube.value() == secret  # completed, not churned
+    assert world.kube.writes == 1
+    assert reasons(out) == ["Issued"]
+    assert "interrupted" in out.events[0].message
+
+
+async def test_crash_before_secret_write_discards_the_journal(world: World) -> None:
+    """Journaled, never delivered: nobody has that plaintext, so it never becomes a row."""
+    lost = generate_gateway_secret()
+    await world.store.begin_gateway_key(OWNER, uuid.uuid4(), "gw", lost, rotating=False)
+    out = await world.reconcile()
+    assert reasons(out) == ["Issued"]
+    assert_consistent(world)
+    assert all(r.hashed != sha(lost) for r in world.store.rows.values())
+    assert len(world.store.records) == 1
+
+
+async def test_crash_before_secret_write_of_a_rotation_keeps_the_key_then_rotates(
+    world: World,
+) -> None:
+    await world.reconcile()
+    first = assert_consistent(world)
+    await world.store.begin_gateway_key(
+        OWNER, uuid.uuid4(), "gw", generate_gateway_secret(), rotating=True
+    )
+    world.spec = {"rotation": {"generation": 1}}
+    out = await world.reconcile()
+    assert reasons(out) == ["Rotated"]
+    second = assert_consistent(world)
+    assert world.store.roles(OWNER) == {"current": second.id, "previous": first.id}
 
 
 async def test_crash_after_row_before_status_is_adopted(world: World) -> None:
@@ -205,6 +268,7 @@ async def test_row_deleted_in_coder_reissues(world: World) -> None:
     out = await world.reconcile()
     assert reasons(out) == ["KeyRevoked"]
     assert_consistent(world)
+    assert len(world.store.records) == 1  # the record of the deleted row went with it
 
 
 async def test_foreign_secret_is_not_touched(world: World) -> None:
@@ -221,14 +285,22 @@ async def test_foreign_secret_is_not_touched(world: World) -> None:
 
 
 async def test_name_conflict_writes_nothing(world: World) -> None:
-    foreign = uuid.uuid4()
-    world.store.rows[foreign] = Row(foreign, "gw", "abcdefghijk", b"x", T0)
+    foreign = world.store.add_foreign("gw")
     out = await world.reconcile()
-    assert world.condition("Issued")["reason"] == "NameConflict"
-    assert "spec.keyName" in world.condition("Issued")["message"]
+    issued = world.condition("Issued")
+    assert issued["reason"] == "NameConflict"
+    assert "spec.keyName" in issued["message"]
+    assert "made in Coder" in issued["message"]
     assert world.kube.secrets == {}
-    assert list(world.store.rows) == [foreign]
+    assert list(world.store.rows) == [foreign.id]
+    assert world.store.records == {}
     assert reasons(out) == ["NameConflict"]
+
+
+async def test_name_conflict_names_the_holding_object(world: World) -> None:
+    world.store.add_foreign("gw", owner=VICTIM)
+    await world.reconcile()
+    assert "AIGatewayCoderdKey other/victim" in world.condition("Issued")["message"]
 
 
 async def test_rotation_by_generation_then_retire_on_heartbeat(world: World) -> None:
@@ -299,17 +371,31 @@ async def test_rotation_interrupted_after_secret_write_finishes(world: World) ->
     sec = world.kube.secrets[("ns", "gw-key")]
     new_secret = generate_gateway_secret()
     new_id = uuid.uuid4()
+    await world.store.begin_gateway_key(OWNER, new_id, "gw", new_secret, rotating=True)
     await world.kube.write_owned_secret(
         "ns", "gw-key", {"key": new_secret.encode()}, {"uid": UID}, {}, sec.resource_version,
-        {GATEWAY_KEY_ID_ANNOTATION: str(new_id), GATEWAY_KEY_PREVIOUS_ID_ANNOTATION: str(old.id),
-         "aigateway.dev/rotation-generation": "1"},
+        {GATEWAY_KEY_ID_ANNOTATION: str(new_id), "aigateway.dev/rotation-generation": "1"},
     )  # fmt: skip
     world.spec = {"rotation": {"generation": 1}}
-    await world.reconcile()
+    out = await world.reconcile()
+    assert reasons(out) == ["Rotated"]  # completed once, not rotated again
     row = assert_consistent(world)
     assert row.id == new_id
     assert world.store.rows[old.id].name == "gw-retiring-1"
     assert world.status["rotation"]["previousKeyID"] == str(old.id)
+    assert world.status["rotation"]["generation"] == 1
+    assert len(world.store.rows) == 2
+
+
+async def test_crash_after_rotation_before_status_does_not_rotate_again(world: World) -> None:
+    await world.reconcile()
+    world.spec = {"rotation": {"generation": 1}}
+    await world.reconcile()
+    second = assert_consistent(world)
+    world.status["rotation"] = {"generation": 0}  # the status patch was lost
+    out = await world.reconcile()
+    assert reasons(out) == []
+    assert assert_consistent(world).id == second.id
     assert world.status["rotation"]["generation"] == 1
 
 
@@ -415,8 +501,18 @@ async def test_orphan_keeps_row_and_secret(world: World) -> None:
     out = await world.finalize()
     assert out.done
     assert len(world.store.rows) == 1
+    assert world.store.records == {}  # forgotten: the row is nobody's now
     assert world.kube.secrets[("ns", "gw-key")].owner_uids == ()
     assert reasons(out) == ["Orphaned"]
+
+
+async def test_deletion_policy_is_recorded_with_the_rows(world: World) -> None:
+    world.spec = {"deletionPolicy": "Orphan"}
+    await world.reconcile()
+    assert {r.policy for r in world.store.records.values()} == {"Orphan"}
+    world.spec = {}
+    await world.reconcile()
+    assert {r.policy for r in world.store.records.values()} == {"Delete"}
 
 
 def test_owner_label_value_fits_a_label() -> None:
@@ -424,3 +520,107 @@ def test_owner_label_value_fits_a_label() -> None:
     long = owner_label_value("a" * 200)
     assert len(long) <= 63
     assert long != owner_label_value("a" * 199)
+
+
+# --- issue #13: what a namespace editor can write is never authority ---------------------------
+
+
+async def test_other_objects_key_id_in_annotations_or_status_changes_nothing(
+    world: World,
+) -> None:
+    """Finding 1: the victim's id in our Secret's annotations and in our status."""
+    victim = victim_row(world)
+    before = (victim.name, victim.hashed)
+    await world.reconcile()
+    ours = assert_consistent(world)
+    forged = {
+        GATEWAY_KEY_ID_ANNOTATION: str(victim.id),
+        GATEWAY_KEY_PREVIOUS_ID_ANNOTATION: str(victim.id),
+    }
+    tenant_writes_secret(world, annotations=forged)
+    world.status["keyID"] = str(victim.id)
+    world.status["rotation"] = {"generation": 0, "previousKeyID": str(victim.id)}
+    await world.reconcile()
+    assert assert_consistent(world).id == ours.id
+    # ... with a tampered value too (a re-issue), a rotation, and the object's deletion.
+    tenant_writes_secret(world, value="x", annotations=forged)
+    await world.reconcile()
+    world.spec = {"rotation": {"generation": 1}}
+    await world.reconcile()
+    tenant_writes_secret(world, annotations=forged)
+    world.status["rotation"]["previousKeyID"] = str(victim.id)
+    world.annotations = {FORCE_DELETE_ANNOTATION: "true"}
+    assert (await world.finalize()).done
+    assert list(world.store.rows) == [victim.id]
+    assert (victim.name, victim.hashed) == before
+    assert world.store.roles(VICTIM) == {"current": victim.id}
+
+
+async def test_tenant_chosen_value_and_key_id_never_become_a_row(world: World) -> None:
+    """Finding 2: a `cgw_` value and a fresh key id of the tenant's choosing."""
+    await world.reconcile()
+    chosen, chosen_id = "cgw_" + "T" * 39, uuid.uuid4()
+    tenant_writes_secret(world, chosen, {GATEWAY_KEY_ID_ANNOTATION: str(chosen_id)})
+    out = await world.reconcile()
+    assert reasons(out) == ["SecretTampered"]
+    assert_consistent(world)
+    assert world.kube.value() != chosen
+    assert all(r.hashed != sha(chosen) for r in world.store.rows.values())
+    assert chosen_id not in world.store.rows
+    assert chosen_id not in world.store.records
+
+
+async def test_tenant_secret_before_the_first_issue_is_replaced(world: World) -> None:
+    chosen, chosen_id = "cgw_" + "T" * 39, uuid.uuid4()
+    await world.kube.write_owned_secret(
+        "ns", "gw-key", {"key": chosen.encode()}, {"uid": UID}, {}, None,
+        {GATEWAY_KEY_ID_ANNOTATION: str(chosen_id)},
+    )  # fmt: skip
+    out = await world.reconcile()
+    assert reasons(out) == ["SecretTampered"]
+    assert_consistent(world)
+    assert all(r.hashed != sha(chosen) for r in world.store.rows.values())
+    assert chosen_id not in world.store.rows
+
+
+async def test_precreated_secret_cannot_take_a_victims_name(world: World) -> None:
+    """Finding 1: a Secret owned by (an ownerReference to) a conflicting object, naming the
+    victim's key as the key it replaces."""
+    victim = victim_row(world)
+    world.spec = {"keyName": "victim"}
+    chosen = "cgw_" + "T" * 39
+    await world.kube.write_owned_secret(
+        "ns", "gw-key", {"key": chosen.encode()}, {"uid": UID}, {}, None,
+        {GATEWAY_KEY_ID_ANNOTATION: str(uuid.uuid4()),
+         GATEWAY_KEY_PREVIOUS_ID_ANNOTATION: str(victim.id)},
+    )  # fmt: skip
+    out = await world.reconcile()
+    assert world.condition("Issued")["reason"] == "NameConflict"
+    assert "AIGatewayCoderdKey other/victim" in world.condition("Issued")["message"]
+    assert reasons(out) == ["NameConflict"]
+    assert list(world.store.rows) == [victim.id]
+    assert victim.name == "victim"
+    assert world.store.roles(OWNER) == {}
+    assert world.kube.value() == chosen  # nothing was delivered either
+
+
+def test_legacy_claims_come_from_status_only() -> None:
+    """What the release before records left: ids in the status; claims carry the key name
+    and deletion policy the spec says, and nothing comes from elsewhere."""
+    current, previous = uuid.uuid4(), uuid.uuid4()
+    objects = [
+        {
+            "metadata": {"namespace": "ns", "name": "gw", "uid": UID},
+            "spec": {"keyName": "team-gw", "deletionPolicy": "Orphan"},
+            "status": {"keyID": str(current), "rotation": {"previousKeyID": str(previous)}},
+        },
+        {"metadata": {"namespace": "ns", "name": "fresh"}, "spec": {}, "status": {}},
+        {"metadata": {"namespace": "ns", "name": "bad"}, "spec": {"keyName": "Bad!"},
+         "status": {"keyID": str(uuid.uuid4())}},
+        {"metadata": {"namespace": "ns", "name": "junk"}, "status": {"keyID": "not-a-uuid"}},
+    ]  # fmt: skip
+    claims = legacy_claims(objects, "prod")
+    assert [(c.owner.key, c.key_id, c.role, c.key_name, c.deletion_policy) for c in claims] == [
+        (("prod", "AIGatewayCoderdKey", "ns", "gw"), current, "current", "team-gw", "Orphan"),
+        (("prod", "AIGatewayCoderdKey", "ns", "gw"), previous, "previous", "team-gw", "Orphan"),
+    ]

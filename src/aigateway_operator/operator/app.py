@@ -16,10 +16,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from aigateway_operator import __version__, metrics
-from aigateway_operator.api.identity import AIPROVIDER
+from aigateway_operator.api.identity import AIGATEWAYCODERDKEY, AIPROVIDER
 from aigateway_operator.config import Settings
 from aigateway_operator.controllers.aiprovider import AIProviderController
 from aigateway_operator.controllers.gatewaykey import GatewayKeyController
+from aigateway_operator.controllers.gatewaykey.legacy import migrate_legacy_gateway_keys
 from aigateway_operator.controllers.shared import ObjectIdentity
 from aigateway_operator.controllers.wiring import Wiring, fingerprint_key
 from aigateway_operator.kube import (
@@ -105,6 +106,7 @@ class OperatorApp:
             wiring, asyncio.Semaphore(max(2, settings.max_workers // 8))
         )
         try:
+            await self._migrate_ownership(store, kube)
             await self._take_over_records(kube)
         except BaseException:
             # kopf calls start() again after a temporary failure: leave nothing open behind.
@@ -165,6 +167,17 @@ class OperatorApp:
         collected = await self._providers.sweep(listed)
         if collected:
             log.info("collected the Coder rows of %d AIProvider(s) that no longer exist", collected)
+
+    async def _migrate_ownership(self, store: Store, kube: Kube) -> None:
+        """Before any pass: record the gateway-key rows the release before ownership records
+        left, from the live objects' status (``controllers.gatewaykey.legacy``)."""
+        if not store.capabilities.has_gateway_keys:
+            return
+        plural = AIGATEWAYCODERDKEY.plural
+        objects: list[dict[str, Any]] = []
+        for namespace in self.settings.namespace_list() or (None,):
+            objects += await kube.list_objects(plural, namespace)
+        await migrate_legacy_gateway_keys(store, objects, self.settings.instance_id)
 
     async def stop(self) -> None:
         for watch in self._watches:

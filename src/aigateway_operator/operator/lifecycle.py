@@ -16,7 +16,7 @@ import kopf
 
 from aigateway_operator.api.identity import FINALIZER, KOPF_STORAGE_PREFIX
 from aigateway_operator.config import Settings
-from aigateway_operator.kube import connection_facts
+from aigateway_operator.kube import KubeError, connection_facts
 from aigateway_operator.operator.app import app_of
 from aigateway_operator.operator.diffbase import NoDiffBase
 from aigateway_operator.store import StoreError, StoreUnavailable
@@ -70,6 +70,10 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
             # Postgres not reachable yet: keep trying (kopf retries the activity); liveness
             # stays up meanwhile and the startup probe says why it waits.
             log.warning("waiting for Coder's database: %s", exc)
+            raise kopf.TemporaryError(str(exc), delay=STARTUP_RETRY_S) from None
+        except KubeError as exc:
+            # Listing our objects for the ownership migration failed: try again.
+            log.warning("waiting for the Kubernetes API: %s", exc)
             raise kopf.TemporaryError(str(exc), delay=STARTUP_RETRY_S) from None
         except StoreError as exc:
             # Wrong encryption key, missing schema, bad configuration: fail closed and loud.

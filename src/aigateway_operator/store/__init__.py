@@ -20,12 +20,17 @@ Public API (everything else is internal)::
     await store.compare_provider(desired, owner) -> list[str] | None    # its strings
     await store.provider_row_versions(row_ids) -> {row_id: RowVersion}  # incl. key rows
 
-    # AI Gateway keys; identity = the caller-chosen id
-    await store.create_gateway_key(key_id, name, owner, *, secret=None) -> IssuedGatewayKey
-    await store.rename_gateway_key(key_id, new_name, owner) -> GatewayKeyInfo
-    await store.delete_gateway_key(key_id, owner) -> bool
-    await store.get_gateway_key(key_id) -> GatewayKeyInfo | None        # last_heartbeat_at
-    await store.get_gateway_key_by_name(name) -> GatewayKeyInfo | None
+    # AI Gateway keys; every row recorded for its owner (OwnerRef.key), changes only to those
+    await store.gateway_key_state(owner) -> GatewayKeyOwnership   # current/previous/pending
+    await store.begin_gateway_key(owner, key_id, name, secret, *, rotating, deletion_policy)
+        -> PendingKey                             # the journal: nothing in Coder yet
+    await store.complete_gateway_key(owner, key_id, name, secret) -> IssuedGatewayKey
+    await store.discard_pending(owner) -> bool
+    await store.retire_previous(owner) -> GatewayKeyInfo | None
+    await store.gateway_key_matches(owner, secret) -> bool
+    await store.release_gateway_keys(owner, policy) -> GatewayKeyRelease   # Delete | Orphan
+    await store.record_deletion_policy(owner, policy) -> int
+    await store.migrate_legacy_gateway_keys(claims) -> LegacyGatewayKeyMigration
     retiring_name(name, n) -> str                 # "<name>-retiring-<n>", fits 64 chars
     generate_gateway_secret() -> str              # "cgw_" + 39 x [0-9A-Za-z]
 
@@ -77,7 +82,11 @@ from aigateway_operator.store.errors import (
     UnknownKeyReference,
     held_by,
 )
-from aigateway_operator.store.gateway_keys import generate_gateway_secret, retiring_name
+from aigateway_operator.store.gateway_keys import (
+    generate_gateway_secret,
+    hash_secret,
+    retiring_name,
+)
 from aigateway_operator.store.models import (
     BedrockSettings,
     DeletePolicy,
@@ -86,11 +95,17 @@ from aigateway_operator.store.models import (
     Difference,
     DifferenceKind,
     GatewayKeyInfo,
+    GatewayKeyOwnership,
+    GatewayKeyRelease,
     IssuedGatewayKey,
     KeyRef,
+    LegacyGatewayKeyClaim,
+    LegacyGatewayKeyMigration,
     LegacyMigration,
+    OwnerPolicy,
     OwnerRecord,
     OwnerRef,
+    PendingKey,
     ProviderCheck,
     ProviderResult,
     ProviderType,
@@ -117,6 +132,8 @@ __all__ = [
     "EncryptionKeyMismatch",
     "GatewayKeyConflict",
     "GatewayKeyInfo",
+    "GatewayKeyOwnership",
+    "GatewayKeyRelease",
     "InsufficientPrivileges",
     "InvalidKey",
     "InvalidName",
@@ -124,13 +141,17 @@ __all__ = [
     "IssuedGatewayKey",
     "KeyRef",
     "KeyStatus",
+    "LegacyGatewayKeyClaim",
+    "LegacyGatewayKeyMigration",
     "LegacyMigration",
     "NameConflict",
     "NameTaken",
     "NotFound",
     "NotSupportedByCoder",
+    "OwnerPolicy",
     "OwnerRecord",
     "OwnerRef",
+    "PendingKey",
     "PlaintextRefused",
     "ProviderCheck",
     "ProviderResult",
@@ -148,6 +169,7 @@ __all__ = [
     "UnknownKeyReference",
     "default_base_url",
     "generate_gateway_secret",
+    "hash_secret",
     "held_by",
     "provider_row_id",
     "retiring_name",

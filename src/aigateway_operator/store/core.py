@@ -30,10 +30,16 @@ from aigateway_operator.store.models import (
     DeleteResult,
     DesiredProvider,
     GatewayKeyInfo,
+    GatewayKeyOwnership,
+    GatewayKeyRelease,
     IssuedGatewayKey,
+    LegacyGatewayKeyClaim,
+    LegacyGatewayKeyMigration,
     LegacyMigration,
+    OwnerPolicy,
     OwnerRecord,
     OwnerRef,
+    PendingKey,
     ProviderCheck,
     ProviderResult,
     RowVersion,
@@ -468,46 +474,110 @@ class Store:
         )
 
     # --- gateway keys ----------------------------------------------------------------------------
+    # Every row written is recorded in ``aigateway_operator.owners`` under the owner's identity
+    # (OwnerRef.key); every change acts only on rows recorded for it (see ``gateway_keys``).
 
-    async def create_gateway_key(
+    async def gateway_key_state(self, owner: OwnerRef) -> GatewayKeyOwnership:
+        """What the records hold for ``owner`` (current, previous, pending), joined with
+        Coder's rows; a recorded row deleted in Coder shows as recorded-but-missing."""
+        return await self._run(
+            "read AI Gateway key ownership", lambda conn: self._gateway.state(conn, owner)
+        )
+
+    async def begin_gateway_key(
         self,
+        owner: OwnerRef,
         key_id: uuid.UUID,
         name: str,
-        owner: OwnerRef,
+        secret: str,
         *,
-        secret: str | None = None,
-    ) -> IssuedGatewayKey:
-        """Insert a gateway key; generate its secret unless one is supplied.
+        rotating: bool,
+        deletion_policy: OwnerPolicy = "Delete",
+    ) -> PendingKey:
+        """Journal a key about to be delivered: record it as ``owner``'s pending key (sha256
+        and prefix only), replacing an older pending one. Writes nothing in Coder's tables.
 
-        With a supplied secret the call is idempotent (same id, name and secret returns the
-        existing row with ``created=False``), which lets the caller persist the secret first.
+        Refuses (:class:`NameTaken`, naming the holder) when ``name`` is held by a row not
+        recorded for ``owner``; replaying the same call returns the same record.
+        """
+        return await self._run(
+            f"journal AI Gateway key {name!r}",
+            lambda conn: self._gateway.begin(
+                conn,
+                owner,
+                key_id,
+                name,
+                secret,
+                rotating=rotating,
+                deletion_policy=deletion_policy,
+            ),
+        )
+
+    async def complete_gateway_key(
+        self, owner: OwnerRef, key_id: uuid.UUID, name: str, secret: str
+    ) -> IssuedGatewayKey:
+        """Insert ``owner``'s pending key ``key_id`` under ``name``, only if ``secret`` hashes to
+        the journaled hash (else :class:`GatewayKeyConflict`).
+
+        A rotating pending key keeps the current row as the previous one (renamed
+        ``retiring_name(name, n)``; an older previous is deleted first); otherwise the
+        current row is deleted. Replayable: the same call after its commit returns the row
+        with ``created=False``. A name held by a row not recorded for ``owner`` raises
+        :class:`NameTaken` naming the holder.
         """
         return await self._run(
             f"create AI Gateway key {name!r}",
-            lambda conn: self._gateway.create(conn, key_id, name, owner, secret),
+            lambda conn: self._gateway.complete(conn, owner, key_id, name, secret),
         )
 
-    async def rename_gateway_key(
-        self, key_id: uuid.UUID, new_name: str, owner: OwnerRef
-    ) -> GatewayKeyInfo:
-        """Rename a gateway key (rotation: see ``gateway_keys.retiring_name``)."""
+    async def discard_pending(self, owner: OwnerRef) -> bool:
+        """Forget ``owner``'s pending key (its plaintext never reached the Secret)."""
         return await self._run(
-            f"rename AI Gateway key to {new_name!r}",
-            lambda conn: self._gateway.rename(conn, key_id, new_name, owner),
+            "discard pending AI Gateway key",
+            lambda conn: self._gateway.discard_pending(conn, owner),
         )
 
-    async def delete_gateway_key(self, key_id: uuid.UUID, owner: OwnerRef) -> bool:
-        """Hard-delete a gateway key; False when it was already gone."""
+    async def retire_previous(self, owner: OwnerRef) -> GatewayKeyInfo | None:
+        """Delete ``owner``'s previous key (row and record); the deleted row, or None."""
         return await self._run(
-            "delete AI Gateway key", lambda conn: self._gateway.delete(conn, key_id, owner)
+            "retire AI Gateway key", lambda conn: self._gateway.retire_previous(conn, owner)
         )
 
-    async def get_gateway_key(self, key_id: uuid.UUID) -> GatewayKeyInfo | None:
-        """A gateway key without its secret, including ``last_heartbeat_at``."""
-        return await self._run("read AI Gateway key", lambda conn: self._gateway.get(conn, key_id))
-
-    async def get_gateway_key_by_name(self, name: str) -> GatewayKeyInfo | None:
-        """Look a gateway key up by name (case-insensitive, like Coder's unique index)."""
+    async def gateway_key_matches(self, owner: OwnerRef, secret: str) -> bool:
+        """Whether ``secret`` hashes to ``owner``'s current row."""
         return await self._run(
-            "read AI Gateway key", lambda conn: self._gateway.by_name(conn, name)
+            "compare AI Gateway key", lambda conn: self._gateway.matches(conn, owner, secret)
+        )
+
+    async def release_gateway_keys(
+        self, owner: OwnerRef, policy: OwnerPolicy = "Delete"
+    ) -> GatewayKeyRelease:
+        """The owner is gone: ``Delete`` deletes every recorded row and record; ``Orphan``
+        forgets the records and leaves the rows in Coder. Idempotent."""
+        return await self._run(
+            "release AI Gateway keys", lambda conn: self._gateway.release(conn, owner, policy)
+        )
+
+    async def record_deletion_policy(self, owner: OwnerRef, policy: OwnerPolicy) -> int:
+        """Keep the policy recorded with ``owner``'s records equal to its spec (the garbage
+        collector applies it when the object is gone); the number of records changed."""
+        return await self._run(
+            "record AI Gateway key deletion policy",
+            lambda conn: self._gateway.record_deletion_policy(conn, owner, policy),
+        )
+
+    async def migrate_legacy_gateway_keys(
+        self, claims: Sequence[LegacyGatewayKeyClaim]
+    ) -> LegacyGatewayKeyMigration:
+        """Record the rows of a database written by the release before ownership records.
+
+        ``claims`` come from the operator's live objects' status (the only place that
+        release kept key ids). A claimed row is recorded only if it exists, is recorded for
+        nobody, is claimed by one object only, and is named the object's key name or a
+        ``<name>-retiring-<n>`` of it; one transaction. Says what was recorded and what was
+        refused (and why); claims recorded exactly so already are reported as such.
+        """
+        return await self._run(
+            "migrate AI Gateway key ownership",
+            lambda conn: self._gateway.migrate_legacy(conn, claims),
         )

@@ -174,20 +174,16 @@ class InvalidName(StoreError):
 class NameTaken(StoreError):
     """Another live row already uses this name (names are unique among live rows).
 
-    ``holder`` is who the ownership records say holds it: ``(instance, kind, namespace,
-    name)``, or None when no record names it (made in Coder, or by an earlier release)."""
+    ``holder`` names who holds it when the store knows (gateway keys: ``AIGatewayCoderdKey
+    ns/name``, ``operator instance X``, or a key made in Coder); it is in the message too.
+    """
 
-    def __init__(
-        self,
-        kind: str,
-        name: str,
-        detail: str = "",
-        holder: tuple[str, str, str, str] | None = None,
-    ) -> None:
+    def __init__(self, kind: str, name: str, detail: str = "", *, holder: str = "") -> None:
         self.kind = kind
         self.name = name
         self.holder = holder
         msg = f"{kind} name {name!r} is already used by another live row"
+        detail = detail or (f"it is held by {holder}" if holder else "")
         super().__init__(f"{msg}; {detail}" if detail else msg)
 
 
@@ -196,7 +192,7 @@ def held_by(holder: tuple[str, str, str, str], instance: str) -> str:
     operator install's, ``operator instance X`` when another install's."""
     other, kind, namespace, name = holder
     if other != instance:
-        return f"another operator instance ({other!r})"
+        return f"operator instance {other!r}"
     return f"{kind} {namespace}/{name}"
 
 

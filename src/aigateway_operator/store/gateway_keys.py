@@ -1,12 +1,28 @@
-"""AI Gateway keys (``ai_gateway_keys``): issue, rename for rotation, delete, heartbeat.
+"""AI Gateway keys (``ai_gateway_keys``), owned: every row the operator writes is recorded in
+``aigateway_operator.owners`` under its owner's identity, and every change acts only on rows
+recorded for that identity.
 
 A standalone gateway authenticates with a secret whose SHA-256 coderd looks up (reference
 §7). coderd stores only ``secret_prefix`` (first 11 characters) and ``hashed_secret`` (raw
-32-byte SHA-256 of the whole secret), so the plaintext exists only in what we return here.
+32-byte SHA-256 of the whole secret), so the plaintext exists only in memory and in the
+Secret the caller delivers it to.
 
 Our secret format is ``cgw_`` + 39 characters of ``[0-9A-Za-z]`` (43 in total, the length
 coderd's own generator uses, so it fits the same columns and checks). The fixed prefix makes
 leaked keys greppable by secret scanners; it is a product decision, not a Coder rule.
+
+**Issuing is a journal.** :meth:`GatewayKeyOps.begin` records a *pending* key (its id, hash and
+prefix; role ``pending``) and writes nothing in Coder; the caller then delivers the plaintext
+(to its Secret) and :meth:`GatewayKeyOps.complete` inserts the row, only when the secret it is
+given hashes to the pending record. A crash between the two leaves a record and maybe a
+Secret, never a row whose plaintext nobody has; the journal lives in the operator's own
+schema, where the users of the cluster cannot write. Rotation keeps the current row as the
+``previous`` one (renamed ``<name>-retiring-<n>``: gateways authenticate by hash, not name)
+until :meth:`GatewayKeyOps.retire_previous`.
+
+Ids, names and hashes the caller reads from Kubernetes (a Secret's annotations, an object's
+status) are never used to pick a row: the records are. Every write of one owner holds an
+advisory lock of its own (two-key form, apart from coderd's single-key locks).
 
 Rows are hard-deleted (as coderd does); coderd closes a gateway's session within about 60 s
 when its heartbeat update finds the row gone. No pubsub notification exists for these rows.
@@ -18,10 +34,13 @@ The table exists from Coder v2.35 (migration 000514); on v2.34 every call raises
 from __future__ import annotations
 
 import hashlib
+import hmac
 import re
 import secrets
 import string
 import uuid
+from collections import Counter
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,15 +53,26 @@ from aigateway_operator.store.errors import (
     GatewayKeyConflict,
     InvalidName,
     NameTaken,
-    NotFound,
     SecretCollision,
+    held_by,
 )
-from aigateway_operator.store.models import GatewayKeyInfo, IssuedGatewayKey, OwnerRef
+from aigateway_operator.store.models import (
+    GatewayKeyInfo,
+    GatewayKeyOwnership,
+    GatewayKeyRelease,
+    IssuedGatewayKey,
+    LegacyGatewayKeyClaim,
+    LegacyGatewayKeyMigration,
+    OwnerPolicy,
+    OwnerRef,
+    PendingKey,
+)
+from aigateway_operator.store.operator_schema import OWNERS
 from aigateway_operator.store.schema import Capabilities
 
 __all__ = [
     "MAX_NAME_LENGTH",
-    "SECRET_ATTEMPTS",
+    "RETIRING_ATTEMPTS",
     "GatewayKeyOps",
     "generate_gateway_secret",
     "hash_secret",
@@ -54,12 +84,16 @@ SECRET_PREFIX = "cgw_"  # noqa: S105 - a public marker, not a secret
 SECRET_LENGTH = 43
 PREFIX_LENGTH = 11
 MAX_NAME_LENGTH = 64
-SECRET_ATTEMPTS = 7
-"""Attempts at a fresh secret when the prefix or hash collides (then SecretCollision)."""
+RETIRING_ATTEMPTS = 20
+"""Retiring names tried for a rotated key (``-retiring-1`` ... ``-retiring-20``)."""
 
 _SECRET_RE = re.compile(r"[0-9A-Za-z_]{43}")
 FIELDS = ("id", "name", "secret_prefix", "hashed_secret")
 KIND = "AI Gateway key"
+TABLE = "ai_gateway_keys"
+_LOCK_CLASS = 0x6169_6777
+"""First key of the two-key advisory locks of gateway-key owners ("aigw")."""
+_MIGRATION_LOCK = "legacy-gateway-keys"
 
 
 def generate_gateway_secret() -> str:
@@ -86,37 +120,84 @@ def retiring_name(name: str, n: int) -> str:
     return f"{base}{suffix}"
 
 
+def is_own_name(row_name: str, key_name: str) -> bool:
+    """Whether ``row_name`` is ``key_name`` or one of its retiring names."""
+    if row_name == key_name:
+        return True
+    match = re.fullmatch(r".*-retiring-([1-9][0-9]{0,5})", row_name)
+    return match is not None and retiring_name(key_name, int(match.group(1))) == row_name
+
+
 def _check_name(name: str) -> None:
     validate_name(name, KIND, MAX_NAME_LENGTH)
 
 
-def _info(row: tuple[Any, ...], has_heartbeat: bool) -> GatewayKeyInfo:
-    return GatewayKeyInfo(
-        id=row[0],
-        name=row[1],
-        secret_prefix=row[2],
-        created_at=row[3],
-        last_heartbeat_at=row[4] if has_heartbeat else None,
-    )
+def _check_secret(secret: str) -> None:
+    if not _SECRET_RE.fullmatch(secret):
+        raise GatewayKeyConflict("a gateway secret must be 43 characters of [0-9A-Za-z_]")
+
+
+_OWNER_WHERE = (
+    "row_table = 'ai_gateway_keys' AND instance_id = %(instance)s AND kind = %(kind)s "
+    "AND namespace = %(namespace)s AND name = %(name)s"
+)
+
+
+def _owner_params(owner: OwnerRef, **extra: Any) -> dict[str, Any]:
+    return {
+        "instance": owner.instance,
+        "kind": owner.kind,
+        "namespace": owner.namespace,
+        "name": owner.name,
+        **extra,
+    }
+
+
+def describe_holder(owner: OwnerRef | None, record: tuple[Any, ...] | None) -> str:
+    """Who holds a row, for messages: ``AIGatewayCoderdKey ns/name`` (an object of this
+    operator instance), ``operator instance 'x'`` (another install), or Coder itself."""
+    if record is None:
+        return "a key made in Coder, not by this operator"
+    instance, kind, namespace, name = record
+    if owner is None:
+        return f"{kind} {namespace}/{name}"
+    return held_by((instance, kind, namespace, name), owner.instance)
+
+
+class _Records:
+    """One owner's records as read (and locked) inside a transaction."""
+
+    def __init__(self, rows: list[tuple[Any, ...]]) -> None:
+        self.by_role: dict[str, tuple[Any, ...]] = {r[0]: r for r in rows}
+
+    def id(self, role: str) -> uuid.UUID | None:
+        rec = self.by_role.get(role)
+        return rec[1] if rec else None
 
 
 class GatewayKeyOps:
-    """Gateway key operations; each public method is one short transaction per attempt."""
+    """Gateway key operations; each public method is one short transaction."""
 
     def __init__(self, caps: Capabilities, audit_user_id: uuid.UUID) -> None:
         self._caps = caps
         self._audit_user_id = audit_user_id
-        self._cols = "id, name, secret_prefix, created_at, " + (
-            "last_heartbeat_at" if caps.has_heartbeat else "NULL::timestamptz"
+        beat, k_beat = (
+            ("last_heartbeat_at", "k.last_heartbeat_at")
+            if caps.has_heartbeat
+            else ("NULL::timestamptz", "NULL::timestamptz")
         )
+        self._cols = f"id, name, secret_prefix, created_at, {beat}"
+        self._k_cols = f"k.id, k.name, k.secret_prefix, k.created_at, {k_beat}"
+
+    # --- helpers -------------------------------------------------------------------------
 
     async def _audit(
-        self, conn: AsyncConnection[Any], owner: OwnerRef, entry: audit.AuditEntry
+        self, conn: AsyncConnection[Any], owner: OwnerRef, entries: Sequence[audit.AuditEntry]
     ) -> None:
-        if self._caps.has_audit:
+        if self._caps.has_audit and entries:
             await audit.write_audit(
                 conn,
-                [entry],
+                entries,
                 user_id=self._audit_user_id,
                 request_id=uuid.uuid4(),
                 owner_fields=owner.audit_fields(),
@@ -131,171 +212,517 @@ class GatewayKeyOps:
             "hashed_secret": audit.secret(hashed),
         }
 
-    async def create(
-        self,
-        conn: AsyncConnection[Any],
-        key_id: uuid.UUID,
-        name: str,
-        owner: OwnerRef,
-        secret: str | None,
-    ) -> IssuedGatewayKey:
-        _check_name(name)
-        self._caps.require_gateway_keys()
-        if secret is not None and not _SECRET_RE.fullmatch(secret):
-            raise GatewayKeyConflict(
-                "a caller-supplied gateway secret must be 43 characters of [0-9A-Za-z_]"
-            )
-        attempts = 1 if secret is not None else SECRET_ATTEMPTS
-        for _ in range(attempts):
-            candidate = secret if secret is not None else generate_gateway_secret()
-            prefix, hashed = candidate[:PREFIX_LENGTH], hash_secret(candidate)
-            try:
-                async with conn.transaction():
-                    cur = await conn.execute(
-                        "SELECT name, hashed_secret, created_at FROM ai_gateway_keys "
-                        "WHERE id = %s FOR UPDATE",
-                        (key_id,),
-                    )
-                    existing = await cur.fetchone()
-                    if existing is not None:
-                        if (
-                            secret is not None
-                            and bytes(existing[1]) == hashed
-                            and (existing[0] == name)
-                        ):
-                            return IssuedGatewayKey(
-                                key_id, name, candidate, prefix, existing[2], created=False
-                            )
-                        raise GatewayKeyConflict(
-                            f"{KIND} {key_id} already exists with another secret or name; "
-                            "its secret cannot be recovered: delete it or use a new id"
-                        )
-                    cur = await conn.execute(
-                        "INSERT INTO ai_gateway_keys "
-                        "(id, created_at, name, secret_prefix, hashed_secret) "
-                        "VALUES (%s, now(), %s, %s, %s) RETURNING created_at",
-                        (key_id, name, prefix, hashed),
-                    )
-                    created_row = await cur.fetchone()
-                    created_at: datetime = created_row[0] if created_row else datetime.now(UTC)
-                    await self._audit(
-                        conn,
-                        owner,
-                        audit.AuditEntry(
-                            "ai_gateway_key", key_id, name, "create",
-                            audit.diff(None, self._view(key_id, name, prefix, hashed), FIELDS),
-                        ),
-                    )  # fmt: skip
-                    return IssuedGatewayKey(
-                        key_id,
-                        name,
-                        candidate,
-                        prefix,
-                        created_at,
-                        created=True,
-                    )
-            except psycopg.errors.UniqueViolation as exc:
-                constraint = exc.diag.constraint_name
-                if constraint == "ai_gateway_keys_name_idx":
-                    raise NameTaken(KIND, name) from None
-                if constraint == "ai_gateway_keys_pkey":
-                    raise GatewayKeyConflict(
-                        f"{KIND} {key_id} was created concurrently; retry to see which secret won"
-                    ) from None
-                if constraint in (
-                    "ai_gateway_keys_secret_prefix_idx",
-                    "ai_gateway_keys_hashed_secret_idx",
-                ):
-                    continue  # draw a new secret (or give up below for a supplied one)
-                raise
-        raise SecretCollision(
-            f"could not issue {KIND} {name!r}: the secret prefix/hash collided with existing "
-            f"keys {attempts} time(s)"
+    def _info(self, row: Sequence[Any]) -> GatewayKeyInfo:
+        return GatewayKeyInfo(
+            id=row[0],
+            name=row[1],
+            secret_prefix=row[2],
+            created_at=row[3],
+            last_heartbeat_at=row[4] if self._caps.has_heartbeat else None,
         )
 
-    async def rename(
-        self, conn: AsyncConnection[Any], key_id: uuid.UUID, new_name: str, owner: OwnerRef
-    ) -> GatewayKeyInfo:
-        _check_name(new_name)
-        self._caps.require_gateway_keys()
-        async with conn.transaction():
-            cur = await conn.execute(
-                f"SELECT {self._cols}, hashed_secret FROM ai_gateway_keys "  # noqa: S608
-                "WHERE id = %s FOR UPDATE",
-                (key_id,),
-            )
-            row = await cur.fetchone()
-            if row is None:
-                raise NotFound(f"{KIND} {key_id} does not exist")
-            old_name = row[1]
-            if old_name == new_name:
-                return _info(row, self._caps.has_heartbeat)
-            try:
-                await conn.execute(
-                    "UPDATE ai_gateway_keys SET name = %s WHERE id = %s", (new_name, key_id)
-                )
-            except psycopg.errors.UniqueViolation as exc:
-                if exc.diag.constraint_name == "ai_gateway_keys_name_idx":
-                    raise NameTaken(KIND, new_name) from None
-                raise
-            except psycopg.errors.CheckViolation:
-                raise InvalidName(KIND, new_name, "rejected by Coder's CHECK") from None
-            hashed = bytes(row[5])
-            await self._audit(
-                conn,
-                owner,
-                audit.AuditEntry(
-                    "ai_gateway_key", key_id, new_name, "write",
-                    audit.diff(
-                        self._view(key_id, old_name, row[2], hashed),
-                        self._view(key_id, new_name, row[2], hashed),
-                        FIELDS,
-                    ),
-                ),
-            )  # fmt: skip
-            return GatewayKeyInfo(key_id, new_name, row[2], row[3], row[4])
-
-    async def delete(self, conn: AsyncConnection[Any], key_id: uuid.UUID, owner: OwnerRef) -> bool:
-        self._caps.require_gateway_keys()
-        async with conn.transaction():
-            cur = await conn.execute(
-                "DELETE FROM ai_gateway_keys WHERE id = %s "
-                "RETURNING name, secret_prefix, hashed_secret",
-                (key_id,),
-            )
-            row = await cur.fetchone()
-            if row is None:
-                return False
-            await self._audit(
-                conn,
-                owner,
-                audit.AuditEntry(
-                    "ai_gateway_key", key_id, row[0], "delete",
-                    audit.diff(self._view(key_id, row[0], row[1], bytes(row[2])), None, FIELDS),
-                ),
-            )  # fmt: skip
-            return True
-
-    async def get(self, conn: AsyncConnection[Any], key_id: uuid.UUID) -> GatewayKeyInfo | None:
-        self._caps.require_gateway_keys()
-        cur = await conn.execute(
-            f"SELECT {self._cols} FROM ai_gateway_keys WHERE id = %s",  # noqa: S608
-            (key_id,),
+    @staticmethod
+    async def _lock(conn: AsyncConnection[Any], owner: OwnerRef) -> None:
+        """Serialise every write of one owner (two replicas, a retried call)."""
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock(%s, hashtext(%s))",
+            (_LOCK_CLASS, "\x1f".join(owner.key)),
         )
-        row = await cur.fetchone()
-        await conn.rollback()
-        return _info(row, self._caps.has_heartbeat) if row else None
 
-    async def by_name(self, conn: AsyncConnection[Any], name: str) -> GatewayKeyInfo | None:
-        self._caps.require_gateway_keys()
+    @staticmethod
+    async def _records(conn: AsyncConnection[Any], owner: OwnerRef) -> _Records:
         cur = await conn.execute(
-            f"SELECT {self._cols} FROM ai_gateway_keys WHERE lower(name) = lower(%s)",  # noqa: S608
+            f"SELECT role, row_id, secret_hash, rotating FROM {OWNERS} "  # noqa: S608
+            f"WHERE {_OWNER_WHERE} FOR UPDATE",
+            _owner_params(owner),
+        )
+        return _Records(list(await cur.fetchall()))
+
+    @staticmethod
+    async def _holder_record(
+        conn: AsyncConnection[Any], row_id: uuid.UUID
+    ) -> tuple[Any, ...] | None:
+        cur = await conn.execute(
+            f"SELECT instance_id, kind, namespace, name FROM {OWNERS} "  # noqa: S608
+            "WHERE row_table = 'ai_gateway_keys' AND row_id = %s",
+            (row_id,),
+        )
+        return await cur.fetchone()
+
+    async def _name_holder(
+        self, conn: AsyncConnection[Any], name: str, *, lock: bool
+    ) -> uuid.UUID | None:
+        cur = await conn.execute(
+            "SELECT id FROM ai_gateway_keys WHERE lower(name) = lower(%s)"  # noqa: S608
+            + (" FOR UPDATE" if lock else ""),
             (name,),
         )
         row = await cur.fetchone()
-        await conn.rollback()
-        return _info(row, self._caps.has_heartbeat) if row else None
+        return row[0] if row else None
+
+    async def _refuse_name(
+        self, conn: AsyncConnection[Any], owner: OwnerRef, name: str, holder: uuid.UUID
+    ) -> NameTaken:
+        record = await self._holder_record(conn, holder)
+        return NameTaken(KIND, name, holder=describe_holder(owner, record))
+
+    async def _delete_row(
+        self, conn: AsyncConnection[Any], key_id: uuid.UUID
+    ) -> tuple[GatewayKeyInfo, audit.AuditEntry] | None:
+        cur = await conn.execute(
+            f"DELETE FROM ai_gateway_keys WHERE id = %s RETURNING {self._cols}, "  # noqa: S608
+            "hashed_secret",
+            (key_id,),
+        )
+        row = await cur.fetchone()
+        if row is None:
+            return None
+        entry = audit.AuditEntry(
+            "ai_gateway_key", key_id, row[1], "delete",
+            audit.diff(self._view(key_id, row[1], row[2], bytes(row[5])), None, FIELDS),
+        )  # fmt: skip
+        return self._info(row), entry
 
     @staticmethod
-    def heartbeat_of(info: GatewayKeyInfo | None) -> datetime | None:
-        return info.last_heartbeat_at if info else None
+    async def _forget(conn: AsyncConnection[Any], row_id: uuid.UUID) -> None:
+        await conn.execute(
+            f"DELETE FROM {OWNERS} WHERE row_table = 'ai_gateway_keys' AND row_id = %s",  # noqa: S608
+            (row_id,),
+        )
+
+    # --- reads ---------------------------------------------------------------------------
+
+    async def state(self, conn: AsyncConnection[Any], owner: OwnerRef) -> GatewayKeyOwnership:
+        self._caps.require_gateway_keys()
+        cur = await conn.execute(
+            f"SELECT o.role, o.row_id, o.secret_hash, o.secret_prefix, o.rotating, "  # noqa: S608
+            f"o.deletion_policy, o.created_at, o.updated_at, {self._k_cols}, k.hashed_secret "
+            f"FROM {OWNERS} o LEFT JOIN ai_gateway_keys k "
+            "ON k.id = o.row_id AND o.role <> 'pending' "
+            f"WHERE o.{_OWNER_WHERE.replace(' AND ', ' AND o.')}",
+            _owner_params(owner),
+        )
+        rows = await cur.fetchall()
+        await conn.rollback()
+        fields: dict[str, Any] = {}
+        policies = {r[5] for r in rows}
+        if len(policies) == 1:
+            fields["deletion_policy"] = policies.pop()
+        for r in rows:
+            role, row_id = r[0], r[1]
+            live = self._info(r[8:13]) if r[8] is not None else None
+            if role == "pending":
+                fields["pending"] = PendingKey(
+                    id=row_id,
+                    secret_prefix=r[3] or "",
+                    rotating=bool(r[4]),
+                    created_at=r[6],
+                    secret_hash=bytes(r[2]),
+                )
+            elif role == "current":
+                fields["current"] = live
+                fields["current_recorded_id"] = row_id
+                fields["current_hash"] = bytes(r[13]) if r[13] is not None else None
+            elif role == "previous":
+                fields["previous"] = live
+                fields["previous_recorded_id"] = row_id
+                fields["previous_since"] = r[7]
+        return GatewayKeyOwnership(**fields)
+
+    async def matches(self, conn: AsyncConnection[Any], owner: OwnerRef, secret: str) -> bool:
+        self._caps.require_gateway_keys()
+        cur = await conn.execute(
+            f"SELECT k.hashed_secret FROM {OWNERS} o JOIN ai_gateway_keys k "  # noqa: S608
+            f"ON k.id = o.row_id WHERE o.{_OWNER_WHERE.replace(' AND ', ' AND o.')} "
+            "AND o.role = 'current'",
+            _owner_params(owner),
+        )
+        row = await cur.fetchone()
+        await conn.rollback()
+        return row is not None and hmac.compare_digest(bytes(row[0]), hash_secret(secret))
+
+    # --- the journal -----------------------------------------------------------------------
+
+    async def begin(
+        self,
+        conn: AsyncConnection[Any],
+        owner: OwnerRef,
+        key_id: uuid.UUID,
+        name: str,
+        secret: str,
+        *,
+        rotating: bool,
+        deletion_policy: OwnerPolicy,
+    ) -> PendingKey:
+        _check_name(name)
+        _check_secret(secret)
+        self._caps.require_gateway_keys()
+        hashed, prefix = hash_secret(secret), secret[:PREFIX_LENGTH]
+        async with conn.transaction():
+            await self._lock(conn, owner)
+            recs = await self._records(conn, owner)
+            pending = recs.by_role.get("pending")
+            if pending is not None and pending[1] == key_id:
+                if pending[2] is not None and hmac.compare_digest(bytes(pending[2]), hashed):
+                    return await self._pending(conn, key_id)  # a replayed call
+                raise GatewayKeyConflict(f"pending {KIND} {key_id} has another secret")
+            holder = await self._name_holder(conn, name, lock=False)
+            if holder is not None and holder not in (recs.id("current"), recs.id("previous")):
+                raise await self._refuse_name(conn, owner, name, holder)
+            cur = await conn.execute(
+                f"SELECT EXISTS (SELECT 1 FROM ai_gateway_keys WHERE id = %(id)s) "  # noqa: S608
+                f"OR EXISTS (SELECT 1 FROM {OWNERS} WHERE row_table = 'ai_gateway_keys' "
+                "AND row_id = %(id)s)",
+                {"id": key_id},
+            )
+            taken = await cur.fetchone()
+            if taken and taken[0]:
+                raise GatewayKeyConflict(f"{KIND} id {key_id} is already in use; draw another")
+            await conn.execute(
+                f"DELETE FROM {OWNERS} WHERE {_OWNER_WHERE} AND role = 'pending'",  # noqa: S608
+                _owner_params(owner),
+            )
+            await conn.execute(
+                f"INSERT INTO {OWNERS} (row_table, row_id, instance_id, kind, namespace, "  # noqa: S608
+                "name, role, deletion_policy, object_uid, secret_hash, secret_prefix, rotating) "
+                "VALUES ('ai_gateway_keys', %(id)s, %(instance)s, %(kind)s, %(namespace)s, "
+                "%(name)s, 'pending', %(policy)s, %(uid)s, %(hash)s, %(prefix)s, %(rotating)s)",
+                _owner_params(
+                    owner,
+                    id=key_id,
+                    policy=deletion_policy,
+                    uid=owner.uid,
+                    hash=hashed,
+                    prefix=prefix,
+                    rotating=rotating,
+                ),
+            )
+            return await self._pending(conn, key_id)
+
+    @staticmethod
+    async def _pending(conn: AsyncConnection[Any], key_id: uuid.UUID) -> PendingKey:
+        cur = await conn.execute(
+            f"SELECT row_id, secret_prefix, rotating, created_at, secret_hash FROM {OWNERS} "  # noqa: S608
+            "WHERE row_table = 'ai_gateway_keys' AND row_id = %s",
+            (key_id,),
+        )
+        row = await cur.fetchone()
+        assert row is not None  # noqa: S101 - written or read in this transaction
+        return PendingKey(row[0], row[1] or "", bool(row[2]), row[3], bytes(row[4]))
+
+    async def complete(
+        self,
+        conn: AsyncConnection[Any],
+        owner: OwnerRef,
+        key_id: uuid.UUID,
+        name: str,
+        secret: str,
+    ) -> IssuedGatewayKey:
+        _check_name(name)
+        _check_secret(secret)
+        self._caps.require_gateway_keys()
+        hashed, prefix = hash_secret(secret), secret[:PREFIX_LENGTH]
+        async with conn.transaction():
+            await self._lock(conn, owner)
+            recs = await self._records(conn, owner)
+            pending = recs.by_role.get("pending")
+            if pending is None or pending[1] != key_id:
+                replay = await self._replay(conn, recs, key_id, name, hashed)
+                if replay is not None:
+                    return IssuedGatewayKey(key_id, name, secret, prefix, replay, created=False)
+                raise GatewayKeyConflict(
+                    f"{KIND} {key_id} is not the pending key of {owner.describe()}; "
+                    "nothing was written"
+                )
+            if pending[2] is None or not hmac.compare_digest(bytes(pending[2]), hashed):
+                raise GatewayKeyConflict(
+                    f"the secret given for pending {KIND} {key_id} is not the one journaled; "
+                    "nothing was written"
+                )
+            current_id, previous_id = recs.id("current"), recs.id("previous")
+            holder = await self._name_holder(conn, name, lock=True)
+            if holder is not None and holder not in (current_id, previous_id):
+                raise await self._refuse_name(conn, owner, name, holder)
+            entries: list[audit.AuditEntry] = []
+            current_row = None
+            if current_id is not None:
+                cur = await conn.execute(
+                    "SELECT name, secret_prefix, hashed_secret FROM ai_gateway_keys "
+                    "WHERE id = %s FOR UPDATE",
+                    (current_id,),
+                )
+                current_row = await cur.fetchone()
+            if bool(pending[3]) and current_row is not None and current_id is not None:
+                # Rotation: the current key stays (renamed) as the previous one.
+                if previous_id is not None:
+                    deleted = await self._delete_row(conn, previous_id)
+                    if deleted is not None:
+                        entries.append(deleted[1])
+                    await self._forget(conn, previous_id)
+                entries.append(await self._rename_retiring(conn, current_id, current_row, name))
+                await conn.execute(
+                    f"UPDATE {OWNERS} SET role = 'previous', updated_at = now() "  # noqa: S608
+                    "WHERE row_table = 'ai_gateway_keys' AND row_id = %s",
+                    (current_id,),
+                )
+            else:
+                if current_id is not None:
+                    deleted = await self._delete_row(conn, current_id)
+                    if deleted is not None:
+                        entries.append(deleted[1])
+                    await self._forget(conn, current_id)
+                if previous_id is not None and holder == previous_id:
+                    # Defensive: a previous key under the plain name gives it up.
+                    deleted = await self._delete_row(conn, previous_id)
+                    if deleted is not None:
+                        entries.append(deleted[1])
+                    await self._forget(conn, previous_id)
+            created_at = await self._insert(conn, owner, key_id, name, prefix, hashed)
+            await conn.execute(
+                f"UPDATE {OWNERS} SET role = 'current', secret_hash = NULL, rotating = false, "  # noqa: S608
+                "updated_at = now() WHERE row_table = 'ai_gateway_keys' AND row_id = %s",
+                (key_id,),
+            )
+            created = audit.AuditEntry(
+                "ai_gateway_key", key_id, name, "create",
+                audit.diff(None, self._view(key_id, name, prefix, hashed), FIELDS),
+            )  # fmt: skip
+            entries.append(created)
+            await self._audit(conn, owner, entries)
+            return IssuedGatewayKey(key_id, name, secret, prefix, created_at, created=True)
+
+    async def _replay(
+        self,
+        conn: AsyncConnection[Any],
+        recs: _Records,
+        key_id: uuid.UUID,
+        name: str,
+        hashed: bytes,
+    ) -> datetime | None:
+        """``created_at`` when ``key_id`` is already this owner's current key with this
+        secret and name (the same call again after a crash past its commit)."""
+        if recs.id("current") != key_id:
+            return None
+        cur = await conn.execute(
+            "SELECT name, hashed_secret, created_at FROM ai_gateway_keys WHERE id = %s",
+            (key_id,),
+        )
+        row = await cur.fetchone()
+        if row is None or row[0] != name or not hmac.compare_digest(bytes(row[1]), hashed):
+            return None
+        created: datetime = row[2]
+        return created
+
+    async def _insert(
+        self,
+        conn: AsyncConnection[Any],
+        owner: OwnerRef,
+        key_id: uuid.UUID,
+        name: str,
+        prefix: str,
+        hashed: bytes,
+    ) -> datetime:
+        try:
+            async with conn.transaction():
+                cur = await conn.execute(
+                    "INSERT INTO ai_gateway_keys "
+                    "(id, created_at, name, secret_prefix, hashed_secret) "
+                    "VALUES (%s, now(), %s, %s, %s) RETURNING created_at",
+                    (key_id, name, prefix, hashed),
+                )
+                row = await cur.fetchone()
+        except psycopg.errors.UniqueViolation as exc:
+            constraint = exc.diag.constraint_name
+            if constraint == "ai_gateway_keys_name_idx":
+                raise NameTaken(KIND, name, "it was taken concurrently; retry") from None
+            if constraint == "ai_gateway_keys_pkey":
+                raise GatewayKeyConflict(f"{KIND} id {key_id} is already in use") from None
+            if constraint in (
+                "ai_gateway_keys_secret_prefix_idx",
+                "ai_gateway_keys_hashed_secret_idx",
+            ):
+                raise SecretCollision(
+                    f"the pending {KIND} of {owner.describe()} collides with an existing "
+                    "key's prefix or hash; discard it and issue another"
+                ) from None
+            raise
+        except psycopg.errors.CheckViolation:
+            raise InvalidName(KIND, name, "rejected by Coder's CHECK") from None
+        created: datetime = row[0] if row else datetime.now(UTC)
+        return created
+
+    async def _rename_retiring(
+        self,
+        conn: AsyncConnection[Any],
+        key_id: uuid.UUID,
+        row: tuple[Any, ...],
+        name: str,
+    ) -> audit.AuditEntry:
+        """Free the plain name: ``<name>-retiring-<n>``, the first ``n`` not taken."""
+        old_name, prefix, hashed = row[0], row[1], bytes(row[2])
+        for n in range(1, RETIRING_ATTEMPTS + 1):
+            new_name = retiring_name(name, n)
+            if await self._name_holder(conn, new_name, lock=False) is not None:
+                continue
+            try:
+                async with conn.transaction():
+                    await conn.execute(
+                        "UPDATE ai_gateway_keys SET name = %s WHERE id = %s", (new_name, key_id)
+                    )
+            except psycopg.errors.UniqueViolation:
+                continue
+            return audit.AuditEntry(
+                "ai_gateway_key", key_id, new_name, "write",
+                audit.diff(
+                    self._view(key_id, old_name, prefix, hashed),
+                    self._view(key_id, new_name, prefix, hashed),
+                    FIELDS,
+                ),
+            )  # fmt: skip
+        raise InvalidName(KIND, name, "no free retiring name for the previous key")
+
+    async def discard_pending(self, conn: AsyncConnection[Any], owner: OwnerRef) -> bool:
+        self._caps.require_gateway_keys()
+        async with conn.transaction():
+            await self._lock(conn, owner)
+            cur = await conn.execute(
+                f"DELETE FROM {OWNERS} WHERE {_OWNER_WHERE} AND role = 'pending'",  # noqa: S608
+                _owner_params(owner),
+            )
+            return cur.rowcount > 0
+
+    # --- retiring and releasing --------------------------------------------------------------
+
+    async def retire_previous(
+        self, conn: AsyncConnection[Any], owner: OwnerRef
+    ) -> GatewayKeyInfo | None:
+        self._caps.require_gateway_keys()
+        async with conn.transaction():
+            await self._lock(conn, owner)
+            previous_id = (await self._records(conn, owner)).id("previous")
+            if previous_id is None:
+                return None
+            deleted = await self._delete_row(conn, previous_id)
+            await self._forget(conn, previous_id)
+            if deleted is None:
+                return None
+            await self._audit(conn, owner, [deleted[1]])
+            return deleted[0]
+
+    async def release(
+        self, conn: AsyncConnection[Any], owner: OwnerRef, policy: OwnerPolicy
+    ) -> GatewayKeyRelease:
+        self._caps.require_gateway_keys()
+        async with conn.transaction():
+            await self._lock(conn, owner)
+            recs = await self._records(conn, owner)
+            rows = [i for i in (recs.id("current"), recs.id("previous")) if i is not None]
+            deleted: list[GatewayKeyInfo] = []
+            entries: list[audit.AuditEntry] = []
+            if policy == "Delete":
+                for row_id in rows:
+                    gone = await self._delete_row(conn, row_id)
+                    if gone is not None:
+                        deleted.append(gone[0])
+                        entries.append(gone[1])
+            cur = await conn.execute(
+                f"DELETE FROM {OWNERS} WHERE {_OWNER_WHERE}",  # noqa: S608
+                _owner_params(owner),
+            )
+            await self._audit(conn, owner, entries)
+            return GatewayKeyRelease(
+                deleted=tuple(deleted),
+                released=tuple(rows) if policy == "Orphan" else (),
+                records=cur.rowcount,
+            )
+
+    async def record_deletion_policy(
+        self, conn: AsyncConnection[Any], owner: OwnerRef, policy: OwnerPolicy
+    ) -> int:
+        async with conn.transaction():
+            cur = await conn.execute(
+                f"UPDATE {OWNERS} SET deletion_policy = %(policy)s, updated_at = now() "  # noqa: S608
+                f"WHERE {_OWNER_WHERE} AND deletion_policy <> %(policy)s",
+                _owner_params(owner, policy=policy),
+            )
+            return cur.rowcount
+
+    # --- the release before ownership records -------------------------------------------------
+
+    async def migrate_legacy(
+        self, conn: AsyncConnection[Any], claims: Sequence[LegacyGatewayKeyClaim]
+    ) -> LegacyGatewayKeyMigration:
+        """Record the rows objects of the release before records claim, where the claim holds
+        (see ``Store.migrate_legacy_gateway_keys``); one transaction."""
+        self._caps.require_gateway_keys()
+        recorded: list[LegacyGatewayKeyClaim] = []
+        refused: list[tuple[LegacyGatewayKeyClaim, str]] = []
+        already: list[LegacyGatewayKeyClaim] = []
+        async with conn.transaction():
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_LOCK_CLASS, _MIGRATION_LOCK)
+            )
+            fitting: list[LegacyGatewayKeyClaim] = []
+            for c in claims:
+                reason = await self._check_claim(conn, c)
+                if reason == "already":
+                    already.append(c)
+                elif reason:
+                    refused.append((c, reason))
+                else:
+                    fitting.append(c)
+            # Among the claims that fit, a row claimed by two objects (or twice by one) is
+            # nobody's: the records cannot tell which claim is true.
+            by_row = Counter(c.key_id for c in fitting)
+            by_slot = Counter((c.owner.key, c.role) for c in fitting)
+            owners_of_row: dict[uuid.UUID, set[tuple[str, str, str, str]]] = {}
+            for c in fitting:
+                owners_of_row.setdefault(c.key_id, set()).add(c.owner.key)
+            for c in fitting:
+                n = len(owners_of_row[c.key_id])
+                if n > 1:
+                    refused.append((c, f"claimed by {n} objects"))
+                elif by_row[c.key_id] > 1 or by_slot[(c.owner.key, c.role)] > 1:
+                    refused.append((c, "claimed more than once by the same object"))
+                else:
+                    await conn.execute(
+                        f"INSERT INTO {OWNERS} (row_table, row_id, instance_id, kind, "  # noqa: S608
+                        "namespace, name, role, deletion_policy, object_uid) VALUES "
+                        "('ai_gateway_keys', %(id)s, %(instance)s, %(kind)s, %(namespace)s, "
+                        "%(name)s, %(role)s, %(policy)s, %(uid)s)",
+                        _owner_params(
+                            c.owner,
+                            id=c.key_id,
+                            role=c.role,
+                            policy=c.deletion_policy,
+                            uid=c.owner.uid,
+                        ),
+                    )
+                    recorded.append(c)
+        return LegacyGatewayKeyMigration(tuple(recorded), tuple(refused), tuple(already))
+
+    async def _check_claim(self, conn: AsyncConnection[Any], c: LegacyGatewayKeyClaim) -> str:
+        """``""`` when the claim fits, ``"already"`` when recorded so, else why it is refused."""
+        record = await self._holder_record(conn, c.key_id)
+        if record is not None:
+            if tuple(record) == c.owner.key:
+                return "already"  # in whatever role: the status may lag behind the records
+            return f"already recorded for {describe_holder(c.owner, record)}"
+        cur = await conn.execute(
+            f"SELECT row_id FROM {OWNERS} WHERE {_OWNER_WHERE} AND role = %(role)s",  # noqa: S608
+            _owner_params(c.owner, role=c.role),
+        )
+        if await cur.fetchone() is not None:
+            return f"{c.owner.describe()} already has a {c.role} key recorded"
+        cur = await conn.execute(
+            "SELECT name FROM ai_gateway_keys WHERE id = %s FOR UPDATE", (c.key_id,)
+        )
+        row = await cur.fetchone()
+        if row is None:
+            return "no such row in Coder"
+        if not is_own_name(row[0], c.key_name):
+            return (
+                f"the row is named {row[0]!r}, neither the object's key name {c.key_name!r} "
+                "nor a retiring name of it"
+            )
+        return ""

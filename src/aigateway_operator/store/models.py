@@ -7,6 +7,8 @@ that hold secrets are excluded from ``repr`` so that logging a model never leaks
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,9 +24,15 @@ __all__ = [
     "Difference",
     "DifferenceKind",
     "GatewayKeyInfo",
+    "GatewayKeyOwnership",
+    "GatewayKeyRelease",
     "IssuedGatewayKey",
     "KeyRef",
+    "LegacyGatewayKeyClaim",
+    "LegacyGatewayKeyMigration",
+    "OwnerPolicy",
     "OwnerRef",
+    "PendingKey",
     "ProviderCheck",
     "ProviderResult",
     "ProviderType",
@@ -378,3 +386,114 @@ class GatewayKeyInfo:
     created_at: datetime
     last_heartbeat_at: datetime | None
     """None when never seen, or when the column does not exist (coderd before v2.35)."""
+
+
+GatewayKeyRole = Literal["current", "previous", "pending"]
+OwnerPolicy = Literal["Delete", "Orphan"]
+
+
+def _sha256(secret: str) -> bytes:
+    return hashlib.sha256(secret.encode("utf-8")).digest()
+
+
+@dataclass(frozen=True)
+class PendingKey:
+    """The crash-safety journal of one owner: a key the operator generated and is delivering
+    to the Secret, not yet in Coder (``aigateway_operator.owners``, role ``pending``).
+
+    Only the SHA-256 of the secret is kept (as coderd keeps it), never the secret:
+    :meth:`matches` tells whether a value read back from the Secret is that key.
+    """
+
+    id: UUID
+    secret_prefix: str
+    rotating: bool
+    """Issued as a rotation: completing it keeps the current key as the previous one."""
+    created_at: datetime
+    secret_hash: bytes = field(repr=False)
+
+    def matches(self, secret: str | None) -> bool:
+        """Whether ``secret`` is the journaled key (constant-time on the hash)."""
+        return secret is not None and hmac.compare_digest(_sha256(secret), self.secret_hash)
+
+
+@dataclass(frozen=True)
+class GatewayKeyOwnership:
+    """What ``aigateway_operator.owners`` records for one owner's gateway keys, joined with
+    Coder's rows (``Store.gateway_key_state``).
+
+    ``current``/``previous`` are the live rows; ``*_recorded_id`` are the ids the records
+    name. A recorded id whose row is gone (deleted in Coder) shows as recorded-but-missing:
+    ``current is None and current_recorded_id is not None`` (:attr:`current_revoked`).
+    """
+
+    current: GatewayKeyInfo | None = None
+    previous: GatewayKeyInfo | None = None
+    pending: PendingKey | None = None
+    current_recorded_id: UUID | None = None
+    previous_recorded_id: UUID | None = None
+    previous_since: datetime | None = None
+    """When the previous key became the previous one (the rotation), from its record."""
+    deletion_policy: OwnerPolicy | None = None
+    """The policy recorded with the owner's records (None: no records, or they disagree)."""
+    current_hash: bytes | None = field(default=None, repr=False)
+    """sha256 of the current row's secret as Coder stores it (compare with :meth:`matches`)."""
+
+    @property
+    def current_revoked(self) -> bool:
+        """A current key is recorded but its row is gone (deleted in Coder)."""
+        return self.current is None and self.current_recorded_id is not None
+
+    @property
+    def recorded(self) -> bool:
+        """Whether anything at all is recorded for the owner."""
+        return (
+            self.current_recorded_id is not None
+            or self.previous_recorded_id is not None
+            or self.pending is not None
+        )
+
+    def matches(self, secret: str | None) -> bool:
+        """Whether ``secret`` is the current row's key (its hash, constant time)."""
+        if secret is None or self.current is None or self.current_hash is None:
+            return False
+        return hmac.compare_digest(_sha256(secret), self.current_hash)
+
+
+@dataclass(frozen=True)
+class GatewayKeyRelease:
+    """What ``Store.release_gateway_keys`` did."""
+
+    deleted: tuple[GatewayKeyInfo, ...]
+    """Rows deleted from Coder (policy Delete)."""
+    released: tuple[UUID, ...]
+    """Ids whose records were forgotten with their rows left in Coder (policy Orphan)."""
+    records: int
+    """Records removed (pending included)."""
+
+
+@dataclass(frozen=True)
+class LegacyGatewayKeyClaim:
+    """A gateway-key row an object of the release before ownership records says is its own
+    (its ``status.keyID`` or ``status.rotation.previousKeyID``): a claim, checked before it
+    is recorded (``Store.migrate_legacy_gateway_keys``)."""
+
+    owner: OwnerRef
+    key_id: UUID
+    role: Literal["current", "previous"]
+    key_name: str
+    """The object's key name (``spec.keyName`` or ``metadata.name``): the row must carry it,
+    or ``<key_name>-retiring-<n>``."""
+    deletion_policy: OwnerPolicy = "Delete"
+    """The object's ``spec.deletionPolicy``, recorded with the row."""
+
+
+@dataclass(frozen=True)
+class LegacyGatewayKeyMigration:
+    """What ``Store.migrate_legacy_gateway_keys`` recorded and what it refused (and why)."""
+
+    recorded: tuple[LegacyGatewayKeyClaim, ...]
+    refused: tuple[tuple[LegacyGatewayKeyClaim, str], ...]
+    already: tuple[LegacyGatewayKeyClaim, ...] = ()
+    """Claims of rows already recorded for the claiming object (a restart after the
+    migration, a status behind its records): nothing to do."""

@@ -230,10 +230,7 @@ def _check_holder(holder: _Row, canon: CanonicalProvider, owner: OwnerRef, adopt
         # Recorded for another object (or another operator install): the current owner keeps
         # the name; the newcomer waits until that owner is gone.
         raise NameTaken(
-            "AI provider",
-            canon.name,
-            "it is held by " + held_by_text(holder.holder, owner.instance),
-            holder=holder.holder,
+            "AI provider", canon.name, holder=held_by_text(holder.holder, owner.instance)
         )
     if holder.legacy:
         raise NameConflict(
@@ -575,11 +572,13 @@ class ProviderOps:
             action: str | None = None
             if row is not None and not row.deleted:
                 if row.name != canon.name and holder is not None:
+                    who = held_by_text(holder.holder, owner.instance) if holder.holder else ""
                     raise NameTaken(
                         "AI provider",
                         canon.name,
-                        "cannot rename the provider to it",
-                        holder=holder.holder,
+                        "cannot rename the provider to it"
+                        + (f"; it is held by {who}" if who else ""),
+                        holder=who,
                     )
             elif holder is not None:
                 _check_holder(holder, canon, owner, adopt)

@@ -1,22 +1,22 @@
 """Deleting an AIGatewayCoderdKey: delete its rows in Coder (``Delete``) or leave them and the
-Secret in place (``Orphan``).
+Secret in place (``Orphan``), only the rows the ownership records name for this object.
 
 A key a gateway used within the last 3 minutes is not deleted unless the object carries
 ``aigateway.dev/force-delete: "true"``: the object waits with ``DeletionBlocked`` (the
 finalizer stays; kopf retries the delete handler). A database or API outage keeps the
-object too, until the rows are released.
+object too, until the rows are released. Ids in the Secret's annotations or the status are
+never acted on: a namespace editor can write them.
 """
 
 from __future__ import annotations
 
 import contextlib
 
-from aigateway_operator.api.aiprovider import DeletionPolicy
 from aigateway_operator.api.common import ConditionType, EventReason, InvalidSpecError, Reason
-from aigateway_operator.api.gatewaykey import GatewayKeySpec, RotationStatus
+from aigateway_operator.api.gatewaykey import GatewayKeySpec
 from aigateway_operator.api.identity import FORCE_DELETE_ANNOTATION
-from aigateway_operator.controllers.gatewaykey.secret import KeySecrets, held_from, parse_uuid
-from aigateway_operator.controllers.gatewaykey.state import KeyPass
+from aigateway_operator.controllers.gatewaykey.secret import KeySecrets
+from aigateway_operator.controllers.gatewaykey.state import KeyPass, owner_policy
 from aigateway_operator.controllers.gatewaykey.status import IN_USE_WINDOW, finish, parse_status
 from aigateway_operator.controllers.shared import (
     MESSAGE_LIMIT,
@@ -27,7 +27,7 @@ from aigateway_operator.controllers.shared import (
 from aigateway_operator.controllers.wiring import Wiring
 from aigateway_operator.kube import KubeError
 from aigateway_operator.status.conditions import ConditionState
-from aigateway_operator.store import StoreError
+from aigateway_operator.store import OwnerPolicy, StoreError
 
 __all__ = ["BLOCKED_RETRY_S", "finalize"]
 
@@ -54,28 +54,26 @@ async def finalize(
         ident=ident,
         current=current,
     )
-    policy = DeletionPolicy.DELETE
+    policy: OwnerPolicy | None = None
     secret_name = current.secret_name
     with contextlib.suppress(InvalidSpecError):
         spec = GatewayKeySpec.from_body(spec_body if isinstance(spec_body, dict) else None)
-        policy = spec.deletion_policy
+        policy = owner_policy(spec)
         secret_name = spec.effective_secret_name(obj.name)
+    owner = obj.owner(rt.settings.instance_id)
     try:
+        own = await rt.store.gateway_key_state(owner)
+        policy = policy or own.deletion_policy or "Delete"
         sec = await kube.read_secret(obj.namespace, secret_name) if secret_name else None
         owned = sec if sec is not None and obj.uid in sec.owner_uids else None
-        if policy is DeletionPolicy.ORPHAN:
+        if policy == "Orphan":
             if owned is not None:
                 # Keep the plaintext: without this the garbage collector deletes the Secret.
                 await kube.disown_secret(obj.namespace, owned.name, owned.uid)
+            await rt.store.release_gateway_keys(owner, "Orphan")
             p.note(EventReason.ORPHANED, "Left the Coder AI Gateway key and its Secret in place")
             return PassOutcome(status_patch={}, events=p.events, done=True)
-        rot = current.rotation or RotationStatus()
-        ids = {parse_uuid(current.key_id), parse_uuid(rot.previous_key_id)}
-        if owned is not None:
-            held = held_from(owned)
-            ids |= {held.key_id, held.previous_id}
-        ids.discard(None)
-        keys = [k for k in [await rt.store.get_gateway_key(i) for i in ids if i] if k]
+        keys = [k for k in (own.current, own.previous) if k is not None]
         force = obj.annotations.get(FORCE_DELETE_ANNOTATION) == "true"
         now = rt.clock()
         busy = [
@@ -98,8 +96,7 @@ async def finalize(
             outcome = finish(p, current)
             outcome.done = False
             return outcome
-        for key in keys:
-            await rt.store.delete_gateway_key(key.id, obj.owner(rt.settings.instance_id))
+        released = await rt.store.release_gateway_keys(owner, "Delete")
     except (StoreError, KubeError) as exc:
         message = f"waiting to delete the Coder AI Gateway key: {exc}"[:MESSAGE_LIMIT]
         p.set(ConditionState.false(ConditionType.READY, Reason.DELETING, message))
@@ -107,6 +104,7 @@ async def finalize(
         outcome = finish(p, current)
         outcome.done = False
         return outcome
+    keys = list(released.deleted)
     if keys:
         prefixes = ", ".join(sorted(k.secret_prefix for k in keys))
         forced = " (forced while in use)" if busy else ""

@@ -1,11 +1,13 @@
 """Issuing a gateway key, and completing an issue a crash interrupted.
 
-**Crash safety.** The plaintext exists only in memory and in the Secret, and the Secret is
-always written *before* the row, carrying the new key's id (never the secret) and, during a
-rotation, the id of the key it replaces. A Secret whose key id differs from ``status.keyID``
-is therefore a pass that did not finish, and the next pass completes it with the store's
-replayable ``create_gateway_key(..., secret=)``. A crash can leave a Secret without a row
-(completed later), never a row whose plaintext nobody has.
+**Crash safety.** The plaintext comes only from the operator's generator and exists only in
+memory and in the Secret. Issuing is three steps: journal the key (its id, sha256 and prefix
+as this object's *pending* key, in the operator's own table, where tenants cannot write),
+write the Secret, then :func:`complete` (insert Coder's row, only if the value given hashes
+to the journal). A crash after the journal and before the Secret write leaves a pending key
+no Secret holds (discarded by the next pass); a crash after the Secret write leaves a
+pending key the Secret holds (completed by the next pass). Never a row whose plaintext
+nobody has, and never a row whose plaintext the operator did not generate.
 """
 
 from __future__ import annotations
@@ -18,46 +20,36 @@ from aigateway_operator.api.identity import (
     AIGATEWAYCODERDKEY,
     GATEWAY_KEY_ID_ANNOTATION,
     GATEWAY_KEY_OWNER_LABEL,
-    GATEWAY_KEY_PREVIOUS_ID_ANNOTATION,
     GATEWAY_KEY_ROTATION_ANNOTATION,
     MANAGED_BY_LABELS,
 )
-from aigateway_operator.controllers.gatewaykey.secret import (
-    PREFIX_LENGTH,
-    Held,
-    held_from,
-    owner_label_value,
+from aigateway_operator.controllers.gatewaykey.secret import PREFIX_LENGTH, owner_label_value
+from aigateway_operator.controllers.gatewaykey.state import (
+    KeyPass,
+    KeyState,
+    StopPass,
+    owner_policy,
 )
-from aigateway_operator.controllers.gatewaykey.state import KeyPass, KeyState, StopPass
 from aigateway_operator.kube import SecretData
 from aigateway_operator.status.conditions import ConditionState
-from aigateway_operator.store import (
-    GatewayKeyConflict,
-    GatewayKeyInfo,
-    InvalidName,
-    NameTaken,
-    generate_gateway_secret,
-    retiring_name,
-)
+from aigateway_operator.store import NameTaken, PendingKey, SecretCollision, generate_gateway_secret
 
-__all__ = ["complete", "issue", "matches", "rename_retiring"]
+__all__ = ["complete", "issue", "name_conflict"]
 
 KIND = AIGATEWAYCODERDKEY.kind
-RETIRING_ATTEMPTS = 5
 
 
-async def matches(p: KeyPass, info: GatewayKeyInfo, held: Held) -> bool:
-    """Whether the Secret's value is the row's secret (prefix, then the hash by replay)."""
-    if info.secret_prefix != held.secret[:PREFIX_LENGTH]:
-        return False
-    try:
-        # With the same id, name and secret this is a read: the store compares the hash.
-        await p.wiring.store.create_gateway_key(
-            info.id, info.name, p.ident.owner(p.wiring.settings.instance_id), secret=held.secret
-        )
-    except GatewayKeyConflict:
-        return False
-    return True
+def name_conflict(p: KeyPass, name: str, exc: NameTaken) -> StopPass:
+    """``Issued=False, NameConflict`` naming who holds the name; nothing was changed."""
+    holder = exc.holder or "a row this object does not own"
+    message = (
+        f"spec.keyName {name!r}: Coder already has an AI Gateway key of that name, held by "
+        f"{holder}; nothing was changed. Choose another spec.keyName, or free the name"
+    )
+    p.conditions.append(ConditionState.false(ConditionType.ISSUED, Reason.NAME_CONFLICT, message))
+    if p.is_news(ConditionType.ISSUED, Reason.NAME_CONFLICT):
+        p.warn(Reason.NAME_CONFLICT, message)
+    return StopPass()
 
 
 async def issue(
@@ -70,38 +62,32 @@ async def issue(
     reason: str,
     why: str,
     *,
-    replaces: uuid.UUID | None = None,
+    rotating: bool = False,
 ) -> None:
-    """Draw a new key, write it to the Secret first, then to Coder.
+    """Draw a new key, journal it, write it to the Secret, then to Coder.
 
-    ``replaces`` (rotation) is renamed and kept until retirement; every other key this object
-    held is deleted once the Secret points at the new one.
+    ``rotating`` keeps the current key as the previous one until it is retired; otherwise the
+    current key is deleted when the new one is inserted.
     """
-    held_id = held_from(sec).key_id
-    taken = await p.wiring.store.get_gateway_key_by_name(name)
-    known = {state.key_id, state.previous_id, held_id, replaces} - {None}
-    if taken is not None and taken.id not in known:
-        message = (
-            f"spec.keyName {name!r}: Coder already has an AI Gateway key of that name that "
-            f"this {KIND} did not create; nothing was changed. Delete it in Coder or choose "
-            "another spec.keyName"
-        )
-        p.conditions.append(
-            ConditionState.false(ConditionType.ISSUED, Reason.NAME_CONFLICT, message)
-        )
-        if p.is_news(ConditionType.ISSUED, Reason.NAME_CONFLICT):
-            p.warn(Reason.NAME_CONFLICT, message)
-        raise StopPass
-
+    store, owner = p.wiring.store, p.owner
     key_id = uuid.uuid4()
     secret = generate_gateway_secret()
+    try:
+        pending = await store.begin_gateway_key(
+            owner,
+            key_id,
+            name,
+            secret,
+            rotating=rotating,
+            deletion_policy=owner_policy(spec),
+        )
+    except NameTaken as exc:
+        raise name_conflict(p, name, exc) from None
+    obj = p.ident
     annotations = {
         GATEWAY_KEY_ID_ANNOTATION: str(key_id),
         GATEWAY_KEY_ROTATION_ANNOTATION: str(spec.rotation.generation),
     }
-    if replaces is not None:
-        annotations[GATEWAY_KEY_PREVIOUS_ID_ANNOTATION] = str(replaces)
-    obj = p.ident
     written = await p.kube.write_owned_secret(
         obj.namespace,
         secret_name,
@@ -112,11 +98,11 @@ async def issue(
         annotations,
     )
     p.written.append((obj.namespace, secret_name, written.resource_version))
-    held = Held(key_id, secret, replaces, spec.rotation.generation)
     old_prefix = state.prefix
-    await complete(p, name, held, state, rotation_generation=spec.rotation.generation)
+    await complete(p, name, pending, secret, state)
+    state.generation = spec.rotation.generation
     new_prefix = secret[:PREFIX_LENGTH]
-    if replaces is not None:
+    if rotating:
         return  # the caller reports the rotation
     if reason == Reason.ISSUED:
         text = f"Issued Coder AI Gateway key {name!r} (prefix {new_prefix}) into Secret"
@@ -130,59 +116,20 @@ async def issue(
 
 
 async def complete(
-    p: KeyPass, name: str, held: Held, state: KeyState, *, rotation_generation: int
+    p: KeyPass, name: str, pending: PendingKey, secret: str, state: KeyState
 ) -> None:
-    """Bring Coder's rows in line with what the Secret holds (idempotent, replayable)."""
-    store, owner = p.wiring.store, p.ident.owner(p.wiring.settings.instance_id)
-    key_id = held.key_id
-    assert key_id is not None  # noqa: S101 - callers pass usable secrets only
-    keep = {key_id, held.previous_id} - {None}
-    for stale in (state.key_id, state.previous_id):
-        if stale is not None and stale not in keep:
-            await store.delete_gateway_key(stale, owner)
-    previous: GatewayKeyInfo | None = None
-    if held.previous_id is not None:
-        previous = await store.get_gateway_key(held.previous_id)
-        if previous is not None and previous.name.lower() == name.lower():
-            previous = await rename_retiring(p, previous, name)
+    """Insert the journaled key whose plaintext the Secret now holds, then re-read the records.
+
+    A name another owner took meanwhile stops the pass (``NameConflict``; the pending key
+    stays, to be completed once the name is free). A prefix or hash collision (a one in 62^7
+    event) discards the pending key: the next pass issues another.
+    """
+    store, owner = p.wiring.store, p.owner
     try:
-        issued = await store.create_gateway_key(key_id, name, owner, secret=held.secret)
-    except NameTaken:
-        message = (
-            f"spec.keyName {name!r}: Coder already has an AI Gateway key of that name that "
-            f"this {KIND} did not create; nothing was overwritten"
-        )
-        p.conditions.append(
-            ConditionState.false(ConditionType.ISSUED, Reason.NAME_CONFLICT, message)
-        )
-        if p.is_news(ConditionType.ISSUED, Reason.NAME_CONFLICT):
-            p.warn(Reason.NAME_CONFLICT, message)
-        raise StopPass from None
-    now = p.wiring.clock()
-    is_rotation = previous is not None and state.previous_id != previous.id
-    state.key_id = key_id
-    state.prefix = issued.secret_prefix
-    state.created_at = issued.created_at
-    state.generation = (
-        held.rotation_generation if held.rotation_generation is not None else rotation_generation
-    )
-    state.info = await store.get_gateway_key(key_id)
-    if previous is None:
-        state.clear_previous()
-    elif is_rotation:
-        state.previous_id = previous.id
-        state.previous_prefix = previous.secret_prefix
-        state.retire_after = None  # set by _retire_previous from the spec's grace period
-        state.last_rotated_at = now
-
-
-async def rename_retiring(p: KeyPass, previous: GatewayKeyInfo, name: str) -> GatewayKeyInfo:
-    """Free the plain name for the new key; the old one keeps authenticating by hash."""
-    for n in range(1, RETIRING_ATTEMPTS + 1):
-        try:
-            return await p.wiring.store.rename_gateway_key(
-                previous.id, retiring_name(name, n), p.ident.owner(p.wiring.settings.instance_id)
-            )
-        except NameTaken:
-            continue
-    raise InvalidName("AI Gateway key", name, "no free retiring name for the previous key")
+        await store.complete_gateway_key(owner, pending.id, name, secret)
+    except NameTaken as exc:
+        raise name_conflict(p, name, exc) from None
+    except SecretCollision:
+        await store.discard_pending(owner)
+        raise
+    await p.reload(state)

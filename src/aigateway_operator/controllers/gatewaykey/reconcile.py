@@ -1,15 +1,19 @@
-"""One AIGatewayCoderdKey, one pass: Secret <-> ``ai_gateway_keys`` row -> rotation -> status.
+"""One AIGatewayCoderdKey, one pass: records -> Secret -> ``ai_gateway_keys`` -> rotation -> status.
 
 Every trigger (a watch event, the key's Secret changing, a due rotation or grace period, the
-heartbeat mirror, a restart) runs the same level-triggered pass:
+heartbeat mirror, a restart) runs the same level-triggered pass. Authority is the operator's
+ownership records (``aigateway_operator.owners``: this object's current, previous and pending
+keys); the Secret is a delivery target whose value is compared with them:
 
 1. the key's Secret must be ours (owned by this object) or absent;
-2. what it holds is checked against Coder's row: a Secret ahead of the row is an issue a
-   crash interrupted, completed (:mod:`.issue`); a Secret lost, tampered with, or whose row
-   was deleted in Coder gets a freshly issued key;
-3. a rotation that is due starts, a previous key whose time is up is retired
+2. a pending key (an issue a crash interrupted) whose hash the Secret's value matches is
+   completed; one the Secret does not hold is discarded (:mod:`.issue`);
+3. a current key whose hash the Secret's value matches is in sync; otherwise a fresh key is
+   issued: ``SecretLost`` (no Secret), ``KeyRevoked`` (the row was deleted in Coder),
+   ``SecretTampered`` (anything else in the Secret, a value someone chose included);
+4. a rotation that is due starts, a previous key whose time is up is retired
    (:mod:`.rotation`);
-4. ``Issued``, ``SecretInSync`` and ``InUse`` are reported (:mod:`.status`).
+5. ``Issued``, ``SecretInSync`` and ``InUse`` are reported from the records (:mod:`.status`).
 
 The pass comes back on its own for the next heartbeat mirror (``AIGW_HEARTBEAT_INTERVAL_S``),
 the end of a grace period, or a scheduled rotation, whichever is first.
@@ -22,10 +26,15 @@ from datetime import datetime, timedelta
 from aigateway_operator.api.common import ConditionType, EventReason, InvalidSpecError, Reason
 from aigateway_operator.api.gatewaykey import GatewayKeySpec
 from aigateway_operator.api.identity import AIGATEWAYCODERDKEY
-from aigateway_operator.controllers.gatewaykey.issue import complete, issue, matches
+from aigateway_operator.controllers.gatewaykey.issue import complete, issue
 from aigateway_operator.controllers.gatewaykey.rotation import retire_previous, rotate_if_due
 from aigateway_operator.controllers.gatewaykey.secret import KeySecrets, held_from
-from aigateway_operator.controllers.gatewaykey.state import KeyPass, KeyState, StopPass
+from aigateway_operator.controllers.gatewaykey.state import (
+    KeyPass,
+    KeyState,
+    StopPass,
+    owner_policy,
+)
 from aigateway_operator.controllers.gatewaykey.status import (
     finish,
     key_status,
@@ -41,7 +50,7 @@ from aigateway_operator.controllers.shared import (
 from aigateway_operator.controllers.wiring import Wiring
 from aigateway_operator.kube import KubeError
 from aigateway_operator.status.conditions import ConditionState
-from aigateway_operator.store import GatewayKeyConflict, StoreError
+from aigateway_operator.store import StoreError
 
 __all__ = ["reconcile"]
 
@@ -87,8 +96,10 @@ async def reconcile(
         p.set(ConditionState.false(ConditionType.ISSUED, Reason.INVALID_SPEC, message))
         return finish(p, current), p.written
 
-    state = KeyState.from_status(current)
     try:
+        state = KeyState.of(
+            await wiring.store.gateway_key_state(p.owner), current, spec.rotation.grace
+        )
         await converge(p, spec, name, secret_name, state)
     except StopPass:
         return finish(p, current), p.written
@@ -147,8 +158,8 @@ def _next_due(wiring: Wiring, spec: GatewayKeySpec, state: KeyState) -> datetime
 async def converge(
     p: KeyPass, spec: GatewayKeySpec, name: str, secret_name: str, state: KeyState
 ) -> None:
-    """Steps 1-4 of the module docstring; raises :class:`StopPass` when a step says so."""
-    rt, obj = p.wiring, p.ident
+    """Steps 1-5 of the module docstring; raises :class:`StopPass` when a step says so."""
+    store, obj = p.wiring.store, p.ident
     sec = await p.kube.read_secret(obj.namespace, secret_name)
     if sec is not None and obj.uid not in sec.owner_uids:
         message = (
@@ -158,7 +169,7 @@ async def converge(
         p.conditions.append(
             ConditionState.false(ConditionType.SECRET_IN_SYNC, Reason.SECRET_NOT_OWNED, message)
         )
-        if state.key_id is None:
+        if state.info is None:
             p.conditions.append(
                 ConditionState.false(
                     ConditionType.ISSUED, Reason.SECRET_NOT_OWNED, "No key issued: " + message
@@ -168,45 +179,46 @@ async def converge(
             p.warn(Reason.SECRET_NOT_OWNED, message)
         raise StopPass
 
+    policy = owner_policy(spec)
+    if state.own.recorded and state.own.deletion_policy != policy:
+        await store.record_deletion_policy(p.owner, policy)
     held = held_from(sec)
     moved = p.current.secret_name not in (None, secret_name)
     fresh = False
-    if held.usable and held.key_id != state.key_id:
-        # A pass that wrote the Secret but did not finish (crash, outage): complete it.
-        try:
-            await complete(p, name, held, state, rotation_generation=spec.rotation.generation)
-        except GatewayKeyConflict:
-            await issue(
-                p, spec, name, secret_name, sec, state, Reason.SECRET_TAMPERED,
-                f"Secret {secret_name!r} holds a key that does not match Coder's row",
-            )  # fmt: skip
-        fresh = True
-    elif held.key_id is not None and held.usable:
-        info = await rt.store.get_gateway_key(held.key_id)
-        if info is None:
-            await issue(
-                p, spec, name, secret_name, sec, state, Reason.KEY_REVOKED,
-                "the key was deleted from Coder outside the operator",
-            )  # fmt: skip
-            fresh = True
-        elif not await matches(p, info, held):
-            await issue(
-                p, spec, name, secret_name, sec, state, Reason.SECRET_TAMPERED,
-                f"Secret {secret_name!r} was modified and no longer holds the issued key",
-            )  # fmt: skip
+    pending = state.own.pending
+    if pending is not None:
+        if held.secret is not None and pending.matches(held.secret):
+            # The Secret was written and the pass did not get to Coder (crash, outage).
+            await complete(p, name, pending, held.secret, state)
+            state.generation = held.rotation_generation
+            if state.generation is None:
+                state.generation = spec.rotation.generation
+            verb = "the rotation of" if pending.rotating else "issuing"
+            p.note(
+                EventReason.ROTATED if pending.rotating else EventReason.ISSUED,
+                f"Completed {verb} Coder AI Gateway key {name!r} (prefix "
+                f"{pending.secret_prefix}), interrupted after its Secret was written",
+            )
             fresh = True
         else:
-            state.info = info
-    else:
-        if sec is None and state.key_id is None:
+            # Never delivered (the pass stopped before the Secret write): nobody has it.
+            await store.discard_pending(p.owner)
+            await p.reload(state)
+    if not fresh and state.own.matches(held.secret):
+        if held.rotation_generation is not None:
+            state.generation = held.rotation_generation
+    elif not fresh:
+        if sec is None and state.own.current_recorded_id is None:
             reason, why = Reason.ISSUED, ""
         elif sec is None and moved:
             reason, why = Reason.ISSUED, f"spec.secretName changed to {secret_name!r}"
         elif sec is None:
             reason, why = Reason.SECRET_LOST, f"Secret {secret_name!r} was deleted"
+        elif state.own.current_revoked:
+            reason, why = Reason.KEY_REVOKED, "the key was deleted from Coder outside the operator"
         else:
             reason = Reason.SECRET_TAMPERED
-            why = f"Secret {secret_name!r} was modified and no longer holds a valid key"
+            why = f"Secret {secret_name!r} does not hold the key this operator issued"
         await issue(p, spec, name, secret_name, sec, state, reason, why)
         fresh = True
 
@@ -214,7 +226,7 @@ async def converge(
         await remove_old_secret(p, p.current.secret_name)
     if not fresh:
         await rotate_if_due(p, spec, name, secret_name, state)
-    await retire_previous(p, spec, state)
+    await retire_previous(p, state)
     report(p, name, secret_name, state)
 
 

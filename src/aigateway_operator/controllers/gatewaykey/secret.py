@@ -1,16 +1,16 @@
 """What a gateway key's Secret holds, read defensively (it may be missing or edited by hand).
 
-The Secret is written by the operator *before* the row (crash safety, see ``reconcile``): it
-carries the plaintext under data key ``key`` and, as annotations, the id of the key it holds
-and, during a rotation, the id of the key it replaces. Those ids are hints: everything read
-here is checked against Coder's rows before it is acted on.
+The Secret is a delivery target, never an authority: whoever may edit Secrets in the
+namespace may write anything into it. Its value is compared with the hashes the operator
+recorded (a pending key being delivered, the current key); its annotations (the key id it
+was written for, the rotation generation) are hints for people and for this object's own
+rotation schedule, never used to pick a row in Coder.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import re
 import uuid
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -18,14 +18,12 @@ from typing import Protocol
 from aigateway_operator.api.gatewaykey import SECRET_DATA_KEY
 from aigateway_operator.api.identity import (
     GATEWAY_KEY_ID_ANNOTATION,
-    GATEWAY_KEY_PREVIOUS_ID_ANNOTATION,
     GATEWAY_KEY_ROTATION_ANNOTATION,
 )
 from aigateway_operator.kube import SecretData
 
 __all__ = [
     "PREFIX_LENGTH",
-    "SECRET_PATTERN",
     "Held",
     "KeySecrets",
     "held_from",
@@ -34,8 +32,6 @@ __all__ = [
 ]
 
 PREFIX_LENGTH = 11
-#: The shape of a key this operator issues (``store.generate_gateway_secret``).
-SECRET_PATTERN = re.compile(r"cgw_[0-9A-Za-z]{39}")
 
 
 class KeySecrets(Protocol):
@@ -69,17 +65,16 @@ def owner_label_value(name: str) -> str:
 
 @dataclass(frozen=True)
 class Held:
-    """What the Secret holds (all of it optional: it may be missing or edited by hand)."""
+    """What the Secret holds: its value (None when there is no Secret) and the hints."""
 
-    key_id: uuid.UUID | None
-    secret: str = field(repr=False)
-    previous_id: uuid.UUID | None
+    secret: str | None = field(repr=False)
+    key_id_hint: uuid.UUID | None
+    """The ``aigateway.dev/key-id`` annotation: shown to people, never acted on."""
     rotation_generation: int | None
 
     @property
-    def usable(self) -> bool:
-        """A key id and a value of the shape this operator issues."""
-        return self.key_id is not None and bool(SECRET_PATTERN.fullmatch(self.secret))
+    def exists(self) -> bool:
+        return self.secret is not None
 
 
 def parse_uuid(value: str | None) -> uuid.UUID | None:
@@ -92,9 +87,9 @@ def parse_uuid(value: str | None) -> uuid.UUID | None:
 
 
 def held_from(sec: SecretData | None) -> Held:
-    """What ``sec`` holds (nothing usable when it is missing or malformed)."""
+    """What ``sec`` holds (``secret`` None when there is no Secret, "" when it has no value)."""
     if sec is None:
-        return Held(None, "", None, None)
+        return Held(None, None, None)
     raw = sec.data.get(SECRET_DATA_KEY, b"")
     try:
         secret = raw.decode().strip()  # the gateway trims the file too
@@ -104,8 +99,7 @@ def held_from(sec: SecretData | None) -> Held:
     with contextlib.suppress(ValueError):
         generation = int(sec.annotations.get(GATEWAY_KEY_ROTATION_ANNOTATION, ""))
     return Held(
-        key_id=parse_uuid(sec.annotations.get(GATEWAY_KEY_ID_ANNOTATION)),
         secret=secret,
-        previous_id=parse_uuid(sec.annotations.get(GATEWAY_KEY_PREVIOUS_ID_ANNOTATION)),
+        key_id_hint=parse_uuid(sec.annotations.get(GATEWAY_KEY_ID_ANNOTATION)),
         rotation_generation=generation,
     )

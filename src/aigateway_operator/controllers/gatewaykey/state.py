@@ -1,23 +1,27 @@
-"""The key as one pass moves it, and the pass's scratch state.
+"""The key as one pass sees it, and the pass's scratch state.
 
-:class:`KeyState` starts from the object's status and is updated step by step (issue,
-complete, rotate, retire); the status is rebuilt from it at the end. :class:`KeyPass` is the
-shared :class:`~aigateway_operator.controllers.shared.PassScratch` plus what every step needs.
+:class:`KeyState` is what the operator's ownership records say (``store.gateway_key_state``:
+the current, previous and pending keys of this object's identity, joined with Coder's rows),
+re-read after every write of the pass; the status is rebuilt from it at the end. Two things
+come from elsewhere, as hints that only steer this object's own schedule: the rotation
+generation the current key was issued for (the Secret's annotation when the Secret holds the
+current key, else the status) and the time of the last rotation once its previous key is gone
+(the status). Nothing read from a Secret or the status ever names a row to act on.
 """
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from aigateway_operator.api.gatewaykey import GatewayKeyStatus, RotationStatus
-from aigateway_operator.controllers.gatewaykey.secret import KeySecrets, parse_uuid
+from aigateway_operator.api.aiprovider import DeletionPolicy
+from aigateway_operator.api.gatewaykey import GatewayKeySpec, GatewayKeyStatus, RotationStatus
+from aigateway_operator.controllers.gatewaykey.secret import KeySecrets
 from aigateway_operator.controllers.shared import ObjectIdentity, PassScratch
 from aigateway_operator.controllers.wiring import Wiring
-from aigateway_operator.store import GatewayKeyInfo
+from aigateway_operator.store import GatewayKeyInfo, GatewayKeyOwnership, OwnerPolicy, OwnerRef
 
-__all__ = ["KeyPass", "KeyState", "StopPass", "whole_seconds"]
+__all__ = ["KeyPass", "KeyState", "StopPass", "owner_policy", "whole_seconds"]
 
 
 def whole_seconds(when: datetime | None) -> datetime | None:
@@ -25,36 +29,59 @@ def whole_seconds(when: datetime | None) -> datetime | None:
     return when.astimezone(UTC).replace(microsecond=0) if when is not None else None
 
 
+def owner_policy(spec: GatewayKeySpec) -> OwnerPolicy:
+    """``spec.deletionPolicy`` as the ownership records keep it."""
+    return "Orphan" if spec.deletion_policy is DeletionPolicy.ORPHAN else "Delete"
+
+
 @dataclass
 class KeyState:
-    """The key as this pass leaves it (starts from status, updated step by step)."""
+    """The records of this object's keys (authority) plus its own schedule hints."""
 
-    key_id: uuid.UUID | None
-    prefix: str | None
-    created_at: datetime | None
+    own: GatewayKeyOwnership
     generation: int | None
-    previous_id: uuid.UUID | None
-    previous_prefix: str | None
-    retire_after: datetime | None
+    """``spec.rotation.generation`` the current key was issued for."""
     last_rotated_at: datetime | None
-    info: GatewayKeyInfo | None = None
+    grace: timedelta
 
     @classmethod
-    def from_status(cls, status: GatewayKeyStatus) -> KeyState:
+    def of(cls, own: GatewayKeyOwnership, status: GatewayKeyStatus, grace: timedelta) -> KeyState:
         rot = status.rotation or RotationStatus()
-        return cls(
-            key_id=parse_uuid(status.key_id),
-            prefix=status.key_prefix,
-            created_at=status.created_at,
-            generation=rot.generation,
-            previous_id=parse_uuid(rot.previous_key_id),
-            previous_prefix=rot.previous_key_prefix,
-            retire_after=rot.retire_after,
-            last_rotated_at=rot.last_rotated_at,
-        )
+        return cls(own, rot.generation, rot.last_rotated_at, grace)
 
-    def clear_previous(self) -> None:
-        self.previous_id = self.previous_prefix = self.retire_after = None
+    @property
+    def info(self) -> GatewayKeyInfo | None:
+        """The current key's row (None: none recorded, or deleted in Coder)."""
+        return self.own.current
+
+    @property
+    def key_id(self) -> str | None:
+        return str(self.own.current.id) if self.own.current else None
+
+    @property
+    def prefix(self) -> str | None:
+        return self.own.current.secret_prefix if self.own.current else None
+
+    @property
+    def created_at(self) -> datetime | None:
+        return self.own.current.created_at if self.own.current else None
+
+    @property
+    def previous(self) -> GatewayKeyInfo | None:
+        return self.own.previous
+
+    @property
+    def retire_after(self) -> datetime | None:
+        """When the previous key goes at the latest: its rotation plus the grace period."""
+        since = self.own.previous_since
+        if self.own.previous is None or since is None:
+            return None
+        return whole_seconds(since + self.grace)
+
+    @property
+    def rotated_at(self) -> datetime | None:
+        since = self.own.previous_since if self.own.previous is not None else None
+        return since or self.last_rotated_at
 
 
 @dataclass(kw_only=True)
@@ -67,6 +94,15 @@ class KeyPass(PassScratch):
     current: GatewayKeyStatus
     written: list[tuple[str, str, str]] = field(default_factory=list)
     """(namespace, name, resourceVersion) of Secrets this pass wrote: not news to the watch."""
+
+    @property
+    def owner(self) -> OwnerRef:
+        """This object's identity in the ownership records."""
+        return self.ident.owner(self.wiring.settings.instance_id)
+
+    async def reload(self, state: KeyState) -> None:
+        """Re-read the records after a write."""
+        state.own = await self.wiring.store.gateway_key_state(self.owner)
 
 
 class StopPass(Exception):

@@ -35,15 +35,15 @@ def parse_status(body: Mapping[str, Any] | None) -> GatewayKeyStatus:
 
 def report(p: KeyPass, name: str, secret_name: str, state: KeyState) -> None:
     """Issued, SecretInSync and InUse for a key that is in place."""
-    if state.previous_id is not None:
+    if state.previous is not None:
         when = state.retire_after.isoformat() if state.retire_after else "soon"
         p.conditions.append(
             ConditionState.true(
                 ConditionType.ISSUED,
                 Reason.ROTATING,
                 f"Key {name!r} (prefix {state.prefix}) is issued; the previous key (prefix "
-                f"{state.previous_prefix}) is deleted once a gateway uses the new one, at the "
-                f"latest at {when}",
+                f"{state.previous.secret_prefix}) is deleted once a gateway uses the new one, "
+                f"at the latest at {when}",
             )
         )
     else:
@@ -85,10 +85,12 @@ def in_use(heartbeat: datetime | None, now: datetime) -> ConditionState:
 
 
 def key_status(p: KeyPass, name: str, secret_name: str, state: KeyState) -> GatewayKeyStatus:
-    """The status fields (conditions aside) for the key as the pass leaves it."""
+    """The status fields (conditions aside) for the key as the pass leaves it: ids, prefixes
+    and times from the ownership records and Coder's rows."""
     heartbeat = state.info.last_heartbeat_at if state.info is not None else None
+    previous = state.previous
     return GatewayKeyStatus(
-        key_id=str(state.key_id) if state.key_id else None,
+        key_id=state.key_id,
         key_name=name,
         key_prefix=state.prefix,
         coder_version=p.wiring.store.coder_version.release.label,
@@ -97,10 +99,10 @@ def key_status(p: KeyPass, name: str, secret_name: str, state: KeyState) -> Gate
         last_heartbeat_at=whole_seconds(heartbeat),
         rotation=RotationStatus(
             generation=state.generation,
-            previous_key_id=str(state.previous_id) if state.previous_id else None,
-            previous_key_prefix=state.previous_prefix,
-            retire_after=whole_seconds(state.retire_after),
-            last_rotated_at=whole_seconds(state.last_rotated_at),
+            previous_key_id=str(previous.id) if previous else None,
+            previous_key_prefix=previous.secret_prefix if previous else None,
+            retire_after=state.retire_after,
+            last_rotated_at=whole_seconds(state.rotated_at),
         ),
     )
 
