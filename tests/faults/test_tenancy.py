@@ -328,6 +328,34 @@ def test_a_finalizer_removed_by_hand_still_releases_the_row(
         ready_id(k8s_api, other, "handmade")
 
 
+def test_a_gateway_key_whose_finalizer_was_removed_by_hand_is_revoked(
+    operator_factory: Callable[..., OperatorProcess],
+    k8s_api: client.ApiClient,
+    namespace: str,
+    chart_roles: None,
+) -> None:
+    op = started(operator_factory)
+    tenant = editor(k8s_api, namespace)
+    tenant.apply("aigatewaycoderdkeys", "gw", {"secretName": "gw-key"})
+    obj = wait_condition(k8s_api, namespace, "aigatewaycoderdkeys", "gw", "Ready")
+    key_id = obj["status"]["keyID"]
+    assert db_rows(op.database_url, "SELECT count(*) FROM ai_gateway_keys WHERE id = %s",
+                   (key_id,)) == [(1,)]  # fmt: skip
+    tenant.patch("aigatewaycoderdkeys", "gw", {"metadata": {"finalizers": None}})
+    tenant.delete("aigatewaycoderdkeys", "gw")
+
+    def revoked() -> bool:
+        rows = db_rows(op.database_url, "SELECT count(*) FROM ai_gateway_keys WHERE id = %s",
+                       (key_id,))  # fmt: skip
+        records = db_rows(
+            op.database_url,
+            "SELECT count(*) FROM aigateway_operator.owners WHERE row_table = 'ai_gateway_keys'",
+        )
+        return rows == [(0,)] and records == [(0,)]
+
+    wait_for(revoked, 60, "the key of the deleted object revoked and its records gone")
+
+
 def test_a_row_whose_object_went_while_no_operator_ran_is_collected_after_the_grace(
     operator_factory: Callable[..., OperatorProcess],
     k8s_api: client.ApiClient,

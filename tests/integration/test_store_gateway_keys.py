@@ -479,3 +479,31 @@ async def test_legacy_database_is_migrated_from_claims(
     await store.retire_previous(B)
     assert b_old not in await key_rows(store_db)
     assert {coder_made, c_id} <= set(await key_rows(store_db))
+
+
+async def test_collect_spares_a_recreated_object_and_applies_the_recorded_policy(
+    store: Store, store_db: psycopg.AsyncConnection[Any]
+) -> None:
+    """The garbage collector's call: a late delete event of an earlier object of the same
+    identity changes nothing once the re-created object's pass recorded its uid; the records
+    of an object that is really gone go per their policy (Orphan only when all say so)."""
+    old = OwnerRef(kind=KIND, namespace="team-a", name="gw-a", instance="test", uid="old")
+    new = OwnerRef(kind=KIND, namespace="team-a", name="gw-a", instance="test", uid="new")
+    kid, _ = await issue(store, old, "gw-a")
+    assert (await store.gateway_key_state(new)).object_uid == "old"
+    assert await store.record_deletion_policy(new, "Delete") == 1  # the new object's pass
+    assert (await store.gateway_key_state(new)).object_uid == "new"
+    spared = await store.collect_gateway_keys(old)
+    assert (spared.deleted, spared.records) == ((), 0)
+    assert set(await key_rows(store_db)) == {kid}
+    gone = await store.collect_gateway_keys(new)
+    assert [k.id for k in gone.deleted] == [kid]
+    assert await key_rows(store_db) == {}
+    assert await records(store_db) == set()
+    # Orphan recorded: the row stays in Coder, the records go.
+    b_id, secret = uuid.uuid4(), generate_gateway_secret()
+    await store.begin_gateway_key(B, b_id, "gw-b", secret, rotating=False, deletion_policy="Orphan")
+    await store.complete_gateway_key(B, b_id, "gw-b", secret)
+    kept = await store.collect_gateway_keys(B)
+    assert (kept.deleted, kept.released) == ((), (b_id,))
+    assert set(await key_rows(store_db)) == {b_id}

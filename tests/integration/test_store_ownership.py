@@ -71,7 +71,7 @@ async def test_the_current_owner_keeps_the_name_until_it_is_gone(
     before = await snapshot(store_db)
     with pytest.raises(NameTaken, match="held by AIProvider team-a/holder") as info:
         await store.upsert_provider(openai(K2), newcomer, adopt=True)
-    assert info.value.holder == holder.key
+    assert info.value.holder == "AIProvider team-a/holder"
     assert await snapshot(store_db) == before
     # Another operator install against the same Coder: named as such, never as an object.
     other = owner("holder", namespace="team-a", instance="staging")

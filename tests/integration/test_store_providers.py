@@ -263,7 +263,7 @@ async def test_existing_name_is_a_conflict_unless_adopted(
             ),
             adopt=True,
         )
-    assert taken.value.holder == OWNER.key
+    assert taken.value.holder == f"AIProvider {OWNER.namespace}/{OWNER.name}"
     # Release (Orphan): the row stays live and untouched, and stays recorded for OWNER, so
     # the same object applied again takes it back.
     d = await store.delete_provider(OWNER, DeletePolicy.RELEASE)

@@ -133,6 +133,9 @@ class FakeGatewayKeyStore:
         policies = {r.policy for r in self._recs(owner).values()}
         if len(policies) == 1:
             fields["deletion_policy"] = policies.pop()
+        uids = {r.owner.uid for r in self._recs(owner).values()}
+        if len(uids) == 1:
+            fields["object_uid"] = uids.pop()
         for role, rec in self._recs(owner).items():
             row = self.rows.get(rec.row_id)
             if role == "pending":
@@ -262,10 +265,23 @@ class FakeGatewayKeyStore:
 
     async def record_deletion_policy(self, owner: OwnerRef, policy: OwnerPolicy) -> int:
         self._check()
-        changed = [r for r in self._recs(owner).values() if r.policy != policy]
+        changed = [
+            r
+            for r in self._recs(owner).values()
+            if r.policy != policy or (owner.uid and r.owner.uid != owner.uid)
+        ]
         for r in changed:
             r.policy = policy
+            r.owner = owner if owner.uid else r.owner
         return len(changed)
+
+    async def collect_gateway_keys(self, owner: OwnerRef) -> GatewayKeyRelease:
+        self._check()
+        recs = list(self._recs(owner).values())
+        if not recs or (owner.uid and any(r.owner.uid not in ("", owner.uid) for r in recs)):
+            return GatewayKeyRelease((), (), 0)
+        policy: OwnerPolicy = "Orphan" if all(r.policy == "Orphan" for r in recs) else "Delete"
+        return await self.release_gateway_keys(owner, policy)
 
     def add_foreign(self, name: str, owner: OwnerRef | None = None) -> Row:
         """A live row made in Coder (no record), or recorded as ``owner``'s current key."""

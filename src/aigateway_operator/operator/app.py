@@ -26,7 +26,6 @@ from aigateway_operator.controllers.wiring import Wiring, fingerprint_key
 from aigateway_operator.kube import (
     EventRecorder,
     Kube,
-    KubeError,
     SecretMetadataWatch,
     api_client,
     load_configuration,
@@ -106,8 +105,7 @@ class OperatorApp:
             wiring, asyncio.Semaphore(max(2, settings.max_workers // 8))
         )
         try:
-            await self._migrate_ownership(store, kube)
-            await self._take_over_records(kube)
+            await self._take_over_records(store, kube)
         except BaseException:
             # kopf calls start() again after a temporary failure: leave nothing open behind.
             self._wiring = self._providers = self._gateway_keys = None
@@ -137,25 +135,28 @@ class OperatorApp:
             store.primary_key_digest or "none: plaintext",
         )
 
-    async def _take_over_records(self, kube: Kube) -> None:
-        """Before kopf watches anything: move the uid-keyed ownership records of an earlier
-        release to identities (one transaction), then collect the rows of objects that are gone
-        (deleted while no operator ran, finalizer removed by hand). One listing per kind and
-        watched namespace; no pass runs yet, so the listing is the truth."""
+    async def _take_over_records(self, store: Store, kube: Kube) -> None:
+        """Before kopf watches anything (no pass runs yet, so one listing per kind and watched
+        namespace is the truth): move the ownership records of earlier releases to
+        identities (providers: the uid-keyed table; gateway keys: the claims in the objects'
+        status, ``controllers.gatewaykey.legacy``), then let both collectors sweep: rows whose
+        object is gone are collected once missing for ``AIGW_GC_GRACE_S``. A listing that
+        fails raises: kopf retries the startup."""
         settings = self.settings
-        store = self.wiring.store
-        assert self._providers is not None  # noqa: S101 - built just before
-        uids: dict[str, OwnerRef] = {}
-        listed: set[tuple[str, str]] = set()
-        try:
+        providers, gateway_keys = self._providers, self._gateway_keys
+        if providers is None or gateway_keys is None:
+            raise RuntimeError("controllers are built before the records are taken over")
+        listed: dict[str, list[dict[str, Any]]] = {
+            AIPROVIDER.plural: [],
+            AIGATEWAYCODERDKEY.plural: [],
+        }
+        for plural, objects in listed.items():
             for namespace in settings.namespace_list() or (None,):
-                for obj in await kube.list_objects(AIPROVIDER.plural, namespace):
-                    ident = ObjectIdentity.from_body(AIPROVIDER, obj)
-                    uids[ident.uid] = ident.owner(settings.instance_id)
-                    listed.add((ident.namespace, ident.name))
-        except KubeError as exc:
-            log.warning("ownership records not checked at start (%s); the resync will", exc)
-            return
+                objects += await kube.list_objects(plural, namespace)
+        uids: dict[str, OwnerRef] = {}
+        for obj in listed[AIPROVIDER.plural]:
+            ident = ObjectIdentity.from_body(AIPROVIDER, obj)
+            uids[ident.uid] = ident.owner(settings.instance_id)
         moved = await store.migrate_legacy_owners(uids)
         if moved.moved or moved.unknown:
             log.info(
@@ -164,20 +165,23 @@ class OperatorApp:
                 moved.moved,
                 moved.unknown,
             )
-        collected = await self._providers.sweep(listed)
-        if collected:
-            log.info("collected the Coder rows of %d AIProvider(s) that no longer exist", collected)
-
-    async def _migrate_ownership(self, store: Store, kube: Kube) -> None:
-        """Before any pass: record the gateway-key rows the release before ownership records
-        left, from the live objects' status (``controllers.gatewaykey.legacy``)."""
-        if not store.capabilities.has_gateway_keys:
-            return
-        plural = AIGATEWAYCODERDKEY.plural
-        objects: list[dict[str, Any]] = []
-        for namespace in self.settings.namespace_list() or (None,):
-            objects += await kube.list_objects(plural, namespace)
-        await migrate_legacy_gateway_keys(store, objects, self.settings.instance_id)
+        if store.capabilities.has_gateway_keys:
+            await migrate_legacy_gateway_keys(
+                store, listed[AIGATEWAYCODERDKEY.plural], settings.instance_id
+            )
+        for controller, plural in (
+            (providers, AIPROVIDER.plural),
+            (gateway_keys, AIGATEWAYCODERDKEY.plural),
+        ):
+            names = {
+                (str(o["metadata"].get("namespace", "")), str(o["metadata"].get("name", "")))
+                for o in listed[plural]
+            }
+            collected = await controller.sweep(names)
+            if collected:
+                log.info(
+                    "collected the Coder rows of %d %s that no longer exist", collected, plural
+                )
 
     async def stop(self) -> None:
         for watch in self._watches:
@@ -193,8 +197,9 @@ class OperatorApp:
         for controller in (self._providers, self._gateway_keys):
             if controller is not None:
                 await controller.runner.drain(DRAIN_S)
-        if self._providers is not None:
-            await self._providers.stop()
+        for controller in (self._providers, self._gateway_keys):
+            if controller is not None:
+                await controller.stop()
         if self._wiring.events is not None:
             await self._wiring.events.stop()
         await self._wiring.store.close()

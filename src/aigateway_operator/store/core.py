@@ -558,6 +558,13 @@ class Store:
             "release AI Gateway keys", lambda conn: self._gateway.release(conn, owner, policy)
         )
 
+    async def collect_gateway_keys(self, owner: OwnerRef) -> GatewayKeyRelease:
+        """The AIGatewayCoderdKey is gone (deleted without our finalizer, or while no operator
+        ran): apply the deletion policy recorded with its rows (see ``collect``)."""
+        return await self._run(
+            "collect AI Gateway keys", lambda conn: self._gateway.collect(conn, owner)
+        )
+
     async def record_deletion_policy(self, owner: OwnerRef, policy: OwnerPolicy) -> int:
         """Keep the policy recorded with ``owner``'s records equal to its spec (the garbage
         collector applies it when the object is gone); the number of records changed."""

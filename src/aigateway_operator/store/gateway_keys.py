@@ -296,7 +296,8 @@ class GatewayKeyOps:
         self._caps.require_gateway_keys()
         cur = await conn.execute(
             f"SELECT o.role, o.row_id, o.secret_hash, o.secret_prefix, o.rotating, "  # noqa: S608
-            f"o.deletion_policy, o.created_at, o.updated_at, {self._k_cols}, k.hashed_secret "
+            f"o.deletion_policy, o.created_at, o.updated_at, {self._k_cols}, k.hashed_secret, "
+            "o.object_uid "
             f"FROM {OWNERS} o LEFT JOIN ai_gateway_keys k "
             "ON k.id = o.row_id AND o.role <> 'pending' "
             f"WHERE o.{_OWNER_WHERE.replace(' AND ', ' AND o.')}",
@@ -308,6 +309,9 @@ class GatewayKeyOps:
         policies = {r[5] for r in rows}
         if len(policies) == 1:
             fields["deletion_policy"] = policies.pop()
+        uids = {r[14] for r in rows}
+        if len(uids) == 1:
+            fields["object_uid"] = uids.pop()
         for r in rows:
             role, row_id = r[0], r[1]
             live = self._info(r[8:13]) if r[8] is not None else None
@@ -639,13 +643,34 @@ class GatewayKeyOps:
     async def record_deletion_policy(
         self, conn: AsyncConnection[Any], owner: OwnerRef, policy: OwnerPolicy
     ) -> int:
+        """Set the policy (and, when ``owner.uid`` is given, the object uid) on every record."""
         async with conn.transaction():
             cur = await conn.execute(
-                f"UPDATE {OWNERS} SET deletion_policy = %(policy)s, updated_at = now() "  # noqa: S608
-                f"WHERE {_OWNER_WHERE} AND deletion_policy <> %(policy)s",
-                _owner_params(owner, policy=policy),
+                f"UPDATE {OWNERS} SET deletion_policy = %(policy)s, "  # noqa: S608
+                "object_uid = coalesce(nullif(%(uid)s, ''), object_uid), updated_at = now() "
+                f"WHERE {_OWNER_WHERE} AND (deletion_policy <> %(policy)s "
+                "OR (%(uid)s <> '' AND object_uid <> %(uid)s))",
+                _owner_params(owner, policy=policy, uid=owner.uid),
             )
             return cur.rowcount
+
+    async def collect(self, conn: AsyncConnection[Any], owner: OwnerRef) -> GatewayKeyRelease:
+        """The object is gone without our finalizer: release per the recorded policy (Orphan
+        only when every record says so). With ``owner.uid`` set, records written for another
+        object of the same identity (re-created since) are that object's and stay."""
+        self._caps.require_gateway_keys()
+        cur = await conn.execute(
+            f"SELECT deletion_policy, object_uid FROM {OWNERS} WHERE {_OWNER_WHERE}",  # noqa: S608
+            _owner_params(owner),
+        )
+        rows = await cur.fetchall()
+        await conn.rollback()
+        if not rows:
+            return GatewayKeyRelease(deleted=(), released=(), records=0)
+        if owner.uid and any(uid and uid != owner.uid for _, uid in rows):
+            return GatewayKeyRelease(deleted=(), released=(), records=0)
+        policy: OwnerPolicy = "Orphan" if all(p == "Orphan" for p, _ in rows) else "Delete"
+        return await self.release(conn, owner, policy)
 
     # --- the release before ownership records -------------------------------------------------
 

@@ -438,6 +438,9 @@ class GatewayKeyOwnership:
     """The policy recorded with the owner's records (None: no records, or they disagree)."""
     current_hash: bytes | None = field(default=None, repr=False)
     """sha256 of the current row's secret as Coder stores it (compare with :meth:`matches`)."""
+    object_uid: str = ""
+    """The uid of the object the records were written for ("" when none, or they disagree):
+    a late delete event of an earlier object of the same identity must not collect them."""
 
     @property
     def current_revoked(self) -> bool:

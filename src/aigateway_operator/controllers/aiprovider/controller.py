@@ -9,23 +9,16 @@ What wakes an AIProvider besides its own watch events:
   ai_providers_changed``, then one query over every tracked row);
 - the provider name it waits for becoming free (the holder's deletion pokes the others).
 
-**Garbage collection.** A row whose object is gone without our finalizer having released it
-(created and deleted before kopf added the finalizer, a finalizer removed by hand, an object
-deleted while no operator ran) is released per the deletion policy recorded with it: at once
-when kopf reports the object deleted (:meth:`forget`, unless the record was rewritten for a
-newer object of the same identity), and by :meth:`sweep`, which compares the records of this
-operator install with the objects that exist at start and every resync interval and collects
-a record whose object has been missing for ``AIGW_GC_GRACE_S``. Nothing is collected on a
-guess: an object not yet seen is looked up first (only a 404 counts).
+**Garbage collection** of rows whose object is gone without our finalizer having released
+them: :mod:`aigateway_operator.controllers.collector` (at once on the watch's delete event,
+and by the sweep after ``AIGW_GC_GRACE_S``), applying the policy recorded with the row.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import time
-from collections.abc import Coroutine, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from aigateway_operator.api.identity import AIPROVIDER
@@ -33,11 +26,11 @@ from aigateway_operator.controllers.aiprovider import finalize as finalizing
 from aigateway_operator.controllers.aiprovider import reconcile as reconciling
 from aigateway_operator.controllers.aiprovider.drift import DriftTracker
 from aigateway_operator.controllers.aiprovider.index import ProviderIndex, effective_name
+from aigateway_operator.controllers.collector import Collector
 from aigateway_operator.controllers.runner import Body, Runner
 from aigateway_operator.controllers.shared import ObjectIdentity, PassOutcome, forget_object
 from aigateway_operator.controllers.wiring import Wiring
-from aigateway_operator.kube import KubeError
-from aigateway_operator.store import OwnerRef, StoreError
+from aigateway_operator.store import OwnerRef
 
 __all__ = ["AIProviderController"]
 
@@ -52,14 +45,19 @@ class AIProviderController:
         self.index = ProviderIndex()
         self.drift = DriftTracker()
         self.runner = Runner(self, wiring, limit, resync_s=wiring.settings.resync_interval_s)
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self._last_sweep = 0.0
-        self._missing_since: dict[tuple[str, str, str, str], float] = {}
+        self.collector = Collector(
+            self.kind,
+            wiring,
+            collect=self._collect,
+            known=self.index.has,
+            # Orphan: left in place on purpose; the same identity re-created takes it back.
+            skip=lambda r: r.row_table != "ai_providers" or r.deletion_policy == "Orphan",
+        )
 
     # --- KindPasses -----------------------------------------------------------------------
 
     async def reconcile(self, body: Body) -> PassOutcome:
-        self._maybe_sweep()
+        self.collector.maybe_sweep()
         ident = ObjectIdentity.from_body(self.kind, body)
         outcome = await reconciling.reconcile(
             self.wiring, ident, body.get("spec"), body.get("status")
@@ -97,7 +95,12 @@ class AIProviderController:
         self.index.remove(ident.uid)
         self.drift.forget(ident.uid)
         forget_object(ident)
-        self._spawn(self._collect(ident.owner(self.wiring.settings.instance_id), lock, name))
+
+        def wake_waiters() -> None:
+            if name is not None:
+                self.runner.poke(c.uid for c in self.index.claims(name))
+
+        self.collector.deleted(ident.owner(self.wiring.settings.instance_id), lock, wake_waiters)
 
     def _released(self, ident: ObjectIdentity, spec: Mapping[str, Any]) -> None:
         """The object's row is released: stop tracking it and wake whoever waits for its name."""
@@ -109,98 +112,15 @@ class AIProviderController:
 
     # --- garbage collection -----------------------------------------------------------------
 
-    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
-        task = asyncio.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _collect(self, owner: OwnerRef, lock: asyncio.Lock | None, name: str | None) -> bool:
-        """Apply the deletion policy recorded with ``owner``'s row, if a record is left;
-        whether anything was collected. Failures are logged: the next sweep retries."""
-        try:
-            async with lock or contextlib.nullcontext():
-                result = await self.wiring.store.collect_provider(owner)
-        except StoreError as exc:
-            log.warning(
-                "[%s/%s] collecting the Coder row failed: %s", owner.namespace, owner.name, exc
-            )
-            return False
-        if result.action == "absent":
-            return False
-        log.info(
-            "[%s/%s] the AIProvider is gone; its Coder row was %s (the recorded policy)",
-            owner.namespace,
-            owner.name,
-            "soft-deleted" if result.action == "deleted" else "released",
-        )
-        if name is not None:
-            self.runner.poke(c.uid for c in self.index.claims(name))
-        return True
-
-    def _maybe_sweep(self) -> None:
-        """A sweep at most once per resync interval, run from a pass (so only where kopf lets
-        passes run)."""
-        now = time.monotonic()
-        if now - self._last_sweep >= self.wiring.settings.resync_interval_s:
-            self._last_sweep = now
-            self._spawn(self.sweep())
+    async def _collect(self, owner: OwnerRef) -> bool:
+        result = await self.wiring.store.collect_provider(owner)
+        return result.action != "absent"
 
     async def sweep(self, listed: set[tuple[str, str]] | None = None) -> int:
-        """Collect the rows recorded for AIProviders of this install whose object has been
-        missing (in the watched namespaces) for ``AIGW_GC_GRACE_S``; how many.
-
-        ``listed``: the ``(namespace, name)`` of every AIProvider, from a listing made before
-        any pass could run (at start); without it, an object not seen by the watch is looked
-        up in the API server, and only a 404 counts as missing. The grace keeps a cluster
-        rebuilt from Git whole while its objects arrive after the operator: a re-applied
-        object takes its row back (same identity) and nothing was deleted meanwhile. The
-        clock restarts with the process, which only ever delays a collection.
-        """
-        settings = self.wiring.settings
-        watched = set(settings.namespace_list())
-        try:
-            records = await self.wiring.store.owner_records(settings.instance_id)
-        except StoreError as exc:
-            log.warning("ownership sweep skipped: %s", exc)
-            return 0
-        now = time.monotonic()
-        missing: dict[tuple[str, str, str, str], float] = {}
-        collected = 0
-        for record in records:
-            owner = record.owner
-            if owner.kind != self.kind.kind or record.row_table != "ai_providers":
-                continue
-            if record.deletion_policy == "Orphan":
-                continue  # left in place on purpose; the same object re-created takes it
-            if watched and owner.namespace not in watched:
-                continue
-            if not await self._missing(owner, listed):
-                continue
-            since = missing[owner.key] = self._missing_since.get(owner.key, now)
-            if now - since >= settings.gc_grace_s and await self._collect(owner, None, None):
-                collected += 1
-                del missing[owner.key]
-        self._missing_since = missing
-        return collected
-
-    async def _missing(self, owner: OwnerRef, listed: set[tuple[str, str]] | None) -> bool:
-        """Whether ``owner``'s object does not exist: absent from ``listed``, or (without a
-        listing) unknown to the watch and answered 404 by the API server."""
-        if listed is not None:
-            return (owner.namespace, owner.name) not in listed
-        if self.index.has(owner.namespace, owner.name):
-            return False
-        try:
-            found = await self.wiring.kube.get_object(self.kind.plural, owner.namespace, owner.name)
-        except KubeError as exc:
-            log.warning("ownership sweep: %s", exc)
-            return False
-        return found is None
+        return await self.collector.sweep(listed)
 
     async def stop(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.collector.stop()
 
     # --- other event sources --------------------------------------------------------------
 

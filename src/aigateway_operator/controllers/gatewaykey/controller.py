@@ -5,6 +5,9 @@ What wakes a gateway key besides its own watch events: its Secret changing or di
 (:meth:`secret_changed`, fed by the metadata-only Secret watch; only Secrets carrying our
 owner label count, and our own writes are recognised by resourceVersion), and the pass's own
 ``next_due`` (heartbeat mirror, grace period, scheduled rotation).
+
+Keys whose object is gone without our finalizer having released them are collected by
+:mod:`aigateway_operator.controllers.collector` per the policy recorded with them.
 """
 
 from __future__ import annotations
@@ -14,12 +17,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from aigateway_operator.api.identity import AIGATEWAYCODERDKEY, GATEWAY_KEY_OWNER_LABEL
+from aigateway_operator.controllers.collector import Collector
 from aigateway_operator.controllers.gatewaykey import finalize as finalizing
 from aigateway_operator.controllers.gatewaykey import reconcile as reconciling
 from aigateway_operator.controllers.gatewaykey.finalize import BLOCKED_RETRY_S
 from aigateway_operator.controllers.runner import Body, Runner
 from aigateway_operator.controllers.shared import ObjectIdentity, PassOutcome, forget_object
 from aigateway_operator.controllers.wiring import Wiring
+from aigateway_operator.store import OwnerRef
 
 __all__ = ["GatewayKeyController"]
 
@@ -33,10 +38,20 @@ class GatewayKeyController:
         self._written: dict[tuple[str, str], str] = {}
         """Secrets our passes wrote last: (namespace, name) -> resourceVersion."""
         self._blocked_retry = min(BLOCKED_RETRY_S, wiring.settings.heartbeat_interval_s)
+        self._objects: dict[str, tuple[str, str]] = {}
+        """uid -> (namespace, name) of every object the watch has shown."""
+        self.collector = Collector(
+            self.kind,
+            wiring,
+            collect=self._collect,
+            known=lambda ns, name: (ns, name) in self._objects.values(),
+            skip=lambda r: r.row_table != "ai_gateway_keys",
+        )
 
     # --- KindPasses -----------------------------------------------------------------------
 
     async def reconcile(self, body: Body) -> PassOutcome:
+        self.collector.maybe_sweep()
         ident = ObjectIdentity.from_body(self.kind, body)
         outcome, written = await reconciling.reconcile(
             self.wiring, self.wiring.kube, ident, body.get("spec"), body.get("status")
@@ -59,10 +74,33 @@ class GatewayKeyController:
         return outcome
 
     def observed(self, event_type: str | None, body: Mapping[str, Any]) -> None:
-        return None
+        meta = body.get("metadata") or {}
+        uid = str(meta.get("uid", ""))
+        if not uid:
+            return
+        if event_type == "DELETED":
+            self._objects.pop(uid, None)
+        else:
+            self._objects[uid] = (str(meta.get("namespace", "")), str(meta.get("name", "")))
 
     def forget(self, ident: ObjectIdentity, lock: asyncio.Lock | None) -> None:
         forget_object(ident)
+        self._objects.pop(ident.uid, None)
+        self.collector.deleted(ident.owner(self.wiring.settings.instance_id), lock)
+
+    # --- garbage collection -----------------------------------------------------------------
+
+    async def _collect(self, owner: OwnerRef) -> bool:
+        if not self.wiring.store.capabilities.has_gateway_keys:
+            return False
+        result = await self.wiring.store.collect_gateway_keys(owner)
+        return bool(result.records)
+
+    async def sweep(self, listed: set[tuple[str, str]] | None = None) -> int:
+        return await self.collector.sweep(listed)
+
+    async def stop(self) -> None:
+        await self.collector.stop()
 
     def _remember(self, written: list[tuple[str, str, str]]) -> None:
         for namespace, secret, version in written:

@@ -180,7 +180,9 @@ async def converge(
         raise StopPass
 
     policy = owner_policy(spec)
-    if state.own.recorded and state.own.deletion_policy != policy:
+    if state.own.recorded and (
+        state.own.deletion_policy != policy or (p.owner.uid and state.own.object_uid != p.owner.uid)
+    ):
         await store.record_deletion_policy(p.owner, policy)
     held = held_from(sec)
     moved = p.current.secret_name not in (None, secret_name)
