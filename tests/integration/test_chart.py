@@ -219,6 +219,7 @@ def test_default_is_cluster_wide_two_replicas_with_peering(render: Render) -> No
     assert env["AIGW_ALLOW_PLAINTEXT"] == "false"
     assert env["AIGW_ADOPTION_NAMESPACES"] == ""
     assert env["AIGW_LOG_FORMAT"] == "text"
+    assert env["AIGW_SECRET_ACCESS"] == "annotated", "safe where namespace tenants exist"
     assert "PGSSLROOTCERT" not in env
     # Secrets are referenced and mounted as files, never values in the manifest.
     assert "AIGW_DATABASE_URL" not in env

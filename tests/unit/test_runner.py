@@ -289,3 +289,31 @@ async def test_a_deleting_object_gets_no_pass_and_deleted_objects_are_forgotten(
         assert rig.runner.known() == []
     finally:
         await rig.close()
+
+
+async def test_no_pass_after_deletion_even_from_a_stale_body(rig: Rig) -> None:
+    """kopf's view of an object can still show it alive (finalizer on, no deletion mark)
+    after the watch said DELETED or the release ran: no pass may write for it again (the
+    create/delete race once re-created rows this way, after they were collected)."""
+    live = rig.serve()
+    await rig.until(lambda: rig.kind.passes == ["p"], "the first pass")
+    stale = copy.deepcopy(live)
+    rig.runner.observe("DELETED", stale)
+    live["metadata"]["generation"] = 2  # a stale body still "changing"
+    rig.runner.poke(["u1"])
+    await rig.until(lambda: all(t.done() for t in rig.tasks), "the daemon to end")
+    assert rig.kind.passes == ["p"]
+
+    other = make_rig(obj(uid="u2"))
+    try:
+        body = other.serve()
+        await other.until(lambda: other.kind.passes == ["p"], "the first pass")
+        await other.runner.release(copy.deepcopy(body))  # kopf's on.delete, done
+        other.runner.observe(
+            "MODIFIED", {**body, "metadata": {**body["metadata"], "generation": 3}}
+        )
+        await other.until(lambda: all(t.done() for t in other.tasks), "the daemon to end")
+        assert other.kind.passes == ["p"]
+        assert other.kind.finalized == ["p"]
+    finally:
+        await other.close()

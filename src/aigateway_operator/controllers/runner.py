@@ -123,6 +123,10 @@ class _Slot:
     failures: int = 0
     live: Mapping[str, Any] | None = None
     """kopf's live view of the object while its daemon runs."""
+    ending: bool = False
+    """The object is being deleted or is gone (a watch event said so, or its release is
+    done): no pass runs for it again, whatever a stale body says. Never reset: a re-created
+    object of the same name has another uid, so another slot."""
 
 
 class Runner:
@@ -157,12 +161,15 @@ class Runner:
         if event_type == "DELETED":
             slot = self._slots.pop(uid, None)
             if slot is not None:
+                slot.ending = True
                 slot.wake.set()
             self.passes.forget(
                 ObjectIdentity.from_body(self.kind, body), slot.lock if slot else None
             )
             return
         slot = self._slot(uid)
+        if meta.get("deletionTimestamp"):
+            slot.ending = True
         if marker(body) != slot.taken:
             slot.wake.set()
 
@@ -197,14 +204,14 @@ class Runner:
         slot = self._slot(uid)
         slot.live = body
         try:
-            while not stopped():
+            while not stopped() and not slot.ending:
                 slot.wake.clear()
                 task = asyncio.create_task(self._pass(slot), name=f"aigw-pass-{uid}")
                 self._inflight.add(task)
                 task.add_done_callback(self._inflight.discard)
                 # A started pass finishes even if kopf cancels the daemon meanwhile.
                 delay = await asyncio.shield(task)
-                if stopped():
+                if stopped() or slot.ending:
                     break
                 try:
                     async with asyncio.timeout(delay):
@@ -250,7 +257,9 @@ class Runner:
 
     async def _locked_pass(self, slot: _Slot) -> float:
         body = self._snapshot(slot)
-        if body is None:
+        if body is None or slot.ending:
+            # Checked under the lock: a release or a collection that held it has run, and
+            # kopf's view of a deleted object may still show it alive.
             return self._resync()
         meta = body.get("metadata") or {}
         slot.taken = marker(body)
@@ -336,6 +345,7 @@ class Runner:
         if slot.written is not None and _rv(slot.written) > _rv(snapshot):
             snapshot["status"] = copy.deepcopy(slot.written.get("status"))
         ident = ObjectIdentity.from_body(self.kind, snapshot)
+        slot.ending = True  # kopf calls this only for an object being deleted
         async with slot.lock:
             outcome = await (run or self.passes.finalize)(snapshot)
         if outcome.done:
