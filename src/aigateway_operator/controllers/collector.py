@@ -29,6 +29,7 @@ from dataclasses import replace
 from typing import Any
 
 from aigateway_operator.api.identity import Kind
+from aigateway_operator.controllers.shared import log_ref
 from aigateway_operator.controllers.wiring import Wiring
 from aigateway_operator.kube import KubeError
 from aigateway_operator.store import OwnerRecord, OwnerRef, StoreError
@@ -146,19 +147,17 @@ class Collector:
                 done = await self._collect(owner)
         except StoreError as exc:
             log.warning(
-                "[%s/%s] collecting the %s's rows failed: %s; the sweep retries",
-                owner.namespace,
-                owner.name,
+                "collecting the %s's rows failed: %s; the sweep retries",
                 self.kind.kind,
                 exc,
+                extra=log_ref(self.kind, owner.namespace, owner.name, owner.uid),
             )
             return False
         if done:
             log.info(
-                "[%s/%s] the %s is gone; its Coder rows were collected (the recorded policy)",
-                owner.namespace,
-                owner.name,
+                "the %s is gone; its Coder rows were collected (the recorded policy)",
                 self.kind.kind,
+                extra=log_ref(self.kind, owner.namespace, owner.name, owner.uid),
             )
             if then is not None:
                 then()

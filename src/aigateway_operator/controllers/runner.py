@@ -275,7 +275,7 @@ class Runner:
             metrics.RECONCILES.labels(self.kind.kind, "error").inc()
             delay = self._backoff(slot, ERROR_BACKOFF_S)
             log.exception(
-                "[%s] %s pass failed; retrying in %.1fs", ident.label, self.kind.kind, delay
+                "%s pass failed; retrying in %.1fs", self.kind.kind, delay, extra=ident.log
             )
             return delay
         record_pass(ident, outcome)  # metrics first: they must not lag behind status
@@ -286,9 +286,9 @@ class Runner:
             if exc.status == 404:
                 return self._resync()
             delay = self._backoff(slot, 0.5 if exc.status in (409, 422) else 5.0)
-            log.warning("[%s] %s; retrying in %.1fs", ident.label, exc, delay)
+            log.warning("%s; retrying in %.1fs", exc, delay, extra=ident.log)
             return delay
-        log.info("[%s] %s pass done%s", ident.label, self.kind.kind, _summary(outcome))
+        log.info("%s pass done%s", self.kind.kind, _summary(outcome), extra=ident.log)
         return self._next(slot, outcome)
 
     async def _apply(
@@ -358,7 +358,7 @@ class Runner:
         try:
             await self._apply(slot, ident, snapshot, outcome)
         except KubeError as exc:
-            log.warning("[%s] %s", ident.label, exc)
+            log.warning("%s", exc, extra=ident.log)
         return outcome
 
 

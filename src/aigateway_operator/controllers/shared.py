@@ -56,6 +56,14 @@ RETRY_KEYS = 60.0
 RETRY_SCHEMA = 300.0
 
 
+def log_ref(kind: Kind, namespace: str, name: str, uid: str = "") -> dict[str, Any]:
+    """``extra=`` for a log line about one object: kopf's formatters then prefix it with
+    ``[namespace/name]`` (text) or add the object as a field (``AIGW_LOG_FORMAT=json``),
+    exactly as for kopf's own per-object lines."""
+    ref = {"apiVersion": kind.api_version, "kind": kind.kind, "namespace": namespace}
+    return {"k8s_ref": {**ref, "name": name, "uid": uid}}
+
+
 @dataclass(frozen=True)
 class ObjectIdentity:
     """The object a pass is about, as plain values."""
@@ -86,6 +94,11 @@ class ObjectIdentity:
     def label(self) -> str:
         """``namespace/name``, how logs and messages name the object."""
         return f"{self.namespace}/{self.name}"
+
+    @property
+    def log(self) -> dict[str, Any]:
+        """``extra=`` for a log line about this object (see :func:`log_ref`)."""
+        return log_ref(self.kind, self.namespace, self.name, self.uid)
 
     def owner(self, instance: str) -> OwnerRef:
         """The store's view of the object that owns its rows: this operator install

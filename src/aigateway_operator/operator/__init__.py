@@ -22,7 +22,7 @@ from typing import Any, cast
 
 import kopf
 
-from aigateway_operator.config import Settings
+from aigateway_operator.config import LogFormat, Settings
 from aigateway_operator.operator import aiprovider, gatewaykey, lifecycle
 from aigateway_operator.operator.app import OperatorApp
 from aigateway_operator.operator.probes import ProbeServer
@@ -91,7 +91,18 @@ async def main(
     (the in-process integration tests).
     """
     if configure_logging:
-        kopf.configure(verbose=verbose, log_prefix=True)
+        # kopf's own formatters for every logger: per-object lines (kopf's and ours, which
+        # pass the object as ``extra``, see controllers.shared.log_ref) are prefixed with
+        # [namespace/name]; in JSON each line is one object with the object as a field.
+        kopf.configure(
+            verbose=verbose,
+            log_prefix=True,
+            log_format=(
+                kopf.LogFormat.JSON
+                if settings.log_format is LogFormat.JSON
+                else kopf.LogFormat.FULL
+            ),
+        )
     cap_third_party_loggers()
     if not verbose:
         # "Handler 'observe' succeeded" for every watch event is noise (and CPU under load);

@@ -28,7 +28,12 @@ from aigateway_operator.controllers.aiprovider.drift import DriftTracker
 from aigateway_operator.controllers.aiprovider.index import ProviderIndex, effective_name
 from aigateway_operator.controllers.collector import Collector
 from aigateway_operator.controllers.runner import Body, Runner
-from aigateway_operator.controllers.shared import ObjectIdentity, PassOutcome, forget_object
+from aigateway_operator.controllers.shared import (
+    ObjectIdentity,
+    PassOutcome,
+    forget_object,
+    log_ref,
+)
 from aigateway_operator.controllers.wiring import Wiring
 from aigateway_operator.store import OwnerRef
 
@@ -142,11 +147,10 @@ class AIProviderController:
             return 0
         versions = await self.wiring.store.provider_row_versions(snap.row_ids())
         changed = self.drift.changed(snap, versions, self.runner.busy())
-        for _uid, tracked in changed:
+        for uid, tracked in changed:
             log.info(
-                "[%s/%s] Coder row of AIProvider changed outside the operator",
-                tracked.namespace,
-                tracked.name,
+                "Coder row of AIProvider changed outside the operator",
+                extra=log_ref(self.kind, tracked.namespace, tracked.name, uid),
             )
         return self.runner.poke(uid for uid, _ in changed)
 
