@@ -5,17 +5,22 @@
 --                Ready not True for a reason that can fix itself (a missing Secret, the
 --                database unreachable, STS unavailable, ...)
 --   Degraded     Stalled=True, or Ready=False for a reason that needs a person:
---                NameConflict, InvalidSpec, SecretNotOwned, EncryptionKeyMismatch,
---                SchemaMismatch
+--                the reasons in `terminal` (the operator's STALLED_REASONS; it also
+--                sets Stalled=True for them)
 -- Conditions follow kstatus: Reconciling while a pass is pending, Stalled for states that
 -- will not fix themselves. Tested in tests/unit/test_argocd_health.py.
 local hs = {status = "Progressing", message = "Waiting for the operator"}
 local terminal = {
-  NameConflict = true,
-  InvalidSpec = true,
-  SecretNotOwned = true,
   EncryptionKeyMismatch = true,
+  InsufficientPrivileges = true,
+  InvalidSpec = true,
+  NameConflict = true,
+  NotSupportedByCoder = true,
+  PlaintextRefused = true,
   SchemaMismatch = true,
+  SecretNotOwned = true,
+  TypeMismatch = true,
+  UnsupportedByOperator = true,
 }
 local generation = obj.metadata and obj.metadata.generation or nil
 

@@ -4,12 +4,14 @@ as Argo CD runs it: the object as the global ``obj``, a table with status and me
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from aigateway_operator.api.common import STALLED_REASONS
 from tests.support.argocd import argocd_health
 
 pytestmark = pytest.mark.unit
@@ -18,13 +20,8 @@ pytestmark = pytest.mark.unit
 ARGOCD = Path(__file__).resolve().parents[2] / "deploy" / "argocd"
 SCRIPT = (ARGOCD / "health.lua").read_text()
 KINDS = ("AIProvider", "AIGatewayCoderdKey")
-TERMINAL = (
-    "NameConflict",
-    "InvalidSpec",
-    "SecretNotOwned",
-    "EncryptionKeyMismatch",
-    "SchemaMismatch",
-)
+#: The operator's own list (it sets Stalled=True for these): the script must agree.
+TERMINAL = tuple(sorted(STALLED_REASONS))
 
 
 def health(obj: dict[str, Any]) -> tuple[str, str]:
@@ -152,6 +149,12 @@ def test_status_observed_generation_is_used_when_conditions_lack_one() -> None:
     behind = obj("AIProvider", ready, generation=3)
     behind["status"]["observedGeneration"] = 2
     assert health(behind)[0] == "Progressing"
+
+
+def test_the_scripts_terminal_reasons_are_the_operators_stalled_reasons() -> None:
+    block = re.search(r"local terminal = \{(.*?)\}", SCRIPT, re.S)
+    assert block is not None
+    assert set(re.findall(r"(\w+) = true", block.group(1))) == set(STALLED_REASONS)
 
 
 def test_argocd_cm_snippet_carries_the_same_script_for_both_kinds() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -18,6 +18,7 @@ from aigateway_operator.api import (
     Reason,
     SecretKeyRef,
 )
+from aigateway_operator.api.common import STALLED_REASONS, Condition
 from aigateway_operator.status import (
     ConditionState,
     merge_conditions,
@@ -43,10 +44,16 @@ ALL_GOOD = [
 ]
 
 
+def of(conditions: Sequence[Condition], type_: str) -> Condition:
+    return next(c for c in conditions if c.type == type_)
+
+
 def test_ready_true_when_all_true() -> None:
     merged = merge_conditions((), ALL_GOOD, generation=1, clock=at(T0))
-    assert [c.type for c in merged] == ["SecretsResolved", "CredentialsValid", "Synced", "Ready"]
-    ready = merged[-1]
+    assert [c.type for c in merged] == [
+        "SecretsResolved", "CredentialsValid", "Synced", "Ready", "Reconciling", "Stalled"
+    ]  # fmt: skip
+    ready = of(merged, "Ready")
     assert (ready.status, ready.reason) == (ConditionStatus.TRUE, Reason.READY)
     assert all(c.observed_generation == 1 and c.last_transition_time == T0 for c in merged)
 
@@ -89,21 +96,49 @@ def test_ready_false_copies_first_failing_reason() -> None:
         generation=4,
         clock=at(T0),
     )
-    ready = merged[-1]
+    ready = of(merged, "Ready")
     assert ready.status is ConditionStatus.FALSE
     assert ready.reason == Reason.SECRET_NOT_FOUND
     assert ready.message == "SecretsResolved: Secret 'a' not found"
+    # kstatus: a missing Secret can appear, so this is Reconciling, not Stalled.
+    assert of(merged, "Reconciling").status is ConditionStatus.TRUE
+    assert of(merged, "Reconciling").reason == Reason.SECRET_NOT_FOUND
+    assert of(merged, "Stalled").status is ConditionStatus.FALSE
+
+
+@pytest.mark.parametrize("reason", sorted(STALLED_REASONS))
+def test_a_state_that_needs_a_person_is_stalled_not_reconciling(reason: str) -> None:
+    merged = merge_conditions(
+        (),
+        [*ALL_GOOD[:2], ConditionState.false(ConditionType.SYNCED, reason, "needs a person")],
+        generation=3,
+        clock=at(T0),
+    )
+    stalled, reconciling = of(merged, "Stalled"), of(merged, "Reconciling")
+    assert (stalled.status, stalled.reason) == (ConditionStatus.TRUE, reason)
+    assert "needs a person" in stalled.message
+    assert reconciling.status is ConditionStatus.FALSE
+    assert stalled.observed_generation == 3
+
+
+def test_ready_is_neither_reconciling_nor_stalled() -> None:
+    merged = merge_conditions((), ALL_GOOD, generation=1, clock=at(T0))
+    assert of(merged, "Reconciling").status is ConditionStatus.FALSE
+    assert of(merged, "Stalled").status is ConditionStatus.FALSE
 
 
 def test_ready_unknown_when_a_dependency_is_missing_or_stale() -> None:
     partial = merge_conditions((), ALL_GOOD[:2], generation=1, clock=at(T0))
-    assert (partial[-1].status, partial[-1].reason) == (ConditionStatus.UNKNOWN, Reason.PENDING)
-    assert "Synced" in partial[-1].message
+    assert (of(partial, "Ready").status, of(partial, "Ready").reason) == (
+        ConditionStatus.UNKNOWN,
+        Reason.PENDING,
+    )
+    assert "Synced" in of(partial, "Ready").message
 
     good = merge_conditions((), ALL_GOOD, generation=1, clock=at(T0))
     # Generation 2: only secrets re-evaluated so far; stale Trues do not make it Ready.
     stale = merge_conditions(good, ALL_GOOD[:1], generation=2, clock=at(T1))
-    ready = stale[-1]
+    ready = of(stale, "Ready")
     assert (ready.status, ready.reason) == (ConditionStatus.UNKNOWN, Reason.PENDING)
     assert ready.last_transition_time == T1
     assert "generation 2" in ready.message
@@ -124,9 +159,12 @@ def test_explicit_ready_wins_and_unknown_types_are_kept() -> None:
         "CredentialsValid",
         "Synced",
         "Ready",
+        "Reconciling",
+        "Stalled",
         "example.com/Custom",
     ]
-    assert merged[3].reason == Reason.DELETING
+    assert of(merged, "Ready").reason == Reason.DELETING
+    assert of(merged, "Reconciling").status is ConditionStatus.TRUE, "deleting is in progress"
 
 
 def test_clock_is_normalised_and_must_be_aware() -> None:
@@ -244,4 +282,4 @@ def test_merging_the_same_states_twice_is_a_fixed_point(
     assert once == twice
     status = AIProviderStatus(conditions=twice)
     assert status_patch(AIProviderStatus(conditions=once).to_body(), status) == {}
-    assert summarize_ready(twice, gen).status == twice[-1].status
+    assert summarize_ready(twice, gen).status == of(twice, "Ready").status

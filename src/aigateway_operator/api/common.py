@@ -143,6 +143,9 @@ class ConditionType(StrEnum):
     SECRET_IN_SYNC = "SecretInSync"  # noqa: S105 - a condition type
     IN_USE = "InUse"
     READY = "Ready"
+    # kstatus (derived from Ready, for Flux, Argo CD, kubectl wait): see STALLED_REASONS.
+    RECONCILING = "Reconciling"
+    STALLED = "Stalled"
 
 
 class ConditionStatus(StrEnum):
@@ -167,6 +170,8 @@ class Reason(StrEnum):
     INVALID_SPEC = "InvalidSpec"
     RECONCILE_ERROR = "ReconcileError"
     DELETING = "Deleting"
+    RECONCILED = "Reconciled"
+    PROGRESSING = "Progressing"
 
     # SecretsResolved.
     RESOLVED = "Resolved"
@@ -220,6 +225,27 @@ class Reason(StrEnum):
 
     # Deletion.
     DELETION_BLOCKED = "DeletionBlocked"
+
+
+#: Ready=False reasons that need a person: the object is ``Stalled`` (kstatus) rather than
+#: ``Reconciling``. Every other not-Ready state can fix itself (a Secret appearing, the
+#: database or STS coming back, a rotation finishing), so tools keep waiting for it. The
+#: Argo CD health check (deploy/argocd/health.lua) lists the same reasons; a test keeps
+#: them equal.
+STALLED_REASONS: frozenset[str] = frozenset(
+    {
+        Reason.INVALID_SPEC,
+        Reason.NAME_CONFLICT,
+        Reason.TYPE_MISMATCH,
+        Reason.ENCRYPTION_KEY_MISMATCH,
+        Reason.PLAINTEXT_REFUSED,
+        Reason.SCHEMA_MISMATCH,
+        Reason.INSUFFICIENT_PRIVILEGES,
+        Reason.NOT_SUPPORTED_BY_CODER,
+        Reason.UNSUPPORTED_BY_OPERATOR,
+        Reason.SECRET_NOT_OWNED,
+    }
+)
 
 
 class EventReason(StrEnum):

@@ -22,6 +22,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from aigateway_operator.api.common import (
+    STALLED_REASONS,
     Condition,
     ConditionStatus,
     ConditionType,
@@ -149,6 +150,31 @@ def summarize_ready(
     return ConditionState.true(ConditionType.READY, Reason.READY, message)
 
 
+KSTATUS_TYPES = (ConditionType.RECONCILING, ConditionType.STALLED)
+
+
+def kstatus(ready: Condition) -> tuple[ConditionState, ConditionState]:
+    """``Reconciling`` and ``Stalled`` as kstatus defines them, from ``Ready``: Ready=True is
+    neither; not Ready for a reason in :data:`STALLED_REASONS` is Stalled (a person must
+    act); any other not-Ready state (deleting included) is Reconciling (it fixes itself or
+    is in progress). Both always present, so the list's shape never changes."""
+    if ready.status == ConditionStatus.TRUE:
+        return (
+            ConditionState.false(ConditionType.RECONCILING, Reason.RECONCILED, "Ready"),
+            ConditionState.false(ConditionType.STALLED, Reason.RECONCILED, "Ready"),
+        )
+    why = f"{ready.reason}: {ready.message}" if ready.message else str(ready.reason)
+    if ready.reason in STALLED_REASONS:
+        return (
+            ConditionState.false(ConditionType.RECONCILING, ready.reason, why),
+            ConditionState.true(ConditionType.STALLED, ready.reason, why),
+        )
+    return (
+        ConditionState.true(ConditionType.RECONCILING, ready.reason, why),
+        ConditionState.false(ConditionType.STALLED, Reason.PROGRESSING, "Not stalled"),
+    )
+
+
 def merge_conditions(
     current: Sequence[Condition],
     desired: Iterable[ConditionState],
@@ -184,7 +210,9 @@ def merge_conditions(
         merged[ConditionType.READY] = _apply(
             merged.get(ConditionType.READY), ready, generation, now
         )
-    fixed = dict.fromkeys([*ready_dependencies, *order, ConditionType.READY])
+    for state in kstatus(merged[ConditionType.READY]):
+        merged[state.type] = _apply(merged.get(state.type), state, generation, now)
+    fixed = dict.fromkeys([*ready_dependencies, *order, ConditionType.READY, *KSTATUS_TYPES])
     known = [merged.pop(t) for t in fixed if t in merged]
     return (*known, *merged.values())
 
