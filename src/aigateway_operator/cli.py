@@ -35,17 +35,32 @@ def _limit_malloc_arenas(arenas: int = 2) -> None:
 def _run(args: argparse.Namespace) -> int:
     import asyncio
 
+    from pydantic import ValidationError
+
     from aigateway_operator.config import ConfigError, Settings
+    from aigateway_operator.kube.config import NoKubeConfiguration
     from aigateway_operator.operator import main as operator_main
 
     try:
         settings = Settings()
-    except (ConfigError, ValueError) as exc:
-        # pydantic hides inputs (hide_input_in_errors); our own messages name variables only.
+        settings.require_database_url()
+    except ValidationError as exc:
+        # One line naming each variable; pydantic hides the inputs (hide_input_in_errors).
+        problems = "; ".join(
+            f"AIGW_{str(e['loc'][0]).upper()}: {e['msg']}" if e["loc"] else e["msg"]
+            for e in exc.errors()
+        )
+        print(f"configuration error: {problems}", file=sys.stderr)
+        return 2
+    except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
     _limit_malloc_arenas()
-    return asyncio.run(operator_main(settings, verbose=args.verbose))
+    try:
+        return asyncio.run(operator_main(settings, verbose=args.verbose))
+    except NoKubeConfiguration as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
 
 
 def version() -> str:

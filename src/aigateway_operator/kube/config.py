@@ -16,7 +16,17 @@ from dataclasses import dataclass, field
 
 from kubernetes import client, config
 
-__all__ = ["ConnectionFacts", "api_client", "connection_facts", "load_configuration"]
+__all__ = [
+    "ConnectionFacts",
+    "NoKubeConfiguration",
+    "api_client",
+    "connection_facts",
+    "load_configuration",
+]
+
+
+class NoKubeConfiguration(Exception):  # noqa: N818 - reads as what is missing
+    """Neither an in-cluster service account nor a kubeconfig was found (or it is invalid)."""
 
 
 def load_configuration(kubeconfig: str | None = None) -> client.Configuration:
@@ -31,9 +41,16 @@ def load_configuration(kubeconfig: str | None = None) -> client.Configuration:
             return cfg
         except config.ConfigException:
             pass
-    config.load_kube_config(  # type: ignore[no-untyped-call]
-        config_file=kubeconfig or os.environ.get("KUBECONFIG"), client_configuration=cfg
-    )
+    try:
+        config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=kubeconfig or os.environ.get("KUBECONFIG"), client_configuration=cfg
+        )
+    except (config.ConfigException, OSError) as exc:
+        where = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
+        raise NoKubeConfiguration(
+            f"no Kubernetes configuration: not in a pod with a service account, and {where} "
+            f"is missing or invalid ({type(exc).__name__}); set KUBECONFIG"
+        ) from None
     return cfg
 
 
