@@ -19,6 +19,7 @@ from aigateway_operator.store import (
     DeletePolicy,
     DesiredProvider,
     DuplicateKey,
+    HostnamePeers,
     InvalidKey,
     NameConflict,
     NameTaken,
@@ -554,3 +555,33 @@ async def test_result_reports_updated_at_and_versions_reflect_outside_writes(
     outside = (await store.provider_versions([first.provider_id]))[first.provider_id]
     assert outside[0] > changed.updated_at
     assert await store.provider_versions([uuid.uuid4()]) == {}
+
+
+async def test_hostname_peers_are_the_live_enabled_rows_on_the_same_host(
+    store: Store, store_db: psycopg.AsyncConnection[Any]
+) -> None:
+    """coderd's duplicate-hostname warning: its AI Bridge proxy routes by hostname."""
+
+    def who(name: str) -> OwnerRef:
+        return OwnerRef(kind="AIProvider", namespace="team", name=name, instance="test")
+
+    def compat(name: str, url: str, enabled: bool = True) -> DesiredProvider:
+        return DesiredProvider(
+            name=name, type=ProviderType.OPENAI_COMPAT, base_url=url, enabled=enabled,
+            api_keys=(f"sk-{name}-{'y' * 20}",),
+        )  # fmt: skip
+
+    me = await store.upsert_provider(compat("b-me", "https://LLM.example.com:8443/v1/"), who("b"))
+    await store.upsert_provider(compat("a-first", "https://llm.example.com/v1/"), who("a"))
+    await store.upsert_provider(compat("c-user", "http://u:p@llm.example.com/x"), who("c"))
+    await store.upsert_provider(compat("d-off", "https://llm.example.com/", False), who("d"))
+    await store.upsert_provider(compat("e-gone", "https://llm.example.com/"), who("e"))
+    await store.delete_provider(who("e"))
+    await store.upsert_provider(compat("f-other", "https://llm.example.org/v1/"), who("f"))
+    peers = await store.hostname_peers(me.provider_id)
+    assert peers is not None
+    assert (peers.hostname, peers.names) == ("llm.example.com", ("a-first", "c-user"))
+    alone = await store.upsert_provider(compat("g-alone", "https://solo.example.net/"), who("g"))
+    assert await store.hostname_peers(alone.provider_id) == HostnamePeers("solo.example.net", ())
+    off = await store.upsert_provider(compat("d-off", "https://llm.example.com/", False), who("d"))
+    assert await store.hostname_peers(off.provider_id) is None, "a disabled row is not served"

@@ -17,6 +17,7 @@ import uuid
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from aigateway_operator.kube import KubeError, SecretData
 from aigateway_operator.masking import mask_secret
@@ -31,6 +32,7 @@ from aigateway_operator.store import (
     GatewayKeyInfo,
     GatewayKeyOwnership,
     GatewayKeyRelease,
+    HostnamePeers,
     IssuedGatewayKey,
     KeyRef,
     NameConflict,
@@ -552,6 +554,25 @@ class FakeProviderStore:
             tuple(StoredKey(i, v, mask_secret(v), "abc1234", row.updated_at) for i, v in row.keys),
             row.updated_at, row.updated_at, row.adopted,
         )  # fmt: skip
+
+    async def hostname_peers(self, provider_id: uuid.UUID) -> HostnamePeers | None:
+        """The store's hostname rule with :mod:`urllib.parse` (the real one is SQL)."""
+        self._check()
+
+        def host(r: ProviderRow) -> str | None:
+            if r.deleted or not r.desired.enabled:
+                return None
+            url = r.desired.base_url or default_base_url(r.desired.type, r.desired.bedrock)
+            return urlsplit(url).hostname if url else None
+
+        me = self.rows.get(provider_id)
+        mine = host(me) if me is not None else None
+        if mine is None:
+            return None
+        names = sorted(
+            r.desired.name for r in self.rows.values() if r.id != provider_id and host(r) == mine
+        )
+        return HostnamePeers(mine, tuple(names))
 
     async def provider_row_versions(self, ids: list[uuid.UUID]) -> dict[uuid.UUID, RowVersion]:
         self._check()

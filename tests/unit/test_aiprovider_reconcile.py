@@ -429,3 +429,57 @@ async def test_deletion_waits_for_the_database(world: World) -> None:
     ready = [c for c in out.status_patch["conditions"] if c["type"] == "Ready"]
     assert [c["reason"] for c in ready] == ["Deleting"]
     assert not world.store.by_name("openai").deleted
+
+
+@pytest.mark.parametrize("drift_policy", ["Revert", "Report"])
+async def test_a_shared_hostname_is_a_warning_not_a_block(world: World, drift_policy: str) -> None:
+    """coderd's duplicate-hostname warning: written anyway, said once, gone when resolved."""
+    from aigateway_operator.store import DesiredProvider, ProviderType
+
+    world.spec["driftPolicy"] = drift_policy
+    world.store.add_foreign(
+        DesiredProvider(
+            name="azure-eu", type=ProviderType.OPENAI, base_url="https://API.openai.com:443/x",
+            api_keys=(KEY_C,),
+        )
+    )  # fmt: skip
+    out = await world.reconcile()
+    assert out.db_action == "created", "the warning never blocks the write"
+    synced = world.condition("Synced")
+    assert (synced["status"], synced["reason"]) == ("True", "Synced")
+    assert "'api.openai.com'" in synced["message"]
+    assert "'azure-eu'" in synced["message"]
+    assert "('azure-eu', the first by name)" in synced["message"]
+    assert world.condition("Ready")["status"] == "True"
+    assert reasons(out) == ["Created", "DuplicateHostname"]
+    (warning,) = [e for e in out.events if e.reason == "DuplicateHostname"]
+    assert warning.type == "Warning"
+    assert "spec.baseURL" in warning.message
+    no_plaintext(json.dumps(world.status), warning.message)
+
+    again = await world.reconcile()
+    assert again.events == [], "said once, not every pass"
+    assert again.status_patch == {}
+
+    world.store.by_name("azure-eu").desired = replace_enabled(world.store.by_name("azure-eu"))
+    cleared = await world.reconcile()
+    assert "warning" not in world.condition("Synced")["message"]
+    assert "DuplicateHostname" not in reasons(cleared)
+
+
+def replace_enabled(row: Any) -> Any:
+    from dataclasses import replace
+
+    return replace(row.desired, enabled=False)
+
+
+async def test_a_disabled_provider_gets_no_hostname_warning(world: World) -> None:
+    from aigateway_operator.store import DesiredProvider, ProviderType
+
+    world.spec["enabled"] = False
+    world.store.add_foreign(
+        DesiredProvider(name="other", type=ProviderType.OPENAI, api_keys=(KEY_C,))
+    )
+    out = await world.reconcile()
+    assert "DuplicateHostname" not in reasons(out)
+    assert "warning" not in world.condition("Synced")["message"]

@@ -180,6 +180,9 @@ class Reason(StrEnum):
     SECRET_ACCESS_DENIED = "SecretAccessDenied"  # noqa: S105 - a reason name
     INVALID_SECRET_VALUE = "InvalidSecretValue"  # noqa: S105 - a reason name
     DUPLICATE_API_KEY = "DuplicateAPIKey"
+    #: A Warning Event (and a note in ``Synced``'s message, which stays True): another enabled
+    #: provider has the same base-URL hostname, so Coder's AI Bridge proxy serves only one.
+    DUPLICATE_HOSTNAME = "DuplicateHostname"
 
     # CredentialsValid (AWS identity verification).
     VERIFIED = "Verified"

@@ -25,7 +25,7 @@ __all__ = [
 ]
 
 
-class NoKubeConfiguration(Exception):  # noqa: N818 - reads as what is missing
+class NoKubeConfiguration(Exception):
     """Neither an in-cluster service account nor a kubeconfig was found (or it is invalid)."""
 
 

@@ -32,6 +32,7 @@ from aigateway_operator.store.models import (
     GatewayKeyInfo,
     GatewayKeyOwnership,
     GatewayKeyRelease,
+    HostnamePeers,
     IssuedGatewayKey,
     LegacyGatewayKeyClaim,
     LegacyGatewayKeyMigration,
@@ -430,6 +431,14 @@ class Store:
         the last :class:`ProviderResult`."""
         return await self._run(
             "read AI provider versions", lambda conn: self._providers.row_versions(conn, row_ids)
+        )
+
+    async def hostname_peers(self, provider_id: uuid.UUID) -> HostnamePeers | None:
+        """Other live, enabled providers with this provider's base-URL hostname (coderd's
+        duplicate-hostname warning: its AI Bridge proxy serves only the first in name order)."""
+        return await self._run(
+            "read AI provider hostnames",
+            lambda conn: self._providers.hostname_peers(conn, provider_id),
         )
 
     async def get_provider(self, owner: OwnerRef) -> StoredProvider | None:

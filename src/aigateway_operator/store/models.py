@@ -259,6 +259,16 @@ Action = Literal["created", "updated", "unchanged", "adopted", "revived", "left_
 
 
 @dataclass(frozen=True)
+class HostnamePeers:
+    """Other live, enabled providers whose base URL has the same hostname as one provider's:
+    Coder's AI Bridge proxy routes by hostname, reads providers in name order and marks every
+    later duplicate as an error (the warning coderd's API returns in ``status.warnings``)."""
+
+    hostname: str
+    names: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class ProviderResult:
     """What :meth:`Store.upsert_provider` did.
 

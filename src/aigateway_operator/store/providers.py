@@ -74,6 +74,7 @@ from aigateway_operator.store.models import (
     DesiredProvider,
     Difference,
     DifferenceKind,
+    HostnamePeers,
     KeyRef,
     LegacyMigration,
     OwnerRecord,
@@ -198,6 +199,11 @@ def _version(updated_at: datetime, deleted: bool, text: str) -> RowVersion:
 def _tick(base: datetime, n: int) -> datetime:
     """``base`` plus ``n`` microseconds (Postgres timestamps have microsecond resolution)."""
     return base + timedelta(microseconds=n)
+
+
+#: The hostname of a URL in a Postgres (ARE) regular expression: after the scheme and any
+#: user info, up to a port, path, query or fragment (IPv6 literals keep their brackets).
+_HOST_RE = r"^[A-Za-z][A-Za-z0-9+.-]*://(?:[^@/?#]*@)?(\[[^]]*\]|[^/:?#]+)"
 
 
 def provider_row_id(owner: OwnerRef) -> uuid.UUID:
@@ -1050,6 +1056,26 @@ class ProviderOps:
             (list(row_ids),),
         )
         return {r[0]: _version(r[1], r[2], r[3]) for r in await cur.fetchall()}
+
+    async def hostname_peers(
+        self, conn: AsyncConnection[Any], provider_id: uuid.UUID
+    ) -> HostnamePeers | None:
+        """The other live, enabled providers sharing this provider's base-URL hostname (None
+        when the provider is not live and enabled, or has no hostname). Hostnames compare
+        case-insensitively, as URL hostnames do; one statement, no lock."""
+        cur = await conn.execute(
+            "WITH me AS (SELECT lower(substring(base_url from %(re)s)) AS host "
+            "            FROM ai_providers WHERE id = %(id)s AND enabled AND NOT deleted) "
+            "SELECT me.host, p.name FROM me LEFT JOIN ai_providers p "
+            "  ON p.id <> %(id)s AND p.enabled AND NOT p.deleted "
+            " AND lower(substring(p.base_url from %(re)s)) = me.host "
+            "ORDER BY p.name",
+            {"id": provider_id, "re": _HOST_RE},
+        )
+        rows = await cur.fetchall()
+        if not rows or not rows[0][0]:
+            return None
+        return HostnamePeers(hostname=rows[0][0], names=tuple(n for _, n in rows if n))
 
     # --- delete --------------------------------------------------------------------------------
 

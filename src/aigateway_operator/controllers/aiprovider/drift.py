@@ -23,6 +23,11 @@ from uuid import UUID
 
 from aigateway_operator.api.aiprovider import AIProviderStatus
 from aigateway_operator.api.common import ConditionType, Reason
+from aigateway_operator.controllers.aiprovider.hostnames import (
+    announce_hostname_warning,
+    hostname_warning,
+    with_hostname_warning,
+)
 from aigateway_operator.controllers.aiprovider.status import carry, finish
 from aigateway_operator.controllers.shared import (
     ObjectIdentity,
@@ -144,7 +149,14 @@ async def report_drift(
         if scratch.is_news(ConditionType.SYNCED, Reason.DRIFTED):
             scratch.warn(Reason.DRIFTED, message)
     else:
-        scratch.set(ConditionState.true(ConditionType.SYNCED, Reason.SYNCED, IN_SYNC))
+        warning = (
+            await hostname_warning(wiring, check.provider_id, desired.name)
+            if check is not None and desired.enabled
+            else None
+        )
+        message = with_hostname_warning(IN_SYNC, warning)
+        announce_hostname_warning(scratch, warning)
+        scratch.set(ConditionState.true(ConditionType.SYNCED, Reason.SYNCED, message))
     outcome = finish(wiring, ident, current, scratch, carry(current, revision))
     outcome.db_action = "unchanged"
     return outcome

@@ -26,6 +26,11 @@ from aigateway_operator.api.aiprovider import (
 )
 from aigateway_operator.api.common import ConditionType, EventReason, Reason
 from aigateway_operator.controllers.aiprovider.drift import IN_SYNC, report_drift
+from aigateway_operator.controllers.aiprovider.hostnames import (
+    announce_hostname_warning,
+    hostname_warning,
+    with_hostname_warning,
+)
 from aigateway_operator.controllers.aiprovider.secrets import (
     ProviderSecrets,
     resolve_provider_secrets,
@@ -160,9 +165,12 @@ async def reconcile(
 
     drifted = unchanged_inputs and result.changed and result.action != "adopted"
     deprecated = spec.type.value == "anthropic" and spec.bedrock is not None
-    _sync_events(
-        result, scratch, drifted=drifted, message=ANTHROPIC_BEDROCK if deprecated else IN_SYNC
+    warning = (
+        await hostname_warning(wiring, result.provider_id, result.name) if desired.enabled else None
     )
+    message = with_hostname_warning(ANTHROPIC_BEDROCK if deprecated else IN_SYNC, warning)
+    _sync_events(result, scratch, drifted=drifted, message=message)
+    announce_hostname_warning(scratch, warning)
     verified = await verify_identity(wiring, ident, owner, spec, current, secrets, scratch)
 
     status = AIProviderStatus(
