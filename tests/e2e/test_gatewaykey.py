@@ -380,7 +380,7 @@ def test_crash_between_secret_and_row_is_completed_on_restart(
     obj = apply_key(k8s_api, namespace, "crashy")
     secret = "cgw_" + uuid.uuid4().hex + "ABCDEFG"
     key_id = str(uuid.uuid4())
-    client.CoreV1Api(k8s_api).create_namespaced_secret(
+    planted = client.CoreV1Api(k8s_api).create_namespaced_secret(
         namespace,
         client.V1Secret(
             metadata=client.V1ObjectMeta(
@@ -402,11 +402,18 @@ def test_crash_between_secret_and_row_is_completed_on_restart(
     )
     op.start()
     obj = wait_condition(k8s_api, namespace, PLURAL, "crashy", "Ready", timeout=60)
+    # Completed, not churned: the row is the planted key (its id, its hash), the Secret still
+    # holds the planted value, and the status names the planted id.
     held = secret_value(k8s_api, namespace, "crashy-key")
-    assert held is not None
-    row = assert_row_matches(op, held, "crashy")
-    assert obj["status"]["keyID"] == str(row[0])
-    assert len(rows(op)) == 1
+    assert held == secret, "the planted key was replaced instead of completed"
+    (row,) = rows(op)
+    assert str(row[0]) == key_id
+    assert_row_matches(op, secret, "crashy")
+    assert obj["status"]["keyID"] == key_id
+    assert obj["status"]["keyPrefix"] == secret[:11]
+    sec = client.CoreV1Api(k8s_api).read_namespaced_secret("crashy-key", namespace)
+    assert sec.metadata.uid == planted.metadata.uid
+    assert sec.metadata.annotations["aigateway.dev/key-id"] == key_id
 
     # And a row left without its Secret (Secret lost while the operator was down).
     op.stop()
