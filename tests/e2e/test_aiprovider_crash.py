@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import random
-import time
 from collections.abc import Callable
 
 import psycopg
 import pytest
 from kubernetes import client
 
+from aigateway_operator.store import provider_row_id
 from tests.e2e.conftest import GROUP, VERSION, OperatorProcess, condition, custom, make_secret
 from tests.e2e.test_aiprovider import PLURAL, apply_provider, decrypt, openai_spec
+from tests.support.db import audit_problems, ownership_problems
+from tests.support.operator import kill_storm
 from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -34,15 +36,13 @@ def test_kill9_loop_converges_with_one_row_per_object(
     for n in names:
         apply_provider(k8s_api, namespace, n, openai_spec("a", "b"))
     api = custom(k8s_api)
-    kills = 0
-    while kills < N_KILLS:
-        # Let it run for a random moment (it is mid-batch most of the time), then SIGKILL.
-        deadline = time.monotonic() + rng.uniform(0.3, 2.0)
-        while time.monotonic() < deadline and op.alive():
-            time.sleep(0.02)  # bounded by the random deadline: this is the fault schedule
-        op.kill()
-        kills += 1
-        if kills == N_KILLS // 2:
+    uids = {
+        o["metadata"]["name"]: o["metadata"]["uid"]
+        for o in api.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)["items"]
+    }
+
+    def mid_storm(kill: int) -> None:
+        if kill == N_KILLS // 2 - 1:
             # Change things mid-storm: a spec edit, a rotated Secret value, a deletion.
             api.patch_namespaced_custom_object(
                 GROUP, VERSION, namespace, PLURAL, names[0], {"spec": {"displayName": "edited"}}
@@ -51,8 +51,10 @@ def test_kill9_loop_converges_with_one_row_per_object(
                 "llm-keys", namespace, {"stringData": {"b": "sk-b-rotated-99"}}
             )
             api.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, names[-1])
-        op.start()
 
+    # Every exit must be one of ours: a crash on start-up or mid-pass hidden by the next
+    # start would otherwise pass whenever the objects converge anyway.
+    assert kill_storm(op, N_KILLS, rng, mid_storm) == [], f"seed {seed}"
     live_names = names[:-1]
 
     def all_ready() -> bool:
@@ -84,15 +86,10 @@ def test_kill9_loop_converges_with_one_row_per_object(
 
     wait_for(keys_converged, 60, "key sets equal to the Secret")
     with psycopg.connect(op.database_url) as conn:
-        live = conn.execute(
-            "SELECT name, count(*) FROM ai_providers WHERE NOT deleted GROUP BY name"
-        ).fetchall()
-        deleted = conn.execute(
-            "SELECT name FROM ai_providers WHERE deleted ORDER BY name"
-        ).fetchall()
+        rows = conn.execute("SELECT name, id, deleted FROM ai_providers ORDER BY name").fetchall()
         orphan_keys = conn.execute(
-            "SELECT count(*) FROM ai_provider_keys k JOIN ai_providers p ON p.id = k.provider_id "
-            "WHERE p.deleted"
+            "SELECT count(*) FROM ai_provider_keys k LEFT JOIN ai_providers p "
+            "ON p.id = k.provider_id WHERE p.id IS NULL OR p.deleted"
         ).fetchone()
         plaintext = conn.execute(
             "SELECT count(*) FROM ai_provider_keys WHERE api_key_key_id IS NULL "
@@ -101,8 +98,19 @@ def test_kill9_loop_converges_with_one_row_per_object(
         display = conn.execute(
             "SELECT display_name FROM ai_providers WHERE name = %s AND NOT deleted", (names[0],)
         ).fetchone()
-    assert sorted(live) == [(n, 1) for n in live_names]  # exactly one live row per object
-    assert deleted in ([], [(names[-1],)])  # the deleted object: soft-deleted or never written
+    # Every row, live or soft-deleted, is the one row of its object (the unique index only
+    # guards live names: a second row made by a crashed, repeated create would be deleted or
+    # named differently, and is caught here).
+    live_rows = {name: rid for name, rid, deleted in rows if not deleted}
+    assert live_rows == {n: provider_row_id(uids[n]) for n in live_names}
+    dead_rows = [(name, rid) for name, rid, deleted in rows if deleted]
+    assert dead_rows in ([], [(names[-1], provider_row_id(uids[names[-1]]))])
     assert orphan_keys == (0,)
     assert plaintext == (0,)  # encryption on: no plaintext in any key column
     assert display == ("edited",)
+    live_uids = {n: uids[n] for n in live_names}
+    assert ownership_problems(op.database_url, live_uids, {names[-1]: uids[names[-1]]}) == []
+    assert audit_problems(op.database_url) == []
+    # Still up at the end: a crash after convergence is a crash too (the teardown's SIGTERM
+    # then checks a clean exit).
+    assert op.alive()
