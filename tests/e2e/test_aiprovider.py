@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -110,18 +109,16 @@ def test_provider_synced_from_secret_and_secret_edit_propagates(
     assert status["apiKeys"][0]["secretKeyRef"] == {"name": "llm-keys", "key": "a"}
     assert status["encryptionKeyDigest"]
 
-    # A Secret edit reaches the database and a LISTEN connection within 5 s.
+    # A Secret edit reaches the database and a LISTEN connection (how fast is bench/'s
+    # question: bench_operator.py measures edit -> notify; here it must happen at all).
     with psycopg.connect(op.database_url, autocommit=True) as listener:
         listener.execute("LISTEN ai_providers_changed")
-        start = time.monotonic()
         client.CoreV1Api(k8s_api).patch_namespaced_secret(
             "llm-keys", namespace, {"stringData": {"b": CANARY_B + "-rotated"}}
         )
-        got = next(listener.notifies(timeout=10), None)
-        elapsed = time.monotonic() - start
-    assert got is not None
+        got = next(listener.notifies(timeout=60), None)  # a bound for loaded machines
+    assert got is not None, "no notify after the Secret edit"
     assert got.channel == "ai_providers_changed"
-    assert elapsed < 5, f"Secret change took {elapsed:.1f}s to reach the database"
     assert provider_keys(op, pid) == [CANARY_A, CANARY_B + "-rotated"]
 
     # Nothing secret in the log, the status or the Events.
