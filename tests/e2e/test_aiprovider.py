@@ -22,6 +22,7 @@ from tests.e2e.conftest import (
     make_secret,
     wait_condition,
 )
+from tests.support.rbac import sa_token
 from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -254,9 +255,14 @@ def test_bedrock_with_irsa_identity(
     namespace: str,
     tmp_path: Any,
 ) -> None:
-    """No static keys: the operator's ambient identity (IRSA web identity) is verified."""
+    """No static keys: the operator's ambient identity (IRSA web identity, with a real
+    ServiceAccount token from the API server, as EKS projects it) is verified."""
+    client.CoreV1Api(k8s_api).create_namespaced_service_account(
+        namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="operator"))
+    )
+    jwt = sa_token(k8s_api, namespace, "operator", audience="sts.amazonaws.com")
     token = tmp_path / "token"
-    token.write_text("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2EifQ.c2ln")
+    token.write_text(jwt)
     op = operator_factory(
         extra_env={
             "AWS_ROLE_ARN": "arn:aws:iam::123456789012:role/aigw-operator",
@@ -286,6 +292,9 @@ def test_bedrock_with_irsa_identity(
     )
     rows = provider_rows(op, "claude-irsa")
     assert rows[0][1] == "anthropic"
+    everything = op.log() + json.dumps(obj)
+    assert jwt not in everything
+    assert jwt.split(".")[1] not in everything
 
 
 def test_provider_name_conflict_across_namespaces_older_wins(
