@@ -50,7 +50,7 @@ def test_an_expected_exit_is_awaited_and_a_storm_reports_every_crash(tmp_path: P
     assert op.stop() == 2  # accounted for: nothing to report
     op.start()
     # Each run dies on its own before the storm's kill: every one is reported.
-    crashes = kill_storm(op, 2, random.Random(0), up_s=(30.0, 30.0))
+    crashes = kill_storm(op, 2, random.Random(0), up_s=(30.0, 30.0), start_timeout=60)
     assert len(crashes) == 2
     assert all("exited on its own with code 2" in c for c in crashes)
     assert op.wait_exit(60) == 2

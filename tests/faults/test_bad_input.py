@@ -30,6 +30,7 @@ from tests.e2e.conftest import GROUP, VERSION, OperatorProcess, condition, wait_
 from tests.e2e.test_aiprovider import PLURAL, apply_provider
 from tests.support import metrics
 from tests.support.db import changed_tables, table_versions
+from tests.support.operator import WORKING
 from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.faults
@@ -427,7 +428,7 @@ def test_bad_input_table(
     op = operator_factory(metrics=True)
     core = client.CoreV1Api(k8s_api)
     custom = client.CustomObjectsApi(k8s_api)
-    wait_for(lambda: "connected to Coder's database" in op.log(), 60, "the operator's start")
+    wait_for(lambda: WORKING in op.log(), 60, "the operator's start")
     baseline = table_versions(op.database_url)
     assert baseline["dbcrypt_keys"], "the operator inserted its key at start"
 
