@@ -102,12 +102,18 @@ def test_two_active_operators_keep_the_database_correct(
         o["metadata"]["name"]: o["metadata"]["uid"]
         for o in api.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)["items"]
     }
+    # Three deleted while both operators create them, five once their rows exist, while
+    # both operators also race to apply a rotated Secret value.
+    early, late, live = names[:3], names[3:8], names[8:]
+    for n in early:
+        api.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, n)
+    for n in late:
+        wait_condition(k8s_api, namespace, PLURAL, n, "Ready", timeout=90)
     client.CoreV1Api(k8s_api).patch_namespaced_secret(
         "llm-keys", namespace, {"stringData": {"b": "sk-dual-b-rotated"}}
     )
-    for n in names[:5]:
+    for n in late:
         api.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, n)
-    live = names[5:]
     for n in live:
         wait_condition(k8s_api, namespace, PLURAL, n, "Ready", timeout=90)
 
@@ -125,6 +131,12 @@ def test_two_active_operators_keep_the_database_correct(
         return got == dict.fromkeys(live, expected)
 
     wait_for(converged, 90, "one live row per object, exactly the Secret's keys")
+
+    def released() -> bool:
+        items = api.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)["items"]
+        return {o["metadata"]["name"] for o in items} == set(live)
+
+    wait_for(released, 90, "the deleted objects released by their finalizers")
 
     # Both really acted: each ran a pass over every object (its own log says so) ...
     for op in (first, second):
@@ -149,8 +161,9 @@ def test_two_active_operators_keep_the_database_correct(
     assert {n: rid for n, rid, deleted in rows if deleted} == {
         n: provider_row_id(uids[n]) for n, _, deleted in rows if deleted
     }
-    assert {n for n, _, deleted in rows if deleted} <= set(names[:5])
-    gone = {n: uids[n] for n in names[:5]}
+    dead = {n for n, _, deleted in rows if deleted}
+    assert set(late) <= dead <= set(early + late)  # rows that existed are soft-deleted
+    gone = {n: uids[n] for n in early + late}
     assert ownership_problems(first.database_url, {n: uids[n] for n in live}, gone) == []
     assert audit_problems(first.database_url) == []
     assert first.alive()
