@@ -4,8 +4,11 @@ cleans up after itself."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,11 +21,18 @@ pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_demo_runs_and_shows_only_masked_values(tmp_path: Path) -> None:
+@pytest.fixture
+def private_tmp() -> Iterator[Path]:
+    """A temp dir of this test's own, short (Postgres's socket path must fit in 107 bytes)."""
+    path = Path(tempfile.mkdtemp(prefix="aigw-t-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_demo_runs_and_shows_only_masked_values(private_tmp: Path) -> None:
     # Everything the demo makes on disk goes under a temp dir of this test's own, so what
     # it leaves behind (directories, and processes that mention them) is found for sure.
-    tmp = tmp_path / "tmp"
-    tmp.mkdir()
+    tmp = private_tmp
     env = {**os.environ, "TMPDIR": str(tmp)}
     proc = subprocess.run(
         [sys.executable, "-m", "tools.devenv", "demo"],
