@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +22,7 @@ from tests.e2e.conftest import (
     make_secret,
     wait_condition,
 )
+from tests.support.rbac import sa_token
 from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -110,18 +110,16 @@ def test_provider_synced_from_secret_and_secret_edit_propagates(
     assert status["apiKeys"][0]["secretKeyRef"] == {"name": "llm-keys", "key": "a"}
     assert status["encryptionKeyDigest"]
 
-    # A Secret edit reaches the database and a LISTEN connection within 5 s.
+    # A Secret edit reaches the database and a LISTEN connection (how fast is bench/'s
+    # question: bench_operator.py measures edit -> notify; here it must happen at all).
     with psycopg.connect(op.database_url, autocommit=True) as listener:
         listener.execute("LISTEN ai_providers_changed")
-        start = time.monotonic()
         client.CoreV1Api(k8s_api).patch_namespaced_secret(
             "llm-keys", namespace, {"stringData": {"b": CANARY_B + "-rotated"}}
         )
-        got = next(listener.notifies(timeout=10), None)
-        elapsed = time.monotonic() - start
-    assert got is not None
+        got = next(listener.notifies(timeout=60), None)  # a bound for loaded machines
+    assert got is not None, "no notify after the Secret edit"
     assert got.channel == "ai_providers_changed"
-    assert elapsed < 5, f"Secret change took {elapsed:.1f}s to reach the database"
     assert provider_keys(op, pid) == [CANARY_A, CANARY_B + "-rotated"]
 
     # Nothing secret in the log, the status or the Events.
@@ -257,9 +255,14 @@ def test_bedrock_with_irsa_identity(
     namespace: str,
     tmp_path: Any,
 ) -> None:
-    """No static keys: the operator's ambient identity (IRSA web identity) is verified."""
+    """No static keys: the operator's ambient identity (IRSA web identity, with a real
+    ServiceAccount token from the API server, as EKS projects it) is verified."""
+    client.CoreV1Api(k8s_api).create_namespaced_service_account(
+        namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="operator"))
+    )
+    jwt = sa_token(k8s_api, namespace, "operator", audience="sts.amazonaws.com")
     token = tmp_path / "token"
-    token.write_text("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2EifQ.c2ln")
+    token.write_text(jwt)
     op = operator_factory(
         extra_env={
             "AWS_ROLE_ARN": "arn:aws:iam::123456789012:role/aigw-operator",
@@ -290,6 +293,9 @@ def test_bedrock_with_irsa_identity(
     rows = provider_rows(op, "claude-irsa")
     # Bedrock is written as its own type, as coderd's backfill leaves such a row (#19).
     assert rows[0][1] == "bedrock"
+    everything = op.log() + json.dumps(obj)
+    assert jwt not in everything
+    assert jwt.split(".")[1] not in everything
 
 
 def test_provider_name_conflict_across_namespaces_older_wins(

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests.support.procs import processes_mentioning
 from tools.devenv.procs import pid_alive
 
 pytestmark = pytest.mark.e2e
@@ -27,20 +27,6 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
         timeout=900,
         check=False,
     )
-
-
-def _processes_mentioning(text: str) -> list[str]:
-    found = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        if text in cmdline and pid_alive(int(pid)):
-            found.append(f"{pid}: {cmdline[:200]}")
-    return found
 
 
 def test_dev_up_then_down_leaves_nothing(tmp_path: Path) -> None:
@@ -84,5 +70,5 @@ def test_dev_up_then_down_leaves_nothing(tmp_path: Path) -> None:
     assert alive == {}
     assert not state_dir.exists()
     assert not env_file.exists()
-    assert _processes_mentioning(str(state_dir)) == []
+    assert processes_mentioning(str(state_dir)) == []
     assert _cli("status", "--env-file", str(env_file)).returncode == 3

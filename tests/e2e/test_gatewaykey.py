@@ -422,9 +422,9 @@ def records(op: OperatorProcess) -> set[tuple[Any, ...]]:
 def owned_secret(
     api: client.ApiClient, namespace: str, name: str, owner: dict[str, Any], value: str,
     annotations: dict[str, str],
-) -> None:  # fmt: skip
-    """A key Secret as a pass writes it (owned by the object, labelled, annotated)."""
-    client.CoreV1Api(api).create_namespaced_secret(
+) -> str:  # fmt: skip
+    """A key Secret as a pass writes it (owned by the object, labelled, annotated); its uid."""
+    created = client.CoreV1Api(api).create_namespaced_secret(
         namespace,
         client.V1Secret(
             metadata=client.V1ObjectMeta(
@@ -444,6 +444,7 @@ def owned_secret(
             string_data={"key": value},
         ),
     )
+    return str(created.metadata.uid)
 
 
 def test_crash_between_secret_and_row_is_completed_on_restart(
@@ -458,12 +459,14 @@ def test_crash_between_secret_and_row_is_completed_on_restart(
     planted = generate_gateway_secret()
     key_id = uuid.uuid4()
     journal(op, owner_of(op, namespace, "crashy"), key_id, "crashy", planted)
-    owned_secret(
+    planted_uid = owned_secret(
         k8s_api, namespace, "crashy-key", obj, planted, {"aigateway.dev/key-id": str(key_id)}
     )
     assert rows(op) == []
     op.start()
     obj = wait_condition(k8s_api, namespace, PLURAL, "crashy", "Ready", timeout=60)
+    # Completed, not churned: the row is the planted key (its id, its hash), the Secret still
+    # holds the planted value, and the status names the planted id.
     held = secret_value(k8s_api, namespace, "crashy-key")
     assert held == planted  # delivered once, completed, never churned
     row = assert_row_matches(op, planted, "crashy")
@@ -472,6 +475,9 @@ def test_crash_between_secret_and_row_is_completed_on_restart(
     assert obj["status"]["keyPrefix"] == planted[:11]
     assert len(rows(op)) == 1
     assert records(op) == {(namespace, "crashy", "current", key_id)}
+    sec = client.CoreV1Api(k8s_api).read_namespaced_secret("crashy-key", namespace)
+    assert sec.metadata.uid == planted_uid, "the planted Secret was replaced, not completed"
+    assert sec.metadata.annotations["aigateway.dev/key-id"] == str(key_id)
 
     # And a row left without its Secret (Secret lost while the operator was down).
     op.stop()

@@ -9,7 +9,6 @@ valid for the peering lifetime (60 s by default), so this needs the operator set
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,13 +18,13 @@ from kubernetes import client
 
 from tests.e2e.conftest import GROUP, VERSION, OperatorProcess, custom, make_secret, wait_condition
 from tests.e2e.test_chart_operator import install_chart, operator_env
+from tests.support import metrics
 from tests.support.wait import wait_for
 from tools.devenv.helm import ensure_helm, remove_cluster_scoped
 
 pytestmark = pytest.mark.e2e
 
 LIFETIME_S = 10
-FAILOVER_DEADLINE_S = 30.0
 
 
 @pytest.fixture
@@ -64,8 +63,10 @@ def test_one_replica_acts_and_the_other_takes_over_after_sigkill(
         )
         return operator_factory(extra_env=env, **kw)
 
-    active = replica(200)
-    standby = replica(100, database_url=active.database_url, encryption_key=active.encryption_key)
+    active = replica(200, metrics=True)
+    standby = replica(
+        100, database_url=active.database_url, encryption_key=active.encryption_key, metrics=True
+    )
     objects = custom(k8s_api)
 
     def peers() -> dict[str, Any]:
@@ -77,36 +78,43 @@ def test_one_replica_acts_and_the_other_takes_over_after_sigkill(
     # Both replicas heartbeat into the chart's KopfPeering; the lower one pauses.
     wait_for(lambda: len(peers()) == 2, 90, "two peers in the KopfPeering")
     assert sorted(p["priority"] for p in peers().values()) == [100, 200]
-    # kopf starts a replica paused until it has seen the peers; a standby that already sees
-    # the active one never logs a transition. "Not resumed" is the state that matters here;
-    # that it really does nothing is asserted below.
-    wait_for(
-        lambda: (
-            "Pausing operations in favour of" in standby.log()
-            or "Resuming operations" not in standby.log()
-        ),
-        30,
-        "standby to stay paused",
-    )
 
     make_secret(k8s_api, namespace, "keys", {"a": "sk-peering-0123456789abcdefghijklmnop"})
     objects.create_namespaced_custom_object(
         GROUP, VERSION, namespace, "aiproviders", provider("one")
     )
-    wait_condition(k8s_api, namespace, "aiproviders", "one", "Ready", timeout=30)
+    wait_condition(k8s_api, namespace, "aiproviders", "one", "Ready", timeout=60)
     # The pass logs once its writes are done: the status may be seen a moment before.
-    wait_for(lambda: handled(active, namespace, "one"), 10, "the active replica's pass log")
-    assert f"[{namespace}/one]" not in standby.log(), "the paused replica acted"
+    wait_for(lambda: handled(active, namespace, "one"), 30, "the active replica's pass log")
 
-    # SIGKILL the active one: no goodbye, its heartbeat just expires.
+    # The standby did no work while the active one lived: it is up (it serves metrics and
+    # heartbeats), says it is not the active replica, and has run not one pass; its log
+    # names no object.
+    standby_metrics = wait_for(lambda: _scrape(standby), 30, "the standby's metrics")
+    assert metrics.value(standby_metrics, "aigw_active_replica") == 0
+    assert metrics.value(standby_metrics, "aigw_reconciles_total") == 0
+    assert f"[{namespace}/" not in standby.log(), "the paused replica acted"
+    active_metrics = active.metrics()
+    assert metrics.value(active_metrics, "aigw_active_replica") == 1
+    assert metrics.value(active_metrics, "aigw_reconciles_total", kind="AIProvider") >= 1
+
+    # SIGKILL the active one: no goodbye, its heartbeat just expires (after LIFETIME_S).
     active.kill()
-    killed_at = time.monotonic()
     objects.create_namespaced_custom_object(
         GROUP, VERSION, namespace, "aiproviders", provider("two")
     )
-    wait_condition(k8s_api, namespace, "aiproviders", "two", "Ready", timeout=FAILOVER_DEADLINE_S)
-    failover = time.monotonic() - killed_at
-    assert failover < FAILOVER_DEADLINE_S
-    wait_for(lambda: handled(standby, namespace, "two"), 10, "the standby's pass log")
+    # How fast failover is, is not asserted here (a bound for loaded machines only).
+    wait_condition(k8s_api, namespace, "aiproviders", "two", "Ready", timeout=120)
+    wait_for(lambda: handled(standby, namespace, "two"), 30, "the standby's pass log")
+    after = standby.metrics()
+    assert metrics.value(after, "aigw_active_replica") == 1
+    assert metrics.value(after, "aigw_reconciles_total", kind="AIProvider") >= 1
     assert standby.alive()
-    print(f"failover after SIGKILL: {failover:.1f}s (peering lifetime {LIFETIME_S}s)")
+
+
+def _scrape(op: OperatorProcess) -> str | None:
+    """The metrics page, or None while the endpoint is not up yet."""
+    try:
+        return op.metrics()
+    except OSError:
+        return None

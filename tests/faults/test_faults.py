@@ -13,6 +13,7 @@ import psycopg
 import pytest
 from kubernetes import client, config
 
+from aigateway_operator.store import provider_row_id
 from tests.conftest import repo_root
 from tests.e2e.conftest import GROUP, VERSION, OperatorProcess, custom, make_secret, wait_condition
 from tests.e2e.test_aiprovider import (
@@ -23,6 +24,8 @@ from tests.e2e.test_aiprovider import (
     provider_keys,
     provider_rows,
 )
+from tests.support import metrics
+from tests.support.db import audit_problems, ownership_problems, table_versions
 from tests.support.wait import wait_for
 from tools.devenv import build, kube
 from tools.devenv.crds import apply_crds
@@ -60,13 +63,16 @@ def test_apiserver_crash_watches_recover_without_missing_changes(
     apply_provider(api, ns, "watched", openai_spec("a"))
     wait_condition(api, ns, PLURAL, "watched", "Ready")
 
-    own_plane.restart_apiserver()
-    # Changes made right after the crash, before the operator's watches have reconnected.
-    api = config.new_client_from_config(config_file=str(own_plane.kubeconfig))
-    client.CoreV1Api(api).patch_namespaced_secret(
-        "llm-keys", ns, {"stringData": {"a": "sk-after-0123456789abc"}}
-    )
-    apply_provider(api, ns, "created-after", openai_spec("a"))
+    # The operator is frozen across the crash and the changes: its watches can reconnect
+    # only after it is thawed, so the changes are made, provably, before they reconnected
+    # (the operator must find them by listing again, not by a watch event).
+    with op.frozen():
+        own_plane.restart_apiserver()
+        api = config.new_client_from_config(config_file=str(own_plane.kubeconfig))
+        client.CoreV1Api(api).patch_namespaced_secret(
+            "llm-keys", ns, {"stringData": {"a": "sk-after-0123456789abc"}}
+        )
+        apply_provider(api, ns, "created-after", openai_spec("a"))
 
     pid = provider_rows(op, "watched")[0][0]
     wait_for(
@@ -83,46 +89,83 @@ def test_two_active_operators_keep_the_database_correct(
     namespace: str,
 ) -> None:
     """Peering disabled by mistake: both act; lock 10 and idempotent writes keep it right."""
-    first = operator_factory()
-    second = operator_factory(database_url=first.database_url, encryption_key=first.encryption_key)
+    first = operator_factory(metrics=True)
+    second = operator_factory(
+        database_url=first.database_url, encryption_key=first.encryption_key, metrics=True
+    )
     make_secret(k8s_api, namespace, "llm-keys", {"a": "sk-dual-a-0123456789", "b": "sk-dual-b-0"})
     names = [f"dual-{i:02d}" for i in range(20)]
     for n in names:
         apply_provider(k8s_api, namespace, n, openai_spec("a", "b"))
+    api = custom(k8s_api)
+    uids = {
+        o["metadata"]["name"]: o["metadata"]["uid"]
+        for o in api.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)["items"]
+    }
+    # Three deleted while both operators create them, five once their rows exist, while
+    # both operators also race to apply a rotated Secret value.
+    early, late, live = names[:3], names[3:8], names[8:]
+    for n in early:
+        api.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, n)
+    for n in late:
+        wait_condition(k8s_api, namespace, PLURAL, n, "Ready", timeout=90)
     client.CoreV1Api(k8s_api).patch_namespaced_secret(
         "llm-keys", namespace, {"stringData": {"b": "sk-dual-b-rotated"}}
     )
-    api = custom(k8s_api)
-    for n in names[:5]:
+    for n in late:
         api.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, n)
-    live = names[5:]
     for n in live:
         wait_condition(k8s_api, namespace, PLURAL, n, "Ready", timeout=90)
 
     def converged() -> bool:
         with psycopg.connect(first.database_url) as conn:
             rows = conn.execute(
-                "SELECT p.name, p.deleted, k.api_key, k.api_key_key_id FROM ai_providers p "
-                "LEFT JOIN ai_provider_keys k ON k.provider_id = p.id "
+                "SELECT p.name, k.api_key, k.api_key_key_id FROM ai_providers p "
+                "JOIN ai_provider_keys k ON k.provider_id = p.id WHERE NOT p.deleted "
                 "ORDER BY p.name, k.created_at, k.id"
             ).fetchall()
         got: dict[str, list[str]] = {}
-        deleted: set[str] = set()
-        for name, is_deleted, value, key_id in rows:
-            if is_deleted:
-                deleted.add(name)
-                assert value is None  # a deleted provider keeps no keys
-                continue
-            got.setdefault(name, []).append(decrypt(first.encryption_key, value, key_id))
+        for name, key, key_id in rows:
+            got.setdefault(name, []).append(decrypt(first.encryption_key, key, key_id))
         expected = ["sk-dual-a-0123456789", "sk-dual-b-rotated"]
-        return got == dict.fromkeys(live, expected) and deleted <= set(names[:5])
+        return got == dict.fromkeys(live, expected)
 
-    wait_for(converged, 90, "one live row per object with the Secret's keys")
+    wait_for(converged, 90, "one live row per object, exactly the Secret's keys")
+
+    def released() -> bool:
+        items = api.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)["items"]
+        return {o["metadata"]["name"] for o in items} == set(live)
+
+    wait_for(released, 90, "the deleted objects released by their finalizers")
+
+    # Both really acted: each ran a pass over every object (its own log says so) ...
+    for op in (first, second):
+        log = op.log()
+        missed = [n for n in live if f"[{namespace}/{n}] AIProvider pass done" not in log]
+        assert missed == [], f"operator {op.log_path.name} never handled {missed}"
+        assert metrics.value(op.metrics(), "aigw_reconciles_total", kind="AIProvider") >= len(live)
+
+    # ... and what the unique index on live names does not guarantee holds too: no second
+    # row of an object (live or soft-deleted), one ownership record per live object and none
+    # for the deleted ones, and an audit log without a change recorded twice.
     with psycopg.connect(first.database_url) as conn:
-        dup = conn.execute(
-            "SELECT name FROM ai_providers WHERE NOT deleted GROUP BY name HAVING count(*) > 1"
-        ).fetchall()
-    assert dup == []
+        rows = conn.execute("SELECT name, id, deleted FROM ai_providers").fetchall()
+        dead_keys = conn.execute(
+            "SELECT count(*) FROM ai_provider_keys k JOIN ai_providers p "
+            "ON p.id = k.provider_id WHERE p.deleted"
+        ).fetchone()
+    assert dead_keys == (0,)  # a deleted provider keeps no keys
+    assert {n: rid for n, rid, deleted in rows if not deleted} == {
+        n: provider_row_id(uids[n]) for n in live
+    }
+    assert {n: rid for n, rid, deleted in rows if deleted} == {
+        n: provider_row_id(uids[n]) for n, _, deleted in rows if deleted
+    }
+    dead = {n for n, _, deleted in rows if deleted}
+    assert set(late) <= dead <= set(early + late)  # rows that existed are soft-deleted
+    gone = {n: uids[n] for n in early + late}
+    assert ownership_problems(first.database_url, {n: uids[n] for n in live}, gone) == []
+    assert audit_problems(first.database_url) == []
     assert first.alive()
     assert second.alive()
 
@@ -137,12 +180,7 @@ def test_wrong_encryption_key_fails_closed(
     apply_provider(k8s_api, namespace, "keyed", openai_spec("a"))
     before = wait_condition(k8s_api, namespace, PLURAL, "keyed", "Ready")
     right.stop()
-    with psycopg.connect(right.database_url) as conn:
-        rows_before = conn.execute(
-            "SELECT ctid::text, xmin::text FROM ai_providers UNION ALL "
-            "SELECT ctid::text, xmin::text FROM ai_provider_keys UNION ALL "
-            "SELECT ctid::text, xmin::text FROM dbcrypt_keys"
-        ).fetchall()
+    rows_before = table_versions(right.database_url)
 
     wrong_key = secrets.token_bytes(32)
     wrong = operator_factory(
@@ -154,20 +192,15 @@ def test_wrong_encryption_key_fails_closed(
     custom(k8s_api).patch_namespaced_custom_object(
         GROUP, VERSION, namespace, PLURAL, "keyed", {"spec": {"displayName": "changed"}}
     )
-    assert wrong.proc is not None
-    wait_for(lambda: wrong.proc is not None and wrong.proc.poll() is not None, 60, "exit")
-    assert wrong.proc.returncode != 0
+    assert wrong.wait_exit(60) == 1
     log = wrong.log()
     assert "refusing to start" in log
     assert _digest(wrong_key) in log  # says which key, by digest
     assert base64.b64encode(wrong_key).decode() not in log
-    with psycopg.connect(right.database_url) as conn:
-        rows_after = conn.execute(
-            "SELECT ctid::text, xmin::text FROM ai_providers UNION ALL "
-            "SELECT ctid::text, xmin::text FROM ai_provider_keys UNION ALL "
-            "SELECT ctid::text, xmin::text FROM dbcrypt_keys"
-        ).fetchall()
-    assert rows_after == rows_before  # nothing written, no key row added
+    # Nothing written anywhere: no provider, key, audit or ownership row, no key row added.
+    assert rows_before["ai_providers"]  # there was something to touch
+    assert rows_before["audit_logs"]
+    assert table_versions(right.database_url) == rows_before
     after = custom(k8s_api).get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "keyed")
     assert after["status"] == before["status"]
 
@@ -179,14 +212,25 @@ def test_postgres_crash_mid_batch_loses_and_duplicates_nothing(
     postgres: PostgresServer,
     tmp_path: Path,
 ) -> None:
-    op = operator_factory()
+    # One pass at a time, so the batch takes long enough to be caught in the middle.
+    op = operator_factory(extra_env={"AIGW_MAX_WORKERS": "1"})
     make_secret(k8s_api, namespace, "llm-keys", {"a": "sk-batch-a-0123456789", "b": "sk-b-012"})
     names = [f"batch-{i:02d}" for i in range(30)]
     for n in names:
         apply_provider(k8s_api, namespace, n, openai_spec("a", "b"))
-    # Crash Postgres once some, but not all, providers are written.
-    wait_for(lambda: len(_live(op)) >= 5, 60, "a few providers written")
-    postgres.stop(mode="immediate", remove=False)
+    uids = {
+        o["metadata"]["name"]: o["metadata"]["uid"]
+        for o in custom(k8s_api).list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)[
+            "items"
+        ]
+    }
+    wait_for(lambda: len(_live(op)) >= 3, 60, "a few providers written")
+    # Frozen between two steps, the operator is provably mid-batch when Postgres crashes:
+    # some providers are written, some are not, and its open transactions die with the server.
+    with op.frozen():
+        written = len(_live(op))
+        assert 0 < written < len(names), f"not mid-batch: {written} of {len(names)} written"
+        postgres.stop(mode="immediate", remove=False)
     try:
         outage_seen = False
         deadline = time.monotonic() + 60
@@ -205,10 +249,16 @@ def test_postgres_crash_mid_batch_loses_and_duplicates_nothing(
         postgres.start_again()
     for n in names:
         wait_condition(k8s_api, namespace, PLURAL, n, "Ready", timeout=120)
-    live = _live(op)
-    assert sorted(live) == sorted(names)  # one live row per object, none lost or doubled
-    for name, pid in live.items():
+    # One row per object, none lost or doubled: every row is its object's own (by id), and
+    # no object has a second one, soft-deleted or live.
+    with psycopg.connect(op.database_url) as conn:
+        rows = conn.execute("SELECT name, id, deleted FROM ai_providers").fetchall()
+    assert sorted(rows) == sorted((n, provider_row_id(uids[n]), False) for n in names)
+    for name, pid, _ in rows:
         assert provider_keys(op, pid) == ["sk-batch-a-0123456789", "sk-b-012"], name
+    assert ownership_problems(op.database_url, uids, {}) == []
+    assert audit_problems(op.database_url) == []
+    assert op.alive()
 
 
 def _live(op: OperatorProcess) -> dict[str, object]:
@@ -217,6 +267,4 @@ def _live(op: OperatorProcess) -> dict[str, object]:
             rows = conn.execute("SELECT name, id FROM ai_providers WHERE NOT deleted").fetchall()
         except psycopg.errors.UndefinedTable:
             return {}  # the operator has not created the schema yet
-    names = [r[0] for r in rows]
-    assert len(names) == len(set(names))
     return dict(rows)

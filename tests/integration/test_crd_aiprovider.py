@@ -30,7 +30,15 @@ from aigateway_operator.api import (
     Reason,
     SecretKeyRef,
 )
-from aigateway_operator.api.aiprovider import KIND, PLURAL
+from aigateway_operator.api.aiprovider import (
+    EXTERNAL_ID_PATTERN,
+    KIND,
+    PLURAL,
+    PROVIDER_NAME_PATTERN,
+    REGION_PATTERN,
+    ROLE_ARN_PATTERN,
+)
+from aigateway_operator.api.common import DNS_SUBDOMAIN_PATTERN, SECRET_DATA_KEY_PATTERN
 from tests.support.crd import Objects, rejected
 from tests.support.crd import body as crd_body
 
@@ -68,10 +76,25 @@ def objects(k8s_api: client.ApiClient, namespace: str) -> Objects:
 INVALID: list[tuple[str, str, dict[str, Any] | None, list[str]]] = [
     ("no-spec", "p", None, ["spec: Required value"]),
     ("no-type", "p", {"enabled": True}, ["spec.type: Required value"]),
-    ("bad-type", "p", {"type": "mistral"}, ["spec.type: Unsupported value"]),
-    ("name-pattern", "p", {"type": "openai", "providerName": "Bad_Name"}, ["spec.providerName"]),
-    ("name-double-dash", "p", {"type": "openai", "providerName": "a--b"}, ["spec.providerName"]),
-    ("name-too-long", "p", {"type": "openai", "providerName": "a" * 64}, ["spec.providerName"]),
+    ("bad-type", "p", {"type": "mistral"}, ['spec.type: Unsupported value: "mistral"']),
+    (
+        "name-pattern",
+        "p",
+        {"type": "openai", "providerName": "Bad_Name"},
+        [f"spec.providerName in body should match '{PROVIDER_NAME_PATTERN}'"],
+    ),
+    (
+        "name-double-dash",
+        "p",
+        {"type": "openai", "providerName": "a--b"},
+        [f"spec.providerName in body should match '{PROVIDER_NAME_PATTERN}'"],
+    ),
+    (
+        "name-too-long",
+        "p",
+        {"type": "openai", "providerName": "a" * 64},
+        ["spec.providerName: Too long: may not be more than 63 bytes"],
+    ),
     (
         "metadata-name-not-a-provider-name",
         "has.dots",
@@ -96,13 +119,13 @@ INVALID: list[tuple[str, str, dict[str, Any] | None, list[str]]] = [
         "url-too-long",
         "p",
         {"type": "openai", "baseURL": "https://example.com/" + "a" * 2048},
-        ["spec.baseURL", "Too long"],
+        ["spec.baseURL: Too long: may not be more than 2048 bytes"],
     ),
     (
         "too-many-keys",
         "p",
         {"type": "openai", "apiKeys": keys("a", "b", "c", "d", "e", "f")},
-        ["spec.apiKeys", "Too many"],
+        ["spec.apiKeys: Too many: 6: must have at most 5 items"],
     ),
     (
         "duplicate-key-ref",
@@ -114,13 +137,13 @@ INVALID: list[tuple[str, str, dict[str, Any] | None, list[str]]] = [
         "key-secret-name",
         "p",
         {"type": "openai", "apiKeys": keys("Not_DNS")},
-        ["spec.apiKeys[0].secretKeyRef.name"],
+        [f"spec.apiKeys[0].secretKeyRef.name in body should match '{DNS_SUBDOMAIN_PATTERN}'"],
     ),
     (
         "key-data-key",
         "p",
         {"type": "openai", "apiKeys": keys("a", key="has space")},
-        ["spec.apiKeys[0].secretKeyRef.key"],
+        [f"spec.apiKeys[0].secretKeyRef.key in body should match '{SECRET_DATA_KEY_PATTERN}'"],
     ),
     (
         "key-missing-key",
@@ -202,19 +225,19 @@ INVALID: list[tuple[str, str, dict[str, Any] | None, list[str]]] = [
         "bad-protocol",
         "p",
         {"type": "bedrock", "bedrock": {"region": "us-east-1", "protocol": "converse"}},
-        ["spec.bedrock.protocol: Unsupported value"],
+        ['spec.bedrock.protocol: Unsupported value: "converse"'],
     ),
     (
         "region-uppercase",
         "p",
         {"type": "bedrock", "bedrock": {"region": "US-EAST-1"}},
-        ["spec.bedrock.region"],
+        [f"spec.bedrock.region in body should match '{REGION_PATTERN}'"],
     ),
     (
         "region-no-dashes",
         "p",
         {"type": "bedrock", "bedrock": {"region": "useast1"}},
-        ["spec.bedrock.region"],
+        [f"spec.bedrock.region in body should match '{REGION_PATTERN}'"],
     ),
     (
         "arn-user-not-role",
@@ -223,7 +246,7 @@ INVALID: list[tuple[str, str, dict[str, Any] | None, list[str]]] = [
             "type": "bedrock",
             "bedrock": {"region": "us-east-1", "roleARN": "arn:aws:iam::123456789012:user/x"},
         },
-        ["spec.bedrock.roleARN"],
+        [f"spec.bedrock.roleARN in body should match '{ROLE_ARN_PATTERN}'"],
     ),
     (
         "arn-unknown-partition",
@@ -232,7 +255,7 @@ INVALID: list[tuple[str, str, dict[str, Any] | None, list[str]]] = [
             "type": "bedrock",
             "bedrock": {"region": "us-east-1", "roleARN": "arn:aws-iso:iam::123456789012:role/x"},
         },
-        ["spec.bedrock.roleARN"],
+        [f"spec.bedrock.roleARN in body should match '{ROLE_ARN_PATTERN}'"],
     ),
     (
         "arn-short-account",
@@ -241,7 +264,7 @@ INVALID: list[tuple[str, str, dict[str, Any] | None, list[str]]] = [
             "type": "bedrock",
             "bedrock": {"region": "us-east-1", "roleARN": "arn:aws:iam::12345:role/x"},
         },
-        ["spec.bedrock.roleARN"],
+        [f"spec.bedrock.roleARN in body should match '{ROLE_ARN_PATTERN}'"],
     ),
     (
         "arn-wrong-service",
@@ -250,7 +273,7 @@ INVALID: list[tuple[str, str, dict[str, Any] | None, list[str]]] = [
             "type": "bedrock",
             "bedrock": {"region": "us-east-1", "roleARN": "arn:aws:sts::123456789012:role/x"},
         },
-        ["spec.bedrock.roleARN"],
+        [f"spec.bedrock.roleARN in body should match '{ROLE_ARN_PATTERN}'"],
     ),
     (
         "arn-no-role-name",
@@ -259,13 +282,13 @@ INVALID: list[tuple[str, str, dict[str, Any] | None, list[str]]] = [
             "type": "bedrock",
             "bedrock": {"region": "us-east-1", "roleARN": "arn:aws:iam::123456789012:role/"},
         },
-        ["spec.bedrock.roleARN"],
+        [f"spec.bedrock.roleARN in body should match '{ROLE_ARN_PATTERN}'"],
     ),
     (
         "external-id-too-short",
         "p",
         {"type": "bedrock", "bedrock": {"region": "us-east-1", "roleARN": ROLE, "externalID": "a"}},
-        ["spec.bedrock.externalID"],
+        ["spec.bedrock.externalID in body should be at least 2 chars long"],
     ),
     (
         "external-id-bad-chars",
@@ -274,7 +297,7 @@ INVALID: list[tuple[str, str, dict[str, Any] | None, list[str]]] = [
             "type": "bedrock",
             "bedrock": {"region": "us-east-1", "roleARN": ROLE, "externalID": "has space"},
         },
-        ["spec.bedrock.externalID"],
+        [f"spec.bedrock.externalID in body should match '{EXTERNAL_ID_PATTERN}'"],
     ),
     (
         "external-id-without-role",
@@ -298,32 +321,40 @@ INVALID: list[tuple[str, str, dict[str, Any] | None, list[str]]] = [
                 "credentialsSecretRef": {"name": "aws", "accessKeyIDKey": "bad key"},
             },
         },
-        ["spec.bedrock.credentialsSecretRef.accessKeyIDKey"],
+        [
+            "spec.bedrock.credentialsSecretRef.accessKeyIDKey in body should match "
+            f"'{SECRET_DATA_KEY_PATTERN}'"
+        ],
     ),
     (
         "empty-model",
         "p",
         {"type": "bedrock", "bedrock": {"region": "us-east-1", "model": ""}},
-        ["spec.bedrock.model"],
+        ["spec.bedrock.model in body should be at least 1 chars long"],
     ),
     (
         "bad-deletion-policy",
         "p",
         {"type": "openai", "deletionPolicy": "Retain"},
-        ["spec.deletionPolicy: Unsupported value"],
+        ['spec.deletionPolicy: Unsupported value: "Retain"'],
     ),
     (
         "bad-drift-policy",
         "p",
         {"type": "openai", "driftPolicy": "Ignore"},
-        ["spec.driftPolicy: Unsupported value"],
+        ['spec.driftPolicy: Unsupported value: "Ignore"'],
     ),
-    ("enabled-not-bool", "p", {"type": "openai", "enabled": "yes"}, ["spec.enabled"]),
+    (
+        "enabled-not-bool",
+        "p",
+        {"type": "openai", "enabled": "yes"},
+        ["spec.enabled in body must be of type boolean"],
+    ),
     (
         "display-name-too-long",
         "p",
         {"type": "openai", "displayName": "x" * 257},
-        ["spec.displayName", "Too long"],
+        ["spec.displayName: Too long: may not be more than 256 bytes"],
     ),
 ]
 

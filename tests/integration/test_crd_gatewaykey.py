@@ -15,7 +15,9 @@ import pytest
 from kubernetes import client
 
 from aigateway_operator.api import API_GROUP, API_VERSION, Condition, ConditionStatus
+from aigateway_operator.api.common import DNS_SUBDOMAIN_PATTERN
 from aigateway_operator.api.gatewaykey import (
+    KEY_NAME_PATTERN,
     KIND,
     PLURAL,
     RULE_MESSAGES,
@@ -46,11 +48,31 @@ def test_server_defaults_and_model_agree(keys: Objects) -> None:
 
 
 INVALID: list[tuple[str, str, dict[str, Any], list[str]]] = [
-    ("key-name-pattern", "k", {"keyName": "Bad_Name"}, ["spec.keyName"]),
-    ("key-name-double-dash", "k", {"keyName": "a--b"}, ["spec.keyName"]),
-    ("key-name-too-long", "k", {"keyName": "a" * 65}, ["spec.keyName", "Too long"]),
+    (
+        "key-name-pattern",
+        "k",
+        {"keyName": "Bad_Name"},
+        [f"spec.keyName in body should match '{KEY_NAME_PATTERN}'"],
+    ),
+    (
+        "key-name-double-dash",
+        "k",
+        {"keyName": "a--b"},
+        [f"spec.keyName in body should match '{KEY_NAME_PATTERN}'"],
+    ),
+    (
+        "key-name-too-long",
+        "k",
+        {"keyName": "a" * 65},
+        ["spec.keyName: Too long: may not be more than 64 bytes"],
+    ),
     ("metadata-name", "has.dots", {}, [RULE_MESSAGES["metadata_name"]]),
-    ("secret-name", "k", {"secretName": "Not_A_Name"}, ["spec.secretName"]),
+    (
+        "secret-name",
+        "k",
+        {"secretName": "Not_A_Name"},
+        [f"spec.secretName in body should match '{DNS_SUBDOMAIN_PATTERN}'"],
+    ),
     ("every-not-duration", "k", {"rotation": {"every": "monthly"}}, [RULE_MESSAGES["every"]]),
     ("every-too-short", "k", {"rotation": {"every": "30s"}}, [RULE_MESSAGES["every"]]),
     ("grace-bad", "k", {"rotation": {"gracePeriod": "1 hour"}}, [RULE_MESSAGES["grace_period"]]),
@@ -60,8 +82,13 @@ INVALID: list[tuple[str, str, dict[str, Any], list[str]]] = [
         {"rotation": {"every": "1h", "gracePeriod": "90m"}},
         [RULE_MESSAGES["grace_shorter"]],
     ),
-    ("negative-generation", "k", {"rotation": {"generation": -1}}, ["spec.rotation.generation"]),
-    ("policy", "k", {"deletionPolicy": "Keep"}, ["spec.deletionPolicy", "Unsupported value"]),
+    (
+        "negative-generation",
+        "k",
+        {"rotation": {"generation": -1}},
+        ["spec.rotation.generation in body should be greater than or equal to 0"],
+    ),
+    ("policy", "k", {"deletionPolicy": "Keep"}, ['spec.deletionPolicy: Unsupported value: "Keep"']),
 ]
 
 

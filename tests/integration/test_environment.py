@@ -138,17 +138,21 @@ def test_token_request_and_rbac_denial(k8s_api: client.ApiClient, namespace: str
         # Grant exactly "list secrets" in this namespace: the same token now works,
         # which proves the denial came from RBAC and not from a broken token.
         grant_secrets(k8s_api, namespace, "probe", "list-secrets", ["list"])
+        core.create_namespaced_secret(
+            namespace,
+            client.V1Secret(metadata=client.V1ObjectMeta(name="listed"), string_data={"k": "v"}),
+        )
 
-        def can_list() -> bool:
+        def listed() -> list[str] | None:
             try:
-                sa_core.list_namespaced_secret(namespace)
-            except ApiException as exc:  # 403 until the authorizer's cache has the binding
-                if exc.status != 403:
-                    raise
-                return False
-            return True
+                items = sa_core.list_namespaced_secret(namespace).items
+            except ApiException as exc:
+                if exc.status == 403:
+                    return None  # the grant has not reached the authorizer's cache yet
+                raise
+            return [s.metadata.name for s in items]
 
-        wait_for(can_list, 10, "RBAC grant to take effect")
+        assert "listed" in wait_for(listed, 10, "RBAC grant to take effect")
         with pytest.raises(ApiException) as info:
             sa_core.delete_collection_namespaced_secret(namespace)
         assert info.value.status == 403

@@ -44,25 +44,33 @@ def policy(k8s_api: client.ApiClient, namespace: str) -> Iterator[list[dict[str,
     remove_cluster_scoped(k8s_api, docs)
 
 
-def provider(name: str) -> dict[str, Any]:
-    return {
+#: Both kinds the policy covers: plural and a minimal spec.
+KINDS: dict[str, tuple[str, dict[str, Any]]] = {
+    "AIProvider": (
+        "aiproviders",
+        {"type": "openai", "apiKeys": [{"secretKeyRef": {"name": "k", "key": "a"}}]},
+    ),
+    "AIGatewayCoderdKey": ("aigatewaycoderdkeys", {}),
+}
+
+
+def create(custom: client.CustomObjectsApi, ns: str, name: str, kind: str) -> list[str]:
+    plural, spec = KINDS[kind]
+    body = {
         "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "AIProvider",
+        "kind": kind,
         "metadata": {"name": name, "finalizers": ["example.com/other"]},
-        "spec": {"type": "openai", "apiKeys": [{"secretKeyRef": {"name": "k", "key": "a"}}]},
+        "spec": spec,
     }
-
-
-def create(custom: client.CustomObjectsApi, ns: str, name: str) -> list[str]:
-    obj = custom.create_namespaced_custom_object(GROUP, VERSION, ns, "aiproviders", provider(name))
+    obj = custom.create_namespaced_custom_object(GROUP, VERSION, ns, plural, body)
     return list(obj["metadata"].get("finalizers") or [])
 
 
-def release(custom: client.CustomObjectsApi, ns: str, name: str) -> None:
+def release(custom: client.CustomObjectsApi, ns: str, name: str, kind: str) -> None:
     """Drop every finalizer so the namespace can go (no operator runs in this test)."""
     try:
         custom.patch_namespaced_custom_object(
-            GROUP, VERSION, ns, "aiproviders", name, {"metadata": {"finalizers": None}}
+            GROUP, VERSION, ns, KINDS[kind][0], name, {"metadata": {"finalizers": None}}
         )
     except ApiException as exc:
         if exc.status != 404:
@@ -83,23 +91,23 @@ def test_created_objects_carry_the_finalizer_only_in_watched_namespaces(
         def mutated() -> bool:
             name = next(names)
             try:
-                finalizers = create(custom, namespace, name)
+                finalizers = create(custom, namespace, name, "AIProvider")
             except ApiException as exc:
-                # The policy's matcher learns the new kind from discovery a moment after
-                # the CRD is Established; until then the API server answers 503.
-                if exc.status == 503:
+                if exc.status == 503:  # the policy's admission does not know the kind yet
                     return False
                 raise
-            release(custom, namespace, name)
+            release(custom, namespace, name, "AIProvider")
             return FINALIZER in finalizers
 
         wait_for(mutated, 30, "the policy to add the finalizer")
-        finalizers = create(custom, namespace, "watched")
-        assert finalizers == ["example.com/other", FINALIZER], "added, others kept"
-        assert create(custom, other, "elsewhere") == ["example.com/other"]
+        for kind in KINDS:
+            finalizers = create(custom, namespace, "watched", kind)
+            assert finalizers == ["example.com/other", FINALIZER], f"{kind}: added, others kept"
+            assert create(custom, other, "elsewhere", kind) == ["example.com/other"], kind
     finally:
-        release(custom, namespace, "watched")
-        release(custom, other, "elsewhere")
+        for kind in KINDS:
+            release(custom, namespace, "watched", kind)
+            release(custom, other, "elsewhere", kind)
         core.delete_namespace(other)
 
 

@@ -197,12 +197,16 @@ async def test_random_key_lists_converge(store: Store) -> None:
         r = await store.upsert_provider(openai(*want), OWNER)
         assert await stored_keys(store) == want
         assert [k.masked for k in r.keys] == [mask_secret(k) for k in want]
-        for ref, value in zip(r.keys, want, strict=True):
-            if value in ids and ref in r.keys_kept:
-                assert ids[value] == ref.id  # a kept key keeps its row
-            ids[value] = ref.id
-        for value in set(ids) - set(want):
-            del ids[value]
+        now = {value: ref.id for ref, value in zip(r.keys, want, strict=True)}
+        # Expected from the two lists alone, not from what the store says it did: a key in
+        # both keeps its row, a new one gets a new row, a dropped one loses its row.
+        kept = [v for v in want if v in ids]
+        assert {v: now[v] for v in kept} == {v: ids[v] for v in kept}
+        assert {k.id for k in r.keys_kept} == {ids[v] for v in kept}
+        assert {k.id for k in r.keys_added} == {now[v] for v in want if v not in ids}
+        assert {k.id for k in r.keys_removed} == {ids[v] for v in ids if v not in want}
+        assert len(set(now.values())) == len(want)
+        ids = now
 
 
 async def test_duplicate_and_bad_keys_are_rejected_before_writing(

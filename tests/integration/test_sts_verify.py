@@ -19,6 +19,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+from kubernetes import client
 
 from aigateway_operator.api import Reason
 from aigateway_operator.validation.aws import (
@@ -28,6 +29,7 @@ from aigateway_operator.validation.aws import (
     scrub,
     verify_bedrock_identity,
 )
+from tests.support.rbac import sa_token
 from tools.devenv.sts import DEFAULT_REGION, StsServer
 
 pytestmark = pytest.mark.integration
@@ -231,25 +233,53 @@ def test_wrong_secret_is_no_base_identity_and_not_echoed(enforcing_env: IamWorld
 
 
 def test_irsa_web_identity_without_static_keys(
-    sts: StsServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    sts: StsServer,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    k8s_api: client.ApiClient,
+    namespace: str,
 ) -> None:
-    """The IRSA path: AWS_ROLE_ARN + AWS_WEB_IDENTITY_TOKEN_FILE, as EKS injects them."""
+    """The IRSA path, as EKS sets it up: a projected ServiceAccount token (here a real one,
+    issued by the local API server for audience sts.amazonaws.com) in
+    AWS_WEB_IDENTITY_TOKEN_FILE plus AWS_ROLE_ARN, no static keys; the operator's own
+    verification runs with it."""
+    client.CoreV1Api(k8s_api).create_namespaced_service_account(
+        namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="operator"))
+    )
+    jwt = sa_token(k8s_api, namespace, "operator", audience="sts.amazonaws.com")
+    assert jwt.startswith("eyJ")
     _clear_aws_env(monkeypatch, tmp_path)
     _point_at(monkeypatch, sts)
     token = tmp_path / "token"
-    token.write_text("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQifQ.c2ln")
+    token.write_text(jwt)
     monkeypatch.setenv("AWS_ROLE_ARN", f"arn:aws:iam::{ACCOUNT}:role/aigw-operator-irsa")
     monkeypatch.setenv("AWS_WEB_IDENTITY_TOKEN_FILE", str(token))
     monkeypatch.setenv("AWS_ROLE_SESSION_NAME", "irsa-session")
+    # The default chain takes the web-identity path, nothing else (there is nothing else).
+    credentials = boto3.Session().get_credentials()
+    assert credentials is not None
+    assert credentials.method == "assume-role-with-web-identity"
 
     target = "arn:aws:iam::210987654321:role/cross-account/BedrockAccess"
     verdict = verify_bedrock_identity("eu-west-1", target, "ext-123", None)
     assert verdict.ok, verdict.message
-    assert verdict.caller_arn is not None
-    assert "assumed-role/aigw-operator-irsa/irsa-session" in verdict.caller_arn
+    assert verdict.caller_arn == (
+        f"arn:aws:sts::{ACCOUNT}:assumed-role/aigw-operator-irsa/irsa-session"
+    )
+    assert verdict.account_id == ACCOUNT
     assert verdict.assumed_role_arn is not None
-    assert "assumed-role/BedrockAccess/" in verdict.assumed_role_arn
-    assert "eyJ" not in verdict.message
+    assert verdict.assumed_role_arn.startswith(
+        f"arn:aws:sts::210987654321:assumed-role/BedrockAccess/{SESSION_NAME}"
+    )
+    for text in (verdict.message, repr(verdict)):
+        assert jwt not in text
+        assert jwt.split(".")[1] not in text
+
+    # The same chain with the token file gone cannot verify: the token was what it used.
+    token.unlink()
+    verdict = verify_bedrock_identity("eu-west-1", target, "ext-123", None)
+    assert not verdict.ok
+    assert verdict.reason is Reason.NO_BASE_IDENTITY, verdict.message
 
 
 def test_no_credentials_anywhere_is_no_base_identity(

@@ -1,4 +1,10 @@
-"""Wait on a condition with a deadline: the only synchronisation tests may use."""
+"""Wait on a condition with a deadline: the only synchronisation tests may use.
+
+A polled check answers "yet?" and nothing else: it returns a falsy value for "not yet" and
+anything it raises propagates at once. An ``AssertionError`` inside a check is not "not
+yet": an invariant that is violated and then recovers would otherwise pass unnoticed. Keep
+invariants outside polled checks, or let them fail the wait on their first violation.
+"""
 
 from __future__ import annotations
 
@@ -16,18 +22,17 @@ def wait_for(
     what: str = "condition",
     interval: float = 0.05,
 ) -> T:
-    """Poll ``check`` until it returns a truthy value, which is returned; fail at the deadline."""
+    """Poll ``check`` until it returns a truthy value, which is returned; fail at the deadline.
+
+    Whatever ``check`` raises (an ``AssertionError`` included) ends the wait with that error.
+    """
     deadline = time.monotonic() + timeout
-    last: BaseException | None = None
     while True:
-        try:
-            value = check()
-            if value:
-                return value
-        except AssertionError as exc:
-            last = exc
+        value = check()
+        if value:
+            return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}") from last
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(interval)  # poll interval, bounded by the deadline above
 
 
@@ -39,14 +44,10 @@ async def async_wait_for(
 ) -> T:
     """The asyncio twin of :func:`wait_for`."""
     deadline = time.monotonic() + timeout
-    last: BaseException | None = None
     while True:
-        try:
-            value = await check()
-            if value:
-                return value
-        except AssertionError as exc:
-            last = exc
+        value = await check()
+        if value:
+            return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}") from last
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         await asyncio.sleep(interval)  # poll interval, bounded by the deadline above

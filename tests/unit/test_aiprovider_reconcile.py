@@ -22,6 +22,7 @@ from aigateway_operator.controllers.aiprovider.finalize import finalize
 from aigateway_operator.controllers.aiprovider.reconcile import reconcile
 from aigateway_operator.controllers.shared import ObjectIdentity, PassOutcome
 from aigateway_operator.controllers.wiring import Wiring
+from aigateway_operator.store import InvalidProvider
 from aigateway_operator.validation.identity import StaticCredentials, Verdict
 from tests.support.fakes import Clock, FakeProviderStore, FakeSecrets
 
@@ -203,11 +204,24 @@ async def test_a_bad_value_touches_nothing_and_names_the_field(
 
 async def test_a_spec_the_models_reject_is_invalid_spec(world: World) -> None:
     world.spec = {"type": "bedrock", "apiKeys": world.spec["apiKeys"]}
-    await world.reconcile()
+    out = await world.reconcile()
     c = world.condition("Synced")
     assert (c["status"], c["reason"]) == ("False", "InvalidSpec")
-    assert "spec" in c["message"]
+    assert "spec.bedrock is required when spec.type is bedrock" in c["message"]
     assert world.store.rows == {}
+    assert reasons(out) == ["InvalidSpec"]  # a validation failure is a Warning Event too
+
+
+async def test_a_spec_the_store_rejects_names_the_spec_field(world: World) -> None:
+    async def reject(*_: object, **__: object) -> None:
+        raise InvalidProvider("baseURL is required: type azure has no default", field="baseURL")
+
+    world.store.upsert_provider = reject  # type: ignore[method-assign]
+    out = await world.reconcile()
+    c = world.condition("Synced")
+    assert (c["status"], c["reason"]) == ("False", "InvalidSpec")
+    assert c["message"].startswith("spec.baseURL: baseURL is required")
+    assert reasons(out) == ["InvalidSpec"]
 
 
 async def test_the_current_owner_keeps_the_name(world: World) -> None:

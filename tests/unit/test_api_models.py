@@ -171,7 +171,34 @@ def test_mirrored_rules(body: dict[str, Any], message: str) -> None:
     ],
 )
 def test_valid_specs(body: dict[str, Any]) -> None:
-    AIProviderSpec.from_body(body)
+    spec = AIProviderSpec.from_body(body)
+    dumped = spec.to_body()
+    # Every field given is parsed into the field it names, with the value given ...
+    _assert_kept(body, dumped)
+    # ... what was not given takes the CRD's defaults ...
+    assert dumped["enabled"] is body.get("enabled", True)
+    assert dumped["deletionPolicy"] == body.get("deletionPolicy", "Delete")
+    assert dumped["driftPolicy"] == body.get("driftPolicy", "Revert")
+    assert dumped["adoptExisting"] is body.get("adoptExisting", False)
+    assert len(spec.api_keys) == len(body.get("apiKeys", []))
+    assert (spec.bedrock is None) == ("bedrock" not in body)
+    # ... and what the operator writes back parses to the same spec.
+    assert AIProviderSpec.from_body(dumped) == spec
+
+
+def _assert_kept(given: Any, got: Any, path: str = "spec") -> None:
+    if isinstance(given, dict):
+        assert isinstance(got, dict), path
+        for key, value in given.items():
+            assert key in got, f"{path}.{key} was dropped"
+            _assert_kept(value, got[key], f"{path}.{key}")
+    elif isinstance(given, list):
+        assert isinstance(got, list), path
+        assert len(got) == len(given), path
+        for i, (a, b) in enumerate(zip(given, got, strict=True)):
+            _assert_kept(a, b, f"{path}[{i}]")
+    else:
+        assert got == given, f"{path}: {got!r} != {given!r}"
 
 
 def test_effective_provider_name() -> None:

@@ -26,6 +26,7 @@ from aigateway_operator.status import (
     summarize_ready,
     utc_now,
 )
+from aigateway_operator.status.conditions import KSTATUS_TYPES
 
 pytestmark = pytest.mark.unit
 
@@ -259,22 +260,31 @@ def test_unparseable_current_status_is_replaced() -> None:
     assert patch["keyCount"] == 1
 
 
+TYPES = (ConditionType.SECRETS_RESOLVED, ConditionType.CREDENTIALS_VALID, ConditionType.SYNCED)
+#: One desired condition: any status, any reason of the vocabulary, any message.
+STATE = st.tuples(
+    st.sampled_from(list(ConditionStatus)),
+    st.sampled_from(list(Reason)),
+    st.text(max_size=200),
+)
+
+
+def _states(drawn: list[tuple[ConditionStatus, Reason, str]]) -> list[ConditionState]:
+    return [
+        ConditionState(t, status, reason, message)
+        for t, (status, reason, message) in zip(TYPES, drawn, strict=True)
+    ]
+
+
 @given(
-    gen=st.integers(min_value=1, max_value=10**6),
-    statuses=st.lists(st.sampled_from(list(ConditionStatus)), min_size=3, max_size=3),
+    gen=st.integers(min_value=0, max_value=10**9),
+    drawn=st.lists(STATE, min_size=3, max_size=3),
     minutes=st.integers(min_value=0, max_value=10**5),
 )
 def test_merging_the_same_states_twice_is_a_fixed_point(
-    gen: int, statuses: list[ConditionStatus], minutes: int
+    gen: int, drawn: list[tuple[ConditionStatus, Reason, str]], minutes: int
 ) -> None:
-    states = [
-        ConditionState(t, s, Reason.PENDING, "m")
-        for t, s in zip(
-            (ConditionType.SECRETS_RESOLVED, ConditionType.CREDENTIALS_VALID, ConditionType.SYNCED),
-            statuses,
-            strict=True,
-        )
-    ]
+    states = _states(drawn)
     once = merge_conditions((), states, generation=gen, clock=at(T0))
     twice = merge_conditions(
         once, states, generation=gen, clock=at(T0 + timedelta(minutes=minutes))
@@ -283,3 +293,39 @@ def test_merging_the_same_states_twice_is_a_fixed_point(
     status = AIProviderStatus(conditions=twice)
     assert status_patch(AIProviderStatus(conditions=once).to_body(), status) == {}
     assert summarize_ready(twice, gen).status == of(twice, "Ready").status
+
+
+@given(
+    gen=st.integers(min_value=0, max_value=10**9),
+    bump=st.integers(min_value=0, max_value=3),
+    before=st.lists(STATE, min_size=3, max_size=3),
+    after=st.lists(STATE, min_size=3, max_size=3),
+)
+def test_transition_time_moves_exactly_when_the_status_does(
+    gen: int,
+    bump: int,
+    before: list[tuple[ConditionStatus, Reason, str]],
+    after: list[tuple[ConditionStatus, Reason, str]],
+) -> None:
+    first = merge_conditions((), _states(before), generation=gen, clock=at(T0))
+    second = merge_conditions(first, _states(after), generation=gen + bump, clock=at(T1))
+    old = {c.type: c for c in first}
+    new = {c.type: c for c in second}
+    assert list(new) == [*TYPES, ConditionType.READY, *KSTATUS_TYPES]
+    for t, (status, reason, message) in zip(TYPES, after, strict=True):
+        c = new[t]
+        # Reason, message and generation always follow the newest pass ...
+        assert (c.status, c.reason, c.message) == (status, reason, message)
+        assert c.observed_generation == gen + bump
+        # ... the transition time only when the status changed.
+        moved = old[t].status != status
+        assert c.last_transition_time == (T1 if moved else T0), t
+    for derived in (ConditionType.READY, *KSTATUS_TYPES):
+        derived_moved = old[derived].status != new[derived].status
+        assert new[derived].last_transition_time == (T1 if derived_moved else T0), derived
+        assert new[derived].observed_generation == gen + bump
+    # The patch from the first status to the second changes conditions only if they differ.
+    patch = status_patch(
+        AIProviderStatus(conditions=first).to_body(), AIProviderStatus(conditions=second)
+    )
+    assert ("conditions" in patch) == (first != second)

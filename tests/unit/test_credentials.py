@@ -69,19 +69,31 @@ async def test_revision_follows_secret_versions() -> None:
 @pytest.mark.parametrize(
     ("secrets", "reason", "needle"),
     [
-        ({}, "SecretNotFound", "Secret 'keys' was not found in namespace 'ns'"),
-        ({"keys": {"other": b"v"}}, "SecretKeyMissing", "has no key 'a'"),
+        (
+            {"other": {"a": CANARY.encode()}},
+            "SecretNotFound",
+            "Secret 'keys' was not found in namespace 'ns'",
+        ),
+        ({"keys": {"other": CANARY.encode()}}, "SecretKeyMissing", "has no key 'a'"),
     ],
 )
 async def test_problems_name_field_and_secret_never_value(
     secrets: dict[str, dict[str, bytes]], reason: str, needle: str
 ) -> None:
-    out = await resolve(FakeReader(secrets), "ns", [ref(2)], consumer="p")
+    # The second reference resolves: its value is read, and must not show either.
+    secrets = {**secrets, "good": {"b": b"sk-good-" + CANARY.encode()}}
+    out = await resolve(
+        FakeReader(secrets), "ns", [ref(2), ref(3, name="good", key="b")], consumer="p"
+    )
     assert isinstance(out, list)
     assert [p.reason for p in out] == [reason]
     assert needle in out[0].message
     assert out[0].field == "spec.apiKeys[2].secretKeyRef"
     assert "spec.apiKeys[2].secretKeyRef" in out[0].message
+    # Not a value of any Secret it read, not in the problem, its message or its repr.
+    for text in (out[0].message, repr(out), str(out)):
+        assert CANARY not in text
+        assert CANARY[3:15] not in text
 
 
 async def test_reports_every_problem_at_once() -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from aigateway_operator.api.common import Reason
+from aigateway_operator.api.common import ConditionType, EventReason, Reason
 
 pytestmark = pytest.mark.unit
 
@@ -41,14 +41,42 @@ def test_every_spec_field_is_documented(crd_file: str) -> None:
     assert missing == [], f"README does not document {missing} of {crd_file}"
 
 
-def test_every_condition_reason_is_documented() -> None:
-    documented = set(re.findall(r"`([A-Za-z]+)`", README))
-    undocumented = sorted(
-        r.value for r in Reason
-        if r.value not in documented
-        and r.value not in {"Pending", "ReconcileError", "Resolved", "Synced", "Ready", "Adopted",
-                            "DriftReverted", "Orphaned", "Issued", "Rotating", "Rotated",
-                            "KeyRetired", "KeyRevoked", "InSync", "HeartbeatRecent",
-                            "TypeMismatch", "SecretAccessDenied"}
-    )  # fmt: skip
-    assert undocumented == []
+def _section(title: str) -> str:
+    start = README.index(f"\n## {title}\n")
+    end = README.find("\n## ", start + 1)
+    return README[start : end if end != -1 else None]
+
+
+def _reason_rows() -> dict[str, list[str]]:
+    """The rows of the reasons table in "Conditions and reasons": reason -> its cells."""
+    rows: dict[str, list[str]] = {}
+    section = _section("Conditions and reasons")
+    table = section[section.index("| reason | where |") :]
+    for line in table.split("\n\n")[0].splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) != 3 or not cells[0].startswith("`"):
+            continue
+        for reason in re.findall(r"`([A-Za-z]+)`", cells[0]):
+            assert reason not in rows, f"{reason} has two rows"
+            rows[reason] = cells[1:]
+    return rows
+
+
+def test_every_reason_is_documented_with_what_to_do() -> None:
+    """Every reason of a condition or an Event has its row in "Conditions and reasons":
+    where it appears, and what it means and what to do. No exemptions."""
+    rows = _reason_rows()
+    every = {r.value for r in Reason} | {r.value for r in EventReason}
+    assert sorted(every - set(rows)) == [], "reasons the README does not document"
+    assert sorted(set(rows) - every) == [], "documented reasons the operator does not have"
+    for reason, (where, what) in rows.items():
+        assert where, f"{reason}: where does it appear?"
+        assert len(what.split()) >= 4, f"{reason}: what it means and what to do"
+
+
+def test_the_condition_table_names_only_real_reasons() -> None:
+    table = _section("Conditions and reasons").split("\n\n")[1]
+    named = set(re.findall(r"`([A-Z][A-Za-z]+)`", table))
+    conditions = {c.value for c in ConditionType}
+    every = {r.value for r in Reason} | {r.value for r in EventReason}
+    assert sorted(named - conditions - every) == []

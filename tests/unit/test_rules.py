@@ -142,15 +142,73 @@ def _wording(count: int) -> str:
     return "\n".join(text)
 
 
-@given(st.lists(st.text(min_size=0, max_size=40), min_size=1, max_size=5))
-def test_no_finding_ever_contains_a_value(values: list[str]) -> None:
+#: Byte sequences UTF-8 forbids: never-valid bytes, an overlong form, a surrogate, a
+#: truncated sequence, a lone continuation byte.
+NOT_UTF8 = (b"\xff", b"\xfe", b"\xc0\xaf", b"\xed\xa0\x80", b"\xe2\x82", b"\x80")
+
+
+@st.composite
+def _invalid_utf8(draw: st.DrawFn) -> bytes:
+    """Text with a byte sequence UTF-8 forbids somewhere in it."""
+    bad = draw(st.sampled_from(NOT_UTF8))
+    head = draw(st.text(max_size=20)).encode()
+    tail = draw(st.text(max_size=20)).encode()
+    return head + bad + tail
+
+
+@st.composite
+def _oversized(draw: st.DrawFn) -> str | bytes:
+    """A value over 8 KiB (as text or bytes, one- or multi-byte characters)."""
+    unit = draw(st.text(min_size=1, max_size=6))
+    repeat = MAX_SECRET_VALUE_BYTES // len(unit.encode()) + draw(st.integers(1, 40))
+    value = unit * repeat
+    return value.encode() if draw(st.booleans()) else value
+
+
+VALUES = st.one_of(
+    st.text(min_size=0, max_size=40),
+    st.binary(max_size=40),
+    _invalid_utf8(),
+    _oversized(),
+)
+
+
+def _tokens(value: str | bytes) -> list[str]:
+    """What a leak of ``value`` would show: the text, or each printable run of the bytes."""
+    text = value if isinstance(value, str) else value.decode("utf-8", "replace")
+    return [t for t in text.replace("\ufffd", " ").split() if len(t) >= 4][:50]
+
+
+@given(st.lists(VALUES, min_size=1, max_size=5))
+def test_no_finding_ever_contains_a_value(values: list[str | bytes]) -> None:
     entries = [(ref(f"s{i}"), v) for i, v in enumerate(values)]
     findings = check_api_keys(entries)
     wording = _wording(len(values))
     for finding in findings:
         for value in values:
-            token = value.strip()
-            # A token that is part of the fixed wording proves nothing either way.
-            if len(token) >= 4 and token not in wording:
-                assert token not in finding.message
+            for token in _tokens(value):
+                # A token that is part of the fixed wording proves nothing either way.
+                if token[:200] not in wording:
+                    assert token[:200] not in finding.message
     assert len({f.field for f in findings}) == len(findings)
+    by_field = {f.field: f for f in findings}
+    for i, value in enumerate(values):
+        raw = value if isinstance(value, bytes) else value.encode("utf-8", "surrogatepass")
+        finding = by_field.get(f"spec.apiKeys[{i}].secretKeyRef")
+        # The two shapes this property adds are always reported, and as what they are.
+        if len(raw) > MAX_SECRET_VALUE_BYTES:
+            assert finding is not None
+            assert finding.reason is Reason.INVALID_SECRET_VALUE
+            assert f"is longer than {MAX_SECRET_VALUE_BYTES} bytes" in finding.message
+        elif isinstance(value, bytes) and not _is_utf8(value):
+            assert finding is not None
+            assert finding.reason is Reason.INVALID_SECRET_VALUE
+            assert "is not valid UTF-8 text" in finding.message
+
+
+def _is_utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True

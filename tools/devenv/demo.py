@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -150,6 +151,7 @@ def run(keep: bool = False, timeout: float = 180.0) -> int:
                 op.kill()
         _say("tearing down the local environment")
         env.down()
+        shutil.rmtree(log.parent, ignore_errors=True)  # its tail was shown if it mattered
 
 
 def _object_rows(custom: Any) -> list[tuple[str, str, str, str, str]]:

@@ -173,8 +173,9 @@ def _classify(exc: Exception, step: str, *, denied: Reason, secrets: tuple[str, 
         if code == "ValidationError" and denied is Reason.ACCESS_DENIED:
             return _failure(Reason.INVALID_ROLE_ARN, text)
         return _failure(denied, text)
-    if isinstance(exc, CredentialRetrievalError):
-        # The web identity exchange (IRSA) failed: the base identity is unusable.
+    if isinstance(exc, CredentialRetrievalError | OSError):
+        # The web identity exchange (IRSA) failed, or its token file could not be read
+        # (botocore lets that OSError through): the base identity is unusable.
         return _failure(
             Reason.NO_BASE_IDENTITY,
             f"could not obtain base AWS credentials: {scrub(str(exc), secrets)}",
@@ -237,7 +238,7 @@ def verify_bedrock_identity(
 
     try:
         identity = client.get_caller_identity()
-    except (BotoCoreError, ClientError) as exc:
+    except (BotoCoreError, ClientError, OSError) as exc:
         return _classify(exc, "GetCallerIdentity", denied=Reason.NO_BASE_IDENTITY, secrets=secrets)
     caller_arn = identity.get("Arn")
     account_id = identity.get("Account")
@@ -268,7 +269,7 @@ def verify_bedrock_identity(
         params["ExternalId"] = external_id
     try:
         assumed = client.assume_role(**params)
-    except (BotoCoreError, ClientError) as exc:
+    except (BotoCoreError, ClientError, OSError) as exc:
         verdict = _classify(
             exc, f"AssumeRole on {role_arn}", denied=Reason.ACCESS_DENIED, secrets=secrets
         )

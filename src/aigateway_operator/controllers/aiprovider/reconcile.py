@@ -117,11 +117,9 @@ async def reconcile(
     try:
         spec = AIProviderSpec.from_body(spec_body if isinstance(spec_body, dict) else None)
     except InvalidSpecError as exc:
-        scratch.set(
-            ConditionState.false(
-                ConditionType.SYNCED, Reason.INVALID_SPEC, str(exc)[:MESSAGE_LIMIT]
-            )
-        )
+        message = str(exc)[:MESSAGE_LIMIT]
+        scratch.set(ConditionState.false(ConditionType.SYNCED, Reason.INVALID_SPEC, message))
+        scratch.warn(Reason.INVALID_SPEC, message)
         return finish(wiring, ident, current, scratch, AIProviderStatus())
 
     name = spec.effective_provider_name(ident.name)
@@ -296,11 +294,9 @@ async def _write(
             )
         )
     except (InvalidProvider, InvalidName) as exc:
-        scratch.set(
-            ConditionState.false(
-                ConditionType.SYNCED, Reason.INVALID_SPEC, str(exc)[:MESSAGE_LIMIT]
-            )
-        )
+        message = f"{_spec_field(exc)}: {exc}"[:MESSAGE_LIMIT]
+        scratch.set(ConditionState.false(ConditionType.SYNCED, Reason.INVALID_SPEC, message))
+        scratch.warn(Reason.INVALID_SPEC, message)
     except StoreError as exc:
         failure = store_failure(exc, ConditionType.SYNCED)
         scratch.set(failure.condition)
@@ -310,6 +306,19 @@ async def _write(
         if failure.retry_after is not None:
             scratch.retry(failure.retry_after, failure.condition.message)
     return None
+
+
+#: The store names fields by Coder's settings; messages name the spec field a user edits.
+_SPEC_FIELDS = {"bedrock.accessKey": "spec.bedrock.credentialsSecretRef"}
+
+
+def _spec_field(exc: InvalidProvider | InvalidName) -> str:
+    """The spec field a store rejection is about (the store knows no Kubernetes)."""
+    if isinstance(exc, InvalidName):
+        return "spec.providerName"
+    if not exc.field:
+        return "spec"
+    return _SPEC_FIELDS.get(exc.field, f"spec.{exc.field}")
 
 
 #: On an AIProvider of type anthropic with Bedrock settings (deprecated: coderd turns such rows
