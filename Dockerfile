@@ -6,7 +6,13 @@
 # bump both stages and the lock together (deploy/lock_requirements.py rewrites the lock from
 # the project venv). No registry was reachable to record a digest; add @sha256:... when
 # publishing.
-FROM python:3.11.7-slim-bookworm AS build
+#
+# BASE is a build argument so that a machine without a registry can pass a locally made
+# Python 3.11 base (the local environment passes one made from Debian's packages:
+# tools/devenv/images.py); `docker build .` uses the default.
+ARG BASE=python:3.11.7-slim-bookworm
+
+FROM ${BASE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1
@@ -19,10 +25,10 @@ RUN /opt/venv/bin/pip install --no-deps --require-virtualenv -r /tmp/requirement
 # the package: tools/ (the local environment, a development tool) is not in the image.
 COPY src/aigateway_operator /opt/venv/lib/python3.11/site-packages/aigateway_operator
 RUN /opt/venv/bin/python -m compileall -q /opt/venv/lib/python3.11/site-packages/aigateway_operator \
-    && /opt/venv/bin/python -c "import aigateway_operator.handlers, aigateway_operator.cli" \
+    && /opt/venv/bin/python -c "import aigateway_operator.operator, aigateway_operator.cli" \
     && /opt/venv/bin/python -m aigateway_operator.cli --version
 
-FROM python:3.11.7-slim-bookworm
+FROM ${BASE}
 LABEL org.opencontainers.image.title="aigateway-operator" \
       org.opencontainers.image.description="Manages Coder AI Gateway providers and gateway keys" \
       org.opencontainers.image.licenses="Apache-2.0"
