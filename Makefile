@@ -18,14 +18,14 @@ help: ## list targets
 
 # The runtime dependencies install at exactly the versions of deploy/requirements.lock (what
 # the image ships), so tests run against what users run, on any machine, on any day.
-$(STAMP): pyproject.toml deploy/requirements.lock src/aigateway_operator/__init__.py
+$(STAMP): pyproject.toml deploy/requirements.lock src/aigateway_operator/__init__.py scripts/setup-system.sh
 	./scripts/setup-system.sh
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade "pip>=25.1"
 	$(BIN)/python -m pip install -q -c deploy/requirements.lock --group dev -e .
 	touch $(STAMP)
 
-setup: $(STAMP) ## create .venv, install everything, build (or reuse) the local control plane
+setup: $(STAMP) ## create .venv, install everything, build (or reuse) the control plane and node
 	$(DEVENV) build
 
 lint: $(STAMP) ## ruff (lint + format check) and import-layer contracts
@@ -49,13 +49,13 @@ test-integration: setup ## integration + e2e tiers
 bench: setup ## benchmarks (slow; prints ratios against in-run baselines)
 	@for b in bench/bench_*.py; do echo "== $$b"; PYTHONPATH=$(CURDIR) $(BIN)/python $$b || exit 1; done
 
-dev-up: setup ## start the local environment (writes $(ENV_FILE))
+dev-up: setup ## start the local environment with a node (writes $(ENV_FILE))
 	$(DEVENV) up --env-file $(ENV_FILE)
 
 dev-down: ## stop the local environment
 	@test -x $(BIN)/python && $(DEVENV) down --env-file $(ENV_FILE) || true
 
-demo: setup ## the whole product on the local environment (DEMO_ARGS=--keep to keep it up)
+demo: setup ## the chart's pods on the local node, end to end (DEMO_ARGS=--keep to keep it up)
 	$(DEVENV) demo $(DEMO_ARGS)
 
 clean: dev-down ## remove the venv and caches (the control-plane build cache stays)
