@@ -146,8 +146,12 @@ def test_default_is_cluster_wide_two_replicas_with_peering(render: Render) -> No
     assert sc["seccompProfile"] == {"type": "RuntimeDefault"}
     assert container["resources"]["limits"]["memory"]
     assert container["resources"]["requests"]["cpu"]
-    for probe in ("livenessProbe", "readinessProbe"):
-        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "health"}
+    for probe, path in (
+        ("startupProbe", "/startupz"),
+        ("livenessProbe", "/healthz"),
+        ("readinessProbe", "/readyz"),
+    ):
+        assert container[probe]["httpGet"] == {"path": path, "port": "health"}
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert ports == {"health": 8080, "metrics": 9090}
 
