@@ -158,15 +158,24 @@ def openai(*keys: str, display: str = "OpenAI") -> dict[str, Any]:
 
 
 def install(
-    env: DevEnv, api: client.ApiClient, image: BuiltImage, name: str, **values: Any
+    env: DevEnv,
+    api: client.ApiClient,
+    image: BuiltImage,
+    name: str,
+    llm_keys: dict[str, str] | None = None,
+    **values: Any,
 ) -> Release:
-    """A namespace enforcing ``restricted``, the two Secrets, ``helm install --wait``."""
+    """A namespace enforcing ``restricted``, the two Secrets (and ``llm_keys``, for bundled
+    objects), ``helm install --wait``."""
     assert env.postgres is not None
     namespace = f"op-{uuid.uuid4().hex[:8]}"
     create_namespace(api, namespace)
     key = secrets.token_bytes(32)
     dsn = fresh_database(env.postgres)
     create_operator_secrets(api, namespace, dsn, key)
+    rel = Release(env, api, namespace, name, dsn, key, image)
+    if llm_keys:
+        rel.secret("llm-keys", llm_keys)
     chart_values = operator_values(
         env, image, namespace, livenessProbe=LIVENESS, readinessProbe=READINESS, **values
     )
@@ -174,7 +183,7 @@ def install(
         env, "install", name, str(CHART), "--namespace", namespace, "--wait", "--timeout", "5m",
         values=chart_values,
     )  # fmt: skip
-    return Release(env, api, namespace, name, dsn, key, image)
+    return rel
 
 
 def uninstall(rel: Release) -> None:
@@ -540,13 +549,17 @@ def test_helm_uninstall_leaves_the_rows_in_coder(
 ) -> None:
     """Objects applied by users stay (the CRDs are kept), and so do their rows in Coder.
 
-    The chart on this branch does not yet mark objects bundled through ``providers:`` with
-    ``helm.sh/resource-policy: keep``; only objects applied outside the chart are covered.
+    Only objects applied outside the chart are covered: this chart does not mark objects
+    bundled through ``providers:``/``gatewayKeys:`` with ``helm.sh/resource-policy: keep``, so
+    helm deletes them while the operator's pods go, and they hang on their finalizer (``helm
+    uninstall --wait`` then waits for them until its timeout).
     """
     # A second release: the first one owns the CRDs.
-    other = install(node, node_api, operator_image, "aigw-uninstall", crds={"install": False})
+    other = install(
+        node, node_api, operator_image, "aigw-uninstall", llm_keys={"a": KEY_A},
+        crds={"install": False},
+    )  # fmt: skip
     try:
-        other.secret("llm-keys", {"a": KEY_A})
         other.apply("AIProvider", "aiproviders", "kept", openai("a"))
         other.apply("AIGatewayCoderdKey", "aigatewaycoderdkeys", "kept-gw", {})
         other.wait_ready("aiproviders", "kept")
