@@ -8,6 +8,10 @@
 # the registry from this repository's build machine. Before a release, verify it with
 # `docker buildx imagetools inspect python:3.11-slim-bookworm` and bump tag and digest together.
 # The lock holds cp311 wheels only, so any 3.11 patch release runs it.
+#
+# BASE is a build argument so that a machine without a registry can pass a locally made
+# Python 3.11 base (the local environment passes one made from Debian's packages:
+# tools/devenv/images.py); `docker build .` uses the default.
 ARG BASE=python:3.11.17-slim-bookworm@sha256:0a310eeecf4e1f5a0743f9a6520c90c88d089c903ca5fd283f501e3a805f5f89
 
 FROM ${BASE} AS build

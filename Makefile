@@ -20,7 +20,7 @@ help: ## list targets
 # the image ships), so tests run against what users run, on any machine, on any day. The lock
 # carries hashes (the image installs it with --require-hashes); pip would demand hashes for
 # every package once a constraint has one, so the constraints are the lock's pins alone.
-$(STAMP): pyproject.toml deploy/requirements.lock src/aigateway_operator/__init__.py
+$(STAMP): pyproject.toml deploy/requirements.lock src/aigateway_operator/__init__.py scripts/setup-system.sh
 	./scripts/setup-system.sh
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade "pip>=25.1"
@@ -28,7 +28,7 @@ $(STAMP): pyproject.toml deploy/requirements.lock src/aigateway_operator/__init_
 	$(BIN)/python -m pip install -q -c $(VENV)/constraints.txt --group dev -e .
 	touch $(STAMP)
 
-setup: $(STAMP) ## create .venv, install everything, build (or reuse) the local control plane
+setup: $(STAMP) ## create .venv, install everything, build (or reuse) the control plane and node
 	$(DEVENV) build
 
 lint: $(STAMP) ## ruff (lint + format check) and import-layer contracts
@@ -52,13 +52,13 @@ test-integration: setup ## integration + e2e tiers
 bench: setup ## benchmarks (slow; prints ratios against in-run baselines)
 	@for b in bench/bench_*.py; do echo "== $$b"; PYTHONPATH=$(CURDIR) $(BIN)/python $$b || exit 1; done
 
-dev-up: setup ## start the local environment (writes $(ENV_FILE))
+dev-up: setup ## start the local environment with a node (writes $(ENV_FILE))
 	$(DEVENV) up --env-file $(ENV_FILE)
 
 dev-down: ## stop the local environment
 	@test -x $(BIN)/python && $(DEVENV) down --env-file $(ENV_FILE) || true
 
-demo: setup ## the whole product on the local environment (DEMO_ARGS=--keep to keep it up)
+demo: setup ## the chart's pods on the local node, end to end (DEMO_ARGS=--keep to keep it up)
 	$(DEVENV) demo $(DEMO_ARGS)
 
 # pip-compile (pip-tools) resolves pyproject.toml's runtime dependencies for Python 3.11 and

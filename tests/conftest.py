@@ -2,6 +2,10 @@
 
 Each piece starts lazily, once per test session, only when a test asks for it, and is
 stopped at the end of the session. Unit tests use none of them.
+
+``node`` is a whole environment of its own with a node (kubelet, containerd, runc, a CNI
+bridge): its API server, Postgres and STS serve on the node network so that pods reach them,
+which the loopback-only pieces above cannot. Only tests that run pods ask for it.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ import pytest
 
 from tools.devenv import build, kube
 from tools.devenv.crds import apply_crds
+from tools.devenv.env import DevEnv
+from tools.devenv.images import BuiltImage, build_operator_image
 from tools.devenv.postgres import PostgresServer
 from tools.devenv.sts import StsServer
 
@@ -123,6 +129,49 @@ def namespace(k8s_api: object) -> Iterator[str]:
         yield name
     finally:
         core.delete_namespace(name)
+
+
+@pytest.fixture(scope="session")
+def node() -> Iterator[DevEnv]:
+    """An environment with a Ready node (no CRDs: the chart installs them, as for a user)."""
+    if os.environ.get("AIGW_TEST_USE_EXISTING_CLUSTER") == "1":
+        pytest.skip("the node tests run their own node (AIGW_TEST_USE_EXISTING_CLUSTER=1)")
+    env = DevEnv.up(with_node=True)
+    try:
+        yield env
+    finally:
+        env.down()
+
+
+@pytest.fixture(scope="session")
+def node_api(node: DevEnv) -> Iterator[object]:
+    """An admin ``kubernetes.client.ApiClient`` of the node environment's API server."""
+    from kubernetes import config
+
+    api = config.new_client_from_config(config_file=str(node.kubeconfig))
+    try:
+        yield api
+    finally:
+        api.close()
+
+
+def _image_on_node(node: DevEnv, image: BuiltImage) -> BuiltImage:
+    assert node.node is not None
+    node.node.import_image(image.archive)
+    assert image.name in node.node.images(), f"{image.name} not in the node's containerd"
+    return image
+
+
+@pytest.fixture(scope="session")
+def operator_image(node: DevEnv) -> BuiltImage:
+    """The Dockerfile built by buildah (cached by the build context's hash), on the node."""
+    return _image_on_node(node, build_operator_image("dev"))
+
+
+@pytest.fixture(scope="session")
+def operator_image_2(node: DevEnv) -> BuiltImage:
+    """A second build of the same sources (another label, so another image) to upgrade to."""
+    return _image_on_node(node, build_operator_image("dev-2", label="2"))
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

@@ -1,9 +1,10 @@
-"""`make demo` (the README's first command: `python -m tools.devenv demo`) runs end to end and
-cleans up after itself."""
+"""`make demo` (the README's first command: `python -m tools.devenv demo`) runs end to end, with
+the operator as pods of the chart on the local node, and cleans up after itself."""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -29,6 +30,7 @@ def private_tmp() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
+@pytest.mark.timeout(900)  # the first run in a session may build the image
 def test_demo_runs_and_shows_only_masked_values(private_tmp: Path) -> None:
     # Everything the demo makes on disk goes under a temp dir of this test's own, so what
     # it leaves behind (directories, and processes that mention them) is found for sure.
@@ -36,7 +38,7 @@ def test_demo_runs_and_shows_only_masked_values(private_tmp: Path) -> None:
     env = {**os.environ, "TMPDIR": str(tmp)}
     proc = subprocess.run(
         [sys.executable, "-m", "tools.devenv", "demo"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False,
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900, check=False,
     )  # fmt: skip
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]
@@ -44,6 +46,10 @@ def test_demo_runs_and_shows_only_masked_values(private_tmp: Path) -> None:
     assert "aip/claude-bedrock" in out
     assert "cgwkey/gateway-eu" in out
     assert out.count(" True   Ready") == 3
+    # The operator runs as the chart's two pods on the node, both Ready, none restarted.
+    running = re.compile(r"^\s*aigw-aigateway-operator-\S+\s+1/1\s+Running\s+0\s+\S+\s+aigw-node$")
+    assert len([line for line in out.splitlines() if running.match(line)]) >= 2, out[-3000:]
+    assert "MB unpacked" in out
     assert "ai_providers_changed received" in out
     assert "sk-d...cccc" in out  # the rotated key reached the database (masked)
     for value in (OPENAI_A, OPENAI_B, OPENAI_B2):

@@ -1,7 +1,7 @@
 """The image the chart runs: built from hashed locks written by pip-compile (pip-tools), as the
 numeric non-root user the chart's securityContext expects, from a build context that holds
-only the operator. (No Docker daemon here: these checks hold the Dockerfile, the locks and
-the build context to their promises without building.)"""
+only the operator. These checks hold the Dockerfile, the locks and the build context to their
+promises; tests/e2e/test_node_chart.py builds the image (buildah) and runs it on a node."""
 
 from __future__ import annotations
 

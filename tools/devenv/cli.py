@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from tools.devenv.build import ensure_control_plane
+from tools.devenv.build import ensure_control_plane, ensure_node
 from tools.devenv.crds import REPO_CRDS
 from tools.devenv.env import DevEnv, default_env_file, state_dir_from_env_file
 from tools.devenv.helm import ensure_helm
@@ -33,17 +34,27 @@ def _up(args: argparse.Namespace) -> int:
         except (OSError, ValueError):
             pass
     env_file.parent.mkdir(parents=True, exist_ok=True)
-    env = DevEnv.up(with_kube=not args.no_kube, crds_dir=REPO_CRDS)
+    with_kube = not args.no_kube
+    env = DevEnv.up(
+        with_kube=with_kube, with_node=with_kube and not args.no_node, crds_dir=REPO_CRDS
+    )
     env.write_env_file(env_file)
     t = env.timings
     print(
         f"local environment up in {t.get('total', 0):.1f}s "
-        f"(control plane {t.get('control_plane', 0):.1f}s, postgres {t.get('postgres', 0):.1f}s, "
-        f"sts {t.get('sts', 0):.1f}s)"
+        f"(build or cache {t.get('build_or_cache', 0):.1f}s, "
+        f"control plane {t.get('control_plane', 0):.1f}s, postgres {t.get('postgres', 0):.1f}s, "
+        f"sts {t.get('sts', 0):.1f}s, node {t.get('node', 0):.1f}s)"
     )
     print(f"  kube-apiserver: {env.plane.url if env.plane else 'not started'}")
-    print(f"  postgres:       127.0.0.1:{env.postgres.port if env.postgres else '?'}")
+    host = env.postgres.host if env.postgres else "127.0.0.1"
+    print(f"  postgres:       {host}:{env.postgres.port if env.postgres else '?'}")
     print(f"  sts (moto):     {env.sts.endpoint if env.sts else '?'}")
+    if env.network is not None:
+        print(
+            f"  node:           aigw-node, IP {env.network.gateway} on bridge "
+            f"{env.network.bridge} (pods: {env.network.subnet})"
+        )
     print(f"use it with:  source {env_file}")
     print(f"stop it with: {PROG} down --env-file {env_file}")
     return 0
@@ -82,9 +93,25 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _build(args: argparse.Namespace) -> int:
+    start = time.monotonic()
     bins = ensure_control_plane()
-    for path in (bins.kube_apiserver, bins.kube_controller_manager, bins.etcd, ensure_helm()):
+    paths = [bins.kube_apiserver, bins.kube_controller_manager, bins.etcd, ensure_helm()]
+    if not args.no_node:
+        from tools.devenv.images import ensure_base_image
+
+        node = ensure_node()
+        paths += [
+            node.kubelet,
+            node.kube_scheduler,
+            node.containerd_dir,
+            node.cni_dir,
+            node.pause_image,
+            node.runc,
+            ensure_base_image(),
+        ]
+    for path in paths:
         print(f"ready: {path}")
+    print(f"build: everything ready in {time.monotonic() - start:.0f}s")
     return 0
 
 
@@ -97,14 +124,14 @@ def _demo(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="local environment: kube-apiserver+etcd, Postgres 15, STS; and the demo",
+        description="local environment: kube-apiserver+etcd, a node, Postgres 15, STS; the demo",
     )
     sub = parser.add_subparsers(dest="command", required=True)
     for name, func, help_text in (
-        ("up", _up, "start everything on loopback and write an env file"),
+        ("up", _up, "start everything (and a node) and write an env file"),
         ("down", _down, "stop everything started by `up` and remove its files"),
         ("status", _status, "say what runs"),
-        ("build", _build, "build (or find cached) the control plane binaries and helm"),
+        ("build", _build, "build (or find cached) the control plane, the node's parts, helm"),
     ):
         p = sub.add_parser(name, help=help_text)
         p.add_argument(
@@ -118,6 +145,12 @@ def build_parser() -> argparse.ArgumentParser:
                 "--no-kube",
                 action="store_true",
                 help="only Postgres and STS (no control plane build)",
+            )
+        if name in ("up", "build"):
+            p.add_argument(
+                "--no-node",
+                action="store_true",
+                help="no node (kubelet, containerd): the control plane alone, on loopback",
             )
         p.set_defaults(func=func)
     demo_p = sub.add_parser("demo", help="the whole product on the local environment")

@@ -1,38 +1,44 @@
-"""``make demo``: the whole product on the local environment, in about a minute.
+"""``make demo``: the whole product on the local environment, with the operator as pods.
 
 ``python -m tools.devenv demo [--keep]`` from the repository root, which ``make demo`` runs.
 
-Brings up the API server, Postgres 15 and STS; applies sample Secrets, an OpenAI provider
-with two keys, a Bedrock provider with a role (verified against the loopback STS) and a
-gateway key; runs the operator; waits until all are Ready; prints what is in Coder's tables
-(masked) next to the objects; rotates a Secret value and shows it reaching the database and
-a LISTEN connection; then tears everything down (at once, or on Ctrl-C with ``--keep``).
+Brings up the API server, a node, Postgres 15 and STS; builds the image from the Dockerfile
+(cached by the build context's hash) and puts it on the node; installs the chart with helm
+into a namespace enforcing the ``restricted`` Pod Security level; applies sample Secrets, an
+OpenAI provider with two keys, a Bedrock provider with a role (verified against the
+environment's STS) and a gateway key; waits until all are Ready; prints the pods next to the
+objects and what is in Coder's tables (masked); rotates a Secret value and shows it reaching
+the database and a LISTEN connection; then tears everything down (at once, or on Ctrl-C with
+``--keep``).
 """
 
 from __future__ import annotations
 
-import base64
-import os
 import secrets
-import shutil
 import signal
-import subprocess
-import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import psycopg
 
 from aigateway_operator.masking import mask_secret
 from aigateway_operator.store.cipher import Cipher
-from tools.devenv.crds import REPO_CRDS
+from tools.devenv.chart import (
+    CHART,
+    create_namespace,
+    create_operator_secrets,
+    helm,
+    operator_pods,
+    operator_values,
+    pods_table,
+)
 from tools.devenv.env import DevEnv
+from tools.devenv.images import build_operator_image
 
 NS = "demo"
 #: The opt-in that lets AIProviders use a Secret (see the README's security model).
 ALLOW = {"aigateway.dev/allowed-aiproviders": "*"}
+RELEASE = "aigw"
 GROUP, VERSION = "aigateway.dev", "v1alpha1"
 OPENAI_A = "sk-demo-primary-" + "a" * 24
 OPENAI_B = "sk-demo-fallback-" + "b" * 24
@@ -73,16 +79,34 @@ def _objects() -> list[tuple[str, dict[str, Any]]]:
 def run(keep: bool = False, timeout: float = 180.0) -> int:
     from kubernetes import client, config
 
-    _say("bringing up the local environment (the first run builds the control plane) ...")
-    env = DevEnv.up(crds_dir=REPO_CRDS, progress=_say)
-    op: subprocess.Popen[bytes] | None = None
-    log = Path(tempfile.mkdtemp(prefix="aigw-demo-")) / "operator.log"
+    _say("bringing up the local environment with a node (the first run builds its parts) ...")
+    env = DevEnv.up(with_node=True, progress=_say)
     try:
+        if env.node is None:
+            raise RuntimeError("the environment came up without its node")
+        image = build_operator_image("dev", progress=_say)
+        how = "from the cache" if image.cached else f"built in {image.seconds:.0f}s"
+        _say(
+            f"image {image.name} ({how}): {image.archive_bytes / 1e6:.0f} MB as an OCI archive, "
+            f"{image.unpacked_bytes / 1e6:.0f} MB unpacked; importing it into the node"
+        )
+        env.node.import_image(image.archive)
         api = config.new_client_from_config(  # type: ignore[no-untyped-call]
             config_file=str(env.kubeconfig)
         )
         core, custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
-        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=NS)))
+        create_namespace(api, NS)
+        key = secrets.token_bytes(32)
+        create_operator_secrets(api, NS, env.database_url, key)
+        _say(f"helm install {RELEASE} (namespace {NS} enforces Pod Security 'restricted') ...")
+        started = time.monotonic()
+        helm(
+            env, "install", RELEASE, str(CHART), "--namespace", NS, "--wait", "--timeout", "5m",
+            values=operator_values(env, image, NS),
+        )  # fmt: skip
+        _say(f"the chart's pods are Ready after {time.monotonic() - started:.0f}s")
+        _print_pods(api)
+
         _say("applying sample Secrets and objects: OpenAI (2 keys), Bedrock (role), gateway key")
         core.create_namespaced_secret(
             NS,
@@ -98,32 +122,21 @@ def run(keep: bool = False, timeout: float = 180.0) -> int:
         for plural, body in _objects():
             custom.create_namespaced_custom_object(GROUP, VERSION, NS, plural, body)
 
-        key = secrets.token_bytes(32)
-        op_env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "AIGW_"))}
-        op_env.update(env.environ())
-        op_env.update({
-            "AIGW_ENCRYPTION_KEYS": base64.b64encode(key).decode(),
-            "AIGW_NAMESPACES": NS, "AIGW_HEALTH_PORT": "0", "AIGW_METRICS_PORT": "0",
-        })  # fmt: skip
-        _say(f"starting the operator (log: {log})")
-        with log.open("wb") as fh:
-            op = subprocess.Popen(
-                [sys.executable, "-m", "aigateway_operator.cli", "run"],
-                env=op_env, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            )  # fmt: skip
-
         _say("waiting until every object is Ready ...")
         deadline = time.monotonic() + timeout
         while True:
             rows = _object_rows(custom)
             if all(r[3] == "True" for r in rows):
                 break
-            if op.poll() is not None or time.monotonic() > deadline:
-                _say("not everything became Ready; operator log tail:")
-                print(log.read_text(errors="replace")[-3000:])
+            if time.monotonic() > deadline:
+                _say("not everything became Ready; the operator pods' logs:")
+                for pod in operator_pods(api, NS, RELEASE):
+                    log = core.read_namespaced_pod_log(pod.metadata.name, NS, tail_lines=40)
+                    print(f"--- {pod.metadata.name}\n{log}")
                 return 1
             time.sleep(0.5)  # progress polling, bounded by the deadline above
 
+        _print_pods(api)
         _print_objects(_object_rows(custom))
         _print_coder(env.database_url, key)
 
@@ -139,19 +152,19 @@ def run(keep: bool = False, timeout: float = 180.0) -> int:
         _say(f"ai_providers_changed received {time.monotonic() - start:.2f}s after the edit")
         _print_coder(env.database_url, key, only_keys=True)
         if keep:
-            _say("all running; Ctrl-C to tear down")
+            _say(f"all running (KUBECONFIG={env.kubeconfig}); Ctrl-C to tear down")
             signal.sigwait({signal.SIGINT, signal.SIGTERM})
         return 0
     finally:
-        if op is not None and op.poll() is None:
-            op.terminate()
-            try:
-                op.wait(30)
-            except subprocess.TimeoutExpired:
-                op.kill()
         _say("tearing down the local environment")
         env.down()
-        shutil.rmtree(log.parent, ignore_errors=True)  # its tail was shown if it mattered
+
+
+def _print_pods(api: Any) -> None:
+    print(f"\nkubectl get pods -n {NS} -o wide")
+    for line in pods_table(operator_pods(api, NS, RELEASE)):
+        print(f"  {line}")
+    print()
 
 
 def _object_rows(custom: Any) -> list[tuple[str, str, str, str, str]]:

@@ -1,9 +1,16 @@
-"""A real, secure Kubernetes control plane on loopback: etcd, kube-apiserver, controller-manager.
+"""A real, secure Kubernetes control plane: etcd, kube-apiserver, controller-manager (+ scheduler).
 
-As controller-runtime's envtest does, there is no kubelet and no node: objects are stored,
-validated (OpenAPI, CEL), authorised (RBAC) and served exactly as on a real cluster, but no
-Pod ever runs. kube-controller-manager runs only the controllers an operator's contract
-depends on (garbage collection of owned objects, namespace deletion, service accounts).
+Without a node (the default, as controller-runtime's envtest) it serves on loopback: objects
+are stored, validated (OpenAPI, CEL), authorised (RBAC) and served exactly as on a real
+cluster, but no Pod ever runs, and kube-controller-manager runs only the controllers an
+operator's contract depends on (garbage collection of owned objects, namespace deletion,
+service accounts).
+
+For a node (``address`` = the node network's gateway, ``scheduler`` given) the API server
+serves and advertises on that address instead (pods reach it there), authorises kubelets with
+the Node authorizer (``Node,RBAC``, NodeRestriction admission), talks to kubelets with its own
+client certificate, and kube-scheduler plus the deployment, replicaset and node-lifecycle
+controllers run too. etcd stays on loopback either way.
 """
 
 from __future__ import annotations
@@ -31,6 +38,11 @@ KCM_CONTROLLERS = ",".join(
         "root-ca-certificate-publisher-controller",
     ]
 )
+#: Added when there is a node: Deployments roll out, and the node's not-ready taint is lifted.
+KCM_NODE_CONTROLLERS = ",".join(
+    ["deployment-controller", "replicaset-controller", "node-lifecycle-controller"]
+)
+LOOPBACK = "127.0.0.1"
 
 
 @dataclass
@@ -40,10 +52,12 @@ class ControlPlane:
     pids: dict[str, int]
     argv: dict[str, list[str]] = field(default_factory=dict)
     """How each process was started, so a fault test can restart one of them."""
+    address: str = LOOPBACK
+    """Where the API server serves: loopback, or the node network's gateway."""
 
     @property
     def url(self) -> str:
-        return f"https://127.0.0.1:{self.apiserver_port}"
+        return f"https://{self.address}:{self.apiserver_port}"
 
     @property
     def kubeconfig(self) -> Path:
@@ -71,7 +85,7 @@ class ControlPlane:
 
     def stop(self) -> None:
         # Reverse start order: controllers, then the API server, then its storage.
-        for name in ("kube-controller-manager", "kube-apiserver", "etcd"):
+        for name in ("kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd"):
             pid = self.pids.pop(name, None)
             if pid:
                 terminate(pid)
@@ -111,14 +125,26 @@ def write_kubeconfig(
     path.chmod(0o600)
 
 
-def start(bins: ControlPlaneBinaries, base_dir: Path, timeout: float = 120.0) -> ControlPlane:
-    """Start etcd, kube-apiserver and kube-controller-manager; return once /readyz is ok."""
+def start(
+    bins: ControlPlaneBinaries,
+    base_dir: Path,
+    timeout: float = 120.0,
+    *,
+    address: str = LOOPBACK,
+    scheduler: Path | None = None,
+) -> ControlPlane:
+    """Start etcd, kube-apiserver and kube-controller-manager; return once /readyz is ok.
+
+    With ``scheduler`` (a kube-scheduler binary) the control plane is ready for a node:
+    see the module docstring; ``address`` is then where the API server serves.
+    """
     base_dir.mkdir(parents=True, exist_ok=True)
     logs = base_dir / "logs"
     logs.mkdir(exist_ok=True)
-    pki = pki_mod.generate(base_dir / "pki")
+    for_node = scheduler is not None
+    pki = pki_mod.generate(base_dir / "pki", extra_ips=() if address == LOOPBACK else (address,))
     etcd_port, etcd_peer, api_port = free_port(), free_port(), free_port()
-    plane = ControlPlane(base_dir=base_dir, apiserver_port=api_port, pids={})
+    plane = ControlPlane(base_dir=base_dir, apiserver_port=api_port, pids={}, address=address)
     try:
         etcd = _spawn(
             "etcd",
@@ -145,25 +171,32 @@ def start(bins: ControlPlaneBinaries, base_dir: Path, timeout: float = 120.0) ->
         plane.argv["kube-apiserver"] = [
             str(bins.kube_apiserver),
             f"--etcd-servers=http://127.0.0.1:{etcd_port}",
-            "--bind-address=127.0.0.1",
-            "--advertise-address=127.0.0.1",
+            f"--bind-address={address}",
+            f"--advertise-address={address}",
             f"--secure-port={api_port}",
             f"--cert-dir={base_dir / 'certs'}",
             f"--tls-cert-file={pki.serving_cert}",
             f"--tls-private-key-file={pki.serving_key}",
             f"--client-ca-file={pki.ca_cert}",
-            "--authorization-mode=RBAC",
+            "--authorization-mode=Node,RBAC" if for_node else "--authorization-mode=RBAC",
             "--service-cluster-ip-range=10.0.0.0/24",
             "--service-account-issuer=https://kubernetes.default.svc",
             f"--service-account-key-file={pki.sa_pub}",
             f"--service-account-signing-key-file={pki.sa_key}",
             "--allow-privileged=true",
-            # no kubelet/Service endpoints here, and 127.0.0.1 is refused by the reconciler
-            "--endpoint-reconciler-type=none",
+            # Without a node: no Service endpoints, and 127.0.0.1 is refused by the reconciler.
+            # With one: the `kubernetes` Service's endpoint is the advertised address.
+            "--endpoint-reconciler-type=lease" if for_node else "--endpoint-reconciler-type=none",
             "--enable-priority-and-fairness=false",
             "--profiling=false",
             "--v=1",
         ]
+        if for_node:
+            plane.argv["kube-apiserver"] += [
+                f"--kubelet-client-certificate={pki.kubelet_client_cert}",
+                f"--kubelet-client-key={pki.kubelet_client_key}",
+                "--kubelet-preferred-address-types=InternalIP",
+            ]
         api = _spawn("kube-apiserver", plane.argv["kube-apiserver"], logs)
         plane.pids["kube-apiserver"] = api.pid
         write_kubeconfig(plane.kubeconfig, plane.url, pki.ca_cert, pki.admin_cert, pki.admin_key)
@@ -191,7 +224,8 @@ def start(bins: ControlPlaneBinaries, base_dir: Path, timeout: float = 120.0) ->
                 f"--kubeconfig={kcm_config}",
                 f"--authentication-kubeconfig={kcm_config}",
                 f"--authorization-kubeconfig={kcm_config}",
-                f"--controllers={KCM_CONTROLLERS}",
+                f"--controllers={KCM_CONTROLLERS}"
+                + (f",{KCM_NODE_CONTROLLERS}" if for_node else ""),
                 f"--service-account-private-key-file={pki.sa_key}",
                 f"--root-ca-file={pki.ca_cert}",
                 # Each controller acts with its own service account, which the built-in RBAC
@@ -216,6 +250,8 @@ def start(bins: ControlPlaneBinaries, base_dir: Path, timeout: float = 120.0) ->
             timeout,
             "kube-controller-manager /healthz",
         )
+        if scheduler is not None:
+            _start_scheduler(plane, scheduler, pki, logs, insecure, timeout)
     except ProcessExited as exc:
         plane.stop()
         name = str(exc).split()[0]
@@ -226,6 +262,42 @@ def start(bins: ControlPlaneBinaries, base_dir: Path, timeout: float = 120.0) ->
         plane.stop()
         raise
     return plane
+
+
+def _start_scheduler(
+    plane: ControlPlane,
+    binary: Path,
+    pki: pki_mod.Pki,
+    logs: Path,
+    insecure: ssl.SSLContext,
+    timeout: float,
+) -> None:
+    """kube-scheduler as ``system:kube-scheduler`` (bootstrap RBAC grants it what it needs)."""
+    config = plane.base_dir / "scheduler.kubeconfig"
+    write_kubeconfig(
+        config, plane.url, pki.ca_cert, pki.scheduler_cert, pki.scheduler_key, "kube-scheduler"
+    )
+    port = free_port()
+    proc = _spawn(
+        "kube-scheduler",
+        [
+            str(binary),
+            f"--kubeconfig={config}",
+            f"--authentication-kubeconfig={config}",
+            f"--authorization-kubeconfig={config}",
+            "--leader-elect=false",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={port}",
+            "--v=1",
+        ],
+        logs,
+    )
+    plane.pids["kube-scheduler"] = proc.pid
+    wait_until(
+        lambda: _http_ok(f"https://127.0.0.1:{port}/healthz", proc, "kube-scheduler", insecure),
+        timeout,
+        "kube-scheduler /healthz",
+    )
 
 
 def _http_ok(

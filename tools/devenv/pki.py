@@ -4,6 +4,9 @@
 - a serving certificate for 127.0.0.1 / localhost / kubernetes.default.svc;
 - an admin client certificate in ``system:masters`` (the admin kubeconfig);
 - a client certificate for kube-controller-manager (``system:kube-controller-manager``);
+- for a node: kube-scheduler's (``system:kube-scheduler``), the kubelet's (``system:node:<name>``
+  in ``system:nodes``, which the Node authorizer and NodeRestriction know), and the API
+  server's client certificate towards kubelets (logs, exec);
 - the service-account signing key pair, so TokenRequest issues real bound tokens.
 """
 
@@ -55,6 +58,30 @@ class Pki:
         return self.dir / "controller-manager.key"
 
     @property
+    def scheduler_cert(self) -> Path:
+        return self.dir / "scheduler.crt"
+
+    @property
+    def scheduler_key(self) -> Path:
+        return self.dir / "scheduler.key"
+
+    @property
+    def node_cert(self) -> Path:
+        return self.dir / "node.crt"
+
+    @property
+    def node_key(self) -> Path:
+        return self.dir / "node.key"
+
+    @property
+    def kubelet_client_cert(self) -> Path:
+        return self.dir / "apiserver-kubelet-client.crt"
+
+    @property
+    def kubelet_client_key(self) -> Path:
+        return self.dir / "apiserver-kubelet-client.key"
+
+    @property
     def sa_key(self) -> Path:
         return self.dir / "sa.key"
 
@@ -83,8 +110,15 @@ def _name(cn: str, org: str | None = None) -> x509.Name:
     return x509.Name(attrs)
 
 
-def generate(directory: Path) -> Pki:
-    """Write a fresh PKI into ``directory`` (mode 0700) and return its paths."""
+#: The kubelet's node name (its certificate says ``system:node:<NODE_NAME>``).
+NODE_NAME = "aigw-node"
+
+
+def generate(directory: Path, extra_ips: tuple[str, ...] = ()) -> Pki:
+    """Write a fresh PKI into ``directory`` (mode 0700) and return its paths.
+
+    ``extra_ips`` are further addresses the API server serves on (the node network's).
+    """
     directory.mkdir(parents=True, exist_ok=True)
     directory.chmod(0o700)
     pki = Pki(directory)
@@ -147,6 +181,7 @@ def generate(directory: Path) -> Pki:
                         x509.DNSName("kubernetes.default.svc"),
                         x509.IPAddress(ipaddress.IPv4Address("127.0.0.1")),
                         x509.IPAddress(ipaddress.IPv4Address("10.0.0.1")),
+                        *(x509.IPAddress(ipaddress.IPv4Address(ip)) for ip in extra_ips),
                     ]
                 ),
                 critical=False,
@@ -158,6 +193,15 @@ def generate(directory: Path) -> Pki:
     leaf("kube-apiserver", None, True, pki.serving_cert, pki.serving_key)
     leaf("aigw-dev-admin", "system:masters", False, pki.admin_cert, pki.admin_key)
     leaf("system:kube-controller-manager", None, False, pki.kcm_cert, pki.kcm_key)
+    leaf("system:kube-scheduler", None, False, pki.scheduler_cert, pki.scheduler_key)
+    leaf(f"system:node:{NODE_NAME}", "system:nodes", False, pki.node_cert, pki.node_key)
+    leaf(
+        "kube-apiserver-kubelet-client",
+        "system:masters",
+        False,
+        pki.kubelet_client_cert,
+        pki.kubelet_client_key,
+    )
 
     sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     _write(pki.sa_key, _key_pem(sa_key), private=True)

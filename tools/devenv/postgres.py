@@ -6,6 +6,7 @@ chowned to the ``postgres`` system user and every server command runs as that us
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import pwd
 import secrets
@@ -60,6 +61,8 @@ class PostgresServer:
     port: int
     password: str
     pid: int | None = None
+    host: str = "127.0.0.1"
+    """The address clients are given (the node network's gateway when pods are clients)."""
 
     @property
     def data_dir(self) -> Path:
@@ -68,7 +71,7 @@ class PostgresServer:
     @property
     def dsn(self) -> str:
         return (
-            f"postgresql://{DB_USER}:{self.password}@127.0.0.1:{self.port}/{DB_NAME}"
+            f"postgresql://{DB_USER}:{self.password}@{self.host}:{self.port}/{DB_NAME}"
             "?sslmode=disable"
         )
 
@@ -80,13 +83,26 @@ class PostgresServer:
 
     @classmethod
     def start(
-        cls, base_dir: Path, port: int | None = None, timeout: float = 60.0
+        cls,
+        base_dir: Path,
+        port: int | None = None,
+        timeout: float = 60.0,
+        *,
+        network: str | None = None,
     ) -> PostgresServer:
-        """initdb, start on 127.0.0.1, create the ``aigw`` role and ``coder`` database."""
+        """initdb, start on 127.0.0.1, create the ``aigw`` role and ``coder`` database.
+
+        ``network`` (a node network's CIDR): also listen on its first address, accept password
+        logins from its pods, and hand that address out in :attr:`dsn`.
+        """
         bindir = pg_bindir()
         user = _run_as()
         base_dir.mkdir(parents=True, exist_ok=True)
         server = cls(base_dir=base_dir, port=port or free_port(), password=secrets.token_hex(16))
+        listen = ["127.0.0.1"]
+        if network is not None:
+            server.host = str(ipaddress.ip_network(network).network_address + 1)
+            listen.append(server.host)
         pwfile = base_dir / "pwfile"
         pwfile.write_text(server.password + "\n")
         pwfile.chmod(0o600)
@@ -118,7 +134,7 @@ class PostgresServer:
         conf.write_text(
             conf.read_text()
             + "\n# aigateway-operator dev environment\n"
-            + "listen_addresses = '127.0.0.1'\n"
+            + f"listen_addresses = '{','.join(listen)}'\n"
             + f"port = {server.port}\n"
             + f"unix_socket_directories = '{base_dir}'\n"
             # fsync off is safe for a killed *server process* (the OS cache survives), but
@@ -127,6 +143,9 @@ class PostgresServer:
             + "fsync = off\nsynchronous_commit = on\nfull_page_writes = off\n"
             + "max_connections = 200\n"
         )
+        if network is not None:
+            hba = server.data_dir / "pg_hba.conf"
+            hba.write_text(hba.read_text() + f"host all all {network} scram-sha-256\n")
         server._pg_ctl_start(timeout)
         server._bootstrap(timeout)
         return server

@@ -25,10 +25,11 @@ class StsServer:
     port: int
     pid: int
     log_path: Path
+    host: str = "127.0.0.1"
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def env(self) -> dict[str, str]:
         """The AWS environment that points boto3's default chain at this server."""
@@ -49,18 +50,20 @@ class StsServer:
         port: int | None = None,
         timeout: float = 60.0,
         extra_env: dict[str, str] | None = None,
+        host: str = "127.0.0.1",
     ) -> StsServer:
         """Start moto; ``extra_env`` passes server settings such as ``INITIAL_NO_AUTH_ACTION_COUNT``
-        (moto then enforces IAM: trust policies and permissions decide AssumeRole)."""
+        (moto then enforces IAM: trust policies and permissions decide AssumeRole). ``host``:
+        where it listens (a node network's gateway, for pods)."""
         port = port or free_port()
         log_dir.mkdir(parents=True, exist_ok=True)
         log_path = log_dir / "moto.log"
         proc = spawn(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            [sys.executable, "-m", "moto.server", "-H", host, "-p", str(port)],
             log_path,
             env={**os.environ, "MOTO_ALLOW_NONEXISTENT_REGION": "false", **(extra_env or {})},
         )
-        server = cls(port=port, pid=proc.pid, log_path=log_path)
+        server = cls(port=port, pid=proc.pid, log_path=log_path, host=host)
 
         def ready() -> bool:
             if proc.poll() is not None:

@@ -1,0 +1,574 @@
+"""The chart, for real: the operator as pods of its own image, installed with helm on a node.
+
+The ``node`` environment (tests/conftest.py) has a kubelet, containerd and runc on its own
+bridge; the image is the project's Dockerfile built by buildah (``operator_image``). The chart
+is installed with ``helm install --wait`` into a namespace that enforces the ``restricted``
+Pod Security level, with the database URL and encryption key in Secrets, as a user would.
+The tests share that release (module scope) and each leaves it healthy; the uninstall test
+has a release of its own.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import secrets
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from tests.support.node import (
+    ActiveSampler,
+    active_pods,
+    follow_logs,
+    metric_families,
+    probe,
+    ready_pods,
+    running_pods,
+    scrape,
+    value,
+)
+from tests.support.operator import condition, fresh_database
+from tests.support.wait import wait_for
+from tools.devenv.chart import (
+    CHART,
+    create_namespace,
+    create_operator_secrets,
+    helm,
+    operator_pods,
+    operator_values,
+)
+from tools.devenv.env import DevEnv
+from tools.devenv.images import BuiltImage
+from tools.devenv.pki import NODE_NAME
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+
+GROUP, VERSION = "aigateway.dev", "v1alpha1"
+RELEASE = "aigw"
+README = Path(__file__).resolve().parents[2] / "README.md"
+#: The chart's default peering lifetime: a deleted active replica is replaced within it.
+LIFETIME_S = 20
+#: Probes tighter than the chart's defaults so the outage test is short: the liveness window
+#: is periodSeconds x failureThreshold = 15 s.
+LIVENESS = {
+    "initialDelaySeconds": 0,
+    "periodSeconds": 5,
+    "timeoutSeconds": 4,
+    "failureThreshold": 3,
+}
+READINESS = {
+    "initialDelaySeconds": 0,
+    "periodSeconds": 2,
+    "timeoutSeconds": 2,
+    "failureThreshold": 1,
+}
+LIVENESS_WINDOW_S = LIVENESS["periodSeconds"] * LIVENESS["failureThreshold"]
+KEY_A = "sk-node-aaaa-0123456789abcdefghijklmnop"
+KEY_B = "sk-node-bbbb-0123456789abcdefghijklmnop"
+
+
+@dataclass
+class Release:
+    env: DevEnv
+    api: client.ApiClient
+    namespace: str
+    name: str
+    database_url: str
+    key: bytes
+    image: BuiltImage
+
+    def pods(self) -> list[client.V1Pod]:
+        return operator_pods(self.api, self.namespace, self.name)
+
+    def custom(self) -> client.CustomObjectsApi:
+        return client.CustomObjectsApi(self.api)
+
+    def get(self, plural: str, name: str) -> dict[str, Any]:
+        obj: dict[str, Any] = self.custom().get_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, plural, name
+        )
+        return obj
+
+    def apply(self, kind: str, plural: str, name: str, spec: dict[str, Any]) -> None:
+        self.custom().create_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            self.namespace,
+            plural,
+            {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": kind,
+                "metadata": {"name": name},
+                "spec": spec,
+            },
+        )
+
+    def wait_ready(self, plural: str, name: str, timeout: float = 120) -> dict[str, Any]:
+        def ready() -> dict[str, Any] | None:
+            obj = self.get(plural, name)
+            c = condition(obj, "Ready")
+            gen = obj["metadata"]["generation"]
+            ok = c and c["status"] == "True" and c.get("observedGeneration") == gen
+            return obj if ok else None
+
+        try:
+            return wait_for(ready, timeout, f"{plural}/{name} Ready")
+        except AssertionError as exc:
+            status = self.get(plural, name).get("status")
+            logs = "\n".join(self.logs(40))
+            raise AssertionError(f"{exc}\nstatus: {status}\npod logs:\n{logs}") from None
+
+    def logs(self, tail: int) -> list[str]:
+        core = client.CoreV1Api(self.api)
+        return [
+            f"--- {p.metadata.name}\n"
+            + core.read_namespaced_pod_log(p.metadata.name, self.namespace, tail_lines=tail)
+            for p in self.pods()
+        ]
+
+    def secret(self, name: str, data: dict[str, str]) -> None:
+        client.CoreV1Api(self.api).create_namespaced_secret(
+            self.namespace,
+            client.V1Secret(metadata=client.V1ObjectMeta(name=name), string_data=data),
+        )
+
+    def rows(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        with psycopg.connect(self.database_url) as conn:
+            return conn.execute(sql, params).fetchall()
+
+
+def openai(*keys: str, display: str = "OpenAI") -> dict[str, Any]:
+    return {
+        "type": "openai",
+        "displayName": display,
+        "apiKeys": [{"secretKeyRef": {"name": "llm-keys", "key": k}} for k in keys],
+    }
+
+
+def install(
+    env: DevEnv,
+    api: client.ApiClient,
+    image: BuiltImage,
+    name: str,
+    llm_keys: dict[str, str] | None = None,
+    **values: Any,
+) -> Release:
+    """A namespace enforcing ``restricted``, the two Secrets (and ``llm_keys``, for bundled
+    objects), ``helm install --wait``."""
+    assert env.postgres is not None
+    namespace = f"op-{uuid.uuid4().hex[:8]}"
+    create_namespace(api, namespace)
+    key = secrets.token_bytes(32)
+    dsn = fresh_database(env.postgres)
+    create_operator_secrets(api, namespace, dsn, key)
+    rel = Release(env, api, namespace, name, dsn, key, image)
+    if llm_keys:
+        rel.secret("llm-keys", llm_keys)
+    chart_values = operator_values(
+        env, image, namespace, livenessProbe=LIVENESS, readinessProbe=READINESS, **values
+    )
+    helm(
+        env, "install", name, str(CHART), "--namespace", namespace, "--wait", "--timeout", "5m",
+        values=chart_values,
+    )  # fmt: skip
+    return rel
+
+
+def uninstall(rel: Release) -> None:
+    helm(rel.env, "uninstall", rel.name, "--namespace", rel.namespace, "--wait", check=False)
+    for plural in ("aiproviders", "aigatewaycoderdkeys"):
+        for obj in rel.custom().list_namespaced_custom_object(
+            GROUP, VERSION, rel.namespace, plural
+        )["items"]:
+            # The operator is gone: its finalizer is removed by hand, as the README says.
+            rel.custom().patch_namespaced_custom_object(
+                GROUP, VERSION, rel.namespace, plural, obj["metadata"]["name"],
+                {"metadata": {"finalizers": []}},
+            )  # fmt: skip
+    client.CoreV1Api(rel.api).delete_namespace(rel.namespace)
+
+
+@pytest.fixture(scope="module")
+def release(
+    node: DevEnv, node_api: client.ApiClient, operator_image: BuiltImage
+) -> Iterator[Release]:
+    rel = install(node, node_api, operator_image, RELEASE)
+    # A first object, so the active replica has something to run (and says so).
+    rel.secret("llm-keys", {"a": KEY_A, "b": KEY_B})
+    rel.apply("AIProvider", "aiproviders", "seed", openai("a"))
+    rel.wait_ready("aiproviders", "seed")
+    try:
+        yield rel
+    finally:
+        uninstall(rel)
+
+
+def the_active_pod(rel: Release, timeout: float = 60) -> client.V1Pod:
+    pods = wait_for(
+        lambda: (p := active_pods(rel.api, rel.namespace, rel.name)) and len(p) == 1 and p,
+        timeout,
+        "exactly one active replica",
+    )
+    return pods[0]
+
+
+def test_pods_are_admitted_under_restricted_pod_security_and_ready(release: Release) -> None:
+    core = client.CoreV1Api(release.api)
+    labels = core.read_namespace(release.namespace).metadata.labels
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    pods = release.pods()
+    assert len(pods) == 2
+    for pod in pods:
+        assert pod.spec.node_name == NODE_NAME
+        assert pod.status.phase == "Running"
+        assert all(s.ready and s.restart_count == 0 for s in pod.status.container_statuses)
+        assert probe(pod, "/startupz") == (200, {"started": True})
+        assert probe(pod, "/healthz")[0] == 200
+        status, body = probe(pod, "/readyz")
+        assert status == 200
+        assert body["database"] == "up"
+    # The API server's PodSecurity admission is really enforcing: a root pod is refused.
+    root_pod = client.V1Pod(
+        metadata=client.V1ObjectMeta(name="root-pod"),
+        spec=client.V1PodSpec(
+            containers=[
+                client.V1Container(
+                    name="c",
+                    image=release.image.name,
+                    security_context=client.V1SecurityContext(run_as_user=0),
+                )
+            ]
+        ),
+    )
+    with pytest.raises(ApiException) as refused:
+        core.create_namespaced_pod(release.namespace, root_pod)
+    assert refused.value.status == 403
+    assert 'violates PodSecurity "restricted:latest"' in json.loads(refused.value.body)["message"]
+
+
+def test_the_image_runs_as_non_root_on_a_read_only_root(release: Release) -> None:
+    node = release.env.node
+    assert node is not None
+    tasks = {
+        parts[0]: int(parts[1])
+        for parts in (
+            line.split() for line in node.ctr("-n", "k8s.io", "tasks", "ls").stdout.splitlines()[1:]
+        )
+    }
+    for pod in release.pods():
+        container_id = pod.status.container_statuses[0].container_id.removeprefix("containerd://")
+        pid = tasks[container_id]
+        status = Path(f"/proc/{pid}/status").read_text()
+        uids = re.search(r"^Uid:\s+(.*)$", status, re.M)
+        assert uids is not None
+        assert set(uids.group(1).split()) == {"65532"}
+        root_mount = next(
+            line.split()
+            for line in Path(f"/proc/{pid}/mountinfo").read_text().splitlines()
+            if line.split()[4] == "/"
+        )
+        assert "ro" in root_mount[5].split(","), root_mount
+        assert "python" in Path(f"/proc/{pid}/cmdline").read_text()
+    image = release.image
+    print(
+        f"\nimage {image.name}: {image.archive_bytes / 1e6:.0f} MB as an OCI archive, "
+        f"{image.unpacked_bytes / 1e6:.0f} MB unpacked"
+    )
+    assert image.unpacked_bytes < 700e6
+
+
+def test_pods_reconcile_providers_and_a_gateway_key_against_postgres_and_sts(
+    release: Release,
+) -> None:
+    release.secret(
+        "aws-creds",
+        {
+            "AWS_ACCESS_KEY_ID": "AKIAIOSFODNN7EXAMPLE",
+            "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        },
+    )
+    release.apply("AIProvider", "aiproviders", "openai", openai("a", "b"))
+    release.apply(
+        "AIProvider",
+        "aiproviders",
+        "claude-bedrock",
+        {
+            "type": "bedrock",
+            "bedrock": {
+                "region": "us-east-1",
+                "roleARN": "arn:aws:iam::210987654321:role/CoderBedrockInvoke",
+                "credentialsSecretRef": {"name": "aws-creds"},
+            },
+        },
+    )
+    release.apply("AIGatewayCoderdKey", "aigatewaycoderdkeys", "gateway", {})
+    release.wait_ready("aiproviders", "openai")
+    bedrock = release.wait_ready("aiproviders", "claude-bedrock")
+    gw = release.wait_ready("aigatewaycoderdkeys", "gateway")
+
+    # STS (moto on the node IP) verified the role from inside the pod.
+    assert condition(bedrock, "CredentialsValid")["reason"] == "Verified"  # type: ignore[index]
+    assert bedrock["status"]["bedrock"]["assumedRoleARN"].startswith(
+        "arn:aws:sts::210987654321:assumed-role/CoderBedrockInvoke/"
+    )
+    # Coder's tables hold what the objects say, encrypted with the key from the Secret.
+    providers = dict(release.rows("SELECT name, type::text FROM ai_providers WHERE NOT deleted"))
+    assert providers == {"seed": "openai", "openai": "openai", "claude-bedrock": "bedrock"}
+    keys = release.rows(
+        "SELECT k.api_key FROM ai_provider_keys k JOIN ai_providers p ON p.id = k.provider_id "
+        "WHERE p.name = 'openai' ORDER BY k.created_at, k.id"
+    )
+    aes = AESGCM(release.key)
+    plain = [
+        aes.decrypt(raw[:12], raw[12:], None).decode()
+        for raw in (base64.b64decode(k) for (k,) in keys)
+    ]
+    assert plain == [KEY_A, KEY_B]
+    # The gateway key: a hash in Coder, the plaintext only in the Secret the operator owns.
+    secret = client.CoreV1Api(release.api).read_namespaced_secret(
+        gw["status"]["secretName"], release.namespace
+    )
+    plaintext = base64.b64decode(secret.data["key"]).decode()
+    assert plaintext.startswith("cgw_")
+    assert release.rows("SELECT secret_prefix FROM ai_gateway_keys WHERE name = 'gateway'") == [
+        (gw["status"]["keyPrefix"],)
+    ]
+
+
+def documented_metrics() -> set[str]:
+    """The series the README's "Metrics" paragraph names."""
+    text = README.read_text()
+    section = text[text.index("Metrics (`AIGW_METRICS_PORT`") :]
+    section = section[: section.index("\n\n")]
+    return set(re.findall(r"`(aigw_[a-z_]+)", section))
+
+
+def test_the_metrics_endpoint_of_each_pod_serves_the_documented_series(release: Release) -> None:
+    documented = documented_metrics()
+    assert {"aigw_build_info", "aigw_active_replica", "aigw_status_condition"} <= documented
+    active = the_active_pod(release)
+    for pod in running_pods(release.api, release.namespace, release.name):
+        series = scrape(pod)
+        # A labelled series nobody has used yet has no sample, only its # HELP/# TYPE lines.
+        missing = documented - set(series) - metric_families(pod)
+        assert not missing, f"{pod.metadata.name} lacks {sorted(missing)}"
+        assert value(series, "aigw_build_info") == 1
+        assert value(series, "aigw_database_up") == 1
+        is_active = pod.metadata.name == active.metadata.name
+        assert value(series, "aigw_active_replica") == (1 if is_active else 0)
+        if is_active:
+            assert (
+                value(
+                    series,
+                    "aigw_status_condition",
+                    kind="AIProvider",
+                    namespace=release.namespace,
+                    name="seed",
+                    condition="Ready",
+                    status="True",
+                )
+                == 1
+            )
+            reconciles = value(series, "aigw_reconciles_total", kind="AIProvider")
+            assert reconciles is not None
+            assert reconciles >= 1
+
+
+def test_deleting_the_active_pod_hands_over_within_the_peering_lifetime(release: Release) -> None:
+    api, ns, node = release.api, release.namespace, release.env.node
+    assert node is not None
+    active = the_active_pod(release)
+    standby = next(
+        p for p in running_pods(api, ns, release.name) if p.metadata.name != active.metadata.name
+    )
+    core = client.CoreV1Api(api)
+    with (
+        follow_logs(node, [active, standby]) as logs,
+        ActiveSampler(api, ns, release.name) as sampler,
+    ):
+        deleted_at = time.monotonic()
+        core.delete_namespaced_pod(active.metadata.name, ns)
+        wait_for(
+            lambda: probe(standby, "/readyz")[1].get("active") is True,
+            LIFETIME_S,
+            "the standby to become active",
+        )
+        handover = time.monotonic() - deleted_at
+        # The new active replica acts: an edit made now reaches Coder.
+        release.custom().patch_namespaced_custom_object(
+            GROUP, VERSION, ns, "aiproviders", "seed", {"spec": {"displayName": "after failover"}}
+        )
+        release.wait_ready("aiproviders", "seed")
+        wait_for(
+            lambda: (
+                release.rows("SELECT display_name FROM ai_providers WHERE name = 'seed'")
+                == [("after failover",)]
+            ),
+            30,
+            "the edit in Coder",
+        )
+        wait_for(
+            lambda: active.metadata.name not in {p.metadata.name for p in release.pods()},
+            60,
+            "the deleted pod to be gone",
+        )
+    print(f"\nhandover after deleting the active pod: {handover:.1f}s (lifetime {LIFETIME_S}s)")
+    assert handover <= LIFETIME_S
+    # No object was processed by both: every pass of the old replica ended before the new one
+    # resumed, and the new one ran no pass before it resumed.
+    old, new = logs[active.metadata.name], logs[standby.metadata.name]
+    resumed = new.times_of("Resuming operations")
+    assert resumed, new.text()[-2000:]
+    new_passes = new.times_of("pass done")
+    assert new_passes, new.text()[-2000:]
+    assert old.lines, "the deleted pod's log was not read"
+    assert all(t < resumed[-1] for t in old.times_of("pass done"))
+    assert all(t > resumed[-1] for t in new_passes)
+    assert sampler.sweeps > 10
+    assert sampler.overlaps == []
+    # The Deployment replaces the pod; the release is whole again for the next test.
+    wait_for(lambda: len(ready_pods(api, ns, release.name)) == 2, 120, "two Ready pods again")
+
+
+def test_a_database_outage_drops_readiness_and_restarts_nothing(release: Release) -> None:
+    env, api, ns = release.env, release.api, release.namespace
+    assert env.postgres is not None
+    wait_for(lambda: len(ready_pods(api, ns, release.name)) == 2, 120, "two Ready pods")
+    restarts = {
+        p.metadata.name: p.status.container_statuses[0].restart_count for p in release.pods()
+    }
+    env.postgres.stop(mode="fast", remove=False)
+    stopped_at = time.monotonic()
+    try:
+        wait_for(lambda: not ready_pods(api, ns, release.name), 60, "readiness to drop")
+        for pod in running_pods(api, ns, release.name):
+            assert probe(pod, "/readyz")[0] == 503
+            assert probe(pod, "/readyz")[1]["database"] == "down"
+            assert probe(pod, "/healthz")[0] == 200
+        # The outage outlasts the liveness window (plus a probe period): a liveness probe
+        # tied to the database would have restarted the containers by then.
+        wait_for(
+            lambda: (
+                time.monotonic() - stopped_at > LIVENESS_WINDOW_S + LIVENESS["periodSeconds"]
+                and not ready_pods(api, ns, release.name)
+            ),
+            120,
+            "an outage longer than the liveness window",
+            interval=0.5,
+        )
+    finally:
+        env.postgres.start_again()
+    wait_for(lambda: len(ready_pods(api, ns, release.name)) == 2, 120, "readiness to return")
+    assert {
+        p.metadata.name: p.status.container_statuses[0].restart_count for p in release.pods()
+    } == restarts
+    # And the operator works again.
+    release.custom().patch_namespaced_custom_object(
+        GROUP, VERSION, ns, "aiproviders", "seed", {"spec": {"displayName": "after outage"}}
+    )
+    wait_for(
+        lambda: (
+            release.rows("SELECT display_name FROM ai_providers WHERE name = 'seed'")
+            == [("after outage",)]
+        ),
+        60,
+        "an edit after the outage in Coder",
+    )
+
+
+def test_helm_upgrade_to_a_second_build_rolls_without_two_active_and_loses_no_change(
+    release: Release, operator_image_2: BuiltImage
+) -> None:
+    api, ns = release.api, release.namespace
+    assert operator_image_2.name != release.image.name
+    wait_for(lambda: len(ready_pods(api, ns, release.name)) == 2, 120, "two Ready pods")
+    before = {p.metadata.name for p in release.pods()}
+    edits: list[str] = []
+    stop = threading.Event()
+
+    def edit_while_rolling() -> None:
+        while not stop.is_set():
+            name = f"rollout-{len(edits)}"
+            release.custom().patch_namespaced_custom_object(
+                GROUP, VERSION, ns, "aiproviders", "seed", {"spec": {"displayName": name}}
+            )
+            edits.append(name)
+            stop.wait(0.5)  # the edit rate, not synchronisation
+
+    with ActiveSampler(api, ns, release.name) as sampler:
+        editor = threading.Thread(target=edit_while_rolling, daemon=True)
+        editor.start()
+        try:
+            helm(
+                release.env, "upgrade", release.name, str(CHART), "--namespace", ns,
+                "--reuse-values", "--wait", "--timeout", "5m",
+                values={"image": {"tag": operator_image_2.tag}},
+            )  # fmt: skip
+        finally:
+            stop.set()
+            editor.join(timeout=10)
+        wait_for(
+            lambda: (
+                {p.metadata.name for p in release.pods()}.isdisjoint(before)
+                and len(ready_pods(api, ns, release.name)) == 2
+            ),
+            120,
+            "only new pods, both Ready",
+        )
+        the_active_pod(release)
+    assert len(edits) >= 3
+    assert all(p.spec.containers[0].image == operator_image_2.name for p in release.pods())
+    assert sampler.sweeps > 10
+    assert sampler.overlaps == [], sampler.overlaps
+    obj = release.wait_ready("aiproviders", "seed")
+    assert obj["spec"]["displayName"] == edits[-1]
+    wait_for(
+        lambda: (
+            release.rows("SELECT display_name FROM ai_providers WHERE name = 'seed'")
+            == [(edits[-1],)]
+        ),
+        60,
+        "the last edit in Coder",
+    )
+
+
+def test_helm_uninstall_leaves_the_rows_in_coder(
+    release: Release, node: DevEnv, node_api: client.ApiClient, operator_image: BuiltImage
+) -> None:
+    """Objects applied by users stay (the CRDs are kept), and so do their rows in Coder.
+
+    Only objects applied outside the chart are covered: this chart does not mark objects
+    bundled through ``providers:``/``gatewayKeys:`` with ``helm.sh/resource-policy: keep``, so
+    helm deletes them while the operator's pods go, and they hang on their finalizer (``helm
+    uninstall --wait`` then waits for them until its timeout).
+    """
+    # A second release: the first one owns the CRDs.
+    other = install(
+        node, node_api, operator_image, "aigw-uninstall", llm_keys={"a": KEY_A},
+        crds={"install": False},
+    )  # fmt: skip
+    try:
+        other.apply("AIProvider", "aiproviders", "kept", openai("a"))
+        other.apply("AIGatewayCoderdKey", "aigatewaycoderdkeys", "kept-gw", {})
+        other.wait_ready("aiproviders", "kept")
+        other.wait_ready("aigatewaycoderdkeys", "kept-gw")
+        helm(node, "uninstall", other.name, "--namespace", other.namespace, "--wait")
+        wait_for(lambda: not other.pods(), 120, "the release's pods to go")
+        assert "deletionTimestamp" not in other.get("aiproviders", "kept")["metadata"]
+        assert other.rows("SELECT deleted FROM ai_providers WHERE name = 'kept'") == [(False,)]
+        assert len(other.rows("SELECT 1 FROM ai_provider_keys")) == 1
+        assert len(other.rows("SELECT 1 FROM ai_gateway_keys WHERE name = 'kept-gw'")) == 1
+    finally:
+        uninstall(other)
