@@ -80,3 +80,15 @@ def test_the_condition_table_names_only_real_reasons() -> None:
     conditions = {c.value for c in ConditionType}
     every = {r.value for r in Reason} | {r.value for r in EventReason}
     assert sorted(named - conditions - every) == []
+
+
+def test_the_coder_gateway_chart_values_name_the_secret_the_operator_writes() -> None:
+    """#19: the Secret plugs into Coder's AI Gateway chart (``aigateway.keySecret``) as is."""
+    from aigateway_operator.api.gatewaykey import SECRET_DATA_KEY, GatewayKeySpec
+
+    block = README.split("values for Coder's AI Gateway chart", 1)[1].split("```", 1)[0]
+    values = yaml.safe_load("# " + block)
+    key_secret = values["aigateway"]["keySecret"]
+    assert key_secret["key"] == SECRET_DATA_KEY
+    # The README's example object is `gateway-eu` without spec.secretName.
+    assert key_secret["name"] == GatewayKeySpec().effective_secret_name("gateway-eu")
