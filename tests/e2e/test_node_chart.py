@@ -39,7 +39,7 @@ from tests.support.node import (
     scrape,
     value,
 )
-from tests.support.operator import condition, fresh_database
+from tests.support.operator import ALLOW_ALL, condition, fresh_database
 from tests.support.wait import wait_for
 from tools.devenv.chart import (
     CHART,
@@ -141,7 +141,11 @@ class Release:
     def secret(self, name: str, data: dict[str, str]) -> None:
         client.CoreV1Api(self.api).create_namespaced_secret(
             self.namespace,
-            client.V1Secret(metadata=client.V1ObjectMeta(name=name), string_data=data),
+            client.V1Secret(
+                # AIProviders may use it (the chart's default secretAccess is "annotated").
+                metadata=client.V1ObjectMeta(name=name, annotations=ALLOW_ALL),
+                string_data=data,
+            ),
         )
 
     def rows(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
@@ -547,28 +551,36 @@ def test_helm_upgrade_to_a_second_build_rolls_without_two_active_and_loses_no_ch
 def test_helm_uninstall_leaves_the_rows_in_coder(
     release: Release, node: DevEnv, node_api: client.ApiClient, operator_image: BuiltImage
 ) -> None:
-    """Objects applied by users stay (the CRDs are kept), and so do their rows in Coder.
-
-    Only objects applied outside the chart are covered: this chart does not mark objects
-    bundled through ``providers:``/``gatewayKeys:`` with ``helm.sh/resource-policy: keep``, so
-    helm deletes them while the operator's pods go, and they hang on their finalizer (``helm
-    uninstall --wait`` then waits for them until its timeout).
-    """
+    """Objects stay after ``helm uninstall`` (the CRDs are kept, bundled objects carry
+    ``helm.sh/resource-policy: keep``), and so do their rows in Coder: both an object applied
+    by a user and the ones bundled through ``providers:``/``gatewayKeys:``."""
     # A second release: the first one owns the CRDs.
     other = install(
-        node, node_api, operator_image, "aigw-uninstall", llm_keys={"a": KEY_A},
-        crds={"install": False},
+        node, node_api, operator_image, "aigw-uninstall", llm_keys={"a": KEY_A, "b": KEY_B},
+        crds={"enabled": False},
+        providers=[{"name": "bundled", "spec": openai("b")}],
+        gatewayKeys=[{"name": "bundled-gw", "spec": {}}],
     )  # fmt: skip
     try:
         other.apply("AIProvider", "aiproviders", "kept", openai("a"))
         other.apply("AIGatewayCoderdKey", "aigatewaycoderdkeys", "kept-gw", {})
-        other.wait_ready("aiproviders", "kept")
-        other.wait_ready("aigatewaycoderdkeys", "kept-gw")
+        for plural, name in (
+            ("aiproviders", "kept"), ("aiproviders", "bundled"),
+            ("aigatewaycoderdkeys", "kept-gw"), ("aigatewaycoderdkeys", "bundled-gw"),
+        ):  # fmt: skip
+            other.wait_ready(plural, name)
         helm(node, "uninstall", other.name, "--namespace", other.namespace, "--wait")
         wait_for(lambda: not other.pods(), 120, "the release's pods to go")
-        assert "deletionTimestamp" not in other.get("aiproviders", "kept")["metadata"]
-        assert other.rows("SELECT deleted FROM ai_providers WHERE name = 'kept'") == [(False,)]
-        assert len(other.rows("SELECT 1 FROM ai_provider_keys")) == 1
-        assert len(other.rows("SELECT 1 FROM ai_gateway_keys WHERE name = 'kept-gw'")) == 1
+        for plural, name in (("aiproviders", "kept"), ("aiproviders", "bundled")):
+            assert "deletionTimestamp" not in other.get(plural, name)["metadata"], name
+        for name in ("kept-gw", "bundled-gw"):
+            assert "deletionTimestamp" not in other.get("aigatewaycoderdkeys", name)["metadata"]
+        assert other.rows(
+            "SELECT name, deleted FROM ai_providers WHERE name IN ('kept', 'bundled') ORDER BY 1"
+        ) == [("bundled", False), ("kept", False)]
+        assert len(other.rows("SELECT 1 FROM ai_provider_keys")) == 2
+        assert len(other.rows(
+            "SELECT 1 FROM ai_gateway_keys WHERE name IN ('kept-gw', 'bundled-gw')"
+        )) == 2  # fmt: skip
     finally:
         uninstall(other)
