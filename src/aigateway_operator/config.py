@@ -166,7 +166,7 @@ class Settings(BaseSettings):
     metrics_port: int = Field(default=9090, ge=0, le=65_535)
     """Port of the Prometheus ``/metrics`` endpoint; 0 disables it."""
     health_port: int = Field(default=8080, ge=0, le=65_535)
-    """Port of the liveness endpoint (``/healthz``); 0 disables it."""
+    """Port of the probe endpoints (``/startupz``, ``/healthz``, ``/readyz``); 0 disables them."""
     peering: str = ""
     """kopf peering name for multi-replica installs (one active replica); empty = standalone."""
     peering_priority: int | None = Field(default=None, ge=0, le=2**31 - 1)
