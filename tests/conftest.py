@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.paths import repo_root
 from tools.devenv import build, kube
 from tools.devenv.crds import apply_crds
 from tools.devenv.env import DevEnv
@@ -70,10 +71,6 @@ def aws_env(sts: StsServer, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     return env
-
-
-def repo_root() -> Path:
-    return Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="session")

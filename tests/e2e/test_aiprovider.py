@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Callable
 from typing import Any
 
 import psycopg
 import pytest
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from kubernetes import client
 
-from tests.e2e.conftest import (
+from tests.support.operator import (
     GROUP,
     VERSION,
     OperatorProcess,
@@ -22,63 +20,21 @@ from tests.e2e.conftest import (
     make_secret,
     wait_condition,
 )
+from tests.support.providers import (
+    PLURAL,
+    apply_provider,
+    decrypt,
+    openai_spec,
+    provider_keys,
+    provider_rows,
+)
 from tests.support.rbac import sa_token
 from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.e2e
 
-PLURAL = "aiproviders"
 CANARY_A = "sk-canary-AAAA-0123456789abcdefghijklmnop"
 CANARY_B = "sk-canary-BBBB-0123456789abcdefghijklmnop"
-
-
-def apply_provider(api: client.ApiClient, namespace: str, name: str, spec: dict[str, Any]) -> None:
-    custom(api).create_namespaced_custom_object(
-        GROUP,
-        VERSION,
-        namespace,
-        PLURAL,
-        {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "AIProvider",
-            "metadata": {"name": name},
-            "spec": spec,
-        },
-    )
-
-
-def decrypt(key: bytes, value: str, key_id: str | None) -> str:
-    if not key_id:
-        return value
-    raw = base64.b64decode(value)
-    return AESGCM(key).decrypt(raw[:12], raw[12:], None).decode()
-
-
-def provider_rows(op: OperatorProcess, name: str) -> list[tuple[Any, ...]]:
-    with psycopg.connect(op.database_url) as conn:
-        return conn.execute(
-            "SELECT id, type::text, enabled, deleted, base_url, display_name FROM ai_providers "
-            "WHERE name = %s ORDER BY created_at",
-            (name,),
-        ).fetchall()
-
-
-def provider_keys(op: OperatorProcess, provider_id: Any) -> list[str]:
-    with psycopg.connect(op.database_url) as conn:
-        rows = conn.execute(
-            "SELECT api_key, api_key_key_id FROM ai_provider_keys WHERE provider_id = %s "
-            "ORDER BY created_at, id",
-            (provider_id,),
-        ).fetchall()
-    return [decrypt(op.encryption_key, v, k) for v, k in rows]
-
-
-def openai_spec(*keys: str, secret: str = "llm-keys") -> dict[str, Any]:
-    return {
-        "type": "openai",
-        "displayName": "OpenAI",
-        "apiKeys": [{"secretKeyRef": {"name": secret, "key": k}} for k in keys],
-    }
 
 
 def test_provider_synced_from_secret_and_secret_edit_propagates(

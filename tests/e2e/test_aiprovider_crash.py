@@ -10,10 +10,17 @@ import pytest
 from kubernetes import client
 
 from aigateway_operator.store import provider_row_id
-from tests.e2e.conftest import GROUP, VERSION, OperatorProcess, condition, custom, make_secret
-from tests.e2e.test_aiprovider import PLURAL, apply_provider, decrypt, openai_spec
 from tests.support.db import audit_problems, ownership_problems
-from tests.support.operator import kill_storm
+from tests.support.operator import (
+    GROUP,
+    VERSION,
+    OperatorProcess,
+    condition,
+    custom,
+    kill_storm,
+    make_secret,
+)
+from tests.support.providers import PLURAL, apply_provider, decrypt, openai_spec
 from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.e2e

@@ -7,8 +7,15 @@ from collections.abc import Callable
 import pytest
 from kubernetes import client
 
-from tests.e2e.conftest import GROUP, VERSION, OperatorProcess, custom, make_secret, wait_condition
-from tests.e2e.test_aiprovider import PLURAL, apply_provider, openai_spec, provider_rows
+from tests.support.operator import (
+    GROUP,
+    VERSION,
+    OperatorProcess,
+    custom,
+    make_secret,
+    wait_condition,
+)
+from tests.support.providers import PLURAL, apply_provider, openai_spec, provider_rows
 from tests.support.wait import wait_for
 from tools.devenv.postgres import PostgresServer
 

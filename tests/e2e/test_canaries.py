@@ -17,11 +17,11 @@ import psycopg
 import pytest
 from kubernetes import client
 
-from tests.e2e.conftest import GROUP, VERSION, OperatorProcess, make_secret, wait_condition
-from tests.e2e.test_aiprovider import PLURAL, apply_provider, openai_spec, provider_keys
-from tests.e2e.test_gatewaykey import PLURAL as KEYS
-from tests.e2e.test_gatewaykey import apply_key, patch_key, secret_value, wait_secret_changes
 from tests.support.db import OPERATOR_TABLES
+from tests.support.gatewaykeys import PLURAL as KEYS
+from tests.support.gatewaykeys import apply_key, patch_key, secret_value, wait_secret_changes
+from tests.support.operator import GROUP, VERSION, OperatorProcess, make_secret, wait_condition
+from tests.support.providers import PLURAL, apply_provider, openai_spec, provider_keys
 from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.e2e

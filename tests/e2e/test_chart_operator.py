@@ -13,7 +13,8 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from tests.e2e.conftest import (
+from tests.support.chart import install_chart, operator_env
+from tests.support.operator import (
     GROUP,
     VERSION,
     OperatorProcess,
@@ -24,16 +25,12 @@ from tests.e2e.conftest import (
 )
 from tests.support.wait import wait_for
 from tools.devenv.helm import (
-    apply_manifests,
     ensure_helm,
     remove_cluster_scoped,
-    render_chart,
-    service_account_kubeconfig,
 )
 
 pytestmark = pytest.mark.e2e
 
-CHART = Path(__file__).resolve().parents[2] / "deploy" / "helm" / "aigateway-operator"
 PLURAL = "aiproviders"
 CANARY = "sk-canary-CHART-0123456789abcdefghijklmnop"
 
@@ -43,33 +40,6 @@ def helm() -> Path:
     return ensure_helm()
 
 
-def install_chart(
-    helm: Path, api: client.ApiClient, namespace: str, tmp_path: Path
-) -> dict[str, Any]:
-    """The chart in ``namespace``, serving ``namespace``: what an operator pod would get."""
-    docs = render_chart(
-        CHART,
-        namespace,
-        namespace,
-        {
-            "database": {"existingSecret": {"name": "coder-db"}},
-            "watchNamespaces": [namespace],
-        },
-        helm=helm,
-    )
-    apply_manifests(api, docs)
-    sa = next(d for d in docs if d["kind"] == "ServiceAccount")["metadata"]["name"]
-    pod = next(d for d in docs if d["kind"] == "Deployment")["spec"]["template"]["spec"]
-    env = {e["name"]: e["value"] for e in pod["containers"][0]["env"] if "value" in e}
-    return {
-        "docs": docs,
-        "kubeconfig": service_account_kubeconfig(api, namespace, sa, tmp_path / "sa.kubeconfig"),
-        "namespaces": env["AIGW_NAMESPACES"],
-        "peering": env["AIGW_PEERING"],
-        "service_account": sa,
-    }
-
-
 @pytest.fixture
 def chart_install(
     helm: Path, k8s_api: client.ApiClient, namespace: str, tmp_path: Path
@@ -77,17 +47,6 @@ def chart_install(
     install = install_chart(helm, k8s_api, namespace, tmp_path)
     yield install
     remove_cluster_scoped(k8s_api, install["docs"])
-
-
-def operator_env(install: dict[str, Any], **extra: str) -> dict[str, str]:
-    """The environment the chart gives the pod, minus what operator_factory provides itself
-    (the database and keys come inline there rather than from mounted files)."""
-    return {
-        "KUBECONFIG": str(install["kubeconfig"]),
-        "AIGW_NAMESPACES": install["namespaces"],
-        "AIGW_PEERING": install["peering"],
-        **extra,
-    }
 
 
 def provider(name: str, secret: str) -> dict[str, Any]:

@@ -19,7 +19,16 @@ from kubernetes.client.exceptions import ApiException
 
 from aigateway_operator.config import Settings
 from aigateway_operator.store import OwnerRef, Store, generate_gateway_secret
-from tests.e2e.conftest import (
+from tests.support.gatewaykeys import (
+    PLURAL,
+    apply_key,
+    patch_key,
+    rows,
+    secret_value,
+    wait_secret_changes,
+)
+from tests.support.legacy_gateway_keys import LegacyGatewayKeyOps
+from tests.support.operator import (
     GROUP,
     VERSION,
     OperatorProcess,
@@ -29,57 +38,11 @@ from tests.e2e.conftest import (
     make_secret,
     wait_condition,
 )
-from tests.support.legacy_gateway_keys import LegacyGatewayKeyOps
 from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.e2e
 
-PLURAL = "aigatewaycoderdkeys"
 FAST = {"AIGW_HEARTBEAT_INTERVAL_S": "5"}
-
-
-def apply_key(
-    api: client.ApiClient, namespace: str, name: str, spec: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    obj: dict[str, Any] = custom(api).create_namespaced_custom_object(
-        GROUP,
-        VERSION,
-        namespace,
-        PLURAL,
-        {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "AIGatewayCoderdKey",
-            "metadata": {"name": name},
-            "spec": spec or {},
-        },
-    )
-    return obj
-
-
-def patch_key(api: client.ApiClient, namespace: str, name: str, body: dict[str, Any]) -> None:
-    custom(api).patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name, body)
-
-
-def rows(op: OperatorProcess) -> list[tuple[Any, ...]]:
-    """(id, name, secret_prefix, hashed_secret, last_heartbeat_at) of every key row."""
-    with psycopg.connect(op.database_url) as conn:
-        return [
-            (r[0], r[1], r[2], bytes(r[3]), r[4])
-            for r in conn.execute(
-                "SELECT id, name, secret_prefix, hashed_secret, last_heartbeat_at "
-                "FROM ai_gateway_keys ORDER BY created_at"
-            ).fetchall()
-        ]
-
-
-def secret_value(api: client.ApiClient, namespace: str, name: str) -> str | None:
-    try:
-        sec = client.CoreV1Api(api).read_namespaced_secret(name, namespace)
-    except ApiException as exc:
-        if exc.status == 404:
-            return None
-        raise
-    return base64.b64decode((sec.data or {})["key"]).decode()
 
 
 def heartbeat(op: OperatorProcess, secret: str) -> int:
@@ -122,16 +85,6 @@ def assert_never_leaked(
     for secret in secrets:
         assert secret not in everything
         assert secret[11:30] not in everything
-
-
-def wait_secret_changes(
-    api: client.ApiClient, namespace: str, name: str, old: str | None, timeout: float = 20
-) -> str:
-    def changed() -> str | None:
-        value = secret_value(api, namespace, name)
-        return value if value and value != old else None
-
-    return wait_for(changed, timeout, f"Secret {name} to hold a new key")
 
 
 def test_issue_deliver_heartbeat_and_secret_lost_or_tampered(

@@ -16,9 +16,16 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from tests.e2e.conftest import GROUP, VERSION, OperatorProcess, custom, make_secret, wait_condition
-from tests.e2e.test_chart_operator import install_chart, operator_env
 from tests.support import metrics
+from tests.support.chart import install_chart, operator_env
+from tests.support.operator import (
+    GROUP,
+    VERSION,
+    OperatorProcess,
+    custom,
+    make_secret,
+    wait_condition,
+)
 from tests.support.wait import wait_for
 from tools.devenv.helm import ensure_helm, remove_cluster_scoped
 

@@ -26,11 +26,18 @@ import psycopg
 import pytest
 from kubernetes import client
 
-from tests.e2e.conftest import GROUP, VERSION, OperatorProcess, condition, wait_condition
-from tests.e2e.test_aiprovider import PLURAL, apply_provider
 from tests.support import metrics
 from tests.support.db import changed_tables, table_versions
-from tests.support.operator import ALLOW_ALL, WORKING
+from tests.support.operator import (
+    ALLOW_ALL,
+    GROUP,
+    VERSION,
+    WORKING,
+    OperatorProcess,
+    condition,
+    wait_condition,
+)
+from tests.support.providers import PLURAL, apply_provider
 from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.faults

@@ -14,9 +14,18 @@ import pytest
 from kubernetes import client, config
 
 from aigateway_operator.store import provider_row_id
-from tests.conftest import repo_root
-from tests.e2e.conftest import GROUP, VERSION, OperatorProcess, custom, make_secret, wait_condition
-from tests.e2e.test_aiprovider import (
+from tests.support import metrics
+from tests.support.db import audit_problems, ownership_problems, table_versions
+from tests.support.operator import (
+    GROUP,
+    VERSION,
+    OperatorProcess,
+    custom,
+    make_secret,
+    wait_condition,
+)
+from tests.support.paths import repo_root
+from tests.support.providers import (
     PLURAL,
     apply_provider,
     decrypt,
@@ -24,8 +33,6 @@ from tests.e2e.test_aiprovider import (
     provider_keys,
     provider_rows,
 )
-from tests.support import metrics
-from tests.support.db import audit_problems, ownership_problems, table_versions
 from tests.support.wait import wait_for
 from tools.devenv import build, kube
 from tools.devenv.crds import apply_crds

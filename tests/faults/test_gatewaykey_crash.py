@@ -18,9 +18,8 @@ import psycopg
 import pytest
 from kubernetes import client
 
-from tests.e2e.conftest import GROUP, VERSION, OperatorProcess, condition, custom
-from tests.e2e.test_gatewaykey import PLURAL, apply_key, patch_key, rows, secret_value
-from tests.support.operator import kill_storm
+from tests.support.gatewaykeys import PLURAL, apply_key, patch_key, rows, secret_value
+from tests.support.operator import GROUP, VERSION, OperatorProcess, condition, custom, kill_storm
 from tests.support.wait import wait_for
 
 OWNERS = "aigateway_operator.owners"

@@ -21,9 +21,16 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from tests.e2e.conftest import GROUP, VERSION, OperatorProcess, condition, custom, get_obj
-from tests.e2e.test_gatewaykey import PLURAL, apply_key, rows, secret_value
-from tests.support.operator import wait_condition
+from tests.support.gatewaykeys import PLURAL, apply_key, rows, secret_value
+from tests.support.operator import (
+    GROUP,
+    VERSION,
+    OperatorProcess,
+    condition,
+    custom,
+    get_obj,
+    wait_condition,
+)
 from tests.support.rbac import namespace_editor
 from tests.support.wait import wait_for
 

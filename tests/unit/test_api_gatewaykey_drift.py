@@ -1,6 +1,7 @@
 """The AIGatewayCoderdKey CRD and its pydantic mirror describe the same API.
 
-Same walk as ``test_api_crd_drift.py`` (whose helpers this reuses), applied to the second kind.
+Same walk as ``test_api_crd_drift.py`` (``tests/support/crd_drift.py``), applied to the second
+kind.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from aigateway_operator.api.gatewaykey import (
     GatewayKeySpec,
     GatewayKeyStatus,
 )
-from tests.unit.test_api_crd_drift import _compare_model, _walk
+from tests.support.crd_drift import compare_model, walk
 
 pytestmark = pytest.mark.unit
 
@@ -59,7 +60,7 @@ def test_names_and_scope(crd: dict[str, Any], version: dict[str, Any]) -> None:
 
 
 def test_spec_matches_model(root: dict[str, Any]) -> None:
-    _compare_model("spec", GatewayKeySpec, root["properties"]["spec"])
+    compare_model("spec", GatewayKeySpec, root["properties"]["spec"])
 
 
 def test_spec_defaults_to_empty_so_every_field_is_optional(root: dict[str, Any]) -> None:
@@ -69,7 +70,7 @@ def test_spec_defaults_to_empty_so_every_field_is_optional(root: dict[str, Any])
 
 
 def test_status_matches_model(root: dict[str, Any]) -> None:
-    _compare_model("status", GatewayKeyStatus, root["properties"]["status"])
+    compare_model("status", GatewayKeyStatus, root["properties"]["status"])
 
 
 def test_conditions_are_a_map_keyed_by_type(root: dict[str, Any]) -> None:
@@ -79,11 +80,11 @@ def test_conditions_are_a_map_keyed_by_type(root: dict[str, Any]) -> None:
 
 
 def test_nothing_escapes_the_schema(root: dict[str, Any]) -> None:
-    assert not [n for n in _walk(root) if "x-kubernetes-preserve-unknown-fields" in n]
+    assert not [n for n in walk(root) if "x-kubernetes-preserve-unknown-fields" in n]
 
 
 def test_every_cel_message_is_mirrored_or_a_transition_rule(root: dict[str, Any]) -> None:
-    rules = [r for n in _walk(root) for r in n.get("x-kubernetes-validations", [])]
+    rules = [r for n in walk(root) for r in n.get("x-kubernetes-validations", [])]
     messages = {" ".join(r["message"].split()) for r in rules if "oldSelf" not in r["rule"]}
     assert messages == set(RULE_MESSAGES.values())
     for rule in rules:
@@ -94,7 +95,7 @@ def test_every_cel_message_is_mirrored_or_a_transition_rule(root: dict[str, Any]
 
 def test_cel_patterns_are_the_models_patterns(root: dict[str, Any]) -> None:
     """The regexes inside CEL strings are not schema patterns: check them by hand."""
-    rules = " ".join(r["rule"] for n in _walk(root) for r in n.get("x-kubernetes-validations", []))
+    rules = " ".join(r["rule"] for n in walk(root) for r in n.get("x-kubernetes-validations", []))
     assert f"'{KEY_NAME_PATTERN}'" in rules
     assert f"'{DURATION_PATTERN.replace(chr(92), chr(92) * 2)}'" in rules
 
