@@ -5,7 +5,6 @@ promises; tests/e2e/test_node_chart.py builds the image (buildah) and runs it on
 
 from __future__ import annotations
 
-import fnmatch
 import re
 import subprocess
 import sys
@@ -128,6 +127,24 @@ def test_dockerfile_runs_as_the_charts_non_root_user_with_a_passwd_entry() -> No
     assert 'CMD ["run"]' in DOCKERFILE
 
 
+def _dockerignore_regex(pattern: str) -> re.Pattern[str]:
+    """One .dockerignore pattern as a regex: ``**/`` any directories (none included), ``**``
+    anything, ``*`` and ``?`` within one path segment (Go's filepath.Match, as Docker)."""
+    out, i = "", 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out, i = out + "(?:.*/)?", i + 3
+        elif pattern.startswith("**", i):
+            out, i = out + ".*", i + 2
+        elif pattern[i] == "*":
+            out, i = out + "[^/]*", i + 1
+        elif pattern[i] == "?":
+            out, i = out + "[^/]", i + 1
+        else:
+            out, i = out + re.escape(pattern[i]), i + 1
+    return re.compile(out + r"\Z")
+
+
 def docker_context(root: Path) -> list[str]:
     """Files ``docker build`` sends, by .dockerignore's rules (last match wins, ``!``
     re-includes, ``**`` any depth)."""
@@ -138,8 +155,7 @@ def docker_context(root: Path) -> list[str]:
             continue
         include = line.startswith("!")
         pattern = line.removeprefix("!").strip("/")
-        regex = fnmatch.translate(pattern).replace(".*", "[^/]*").replace("[^/]*[^/]*", ".*")
-        rules.append((include, re.compile(regex)))
+        rules.append((include, _dockerignore_regex(pattern)))
     sent = []
     for path in sorted(root.rglob("*")):
         if not path.is_file() or ".git" in path.parts or ".venv" in path.parts:
