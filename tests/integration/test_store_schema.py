@@ -25,6 +25,7 @@ from aigateway_operator.store import (
     generate_gateway_secret,
 )
 from aigateway_operator.store.cipher import Cipher
+from tests.support.coder_comments import CODER_COMMENTS_BY_RELEASE, COMMENTS_QUERY
 from tests.support.store import STORE_KEY_A, fetch
 
 pytestmark = pytest.mark.integration
@@ -208,6 +209,33 @@ async def test_create_builds_the_shape_of_each_coder_version(
         ).action == "unchanged"
     finally:
         await s.close()
+
+
+@pytest.mark.parametrize("version", sorted(CODER_COMMENTS_BY_RELEASE))
+async def test_create_writes_the_comments_coderds_schema_has(
+    store_settings: Callable[..., Settings],
+    store_db: psycopg.AsyncConnection[Any],
+    version: str,
+) -> None:
+    """pg_description of a created schema equals coderd's for each release: every table,
+    column and type comment its migrations write, none they do not (twice: idempotent)."""
+    for _ in range(2):
+        created = await Store.open(store_settings(mode="create", create_coder_version=version))
+        await created.close()
+        rows = await fetch(store_db, COMMENTS_QUERY)
+        assert {(kind, name): text for kind, name, text in rows} == (
+            CODER_COMMENTS_BY_RELEASE[version]
+        )
+
+
+async def test_verify_does_not_require_coderds_comments(
+    store: Store, store_settings: Callable[..., Settings], store_db: psycopg.AsyncConnection[Any]
+) -> None:
+    for kind, name, _ in await fetch(store_db, COMMENTS_QUERY):
+        await store_db.execute(f"COMMENT ON {kind.upper()} {name} IS NULL")  # type: ignore[arg-type]
+    assert await fetch(store_db, COMMENTS_QUERY) == []
+    s = await Store.open(store_settings(mode="verify"))
+    await s.close()
 
 
 async def test_coder_v234_has_no_gateway_keys_and_no_role_arn(

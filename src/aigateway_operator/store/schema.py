@@ -16,9 +16,9 @@ release (``AIGW_CREATE_CODER_VERSION``: v2.34, v2.35 or v2.36), with Coder's nam
 defaults, constraints, indexes, foreign keys and enum values (reference §1), plus a
 ``schema_migrations`` row like coderd's, idempotently, inside one transaction serialised by
 an advisory lock, then verify it like production does (so the DDL and the checks cannot
-drift apart). coderd's dump carries ``COMMENT ON`` statements for some of these objects
-(e.g. on ``ai_providers.display_name``), but the reference does not quote their text, so
-none are written here rather than invented ones.
+drift apart). It also writes the ``COMMENT ON`` statements coderd's migrations carry for
+these objects (``CODER_COMMENTS``, each with the migration that introduced it), so a created
+schema's ``pg_description`` equals coderd's for them; ``verify`` does not look at comments.
 
 The operator's own table lives in its own schema: see ``operator_schema``.
 """
@@ -26,7 +26,7 @@ The operator's own table lives in its own schema: see ``operator_schema``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from psycopg import AsyncConnection
 
@@ -40,8 +40,11 @@ from aigateway_operator.store.versions import (
 )
 
 __all__ = [
+    "CODER_COMMENTS",
     "SCHEMA_LOCK_ID",
     "Capabilities",
+    "CoderComment",
+    "coder_comments",
     "create_schema",
     "detect_coder_version",
     "verify_schema",
@@ -299,6 +302,147 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 """
 
 
+# --- coderd's comments on these objects (create mode only) ----------------------------------
+
+
+@dataclass(frozen=True)
+class CoderComment:
+    """One ``COMMENT ON`` statement of coderd's migrations, for an object create mode builds."""
+
+    kind: Literal["TABLE", "COLUMN", "TYPE"]
+    target: str
+    """``table``, ``table.column`` or ``type``, in Coder's schema."""
+    text: str
+    """The comment, character for character as coderd's migration writes it."""
+    migration: int
+    """The Coder migration that introduced it: present in every release from there on."""
+
+    def sql(self) -> str:
+        literal = "'" + self.text.replace("'", "''") + "'"
+        return f"COMMENT ON {self.kind} {self.target} IS {literal};\n"
+
+
+CODER_COMMENTS: tuple[CoderComment, ...] = (
+    # 000154_dbcrypt_key_ids: the table and each of its columns.
+    CoderComment(
+        "TABLE", "dbcrypt_keys", "A table used to store the keys used to encrypt the database.", 154
+    ),
+    CoderComment("COLUMN", "dbcrypt_keys.number", "An integer used to identify the key.", 154),
+    CoderComment(
+        "COLUMN",
+        "dbcrypt_keys.active_key_digest",
+        "If the key is active, the digest of the active key.",
+        154,
+    ),
+    CoderComment(
+        "COLUMN",
+        "dbcrypt_keys.revoked_key_digest",
+        "If the key has been revoked, the digest of the revoked key.",
+        154,
+    ),
+    CoderComment(
+        "COLUMN", "dbcrypt_keys.created_at", "The time at which the key was created.", 154
+    ),
+    CoderComment(
+        "COLUMN", "dbcrypt_keys.revoked_at", "The time at which the key was revoked.", 154
+    ),
+    CoderComment("COLUMN", "dbcrypt_keys.test", "A column used to test the encryption.", 154),
+    # 000334_connection_logs (coder/coder PR #18340) moved connection events out of the
+    # audit log and said so on the enum; audit_logs and resource_type carry no comment.
+    CoderComment(
+        "TYPE",
+        "audit_action",
+        "NOTE: `connect`, `disconnect`, `open`, and `close` are deprecated and no longer used "
+        "- these events are now tracked in the connection_logs table.",
+        334,
+    ),
+    # 000495_ai_providers. ai_provider_type has none (nor after 000499 rebuilt it, or 000506).
+    CoderComment(
+        "TABLE",
+        "ai_providers",
+        "Runtime configuration for AI providers. Authoritative source for the provider set "
+        "served by aibridged. Replaces deployment-time CODER_AIBRIDGE_* environment variables.",
+        495,
+    ),
+    CoderComment(
+        "COLUMN",
+        "ai_providers.settings",
+        "Encrypted JSON blob holding type-specific configuration (e.g. AWS Bedrock region, "
+        "model, access key secret). Plaintext is a JSON object. NULL when no type-specific "
+        "settings are required.",
+        495,
+    ),
+    CoderComment(
+        "COLUMN",
+        "ai_providers.settings_key_id",
+        "The ID of the key used to encrypt settings. If this is NULL, settings is not encrypted.",
+        495,
+    ),
+    CoderComment(
+        "COLUMN",
+        "ai_providers.deleted",
+        "Soft delete flag. Soft-deleted rows are preserved for audit and FK history but do not "
+        "block name reuse by future live rows.",
+        495,
+    ),
+    CoderComment(
+        "COLUMN",
+        "ai_providers.display_name",
+        "Optional human-readable label. When NULL, callers should fall back to name.",
+        495,
+    ),
+    CoderComment(
+        "TABLE",
+        "ai_provider_keys",
+        "API keys associated with AI providers. Bedrock providers have zero keys (they "
+        "authenticate via settings). OpenAI and Anthropic providers have one or more keys for "
+        "failover.",
+        495,
+    ),
+    CoderComment(
+        "COLUMN",
+        "ai_provider_keys.api_key",
+        "API key used to authenticate with the upstream AI provider. Encrypted at rest via "
+        "dbcrypt when api_key_key_id is set.",
+        495,
+    ),
+    CoderComment(
+        "COLUMN",
+        "ai_provider_keys.api_key_key_id",
+        "The ID of the key used to encrypt the provider API key. If this is NULL, the API key "
+        "is not encrypted.",
+        495,
+    ),
+    # 000514_ai_gateway_keys (v2.35+). 000532's rename of last_used_at and 000539's
+    # ai_providers.icon add no comment (a pre-merge draft of 000539 seen elsewhere had one on
+    # icon; the file at coder/coder's path 000539_ai_provider_icons.up.sql has none).
+    CoderComment(
+        "TABLE",
+        "ai_gateway_keys",
+        "Hashed bearer secrets used by AI Gateway standalone replicas to authenticate into coderd.",
+        514,
+    ),
+    CoderComment(
+        "COLUMN",
+        "ai_gateway_keys.secret_prefix",
+        "Public token prefix for display and audit correlation. Auth uses hashed_secret.",
+        514,
+    ),
+)
+"""coderd's comments on the objects create mode builds (from ``coder/coder``'s migrations, the
+number of each given with it; the texts of 000154 and 000334 also as in ``dump.sql``).
+Object names and comment texts are facts about Coder's schema, needed for a created schema to
+compare equal to coderd's; nothing else of those files is used. Tables and types without a
+comment there (``audit_logs``, ``resource_type``, ``ai_provider_type``,
+``schema_migrations``) get none here."""
+
+
+def coder_comments(release: str) -> tuple[CoderComment, ...]:
+    """The comments ``release`` (a key of ``CREATE_RELEASES``) has: those of its migrations."""
+    migration = CREATE_RELEASES[release]
+    return tuple(c for c in CODER_COMMENTS if c.migration <= migration)
+
+
 def coder_ddl(release: str) -> str:
     """The DDL of Coder's subset as ``release`` (a key of ``CREATE_RELEASES``) has it."""
     migration = CREATE_RELEASES[release]
@@ -316,6 +460,8 @@ def coder_ddl(release: str) -> str:
         _AUDIT_DDL,
         _MIGRATIONS_DDL,
     ]
+    # Last, once every object they name exists (COMMENT ON replaces: idempotent too).
+    parts += [c.sql() for c in coder_comments(release)]
     return "".join(parts)
 
 
