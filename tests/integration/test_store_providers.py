@@ -589,3 +589,110 @@ async def test_hostname_peers_are_the_live_enabled_rows_on_the_same_host(
     assert await store.hostname_peers(alone.provider_id) == HostnamePeers("solo.example.net", ())
     off = await store.upsert_provider(compat("d-off", "https://llm.example.com/", False), who("d"))
     assert await store.hostname_peers(off.provider_id) is None, "a disabled row is not served"
+
+
+async def test_coder_owned_enabled_survives_upserts_checks_and_a_restart(
+    store: Store,
+    store_settings: Callable[..., Settings],
+    store_db: psycopg.AsyncConnection[Any],
+    store_listener: Listener,
+) -> None:
+    """``coder_owned``: an ``enabled = false`` made directly in Coder stays (no write, no
+    difference), while a base_url edit is still reverted; a fresh Store (an operator
+    restart) keeps to the same rule."""
+    desired = openai(K1, display_name="OpenAI", coder_owned=frozenset({"enabled"}))
+    created = await store.upsert_provider(desired, OWNER)
+    assert created.action == "created"
+    assert dict(created.coder_owned) == {"enabled": True}, "the desired value on creation"
+    assert await store_listener.drain() == [""]
+
+    await store_db.execute("UPDATE ai_providers SET enabled = false, updated_at = now()")
+    before = await snapshot(store_db)
+    same = await store.upsert_provider(desired, OWNER)
+    assert same.action == "unchanged"
+    assert same.differences == ()
+    assert dict(same.coder_owned) == {"enabled": False}
+    assert not same.notified
+    check = await store.check_provider(desired, OWNER)
+    assert check is not None
+    assert check.in_sync
+    assert dict(check.coder_owned) == {"enabled": False}
+    assert await store.compare_provider(desired, OWNER) == []
+    assert await snapshot(store_db) == before, "nothing written"
+    assert await store_listener.drain() == []
+
+    # Another column is still the spec's: reverted, and the owned one left as Coder has it.
+    await store_db.execute("UPDATE ai_providers SET base_url = 'https://evil.example.com/v1'")
+    check = await store.check_provider(desired, OWNER)
+    assert check is not None
+    assert [str(d) for d in check.differences] == ["base_url"]
+    reverted = await store.upsert_provider(desired, OWNER)
+    assert reverted.action == "updated"
+    assert reverted.changed_fields == ("base_url",)
+    assert dict(reverted.coder_owned) == {"enabled": False}
+    assert await fetch(store_db, "SELECT enabled, base_url FROM ai_providers") == [
+        (False, "https://api.openai.com/v1/")
+    ]
+    assert await store_listener.drain() == [""]
+    # The audit entry of the revert shows only base_url: enabled was not written.
+    (write,) = await fetch(
+        store_db,
+        "SELECT diff FROM audit_logs WHERE action = 'write' AND resource_type = 'ai_provider'",
+    )
+    assert set(write[0]) == {"base_url"}
+
+    # An operator restart: a fresh Store over the same database keeps the row as it is.
+    restarted = await Store.open(store_settings())
+    try:
+        before = await snapshot(store_db)
+        again = await restarted.upsert_provider(desired, OWNER)
+        assert again.action == "unchanged"
+        assert dict(again.coder_owned) == {"enabled": False}
+        check = await restarted.check_provider(desired, OWNER)
+        assert check is not None
+        assert check.in_sync
+        assert await snapshot(store_db) == before
+    finally:
+        await restarted.close()
+    assert await store_listener.drain() == []
+
+    # No longer Coder-owned: the spec's value comes back (a revert like any other).
+    back = await store.upsert_provider(openai(K1, display_name="OpenAI"), OWNER)
+    assert back.changed_fields == ("enabled",)
+    assert await fetch(store_db, "SELECT enabled FROM ai_providers") == [(True,)]
+
+
+async def test_coder_owned_columns_on_adopt_and_revive(
+    store: Store, store_db: psycopg.AsyncConnection[Any]
+) -> None:
+    """Adopting keeps the row's own values of Coder-owned columns; a revive (the row was
+    soft-deleted in Coder) counts as a creation and writes the desired ones."""
+    owned = frozenset({"enabled", "display_name", "icon"})
+    await store_db.execute(
+        "INSERT INTO ai_providers (type, name, display_name, enabled, base_url, icon) "
+        "VALUES ('openai', 'openai', 'Made in Coder', false, 'https://example.com/v1', '/c.svg')"
+    )
+    desired = openai(K1, display_name="Spec", icon="/spec.svg", coder_owned=owned)
+    adopted = await store.upsert_provider(desired, OWNER, adopt=True)
+    assert adopted.action == "adopted"
+    assert set(adopted.changed_fields) == {"base_url", "api_keys"}
+    assert dict(adopted.coder_owned) == {
+        "display_name": "Made in Coder",
+        "enabled": False,
+        "icon": "/c.svg",
+    }
+    assert await fetch(store_db, "SELECT display_name, enabled, icon FROM ai_providers") == [
+        ("Made in Coder", False, "/c.svg")
+    ]
+
+    await store_db.execute("UPDATE ai_providers SET deleted = true, enabled = false")
+    revived = await store.upsert_provider(desired, OWNER)
+    assert revived.action == "revived"
+    assert dict(revived.coder_owned) == {
+        "display_name": "Spec",
+        "enabled": True,
+        "icon": "/spec.svg",
+    }
+    assert await fetch(
+        store_db, "SELECT deleted, display_name, enabled, icon FROM ai_providers"
+    ) == [(False, "Spec", True, "/spec.svg")]

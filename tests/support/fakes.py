@@ -6,7 +6,8 @@ tests of both kinds' passes (the real store is tested on Postgres in tests/integ
   complete only with the journaled secret, replay), rotation, retirement, release, names
   refused naming their holder, heartbeats.
 - :class:`FakeProviderStore`: upsert by owner (create, update, unchanged, adopt, revive),
-  name conflicts, key-set changes, soft delete or release, row versions for drift.
+  name conflicts, key-set changes, soft delete or release, row versions for drift, and
+  Coder-owned columns (set on create and revive only, never a difference on a live row).
 - :class:`Clock`: a pinned, advanceable clock.
 """
 
@@ -408,6 +409,20 @@ def _canon(d: DesiredProvider) -> DesiredProvider:
     return replace(d, base_url=d.base_url or default_base_url(d.type, d.bedrock), api_keys=())
 
 
+def _keep_owned(desired: DesiredProvider, stored: DesiredProvider) -> DesiredProvider:
+    """``desired`` with the Coder-owned columns of a live row as the row holds them (the
+    store's planner does the same: they are neither written nor a difference)."""
+    return replace(desired, **{c: getattr(stored, c) for c in desired.coder_owned})
+
+
+def _owned_values(stored: DesiredProvider, columns: frozenset[str]) -> dict[str, Any]:
+    """What the store reports for the Coder-owned ``columns`` (an icon NULL reads as '')."""
+    return {
+        c: (getattr(stored, c) or "") if c == "icon" else getattr(stored, c)
+        for c in sorted(columns)
+    }
+
+
 @dataclass
 class FakeProviderStore:
     """Keeps ``upsert_provider``'s contract: one owner per row, no-op when equal, names."""
@@ -484,7 +499,10 @@ class FakeProviderStore:
             return ProviderResult(
                 row.id, desired.name, "created", ("name",), refs, refs, (), (), False,
                 "abc1234", False, True, True, row.updated_at, row.version(),
+                coder_owned=_owned_values(desired, desired.coder_owned),
             )  # fmt: skip
+        if action != "revived":  # a revive is a creation: every desired value is written
+            desired = _keep_owned(desired, row.desired)
         before, after = _canon(row.desired), _canon(desired)
         changed = tuple(f for f in _FIELDS if getattr(before, f) != getattr(after, f))
         if row.desired.name != desired.name:
@@ -513,6 +531,7 @@ class FakeProviderStore:
             tuple(self._ref(i, v) for i, v in kept),
             reordered, "abc1234", False, action != "unchanged", action != "unchanged",
             row.updated_at, row.version(),
+            coder_owned=_owned_values(row.desired, desired.coder_owned),
         )  # fmt: skip
 
     async def compare_provider(self, desired: DesiredProvider, owner: OwnerRef) -> list[str] | None:
@@ -520,7 +539,7 @@ class FakeProviderStore:
         row = self._own(owner)
         if row is None or row.deleted:
             return None
-        before, after = _canon(row.desired), _canon(desired)
+        before, after = _canon(row.desired), _canon(_keep_owned(desired, row.desired))
         out = [f for f in _FIELDS if getattr(before, f) != getattr(after, f)]
         if [v for _, v in row.keys] != list(desired.api_keys):
             out.append("api keys")
@@ -586,7 +605,8 @@ class FakeProviderStore:
         if found is None or row is None:
             return None
         diffs = tuple(Difference(f, DifferenceKind.COLUMN) for f in found)
-        return ProviderCheck(row.id, diffs, row.version())
+        owned = _owned_values(row.desired, desired.coder_owned)
+        return ProviderCheck(row.id, diffs, row.version(), coder_owned=owned)
 
     def by_name(self, name: str) -> ProviderRow:
         (row,) = [r for r in self.rows.values() if r.desired.name == name and not r.deleted]

@@ -57,6 +57,17 @@ class FakeVerifier:
         return Verdict(True, Reason.VERIFIED, "verified", caller_arn="arn:aws:iam::1:user/op")
 
 
+def merge_patch(target: dict[str, Any], patch: dict[str, Any]) -> None:
+    """Apply a JSON merge patch (RFC 7386) as the API server does: objects merge deeply."""
+    for key, value in patch.items():
+        if value is None:
+            target.pop(key, None)
+        elif isinstance(value, dict) and isinstance(target.get(key), dict):
+            merge_patch(target[key], value)
+        else:
+            target[key] = value
+
+
 @dataclass
 class World:
     clock: Clock
@@ -74,11 +85,7 @@ class World:
         return ObjectIdentity(AIPROVIDER, "ns", self.name, self.uid, self.generation, created="t1")
 
     def _apply(self, outcome: PassOutcome) -> PassOutcome:
-        for key, value in outcome.status_patch.items():
-            if value is None:
-                self.status.pop(key, None)
-            else:
-                self.status[key] = value
+        merge_patch(self.status, outcome.status_patch)
         return outcome
 
     async def reconcile(self) -> PassOutcome:
@@ -497,3 +504,156 @@ async def test_a_disabled_provider_gets_no_hostname_warning(world: World) -> Non
     out = await world.reconcile()
     assert "DuplicateHostname" not in reasons(out)
     assert "warning" not in world.condition("Synced")["message"]
+
+
+# -- spec.coderOwnedFields ---------------------------------------------------------------------
+
+
+def coder_edit(world: World, **columns: Any) -> None:
+    """An edit made in Coder's UI (or SQL) on the object's row."""
+    from dataclasses import replace
+
+    row = world.store.by_name("openai")
+    row.desired = replace(row.desired, **columns)
+    row.updated_at = world.clock.now
+
+
+async def test_a_coder_owned_enabled_false_survives_revert_and_is_shown(world: World) -> None:
+    world.spec["coderOwnedFields"] = ["enabled"]
+    world.spec["displayName"] = "OpenAI"
+    out = await world.reconcile()
+    assert reasons(out) == ["Created"]
+    assert world.status["coderOwned"] == {"fields": ["enabled"], "enabled": True}
+
+    coder_edit(world, enabled=False)  # an admin switches it off during an incident
+    writes = world.store.writes
+    out = await world.reconcile()
+    assert world.store.writes == writes, "not reverted"
+    assert world.store.by_name("openai").desired.enabled is False
+    assert reasons(out) == []
+    assert not out.drift_reverted
+    assert world.condition("Synced")["reason"] == "Synced"
+    assert world.condition("Ready")["status"] == "True"
+    assert out.status_patch == {"coderOwned": {"enabled": False}}
+    assert world.status["coderOwned"] == {"fields": ["enabled"], "enabled": False}
+
+    again = await world.reconcile()  # in sync: no flapping, nothing written
+    assert again.status_patch == {}
+    assert again.events == []
+    assert world.store.writes == writes
+
+    # Other fields are still the spec's: a base URL (and display name) edit is reverted.
+    coder_edit(world, base_url="https://evil.example.com/v1", display_name="Evil")
+    out = await world.reconcile()
+    assert reasons(out) == ["DriftReverted"]
+    (event,) = out.events
+    assert "base_url" in event.message
+    assert "display_name" in event.message
+    assert "enabled" not in event.message
+    assert out.drift_reverted
+    row = world.store.by_name("openai")
+    assert (row.desired.base_url, row.desired.display_name) == (None, "OpenAI")
+    assert row.desired.enabled is False, "the Coder-owned field is still Coder's"
+    assert world.status["coderOwned"] == {"fields": ["enabled"], "enabled": False}
+
+
+async def test_report_mode_does_not_report_a_coder_owned_field(world: World) -> None:
+    world.spec["driftPolicy"] = "Report"
+    world.spec["coderOwnedFields"] = ["icon", "displayName"]
+    world.spec["displayName"] = "OpenAI"
+    await world.reconcile()
+    assert world.status["coderOwned"] == {
+        "fields": ["displayName", "icon"],  # a fixed order, not the spec's
+        "displayName": "OpenAI",
+        "icon": "",
+    }
+    coder_edit(world, display_name=None, icon="/coder.svg")
+    writes = world.store.writes
+    out = await world.reconcile()
+    assert world.store.writes == writes
+    c = world.condition("Synced")
+    assert (c["status"], c["reason"]) == ("True", "Synced")
+    assert reasons(out) == []
+    assert world.status["coderOwned"] == {
+        "fields": ["displayName", "icon"],
+        "displayName": "",  # NULL in Coder: Coder shows the provider name
+        "icon": "/coder.svg",
+    }
+    assert (await world.reconcile()).status_patch == {}
+    # Any other field is still reported.
+    coder_edit(world, base_url="https://evil.example.com/v1")
+    await world.reconcile()
+    c = world.condition("Synced")
+    assert (c["status"], c["reason"]) == ("False", "Drifted")
+    assert "base_url" in c["message"]
+    assert "display_name" not in c["message"]
+
+
+async def test_a_revived_row_gets_the_spec_values_and_an_adopted_one_keeps_its_own(
+    world: World,
+) -> None:
+    from aigateway_operator.store import DesiredProvider, ProviderType
+
+    world.wiring.settings = world.wiring.settings.model_copy(update={"adoption_namespaces": "*"})
+    world.spec["adoptExisting"] = True
+    world.spec["coderOwnedFields"] = ["enabled", "displayName"]
+    world.spec["displayName"] = "From the spec"
+    foreign = world.store.add_foreign(
+        DesiredProvider(
+            "openai", ProviderType.OPENAI, display_name="Made in Coder", enabled=False,
+            api_keys=(KEY_C,),
+        )
+    )  # fmt: skip
+    out = await world.reconcile()
+    assert reasons(out)[0] == "Adopted"
+    assert (foreign.desired.display_name, foreign.desired.enabled) == ("Made in Coder", False)
+    assert [v for _, v in foreign.keys] == [KEY_A, KEY_B], "keys are never Coder-owned"
+    assert world.status["coderOwned"] == {
+        "fields": ["enabled", "displayName"],
+        "enabled": False,
+        "displayName": "Made in Coder",
+    }
+    # Soft-deleted in Coder: reviving it is a creation, with the spec's values.
+    foreign.deleted = True
+    out = await world.reconcile()
+    assert "DriftReverted" in reasons(out)
+    assert (foreign.desired.display_name, foreign.desired.enabled) == ("From the spec", True)
+    assert world.status["coderOwned"]["enabled"] is True
+
+
+@pytest.mark.parametrize("drift_policy", ["Revert", "Report"])
+async def test_the_hostname_warning_follows_the_rows_own_enabled_when_coder_owns_it(
+    world: World, drift_policy: str
+) -> None:
+    from aigateway_operator.store import DesiredProvider, ProviderType
+
+    world.spec["driftPolicy"] = drift_policy
+    world.spec["enabled"] = False
+    world.spec["coderOwnedFields"] = ["enabled"]
+    world.store.add_foreign(
+        DesiredProvider(name="other", type=ProviderType.OPENAI, api_keys=(KEY_C,))
+    )
+    out = await world.reconcile()
+    assert "DuplicateHostname" not in reasons(out), "created disabled, as the spec says"
+    coder_edit(world, enabled=True)  # switched on in Coder: now it shares the host
+    out = await world.reconcile()
+    assert reasons(out) == ["DuplicateHostname"]
+    assert "'other'" in world.condition("Synced")["message"]
+    assert world.status["coderOwned"]["enabled"] is True
+
+
+def test_coder_owned_status_is_capped_and_empty_without_the_field() -> None:
+    """Coder does not limit display_name or icon; the status schema does, so a long value
+    set in Coder is cut rather than making the whole status patch invalid."""
+    from aigateway_operator.api.aiprovider import AIProviderSpec
+    from aigateway_operator.controllers.aiprovider.status import coder_owned_status
+
+    spec = AIProviderSpec.from_body({"type": "openai", "coderOwnedFields": ["displayName", "icon"]})
+    got = coder_owned_status(spec, {"display_name": "x" * 300, "icon": "data:" + "y" * 5000})
+    assert got is not None
+    assert (len(got.display_name or ""), len(got.icon or "")) == (256, 2048)
+    # A Coder without the icon column: the field is owned, there is no value to show.
+    got = coder_owned_status(spec, {"display_name": None})
+    assert got is not None
+    assert got.to_body() == {"fields": ["displayName", "icon"], "displayName": ""}
+    assert coder_owned_status(AIProviderSpec.from_body({"type": "openai"}), {}) is None

@@ -15,6 +15,8 @@ from aigateway_operator.api import (
     AIProviderSpec,
     AIProviderStatus,
     BedrockProtocol,
+    CoderOwnedField,
+    CoderOwnedStatus,
     Condition,
     ConditionStatus,
     DeletionPolicy,
@@ -51,6 +53,7 @@ def test_minimal_spec_gets_crd_defaults() -> None:
         "deletionPolicy": "Delete",
         "adoptExisting": False,
         "driftPolicy": "Revert",
+        "coderOwnedFields": [],
     }
 
 
@@ -258,3 +261,34 @@ def test_reasons_are_camel_case_and_unique() -> None:
     assert len(values) == len(set(values))
     for value in values:
         assert re.fullmatch(r"[A-Z][A-Za-z0-9]*", value), value
+
+
+def test_coder_owned_fields_are_a_closed_set() -> None:
+    spec = AIProviderSpec.from_body({"type": "openai", "coderOwnedFields": ["icon", "enabled"]})
+    assert spec.coder_owned_fields == (CoderOwnedField.ICON, CoderOwnedField.ENABLED)
+    assert spec.to_body()["coderOwnedFields"] == ["icon", "enabled"]
+    for body, where in [
+        (["baseURL"], "spec.coderOwnedFields.0"),  # never keys, settings or the base URL
+        (["apiKeys"], "spec.coderOwnedFields.0"),
+        (["bedrock"], "spec.coderOwnedFields.0"),
+        (["enabled", "enabled"], "spec.coderOwnedFields: must not name a field twice"),
+        (["enabled", "displayName", "icon", "enabled"], "spec.coderOwnedFields"),
+    ]:
+        with pytest.raises(InvalidSpecError, match=re.escape(where)):
+            AIProviderSpec.from_body({"type": "openai", "coderOwnedFields": body})
+
+
+def test_coder_owned_status_round_trips() -> None:
+    status = AIProviderStatus.from_body(
+        {"coderOwned": {"fields": ["enabled", "displayName"], "enabled": False, "displayName": ""}}
+    )
+    assert status.coder_owned == CoderOwnedStatus(
+        fields=(CoderOwnedField.ENABLED, CoderOwnedField.DISPLAY_NAME),
+        enabled=False,
+        display_name="",
+    )
+    assert status.to_body()["coderOwned"] == {
+        "fields": ["enabled", "displayName"],
+        "enabled": False,
+        "displayName": "",
+    }

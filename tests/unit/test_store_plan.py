@@ -11,9 +11,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from aigateway_operator.store import (
+    CODER_OWNABLE,
     BedrockSettings,
     DesiredProvider,
     DifferenceKind,
+    InvalidProvider,
     ProviderType,
 )
 from aigateway_operator.store.canonical import CanonicalProvider, canonicalize
@@ -253,3 +255,90 @@ def test_applying_a_key_plan_yields_the_desired_order(lists: tuple[list[str], li
     assert set(kp.new_values) == set(wanted) - set(stored)
     # "No change" exactly when readers already see the desired list.
     assert kp.changed == (stored != wanted)
+
+
+# -- Coder-owned columns ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("column", "override", "value"),
+    [
+        ("enabled", {"enabled": False}, False),
+        ("display_name", {"display_name": "Renamed in Coder"}, "Renamed in Coder"),
+        ("display_name", {"display_name": None}, None),
+        ("icon", {"icon": "/coder.svg"}, "/coder.svg"),
+    ],
+)
+def test_a_coder_owned_column_of_a_live_row_is_neither_written_nor_a_difference(
+    column: str, override: dict[str, Any], value: object
+) -> None:
+    c = canon(display_name="P", icon="/i.svg", coder_owned=frozenset({column}))
+    p = plan_provider(row_like(c, **override), [], c, has_icon=True, primary_digest=PRIMARY)
+    assert dict(p.changes) == {}
+    assert p.differences == ()
+    assert not p.changed
+    assert dict(p.coder_owned) == {column: value}, "what Coder holds, reported"
+
+
+def test_columns_not_coder_owned_still_differ_and_are_written() -> None:
+    c = canon(display_name="P", coder_owned=frozenset({"enabled"}))
+    row = row_like(c, enabled=False, display_name="X", base_url="https://evil.example.com/v1")
+    p = plan_provider(row, [], c, has_icon=True, primary_digest=PRIMARY)
+    assert dict(p.changes) == {"display_name": "P", "base_url": "https://api.openai.com/v1/"}
+    assert [str(d) for d in p.differences] == ["display_name", "base_url"]
+    assert dict(p.coder_owned) == {"enabled": False}
+
+
+def test_a_revived_row_is_a_creation_and_gets_the_desired_values() -> None:
+    c = canon(display_name="P", icon="/i.svg", coder_owned=frozenset({"enabled", "icon"}))
+    # coderd's soft delete sets enabled = false; the icon was edited before that.
+    row = row_like(c, deleted=True, enabled=False, icon="/coder.svg")
+    p = plan_provider(row, [], c, has_icon=True, primary_digest=PRIMARY)
+    assert dict(p.changes) == {"enabled": True, "icon": "/i.svg", "deleted": False}
+    assert dict(p.coder_owned) == {"enabled": True, "icon": "/i.svg"}
+
+
+def test_on_creation_the_desired_values_are_the_coder_owned_ones() -> None:
+    from aigateway_operator.store.plan import coder_owned_values
+
+    c = canon(enabled=False, display_name="P", coder_owned=frozenset(CODER_OWNABLE))
+    assert coder_owned_values(c, c.coder_owned, has_icon=True) == {
+        "display_name": "P",
+        "enabled": False,
+        "icon": "",
+    }
+    # Where Coder has no icon column, there is no icon to report.
+    assert coder_owned_values(c, c.coder_owned, has_icon=False) == {
+        "display_name": "P",
+        "enabled": False,
+    }
+
+
+def test_only_display_columns_may_be_coder_owned() -> None:
+    for column in ("base_url", "api_keys", "bedrock", "type", "name", "settings"):
+        with pytest.raises(InvalidProvider, match="coder_owned may name only") as info:
+            canon(coder_owned=frozenset({column}))
+        assert info.value.field == "coderOwnedFields"
+    assert {"enabled", "display_name", "icon"} == CODER_OWNABLE
+
+
+def test_keys_and_settings_are_never_coder_owned() -> None:
+    """Owning every column that may be owned still leaves keys and settings to the spec."""
+    bed = canon(
+        type=ProviderType.BEDROCK,
+        bedrock=BedrockSettings(region="us-east-1"),
+        coder_owned=frozenset(CODER_OWNABLE),
+    )
+    other = {**(bed.settings or {}), "region": "eu-west-1"}
+    p = plan_provider(
+        row_like(bed, settings=stored(other), enabled=False),
+        [],
+        bed,
+        has_icon=True,
+        primary_digest=None,
+    )
+    assert p.settings_changed
+    assert [str(d) for d in p.differences] == ["settings"]
+    c = canon(api_keys=("a", "b"), coder_owned=frozenset(CODER_OWNABLE))
+    p = plan_provider(row_like(c), keys("b", "a"), c, has_icon=True, primary_digest=None)
+    assert [d.kind for d in p.differences] == [DifferenceKind.KEYS]

@@ -51,6 +51,8 @@ __all__ = [
     "BedrockIdentityStatus",
     "BedrockProtocol",
     "BedrockSpec",
+    "CoderOwnedField",
+    "CoderOwnedStatus",
     "DeletionPolicy",
     "DriftPolicy",
     "InvalidSpecError",
@@ -141,6 +143,19 @@ class DriftPolicy(StrEnum):
 
     REVERT = "Revert"
     REPORT = "Report"
+
+
+class CoderOwnedField(StrEnum):
+    """A spec field whose value in Coder belongs to Coder's admins (``spec.coderOwnedFields``).
+
+    A closed set: what an admin may reasonably change during an incident or for looks. API
+    keys, Bedrock credentials and settings, the base URL, the type and the name always follow
+    the spec.
+    """
+
+    ENABLED = "enabled"
+    DISPLAY_NAME = "displayName"
+    ICON = "icon"
 
 
 class APIKeySource(SpecModel):
@@ -238,12 +253,26 @@ class AIProviderSpec(SpecModel):
     deletion_policy: DeletionPolicy = DeletionPolicy.DELETE
     adopt_existing: bool = False
     drift_policy: DriftPolicy = DriftPolicy.REVERT
+    coder_owned_fields: tuple[CoderOwnedField, ...] = Field(default=(), max_length=3)
+    """Fields set in Coder only when the provider is created there (or revived after a
+    delete in Coder), then left to Coder's admins: never written again, never reported or
+    reverted as drift, under either drift policy. An adopted provider keeps its values. A set
+    (``x-kubernetes-list-type: set``): the API server refuses duplicates, as does the model."""
 
     @field_validator("base_url")
     @classmethod
     def _base_url_is_http(cls, value: str | None) -> str | None:
         if value and not _is_http_url(value):
             raise ValueError(RULE_MESSAGES["base_url"])
+        return value
+
+    @field_validator("coder_owned_fields")
+    @classmethod
+    def _coder_owned_fields_are_a_set(
+        cls, value: tuple[CoderOwnedField, ...]
+    ) -> tuple[CoderOwnedField, ...]:
+        if len(set(value)) != len(value):
+            raise ValueError("must not name a field twice")
         return value
 
     @model_validator(mode="after")
@@ -315,6 +344,21 @@ class BedrockIdentityStatus(StatusModel):
     last_verified_at: datetime | None = None
 
 
+#: Longest value ``status.coderOwned`` shows (Coder does not limit these columns).
+CODER_OWNED_DISPLAY_NAME_MAX = 256
+CODER_OWNED_ICON_MAX = 2048
+
+
+class CoderOwnedStatus(StatusModel):
+    """``status.coderOwned``: which fields Coder's admins own and what Coder holds for each
+    now (none of them is a secret). ``icon`` is absent where Coder has no icon column."""
+
+    fields: tuple[CoderOwnedField, ...] = Field(default=(), max_length=3)
+    enabled: bool | None = None
+    display_name: str | None = Field(default=None, max_length=CODER_OWNED_DISPLAY_NAME_MAX)
+    icon: str | None = Field(default=None, max_length=CODER_OWNED_ICON_MAX)
+
+
 class AIProviderStatus(StatusModel):
     """``status`` of an AIProvider. Every field is declared in the CRD: undeclared fields
     would be pruned silently by the API server."""
@@ -326,6 +370,7 @@ class AIProviderStatus(StatusModel):
     conditions: tuple[Condition, ...] = Field(default=(), max_length=16)
     api_keys: tuple[APIKeyStatus, ...] = Field(default=(), max_length=MAX_API_KEYS)
     bedrock: BedrockIdentityStatus | None = None
+    coder_owned: CoderOwnedStatus | None = None
     encryption_key_digest: str | None = Field(default=None, max_length=64)
     coder_version: str | None = Field(default=None, max_length=64)
     observed_secrets_revision: str | None = Field(default=None, max_length=128)

@@ -14,6 +14,8 @@ Public API (everything else is internal)::
     # providers; identity = OwnerRef.uid (the row id is derived from it)
     await store.upsert_provider(desired: DesiredProvider, owner: OwnerRef, *, adopt=False)
         -> ProviderResult                         # created/updated/unchanged/adopted/revived
+    # desired.coder_owned (a subset of CODER_OWNABLE): columns written on create/revive only,
+    # never reverted nor reported; results and checks carry their values (coder_owned)
     await store.delete_provider(owner, policy=DeletePolicy.SOFT_DELETE) -> DeleteResult
     await store.get_provider(owner | uid) -> StoredProvider | None      # decrypted
     await store.check_provider(desired, owner) -> ProviderCheck | None  # drift, read-only
@@ -88,6 +90,7 @@ from aigateway_operator.store.gateway_keys import (
     retiring_name,
 )
 from aigateway_operator.store.models import (
+    CODER_OWNABLE,
     BedrockSettings,
     DeletePolicy,
     DeleteResult,
@@ -119,6 +122,7 @@ from aigateway_operator.store.schema import Capabilities
 from aigateway_operator.store.versions import CODER_RELEASES, CoderRelease, CoderVersion
 
 __all__ = [
+    "CODER_OWNABLE",
     "CODER_RELEASES",
     "BedrockSettings",
     "Capabilities",

@@ -21,7 +21,12 @@ from aigateway_operator.store.errors import (
     InvalidName,
     InvalidProvider,
 )
-from aigateway_operator.store.models import BedrockSettings, DesiredProvider, ProviderType
+from aigateway_operator.store.models import (
+    CODER_OWNABLE,
+    BedrockSettings,
+    DesiredProvider,
+    ProviderType,
+)
 from aigateway_operator.store.settings import (
     SETTINGS_TYPE_BEDROCK,
     SETTINGS_VERSION,
@@ -129,6 +134,9 @@ class CanonicalProvider:
     base_url: str
     settings: dict[str, Any] | None = field(repr=False)
     api_keys: tuple[str, ...] = field(repr=False)
+    coder_owned: frozenset[str] = frozenset()
+    """Columns of :data:`~aigateway_operator.store.models.CODER_OWNABLE` written only when the
+    row is created or revived (``DesiredProvider.coder_owned``)."""
 
     @property
     def settings_json(self) -> str | None:
@@ -321,6 +329,13 @@ def canonicalize(desired: DesiredProvider, coder: CoderVersion = NEWEST) -> Cano
             field="type",
         ) from None
     validate_name(desired.name)
+    unknown = set(desired.coder_owned) - CODER_OWNABLE
+    if unknown:
+        raise InvalidProvider(
+            f"coder_owned may name only {', '.join(sorted(CODER_OWNABLE))}, not "
+            + ", ".join(sorted(unknown)),
+            field="coderOwnedFields",
+        )
     keys = tuple(desired.api_keys)
     _check_keys(keys)
     b = desired.bedrock
@@ -376,4 +391,5 @@ def canonicalize(desired: DesiredProvider, coder: CoderVersion = NEWEST) -> Cano
         base_url=base_url,
         settings=settings,
         api_keys=keys,
+        coder_owned=frozenset(desired.coder_owned),
     )

@@ -17,6 +17,7 @@ from typing import Any, Literal
 from uuid import UUID
 
 __all__ = [
+    "CODER_OWNABLE",
     "BedrockSettings",
     "DeletePolicy",
     "DeleteResult",
@@ -145,6 +146,12 @@ class BedrockSettings:
         return bool(self.region or self.role_arn or self.access_key or self.access_key_secret)
 
 
+CODER_OWNABLE: frozenset[str] = frozenset({"enabled", "display_name", "icon"})
+"""Columns (:class:`DesiredProvider` attributes) that :attr:`DesiredProvider.coder_owned` may
+name: what Coder's admins may own. Never a key, the settings (Bedrock credentials), the type,
+the name or the base URL: those always follow the desired state."""
+
+
 @dataclass(frozen=True)
 class DesiredProvider:
     """The state one AI provider row should have.
@@ -153,6 +160,12 @@ class DesiredProvider:
     ``icon=None`` writes ``''`` (coderd's default); icon is skipped when the column is absent.
     ``api_keys`` is the ordered failover list: coderd reads keys by ``(created_at, id)`` and
     the store keeps that order equal to this list.
+
+    ``coder_owned`` names columns of :data:`CODER_OWNABLE` that belong to Coder's admins (as
+    Terraform's ``ignore_changes``): they are written with this state's value when the row is
+    created or revived (it was soft-deleted), and afterwards never written and never reported
+    as a difference, so an edit made in Coder stays. A row taken over (adopted) keeps the
+    values it has. The results report their current values (``coder_owned``).
     """
 
     name: str
@@ -163,6 +176,7 @@ class DesiredProvider:
     icon: str | None = None
     api_keys: tuple[str, ...] = field(default=(), repr=False)
     bedrock: BedrockSettings | None = None
+    coder_owned: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -244,6 +258,9 @@ class ProviderCheck:
     provider_id: UUID
     differences: tuple[Difference, ...]
     version: RowVersion
+    coder_owned: Mapping[str, Any] = field(default_factory=dict)
+    """The row's current value of each Coder-owned column (``DesiredProvider.coder_owned``;
+    ``icon`` only where the column exists). Never a difference."""
 
     @property
     def in_sync(self) -> bool:
@@ -303,6 +320,10 @@ class ProviderResult:
     differences: tuple[Difference, ...] = ()
     """What differed before the call (what an update or a revert fixed; for ``left_alone``,
     why nothing was written). Empty for ``created``."""
+    coder_owned: Mapping[str, Any] = field(default_factory=dict)
+    """The value of each Coder-owned column (``DesiredProvider.coder_owned``; ``icon`` only
+    where the column exists) after the call: the desired one on create and revive, the row's
+    own otherwise. Empty for ``left_alone``."""
 
     @property
     def changed(self) -> bool:

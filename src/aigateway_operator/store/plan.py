@@ -14,6 +14,11 @@ row with that value is *moved*, a missing value is *inserted*), so reading by
 value is not desired, duplicates (coderd's key pool refuses them) and rows whose ciphertext
 no longer decrypts, are removed.
 
+Coder-owned columns (``CanonicalProvider.coder_owned``, a subset of ``enabled``,
+``display_name`` and ``icon``) are planned only for a row that is soft-deleted (a revive is a
+creation: the desired values are written); on a live row they are neither changed nor a
+difference, whatever they hold, and :attr:`ProviderPlan.coder_owned` says what they hold.
+
 Rows the operator does not understand are left alone: a ``type`` label or a settings
 ``_type`` it does not know (a newer Coder's) makes the plan :attr:`ProviderPlan.left_alone`
 and its callers write nothing. Settings coderd cannot decode are a difference like any
@@ -23,7 +28,7 @@ other: rewritten under Revert, reported under Report.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -39,6 +44,7 @@ __all__ = [
     "ProviderPlan",
     "StoredKeyView",
     "StoredRowView",
+    "coder_owned_values",
     "plan_keys",
     "plan_provider",
 ]
@@ -165,6 +171,9 @@ class ProviderPlan:
     keys: KeyPlan
     differences: tuple[Difference, ...]
     """What differs, as a drift check reports it (no values)."""
+    coder_owned: Mapping[str, Any] = field(default_factory=dict)
+    """Each Coder-owned column's value once the plan is applied: the stored one on a live
+    row (never changed), the desired one on a revived row."""
 
     @property
     def left_alone(self) -> bool:
@@ -190,6 +199,22 @@ def _key_differences(kp: KeyPlan, wanted: Sequence[str]) -> list[Difference]:
         else:
             detail = "a value differs"
         out.append(Difference("api_keys", DifferenceKind.KEYS, detail))
+    return out
+
+
+def coder_owned_values(
+    row: StoredRowView | CanonicalProvider, columns: Collection[str], *, has_icon: bool
+) -> dict[str, Any]:
+    """The values of the Coder-owned ``columns`` in ``row`` (a stored row or the desired
+    state), as readers see them: ``icon`` NULL reads as ``''``, and is left out where the
+    column does not exist."""
+    out: dict[str, Any] = {}
+    for col in sorted(columns):
+        if col == "icon":
+            if has_icon:
+                out[col] = row.icon or ""
+        else:
+            out[col] = getattr(row, col)
     return out
 
 
@@ -225,10 +250,13 @@ def plan_provider(
     changes: dict[str, Any] = {}
     if stored.type != canon.type.value:
         changes["type"] = canon.type.value
+    # Coder-owned columns of a live row are Coder's: not planned, not a difference. A
+    # soft-deleted row is revived as if created, with every desired value.
+    owned = frozenset() if stored.deleted else canon.coder_owned
     for col in ("name", "display_name", "enabled", "base_url"):
-        if getattr(stored, col) != getattr(canon, col):
+        if col not in owned and getattr(stored, col) != getattr(canon, col):
             changes[col] = getattr(canon, col)
-    if has_icon and (stored.icon or "") != canon.icon:
+    if has_icon and "icon" not in owned and (stored.icon or "") != canon.icon:
         changes["icon"] = canon.icon
     if stored.deleted:
         changes["deleted"] = False
@@ -266,4 +294,7 @@ def plan_provider(
         reencrypt_settings=reencrypt_settings,
         keys=kp,
         differences=tuple(differences),
+        coder_owned=coder_owned_values(
+            canon if stored.deleted else stored, canon.coder_owned, has_icon=has_icon
+        ),
     )

@@ -29,7 +29,9 @@ rewritten under the primary key even then (a silent re-encryption: readers see i
 plaintext, so no notify and no audit). A key row or settings blob of ours whose ciphertext
 no longer decrypts is rewritten from the desired value; one under a key we were not given
 still fails closed (:class:`UnknownKeyReference`). A row with a type or settings ``_type``
-this operator does not know is left alone (``action="left_alone"``).
+this operator does not know is left alone (``action="left_alone"``). Coder-owned columns
+(``DesiredProvider.coder_owned``) are written on create and revive only; the plan leaves them
+alone on a live row (an adopted one included), so an edit made in Coder stays.
 
 Versions: every result carries the :class:`RowVersion` the call left (``updated_at``,
 ``deleted`` and a token over the ``xmin`` of the provider row and its key rows), so a caller
@@ -43,7 +45,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -91,6 +93,7 @@ from aigateway_operator.store.plan import (
     ProviderPlan,
     StoredKeyView,
     StoredRowView,
+    coder_owned_values,
     plan_provider,
 )
 from aigateway_operator.store.schema import Capabilities
@@ -697,6 +700,7 @@ class ProviderOps:
             audited=audited,
             updated_at=now,
             version=version,
+            coder_owned=coder_owned_values(canon, canon.coder_owned, has_icon=self._caps.has_icon),
         )
 
     async def _version_of(self, conn: AsyncConnection[Any], row_id: uuid.UUID) -> RowVersion:
@@ -858,6 +862,7 @@ class ProviderOps:
                 updated_at=row.updated_at,
                 version=await self._version_of(conn, row.id) if reencrypted else row.version,
                 differences=p.differences,
+                coder_owned=p.coder_owned,
             )
 
         # A real change: one UPDATE of the provider row (updated_at bumped, like coderd's PATCH,
@@ -918,7 +923,8 @@ class ProviderOps:
         provider_diff = audit.diff(
             # Undecryptable settings: the ciphertext stands in (only "changed?" is recorded).
             row.audit_view(self._caps.has_icon, settings_plain or row.settings),
-            self._new_view(row.id, canon),
+            # Coder-owned columns keep what the row holds (the plan does not write them).
+            self._new_view(row.id, replace(canon, **p.coder_owned)),
             self._tracked(),
         )
         extra_fields: dict[str, Any] = {"adopted": True} if action == "adopted" else {}
@@ -954,6 +960,7 @@ class ProviderOps:
             updated_at=now,  # now() is the transaction's start time, as written by the UPDATE
             version=version,
             differences=p.differences,
+            coder_owned=p.coder_owned,
         )
 
     def _left_alone(self, row: _Row, p: ProviderPlan) -> ProviderResult:
@@ -1028,14 +1035,21 @@ class ProviderOps:
             settings, _ = self._read_settings(row)
             canon = with_stored_external_id(canon, desired, settings.view, self._caps.coder)
             keys = await self._load_keys(conn, row.id, lock=False)
+        view = row.view(settings)
         p = plan_provider(
-            row.view(settings),
+            view,
             keys,
             canon,
             has_icon=self._caps.has_icon,
             primary_digest=self._ring.primary_digest,
         )
-        return ProviderCheck(provider_id=row.id, differences=p.differences, version=row.version)
+        return ProviderCheck(
+            provider_id=row.id,
+            differences=p.differences,
+            version=row.version,
+            # What Coder holds now (also on a soft-deleted row, where the plan would revive).
+            coder_owned=coder_owned_values(view, canon.coder_owned, has_icon=self._caps.has_icon),
+        )
 
     async def versions(
         self, conn: AsyncConnection[Any], row_ids: Sequence[uuid.UUID]

@@ -12,7 +12,8 @@ ran (or is running) meanwhile is left out, because the row it reads may already 
 about to be, the pass's own write. The next notify or resync looks at it again.
 
 **Reporting it** (``driftPolicy: Report``): :func:`report_drift` compares the row with the
-spec and says what differs, without writing.
+spec and says what differs, without writing. Coder-owned fields (``spec.coderOwnedFields``)
+are never a difference; their values in Coder go to ``status.coderOwned``.
 """
 
 from __future__ import annotations
@@ -21,14 +22,14 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from uuid import UUID
 
-from aigateway_operator.api.aiprovider import AIProviderStatus
+from aigateway_operator.api.aiprovider import AIProviderSpec, AIProviderStatus
 from aigateway_operator.api.common import ConditionType, Reason
 from aigateway_operator.controllers.aiprovider.hostnames import (
     announce_hostname_warning,
     hostname_warning,
     with_hostname_warning,
 )
-from aigateway_operator.controllers.aiprovider.status import carry, finish
+from aigateway_operator.controllers.aiprovider.status import carry, coder_owned_status, finish
 from aigateway_operator.controllers.shared import (
     ObjectIdentity,
     PassOutcome,
@@ -115,6 +116,7 @@ async def report_drift(
     owner: OwnerRef,
     current: AIProviderStatus,
     scratch: PassScratch,
+    spec: AIProviderSpec,
     desired: DesiredProvider,
     revision: str,
 ) -> PassOutcome:
@@ -149,14 +151,18 @@ async def report_drift(
         if scratch.is_news(ConditionType.SYNCED, Reason.DRIFTED):
             scratch.warn(Reason.DRIFTED, message)
     else:
-        warning = (
-            await hostname_warning(wiring, check.provider_id, desired.name)
-            if check is not None and desired.enabled
-            else None
-        )
+        # The row's own enabled value when Coder owns it (the proxy serves enabled rows).
+        warning = None
+        if check is not None and check.coder_owned.get("enabled", desired.enabled):
+            warning = await hostname_warning(wiring, check.provider_id, desired.name)
         message = with_hostname_warning(IN_SYNC, warning)
         announce_hostname_warning(scratch, warning)
         scratch.set(ConditionState.true(ConditionType.SYNCED, Reason.SYNCED, message))
-    outcome = finish(wiring, ident, current, scratch, carry(current, revision))
+    status = carry(current, revision)
+    if check is not None:
+        status = status.model_copy(
+            update={"coder_owned": coder_owned_status(spec, check.coder_owned)}
+        )
+    outcome = finish(wiring, ident, current, scratch, status)
     outcome.db_action = "unchanged"
     return outcome

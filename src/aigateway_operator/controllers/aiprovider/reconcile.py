@@ -37,6 +37,8 @@ from aigateway_operator.controllers.aiprovider.secrets import (
 )
 from aigateway_operator.controllers.aiprovider.status import (
     carry,
+    coder_owned_columns,
+    coder_owned_status,
     encryption_digest,
     finish,
     key_status,
@@ -98,6 +100,7 @@ def desired_provider(spec: AIProviderSpec, name: str, secrets: ProviderSecrets) 
         icon=spec.icon,
         api_keys=secrets.api_keys,
         bedrock=bedrock,
+        coder_owned=coder_owned_columns(spec),
     )
 
 
@@ -153,7 +156,9 @@ async def reconcile(
         and current.observed_secrets_revision == secrets.revision
     )
     if spec.drift_policy is DriftPolicy.REPORT and unchanged_inputs:
-        return await report_drift(wiring, ident, owner, current, scratch, desired, secrets.revision)
+        return await report_drift(
+            wiring, ident, owner, current, scratch, spec, desired, secrets.revision
+        )
 
     result = await _write(wiring, ident, owner, spec, desired, scratch)
     if result is None:
@@ -163,9 +168,10 @@ async def reconcile(
 
     drifted = unchanged_inputs and result.changed and result.action != "adopted"
     deprecated = spec.type.value == "anthropic" and spec.bedrock is not None
-    warning = (
-        await hostname_warning(wiring, result.provider_id, result.name) if desired.enabled else None
-    )
+    # Coder's proxy serves only enabled rows; with enabled Coder-owned, the row's own value
+    # (after the write) counts, not the spec's.
+    enabled = result.coder_owned.get("enabled", desired.enabled)
+    warning = await hostname_warning(wiring, result.provider_id, result.name) if enabled else None
     message = with_hostname_warning(ANTHROPIC_BEDROCK if deprecated else IN_SYNC, warning)
     _sync_events(result, scratch, drifted=drifted, message=message)
     announce_hostname_warning(scratch, warning)
@@ -178,6 +184,7 @@ async def reconcile(
         key_count=len(result.keys),
         api_keys=key_status(wiring, spec, secrets, result, current),
         bedrock=verified.bedrock,
+        coder_owned=coder_owned_status(spec, result.coder_owned),
         encryption_key_digest=encryption_digest(result),
         coder_version=wiring.store.coder_version.release.label,
         observed_secrets_revision=secrets.revision,

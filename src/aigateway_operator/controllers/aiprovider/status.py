@@ -3,14 +3,26 @@ hash), and the one function every pass ends with.
 
 ``apiKeys[]`` shows Coder's masking of each key and a keyed fingerprint (an HMAC whose key is
 derived from the encryption key): it tells which key is live and reveals nothing.
+``coderOwned`` shows the fields Coder's admins own and what Coder holds for them (no secret
+can be Coder-owned).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Mapping
+from typing import Any
 
-from aigateway_operator.api.aiprovider import AIProviderSpec, AIProviderStatus, APIKeyStatus
+from aigateway_operator.api.aiprovider import (
+    CODER_OWNED_DISPLAY_NAME_MAX,
+    CODER_OWNED_ICON_MAX,
+    AIProviderSpec,
+    AIProviderStatus,
+    APIKeyStatus,
+    CoderOwnedField,
+    CoderOwnedStatus,
+)
 from aigateway_operator.api.common import InvalidStatusError
 from aigateway_operator.controllers.aiprovider.secrets import ProviderSecrets
 from aigateway_operator.controllers.shared import ObjectIdentity, PassOutcome, PassScratch
@@ -19,7 +31,10 @@ from aigateway_operator.status.conditions import next_status
 from aigateway_operator.store import ProviderResult
 
 __all__ = [
+    "CODER_OWNED_COLUMNS",
     "carry",
+    "coder_owned_columns",
+    "coder_owned_status",
     "encryption_digest",
     "fingerprint",
     "finish",
@@ -31,6 +46,42 @@ __all__ = [
 def fingerprint(key: bytes, value: str) -> str:
     """A keyed, non-reversible fingerprint: shows which key is live, reveals nothing."""
     return "hmac-sha256:" + hmac.new(key, value.encode(), hashlib.sha256).hexdigest()[:16]
+
+
+#: ``spec.coderOwnedFields`` -> the store's column names (the store knows no Kubernetes).
+CODER_OWNED_COLUMNS: Mapping[CoderOwnedField, str] = {
+    CoderOwnedField.ENABLED: "enabled",
+    CoderOwnedField.DISPLAY_NAME: "display_name",
+    CoderOwnedField.ICON: "icon",
+}
+
+
+def coder_owned_columns(spec: AIProviderSpec) -> frozenset[str]:
+    """The store columns ``spec.coderOwnedFields`` hands to Coder's admins."""
+    return frozenset(CODER_OWNED_COLUMNS[f] for f in spec.coder_owned_fields)
+
+
+def coder_owned_status(spec: AIProviderSpec, values: Mapping[str, Any]) -> CoderOwnedStatus | None:
+    """``status.coderOwned``: the owned fields in a fixed order (not the spec's, so
+    reordering the spec does not rewrite the status) and what Coder holds for each
+    (``values``: the store's column -> value). None when nothing is Coder-owned."""
+    if not spec.coder_owned_fields:
+        return None
+    fields = tuple(f for f in CoderOwnedField if f in spec.coder_owned_fields)
+    enabled = values.get("enabled")
+    display_name = values.get("display_name")
+    icon = values.get("icon")
+    return CoderOwnedStatus(
+        fields=fields,
+        enabled=enabled if isinstance(enabled, bool) else None,
+        # NULL means Coder shows the name: "" keeps the field visible in the status.
+        display_name=(
+            (display_name or "")[:CODER_OWNED_DISPLAY_NAME_MAX]
+            if "display_name" in values
+            else None
+        ),
+        icon=(icon or "")[:CODER_OWNED_ICON_MAX] if "icon" in values else None,
+    )
 
 
 def parse_status(body: object) -> AIProviderStatus:
