@@ -22,6 +22,7 @@ from tests.support.operator import (
 )
 from tests.support.providers import (
     PLURAL,
+    SHARED,
     apply_provider,
     decrypt,
     openai_spec,
@@ -366,6 +367,14 @@ def test_quiet_restart_writes_nothing(
         apply_provider(k8s_api, namespace, n, openai_spec("a", "b"))
     for n in names:
         wait_condition(k8s_api, namespace, PLURAL, n, "Ready")
+
+    def settled() -> bool:  # all five on api.openai.com: each is told, the first one too
+        return all(
+            SHARED in (condition(get_obj(k8s_api, namespace, PLURAL, n), "Synced") or {})["message"]
+            for n in names
+        )
+
+    wait_for(settled, 30, "every provider told that it shares its hostname")
     before_objs = {n: get_obj(k8s_api, namespace, PLURAL, n) for n in names}
     before_db = _table_versions(op.database_url)
     op.stop()

@@ -9,7 +9,6 @@ import psycopg
 import pytest
 from kubernetes import client
 
-from aigateway_operator.store import provider_row_id
 from tests.support.db import audit_problems, ownership_problems
 from tests.support.operator import (
     GROUP,
@@ -20,7 +19,7 @@ from tests.support.operator import (
     kill_storm,
     make_secret,
 )
-from tests.support.providers import PLURAL, apply_provider, decrypt, openai_spec
+from tests.support.providers import PLURAL, apply_provider, decrypt, openai_spec, row_id_of
 from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -110,13 +109,14 @@ def test_kill9_loop_converges_with_one_row_per_object(
         display = conn.execute(
             "SELECT display_name FROM ai_providers WHERE name = %s AND NOT deleted", (names[0],)
         ).fetchone()
+
     # Every row, live or soft-deleted, is the one row of its object (the unique index only
     # guards live names: a second row made by a crashed, repeated create would be deleted or
     # named differently, and is caught here).
     live_rows = {name: rid for name, rid, deleted in rows if not deleted}
-    assert live_rows == {n: provider_row_id(uids[n]) for n in live_names}
+    assert live_rows == {n: row_id_of(namespace, n) for n in live_names}
     dead_rows = [(name, rid) for name, rid, deleted in rows if deleted]
-    assert dead_rows in ([], [(names[-1], provider_row_id(uids[names[-1]]))])
+    assert dead_rows in ([], [(names[-1], row_id_of(namespace, names[-1]))])
     assert orphan_keys == (0,)
     assert plaintext == (0,)  # encryption on: no plaintext in any key column
     assert display == ("edited",)

@@ -13,7 +13,6 @@ import psycopg
 import pytest
 from kubernetes import client, config
 
-from aigateway_operator.store import provider_row_id
 from tests.support import metrics
 from tests.support.db import audit_problems, ownership_problems, table_versions
 from tests.support.operator import (
@@ -32,6 +31,7 @@ from tests.support.providers import (
     openai_spec,
     provider_keys,
     provider_rows,
+    row_id_of,
 )
 from tests.support.wait import wait_for
 from tools.devenv import build, kube
@@ -163,10 +163,10 @@ def test_two_active_operators_keep_the_database_correct(
         ).fetchone()
     assert dead_keys == (0,)  # a deleted provider keeps no keys
     assert {n: rid for n, rid, deleted in rows if not deleted} == {
-        n: provider_row_id(uids[n]) for n in live
+        n: row_id_of(namespace, n) for n in live
     }
     assert {n: rid for n, rid, deleted in rows if deleted} == {
-        n: provider_row_id(uids[n]) for n, _, deleted in rows if deleted
+        n: row_id_of(namespace, n) for n, _, deleted in rows if deleted
     }
     dead = {n for n, _, deleted in rows if deleted}
     assert set(late) <= dead <= set(early + late)  # rows that existed are soft-deleted
@@ -260,7 +260,7 @@ def test_postgres_crash_mid_batch_loses_and_duplicates_nothing(
     # no object has a second one, soft-deleted or live.
     with psycopg.connect(op.database_url) as conn:
         rows = conn.execute("SELECT name, id, deleted FROM ai_providers").fetchall()
-    assert sorted(rows) == sorted((n, provider_row_id(uids[n]), False) for n in names)
+    assert sorted(rows) == sorted((n, row_id_of(namespace, n), False) for n in names)
     for name, pid, _ in rows:
         assert provider_keys(op, pid) == ["sk-batch-a-0123456789", "sk-b-012"], name
     assert ownership_problems(op.database_url, uids, {}) == []

@@ -26,7 +26,8 @@ from aigateway_operator import metrics
 from aigateway_operator.api.identity import AIPROVIDER, FINALIZER
 from aigateway_operator.config import Settings
 from aigateway_operator.operator import main
-from tests.support.operator import fresh_database, get_obj, make_secret, wait_condition
+from tests.support.operator import condition, fresh_database, get_obj, make_secret, wait_condition
+from tests.support.providers import SHARED
 from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.integration
@@ -165,6 +166,14 @@ def test_a_restart_in_sync_writes_nothing(
         apply(k8s_api, namespace, name, ["a"])
     for name in names:
         wait_condition(k8s_api, namespace, PLURAL, name, "Ready", timeout=60)
+
+    def settled() -> bool:  # both on api.openai.com: the first one is woken when the second is
+        return all(
+            SHARED in (condition(get_obj(k8s_api, namespace, PLURAL, n), "Synced") or {})["message"]
+            for n in names
+        )
+
+    wait_for(settled, 30, "both providers told that they share their hostname")
     assert operator.stop() == 0
 
     def versions() -> dict[str, str]:

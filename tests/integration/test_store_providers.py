@@ -584,7 +584,15 @@ async def test_hostname_peers_are_the_live_enabled_rows_on_the_same_host(
     await store.upsert_provider(compat("f-other", "https://llm.example.org/v1/"), who("f"))
     peers = await store.hostname_peers(me.provider_id)
     assert peers is not None
-    assert (peers.hostname, peers.names) == ("llm.example.com", ("a-first", "c-user"))
+    assert (peers.hostname, peers.names, peers.count) == (
+        "llm.example.com", ("a-first", "c-user"), 2
+    )  # fmt: skip
+    for i in range(6):  # many on one host: the first few names, and how many
+        await store.upsert_provider(compat(f"z-{i}", "https://llm.example.com/"), who(f"z{i}"))
+    many = await store.hostname_peers(me.provider_id)
+    assert many is not None
+    assert many.count == 8
+    assert many.names == ("a-first", "c-user", "z-0", "z-1", "z-2")
     alone = await store.upsert_provider(compat("g-alone", "https://solo.example.net/"), who("g"))
     assert await store.hostname_peers(alone.provider_id) == HostnamePeers("solo.example.net", ())
     off = await store.upsert_provider(compat("d-off", "https://llm.example.com/", False), who("d"))

@@ -12,7 +12,10 @@ from typing import Any
 
 import psycopg
 
-#: Every table the operator writes: Coder's four, the operator's ownership table and coderd's
+from aigateway_operator.store.operator_schema import OWNERS
+
+#: Every table the operator writes: Coder's four, the operator's ownership table (in its own
+#: schema) and coderd's
 #: encryption-key table (the operator inserts the first key in an empty database). When the
 #: ownership table moves (to the operator's own schema), change it here and nowhere else.
 OPERATOR_TABLES: tuple[str, ...] = (
@@ -20,12 +23,12 @@ OPERATOR_TABLES: tuple[str, ...] = (
     "ai_provider_keys",
     "ai_gateway_keys",
     "audit_logs",
-    "aigw_owned_rows",
+    OWNERS,
     "dbcrypt_keys",
 )
 
 #: The ownership table among them (tests that look at ownership records by name).
-OWNERSHIP_TABLE = "aigw_owned_rows"
+OWNERSHIP_TABLE = OWNERS
 
 TableVersions = dict[str, list[tuple[str, str]]]
 
@@ -116,9 +119,9 @@ def ownership_problems(dsn: str, live: dict[str, str], gone: dict[str, str]) -> 
     problems: list[str] = []
     with psycopg.connect(dsn) as conn:
         records = conn.execute(
-            f"SELECT o.owner_uid, o.row_id, o.adopted, p.name, p.deleted "  # noqa: S608
+            f"SELECT o.object_uid, o.row_id, o.adopted, p.name, p.deleted "  # noqa: S608
             f"FROM {OWNERSHIP_TABLE} o LEFT JOIN ai_providers p ON p.id = o.row_id "
-            "WHERE o.kind = 'ai_provider'"
+            "WHERE o.row_table = 'ai_providers'"
         ).fetchall()
     by_uid: dict[str, list[tuple[Any, ...]]] = {}
     for uid, row_id, adopted, name, deleted in records:

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 from aigateway_operator.kube import KubeError, SecretData
 from aigateway_operator.masking import mask_secret
 from aigateway_operator.store import (
+    HOSTNAME_PEER_NAMES,
     CoderVersion,
     DeletePolicy,
     DeleteResult,
@@ -591,7 +592,7 @@ class FakeProviderStore:
         names = sorted(
             r.desired.name for r in self.rows.values() if r.id != provider_id and host(r) == mine
         )
-        return HostnamePeers(mine, tuple(names))
+        return HostnamePeers(mine, tuple(names[:HOSTNAME_PEER_NAMES]), len(names))
 
     async def provider_row_versions(self, ids: list[uuid.UUID]) -> dict[uuid.UUID, RowVersion]:
         self._check()

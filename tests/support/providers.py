@@ -5,12 +5,14 @@ reading its keys from a Secret, and what the operator wrote to Coder's database 
 from __future__ import annotations
 
 import base64
+import uuid
 from typing import Any
 
 import psycopg
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from kubernetes import client
 
+from aigateway_operator.store import OwnerRef, provider_row_id
 from tests.support.operator import GROUP, VERSION, OperatorProcess, custom
 
 PLURAL = "aiproviders"
@@ -63,3 +65,16 @@ def openai_spec(*keys: str, secret: str = "llm-keys") -> dict[str, Any]:
         "displayName": "OpenAI",
         "apiKeys": [{"secretKeyRef": {"name": secret, "key": k}} for k in keys],
     }
+
+
+#: The sentence the Synced message carries while another enabled provider has the same base-URL
+#: hostname (coderd's duplicate-hostname warning): every openai provider with the default URL.
+SHARED = "is shared with other enabled providers"
+
+
+def row_id_of(namespace: str, name: str, instance: str = "default") -> uuid.UUID:
+    """The provider row id the operator (``AIGW_INSTANCE_ID`` ``instance``) gives the object
+    ``namespace/name``: derived from its identity, so a retried create cannot make a second."""
+    return provider_row_id(
+        OwnerRef(kind="AIProvider", namespace=namespace, name=name, instance=instance)
+    )

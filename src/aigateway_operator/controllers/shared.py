@@ -19,6 +19,7 @@ from aigateway_operator.kube.client import ObjectRef
 from aigateway_operator.status.conditions import ConditionState
 from aigateway_operator.store import (
     EncryptionKeyMismatch,
+    HostnamePeers,
     InsufficientPrivileges,
     NotSupportedByCoder,
     OwnerRef,
@@ -181,6 +182,10 @@ class PassOutcome:
     """The kind of database failure (:func:`database_error_kind`), if the pass hit one."""
     row_id: str | None = None
     row_version: RowVersion | None = None
+    hostname_checked: bool = False
+    """AIProvider: the pass looked for other providers on its base-URL hostname (it may not
+    have: an error before the write); ``hostname_peers`` is what it found."""
+    hostname_peers: HostnamePeers | None = None
     """The Coder row this pass left and its version (drift tracking)."""
 
 

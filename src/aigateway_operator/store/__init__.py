@@ -91,6 +91,7 @@ from aigateway_operator.store.gateway_keys import (
 )
 from aigateway_operator.store.models import (
     CODER_OWNABLE,
+    HOSTNAME_PEER_NAMES,
     BedrockSettings,
     DeletePolicy,
     DeleteResult,
@@ -124,6 +125,7 @@ from aigateway_operator.store.versions import CODER_RELEASES, CoderRelease, Code
 __all__ = [
     "CODER_OWNABLE",
     "CODER_RELEASES",
+    "HOSTNAME_PEER_NAMES",
     "BedrockSettings",
     "Capabilities",
     "CoderRelease",

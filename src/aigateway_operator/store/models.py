@@ -283,6 +283,13 @@ class HostnamePeers:
 
     hostname: str
     names: tuple[str, ...]
+    """The first few of them by name (at most :data:`HOSTNAME_PEER_NAMES`)."""
+    count: int = 0
+    """How many there are."""
+
+
+#: How many peer names :meth:`Store.hostname_peers` returns (the count says how many more).
+HOSTNAME_PEER_NAMES = 5
 
 
 @dataclass(frozen=True)

@@ -71,6 +71,7 @@ from aigateway_operator.store.errors import (
 )
 from aigateway_operator.store.errors import held_by as held_by_text
 from aigateway_operator.store.models import (
+    HOSTNAME_PEER_NAMES,
     DeletePolicy,
     DeleteResult,
     DesiredProvider,
@@ -1074,22 +1075,25 @@ class ProviderOps:
     async def hostname_peers(
         self, conn: AsyncConnection[Any], provider_id: uuid.UUID
     ) -> HostnamePeers | None:
-        """The other live, enabled providers sharing this provider's base-URL hostname (None
-        when the provider is not live and enabled, or has no hostname). Hostnames compare
-        case-insensitively, as URL hostnames do; one statement, no lock."""
+        """The other live, enabled providers sharing this provider's base-URL hostname: the
+        first few names and how many (None when the provider is not live and enabled, or has
+        no hostname). Hostnames compare case-insensitively, as URL hostnames do; one
+        statement, no lock."""
         cur = await conn.execute(
             "WITH me AS (SELECT lower(substring(base_url from %(re)s)) AS host "
             "            FROM ai_providers WHERE id = %(id)s AND enabled AND NOT deleted) "
-            "SELECT me.host, p.name FROM me LEFT JOIN ai_providers p "
+            "SELECT me.host, p.name, count(p.id) OVER () FROM me LEFT JOIN ai_providers p "
             "  ON p.id <> %(id)s AND p.enabled AND NOT p.deleted "
             " AND lower(substring(p.base_url from %(re)s)) = me.host "
-            "ORDER BY p.name",
-            {"id": provider_id, "re": _HOST_RE},
+            "ORDER BY p.name LIMIT %(limit)s",
+            {"id": provider_id, "re": _HOST_RE, "limit": HOSTNAME_PEER_NAMES},
         )
         rows = await cur.fetchall()
         if not rows or not rows[0][0]:
             return None
-        return HostnamePeers(hostname=rows[0][0], names=tuple(n for _, n in rows if n))
+        return HostnamePeers(
+            hostname=rows[0][0], names=tuple(r[1] for r in rows if r[1]), count=int(rows[0][2])
+        )
 
     # --- delete --------------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ from aigateway_operator.api.identity import AIPROVIDER
 from aigateway_operator.controllers.aiprovider import finalize as finalizing
 from aigateway_operator.controllers.aiprovider import reconcile as reconciling
 from aigateway_operator.controllers.aiprovider.drift import DriftTracker
+from aigateway_operator.controllers.aiprovider.hostnames import HostnameCheck, HostnameWatch
 from aigateway_operator.controllers.aiprovider.index import ProviderIndex, effective_name
 from aigateway_operator.controllers.collector import Collector
 from aigateway_operator.controllers.runner import Body, Runner
@@ -49,6 +50,10 @@ class AIProviderController:
         self.wiring = wiring
         self.index = ProviderIndex()
         self.drift = DriftTracker()
+        self.hostnames = HostnameWatch(
+            claims=lambda name: [c.uid for c in self.index.claims(name)],
+            wake=lambda uids: self.runner.poke(uids),
+        )
         self.runner = Runner(self, wiring, limit, resync_s=wiring.settings.resync_interval_s)
         self.collector = Collector(
             self.kind,
@@ -68,6 +73,8 @@ class AIProviderController:
             self.wiring, ident, body.get("spec"), body.get("status")
         )
         self.drift.remember(ident, outcome.row_id, outcome.row_version)
+        if outcome.hostname_checked:
+            self.hostnames.seen(ident.uid, HostnameCheck(ident.name, outcome.hostname_peers))
         return outcome
 
     async def finalize(self, body: Body) -> PassOutcome:
@@ -99,6 +106,7 @@ class AIProviderController:
         name = self.index.provider_name(ident.uid)
         self.index.remove(ident.uid)
         self.drift.forget(ident.uid)
+        self.hostnames.gone(ident.uid)
         forget_object(ident)
 
         def wake_waiters() -> None:
@@ -110,6 +118,7 @@ class AIProviderController:
     def _released(self, ident: ObjectIdentity, spec: Mapping[str, Any]) -> None:
         """The object's row is released: stop tracking it and wake whoever waits for its name."""
         self.drift.forget(ident.uid)
+        self.hostnames.gone(ident.uid)
         forget_object(ident)
         name = effective_name(spec, ident.name)
         self.index.remove(ident.uid)

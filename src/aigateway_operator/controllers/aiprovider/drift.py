@@ -25,8 +25,9 @@ from uuid import UUID
 from aigateway_operator.api.aiprovider import AIProviderSpec, AIProviderStatus
 from aigateway_operator.api.common import ConditionType, Reason
 from aigateway_operator.controllers.aiprovider.hostnames import (
+    HostnameCheck,
     announce_hostname_warning,
-    hostname_warning,
+    check_hostname,
     with_hostname_warning,
 )
 from aigateway_operator.controllers.aiprovider.status import carry, coder_owned_status, finish
@@ -131,6 +132,7 @@ async def report_drift(
             scratch.retry(failure.retry_after, failure.condition.message)
         return finish(wiring, ident, current, scratch, carry(current))
     differences = ["row missing"] if check is None else [str(d) for d in check.differences]
+    hostname: HostnameCheck | None = None
     if check is not None and check.left_alone:
         message = (
             "Coder AI provider holds what this operator does not know "
@@ -152,11 +154,13 @@ async def report_drift(
             scratch.warn(Reason.DRIFTED, message)
     else:
         # The row's own enabled value when Coder owns it (the proxy serves enabled rows).
-        warning = None
-        if check is not None and check.coder_owned.get("enabled", desired.enabled):
-            warning = await hostname_warning(wiring, check.provider_id, desired.name)
-        message = with_hostname_warning(IN_SYNC, warning)
-        announce_hostname_warning(scratch, warning)
+        if check is not None:
+            enabled = bool(check.coder_owned.get("enabled", desired.enabled))
+            hostname = await check_hostname(
+                wiring, check.provider_id, desired.name, enabled=enabled
+            )
+        message = with_hostname_warning(IN_SYNC, hostname)
+        announce_hostname_warning(scratch, hostname)
         scratch.set(ConditionState.true(ConditionType.SYNCED, Reason.SYNCED, message))
     status = carry(current, revision)
     if check is not None:
@@ -165,4 +169,6 @@ async def report_drift(
         )
     outcome = finish(wiring, ident, current, scratch, status)
     outcome.db_action = "unchanged"
+    outcome.hostname_checked = hostname is not None
+    outcome.hostname_peers = hostname.peers if hostname is not None else None
     return outcome

@@ -3,13 +3,24 @@
 Coder's AI Bridge proxy routes by base-URL hostname: it reads the enabled providers in name
 order and marks every later provider with an already-seen hostname as an error (coderd's API
 answers such a create/update with a response-only ``status.warnings`` entry). The operator
-writes the row anyway, as coderd does, and says so on the object: the warning is appended to
-the ``Synced`` condition's message and posted once as a ``DuplicateHostname`` Warning Event
-(again only when the peers change).
+writes the row anyway, as coderd does, and says so on the object:
+
+* the ``Synced`` condition's message carries one fixed sentence naming the hostname while it
+  is shared. It does not list the other providers: a list would change with every provider
+  added on a busy host (an OpenAI host shared by hundreds of providers) and cost a status
+  write on each of them, and a restart would find it stale;
+* a ``DuplicateHostname`` Warning Event, posted when the sentence appears, names the first
+  other providers, how many there are and which one the proxy serves.
+
+A provider's pass only sees the rows that exist when it runs, so the controller wakes the
+others when a host goes from one provider to two and back (:class:`HostnameWatch`); any other
+change is seen on the next pass of each object (an edit, a Secret change, the resync).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from uuid import UUID
 
 from aigateway_operator.api.common import ConditionType, Reason
@@ -17,52 +28,123 @@ from aigateway_operator.controllers.shared import MESSAGE_LIMIT, PassScratch
 from aigateway_operator.controllers.wiring import Wiring
 from aigateway_operator.store import HostnamePeers, StoreError
 
-__all__ = ["announce_hostname_warning", "hostname_warning", "with_hostname_warning"]
-
-#: At most this many peer names in the message (the count says how many more).
-_NAMES = 5
-
-
-def describe(name: str, peers: HostnamePeers) -> str | None:
-    """The warning text for provider ``name`` (None when no other provider shares its host)."""
-    if not peers.names:
-        return None
-    shown = ", ".join(repr(n) for n in peers.names[:_NAMES])
-    more = len(peers.names) - _NAMES
-    first = min((name, *peers.names))
-    served = "this provider" if first == name else repr(first)
-    return (
-        f"warning: base URL hostname {peers.hostname!r} is shared with enabled provider(s) "
-        f"{shown}{f' and {more} more' if more > 0 else ''}; Coder's AI Bridge proxy serves one "
-        f"provider per hostname ({served}, the first by name) and marks the others as errors "
-        "(spec.baseURL; written anyway, as coderd does)"
-    )
+__all__ = [
+    "HostnameCheck",
+    "HostnameWatch",
+    "announce_hostname_warning",
+    "check_hostname",
+    "with_hostname_warning",
+]
 
 
-async def hostname_warning(wiring: Wiring, provider_id: UUID, name: str) -> str | None:
-    """The duplicate-hostname warning for the live row ``provider_id``, or None.
+@dataclass(frozen=True)
+class HostnameCheck:
+    """What one pass found: ``peers`` is None when the row is not served (disabled, no host)."""
 
-    A database error here only loses the warning for this pass (the write already happened;
-    the next pass computes it again), so it is not a failure of the pass."""
+    name: str
+    peers: HostnamePeers | None
+
+    @property
+    def shared(self) -> bool:
+        return self.peers is not None and self.peers.count > 0
+
+    @property
+    def warning(self) -> str | None:
+        """The fixed sentence for the ``Synced`` message while the hostname is shared."""
+        if self.peers is None or not self.shared:
+            return None
+        return (
+            f"warning: base URL hostname {self.peers.hostname!r} is shared with other enabled "
+            "providers; Coder's AI Bridge proxy serves only the first of them by name and marks "
+            "the others as errors (spec.baseURL; written anyway, as coderd does)"
+        )
+
+    @property
+    def event(self) -> str | None:
+        """The Warning Event's text: the first other providers, how many, who is served."""
+        if self.peers is None or not self.shared:
+            return None
+        peers = self.peers
+        shown = ", ".join(repr(n) for n in peers.names)
+        more = peers.count - len(peers.names)
+        first = min((self.name, *peers.names))
+        served = "this provider" if first == self.name else repr(first)
+        return (
+            f"Base URL hostname {peers.hostname!r} is shared with {peers.count} other enabled "
+            f"provider(s): {shown}{f' and {more} more' if more > 0 else ''}; Coder's AI Bridge "
+            f"proxy serves {served} (the first by name) and marks the others as errors "
+            "(spec.baseURL; written anyway, as coderd does)"
+        )[:MESSAGE_LIMIT]
+
+
+async def check_hostname(
+    wiring: Wiring, provider_id: UUID, name: str, *, enabled: bool
+) -> HostnameCheck | None:
+    """The hostname check for the live row ``provider_id`` (None: not known this pass).
+
+    A database error only loses the check for this pass (the write already happened; the
+    next pass checks again), so it is not a failure of the pass."""
+    if not enabled:
+        return HostnameCheck(name, None)
     try:
-        peers = await wiring.store.hostname_peers(provider_id)
+        return HostnameCheck(name, await wiring.store.hostname_peers(provider_id))
     except StoreError:
         return None
-    return None if peers is None else describe(name, peers)
 
 
-def with_hostname_warning(message: str, warning: str | None) -> str:
-    """The ``Synced`` message ``message`` with ``warning`` appended."""
+def with_hostname_warning(message: str, check: HostnameCheck | None) -> str:
+    """The ``Synced`` message ``message`` with the warning sentence appended while shared."""
+    warning = check.warning if check is not None else None
     return message if warning is None else f"{message}; {warning}"[:MESSAGE_LIMIT]
 
 
-def announce_hostname_warning(scratch: PassScratch, warning: str | None) -> None:
-    """Post the Warning Event when it is news: the object's current ``Synced`` message does
-    not already carry this exact warning (so once, and again when the peers change)."""
-    if warning is None:
+def announce_hostname_warning(scratch: PassScratch, check: HostnameCheck | None) -> None:
+    """Post the Warning Event when the sentence is news: the object's current ``Synced``
+    message does not carry it yet (so once per time the hostname becomes shared)."""
+    if check is None or check.warning is None or check.event is None:
         return
     current = next(
         (c.message for c in scratch.current_conditions if c.type == ConditionType.SYNCED), ""
     )
-    if warning not in (current or ""):
-        scratch.warn(Reason.DUPLICATE_HOSTNAME, warning)
+    if check.warning not in (current or ""):
+        scratch.warn(Reason.DUPLICATE_HOSTNAME, check.event)
+
+
+@dataclass
+class HostnameWatch:
+    """Which objects to wake when a hostname goes from one provider to two, and back.
+
+    ``claims(name)`` gives the uids of the objects claiming provider ``name``; ``wake`` runs
+    their passes again. Kept in memory only: after a restart every object has its own pass.
+    """
+
+    claims: Callable[[str], Iterable[str]]
+    wake: Callable[[Iterable[str]], object]
+    alone: set[str] = field(default_factory=set)
+    """Objects whose last pass found their hostname unshared (or the row not served)."""
+    sole_peer: dict[str, str] = field(default_factory=dict)
+    """Objects whose last pass found exactly one other provider on their hostname: its name."""
+
+    def seen(self, uid: str, check: HostnameCheck | None) -> None:
+        """Record what ``uid``'s pass found and wake whoever it changes."""
+        if check is None:
+            return
+        peers = check.peers
+        old_sole = self.sole_peer.pop(uid, None)
+        if peers is not None and peers.count > 0:
+            self.alone.discard(uid)
+            # Those that found themselves alone now share the hostname with this one.
+            self.wake(u for n in peers.names for u in self.claims(n) if u in self.alone)
+            if peers.count == 1:
+                self.sole_peer[uid] = peers.names[0]
+            return
+        self.alone.add(uid)
+        if old_sole is not None:  # the one it shared with may be alone now
+            self.wake(self.claims(old_sole))
+
+    def gone(self, uid: str) -> None:
+        """``uid``'s row is released: the one provider it shared its hostname with may be alone."""
+        self.alone.discard(uid)
+        sole = self.sole_peer.pop(uid, None)
+        if sole is not None:
+            self.wake(self.claims(sole))

@@ -28,7 +28,7 @@ from aigateway_operator.api.common import ConditionType, EventReason, Reason
 from aigateway_operator.controllers.aiprovider.drift import IN_SYNC, report_drift
 from aigateway_operator.controllers.aiprovider.hostnames import (
     announce_hostname_warning,
-    hostname_warning,
+    check_hostname,
     with_hostname_warning,
 )
 from aigateway_operator.controllers.aiprovider.secrets import (
@@ -171,10 +171,10 @@ async def reconcile(
     # Coder's proxy serves only enabled rows; with enabled Coder-owned, the row's own value
     # (after the write) counts, not the spec's.
     enabled = result.coder_owned.get("enabled", desired.enabled)
-    warning = await hostname_warning(wiring, result.provider_id, result.name) if enabled else None
-    message = with_hostname_warning(ANTHROPIC_BEDROCK if deprecated else IN_SYNC, warning)
+    hostname = await check_hostname(wiring, result.provider_id, result.name, enabled=enabled)
+    message = with_hostname_warning(ANTHROPIC_BEDROCK if deprecated else IN_SYNC, hostname)
     _sync_events(result, scratch, drifted=drifted, message=message)
-    announce_hostname_warning(scratch, warning)
+    announce_hostname_warning(scratch, hostname)
     verified = await verify_identity(wiring, ident, owner, spec, current, secrets, scratch)
 
     status = AIProviderStatus(
@@ -205,6 +205,8 @@ async def reconcile(
         outcome.next_due = last + timedelta(seconds=wiring.settings.verify_interval_s)
     outcome.row_id = str(result.provider_id)
     outcome.row_version = result.version
+    outcome.hostname_checked = hostname is not None
+    outcome.hostname_peers = hostname.peers if hostname is not None else None
     return outcome
 
 
