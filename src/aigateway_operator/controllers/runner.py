@@ -273,7 +273,7 @@ class Runner:
             with metrics.RECONCILE_SECONDS.labels(self.kind.kind).time():
                 outcome = await self.passes.reconcile(body)
         except Exception:
-            metrics.RECONCILES.labels(self.kind.kind, "error").inc()
+            metrics.count_pass(self.kind.kind, "error")
             delay = self._backoff(slot, ERROR_BACKOFF_S)
             log.exception(
                 "%s pass failed; retrying in %.1fs", self.kind.kind, delay, extra=ident.log
@@ -355,7 +355,7 @@ class Runner:
         async with slot.lock:
             outcome = await (run or self.passes.finalize)(snapshot)
         if outcome.done:
-            metrics.RECONCILES.labels(self.kind.kind, "deleted").inc()
+            metrics.count_pass(self.kind.kind, "deleted")
             recorder = self.wiring.events
             if recorder is not None:
                 for event in outcome.events:
