@@ -1,8 +1,11 @@
 """Prometheus metrics (``AIGW_METRICS_PORT``, default 9090; 0 disables the endpoint).
 
 Labels carry names and stable reasons only: never a value from a Secret. Every series and
-label value is listed in the README ("Metrics"); ``_created`` samples are disabled (they
-double every counter's series and nobody queries them).
+label value is listed in the README ("Metrics"; tests/unit/test_metrics.py keeps it equal to
+this module and to the chart's files/metrics.txt); the label values the operator sets from
+its own words are typed below (:data:`DatabaseErrorKind`, :data:`ReconcileResult`,
+:data:`WriteAction`), so mypy holds every caller to them. ``_created`` samples are disabled
+(they double every counter's series and nobody queries them).
 
 Per-object series (``aigw_status_condition``, ``aigw_last_sync_timestamp_seconds``) are
 dropped when the object goes. ``aigw_status_condition`` has the shape external-secrets and
@@ -17,6 +20,7 @@ import contextlib
 import logging
 import threading
 from collections.abc import Iterable
+from typing import Literal, get_args
 
 from prometheus_client import (
     Counter,
@@ -29,6 +33,25 @@ from prometheus_client import (
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
 log = logging.getLogger(__name__)
+
+#: ``kind`` of ``aigw_database_errors_total``: what failed (controllers.shared's
+#: ``database_error_kind`` maps each store error to one).
+DatabaseErrorKind = Literal["unavailable", "timeout", "privileges", "schema", "encryption", "other"]
+#: ``result`` of ``aigw_reconciles_total``: synced (rows written), unchanged (nothing to
+#: write), retry (a transient failure), blocked (stopped before the database: a Secret, the
+#: name, the spec), error (an unexpected exception), deleted (a finalizer released).
+ReconcileResult = Literal["synced", "unchanged", "retry", "blocked", "error", "deleted"]
+#: What a pass did to Coder's rows: AIProvider created, updated, adopted, revived;
+#: AIGatewayCoderdKey issued, rotated, retired; ``unchanged`` is not counted
+#: (``action`` of ``aigw_database_writes_total``).
+WriteAction = Literal[
+    "created", "updated", "adopted", "revived", "issued", "rotated", "retired", "unchanged"
+]
+
+
+def _values(literal: object) -> str:
+    return ", ".join(str(v) for v in get_args(literal))
+
 
 BUILD_INFO = Gauge("aigw_build_info", "Always 1; the operator's version.", ["version"])
 CODER_INFO = Gauge(
@@ -45,8 +68,7 @@ DATABASE_UP = Gauge(
 )
 DATABASE_ERRORS = Counter(
     "aigw_database_errors_total",
-    "Passes that failed on Coder's database, by kind "
-    "(unavailable, timeout, schema, encryption, other).",
+    f"Passes that failed on Coder's database, by kind ({_values(DatabaseErrorKind)}).",
     ["kind"],
 )
 STS_ERRORS = Counter(
@@ -62,7 +84,7 @@ WORK_PENDING = Gauge(
 )
 RECONCILES = Counter(
     "aigw_reconciles_total",
-    "Passes by kind and result (synced, unchanged, retry, blocked, error, deleted).",
+    f"Passes by kind and result ({_values(ReconcileResult)}).",
     ["kind", "result"],
 )
 RECONCILE_SECONDS = Histogram(
@@ -152,6 +174,11 @@ def forget_object(kind: str, namespace: str, name: str) -> None:
                 STATUS_CONDITION.remove(*key, status)
     with contextlib.suppress(KeyError):
         LAST_SYNC.remove(kind, namespace, name)
+
+
+def count_pass(kind: str, result: ReconcileResult) -> None:
+    """One pass of ``kind`` ended with ``result`` (``aigw_reconciles_total``)."""
+    RECONCILES.labels(kind, result).inc()
 
 
 def statuses() -> tuple[str, ...]:

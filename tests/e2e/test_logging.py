@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from aigateway_operator.api.common import ConditionStatus, Reason
 from tests.support.operator import (
     GROUP,
     VERSION,
@@ -22,6 +23,8 @@ from tests.support.operator import (
 pytestmark = pytest.mark.e2e
 
 CANARY = "sk-json-log-CANARY-0123456789abcdef"
+REASONS = {r.value for r in Reason}
+STATUSES = {s.value for s in ConditionStatus}
 
 
 def test_json_logs_are_one_object_a_line_with_the_object_as_a_field(
@@ -51,5 +54,8 @@ def test_json_logs_are_one_object_a_line_with_the_object_as_a_field(
     assert passes, "the pass line names its object as a field"
     assert passes[0]["object"]["namespace"] == namespace
     assert passes[0]["object"]["kind"] == "AIProvider"
+    # The pass's outcome is a field too; the last pass left the object Ready.
+    assert all(p["reason"] in REASONS and p["ready"] in STATUSES for p in passes)
+    assert (passes[-1]["ready"], passes[-1]["reason"]) == ("True", "Ready")
     assert CANARY not in op.log()
     assert CANARY[:4] + "..." not in op.log()

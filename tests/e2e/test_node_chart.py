@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from tests.support.metrics import readme_metrics
 from tests.support.node import (
     ActiveSampler,
     active_pods,
@@ -57,7 +58,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
 GROUP, VERSION = "aigateway.dev", "v1alpha1"
 RELEASE = "aigw"
-README = Path(__file__).resolve().parents[2] / "README.md"
 #: The chart's default peering lifetime: a deleted active replica is replaced within it.
 LIFETIME_S = 20
 #: Probes tighter than the chart's defaults so the outage test is short: the liveness window
@@ -352,11 +352,9 @@ def test_pods_reconcile_providers_and_a_gateway_key_against_postgres_and_sts(
 
 
 def documented_metrics() -> set[str]:
-    """The series the README's "Metrics" paragraph names."""
-    text = README.read_text()
-    section = text[text.index("Metrics (`AIGW_METRICS_PORT`") :]
-    section = section[: section.index("\n\n")]
-    return set(re.findall(r"`(aigw_[a-z_]+)", section))
+    """The series the README's "Metrics" paragraph names (which tests/unit/test_metrics.py
+    keeps equal to files/metrics.txt and to what the operator registers)."""
+    return set(readme_metrics())
 
 
 def test_the_metrics_endpoint_of_each_pod_serves_the_documented_series(release: Release) -> None:

@@ -48,6 +48,7 @@ from aigateway_operator.store import (
     SecretCollision,
     StoredKey,
     StoredProvider,
+    StoreError,
     StoreUnavailable,
     TypeMismatch,
     default_base_url,
@@ -115,10 +116,15 @@ class FakeGatewayKeyStore:
     rows: dict[uuid.UUID, Row] = field(default_factory=dict)
     records: dict[uuid.UUID, Record] = field(default_factory=dict)
     down: bool = False
+    fail_with: StoreError | None = None
+    """Raised by every call, as ``down`` raises StoreUnavailable (a refusal the real store
+    makes: PlaintextRefused, InsufficientPrivileges, NotSupportedByCoder ...)."""
 
     def _check(self) -> None:
         if self.down:
             raise StoreUnavailable("connection refused")
+        if self.fail_with is not None:
+            raise self.fail_with
 
     def _recs(self, owner: OwnerRef) -> dict[str, Record]:
         return {r.role: r for r in self.records.values() if r.owner.key == owner.key}
@@ -432,11 +438,16 @@ class FakeProviderStore:
     coder_version: CoderVersion = CODER
     rows: dict[uuid.UUID, ProviderRow] = field(default_factory=dict)
     down: bool = False
+    fail_with: StoreError | None = None
+    """Raised by every call, as ``down`` raises StoreUnavailable (a refusal the real store
+    makes: PlaintextRefused, InsufficientPrivileges, NotSupportedByCoder ...)."""
     writes: int = 0
 
     def _check(self) -> None:
         if self.down:
             raise StoreUnavailable("connection refused")
+        if self.fail_with is not None:
+            raise self.fail_with
 
     def _tick(self) -> datetime:
         self.clock.advance(microseconds=1)

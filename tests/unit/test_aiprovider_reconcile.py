@@ -22,7 +22,13 @@ from aigateway_operator.controllers.aiprovider.finalize import finalize
 from aigateway_operator.controllers.aiprovider.reconcile import reconcile
 from aigateway_operator.controllers.shared import ObjectIdentity, PassOutcome
 from aigateway_operator.controllers.wiring import Wiring
-from aigateway_operator.store import InvalidProvider
+from aigateway_operator.store import (
+    InsufficientPrivileges,
+    InvalidProvider,
+    NotSupportedByCoder,
+    StoreError,
+)
+from aigateway_operator.store.dbcrypt import plaintext_refused
 from aigateway_operator.validation.identity import StaticCredentials, Verdict
 from tests.support.fakes import Clock, FakeProviderStore, FakeSecrets
 
@@ -349,6 +355,79 @@ async def test_a_database_outage_is_retried_and_touches_nothing(world: World) ->
     assert out.retry_after == 10.0
     assert out.database_error == "unavailable"
     assert world.condition("SecretsResolved")["status"] == "True"
+
+
+#: Store refusals a person must act on, each as the real store words it: the reason on the
+#: object, what its message names, whether a Warning Event says it too, the retry delay, and
+#: the database error kind.
+REFUSALS = [
+    pytest.param(
+        plaintext_refused(("abc1234",), "refusing to write the API keys of AI provider 'openai'"),
+        "PlaintextRefused",
+        "coderd encrypts with active dbcrypt key(s) abc1234",
+        True,
+        60.0,
+        "encryption",
+        id="PlaintextRefused",
+    ),
+    pytest.param(
+        InsufficientPrivileges(["INSERT on table public.ai_provider_keys"]),
+        "InsufficientPrivileges",
+        "INSERT on table public.ai_provider_keys",
+        True,
+        300.0,
+        "privileges",
+        id="InsufficientPrivileges",
+    ),
+    pytest.param(
+        NotSupportedByCoder("AI providers need Coder v2.34 or later; this database is v2.33"),
+        "NotSupportedByCoder",
+        "need Coder v2.34 or later",
+        False,  # the same for every object: the condition says it, no Event per object
+        300.0,
+        "schema",
+        id="NotSupportedByCoder",
+    ),
+]
+
+
+@pytest.mark.parametrize(("error", "reason", "says", "warns", "retry", "kind"), REFUSALS)
+async def test_a_store_refusal_is_on_the_object_stalled_and_writes_nothing(
+    world: World,
+    error: StoreError,
+    reason: str,
+    says: str,
+    warns: bool,
+    retry: float,
+    kind: str,
+) -> None:
+    """No plaintext by accident (issue 14): coderd encrypts and the operator has no key, so
+    the store refuses. The object says why (Synced and Ready False with the reason, a
+    Warning Event with the same reason), kstatus calls it Stalled (a person must act),
+    nothing is written, and no message carries a key."""
+    world.store.fail_with = error
+    out = await world.reconcile()
+    assert world.store.rows == {}
+    assert world.store.writes == 0
+    for type_ in ("Synced", "Ready"):
+        c = world.condition(type_)
+        assert (c["status"], c["reason"]) == ("False", reason), type_
+    message = world.condition("Synced")["message"]
+    assert says in message
+    stalled = world.condition("Stalled")
+    assert (stalled["status"], stalled["reason"]) == ("True", reason)
+    assert world.condition("Reconciling")["status"] == "False"
+    events = [(e.type, e.reason, e.message) for e in out.events]
+    assert events == ([("Warning", reason, message)] if warns else [])
+    assert out.retry_after == retry
+    assert out.database_error == kind
+    assert out.db_action is None
+    no_plaintext(json.dumps(world.status), out.retry_message, *(e.message for e in out.events))
+    # Once the refusal is lifted (keys given, the grant made, Coder upgraded) it syncs.
+    world.store.fail_with = None
+    await world.reconcile()
+    assert [v for _, v in world.store.by_name("openai").keys] == [KEY_A, KEY_B]
+    assert world.condition("Stalled")["status"] == "False"
 
 
 def bedrock(world: World, **extra: Any) -> None:

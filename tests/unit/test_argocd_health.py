@@ -1,5 +1,6 @@
 """The Argo CD health check (deploy/argocd/health.lua) run in a real Lua interpreter (lupa),
-as Argo CD runs it: the object as the global ``obj``, a table with status and message back.
+as Argo CD runs it: Lua 5.1 (gopher-lua's), the object as the global ``obj``, a table with
+status and message back.
 """
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ from typing import Any
 
 import pytest
 import yaml
+from lupa import lua51
 
 from aigateway_operator.api.common import STALLED_REASONS
-from tests.support.argocd import argocd_health
+from tests.support.argocd import LUA_VERSION, argocd_health, lua_runtime
 
 pytestmark = pytest.mark.unit
 
@@ -149,6 +151,15 @@ def test_status_observed_generation_is_used_when_conditions_lack_one() -> None:
     behind = obj("AIProvider", ready, generation=3)
     behind["status"]["observedGeneration"] = 2
     assert health(behind)[0] == "Progressing"
+
+
+def test_the_script_runs_under_lua_5_1_as_in_argo_cd() -> None:
+    """gopher-lua is Lua 5.1: the runner is too, so a newer Lua's syntax fails here as it
+    would in Argo CD (integer division ``//`` is Lua 5.3)."""
+    assert lua_runtime().eval("_VERSION") == LUA_VERSION == "Lua 5.1"
+    newer = 'return {status = tostring(7 // 2), message = ""}'
+    with pytest.raises(lua51.LuaSyntaxError):
+        argocd_health(obj("AIProvider"), newer)
 
 
 def test_the_scripts_terminal_reasons_are_the_operators_stalled_reasons() -> None:

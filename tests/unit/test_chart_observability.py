@@ -1,7 +1,8 @@
 """The chart's PrometheusRule and Grafana dashboard query only metrics the operator exposes.
 
-``files/metrics.txt`` is the one list of the operator's metrics (name, type, labels); a test
-of the running operator checks it exposes exactly that list. Here: every ``aigw_*`` name in
+``files/metrics.txt`` is the one list of the operator's metrics (name, type, labels);
+tests/unit/test_metrics.py checks it is exactly what the operator registers and what the
+README lists. Here: every ``aigw_*`` name in
 the rule template and the dashboard is on it, every dashboard query is valid PromQL (parsed
 by a real PromQL parser, promql-parser), and selects and groups only by declared labels.
 The rendered rule file is checked in tests/integration/test_chart.py.
@@ -17,6 +18,8 @@ from typing import Any
 import promql_parser
 import pytest
 
+from tests.support.metrics import metrics_txt
+
 pytestmark = pytest.mark.unit
 
 CHART = Path(__file__).resolve().parents[2] / "deploy" / "helm" / "aigateway-operator"
@@ -27,14 +30,7 @@ TARGET_LABELS = frozenset({"job", "instance", "namespace", "pod", "service", "en
 
 def declared() -> dict[str, tuple[str, frozenset[str]]]:
     """metrics.txt: name -> (type, labels)."""
-    out: dict[str, tuple[str, frozenset[str]]] = {}
-    for line in (CHART / "files" / "metrics.txt").read_text().splitlines():
-        if not line.strip() or line.startswith("#"):
-            continue
-        name, kind, labels = line.split("\t")
-        assert name not in out, f"{name} listed twice"
-        out[name] = (kind, frozenset() if labels == "-" else frozenset(labels.split(",")))
-    return out
+    return metrics_txt()
 
 
 def family(sample: str, metrics: dict[str, tuple[str, frozenset[str]]]) -> str | None:

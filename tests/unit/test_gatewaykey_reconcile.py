@@ -32,7 +32,14 @@ from aigateway_operator.controllers.gatewaykey.secret import owner_label_value
 from aigateway_operator.controllers.shared import ObjectIdentity, PassOutcome
 from aigateway_operator.controllers.wiring import Wiring
 from aigateway_operator.kube import SecretData
-from aigateway_operator.store import OwnerRef, generate_gateway_secret
+from aigateway_operator.store import (
+    InsufficientPrivileges,
+    NotSupportedByCoder,
+    OwnerRef,
+    StoreError,
+    generate_gateway_secret,
+)
+from aigateway_operator.store.dbcrypt import plaintext_refused
 from tests.support.fakes import Clock, FakeGatewayKeyStore, FakeSecrets, Row
 
 pytestmark = pytest.mark.unit
@@ -437,6 +444,85 @@ async def test_database_outage_is_retried_and_converges(world: World) -> None:
     world.store.down = False
     await world.reconcile()
     assert_consistent(world)
+
+
+#: Store refusals a person must act on, each as the real store words it: the reason on the
+#: object, what its message names, whether a Warning Event says it too, the retry delay.
+#: PlaintextRefused: the gateway-key calls write hashes only, so the real store does not
+#: refuse them today; the pass must still say it like the AIProvider pass (one shared rule).
+REFUSALS = [
+    pytest.param(
+        plaintext_refused(("abc1234",), "refusing to write"),
+        "PlaintextRefused",
+        "coderd encrypts with active dbcrypt key(s) abc1234",
+        True,
+        60.0,
+        id="PlaintextRefused",
+    ),
+    pytest.param(
+        InsufficientPrivileges(["INSERT on table public.ai_gateway_keys"]),
+        "InsufficientPrivileges",
+        "INSERT on table public.ai_gateway_keys",
+        True,
+        300.0,
+        id="InsufficientPrivileges",
+    ),
+    pytest.param(
+        NotSupportedByCoder("AI Gateway keys need Coder v2.35 or later; this database is v2.34"),
+        "NotSupportedByCoder",
+        "AI Gateway keys need Coder v2.35 or later",
+        False,  # the same for every object: the condition says it, no Event per object
+        300.0,
+        id="NotSupportedByCoder",
+    ),
+]
+
+
+@pytest.mark.parametrize("issued_before", [False, True], ids=["new", "issued"])
+@pytest.mark.parametrize(("error", "reason", "says", "warns", "retry"), REFUSALS)
+async def test_a_store_refusal_is_on_the_object_stalled_and_writes_nothing(
+    world: World,
+    error: StoreError,
+    reason: str,
+    says: str,
+    warns: bool,
+    retry: float,
+    issued_before: bool,
+) -> None:
+    """The object says why (Issued and Ready False with the reason, a Warning Event with
+    the same reason), kstatus calls it Stalled, nothing is written in Coder or the Secret,
+    and no message carries the key."""
+    secret = ""
+    if issued_before:
+        await world.reconcile()
+        secret = world.kube.value()
+    rows, records = dict(world.store.rows), dict(world.store.records)
+    secrets, writes = dict(world.kube.secrets), world.kube.writes
+    world.store.fail_with = error
+    world.spec = {"rotation": {"generation": 1}}  # a rotation is due: still nothing moves
+    world.generation += 1
+    out = await world.reconcile()
+    assert (world.store.rows, world.store.records) == (rows, records)
+    assert (world.kube.secrets, world.kube.writes) == (secrets, writes)
+    for type_ in ("Issued", "Ready"):
+        c = world.condition(type_)
+        assert (c["status"], c["reason"]) == ("False", reason), type_
+    message = world.condition("Issued")["message"]
+    assert says in message
+    stalled = world.condition("Stalled")
+    assert (stalled["status"], stalled["reason"]) == ("True", reason)
+    assert world.condition("Reconciling")["status"] == "False"
+    events = [(e.type, e.reason, e.message) for e in out.events]
+    assert events == ([("Warning", reason, message)] if warns else [])
+    assert out.retry_after == retry
+    if secret:
+        blob = repr(world.status) + out.retry_message + repr(out.events)
+        assert secret not in blob
+        assert secret[11:] not in blob
+    world.store.fail_with = None
+    await world.reconcile()
+    assert_consistent(world)
+    assert world.condition("Stalled")["status"] == "False"
 
 
 async def test_secret_write_failure_is_reported(world: World) -> None:

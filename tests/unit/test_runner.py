@@ -6,18 +6,23 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
+import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from aigateway_operator.api.common import Condition, ConditionStatus, ConditionType, Reason
 from aigateway_operator.api.identity import AIPROVIDER, FINALIZER
-from aigateway_operator.config import Settings
+from aigateway_operator.config import LogFormat, Settings
 from aigateway_operator.controllers.runner import Body, Runner
 from aigateway_operator.controllers.shared import Event, ObjectIdentity, PassOutcome
 from aigateway_operator.controllers.wiring import Wiring
 from aigateway_operator.kube import ObjectRef
+from aigateway_operator.operator import setup_logging
+from tests.support.logs import kept_logging
 from tests.support.wait import async_wait_for
 
 pytestmark = pytest.mark.unit
@@ -223,6 +228,63 @@ async def test_transient_failures_back_off_exponentially_then_reset(rig: Rig) ->
     assert 540 <= ok <= 660  # success: the jittered resync, and the backoff starts over
     rig.kind.script.append(retry)
     assert await rig.runner._pass(slot) == 1.0
+
+
+def refused() -> PassOutcome:
+    """A pass the store refused: Ready=False with the reason, retried later."""
+    message = "refusing to write in plaintext: coderd encrypts with active key(s) abc1234"
+    conditions = tuple(
+        Condition(
+            type=type_,
+            status=ConditionStatus.FALSE,
+            reason=Reason.PLAINTEXT_REFUSED,
+            message=message,
+            last_transition_time=T0,
+        )
+        for type_ in (ConditionType.SYNCED, ConditionType.READY)
+    )
+    return PassOutcome(
+        {"conditions": [c.model_dump(mode="json") for c in conditions]},
+        retry_after=60.0,
+        retry_message=message,
+        conditions=conditions,
+    )
+
+
+async def test_a_json_pass_line_carries_the_object_and_the_reason_as_fields(
+    rig: Rig, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``AIGW_LOG_FORMAT=json``: the pass line, formatted by the formatter the operator's
+    logging setup installs (kopf's JSON formatter), has the object and the pass's outcome
+    (Ready's status and reason) as fields, not only inside the message text."""
+    settings = Settings(
+        database_url="postgresql://u:p@localhost/coder",  # type: ignore[call-arg]
+        log_format=LogFormat.JSON,
+    )
+    with kept_logging():
+        before = set(logging.getLogger().handlers)
+        setup_logging(settings, verbose=False)
+        (handler,) = set(logging.getLogger().handlers) - before
+    assert handler.formatter is not None
+    formatter = handler.formatter
+    slot = rig.runner._slot("u1")
+    slot.live = rig.kube.body
+    rig.kind.script.append(refused())
+    with caplog.at_level(logging.INFO, logger="aigateway_operator"):
+        await rig.runner._pass(slot)
+    (record,) = [r for r in caplog.records if "pass done" in r.getMessage()]
+    line = json.loads(formatter.format(record))
+    assert line["reason"] == "PlaintextRefused"
+    assert line["ready"] == "False"
+    assert line["object"] == {
+        "apiVersion": "aigateway.dev/v1alpha1",
+        "kind": "AIProvider",
+        "namespace": "ns",
+        "name": "p",
+        "uid": "u1",
+    }
+    assert "Ready=False (PlaintextRefused)" in line["message"]  # the text format says it too
+    assert line["severity"] == "info"
 
 
 async def test_next_due_shortens_the_wait(rig: Rig) -> None:

@@ -40,12 +40,13 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from aigateway_operator import metrics
+from aigateway_operator.api.common import ConditionType
 from aigateway_operator.api.identity import ANNOTATION_PREFIX, FINALIZER, Kind
 from aigateway_operator.controllers.shared import ObjectIdentity, PassOutcome, record_pass
 from aigateway_operator.controllers.wiring import Wiring
 from aigateway_operator.kube import KubeError
 
-__all__ = ["ERROR_BACKOFF_S", "Body", "KindPasses", "Runner", "marker"]
+__all__ = ["ERROR_BACKOFF_S", "Body", "KindPasses", "Runner", "marker", "pass_fields"]
 
 log = logging.getLogger("aigateway_operator")
 
@@ -272,7 +273,7 @@ class Runner:
             with metrics.RECONCILE_SECONDS.labels(self.kind.kind).time():
                 outcome = await self.passes.reconcile(body)
         except Exception:
-            metrics.RECONCILES.labels(self.kind.kind, "error").inc()
+            metrics.count_pass(self.kind.kind, "error")
             delay = self._backoff(slot, ERROR_BACKOFF_S)
             log.exception(
                 "%s pass failed; retrying in %.1fs", self.kind.kind, delay, extra=ident.log
@@ -288,7 +289,12 @@ class Runner:
             delay = self._backoff(slot, 0.5 if exc.status in (409, 422) else 5.0)
             log.warning("%s; retrying in %.1fs", exc, delay, extra=ident.log)
             return delay
-        log.info("%s pass done%s", self.kind.kind, _summary(outcome), extra=ident.log)
+        log.info(
+            "%s pass done%s",
+            self.kind.kind,
+            _summary(outcome),
+            extra={**ident.log, **pass_fields(outcome)},
+        )
         return self._next(slot, outcome)
 
     async def _apply(
@@ -349,7 +355,7 @@ class Runner:
         async with slot.lock:
             outcome = await (run or self.passes.finalize)(snapshot)
         if outcome.done:
-            metrics.RECONCILES.labels(self.kind.kind, "deleted").inc()
+            metrics.count_pass(self.kind.kind, "deleted")
             recorder = self.wiring.events
             if recorder is not None:
                 for event in outcome.events:
@@ -362,8 +368,23 @@ class Runner:
         return outcome
 
 
+def pass_fields(outcome: PassOutcome) -> dict[str, str]:
+    """The pass's outcome as log fields, ``extra=`` beside the object's (``log_ref``):
+    ``ready`` and ``reason``, Ready's status and reason after the pass (Ready carries the
+    reason of the condition that blocks it). kopf's JSON formatter emits every ``extra`` as a
+    key of the line (``AIGW_LOG_FORMAT=json``), so a log query can select passes by reason;
+    the text line says the same in words (:func:`_summary`)."""
+    for c in outcome.conditions:
+        if c.type == ConditionType.READY:
+            return {"ready": c.status.value, "reason": str(c.reason)}
+    return {}
+
+
 def _summary(outcome: PassOutcome) -> str:
     parts = []
+    fields = pass_fields(outcome)
+    if fields:
+        parts.append(f"Ready={fields['ready']} ({fields['reason']})")
     if outcome.status_patch:
         # Field names only: status never holds a secret, but logs stay terse anyway.
         parts.append("status: " + ", ".join(sorted(outcome.status_patch)))

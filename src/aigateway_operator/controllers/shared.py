@@ -171,14 +171,14 @@ class PassOutcome:
     synced_at: datetime | None = None
     """When Coder's rows were last known to match the spec (``aigw_last_sync_timestamp``)."""
     # What happened, for metrics (names and reasons only).
-    db_action: str | None = None
+    db_action: metrics.WriteAction | None = None
     """``created``, ``updated``, ``adopted``, ``revived``, ``unchanged`` ...; None when the
     pass stopped before the database."""
     notified: bool = False
     sts_reason: str | None = None
     sts_ok: bool = True
     drift_reverted: bool = False
-    database_error: str | None = None
+    database_error: metrics.DatabaseErrorKind | None = None
     """The kind of database failure (:func:`database_error_kind`), if the pass hit one."""
     row_id: str | None = None
     row_version: RowVersion | None = None
@@ -198,7 +198,7 @@ class PassScratch:
     events: list[Event] = field(default_factory=list)
     retry_after: float | None = None
     retry_message: str = ""
-    database_error: str | None = None
+    database_error: metrics.DatabaseErrorKind | None = None
 
     def retry(self, delay: float, message: str) -> None:
         """Ask for another pass after ``delay`` (the shortest request wins)."""
@@ -231,10 +231,10 @@ class StoreFailure:
     condition: ConditionState
     event: Event | None
     retry_after: float | None
-    database_error: str
+    database_error: metrics.DatabaseErrorKind
 
 
-def database_error_kind(exc: StoreError) -> str:
+def database_error_kind(exc: StoreError) -> metrics.DatabaseErrorKind:
     """The ``kind`` label of ``aigw_database_errors_total`` for ``exc``."""
     if isinstance(exc, StoreTimeout):
         return "timeout"
@@ -297,7 +297,7 @@ def store_failure(exc: StoreError, type_: str, doing: str = "") -> StoreFailure:
     return StoreFailure(state, None, RETRY_DATABASE, kind)
 
 
-def _result(outcome: PassOutcome) -> str:
+def _result(outcome: PassOutcome) -> metrics.ReconcileResult:
     if outcome.retry_after is not None:
         return "retry"
     if outcome.db_action is None:
@@ -320,7 +320,7 @@ def record_pass(ident: ObjectIdentity, outcome: PassOutcome) -> None:
         metrics.DRIFT_REVERTED.labels(kind).inc()
     if outcome.database_error is not None:
         metrics.DATABASE_ERRORS.labels(outcome.database_error).inc()
-    metrics.RECONCILES.labels(kind, _result(outcome)).inc()
+    metrics.count_pass(kind, _result(outcome))
     if outcome.conditions:
         metrics.set_conditions(
             kind,

@@ -27,7 +27,7 @@ from aigateway_operator.operator import aiprovider, gatewaykey, lifecycle
 from aigateway_operator.operator.app import OperatorApp
 from aigateway_operator.operator.probes import ProbeServer
 
-__all__ = ["build_registry", "main"]
+__all__ = ["CAPPED_LOGGERS", "build_registry", "main", "setup_logging"]
 
 log = logging.getLogger("aigateway_operator")
 
@@ -60,6 +60,30 @@ def cap_third_party_loggers() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+def setup_logging(settings: Settings, *, verbose: bool, handlers: bool = True) -> None:
+    """The operator's logging: kopf's handler and format at the chosen verbosity (unless
+    ``handlers`` is False: the process's own logging is kept), then the third-party loggers
+    capped at WARNING whatever that verbosity (``--verbose`` sets the root logger to DEBUG)."""
+    if handlers:
+        # kopf's own formatters for every logger: per-object lines (kopf's and ours, which
+        # pass the object as ``extra``, see controllers.shared.log_ref) are prefixed with
+        # [namespace/name]; in JSON each line is one object with the object as a field.
+        kopf.configure(
+            verbose=verbose,
+            log_prefix=True,
+            log_format=(
+                kopf.LogFormat.JSON
+                if settings.log_format is LogFormat.JSON
+                else kopf.LogFormat.FULL
+            ),
+        )
+    cap_third_party_loggers()
+    if not verbose:
+        # "Handler 'observe' succeeded" for every watch event is noise (and CPU under load);
+        # our runner logs each pass itself. kopf's warnings and errors still show.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+
+
 def _peering(settings: Settings) -> dict[str, Any]:
     if not settings.peering:
         return {"standalone": True}
@@ -90,24 +114,7 @@ async def main(
     ``stop_flag`` and ``configure_logging=False`` are for running it inside another process
     (the in-process integration tests).
     """
-    if configure_logging:
-        # kopf's own formatters for every logger: per-object lines (kopf's and ours, which
-        # pass the object as ``extra``, see controllers.shared.log_ref) are prefixed with
-        # [namespace/name]; in JSON each line is one object with the object as a field.
-        kopf.configure(
-            verbose=verbose,
-            log_prefix=True,
-            log_format=(
-                kopf.LogFormat.JSON
-                if settings.log_format is LogFormat.JSON
-                else kopf.LogFormat.FULL
-            ),
-        )
-    cap_third_party_loggers()
-    if not verbose:
-        # "Handler 'observe' succeeded" for every watch event is noise (and CPU under load);
-        # our runner logs each pass itself. kopf's warnings and errors still show.
-        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    setup_logging(settings, verbose=verbose, handlers=configure_logging)
     app = OperatorApp(settings)
     probes = ProbeServer(app, settings.health_port)
     await probes.start()

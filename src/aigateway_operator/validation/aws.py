@@ -39,7 +39,7 @@ from botocore.exceptions import (
 from aigateway_operator.api.aiprovider import ROLE_ARN_PATTERN
 from aigateway_operator.api.common import Reason
 from aigateway_operator.masking import mask_secret
-from aigateway_operator.validation.identity import StaticCredentials, Verdict
+from aigateway_operator.validation.identity import StaticCredentials, Verdict, VerdictReason
 
 if TYPE_CHECKING:
     from mypy_boto3_sts.client import STSClient
@@ -139,14 +139,19 @@ def _partition(arn: str) -> str:
 
 
 def _failure(
-    reason: Reason, message: str, caller_arn: str | None = None, account_id: str | None = None
+    reason: VerdictReason,
+    message: str,
+    caller_arn: str | None = None,
+    account_id: str | None = None,
 ) -> Verdict:
     return Verdict(
         ok=False, reason=reason, message=message, caller_arn=caller_arn, account_id=account_id
     )
 
 
-def _classify(exc: Exception, step: str, *, denied: Reason, secrets: tuple[str, ...]) -> Verdict:
+def _classify(
+    exc: Exception, step: str, *, denied: VerdictReason, secrets: tuple[str, ...]
+) -> Verdict:
     """Map a boto exception raised during ``step`` to a verdict with a scrubbed message."""
     if isinstance(exc, NoCredentialsError | PartialCredentialsError):
         return _failure(

@@ -8,11 +8,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Literal
 
 from aigateway_operator.api.aiprovider import BedrockIdentityStatus
 from aigateway_operator.api.common import Reason
 
-__all__ = ["StaticCredentials", "Verdict"]
+__all__ = ["StaticCredentials", "Verdict", "VerdictReason"]
+
+#: The reasons a verification ends with (``CredentialsValid``'s, and the ``reason`` of
+#: ``aigw_sts_verifications_total``; all but Verified that of ``aigw_sts_errors_total``).
+VerdictReason = Literal[
+    Reason.VERIFIED,
+    Reason.NO_BASE_IDENTITY,
+    Reason.ACCESS_DENIED,
+    Reason.INVALID_ROLE_ARN,
+    Reason.STS_UNAVAILABLE,
+]
 
 
 @dataclass(frozen=True)
@@ -28,7 +39,7 @@ class Verdict:
     """The outcome of one verification; ``message`` is safe to show anywhere."""
 
     ok: bool
-    reason: Reason
+    reason: VerdictReason
     message: str
     caller_arn: str | None = None
     assumed_role_arn: str | None = None

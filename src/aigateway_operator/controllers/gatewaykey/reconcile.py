@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from aigateway_operator import metrics
 from aigateway_operator.api.common import ConditionType, EventReason, InvalidSpecError, Reason
 from aigateway_operator.api.gatewaykey import GatewayKeySpec
 from aigateway_operator.api.identity import AIGATEWAYCODERDKEY
@@ -126,7 +127,7 @@ async def reconcile(
     return outcome, p.written
 
 
-def _action(p: KeyPass) -> str:
+def _action(p: KeyPass) -> metrics.WriteAction:
     """What the pass did to Coder's rows, for ``aigw_database_writes_total``."""
     reasons = {e.reason for e in p.events}
     if EventReason.ROTATED in reasons:
