@@ -27,6 +27,7 @@ from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, model_validato
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
+    "AdmissionFailurePolicy",
     "ConfigError",
     "LogFormat",
     "SchemaMode",
@@ -53,6 +54,18 @@ class SecretAccess(StrEnum):
     """Only Secrets that opt in with ``aigateway.dev/allowed-aiproviders`` (the default)."""
     NAMESPACE = "namespace"
     """Any Secret of the object's namespace (for clusters without namespace tenants)."""
+
+
+class AdmissionFailurePolicy(StrEnum):
+    """``AIGW_ADMISSION_FAILURE_POLICY``: what the API server does when the webhook does not
+    answer (the webhook configuration's ``failurePolicy``)."""
+
+    IGNORE = "Ignore"
+    """Admit the request unchecked (the default: an apply never hangs or fails because the
+    operator is down; the status still reports everything)."""
+    FAIL = "Fail"
+    """Refuse the request: nothing unchecked gets in, and nothing at all while no replica
+    answers."""
 
 
 class LogFormat(StrEnum):
@@ -197,6 +210,35 @@ class Settings(BaseSettings):
     ``aigateway.dev/allowed-aiproviders`` annotation names the AIProvider, or ``*``) or
     ``namespace`` (any Secret of the object's namespace)."""
 
+    # --- admission (the validating webhook) -------------------------------------------------
+    admission: bool = False
+    """``AIGW_ADMISSION``: serve the validating webhook for both kinds (deny what can never
+    converge, warn, print the plan). Off by default."""
+    admission_failure_policy: AdmissionFailurePolicy = AdmissionFailurePolicy.IGNORE
+    """``AIGW_ADMISSION_FAILURE_POLICY``: ``Ignore`` (default) or ``Fail``."""
+    admission_addr: str = "0.0.0.0"  # noqa: S104 - a pod serves the API server on its IP
+    """``AIGW_ADMISSION_ADDR``: the address the webhook server listens on."""
+    admission_port: int = Field(default=9443, ge=0, le=65_535)
+    """``AIGW_ADMISSION_PORT``: its port (0: a free one, for tests)."""
+    admission_host: str = ""
+    """``AIGW_ADMISSION_HOST``: the host name the API server calls (the webhook URL and the
+    self-signed certificate's name), e.g. the Service's ``name.namespace.svc``; empty: the
+    listening address (``127.0.0.1`` for ``0.0.0.0``)."""
+    admission_config_name: str = Field(default="aigateway-operator.aigateway.dev", max_length=253)
+    """``AIGW_ADMISSION_CONFIG_NAME``: the ValidatingWebhookConfiguration kopf keeps up to
+    date (kopf's managed mode); empty: none is managed (one made elsewhere points at us)."""
+    admission_cert_file: Path | None = None
+    """``AIGW_ADMISSION_CERT_FILE``: the server certificate (PEM; e.g. cert-manager's
+    ``tls.crt``); unset: a self-signed one is made at start."""
+    admission_key_file: Path | None = None
+    """``AIGW_ADMISSION_KEY_FILE``: its private key (PEM; ``tls.key``)."""
+    admission_ca_file: Path | None = None
+    """``AIGW_ADMISSION_CA_FILE``: the CA bundle the API server trusts (``ca.crt``); unset:
+    the certificate file itself."""
+    admission_timeout_s: float = Field(default=8.0, gt=0, le=25)
+    """``AIGW_ADMISSION_TIMEOUT_S``: an answer is given within this (kopf gives the API
+    server 30 s): checks still running then are skipped with a warning."""
+
     # --- logs -------------------------------------------------------------------------------
     log_format: LogFormat = LogFormat.TEXT
     """``AIGW_LOG_FORMAT``: ``text`` or ``json`` (one JSON object per line)."""
@@ -221,6 +263,10 @@ class Settings(BaseSettings):
             self._keys = parse_encryption_keys(raw, "AIGW_ENCRYPTION_KEYS_FILE")
         elif self.encryption_keys is not None:
             self._keys = parse_encryption_keys(self.encryption_keys.get_secret_value())
+        if (self.admission_cert_file is None) != (self.admission_key_file is None):
+            raise ConfigError(
+                "set both AIGW_ADMISSION_CERT_FILE and AIGW_ADMISSION_KEY_FILE, or neither"
+            )
         if self.pool_min_size > self.pool_max_size:
             raise ConfigError("AIGW_POOL_MIN_SIZE must not exceed AIGW_POOL_MAX_SIZE")
         return self

@@ -709,3 +709,55 @@ def test_schema_errors_name_the_offending_key(
     with pytest.raises(HelmError) as info:
         render(values)
     assert f"at '{key}'" in str(info.value)
+
+
+def test_admission_off_by_default_and_what_it_installs(render: Render) -> None:
+    assert not [d for d in render() if "webhook" in d["metadata"]["name"]]
+    docs = render(merged({"admission": {"enabled": True}}))
+    service = only(docs, "Service", "aigw-aigateway-operator-webhook")
+    assert service["spec"]["ports"] == [
+        {"name": "webhook", "port": 443, "targetPort": "webhook", "protocol": "TCP"}
+    ]
+    tls = only(docs, "Secret", "aigw-aigateway-operator-webhook-tls")
+    assert set(tls["data"]) == {"tls.crt", "tls.key", "ca.crt"}  # one pair for every replica
+    role = only(docs, "ClusterRole", "aigw-aigateway-operator-admission")
+    assert rules_by_resource(role["rules"]) == {
+        "admissionregistration.k8s.io/validatingwebhookconfigurations": {"create"},
+        "admissionregistration.k8s.io/mutatingwebhookconfigurations": {"create"},
+        "admissionregistration.k8s.io/validatingwebhookconfigurations"
+        "[aigw-aigateway-operator.aigateway.dev]": {"get", "patch"},
+        "admissionregistration.k8s.io/mutatingwebhookconfigurations"
+        "[aigw-aigateway-operator.aigateway.dev]": {"get", "patch"},
+    }
+    only(docs, "ClusterRoleBinding", "aigw-aigateway-operator-admission")
+    pod = only(docs, "Deployment")["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["AIGW_ADMISSION"] == "true"
+    assert env["AIGW_ADMISSION_FAILURE_POLICY"] == "Ignore"
+    assert env["AIGW_ADMISSION_HOST"] == "aigw-aigateway-operator-webhook.ops.svc"
+    assert env["AIGW_ADMISSION_CONFIG_NAME"] == "aigw-aigateway-operator.aigateway.dev"
+    assert env["AIGW_ADMISSION_CA_FILE"] == "/etc/aigateway-operator/webhook/ca.crt"
+    assert {"name": "webhook", "containerPort": 9443, "protocol": "TCP"} in container["ports"]
+
+    managed = render(
+        merged(
+            {
+                "admission": {
+                    "enabled": True,
+                    "failurePolicy": "Fail",
+                    "certManager": {
+                        "enabled": True,
+                        "issuerRef": {"kind": "ClusterIssuer", "name": "ca"},
+                    },
+                }
+            }
+        )
+    )
+    cert = only(managed, "Certificate")
+    assert cert["spec"]["secretName"] == "aigw-aigateway-operator-webhook-tls"
+    assert cert["spec"]["dnsNames"] == ["aigw-aigateway-operator-webhook.ops.svc"]
+    assert not [d for d in managed if d["kind"] == "Secret" and "webhook" in d["metadata"]["name"]]
+    with pytest.raises(HelmError) as info:
+        render(merged({"admission": {"enabled": True, "certManager": {"enabled": True}}}))
+    assert "admission.certManager.issuerRef is required" in str(info.value)

@@ -43,6 +43,7 @@ from aigateway_operator.store import (
     OwnerRef,
     PendingKey,
     ProviderCheck,
+    ProviderPreview,
     ProviderResult,
     RowVersion,
     SecretCollision,
@@ -292,6 +293,16 @@ class FakeGatewayKeyStore:
             return GatewayKeyRelease((), (), 0)
         policy: OwnerPolicy = "Orphan" if all(r.policy == "Orphan" for r in recs) else "Delete"
         return await self.release_gateway_keys(owner, policy)
+
+    async def gateway_key_name_holder(self, owner: OwnerRef, name: str) -> str | None:
+        self._check()
+        row_id = self._name_holder(name)
+        if row_id is None:
+            return None
+        rec = self.records.get(row_id)
+        if rec is not None and rec.owner.key == owner.key:
+            return None
+        return self._holder(owner, row_id)
 
     def add_foreign(self, name: str, owner: OwnerRef | None = None) -> Row:
         """A live row made in Coder (no record), or recorded as ``owner``'s current key."""
@@ -619,6 +630,58 @@ class FakeProviderStore:
         diffs = tuple(Difference(f, DifferenceKind.COLUMN) for f in found)
         owned = _owned_values(row.desired, desired.coder_owned)
         return ProviderCheck(row.id, diffs, row.version(), coder_owned=owned)
+
+    async def preview_provider(
+        self, desired: DesiredProvider, owner: OwnerRef, *, adopt: bool = False
+    ) -> ProviderPreview:
+        """What :meth:`upsert_provider` would do, changing nothing (the same refusals)."""
+        self._check()
+        row = self._own(owner)
+        holder = self._live(desired.name)
+        action: str
+        if row is not None and not row.deleted:
+            if holder is not None and holder is not row:
+                raise NameTaken("AI provider", desired.name, "cannot rename the provider to it")
+            action = "update"
+        elif holder is not None:
+            if holder.owner is not None:
+                raise NameTaken(
+                    "AI provider", desired.name, holder=held_by(holder.owner, owner.instance)
+                )
+            if not adopt:
+                raise NameConflict(desired.name, str(holder.id))
+            if holder.desired.type != desired.type:
+                raise TypeMismatch(desired.name, holder.desired.type.value, desired.type.value)
+            row, action = holder, "adopt"
+        elif row is not None:
+            action = "revive"
+        else:
+            return ProviderPreview(
+                "create",
+                desired.name,
+                desired.type.value,
+                keys_added=tuple(mask_secret(k) for k in desired.api_keys),
+                key_count=len(desired.api_keys),
+            )
+        before, after = _canon(row.desired), _canon(desired)
+        columns = tuple(f for f in _FIELDS if getattr(before, f) != getattr(after, f))
+        old = [v for _, v in row.keys]
+        added = tuple(mask_secret(v) for v in desired.api_keys if v not in old)
+        removed = tuple(mask_secret(v) for v in old if v not in desired.api_keys)
+        kept = [v for v in old if v in desired.api_keys]
+        reordered = kept != [v for v in desired.api_keys if v in old]
+        if action == "update" and not (columns or added or removed or reordered):
+            action = "unchanged"
+        return ProviderPreview(
+            action,  # type: ignore[arg-type]
+            desired.name,
+            desired.type.value,
+            columns=columns,
+            keys_added=added,
+            keys_removed=removed,
+            keys_reordered=reordered,
+            key_count=len(desired.api_keys),
+        )
 
     def by_name(self, name: str) -> ProviderRow:
         (row,) = [r for r in self.rows.values() if r.desired.name == name and not r.deleted]

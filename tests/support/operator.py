@@ -211,6 +211,30 @@ def fresh_database(postgres: PostgresServer) -> str:
     return postgres.dsn.replace("/coder?", f"/{name}?")
 
 
+def operator_env(
+    kubeconfig: Path, sts: StsServer, dsn: str, key: bytes, namespaces: list[str]
+) -> dict[str, str]:
+    """The environment of an operator process as the tests run it: this host's environment
+    without AWS_/AIGW_ variables, the loopback STS, a fresh database, no fixed ports."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "AIGW_"))}
+    env.update(sts.env())
+    env.update(
+        {
+            "KUBECONFIG": str(kubeconfig),
+            "AIGW_DATABASE_URL": dsn,
+            "AIGW_SCHEMA": "create",
+            "AIGW_ENCRYPTION_KEYS": base64.b64encode(key).decode(),
+            "AIGW_HEALTH_PORT": "0",
+            # Several operators share this host (pods would not): no fixed ports.
+            "AIGW_METRICS_PORT": "0",
+            "AIGW_DRIFT_DEBOUNCE_S": "0.1",
+            "AIGW_NAMESPACES": ",".join(namespaces),
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    return env
+
+
 @pytest.fixture
 def operator_factory(
     kubeconfig: Path,
@@ -237,22 +261,7 @@ def operator_factory(
         /metrics on a free port (:meth:`OperatorProcess.metrics`)."""
         key = encryption_key or secrets.token_bytes(32)
         dsn = database_url or fresh_database(postgres)
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "AIGW_"))}
-        env.update(sts.env())
-        env.update(
-            {
-                "KUBECONFIG": str(kubeconfig),
-                "AIGW_DATABASE_URL": dsn,
-                "AIGW_SCHEMA": "create",
-                "AIGW_ENCRYPTION_KEYS": base64.b64encode(key).decode(),
-                "AIGW_HEALTH_PORT": "0",
-                # Several operators share this host (pods would not): no fixed ports.
-                "AIGW_METRICS_PORT": "0",
-                "AIGW_DRIFT_DEBOUNCE_S": "0.1",
-                "AIGW_NAMESPACES": ",".join(namespaces or [namespace]),
-                "PYTHONUNBUFFERED": "1",
-            }
-        )
+        env = operator_env(kubeconfig, sts, dsn, key, namespaces or [namespace])
         port = free_port() if metrics else None
         if port is not None:
             env["AIGW_METRICS_PORT"] = str(port)

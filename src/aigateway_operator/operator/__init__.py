@@ -4,7 +4,9 @@
   ``on.delete``), thin; ``handling`` is what they share
 - ``lifecycle``: kopf's settings, startup (the store opened, the app built), login, cleanup
 - ``app``: the operator as one typed object, reachable from kopf's memo
-- ``diffbase``, ``probes``: what kopf lacks, one module each (their docstrings say why)
+- ``admission``: kopf's validating webhook for both kinds (``AIGW_ADMISSION=true``)
+- ``diffbase``, ``probes``, ``webhook_tls``: what kopf lacks, one module each (their
+  docstrings say why)
 
 :func:`main` runs the operator: the probe endpoints first (liveness must answer before the
 database does), then kopf.
@@ -23,7 +25,7 @@ from typing import Any, cast
 import kopf
 
 from aigateway_operator.config import LogFormat, Settings
-from aigateway_operator.operator import aiprovider, gatewaykey, lifecycle
+from aigateway_operator.operator import admission, aiprovider, gatewaykey, lifecycle
 from aigateway_operator.operator.app import OperatorApp
 from aigateway_operator.operator.probes import ProbeServer
 
@@ -52,6 +54,7 @@ def build_registry(settings: Settings) -> kopf.OperatorRegistry:
     lifecycle.register(registry, settings)
     aiprovider.register(registry)
     gatewaykey.register(registry)
+    admission.register(registry, settings)
     return registry
 
 

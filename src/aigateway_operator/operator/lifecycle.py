@@ -17,6 +17,7 @@ import kopf
 from aigateway_operator.api.identity import FINALIZER, KOPF_STORAGE_PREFIX
 from aigateway_operator.config import Settings
 from aigateway_operator.kube import KubeError, connection_facts
+from aigateway_operator.operator.admission import configure_admission
 from aigateway_operator.operator.app import app_of
 from aigateway_operator.operator.diffbase import NoDiffBase
 from aigateway_operator.store import StoreError, StoreUnavailable
@@ -55,6 +56,8 @@ def configure_kopf(kopf_settings: kopf.OperatorSettings, settings: Settings) -> 
     # back quickly (kopf's default keeps it 5 s).
     kopf_settings.queueing.worker_limit = max(16, settings.max_workers)
     kopf_settings.queueing.idle_timeout = 0.5
+    # The validating webhook (AIGW_ADMISSION): kopf's server and managed configuration.
+    configure_admission(kopf_settings, settings)
 
 
 def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:

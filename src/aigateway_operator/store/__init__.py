@@ -20,10 +20,12 @@ Public API (everything else is internal)::
     await store.get_provider(owner | uid) -> StoredProvider | None      # decrypted
     await store.check_provider(desired, owner) -> ProviderCheck | None  # drift, read-only
     await store.compare_provider(desired, owner) -> list[str] | None    # its strings
+    await store.preview_provider(desired, owner, *, adopt=False) -> ProviderPreview  # read-only
     await store.provider_row_versions(row_ids) -> {row_id: RowVersion}  # incl. key rows
 
     # AI Gateway keys; every row recorded for its owner (OwnerRef.key), changes only to those
     await store.gateway_key_state(owner) -> GatewayKeyOwnership   # current/previous/pending
+    await store.gateway_key_name_holder(owner, name) -> str | None  # who holds it (read-only)
     await store.begin_gateway_key(owner, key_id, name, secret, *, rotating, deletion_policy)
         -> PendingKey                             # the journal: nothing in Coder yet
     await store.complete_gateway_key(owner, key_id, name, secret) -> IssuedGatewayKey
@@ -112,6 +114,7 @@ from aigateway_operator.store.models import (
     OwnerRef,
     PendingKey,
     ProviderCheck,
+    ProviderPreview,
     ProviderResult,
     ProviderType,
     RowVersion,
@@ -162,6 +165,7 @@ __all__ = [
     "PendingKey",
     "PlaintextRefused",
     "ProviderCheck",
+    "ProviderPreview",
     "ProviderResult",
     "ProviderType",
     "RowVersion",

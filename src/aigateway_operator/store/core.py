@@ -42,6 +42,7 @@ from aigateway_operator.store.models import (
     OwnerRef,
     PendingKey,
     ProviderCheck,
+    ProviderPreview,
     ProviderResult,
     RowVersion,
     StoredProvider,
@@ -410,6 +411,30 @@ class Store:
         """
         return await self._run(
             "compare AI provider", lambda conn: self._providers.check(conn, desired, owner)
+        )
+
+    async def preview_provider(
+        self, desired: DesiredProvider, owner: OwnerRef, *, adopt: bool = False
+    ) -> ProviderPreview:
+        """What :meth:`upsert_provider` would do now; read-only (no lock 10, no row locks).
+
+        Raises what the upsert would raise for the name (:class:`NameTaken` naming the
+        holder, :class:`NameConflict` for a row made in Coder, :class:`TypeMismatch`) and for
+        the desired state (:class:`InvalidProvider`, :class:`NotSupportedByCoder`). Key
+        values appear only masked. For admission: the plan shown before an apply.
+        """
+        return await self._run(
+            f"preview AI provider {desired.name!r}",
+            lambda conn: self._providers.preview(conn, desired, owner, adopt),
+        )
+
+    async def gateway_key_name_holder(self, owner: OwnerRef, name: str) -> str | None:
+        """Who holds the live gateway key row named ``name`` when it is not ``owner``'s
+        (``AIGatewayCoderdKey ns/name``, ``operator instance 'x'``, or a key made in Coder);
+        None when the name is free or ``owner``'s own. Read-only."""
+        return await self._run(
+            f"read AI Gateway key name {name!r}",
+            lambda conn: self._gateway.name_holder(conn, owner, name),
         )
 
     async def provider_versions(

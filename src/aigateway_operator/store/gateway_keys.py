@@ -292,6 +292,22 @@ class GatewayKeyOps:
 
     # --- reads ---------------------------------------------------------------------------
 
+    async def name_holder(
+        self, conn: AsyncConnection[Any], owner: OwnerRef, name: str
+    ) -> str | None:
+        """Who holds the row named ``name`` if it is not recorded for ``owner`` (None: free,
+        or ``owner``'s). The same rule as :meth:`begin` and :meth:`complete`, read-only."""
+        self._caps.require_gateway_keys()
+        holder = await self._name_holder(conn, name, lock=False)
+        if holder is None:
+            await conn.rollback()
+            return None
+        record = await self._holder_record(conn, holder)
+        await conn.rollback()
+        if record is not None and tuple(record) == owner.key:
+            return None
+        return describe_holder(owner, record)
+
     async def state(self, conn: AsyncConnection[Any], owner: OwnerRef) -> GatewayKeyOwnership:
         self._caps.require_gateway_keys()
         cur = await conn.execute(

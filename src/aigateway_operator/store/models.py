@@ -35,6 +35,7 @@ __all__ = [
     "OwnerRef",
     "PendingKey",
     "ProviderCheck",
+    "ProviderPreview",
     "ProviderResult",
     "ProviderType",
     "RowVersion",
@@ -270,6 +271,40 @@ class ProviderCheck:
     def left_alone(self) -> bool:
         """True when ``upsert`` would leave the row alone (see :class:`Difference`)."""
         return any(d.left_alone for d in self.differences)
+
+
+PreviewAction = Literal["create", "update", "unchanged", "adopt", "revive", "left_alone"]
+
+
+@dataclass(frozen=True)
+class ProviderPreview:
+    """What :meth:`Store.upsert_provider` would do now, found without writing or locking
+    (``Store.preview_provider``): the action, the columns it would change and the key rows
+    it would add or remove, **masked** (Coder's rule: ``sk-a...0001``). Never a plaintext:
+    this is shown to whoever applies an object (admission warnings).
+
+    A refusal the upsert would meet is raised instead, as the upsert raises it
+    (:class:`NameTaken` naming the holder, :class:`NameConflict`, :class:`TypeMismatch`).
+    """
+
+    action: PreviewAction
+    name: str
+    type: str
+    columns: tuple[str, ...] = ()
+    """Plain columns that change (``display_name``, ``base_url``, ...; ``settings`` when the
+    settings blob would be rewritten)."""
+    keys_added: tuple[str, ...] = ()
+    """Masked values of the key rows to be inserted, in failover order."""
+    keys_removed: tuple[str, ...] = ()
+    """Masked values of the key rows to be deleted (``""`` for one that does not decrypt)."""
+    keys_reordered: bool = False
+    key_count: int = 0
+    """Key rows after the write."""
+    differences: tuple[Difference, ...] = ()
+
+    @property
+    def changed(self) -> bool:
+        return self.action != "unchanged"
 
 
 Action = Literal["created", "updated", "unchanged", "adopted", "revived", "left_alone"]

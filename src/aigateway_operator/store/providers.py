@@ -83,6 +83,7 @@ from aigateway_operator.store.models import (
     OwnerRecord,
     OwnerRef,
     ProviderCheck,
+    ProviderPreview,
     ProviderResult,
     ProviderType,
     RowVersion,
@@ -406,7 +407,7 @@ class ProviderOps:
         return _Row(*row) if row else None
 
     async def _send_load_for_upsert(
-        self, conn: AsyncConnection[Any], owner: OwnerRef, name: str
+        self, conn: AsyncConnection[Any], owner: OwnerRef, name: str, *, lock: bool = True
     ) -> AsyncCursor[Any]:
         """All candidate rows, locked, in one statement; read them with :meth:`_loaded`.
 
@@ -424,8 +425,7 @@ class ProviderOps:
             "FROM ai_providers p "
             f"LEFT JOIN {OWNERS} o ON o.row_table = 'ai_providers' AND o.row_id = p.id "
             f"WHERE p.id = {_RECORDED_ROW} OR (p.id = %(own_id)s AND p.deleted) "
-            "   OR (p.name = %(name)s AND NOT p.deleted) "
-            "FOR UPDATE OF p"
+            "   OR (p.name = %(name)s AND NOT p.deleted) " + ("FOR UPDATE OF p" if lock else "")
         )
         params = {**_identity(owner), "name": name, "own_id": provider_row_id(owner)}
         return await conn.execute(query, params)
@@ -1050,6 +1050,69 @@ class ProviderOps:
             version=row.version,
             # What Coder holds now (also on a soft-deleted row, where the plan would revive).
             coder_owned=coder_owned_values(view, canon.coder_owned, has_icon=self._caps.has_icon),
+        )
+
+    async def preview(
+        self, conn: AsyncConnection[Any], desired: DesiredProvider, owner: OwnerRef, adopt: bool
+    ) -> ProviderPreview:
+        """What :meth:`upsert` would do now (see :class:`ProviderPreview`): the same rows
+        loaded, the same refusals raised, the same plan, without lock 10, row locks or
+        writes. Another writer may change the answer before an upsert runs; it is a preview."""
+        canon = canonicalize(desired, self._caps.coder)
+        async with conn.transaction():
+            load = await self._send_load_for_upsert(conn, owner, canon.name, lock=False)
+            row, holder, _ = await self._loaded(load)
+            action: str
+            if row is not None and not row.deleted:
+                if row.name != canon.name and holder is not None:
+                    who = held_by_text(holder.holder, owner.instance) if holder.holder else ""
+                    raise NameTaken(
+                        "AI provider",
+                        canon.name,
+                        "cannot rename the provider to it"
+                        + (f"; it is held by {who}" if who else ""),
+                        holder=who,
+                    )
+                action = "update"
+            elif holder is not None:
+                _check_holder(holder, canon, owner, adopt)
+                row, action = holder, "adopt"
+            elif row is not None:
+                action = "revive"
+            else:
+                return ProviderPreview(
+                    action="create",
+                    name=canon.name,
+                    type=canon.type.value,
+                    keys_added=tuple(mask_secret(k) for k in canon.api_keys),
+                    key_count=len(canon.api_keys),
+                )
+            settings, _ = self._read_settings(row)
+            canon = with_stored_external_id(canon, desired, settings.view, self._caps.coder)
+            keys = await self._load_keys(conn, row.id, lock=False)
+        p = plan_provider(
+            row.view(settings),
+            keys,
+            canon,
+            has_icon=self._caps.has_icon,
+            primary_digest=self._ring.primary_digest,
+        )
+        kp = p.keys
+        if p.left_alone:
+            action = "left_alone"
+        elif action == "update" and not p.changed:
+            action = "unchanged"
+        columns = tuple(p.changes) + (("settings",) if p.settings_changed else ())
+        return ProviderPreview(
+            action=action,  # type: ignore[arg-type]
+            name=canon.name,
+            type=canon.type.value,
+            columns=columns,
+            keys_added=tuple(mask_secret(v) for v in kp.new_values),
+            keys_removed=tuple(mask_secret(k.value) if k.value else "" for k in kp.removed),
+            keys_reordered=kp.reordered,
+            key_count=len(canon.api_keys),
+            differences=p.differences,
         )
 
     async def versions(

@@ -1,0 +1,100 @@
+"""What both kinds' admission checks share: the request as the checks see it, the verdict.
+
+An admission check runs *before* the API server stores an object (kopf's validating
+webhook, ``operator/admission.py``), against Coder's live rows and the cluster as they are
+now. It has three kinds of answers (the kinds' modules, ``controllers/<kind>/admission.py``):
+
+- **deny** what can never converge as written (a name held by somebody else, a Secret that
+  belongs to another app): :attr:`Verdict.denied`, a message naming the field and the
+  holder;
+- **warn** about what may fix itself (a Secret created later, an STS check that may pass
+  next time): :attr:`Verdict.warnings`, which ``kubectl`` prints as ``Warning: ...``;
+- **plan**: what the operator will do in Coder (``plan: ...``, a warning too), with names
+  and masked values only, so ``kubectl apply --dry-run=server`` shows it before the change.
+
+Everything here reads; nothing writes (not Coder's rows, not the cluster): a dry-run
+request is answered exactly like a real one, so the webhook declares no side effects.
+
+Only requests that change what the operator acts on are checked: a create, or an update of
+the ``spec``. Updates of metadata alone (kopf adding or removing the finalizer, a
+``aigateway.dev/reconcile`` poke) and objects being deleted are let through without a
+word: a deny there could keep a finalizer on an object forever.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["PLAN", "Review", "Verdict"]
+
+#: How plan lines start (``kubectl`` prints each as ``Warning: plan: ...``).
+PLAN = "plan: "
+
+
+@dataclass(frozen=True)
+class Review:
+    """One admission request for an object of ours, as plain values (kopf's are not
+    imported below the operator layer)."""
+
+    operation: str
+    """``CREATE`` or ``UPDATE`` (``DELETE`` and ``CONNECT`` are not sent to us)."""
+    namespace: str
+    name: str
+    uid: str
+    spec: Mapping[str, Any] | None
+    old_spec: Mapping[str, Any] | None = None
+    status: Mapping[str, Any] | None = None
+    """The object's current status (an update's old object carries it; a create has none)."""
+    deleting: bool = False
+    dry_run: bool = False
+
+    @classmethod
+    def of(
+        cls,
+        operation: str | None,
+        body: Mapping[str, Any],
+        old: Mapping[str, Any] | None,
+        *,
+        dry_run: bool,
+    ) -> Review:
+        meta = body.get("metadata") or {}
+        return cls(
+            operation=str(operation or ""),
+            namespace=str(meta.get("namespace", "")),
+            name=str(meta.get("name", "")),
+            uid=str(meta.get("uid", "")),
+            spec=body.get("spec"),
+            old_spec=(old or {}).get("spec") if old is not None else None,
+            status=(old or body).get("status"),
+            deleting=bool(meta.get("deletionTimestamp")),
+            dry_run=dry_run,
+        )
+
+    @property
+    def checked(self) -> bool:
+        """Whether this request is checked at all (see the module docstring)."""
+        if self.deleting:
+            return False
+        if self.operation == "CREATE":
+            return True
+        return self.operation == "UPDATE" and self.spec != self.old_spec
+
+
+@dataclass
+class Verdict:
+    """The answer to one request: denied (with why) or allowed, plus warnings."""
+
+    denied: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def deny(self, message: str) -> Verdict:
+        self.denied = message
+        return self
+
+    def warn(self, message: str) -> None:
+        self.warnings.append(message)
+
+    def plan(self, message: str) -> None:
+        self.warnings.append(PLAN + message)

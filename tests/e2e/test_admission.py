@@ -1,0 +1,300 @@
+"""The validating webhook on the real API server: the operator process serves it on loopback
+(kopf's WebhookServer, self-signed with ``cryptography``), kopf's managed mode registers it,
+and the API server calls it for real creates, updates and ``dryRun=All`` requests.
+
+One operator process serves the whole module (the tests run in file order; the last one
+stops it to show the failure policy ``Ignore``).
+"""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from kubernetes import client
+
+from tests.support.admission import Answer, objects_path, request
+from tests.support.operator import (
+    GROUP,
+    VERSION,
+    WORKING,
+    OperatorProcess,
+    fresh_database,
+    make_secret,
+    operator_env,
+    wait_condition,
+)
+from tests.support.wait import wait_for
+from tools.devenv.postgres import PostgresServer
+from tools.devenv.procs import free_port
+from tools.devenv.sts import StsServer
+
+pytestmark = pytest.mark.e2e
+
+KEY_A = "sk-test-AAAAAAAAAAAAAAAAAAAA-0001"
+KEY_B = "sk-test-BBBBBBBBBBBBBBBBBBBB-0002"
+KEY_C = "sk-test-CCCCCCCCCCCCCCCCCCCC-0003"
+PLAINTEXTS = (KEY_A, KEY_B, KEY_C)
+
+
+@dataclass
+class Served:
+    op: OperatorProcess
+    namespace: str
+    config: str
+    api: client.ApiClient
+
+
+def _provider(name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "AIProvider",
+        "metadata": {"name": name},
+        "spec": spec,
+    }
+
+
+def _gateway_key(name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "AIGatewayCoderdKey",
+        "metadata": {"name": name},
+        "spec": spec,
+    }
+
+
+def _openai(*keys: str, secret: str = "llm-keys", **extra: Any) -> dict[str, Any]:
+    return {
+        "type": "openai",
+        "displayName": "OpenAI",
+        "apiKeys": [{"secretKeyRef": {"name": secret, "key": k}} for k in keys],
+        **extra,
+    }
+
+
+def _create(s: Served, plural: str, body: dict[str, Any], *, dry_run: bool = False) -> Answer:
+    path = objects_path(GROUP, VERSION, s.namespace, plural)
+    return request(s.api, "POST", path, body, dry_run=dry_run)
+
+
+def _no_plaintext(answer: Answer) -> None:
+    text = "\n".join(answer.warnings) + answer.message
+    for value in PLAINTEXTS:
+        assert value not in text
+
+
+@pytest.fixture(scope="module")
+def served(
+    kubeconfig: Path, postgres: PostgresServer, sts: StsServer, k8s_api: client.ApiClient
+) -> Iterator[Served]:
+    """One operator with admission on (managed configuration, failure policy Ignore)."""
+    core = client.CoreV1Api(k8s_api)
+    namespace = f"t-adm-{uuid.uuid4().hex[:8]}"
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
+    config = f"aigw-{uuid.uuid4().hex[:8]}.aigateway.dev"
+    logs = Path(tempfile.mkdtemp(prefix="aigw-test-admission-"))
+    key = secrets.token_bytes(32)
+    env = operator_env(kubeconfig, sts, fresh_database(postgres), key, [namespace])
+    env.update(
+        {
+            "AIGW_ADMISSION": "true",
+            "AIGW_ADMISSION_ADDR": "127.0.0.1",
+            "AIGW_ADMISSION_HOST": "127.0.0.1",
+            "AIGW_ADMISSION_PORT": str(free_port()),
+            "AIGW_ADMISSION_CONFIG_NAME": config,
+        }
+    )
+    op = OperatorProcess(
+        env=env,
+        log_path=logs / "operator.log",
+        database_url=env["AIGW_DATABASE_URL"],
+        encryption_key=key,
+    )
+    op.start()
+    served = Served(op, namespace, config, k8s_api)
+    try:
+        wait_for(lambda: WORKING in op.log_of_this_run(), 120, "the operator to start")
+        # Ready when the API server calls us: a held name is denied (the informer of webhook
+        # configurations takes a moment after kopf's patch).
+        _coder_made(op, "held-by-coder")
+        probe = _provider("probe", _openai("a", providerName="held-by-coder"))
+        wait_for(
+            lambda: _create(served, "aiproviders", probe, dry_run=True).status == 403,
+            60,
+            "the API server to call the webhook",
+        )
+        yield served
+    finally:
+        try:
+            op.stop()
+        finally:
+            reg = client.AdmissionregistrationV1Api(k8s_api)
+            for delete in (
+                reg.delete_validating_webhook_configuration,
+                reg.delete_mutating_webhook_configuration,
+            ):
+                try:
+                    delete(config)
+                except client.ApiException as exc:
+                    if exc.status != 404:
+                        raise
+            core.delete_namespace(namespace)
+            if op.log_path.exists():
+                print("\n".join(op.log().splitlines()[-60:]))
+            shutil.rmtree(logs, ignore_errors=True)
+
+
+def _coder_made(op: OperatorProcess, name: str) -> None:
+    """A provider made in Coder's UI (no ownership record)."""
+    with psycopg.connect(op.database_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO ai_providers (type, name, display_name, base_url) "
+            "VALUES ('openai', %s, 'Made in the UI', 'https://api.openai.com/v1/')",
+            (name,),
+        )
+
+
+def test_managed_configuration_has_both_kinds_with_failure_policy_ignore(served: Served) -> None:
+    reg = client.AdmissionregistrationV1Api(served.api)
+    cfg = reg.read_validating_webhook_configuration(served.config)
+    hooks = {h.name: h for h in cfg.webhooks}
+    assert set(hooks) == {
+        f"validate-aiprovider.{served.config}",
+        f"validate-aigatewaycoderdkey.{served.config}",
+    }
+    for hook in hooks.values():
+        assert hook.failure_policy == "Ignore"
+        assert hook.side_effects == "None"
+        assert hook.client_config.url.startswith("https://127.0.0.1:")
+        assert hook.client_config.ca_bundle
+        assert sorted(hook.rules[0].operations) == ["CREATE", "UPDATE"]
+
+
+def test_create_denied_for_a_name_held_by_a_provider_made_in_coder(served: Served) -> None:
+    make_secret(served.api, served.namespace, "llm-keys", {"a": KEY_A, "b": KEY_B, "c": KEY_C})
+    body = _provider("mine", _openai("a", providerName="held-by-coder"))
+    answer = _create(served, "aiproviders", body)
+    assert answer.status == 403, answer
+    assert "spec.providerName 'held-by-coder'" in answer.message
+    assert "made in Coder, not by this operator" in answer.message
+    assert "Choose another spec.providerName" in answer.message
+    _no_plaintext(answer)
+    # Denied means not stored.
+    got = request(
+        served.api, "GET", objects_path(GROUP, VERSION, served.namespace, "aiproviders", "mine")
+    )
+    assert got.status == 404
+
+
+def test_missing_secret_is_a_warning_and_the_object_is_created(served: Served) -> None:
+    answer = _create(served, "aiproviders", _provider("waits", _openai("x", secret="later")))
+    assert answer.status == 201, answer
+    assert any(
+        "spec.apiKeys[0].secretKeyRef: Secret 'later' was not found" in w for w in answer.warnings
+    ), answer.warnings
+    assert answer.plans() == [
+        "plan: create provider 'waits' (type openai, keys unknown until the Secrets resolve)"
+    ]
+
+
+def test_dry_run_create_and_update_print_the_plan_masked(served: Served) -> None:
+    # A dry-run create: the plan, and nothing stored.
+    body = _provider("openai-main", _openai("a", "b"))
+    answer = _create(served, "aiproviders", body, dry_run=True)
+    assert answer.status == 201, answer
+    assert answer.plans() == [
+        "plan: create provider 'openai-main' (type openai, 2 keys: sk-t...0001, sk-t...0002)"
+    ]
+    _no_plaintext(answer)
+
+    assert _create(served, "aiproviders", body).status == 201
+    wait_condition(served.api, served.namespace, "aiproviders", "openai-main", "Ready")
+
+    # kubectl apply --dry-run=server of a changed spec: displayName and one key changed.
+    patch = {"spec": {"displayName": "OpenAI (EU)", "apiKeys": _openai("a", "c")["apiKeys"]}}
+    path = objects_path(GROUP, VERSION, served.namespace, "aiproviders", "openai-main")
+    answer = request(
+        served.api,
+        "PATCH",
+        path,
+        patch,
+        dry_run=True,
+        content_type="application/merge-patch+json",
+    )
+    assert answer.status == 200, answer
+    print("\ndry-run update warnings:\n" + "\n".join(f"Warning: {w}" for w in answer.warnings))
+    assert answer.plans() == [
+        "plan: update provider 'openai-main': display_name; keys: +1 (sk-t...0003), "
+        "-1 (sk-t...0002)"
+    ]
+    _no_plaintext(answer)
+    # Nothing changed in Coder.
+    with psycopg.connect(served.op.database_url) as conn:
+        row = conn.execute(
+            "SELECT display_name FROM ai_providers WHERE name = 'openai-main'"
+        ).fetchone()
+    assert row == ("OpenAI",)
+
+    # The same spec again (kubectl apply of an unchanged file): not checked, no plan.
+    answer = request(
+        served.api,
+        "PATCH",
+        path,
+        {"spec": {"displayName": "OpenAI", "enabled": True}},
+        dry_run=True,
+        content_type="application/merge-patch+json",
+    )
+    assert answer.status == 200, answer
+    assert answer.warnings == []
+    # A spec change that changes nothing in Coder.
+    answer = request(
+        served.api,
+        "PATCH",
+        path,
+        {"spec": {"deletionPolicy": "Orphan"}},
+        dry_run=True,
+        content_type="application/merge-patch+json",
+    )
+    assert answer.status == 200, answer
+    assert answer.plans() == ["plan: no change to provider 'openai-main'"]
+
+
+def test_name_claimed_by_another_object_is_denied(served: Served) -> None:
+    body = _provider("second", _openai("a", providerName="openai-main"))
+    answer = _create(served, "aiproviders", body, dry_run=True)
+    assert answer.status == 403, answer
+    assert "spec.providerName 'openai-main'" in answer.message
+    assert f"AIProvider {served.namespace}/openai-main" in answer.message
+
+
+def test_gateway_key_plan_and_foreign_secret_denied(served: Served) -> None:
+    answer = _create(served, "aigatewaycoderdkeys", _gateway_key("gw", {}), dry_run=True)
+    assert answer.status == 201, answer
+    assert answer.plans() == ["plan: issue key 'gw' into Secret 'gw-key'"]
+
+    make_secret(served.api, served.namespace, "someone-elses", {"key": "not ours"})
+    body = _gateway_key("gw2", {"secretName": "someone-elses"})
+    answer = _create(served, "aigatewaycoderdkeys", body, dry_run=True)
+    assert answer.status == 403, answer
+    assert "spec.secretName 'someone-elses'" in answer.message
+    assert "not owned by this AIGatewayCoderdKey" in answer.message
+
+
+def test_operator_down_with_failure_policy_ignore_admits(served: Served) -> None:
+    served.op.stop()
+    # kopf left the (persistent) webhooks in place: nobody answers at that URL now.
+    reg = client.AdmissionregistrationV1Api(served.api)
+    cfg = reg.read_validating_webhook_configuration(served.config)
+    assert len(cfg.webhooks) == 2
+    body = _provider("while-down", _openai("a", providerName="held-by-coder"))
+    answer = _create(served, "aiproviders", body)
+    assert answer.status == 201, answer
+    assert not answer.plans()
