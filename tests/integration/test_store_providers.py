@@ -25,6 +25,7 @@ from aigateway_operator.store import (
     NameTaken,
     OwnerRef,
     ProviderType,
+    RevivalUnconfirmed,
     Store,
     StoreError,
     StoreUnavailable,
@@ -316,7 +317,13 @@ async def test_row_soft_deleted_in_coder_is_revived(
 ) -> None:
     r = await store.upsert_provider(openai(K1), OWNER)
     await store_db.execute("UPDATE ai_providers SET deleted = true, enabled = false")
-    again = await store.upsert_provider(openai(K1), OWNER)
+    await store_db.commit()
+    # Unconfirmed (the caller has not checked that its object still exists): nothing written.
+    before = await fetch(store_db, "SELECT xmin::text FROM ai_providers")
+    with pytest.raises(RevivalUnconfirmed):
+        await store.upsert_provider(openai(K1), OWNER, revive=False)
+    assert await fetch(store_db, "SELECT xmin::text FROM ai_providers") == before
+    again = await store.upsert_provider(openai(K1), OWNER, revive=True)
     assert again.action == "revived"
     assert again.provider_id == r.provider_id
     assert {"deleted", "enabled"} <= set(again.changed_fields)

@@ -45,6 +45,7 @@ from aigateway_operator.store import (
     ProviderCheck,
     ProviderPreview,
     ProviderResult,
+    RevivalUnconfirmed,
     RowVersion,
     SecretCollision,
     StoredKey,
@@ -330,9 +331,14 @@ class FakeSecrets:
     writes: int = 0
     version: int = 0
     fail_writes: bool = False
+    objects: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
+    """Custom objects ``get_object`` answers with, by (plural, namespace, name)."""
 
     async def read_secret(self, namespace: str, name: str) -> SecretData | None:
         return self.secrets.get((namespace, name))
+
+    async def get_object(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+        return self.objects.get((plural, namespace, name)) or None  # {} stands for a 404
 
     async def write_owned_secret(
         self,
@@ -491,6 +497,7 @@ class FakeProviderStore:
         *,
         adopt: bool = False,
         policy: DeletePolicy = DeletePolicy.SOFT_DELETE,
+        revive: bool = True,
     ) -> ProviderResult:
         self._check()
         row = self._own(owner)
@@ -512,6 +519,8 @@ class FakeProviderStore:
             holder.owner, holder.adopted = owner.key, True
             row, action = holder, "adopted"
         elif row is not None:
+            if not revive:
+                raise RevivalUnconfirmed(desired.name)
             action = "revived"
         else:
             keys = [(uuid.uuid4(), k) for k in desired.api_keys]

@@ -95,6 +95,10 @@ class World:
         return outcome
 
     async def reconcile(self) -> PassOutcome:
+        # The API server's view of the object (what a revive checks), unless a test set one.
+        self.kube.objects.setdefault(
+            (AIPROVIDER.plural, "ns", self.name), {"metadata": {"uid": self.uid}}
+        )
         return self._apply(await reconcile(self.wiring, self.ident(), self.spec, self.status))
 
     async def finalize(self) -> PassOutcome:
@@ -738,3 +742,31 @@ def test_coder_owned_status_is_capped_and_empty_without_the_field() -> None:
     assert got is not None
     assert got.to_body() == {"fields": ["displayName", "icon"], "displayName": ""}
     assert coder_owned_status(AIProviderSpec.from_body({"type": "openai"}), {}) is None
+
+
+@pytest.mark.parametrize(
+    "now", [None, {"metadata": {"uid": "another-uid"}},
+            {"metadata": {"uid": UID, "deletionTimestamp": "2026-11-30T00:00:00Z"}}],
+    ids=["gone", "re-created", "being-deleted"],
+)  # fmt: skip
+async def test_a_pass_on_a_stale_view_never_revives_a_deleted_row(
+    world: World, now: dict[str, Any] | None
+) -> None:
+    """The row was soft-deleted for a deleted object; a pass that still sees the object (a
+    stale watch, a second active replica) must not bring it back."""
+    await world.reconcile()
+    row = world.store.by_name("openai")
+    row.deleted = True
+    writes = world.store.writes
+    key = (AIPROVIDER.plural, "ns", world.name)
+    world.kube.objects[key] = now if now is not None else {}  # {}: 404
+    out = await world.reconcile()
+    assert row.deleted
+    assert world.store.writes == writes
+    assert out.db_action is None
+    assert out.events == []
+    # The same object, live (a re-apply of the same identity): its row comes back.
+    world.kube.objects[key] = {"metadata": {"uid": UID}}
+    again = await world.reconcile()
+    assert again.db_action == "revived"
+    assert not row.deleted

@@ -370,16 +370,18 @@ class Store:
         *,
         adopt: bool = False,
         policy: DeletePolicy = DeletePolicy.SOFT_DELETE,
+        revive: bool = True,
     ) -> ProviderResult:
         """Make the provider recorded for ``owner`` match ``desired`` (see ``providers``).
 
         ``adopt``: take over a live provider of the same name and type that no object of any
         operator install owns (made in Coder's UI). ``policy`` is recorded with the row: what
-        :meth:`collect` does with it once the object is gone.
+        :meth:`collect` does with it once the object is gone. ``revive=False``: raise
+        :class:`RevivalUnconfirmed` instead of bringing a soft-deleted row back.
         """
         return await self._run(
             f"upsert AI provider {desired.name!r}",
-            lambda conn: self._providers.upsert(conn, desired, owner, adopt, policy),
+            lambda conn: self._providers.upsert(conn, desired, owner, adopt, policy, revive),
         )
 
     async def delete_provider(

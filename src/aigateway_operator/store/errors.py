@@ -28,6 +28,7 @@ __all__ = [
     "NotFound",
     "NotSupportedByCoder",
     "PlaintextRefused",
+    "RevivalUnconfirmed",
     "SchemaMismatch",
     "SecretCollision",
     "StoreError",
@@ -135,6 +136,18 @@ class PlaintextRefused(EncryptionKeyMismatch):
     def __init__(self, message: str, active_digests: Sequence[str] = ()) -> None:
         self.active_digests = tuple(active_digests)
         super().__init__(message)
+
+
+class RevivalUnconfirmed(StoreError):
+    """The owner's row is soft-deleted, so this write would bring it back (``revive=False``).
+
+    A re-created object of the same identity takes its row back; a pass that still sees an
+    object someone already deleted (a stale view, a second active replica) must not. The
+    store cannot tell the two apart; the caller checks the object's current state and calls
+    again with ``revive=True``. Nothing was written."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"AI provider {name!r} is soft-deleted; writing it would revive it")
 
 
 class InvalidProvider(StoreError):

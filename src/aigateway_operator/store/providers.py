@@ -66,6 +66,7 @@ from aigateway_operator.store.dbcrypt import PrimaryKeyGuard, plaintext_refused
 from aigateway_operator.store.errors import (
     NameConflict,
     NameTaken,
+    RevivalUnconfirmed,
     StoreError,
     TypeMismatch,
 )
@@ -548,13 +549,14 @@ class ProviderOps:
         owner: OwnerRef,
         adopt: bool,
         policy: DeletePolicy = DeletePolicy.SOFT_DELETE,
+        revive: bool = True,
     ) -> ProviderResult:
         canon = canonicalize(desired, self._caps.coder)  # validate before touching the database
         try:
             # Pipeline mode: statements whose results we do not need are sent without waiting
             # for each reply, which keeps the lock-10 transaction short for coderd's readers.
             async with conn.pipeline():
-                return await self._upsert(conn, canon, desired, owner, adopt, policy)
+                return await self._upsert(conn, canon, desired, owner, adopt, policy, revive)
         except psycopg.errors.UniqueViolation as exc:
             if exc.diag.constraint_name == "ai_providers_name_unique":
                 # A live row took the name without lock 10 (coderd's API does not take it).
@@ -569,6 +571,7 @@ class ProviderOps:
         owner: OwnerRef,
         adopt: bool,
         policy: DeletePolicy,
+        revive: bool = True,
     ) -> ProviderResult:
         async with conn.transaction():
             # Both statements go out in one round trip (pipeline mode): the server runs the
@@ -594,6 +597,8 @@ class ProviderOps:
                 _check_holder(holder, canon, owner, adopt)
                 row, action = holder, "adopted"  # recorded once we know we may write it
             elif row is not None:
+                if not revive:
+                    raise RevivalUnconfirmed(canon.name)
                 action = "revived"
             else:
                 return await self._create(conn, canon, desired, owner, now, active, policy)

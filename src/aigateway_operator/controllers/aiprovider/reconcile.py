@@ -14,6 +14,7 @@ and its gateways report the failure).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import timedelta
 
@@ -25,6 +26,7 @@ from aigateway_operator.api.aiprovider import (
     InvalidSpecError,
 )
 from aigateway_operator.api.common import ConditionType, EventReason, Reason
+from aigateway_operator.api.identity import AIPROVIDER
 from aigateway_operator.controllers.aiprovider.drift import IN_SYNC, report_drift
 from aigateway_operator.controllers.aiprovider.hostnames import (
     announce_hostname_warning,
@@ -67,12 +69,15 @@ from aigateway_operator.store import (
     OwnerRef,
     ProviderResult,
     ProviderType,
+    RevivalUnconfirmed,
     StoreError,
     TypeMismatch,
 )
 from aigateway_operator.validation.rules import Finding
 
 __all__ = ["desired_provider", "reconcile"]
+
+log = logging.getLogger("aigateway_operator")
 
 
 def desired_provider(spec: AIProviderSpec, name: str, secrets: ProviderSecrets) -> DesiredProvider:
@@ -262,10 +267,21 @@ async def _write(
         if spec.deletion_policy is DeletionPolicy.ORPHAN
         else DeletePolicy.SOFT_DELETE
     )
+    adopt = spec.adopt_existing and may_adopt
     try:
-        return await wiring.store.upsert_provider(
-            desired, owner, adopt=spec.adopt_existing and may_adopt, policy=policy
-        )
+        try:
+            return await wiring.store.upsert_provider(
+                desired, owner, adopt=adopt, policy=policy, revive=False
+            )
+        except RevivalUnconfirmed:
+            # The row was deleted: bring it back only for an object that exists now, with
+            # this uid, not being deleted (a pass on a stale view must not resurrect it).
+            if not await _still_live(wiring, ident):
+                log.info("not reviving the Coder row of a deleted object", extra=ident.log)
+                return None
+            return await wiring.store.upsert_provider(
+                desired, owner, adopt=adopt, policy=policy, revive=True
+            )
     except NameConflict as exc:
         # A provider made in Coder (or recorded by an earlier release) holds the name.
         if spec.adopt_existing and not may_adopt:
@@ -328,6 +344,13 @@ def _spec_field(exc: InvalidProvider | InvalidName) -> str:
     if not exc.field:
         return "spec"
     return _SPEC_FIELDS.get(exc.field, f"spec.{exc.field}")
+
+
+async def _still_live(wiring: Wiring, ident: ObjectIdentity) -> bool:
+    """Whether the object exists now, as this uid, and is not being deleted (one GET)."""
+    body = await wiring.kube.get_object(AIPROVIDER.plural, ident.namespace, ident.name)
+    meta = (body or {}).get("metadata") or {}
+    return bool(body) and meta.get("uid") == ident.uid and not meta.get("deletionTimestamp")
 
 
 #: On an AIProvider of type anthropic with Bedrock settings (deprecated: coderd turns such rows
