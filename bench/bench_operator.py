@@ -17,7 +17,10 @@ and stops it at the end. Three measurements, in one run:
    The operator runs as the chart deploys it (its finalizer admission policy bound to its
    namespace). Ratio = operator seconds / floor seconds; ``--rounds`` (5) rounds on fresh
    namespaces and databases, floor first in even rounds and operator first in odd ones, every
-   process stopped before the next measurement; the median ratio is the result; goal <= 1.5.
+   process stopped before the next measurement; the median ratio is the result; goal <= 2.0.
+   The third contestant, a plain kopf operator as a platform engineer would write it
+   (``bench/plain_kopf.py``), runs the same rounds; goal: at least 2x slower than the
+   operator.
 2. **Quiet restart.** The operator is stopped; then the ctid/xmin of every row of its tables,
    ``pg_stat_user_tables`` write counters and every object's resourceVersion are recorded; the
    operator is started again and waited on until idle: ``aigw_reconciles_total`` reached the
