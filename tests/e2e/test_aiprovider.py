@@ -25,6 +25,7 @@ from tests.support.providers import (
     SHARED,
     apply_provider,
     decrypt,
+    encrypt_like_coderd,
     openai_spec,
     provider_keys,
     provider_rows,
@@ -468,3 +469,41 @@ def test_resync_reverifies_sts_and_catches_edits_made_without_notify(
             "UPDATE ai_providers SET enabled = false, updated_at = now() WHERE name = 'periodic'"
         )
     wait_for(lambda: provider_rows(op, "periodic")[0][2] is True, 40, "silent edit reverted")
+
+
+def test_key_rows_edited_in_sql_are_restored_or_reported_by_the_resync(
+    operator_factory: Callable[..., OperatorProcess],
+    k8s_api: client.ApiClient,
+    namespace: str,
+) -> None:
+    """#14: a key row deleted, or another validly encrypted key swapped in, by SQL and
+    without a notify: the resync restores it (Revert) or reports it (Report)."""
+    op = operator_factory(extra_env={"AIGW_RESYNC_INTERVAL_S": "10"})
+    make_secret(k8s_api, namespace, "llm-keys", {"a": CANARY_A, "b": CANARY_B})
+    apply_provider(k8s_api, namespace, "kept", openai_spec("a", "b"))
+    apply_provider(
+        k8s_api, namespace, "watched", {**openai_spec("a", "b"), "driftPolicy": "Report"}
+    )
+    for n in ("kept", "watched"):
+        wait_condition(k8s_api, namespace, PLURAL, n, "Ready")
+    kept, watched = provider_rows(op, "kept")[0][0], provider_rows(op, "watched")[0][0]
+    assert provider_keys(op, kept) == [CANARY_A, CANARY_B]
+    swapped = encrypt_like_coderd(op, "sk-swapped-in-0123456789")
+    with psycopg.connect(op.database_url, autocommit=True) as conn:
+        conn.execute(
+            "DELETE FROM ai_provider_keys WHERE provider_id = %s AND id = (SELECT id FROM "
+            "ai_provider_keys WHERE provider_id = %s ORDER BY created_at, id LIMIT 1)",
+            (kept, kept),
+        )
+        conn.execute(
+            "UPDATE ai_provider_keys SET api_key = %s WHERE provider_id = %s",
+            (swapped, watched),
+        )
+    wait_for(
+        lambda: provider_keys(op, kept) == [CANARY_A, CANARY_B], 60, "the deleted key restored"
+    )
+    obj = wait_condition(k8s_api, namespace, PLURAL, "watched", "Synced", "False", "Drifted")
+    message = (condition(obj, "Synced") or {})["message"]
+    assert "key" in message
+    assert "sk-swapped-in" not in message
+    assert provider_keys(op, watched) == ["sk-swapped-in-0123456789"] * 2, "Report writes nothing"

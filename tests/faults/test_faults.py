@@ -14,11 +14,12 @@ import pytest
 from kubernetes import client, config
 
 from tests.support import metrics
-from tests.support.db import audit_problems, ownership_problems, table_versions
+from tests.support.db import audit_problems, ownership_problems, table_versions, tables_exist
 from tests.support.operator import (
     GROUP,
     VERSION,
     OperatorProcess,
+    condition,
     custom,
     make_secret,
     wait_condition,
@@ -210,6 +211,51 @@ def test_wrong_encryption_key_fails_closed(
     assert table_versions(right.database_url) == rows_before
     after = custom(k8s_api).get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "keyed")
     assert after["status"] == before["status"]
+
+
+def test_without_keys_the_operator_refuses_to_start_and_plaintext_is_refused_on_the_object(
+    operator_factory: Callable[..., OperatorProcess],
+    k8s_api: client.ApiClient,
+    namespace: str,
+) -> None:
+    """#14: no keys and plaintext not chosen: exit 1 at start, nothing written. Plaintext
+    chosen while coderd encrypts (an active dbcrypt key): the object says PlaintextRefused
+    and not one secret column is written in plaintext."""
+    bare = operator_factory(extra_env={"AIGW_ENCRYPTION_KEYS": ""})
+    assert bare.wait_exit(60) == 1
+    log = bare.log()
+    assert "refusing to start" in log
+    assert "AIGW_ALLOW_PLAINTEXT" in log
+    assert (
+        not tables_exist(bare.database_url)
+        or table_versions(bare.database_url)["ai_providers"] == []
+    )
+
+    keyed = operator_factory()  # coderd's shape: an active dbcrypt key in the database
+    make_secret(k8s_api, namespace, "llm-keys", {"a": "sk-plain-0123456789ab"})
+    apply_provider(k8s_api, namespace, "first", openai_spec("a"))
+    wait_condition(k8s_api, namespace, PLURAL, "first", "Ready")
+    keyed.stop()
+    before = table_versions(keyed.database_url)
+    plain = operator_factory(
+        database_url=keyed.database_url,
+        extra_env={"AIGW_ENCRYPTION_KEYS": "", "AIGW_ALLOW_PLAINTEXT": "true"},
+    )
+    apply_provider(k8s_api, namespace, "second", openai_spec("a"))
+    obj = wait_condition(
+        k8s_api, namespace, PLURAL, "second", "Synced", "False", "PlaintextRefused"
+    )
+    assert "AIGW_ENCRYPTION_KEYS" in (condition(obj, "Synced") or {})["message"]
+    assert (condition(obj, "Stalled") or {})["status"] == "True"
+    assert plain.alive()
+    after = table_versions(keyed.database_url)
+    assert after["ai_provider_keys"] == before["ai_provider_keys"]
+    assert after["ai_providers"] == before["ai_providers"]
+    with psycopg.connect(keyed.database_url) as conn:
+        (plaintext,) = conn.execute(
+            "SELECT count(*) FROM ai_provider_keys WHERE api_key_key_id IS NULL"
+        ).fetchone() or (None,)
+    assert plaintext == 0
 
 
 def test_postgres_crash_mid_batch_loses_and_duplicates_nothing(

@@ -5,6 +5,7 @@ reading its keys from a Secret, and what the operator wrote to Coder's database 
 from __future__ import annotations
 
 import base64
+import os
 import uuid
 from typing import Any
 
@@ -38,6 +39,14 @@ def decrypt(key: bytes, value: str, key_id: str | None) -> str:
         return value
     raw = base64.b64decode(value)
     return AESGCM(key).decrypt(raw[:12], raw[12:], None).decode()
+
+
+def encrypt_like_coderd(op: OperatorProcess, plaintext: str) -> str:
+    """``plaintext`` sealed as coderd's dbcrypt stores it (base64 of nonce + AES-256-GCM),
+    under the operator's key, written independently of the operator's cipher."""
+    nonce = os.urandom(12)
+    sealed = AESGCM(op.encryption_key).encrypt(nonce, plaintext.encode(), None)
+    return base64.b64encode(nonce + sealed).decode()
 
 
 def provider_rows(op: OperatorProcess, name: str) -> list[tuple[Any, ...]]:

@@ -81,9 +81,10 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
         except StoreError as exc:
             # Wrong encryption key, missing schema, bad configuration: fail closed and loud.
             # Nothing was written.
-            log.error("refusing to start: %s", exc)
-            app.refused = str(exc)
-            raise kopf.PermanentError(f"refusing to start: {exc}") from None
+            why = str(exc).removeprefix("refusing to start: ")  # said once, not twice
+            log.error("refusing to start: %s", why)
+            app.refused = why
+            raise kopf.PermanentError(f"refusing to start: {why}") from None
 
     @kopf.on.login(registry=registry)
     def login(memo: kopf.Memo, **_: Any) -> kopf.ConnectionInfo:
