@@ -142,4 +142,9 @@ def test_no_value_leaks_at_debug_verbosity(
             for where, text in places.items():
                 assert needle not in text, f"a planted value is in the {where}"
             assert not [s for s in decoded if needle in s], "a planted value is in a string"
+    # What STS answers (the role's temporary credentials, minted by the STS server, so not a
+    # value the test knows) never reaches the log either: no response body, no credential
+    # field, whatever botocore would print at DEBUG.
+    for marker in ("SessionToken", "SecretAccessKey", "<AssumeRoleResponse", "ASIA"):
+        assert marker not in log, f"{marker} is in the log"
     assert op.alive()
