@@ -496,8 +496,9 @@ VALID: list[tuple[str, str, dict[str, Any]]] = [
 def expected_stored_spec(sent: dict[str, Any]) -> dict[str, Any]:
     """What the server should store: the model's defaults must be the server's defaults."""
     expected = AIProviderSpec.from_body(sent).to_body()
-    if not expected["apiKeys"]:
-        del expected["apiKeys"]
+    for empty_list in ("apiKeys", "coderOwnedFields"):  # no server default for either
+        if not expected.get(empty_list):
+            expected.pop(empty_list, None)
     if sent.get("baseURL") == "":
         expected["baseURL"] = ""
     return expected

@@ -26,10 +26,11 @@ def samples(text: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:
     return out
 
 
-def value(text: str, name: str, **labels: str) -> float:
-    """The sum of the samples of ``name`` whose labels include ``labels`` (0 when none)."""
+def value(text: str, metric: str, /, **labels: str) -> float:
+    """The sum of the samples of ``metric`` whose labels include ``labels`` (0 when none; a
+    label may be called ``name``: the metric is positional-only)."""
     want = set(labels.items())
-    return sum(v for key, v in samples(text, name).items() if want <= set(key))
+    return sum(v for key, v in samples(text, metric).items() if want <= set(key))
 
 
 # -- the documented metrics -------------------------------------------------------------------

@@ -69,10 +69,11 @@ def metric_families(pod: client.V1Pod, timeout: float = 5.0) -> set[str]:
 
 
 def value(
-    series: dict[str, list[tuple[dict[str, str], float]]], name: str, **labels: str
+    series: dict[str, list[tuple[dict[str, str], float]]], metric: str, /, **labels: str
 ) -> float | None:
-    """The value of the one sample of ``name`` whose labels include ``labels``."""
-    for got, val in series.get(name, []):
+    """The value of the one sample of ``metric`` whose labels include ``labels`` (a label may
+    be called ``name``: the metric is positional-only)."""
+    for got, val in series.get(metric, []):
         if all(got.get(k) == v for k, v in labels.items()):
             return val
     return None
