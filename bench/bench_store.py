@@ -71,7 +71,13 @@ async def bench_store(server: PostgresServer, n: int) -> tuple[float, float]:
     dsn = await new_database(server)
     store = await open_store(dsn)
     try:
-        items = [(desired(i), OwnerRef(uid=f"uid-{i}", name=f"p{i}")) for i in range(n)]
+        items = [
+            (
+                desired(i),
+                OwnerRef(kind="AIProvider", namespace="bench", name=f"p{i}", uid=f"uid-{i}"),
+            )
+            for i in range(n)
+        ]
         t0 = time.perf_counter()
         for d, o in items:
             r = await store.upsert_provider(d, o)

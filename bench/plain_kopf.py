@@ -97,7 +97,9 @@ async def reconcile(
 
 @kopf.on.delete(GROUP, VERSION, PLURAL)
 async def delete(namespace: str, name: str, uid: str, **_: Any) -> None:
-    await STATE["store"].delete_provider(OwnerRef(uid=uid, namespace=namespace, name=name))
+    await STATE["store"].delete_provider(
+        OwnerRef(uid=uid, kind="AIProvider", namespace=namespace, name=name)
+    )
 
 
 @kopf.on.event("", "v1", "secrets")
