@@ -2,7 +2,8 @@
 # Run pytest from the venv; exit code 5 ("no tests collected", e.g. an empty tier) is success.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-.venv/bin/pytest "$@"
+# The slowest tests are printed so `make test` time (under 15 minutes warm) stays visible.
+.venv/bin/pytest --durations=15 "$@"
 rc=$?
 if [ "$rc" = 5 ]; then echo "pytest: no tests collected for: $*"; exit 0; fi
 exit "$rc"
