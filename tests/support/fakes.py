@@ -623,7 +623,9 @@ class FakeProviderStore:
         names = sorted(
             r.desired.name for r in self.rows.values() if r.id != provider_id and host(r) == mine
         )
-        return HostnamePeers(mine, tuple(names[:HOSTNAME_PEER_NAMES]), len(names))
+        return HostnamePeers(
+            mine, tuple(names[:HOSTNAME_PEER_NAMES]), min(len(names), HOSTNAME_PEER_NAMES + 1)
+        )
 
     async def provider_row_versions(self, ids: list[uuid.UUID]) -> dict[uuid.UUID, RowVersion]:
         self._check()

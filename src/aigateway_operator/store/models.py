@@ -320,7 +320,7 @@ class HostnamePeers:
     names: tuple[str, ...]
     """The first few of them by name (at most :data:`HOSTNAME_PEER_NAMES`)."""
     count: int = 0
-    """How many there are."""
+    """How many there are, counted up to ``HOSTNAME_PEER_NAMES + 1`` (more shows as that)."""
 
 
 #: How many peer names :meth:`Store.hostname_peers` returns (the count says how many more).

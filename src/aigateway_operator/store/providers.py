@@ -1144,23 +1144,30 @@ class ProviderOps:
         self, conn: AsyncConnection[Any], provider_id: uuid.UUID
     ) -> HostnamePeers | None:
         """The other live, enabled providers sharing this provider's base-URL hostname: the
-        first few names and how many (None when the provider is not live and enabled, or has
-        no hostname). Hostnames compare case-insensitively, as URL hostnames do; one
-        statement, no lock."""
+        first few names by name, and how many up to one more than that (None when the
+        provider is not live and enabled, or has no hostname). Hostnames compare
+        case-insensitively, as URL hostnames do; one statement, no lock."""
+        # Cheap on a big table: a substring test rejects other hosts before the regex runs,
+        # and only the first few peers by name are wanted (a host shared by a thousand
+        # providers costs six matches, not a thousand: coderd's partial unique index on
+        # name WHERE deleted = false gives the order).
         cur = await conn.execute(
             "WITH me AS (SELECT lower(substring(base_url from %(re)s)) AS host "
             "            FROM ai_providers WHERE id = %(id)s AND enabled AND NOT deleted) "
-            "SELECT me.host, p.name, count(p.id) OVER () FROM me LEFT JOIN ai_providers p "
-            "  ON p.id <> %(id)s AND p.enabled AND NOT p.deleted "
-            " AND lower(substring(p.base_url from %(re)s)) = me.host "
-            "ORDER BY p.name LIMIT %(limit)s",
-            {"id": provider_id, "re": _HOST_RE, "limit": HOSTNAME_PEER_NAMES},
+            "SELECT me.host, p.name FROM me LEFT JOIN LATERAL ("
+            "  SELECT name FROM ai_providers p "
+            "  WHERE p.id <> %(id)s AND p.enabled AND p.deleted = false "
+            "    AND strpos(lower(p.base_url), me.host) > 0 "
+            "    AND lower(substring(p.base_url from %(re)s)) = me.host "
+            "  ORDER BY p.name LIMIT %(limit)s) p ON true",
+            {"id": provider_id, "re": _HOST_RE, "limit": HOSTNAME_PEER_NAMES + 1},
         )
         rows = await cur.fetchall()
         if not rows or not rows[0][0]:
             return None
+        names = tuple(r[1] for r in rows if r[1])
         return HostnamePeers(
-            hostname=rows[0][0], names=tuple(r[1] for r in rows if r[1]), count=int(rows[0][2])
+            hostname=rows[0][0], names=names[:HOSTNAME_PEER_NAMES], count=len(names)
         )
 
     # --- delete --------------------------------------------------------------------------------

@@ -66,12 +66,12 @@ class HostnameCheck:
             return None
         peers = self.peers
         shown = ", ".join(repr(n) for n in peers.names)
-        more = peers.count - len(peers.names)
+        more = peers.count > len(peers.names)
         first = min((self.name, *peers.names))
         served = "this provider" if first == self.name else repr(first)
         return (
-            f"Base URL hostname {peers.hostname!r} is shared with {peers.count} other enabled "
-            f"provider(s): {shown}{f' and {more} more' if more > 0 else ''}; Coder's AI Bridge "
+            f"Base URL hostname {peers.hostname!r} is shared with other enabled provider(s): "
+            f"{shown}{' and more' if more else ''}; Coder's AI Bridge "
             f"proxy serves {served} (the first by name) and marks the others as errors "
             "(spec.baseURL; written anyway, as coderd does)"
         )[:MESSAGE_LIMIT]
