@@ -623,9 +623,8 @@ class FakeProviderStore:
         names = sorted(
             r.desired.name for r in self.rows.values() if r.id != provider_id and host(r) == mine
         )
-        return HostnamePeers(
-            mine, tuple(names[:HOSTNAME_PEER_NAMES]), min(len(names), HOSTNAME_PEER_NAMES + 1)
-        )
+        found = tuple(names[:HOSTNAME_PEER_NAMES])  # the real store finds any few
+        return HostnamePeers(mine, found, len(found))
 
     async def provider_row_versions(self, ids: list[uuid.UUID]) -> dict[uuid.UUID, RowVersion]:
         self._check()

@@ -559,8 +559,8 @@ async def test_a_shared_hostname_is_a_warning_not_a_block(world: World, drift_po
     (warning,) = [e for e in out.events if e.reason == "DuplicateHostname"]
     assert warning.type == "Warning"
     assert "spec.baseURL" in warning.message
-    assert "shared with other enabled provider(s): 'azure-eu';" in warning.message
-    assert "serves 'azure-eu' (the first by name)" in warning.message
+    assert "shared with enabled provider 'azure-eu';" in warning.message
+    assert "proxy serves 'azure-eu'" in warning.message
     no_plaintext(json.dumps(world.status), warning.message)
 
     again = await world.reconcile()

@@ -318,13 +318,15 @@ class HostnamePeers:
 
     hostname: str
     names: tuple[str, ...]
-    """The first few of them by name (at most :data:`HOSTNAME_PEER_NAMES`)."""
+    """Some of them, sorted: at most :data:`HOSTNAME_PEER_NAMES`, found in no set order."""
     count: int = 0
-    """How many there are, counted up to ``HOSTNAME_PEER_NAMES + 1`` (more shows as that)."""
+    """``len(names)``: exact below :data:`HOSTNAME_PEER_NAMES`, "at least" at it."""
 
 
-#: How many peer names :meth:`Store.hostname_peers` returns (the count says how many more).
-HOSTNAME_PEER_NAMES = 5
+#: How many peers :meth:`Store.hostname_peers` looks for: two tell "alone", "with exactly one
+#: other" (which one) and "with several" apart, all the wake-ups need; a list of every peer
+#: would cost a scan of every match on a host shared by many.
+HOSTNAME_PEER_NAMES = 2
 
 
 @dataclass(frozen=True)

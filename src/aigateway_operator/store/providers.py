@@ -1143,32 +1143,29 @@ class ProviderOps:
     async def hostname_peers(
         self, conn: AsyncConnection[Any], provider_id: uuid.UUID
     ) -> HostnamePeers | None:
-        """The other live, enabled providers sharing this provider's base-URL hostname: the
-        first few names by name, and how many up to one more than that (None when the
-        provider is not live and enabled, or has no hostname). Hostnames compare
+        """Up to :data:`HOSTNAME_PEER_NAMES` other live, enabled providers sharing this
+        provider's base-URL hostname, any of them (None when the provider is not live and
+        enabled, or has no hostname). Hostnames compare
         case-insensitively, as URL hostnames do; one statement, no lock."""
-        # Cheap on a big table: a substring test rejects other hosts before the regex runs,
-        # and only the first few peers by name are wanted (a host shared by a thousand
-        # providers costs six matches, not a thousand: coderd's partial unique index on
-        # name WHERE deleted = false gives the order).
+        # Cheap on a big table: this provider's host is computed once (a materialized CTE),
+        # a substring test rejects other hosts before the regex runs, and the scan stops at
+        # the second match (no order: a host shared by a thousand providers costs two rows).
         cur = await conn.execute(
-            "WITH me AS (SELECT lower(substring(base_url from %(re)s)) AS host "
+            "WITH me AS MATERIALIZED (SELECT lower(substring(base_url from %(re)s)) AS host "
             "            FROM ai_providers WHERE id = %(id)s AND enabled AND NOT deleted) "
             "SELECT me.host, p.name FROM me LEFT JOIN LATERAL ("
             "  SELECT name FROM ai_providers p "
-            "  WHERE p.id <> %(id)s AND p.enabled AND p.deleted = false "
+            "  WHERE p.id <> %(id)s AND p.enabled AND NOT p.deleted "
             "    AND strpos(lower(p.base_url), me.host) > 0 "
             "    AND lower(substring(p.base_url from %(re)s)) = me.host "
-            "  ORDER BY p.name LIMIT %(limit)s) p ON true",
-            {"id": provider_id, "re": _HOST_RE, "limit": HOSTNAME_PEER_NAMES + 1},
+            "  LIMIT %(limit)s) p ON true",
+            {"id": provider_id, "re": _HOST_RE, "limit": HOSTNAME_PEER_NAMES},
         )
         rows = await cur.fetchall()
         if not rows or not rows[0][0]:
             return None
-        names = tuple(r[1] for r in rows if r[1])
-        return HostnamePeers(
-            hostname=rows[0][0], names=names[:HOSTNAME_PEER_NAMES], count=len(names)
-        )
+        names = tuple(sorted(r[1] for r in rows if r[1]))
+        return HostnamePeers(hostname=rows[0][0], names=names, count=len(names))
 
     # --- delete --------------------------------------------------------------------------------
 

@@ -9,8 +9,8 @@ writes the row anyway, as coderd does, and says so on the object:
   is shared. It does not list the other providers: a list would change with every provider
   added on a busy host (an OpenAI host shared by hundreds of providers) and cost a status
   write on each of them, and a restart would find it stale;
-* a ``DuplicateHostname`` Warning Event, posted when the sentence appears, names the first
-  other providers, how many there are and which one the proxy serves.
+* a ``DuplicateHostname`` Warning Event, posted when the sentence appears, names one or two
+  of the others (and, when there is exactly one, which provider the proxy serves).
 
 A provider's pass only sees the rows that exist when it runs, so the controller wakes the
 others when a host goes from one provider to two and back (:class:`HostnameWatch`); any other
@@ -61,19 +61,24 @@ class HostnameCheck:
 
     @property
     def event(self) -> str | None:
-        """The Warning Event's text: the first other providers, how many, who is served."""
+        """The Warning Event's text: one or two of the others, and who is served if known."""
         if self.peers is None or not self.shared:
             return None
         peers = self.peers
-        shown = ", ".join(repr(n) for n in peers.names)
-        more = peers.count > len(peers.names)
-        first = min((self.name, *peers.names))
-        served = "this provider" if first == self.name else repr(first)
+        if peers.count == 1:  # exactly one other: who is served is known
+            (peer,) = peers.names
+            first = min(self.name, peer)
+            served = "this provider" if first == self.name else repr(first)
+            who = f"enabled provider {peer!r}; Coder's AI Bridge proxy serves {served}"
+        else:
+            shown = ", ".join(repr(n) for n in peers.names)
+            who = (
+                f"enabled providers {shown} (and maybe more); Coder's AI Bridge proxy serves "
+                "only the first of them by name"
+            )
         return (
-            f"Base URL hostname {peers.hostname!r} is shared with other enabled provider(s): "
-            f"{shown}{' and more' if more else ''}; Coder's AI Bridge "
-            f"proxy serves {served} (the first by name) and marks the others as errors "
-            "(spec.baseURL; written anyway, as coderd does)"
+            f"Base URL hostname {peers.hostname!r} is shared with {who} and marks the others "
+            "as errors (spec.baseURL; written anyway, as coderd does)"
         )[:MESSAGE_LIMIT]
 
 
