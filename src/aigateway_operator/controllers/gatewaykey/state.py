@@ -105,6 +105,8 @@ class KeyPass(PassScratch):
     """The spec as the pass got it (its digest finds the requester of this generation)."""
     actor: Actor | None = None
     """Who caused the next write (``controllers/actors.py``); set by each step that writes."""
+    _requester: Actor | None = field(default=None, repr=False)
+    """The spec's requester, once read (:meth:`as_requester`)."""
 
     @property
     def owner(self) -> OwnerRef:
@@ -121,8 +123,6 @@ class KeyPass(PassScratch):
     def as_operator(self, why: str) -> None:
         """The next write is the operator's own doing (a repair, a schedule)."""
         self.actor = operator_actor(why)
-
-    _requester: Actor | None = field(default=None, repr=False)
 
     async def reload(self, state: KeyState) -> None:
         """Re-read the records after a write."""
