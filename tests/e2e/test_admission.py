@@ -8,6 +8,7 @@ stops it to show the failure policy ``Ignore``).
 
 from __future__ import annotations
 
+import json
 import secrets
 import shutil
 import tempfile
@@ -21,6 +22,7 @@ import psycopg
 import pytest
 from kubernetes import client
 
+from aigateway_operator import __version__
 from tests.support.admission import Answer, objects_path, request
 from tests.support.operator import (
     GROUP,
@@ -32,6 +34,7 @@ from tests.support.operator import (
     operator_env,
     wait_condition,
 )
+from tests.support.tenancy import actor_records, database_text, db_rows, providers_only, token_of
 from tests.support.wait import wait_for
 from tools.devenv.postgres import PostgresServer
 from tools.devenv.procs import free_port
@@ -172,7 +175,7 @@ def test_managed_configuration_has_both_kinds_with_failure_policy_ignore(served:
     }
     for hook in hooks.values():
         assert hook.failure_policy == "Ignore"
-        assert hook.side_effects == "None"
+        assert hook.side_effects == "NoneOnDryRun"
         assert hook.client_config.url.startswith("https://127.0.0.1:")
         assert hook.client_config.ca_bundle
         assert sorted(hook.rules[0].operations) == ["CREATE", "UPDATE"]
@@ -286,6 +289,89 @@ def test_gateway_key_plan_and_foreign_secret_denied(served: Served) -> None:
     assert answer.status == 403, answer
     assert "spec.secretName 'someone-elses'" in answer.message
     assert "not owned by this AIGatewayCoderdKey" in answer.message
+
+
+def _audit_row(dsn: str, name: str, action: str) -> tuple[Any, ...] | None:
+    rows = db_rows(
+        dsn,
+        "SELECT user_id, user_agent, additional_fields FROM audit_logs "
+        "WHERE resource_type = 'ai_provider' AND resource_target = %s AND action = %s "
+        'ORDER BY "time" DESC LIMIT 1',
+        (name, action),
+    )
+    return rows[0] if rows else None
+
+
+def test_the_service_account_that_made_a_change_is_named_in_coders_audit_log(
+    served: Served,
+) -> None:
+    """A ServiceAccount allowed only AIProviders (a namespaced Role, its TokenRequest token)
+    creates and edits a provider: Coder's audit rows name it; dry runs record nothing; the
+    token is nowhere in the database."""
+    ns, dsn = served.namespace, served.op.database_url
+    make_secret(served.api, ns, "deployer-keys", {"k": KEY_A})
+    deployer = providers_only(served.api, ns, sa="deployer")
+    who = f"system:serviceaccount:{ns}:deployer"
+    path = objects_path(GROUP, VERSION, ns, "aiproviders")
+    body = _provider("by-deployer", _openai("k", secret="deployer-keys"))
+
+    # A dry run (once the Role binding is in effect): the plan, nothing recorded.
+    answers: list[Answer] = []
+
+    def dry_run_admitted() -> bool:
+        answers.append(request(deployer.api, "POST", path, body, dry_run=True))
+        return answers[-1].status == 201
+
+    wait_for(dry_run_admitted, 30, "the deployer's Role to allow AIProviders")
+    assert answers[-1].plans(), answers[-1]
+    assert actor_records(dsn, ns, "by-deployer") == []
+
+    created = request(deployer.api, "POST", path, body)
+    assert created.status == 201, created
+    meta = created.body["metadata"]
+    assert meta["generation"] == 1
+    # The API server set the uid and generation before validating admission.
+    assert actor_records(dsn, ns, "by-deployer") == [(meta["uid"], 1, who)]
+    wait_for(
+        lambda: _audit_row(dsn, "by-deployer", "create") is not None,
+        60,
+        "the audit row of the create",
+    )
+    user_id, agent, extra = _audit_row(dsn, "by-deployer", "create") or ()
+    print("\naudit row of the create:\n" + json.dumps(
+        {"user_agent": agent, "additional_fields": extra}, indent=2
+    ))  # fmt: skip
+    assert user_id == uuid.UUID(int=0)  # the nil user: the operator is no Coder user
+    assert agent == f"aigateway-operator/{__version__} (kubernetes: {who})"
+    k8s = extra["kubernetes"]
+    assert (k8s["actor"], k8s["actor_source"]) == (who, "admission")
+    assert (k8s["kind"], k8s["namespace"], k8s["name"]) == ("AIProvider", ns, "by-deployer")
+    assert (k8s["uid"], k8s["generation"]) == (meta["uid"], 1)
+    assert f"system:serviceaccounts:{ns}" in k8s["actor_groups"]
+
+    # An edit: a dry run records nothing, the real one is generation 2 and named too.
+    item = objects_path(GROUP, VERSION, ns, "aiproviders", "by-deployer")
+    patch = {"spec": {"displayName": "Deployed"}}
+    merge = "application/merge-patch+json"
+    dry = request(deployer.api, "PATCH", item, patch, dry_run=True, content_type=merge)
+    assert dry.status == 200, dry
+    assert actor_records(dsn, ns, "by-deployer") == [(meta["uid"], 1, who)]
+    assert request(deployer.api, "PATCH", item, patch, content_type=merge).status == 200
+    assert actor_records(dsn, ns, "by-deployer")[-1] == (meta["uid"], 2, who)
+    wait_for(
+        lambda: _audit_row(dsn, "by-deployer", "write") is not None,
+        60,
+        "the audit row of the edit",
+    )
+    _, agent, extra = _audit_row(dsn, "by-deployer", "write") or ()
+    assert agent == f"aigateway-operator/{__version__} (kubernetes: {who})"
+    assert extra["kubernetes"]["generation"] == 2
+
+    # Neither the token nor its signature is stored anywhere.
+    token = token_of(deployer)
+    text = database_text(dsn)
+    assert token not in text
+    assert token.rsplit(".", 1)[-1] not in text
 
 
 def test_operator_down_with_failure_policy_ignore_admits(served: Served) -> None:

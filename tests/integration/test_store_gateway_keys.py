@@ -390,6 +390,9 @@ async def test_gateway_key_audit_shape(
         "namespace": "team-a",
         "name": "gw-a",
         "uid": "uid-gw-a",
+        "actor": "unknown",
+        "actor_source": "unknown",
+        "actor_reason": "not attributed by the operator",
     }
     assert s1 not in str(rows)
     assert s2 not in str(rows)

@@ -22,6 +22,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from aigateway_operator.config import Settings
 from aigateway_operator.store import (
+    Actor,
     DesiredProvider,
     InsufficientPrivileges,
     OwnerRef,
@@ -149,6 +150,14 @@ async def test_the_documented_grants_are_enough(granted: Role) -> None:
         assert retired is not None
         assert retired.name == "gw-retiring-1"
         assert len((await store.release_gateway_keys(OWNER, "Delete")).deleted) == 1
+
+        # The requester records of admission: written and read in the operator's schema.
+        await store.record_actor(
+            object_uid="uid-granted", generation=1, spec_digest="d", kind="AIProvider",
+            namespace="ns", name="p", actor=Actor.admitted("system:serviceaccount:ns:sa"),
+        )  # fmt: skip
+        found = await store.admission_actor("uid-granted", 1, "d")
+        assert found.name == "system:serviceaccount:ns:sa"
     finally:
         await store.close()
     # Its bookkeeping went to its own schema, in tables its role owns.
@@ -160,6 +169,7 @@ async def test_the_documented_grants_are_enough(granted: Role) -> None:
             "ORDER BY relname",
         )
         assert rows == [
+            ("actors", granted.name),
             ("migrations", granted.name),
             ("owned_rows", granted.name),
             ("owners", granted.name),

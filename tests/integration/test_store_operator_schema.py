@@ -100,6 +100,7 @@ async def test_create_mode_creates_the_schema_and_nothing_in_coders(
     assert await fetch(store_db, "SELECT version FROM aigateway_operator.migrations") == [
         (1,),
         (2,),
+        (3,),
     ]
 
 
@@ -187,5 +188,6 @@ async def test_replicas_starting_together_migrate_once(
     assert await fetch(store_db, "SELECT version FROM aigateway_operator.migrations") == [
         (1,),
         (2,),
+        (3,),
     ]
     assert len(await fetch(store_db, f"SELECT 1 FROM {OWNED_ROWS}")) == len(owned)  # noqa: S608

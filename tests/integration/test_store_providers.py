@@ -464,6 +464,9 @@ async def test_audit_rows_are_coder_shaped(
         "namespace": "ns",
         "name": "claude",
         "generation": 2,
+        "actor": "unknown",
+        "actor_source": "unknown",
+        "actor_reason": "not attributed by the operator",
     }
     writes = [r for r in rows if r[0] == "ai_provider" and r[1] == "write"]
     assert len(writes) == 1

@@ -8,6 +8,9 @@ tests of both kinds' passes (the real store is tested on Postgres in tests/integ
 - :class:`FakeProviderStore`: upsert by owner (create, update, unchanged, adopt, revive),
   name conflicts, key-set changes, soft delete or release, row versions for drift, and
   Coder-owned columns (set on create and revive only, never a difference on a live row).
+- :class:`ActorBook` (both stores): the admission records (``record_actor``,
+  ``admission_actor``, the real store's lookup rule) and the actor each audited write
+  carried (``audited``).
 - :class:`Clock`: a pinned, advanceable clock.
 """
 
@@ -24,6 +27,7 @@ from aigateway_operator.kube import KubeError, SecretData
 from aigateway_operator.masking import mask_secret
 from aigateway_operator.store import (
     HOSTNAME_PEER_NAMES,
+    Actor,
     CoderVersion,
     DeletePolicy,
     DeleteResult,
@@ -62,6 +66,53 @@ from aigateway_operator.store.gateway_keys import describe_holder
 T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 #: What the fakes report as the Coder they talk to (a v2.36 schema).
 CODER = CoderVersion.of(551)
+
+
+@dataclass
+class ActorBook:
+    """``Store.record_actor`` / ``Store.admission_actor`` in memory, and what the real store
+    would put in its audit rows: ``audited`` is ``(what, owner.actor)`` per audited write."""
+
+    admitted: dict[tuple[str, int, str], Actor] = field(default_factory=dict, kw_only=True)
+    audited: list[tuple[str, Actor | None]] = field(default_factory=list, kw_only=True)
+    lookups: int = field(default=0, kw_only=True)
+
+    async def record_actor(
+        self,
+        *,
+        object_uid: str,
+        generation: int,
+        spec_digest: str,
+        kind: str,
+        namespace: str,
+        name: str,
+        actor: Actor,
+    ) -> None:
+        self._check()
+        self.admitted[(object_uid, generation, spec_digest)] = actor
+
+    async def admission_actor(self, object_uid: str, generation: int, spec_digest: str) -> Actor:
+        self._check()
+        self.lookups += 1
+        found = self.admitted.get((object_uid, generation, spec_digest))
+        if found is not None:
+            return found
+        if any(k[:2] == (object_uid, generation) for k in self.admitted):
+            return Actor.unknown(
+                f"the admission records of generation {generation} are of another spec "
+                "(a request admitted but not stored)"
+            )
+        return Actor.unknown(f"no admission record for generation {generation}")
+
+    def _audit(self, what: str, owner: OwnerRef) -> None:
+        self.audited.append((what, owner.actor))
+
+    def actors(self) -> list[str]:
+        """The actor names of the audited writes, in order."""
+        return [a.name if a is not None else "<none>" for _, a in self.audited]
+
+    def _check(self) -> None:
+        raise NotImplementedError
 
 
 class Clock:
@@ -108,7 +159,7 @@ def _sha(secret: str) -> bytes:
 
 
 @dataclass
-class FakeGatewayKeyStore:
+class FakeGatewayKeyStore(ActorBook):
     """The gateway-key calls of :class:`~aigateway_operator.store.Store`, in memory, with the
     same contract: records per owner identity (``OwnerRef.key``), the journal, rotation,
     retirement, release, and the same errors (holder named the same way)."""
@@ -237,6 +288,7 @@ class FakeGatewayKeyStore:
                 self.rows.pop(previous.row_id, None)
                 del self.records[previous.row_id]
         self.rows[key_id] = Row(key_id, name, secret[:11], hashed, self.clock.now)
+        self._audit("key created", owner)
         pending.role, pending.secret_hash, pending.rotating = "current", None, False
         pending.updated_at = self.clock.now
         return IssuedGatewayKey(key_id, name, secret, secret[:11], self.clock.now, created=True)
@@ -256,6 +308,8 @@ class FakeGatewayKeyStore:
             return None
         del self.records[previous.row_id]
         row = self.rows.pop(previous.row_id, None)
+        if row is not None:
+            self._audit("key retired", owner)
         return row.info() if row else None
 
     async def gateway_key_matches(self, owner: OwnerRef, secret: str) -> bool:
@@ -270,6 +324,8 @@ class FakeGatewayKeyStore:
         deleted = []
         if policy == "Delete":
             deleted = [row.info() for i in rows if (row := self.rows.pop(i, None)) is not None]
+            if deleted:
+                self._audit("keys deleted", owner)
         for rec in recs.values():
             del self.records[rec.row_id]
         released = tuple(rows) if policy == "Orphan" else ()
@@ -448,7 +504,7 @@ def _owned_values(stored: DesiredProvider, columns: frozenset[str]) -> dict[str,
 
 
 @dataclass
-class FakeProviderStore:
+class FakeProviderStore(ActorBook):
     """Keeps ``upsert_provider``'s contract: one owner per row, no-op when equal, names."""
 
     clock: Clock
@@ -527,6 +583,7 @@ class FakeProviderStore:
             row = ProviderRow(uuid.uuid4(), desired, keys, owner.key, self._tick(), policy=policy)
             self.rows[row.id] = row
             self.writes += 1
+            self._audit("created", owner)
             refs = tuple(self._ref(i, v) for i, v in keys)
             return ProviderResult(
                 row.id, desired.name, "created", ("name",), refs, refs, (), (), False,
@@ -555,6 +612,7 @@ class FakeProviderStore:
             row.desired, row.keys, row.deleted = desired, new_keys, False
             row.updated_at = self._tick()
             self.writes += 1
+            self._audit(action, owner)
         return ProviderResult(
             row.id, desired.name, action, changed,  # type: ignore[arg-type]
             tuple(self._ref(i, v) for i, v in row.keys),
@@ -591,6 +649,7 @@ class FakeProviderStore:
         row.deleted, row.keys, row.updated_at = True, [], self._tick()
         row.owner = None  # the record goes with the row
         self.writes += 1
+        self._audit("deleted", owner)
         return DeleteResult(row.id, "deleted", True, removed)
 
     async def get_provider(self, owner: OwnerRef) -> StoredProvider | None:

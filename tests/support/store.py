@@ -17,6 +17,8 @@ OWNED_ROWS = "aigateway_operator.owned_rows"
 """The ownership table of the release before identities (keyed by object uid)."""
 OWNERS = "aigateway_operator.owners"
 """The operator's ownership records, keyed by (instance, kind, namespace, name)."""
+ACTORS = "aigateway_operator.actors"
+"""Who made each spec generation, as the validating webhook recorded it."""
 
 
 def owner(

@@ -35,7 +35,7 @@ def test_handlers_for_both_kinds_with_the_failure_policy(policy: str, ignore: bo
     for h in handlers:
         assert h.ignore_failures is ignore
         assert h.persistent is True  # the configuration stays while the operator is down
-        assert h.side_effects is False
+        assert h.side_effects is True  # NoneOnDryRun: a real request's requester is recorded
         assert sorted(h.operations or []) == ["CREATE", "UPDATE"]
 
 

@@ -213,6 +213,10 @@ def test_owner_audit_fields() -> None:
         "namespace": "ns",
         "name": "n",
         "generation": 3,
+        # No actor given: said plainly, never left out.
+        "actor": "unknown",
+        "actor_source": "unknown",
+        "actor_reason": "not attributed by the operator",
     }
 
 

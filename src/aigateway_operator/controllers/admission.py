@@ -12,8 +12,11 @@ now. It has three kinds of answers (the kinds' modules, ``controllers/<kind>/adm
 - **plan**: what the operator will do in Coder (``plan: ...``, a warning too), with names
   and masked values only, so ``kubectl apply --dry-run=server`` shows it before the change.
 
-Everything here reads; nothing writes (not Coder's rows, not the cluster): a dry-run
-request is answered exactly like a real one, so the webhook declares no side effects.
+The checks read; they write nothing (not Coder's rows, not the cluster), and a dry-run
+request is checked exactly like a real one. The one write of admission is the requester of
+a real request it allows (``controllers/actors.py``: user name and groups, in the
+operator's own table, for Coder's audit log); a dry run records nothing, so the webhook
+declares ``sideEffects: NoneOnDryRun``.
 
 Only requests that change what the operator acts on are checked: a create, or an update of
 the ``spec``. Updates of metadata alone (kopf adding or removing the finalizer, a
@@ -49,6 +52,12 @@ class Review:
     """The object's current status (an update's old object carries it; a create has none)."""
     deleting: bool = False
     dry_run: bool = False
+    generation: int = 0
+    """``metadata.generation`` of the object as it will be stored (the API server sets it,
+    and the uid, before validating admission: 1 on a create, bumped on a spec update)."""
+    username: str = ""
+    """The requester (``userInfo.username``); its groups below. Never a token."""
+    groups: tuple[str, ...] = ()
 
     @classmethod
     def of(
@@ -58,8 +67,10 @@ class Review:
         old: Mapping[str, Any] | None,
         *,
         dry_run: bool,
+        userinfo: Mapping[str, Any] | None = None,
     ) -> Review:
         meta = body.get("metadata") or {}
+        user = userinfo or {}
         return cls(
             operation=str(operation or ""),
             namespace=str(meta.get("namespace", "")),
@@ -70,6 +81,9 @@ class Review:
             status=(old or body).get("status"),
             deleting=bool(meta.get("deletionTimestamp")),
             dry_run=dry_run,
+            generation=int(meta.get("generation") or 0),
+            username=str(user.get("username") or ""),
+            groups=tuple(str(g) for g in user.get("groups") or ()),
         )
 
     @property

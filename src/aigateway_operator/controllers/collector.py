@@ -29,6 +29,7 @@ from dataclasses import replace
 from typing import Any
 
 from aigateway_operator.api.identity import Kind
+from aigateway_operator.controllers.actors import GARBAGE_COLLECTION
 from aigateway_operator.controllers.shared import log_ref
 from aigateway_operator.controllers.wiring import Wiring
 from aigateway_operator.kube import KubeError
@@ -144,7 +145,7 @@ class Collector:
     ) -> bool:
         try:
             async with lock or contextlib.nullcontext():
-                done = await self._collect(owner)
+                done = await self._collect(replace(owner, actor=GARBAGE_COLLECTION))
         except StoreError as exc:
             log.warning(
                 "collecting the %s's rows failed: %s; the sweep retries",

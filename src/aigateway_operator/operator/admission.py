@@ -26,6 +26,14 @@ answers is the failure policy (``AIGW_ADMISSION_FAILURE_POLICY``): ``Ignore`` (d
 admits unchecked, so ``kubectl apply`` and a GitOps bootstrap never hang or fail on a down
 operator; ``Fail`` refuses.
 
+**The requester.** A real (not ``dryRun``) create or spec update that is allowed has its
+requester (``userInfo.username`` and groups; never a token, never ``extra`` or the body)
+recorded with the object's uid and new generation in the operator's own table
+(``controllers/actors.py``), for the audit rows the pass writes in Coder. The webhook
+declares ``sideEffects: NoneOnDryRun`` (kopf's ``side_effects=True``). A failed recording
+never refuses a request: it is admitted with a warning, and Coder's audit log says
+``unknown``.
+
 **Errors of our own.** kopf turns any exception of a handler into a denial (HTTP 500). A
 check that fails unexpectedly or takes longer than ``AIGW_ADMISSION_TIMEOUT_S`` is treated
 like an unreachable webhook instead: admitted with a warning under ``Ignore``, denied under
@@ -44,6 +52,7 @@ import kopf
 
 from aigateway_operator.api.identity import AIGATEWAYCODERDKEY, AIPROVIDER, Kind
 from aigateway_operator.config import AdmissionFailurePolicy, Settings
+from aigateway_operator.controllers.actors import record_requester
 from aigateway_operator.controllers.admission import Review, Verdict
 from aigateway_operator.controllers.aiprovider.admission import review_provider
 from aigateway_operator.controllers.gatewaykey.admission import review_gateway_key
@@ -130,13 +139,53 @@ async def _answer(
             verdict.denied,
         )
         raise kopf.AdmissionError(verdict.denied, code=DENIED)
+    if review.checked and not review.dry_run:
+        await _record(app, kind, review, warnings)
+
+
+async def _record(app: OperatorApp, kind: Kind, review: Review, warnings: list[str]) -> None:
+    """Record the requester of an allowed, real request (see the module docstring)."""
+    try:
+        async with asyncio.timeout(app.settings.admission_timeout_s):
+            await record_requester(
+                app.wiring,
+                kind,
+                namespace=review.namespace,
+                name=review.name,
+                uid=review.uid,
+                generation=review.generation,
+                spec=review.spec,
+                username=review.username,
+                groups=review.groups,
+            )
+    except Exception as exc:
+        log.warning(
+            "admission: the requester of %s %s/%s generation %d was not recorded (%s)",
+            kind.kind,
+            review.namespace,
+            review.name,
+            review.generation,
+            type(exc).__name__,
+        )
+        warnings.append(
+            "the operator could not record who made this change; Coder's audit log will "
+            "name the actor 'unknown'"
+        )
 
 
 def _review(body: kopf.Body, dryrun: bool, kwargs: dict[str, Any]) -> Review:
-    """kopf passes ``operation`` and ``old`` (the stored object of an update) as kwargs its
-    webhook protocol does not declare."""
+    """kopf passes ``operation``, ``old`` (the stored object of an update) and ``userinfo``
+    (the request's ``userInfo``: username, uid, groups, extra) as kwargs its webhook protocol
+    does not declare. Of ``userinfo`` only the username and groups are used."""
     old = kwargs.get("old")
-    return Review.of(kwargs.get("operation"), body, old if old else None, dry_run=dryrun)
+    userinfo = kwargs.get("userinfo")
+    return Review.of(
+        kwargs.get("operation"),
+        body,
+        old if old else None,
+        dry_run=dryrun,
+        userinfo=userinfo if isinstance(userinfo, dict) else None,
+    )
 
 
 async def validate_provider(
@@ -176,7 +225,9 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
             id=f"validate-{kind.kind.lower()}",
             operations=["CREATE", "UPDATE"],
             persistent=True,
-            side_effects=False,
+            # NoneOnDryRun: a real request's requester is recorded (``_record``), a dry run
+            # writes nothing, so ``kubectl apply --dry-run=server`` still reaches the webhook.
+            side_effects=True,
             ignore_failures=ignore,
             registry=registry,
         )(fn)

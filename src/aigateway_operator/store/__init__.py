@@ -38,6 +38,12 @@ Public API (everything else is internal)::
     retiring_name(name, n) -> str                 # "<name>-retiring-<n>", fits 64 chars
     generate_gateway_secret() -> str              # "cgw_" + 39 x [0-9A-Za-z]
 
+    # who in Kubernetes made a change (the validating webhook records, a pass looks up);
+    # owner.actor (Actor) then goes into the audit rows' user_agent and additional_fields
+    await store.record_actor(object_uid=, generation=, spec_digest=, kind=, namespace=,
+                             name=, actor=Actor.admitted(username, groups))
+    await store.admission_actor(object_uid, generation, spec_digest) -> Actor
+
     await store.check_schema() -> Capabilities    # readiness: re-verify the schema
     store.capabilities, store.key_status, store.primary_key_digest
     store.coder_version -> CoderVersion           # release range + migration, from the DB
@@ -95,6 +101,7 @@ from aigateway_operator.store.gateway_keys import (
 from aigateway_operator.store.models import (
     CODER_OWNABLE,
     HOSTNAME_PEER_NAMES,
+    Actor,
     BedrockSettings,
     DeletePolicy,
     DeleteResult,
@@ -130,6 +137,7 @@ __all__ = [
     "CODER_OWNABLE",
     "CODER_RELEASES",
     "HOSTNAME_PEER_NAMES",
+    "Actor",
     "BedrockSettings",
     "Capabilities",
     "CoderRelease",

@@ -3,8 +3,16 @@
 The Coder UI renders ``audit_logs`` rows; ours must look like coderd's own so that they
 render the same way: the same resource types, tracked fields, ``Old``/``New``/``Secret``
 diff objects, masked key values, ``"null"`` for a NULL ``display_name``, the nil
-organization id and an empty resource icon. ``additional_fields`` names the Kubernetes object
-that caused the change (coderd writes ``{}`` or key summaries there).
+organization id and an empty resource icon. ``additional_fields.kubernetes`` names the
+Kubernetes object that caused the change and who changed it (coderd writes ``{}`` or key
+summaries there).
+
+**The actor.** ``user_id`` stays the configured audit user (the nil UUID by default: a
+non-human actor, as coderd has none for the operator). Who in Kubernetes caused the change
+goes where Coder's audit view shows it: ``user_agent``
+(``aigateway-operator/<version> (kubernetes: <actor>)``, :func:`user_agent`, cut to the
+column's 256 characters) and ``additional_fields.kubernetes`` (``actor``, ``actor_source``,
+``actor_groups``, ``actor_reason``; see :class:`~aigateway_operator.store.models.Actor`).
 
 Entries are only written when ``audit_logs`` exists, and only for real changes.
 """
@@ -19,10 +27,30 @@ from typing import Any, Literal
 
 from psycopg import AsyncConnection
 
-__all__ = ["AUDIT_INSERT_SQL", "AuditEntry", "audit_params", "diff", "write_audit"]
+from aigateway_operator import __version__
+
+__all__ = [
+    "AUDIT_INSERT_SQL",
+    "AuditEntry",
+    "audit_params",
+    "diff",
+    "user_agent",
+    "write_audit",
+]
 
 NIL = str(uuid.UUID(int=0))
-USER_AGENT = "aigateway-operator"
+USER_AGENT = f"aigateway-operator/{__version__}"
+#: ``audit_logs.user_agent`` is ``varchar(256)``.
+USER_AGENT_LIMIT = 256
+
+
+def user_agent(actor: str) -> str:
+    """``aigateway-operator/<version> (kubernetes: <actor>)``, at most 256 characters."""
+    text = f"{USER_AGENT} (kubernetes: {actor})"
+    if len(text) <= USER_AGENT_LIMIT:
+        return text
+    return text[: USER_AGENT_LIMIT - 4] + "...)"
+
 
 Action = Literal["create", "write", "delete"]
 ResourceType = Literal["ai_provider", "ai_provider_key", "ai_gateway_key"]
@@ -111,7 +139,8 @@ def audit_params(
     request_id: uuid.UUID,
     owner_fields: Mapping[str, Any],
 ) -> list[Any]:
-    """The parameters of :data:`AUDIT_INSERT_SQL` for ``entries``."""
+    """The parameters of :data:`AUDIT_INSERT_SQL` for ``entries``; ``owner_fields`` (the
+    object and its actor, ``OwnerRef.audit_fields()``) also give the user agent."""
     kubernetes = dict(owner_fields)
     rows = [
         {
@@ -128,7 +157,7 @@ def audit_params(
     return [
         user_id,
         NIL,
-        USER_AGENT,
+        user_agent(str(kubernetes.get("actor", "unknown"))),
         request_id,
         json.dumps(rows, separators=(",", ":"), default=str),
     ]

@@ -14,6 +14,7 @@ from psycopg import AsyncConnection, IsolationLevel
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from aigateway_operator.config import ConfigError, SchemaMode, Settings
+from aigateway_operator.store import actors
 from aigateway_operator.store.cipher import DecryptError, KeyRing
 from aigateway_operator.store.dbcrypt import KeyStatus, PrimaryKeyGuard, check_key_continuity
 from aigateway_operator.store.errors import (
@@ -26,6 +27,7 @@ from aigateway_operator.store.errors import (
 )
 from aigateway_operator.store.gateway_keys import GatewayKeyOps
 from aigateway_operator.store.models import (
+    Actor,
     DeletePolicy,
     DeleteResult,
     DesiredProvider,
@@ -507,6 +509,44 @@ class Store:
         return await self._run(
             "migrate ownership records",
             lambda conn: self._providers.migrate_legacy(conn, objects),
+        )
+
+    # --- who in Kubernetes made a change (admission records) -------------------------------------
+
+    async def record_actor(
+        self,
+        *,
+        object_uid: str,
+        generation: int,
+        spec_digest: str,
+        kind: str,
+        namespace: str,
+        name: str,
+        actor: Actor,
+    ) -> None:
+        """Record ``actor`` (user name and groups only) as the requester whose admitted
+        request made ``generation`` of object ``object_uid`` with a spec of ``spec_digest``;
+        older records of that object are pruned (see ``actors``). One short transaction."""
+        await self._run(
+            f"record the requester of {kind} {namespace}/{name}",
+            lambda conn: actors.record(
+                conn,
+                object_uid=object_uid,
+                generation=generation,
+                spec_digest=spec_digest,
+                kind=kind,
+                namespace=namespace,
+                name=name,
+                actor=actor,
+            ),
+        )
+
+    async def admission_actor(self, object_uid: str, generation: int, spec_digest: str) -> Actor:
+        """Who made ``generation`` of ``object_uid`` with that spec (``source='admission'``),
+        or ``Actor.unknown`` saying why not (no record; records of another spec). Read-only."""
+        return await self._run(
+            "read the requester of a change",
+            lambda conn: actors.lookup(conn, object_uid, generation, spec_digest),
         )
 
     # --- gateway keys ----------------------------------------------------------------------------

@@ -47,7 +47,7 @@ from typing import Any
 import psycopg
 from psycopg import AsyncConnection
 
-from aigateway_operator.store import audit
+from aigateway_operator.store import actors, audit
 from aigateway_operator.store.canonical import validate_name
 from aigateway_operator.store.errors import (
     GatewayKeyConflict,
@@ -635,6 +635,7 @@ class GatewayKeyOps:
         self._caps.require_gateway_keys()
         async with conn.transaction():
             await self._lock(conn, owner)
+            await actors.forget(conn, owner.uid)  # the object is gone: its admission records too
             recs = await self._records(conn, owner)
             rows = [i for i in (recs.id("current"), recs.id("previous")) if i is not None]
             deleted: list[GatewayKeyInfo] = []

@@ -18,6 +18,8 @@ from uuid import UUID
 
 __all__ = [
     "CODER_OWNABLE",
+    "Actor",
+    "ActorSource",
     "BedrockSettings",
     "DeletePolicy",
     "DeleteResult",
@@ -58,6 +60,61 @@ class ProviderType(StrEnum):
     COPILOT = "copilot"
 
 
+ActorSource = Literal["admission", "operator", "unknown"]
+
+#: How many groups of a requester are kept (they only help to read the audit log).
+MAX_ACTOR_GROUPS = 20
+#: Longest user name or group kept (Kubernetes names fit easily; the rest is cut).
+MAX_ACTOR_TEXT = 256
+
+
+def _cut(text: str) -> str:
+    return text[:MAX_ACTOR_TEXT]
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who caused a write in Coder, as Coder's audit log shows it: plain strings.
+
+    ``source`` says where the name comes from: ``admission`` (the Kubernetes user or service
+    account whose request changed the object's spec, recorded by the operator's validating
+    webhook), ``operator`` (the operator acting on its own: a drift revert, a repaired or
+    rotated key, garbage collection) or ``unknown`` (``reason`` says why). Never a token or
+    a request body: only the user name and groups of the admission request.
+    """
+
+    name: str
+    source: ActorSource
+    groups: tuple[str, ...] = ()
+    reason: str = ""
+
+    @classmethod
+    def admitted(cls, username: str, groups: tuple[str, ...] = ()) -> Actor:
+        return cls(_cut(username), "admission", tuple(_cut(g) for g in groups[:MAX_ACTOR_GROUPS]))
+
+    @classmethod
+    def operator(cls, why: str) -> Actor:
+        """The operator itself, e.g. ``aigateway-operator (drift revert)``."""
+        return cls(f"aigateway-operator ({why})", "operator")
+
+    @classmethod
+    def unknown(cls, reason: str) -> Actor:
+        return cls("unknown", "unknown", reason=reason)
+
+    def audit_fields(self) -> dict[str, Any]:
+        """The actor's part of ``additional_fields.kubernetes``."""
+        out: dict[str, Any] = {"actor": self.name, "actor_source": self.source}
+        if self.groups:
+            out["actor_groups"] = list(self.groups)
+        if self.reason:
+            out["actor_reason"] = self.reason
+        return out
+
+
+#: The actor of a write no caller attributed (should not happen; said plainly if it does).
+UNATTRIBUTED = Actor.unknown("not attributed by the operator")
+
+
 @dataclass(frozen=True)
 class OwnerRef:
     """Who a row belongs to: a Kubernetes object, as opaque values.
@@ -77,6 +134,9 @@ class OwnerRef:
     uid: str = ""
     generation: int | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    actor: Actor | None = None
+    """Who caused the writes made for this owner (audit rows only; never part of the
+    identity)."""
 
     @property
     def key(self) -> tuple[str, str, str, str]:
@@ -99,6 +159,7 @@ class OwnerRef:
             out["uid"] = self.uid
         if self.generation is not None:
             out["generation"] = self.generation
+        out.update((self.actor or UNATTRIBUTED).audit_fields())
         out.update(self.extra)
         return out
 

@@ -14,6 +14,12 @@ Its shape changes by **migrations** (:data:`MIGRATIONS`), numbered, recorded in
 under an advisory lock (replicas starting together apply each once). To change the table,
 append a migration; :data:`OWNED_ROWS_DDL` is the one place its first shape is written.
 
+Migration 3 adds ``actors``: who in Kubernetes made each generation of an object's spec, as
+the operator's validating webhook saw it (:mod:`aigateway_operator.store.actors`). The
+replica that answers an admission request need not be the one that writes to Coder; this
+table carries the requester from one to the other (tenants cannot write it, unlike an
+annotation).
+
 Migration 1 also moves the table of earlier releases, ``aigw_owned_rows`` in Coder's schema,
 into ours (its rows copied, the old table dropped), in that same transaction.
 
@@ -36,6 +42,8 @@ from psycopg import AsyncConnection
 from aigateway_operator.store.errors import InsufficientPrivileges
 
 __all__ = [
+    "ACTORS",
+    "ACTORS_DDL",
     "LEGACY_OWNED_ROWS",
     "MIGRATIONS",
     "OPERATOR_SCHEMA",
@@ -56,6 +64,8 @@ OWNED_ROWS = f"{OPERATOR_SCHEMA}.owned_rows"
 kept until the operator has moved its rows (it needs Kubernetes to map uids to names)."""
 OWNERS = f"{OPERATOR_SCHEMA}.owners"
 """Ownership keyed by the stable identity (instance, kind, namespace, name): migration 2."""
+ACTORS = f"{OPERATOR_SCHEMA}.actors"
+"""Who made each generation of an object's spec (the admission requester): migration 3."""
 MIGRATIONS_TABLE = f"{OPERATOR_SCHEMA}.migrations"
 LEGACY_OWNED_ROWS = "aigw_owned_rows"
 """The ownership table of releases before the own schema, in Coder's schema."""
@@ -107,6 +117,34 @@ COMMENT ON COLUMN {OWNERS}.role IS
 COMMENT ON COLUMN {OWNERS}.secret_hash IS
     'pending gateway keys: sha256 of the secret the operator generated (never the secret).';
 """
+
+
+ACTORS_DDL = f"""
+CREATE TABLE IF NOT EXISTS {ACTORS} (
+    object_uid text NOT NULL,
+    generation bigint NOT NULL,
+    spec_digest text NOT NULL,
+    kind text NOT NULL,
+    namespace text NOT NULL,
+    name text NOT NULL,
+    actor text NOT NULL,
+    actor_groups text[] NOT NULL DEFAULT '{{}}',
+    recorded_at timestamp with time zone NOT NULL DEFAULT now(),
+    CONSTRAINT actors_pkey PRIMARY KEY (object_uid, generation, spec_digest)
+);
+COMMENT ON TABLE {ACTORS} IS
+    'aigateway-operator: the Kubernetes user or service account whose admitted request made '
+    'each generation of an object''s spec (user name and groups only, never a token). '
+    'Not used by coderd.';
+COMMENT ON COLUMN {ACTORS}.spec_digest IS
+    'sha256 of the admitted spec: a request admitted but not stored (a conflict, a later '
+    'webhook denying it) is told apart from the one that made the generation.';
+"""
+
+
+async def _m3_actors(conn: AsyncConnection[Any]) -> None:
+    """Create ``actors`` (empty: objects admitted before it have no requester on record)."""
+    await conn.execute(ACTORS_DDL)
 
 
 async def _m2_owners(conn: AsyncConnection[Any]) -> None:
@@ -179,6 +217,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         2,
         "owners: ownership keyed by (instance, kind, namespace, name), gateway keys included",
         _m2_owners,
+    ),
+    Migration(
+        3,
+        "actors: the Kubernetes requester of each spec generation, from the validating webhook",
+        _m3_actors,
     ),
 )
 

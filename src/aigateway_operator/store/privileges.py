@@ -14,8 +14,9 @@ two equal):
 * ``audit_logs`` (when present): INSERT.
 * Types ``ai_provider_type``, ``resource_type``, ``audit_action``: USAGE (the casts).
 * Our schema ``aigateway_operator``: USAGE (and CREATE while a migration is pending,
-  checked by ``operator_schema``); its tables ``owned_rows`` (SELECT, INSERT, UPDATE,
-  DELETE) and ``migrations`` (SELECT) belong to the role that created them.
+  checked by ``operator_schema``); its tables ``owned_rows``, ``owners``, ``actors``
+  (SELECT, INSERT, UPDATE, DELETE) and ``migrations`` (SELECT) belong to the role that
+  created them.
 
 ``pg_advisory_xact_lock``, ``pg_notify`` and ``LISTEN`` need no grant.
 

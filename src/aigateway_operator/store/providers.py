@@ -53,7 +53,7 @@ import psycopg
 from psycopg import AsyncConnection, AsyncCursor, sql
 
 from aigateway_operator.masking import mask_secret
-from aigateway_operator.store import audit
+from aigateway_operator.store import actors, audit
 from aigateway_operator.store.canonical import (
     CanonicalProvider,
     bedrock_from_dict,
@@ -1176,9 +1176,11 @@ class ProviderOps:
         live and untouched and its record stays too, marked Orphan, so the same identity
         re-created (a manifest applied again, a cluster rebuilt from Git) takes it back and no
         other object can take it meanwhile. Idempotent; writes nothing encrypted, so it works
-        even when the encryption keys are wrong (a finalizer must never hang)."""
+        even when the encryption keys are wrong (a finalizer must never hang). The object's
+        admission records (``actors``) go either way: it is gone."""
         async with conn.transaction():
             await self._lock_and_now(conn)
+            await actors.forget(conn, owner.uid)
             row = await self._load_owned(conn, owner, lock=True)
             if policy is DeletePolicy.RELEASE:
                 if row is None:

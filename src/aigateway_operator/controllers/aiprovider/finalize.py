@@ -5,9 +5,11 @@ in place (``Orphan``). A database outage keeps the object, and its finalizer, un
 from __future__ import annotations
 
 import contextlib
+from dataclasses import replace
 
 from aigateway_operator.api.aiprovider import AIProviderSpec, DeletionPolicy, InvalidSpecError
 from aigateway_operator.api.common import ConditionType, EventReason, Reason
+from aigateway_operator.controllers.actors import DELETED
 from aigateway_operator.controllers.aiprovider.status import carry, finish, parse_status
 from aigateway_operator.controllers.shared import (
     MESSAGE_LIMIT,
@@ -39,9 +41,8 @@ async def finalize(
         DeletePolicy.RELEASE if policy is DeletionPolicy.ORPHAN else DeletePolicy.SOFT_DELETE
     )
     try:
-        result = await wiring.store.delete_provider(
-            ident.owner(wiring.settings.instance_id), store_policy
-        )
+        owner = replace(ident.owner(wiring.settings.instance_id), actor=DELETED)
+        result = await wiring.store.delete_provider(owner, store_policy)
     except StoreError as exc:
         message = f"waiting to delete the Coder provider: {exc}"[:MESSAGE_LIMIT]
         scratch.set(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import timedelta
 
 from aigateway_operator.api.aiprovider import (
@@ -27,6 +28,7 @@ from aigateway_operator.api.aiprovider import (
 )
 from aigateway_operator.api.common import ConditionType, EventReason, Reason
 from aigateway_operator.api.identity import AIPROVIDER
+from aigateway_operator.controllers.actors import DRIFT_REVERT, SECRET_CHANGED, spec_actor
 from aigateway_operator.controllers.aiprovider.drift import IN_SYNC, report_drift
 from aigateway_operator.controllers.aiprovider.hostnames import (
     announce_hostname_warning,
@@ -57,6 +59,7 @@ from aigateway_operator.controllers.shared import (
 from aigateway_operator.controllers.wiring import Wiring
 from aigateway_operator.status.conditions import ConditionState
 from aigateway_operator.store import (
+    Actor,
     BedrockSettings,
     DeletePolicy,
     DesiredProvider,
@@ -165,6 +168,7 @@ async def reconcile(
             wiring, ident, owner, current, scratch, spec, desired, secrets.revision
         )
 
+    owner = replace(owner, actor=await _actor(wiring, ident, spec_body, current, secrets))
     result = await _write(wiring, ident, owner, spec, desired, scratch)
     if result is None:
         return finish(wiring, ident, current, scratch, carry(current, secrets.revision))
@@ -213,6 +217,29 @@ async def reconcile(
     outcome.hostname_checked = hostname is not None
     outcome.hostname_peers = hostname.peers if hostname is not None else None
     return outcome
+
+
+async def _actor(
+    wiring: Wiring,
+    ident: ObjectIdentity,
+    spec_body: object,
+    current: AIProviderStatus,
+    secrets: ProviderSecrets,
+) -> Actor:
+    """Who caused what this pass may write (``controllers/actors.py``): the requester of a
+    generation not applied yet; else a Secret change, or the operator reverting drift. The
+    database is read only in the first case (a pass after a spec change or a failure)."""
+    synced = current.condition(ConditionType.SYNCED)
+    applied = (
+        synced is not None
+        and synced.reason in (Reason.SYNCED, Reason.DRIFTED)
+        and synced.observed_generation == ident.generation
+    )
+    if not applied:
+        return await spec_actor(wiring, ident, spec_body)
+    if current.observed_secrets_revision != secrets.revision:
+        return SECRET_CHANGED
+    return DRIFT_REVERT
 
 
 def _left_alone(

@@ -11,10 +11,12 @@ never acted on: a namespace editor can write them.
 from __future__ import annotations
 
 import contextlib
+from dataclasses import replace
 
 from aigateway_operator.api.common import ConditionType, EventReason, InvalidSpecError, Reason
 from aigateway_operator.api.gatewaykey import GatewayKeySpec
 from aigateway_operator.api.identity import FORCE_DELETE_ANNOTATION
+from aigateway_operator.controllers.actors import DELETED
 from aigateway_operator.controllers.gatewaykey.secret import KeySecrets
 from aigateway_operator.controllers.gatewaykey.state import KeyPass, owner_policy
 from aigateway_operator.controllers.gatewaykey.status import IN_USE_WINDOW, finish, parse_status
@@ -60,7 +62,7 @@ async def finalize(
         spec = GatewayKeySpec.from_body(spec_body if isinstance(spec_body, dict) else None)
         policy = owner_policy(spec)
         secret_name = spec.effective_secret_name(obj.name)
-    owner = obj.owner(rt.settings.instance_id)
+    owner = replace(obj.owner(rt.settings.instance_id), actor=DELETED)
     try:
         own = await rt.store.gateway_key_state(owner)
         policy = policy or own.deletion_policy or "Delete"

@@ -77,6 +77,7 @@ async def reconcile(
         kube=kube,
         ident=ident,
         current=current,
+        spec_body=spec_body,
     )
     try:
         spec = GatewayKeySpec.from_body(spec_body if isinstance(spec_body, dict) else None)
@@ -192,6 +193,7 @@ async def converge(
     if pending is not None:
         if held.secret is not None and pending.matches(held.secret):
             # The Secret was written and the pass did not get to Coder (crash, outage).
+            p.as_operator("completing an interrupted key issue")
             await complete(p, name, pending, held.secret, state)
             state.generation = held.rotation_generation
             if state.generation is None:
@@ -222,6 +224,10 @@ async def converge(
         else:
             reason = Reason.SECRET_TAMPERED
             why = f"Secret {secret_name!r} does not hold the key this operator issued"
+        if reason == Reason.ISSUED:
+            await p.as_requester()  # a new object, or spec.secretName changed
+        else:
+            p.as_operator(f"key reissued: {reason}")
         await issue(p, spec, name, secret_name, sec, state, reason, why)
         fresh = True
 

@@ -35,6 +35,10 @@ async def rotate_if_due(
     before_last = state.previous
     sec = await p.kube.read_secret(p.ident.namespace, secret_name)
     old_prefix = state.prefix
+    if by_generation:
+        await p.as_requester()  # whoever bumped spec.rotation.generation
+    else:
+        p.as_operator("scheduled rotation")
     await issue(p, spec, name, secret_name, sec, state, Reason.ROTATED, "", rotating=True)
     if before_last is not None:
         # Two rotations in a row: the key before last has had its chance (the store deleted
@@ -59,6 +63,7 @@ async def retire_previous(p: KeyPass, state: KeyState) -> None:
     if previous is None:
         if state.own.previous_recorded_id is not None:
             # Deleted in Coder meanwhile: only the record is left to drop.
+            p.as_operator("previous key retired")
             await p.wiring.store.retire_previous(p.owner)
             await p.reload(state)
         return
@@ -69,6 +74,7 @@ async def retire_previous(p: KeyPass, state: KeyState) -> None:
     expired = retire_after is not None and p.wiring.clock() >= retire_after
     if not (seen or expired):
         return
+    p.as_operator("previous key retired")
     retired = await p.wiring.store.retire_previous(p.owner)
     await p.reload(state)
     if retired is None:

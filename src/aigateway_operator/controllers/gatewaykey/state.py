@@ -11,15 +11,22 @@ current key, else the status) and the time of the last rotation once its previou
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from aigateway_operator.api.aiprovider import DeletionPolicy
 from aigateway_operator.api.gatewaykey import GatewayKeySpec, GatewayKeyStatus, RotationStatus
+from aigateway_operator.controllers.actors import operator_actor, spec_actor
 from aigateway_operator.controllers.gatewaykey.secret import KeySecrets
 from aigateway_operator.controllers.shared import ObjectIdentity, PassScratch
 from aigateway_operator.controllers.wiring import Wiring
-from aigateway_operator.store import GatewayKeyInfo, GatewayKeyOwnership, OwnerPolicy, OwnerRef
+from aigateway_operator.store import (
+    Actor,
+    GatewayKeyInfo,
+    GatewayKeyOwnership,
+    OwnerPolicy,
+    OwnerRef,
+)
 
 __all__ = ["KeyPass", "KeyState", "StopPass", "owner_policy", "whole_seconds"]
 
@@ -94,11 +101,28 @@ class KeyPass(PassScratch):
     current: GatewayKeyStatus
     written: list[tuple[str, str, str]] = field(default_factory=list)
     """(namespace, name, resourceVersion) of Secrets this pass wrote: not news to the watch."""
+    spec_body: object = None
+    """The spec as the pass got it (its digest finds the requester of this generation)."""
+    actor: Actor | None = None
+    """Who caused the next write (``controllers/actors.py``); set by each step that writes."""
+    _requester: Actor | None = field(default=None, repr=False)
+    """The spec's requester, once read (:meth:`as_requester`)."""
 
     @property
     def owner(self) -> OwnerRef:
-        """This object's identity in the ownership records."""
-        return self.ident.owner(self.wiring.settings.instance_id)
+        """This object's identity in the ownership records (with the current actor)."""
+        owner = self.ident.owner(self.wiring.settings.instance_id)
+        return owner if self.actor is None else replace(owner, actor=self.actor)
+
+    async def as_requester(self) -> None:
+        """The next write is the spec's: its requester (one read, once per pass)."""
+        if self._requester is None:
+            self._requester = await spec_actor(self.wiring, self.ident, self.spec_body)
+        self.actor = self._requester
+
+    def as_operator(self, why: str) -> None:
+        """The next write is the operator's own doing (a repair, a schedule)."""
+        self.actor = operator_actor(why)
 
     async def reload(self, state: KeyState) -> None:
         """Re-read the records after a write."""
