@@ -265,7 +265,11 @@ class Watcher:
                     PLURAL,
                     resource_version=rv,
                     allow_watch_bookmarks=True,
-                    timeout_seconds=600,
+                    # The server ends each watch within a minute, and a stream that stops
+                    # delivering (seen once after a quiet restart: blocked in a read for ten
+                    # minutes) times out on our side: either way it resumes from ``rv``.
+                    timeout_seconds=60,
+                    _request_timeout=90,
                 ):
                     obj = ev["object"]
                     if ev["type"] == "ERROR":
