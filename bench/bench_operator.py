@@ -60,6 +60,7 @@ from common import (
     Operator,
     PlainKopf,
     Watcher,
+    wait_ready_by_list,
     api_client,
     api_requests,
     cpu_snapshot,
@@ -267,7 +268,9 @@ def propagation(
     create_secrets(api, ns, [f"keys-{n}" for n in single_names])
     create_providers(api, ns, [(n, "shared-keys") for n in shared_names])
     create_providers(api, ns, [(n, f"keys-{n}") for n in single_names])
-    watcher.wait_ready(shared_names + single_names, 600)
+    # A list, not the round's long-lived watch: twice that watch stopped delivering after
+    # the quiet restart and this step waited out its deadline with every object Ready.
+    wait_ready_by_list(api, ns, shared_names + single_names, 600)
     op.wait_idle(0, quiet_s=2)  # the creation burst has settled
 
     out: dict[str, Any] = {"shared_providers": shared, "single_edits": singles}

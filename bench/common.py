@@ -214,6 +214,23 @@ def is_ready(obj: dict[str, Any]) -> bool:
     return False
 
 
+def wait_ready_by_list(
+    api: client.ApiClient, namespace: str, names: Iterable[str], timeout: float
+) -> float:
+    """Until every name is Ready (listing every half second); the monotonic time it was."""
+    wanted = set(names)
+    custom = client.CustomObjectsApi(api)
+    deadline = time.monotonic() + timeout
+    while True:
+        items = custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)["items"]
+        ready = {o["metadata"]["name"] for o in items if is_ready(o)}
+        if wanted <= ready:
+            return time.monotonic()
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{len(wanted - ready)} of {len(wanted)} objects not Ready")
+        time.sleep(0.5)  # poll interval, bounded by the deadline
+
+
 @dataclass
 class Watcher:
     """Watches every AIProvider of a namespace: resourceVersions, Ready, MODIFIED counts."""
