@@ -60,7 +60,6 @@ from common import (
     Operator,
     PlainKopf,
     Watcher,
-    wait_ready_by_list,
     api_client,
     api_requests,
     cpu_snapshot,
@@ -80,6 +79,7 @@ from common import (
     stable_write_counters,
     start_env,
     table_versions,
+    wait_ready_by_list,
     write_result,
 )
 
