@@ -120,7 +120,9 @@ class _Slot:
     taken: Hashable = None
     """The marker of the body the last pass started from."""
     written: Body | None = None
-    """The object as our last status patch left it (newer than kopf's view until the echo)."""
+    """What our last status patch left: its ``resourceVersion`` and ``status`` only (newer
+    than kopf's view until the echo; dropped once kopf's view has caught up). Not the whole
+    object: one more full copy per object, managedFields and all, was ~20 KB each."""
     failures: int = 0
     live: Mapping[str, Any] | None = None
     """kopf's live view of the object while its daemon runs."""
@@ -230,16 +232,22 @@ class Runner:
     def _snapshot(self, slot: _Slot) -> Body | None:
         """The newest known state of the object, as a private copy for one pass."""
         live = slot.live
-        newest: Mapping[str, Any] | None = live
-        if slot.written is not None and (live is None or _rv(slot.written) >= _rv(live)):
-            newest = slot.written
-        if newest is None:
+        if live is None:
             return None
-        return {
-            k: copy.deepcopy(newest.get(k))
+        snapshot: dict[str, Any] = {
+            k: copy.deepcopy(live.get(k))
             for k in ("apiVersion", "kind", "metadata", "spec", "status")
-            if k in newest
+            if k in live
         }
+        written = slot.written
+        if written is not None:
+            if _rv(written) >= _rv(live):  # kopf has not seen our patch yet: ours is newer
+                snapshot["status"] = copy.deepcopy(written.get("status"))
+                meta = snapshot.setdefault("metadata", {})
+                meta["resourceVersion"] = (written.get("metadata") or {}).get("resourceVersion")
+            else:
+                slot.written = None  # kopf's view has caught up
+        return snapshot
 
     async def _pass(self, slot: _Slot) -> float:
         """One pass; returns how long to wait before the next one (if nothing wakes it)."""
@@ -307,7 +315,10 @@ class Runner:
             )
             if new is None:
                 raise KubeError(f"{self.kind.kind} {ident.label} is gone", 404)
-            slot.written = new
+            slot.written = {
+                "metadata": {"resourceVersion": (new.get("metadata") or {}).get("resourceVersion")},
+                "status": new.get("status"),
+            }
         recorder = self.wiring.events
         if recorder is not None:
             for event in outcome.events:
