@@ -24,6 +24,7 @@ from kubernetes import client
 
 from aigateway_operator import __version__
 from tests.support.admission import Answer, objects_path, request
+from tests.support.leaks import database_text
 from tests.support.operator import (
     GROUP,
     VERSION,
@@ -34,7 +35,7 @@ from tests.support.operator import (
     operator_env,
     wait_condition,
 )
-from tests.support.tenancy import actor_records, database_text, db_rows, providers_only, token_of
+from tests.support.tenancy import actor_records, db_rows, providers_only, token_of
 from tests.support.wait import wait_for
 from tools.devenv.postgres import PostgresServer
 from tools.devenv.procs import free_port

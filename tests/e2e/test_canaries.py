@@ -10,16 +10,14 @@ from __future__ import annotations
 import json
 import secrets
 import string
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable
 
-import psycopg
 import pytest
 from kubernetes import client
 
-from tests.support.db import OPERATOR_TABLES
 from tests.support.gatewaykeys import PLURAL as KEYS
 from tests.support.gatewaykeys import apply_key, patch_key, secret_value, wait_secret_changes
+from tests.support.leaks import database_text, raw_get, strings
 from tests.support.operator import GROUP, VERSION, OperatorProcess, make_secret, wait_condition
 from tests.support.providers import PLURAL, apply_provider, openai_spec, provider_keys
 from tests.support.wait import wait_for
@@ -29,39 +27,6 @@ pytestmark = pytest.mark.e2e
 
 def _canary(prefix: str, n: int = 32, alphabet: str = string.ascii_letters + string.digits) -> str:
     return prefix + "".join(secrets.choice(alphabet) for _ in range(n))
-
-
-def _raw(api: client.ApiClient, path: str) -> str:
-    """A GET's body exactly as the API server sent it."""
-    method, url, headers, _, _ = api.param_serialize(
-        "GET", path, header_params={"Accept": "application/json"}, auth_settings=["BearerToken"]
-    )
-    response = api.call_api(method, url, headers)
-    response.read()
-    assert response.status == 200
-    return str(response.data.decode())
-
-
-def _strings(node: Any) -> Iterator[str]:
-    if isinstance(node, str):
-        yield node
-    elif isinstance(node, dict):
-        for k, v in node.items():
-            yield str(k)
-            yield from _strings(v)
-    elif isinstance(node, list):
-        for v in node:
-            yield from _strings(v)
-
-
-def _database_text(dsn: str) -> str:
-    """Every row of every table the operator writes, as Postgres prints it."""
-    with psycopg.connect(dsn) as conn:
-        return "\n".join(
-            str(row[0])
-            for table in OPERATOR_TABLES
-            for row in conn.execute(f"SELECT t::text FROM {table} t").fetchall()  # noqa: S608
-        )
 
 
 def test_no_value_leaks_at_debug_verbosity(
@@ -122,20 +87,20 @@ def test_no_value_leaks_at_debug_verbosity(
     log = op.log()
     assert "DEBUG" in log, "the operator did not log at debug level"
     objects = "".join(
-        _raw(k8s_api, f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{plural}")
+        raw_get(k8s_api, f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{plural}")
         for plural in (PLURAL, KEYS)
     )
-    events = _raw(k8s_api, f"/api/v1/namespaces/{namespace}/events")
-    decoded = [*_strings(json.loads(events))]
+    events = raw_get(k8s_api, f"/api/v1/namespaces/{namespace}/events")
+    decoded = [*strings(json.loads(events))]
     for plural in (PLURAL, KEYS):
-        raw = _raw(k8s_api, f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{plural}")
-        decoded += _strings(json.loads(raw))
+        raw = raw_get(k8s_api, f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{plural}")
+        decoded += strings(json.loads(raw))
     places = {
         "log": log,
         "objects": objects,
         "events": events,
         "metrics": op.metrics(),
-        "database": _database_text(op.database_url),
+        "database": database_text(op.database_url),
     }
     for canary in canaries:
         for needle in (canary, canary[5:25]):

@@ -18,7 +18,7 @@ import json
 import re
 import secrets
 import string
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +28,7 @@ from kubernetes import client
 
 from tests.support import metrics
 from tests.support.db import changed_tables, table_versions
+from tests.support.leaks import raw_get, strings
 from tests.support.operator import (
     ALLOW_ALL,
     GROUP,
@@ -374,30 +375,6 @@ def needles(value: bytes) -> set[str]:
     if len(text.strip()) >= 8:
         found.add(text)
     return found
-
-
-def strings(node: Any) -> Iterator[str]:
-    """Every string in decoded JSON, keys included."""
-    if isinstance(node, str):
-        yield node
-    elif isinstance(node, dict):
-        for k, v in node.items():
-            yield str(k)
-            yield from strings(v)
-    elif isinstance(node, list):
-        for v in node:
-            yield from strings(v)
-
-
-def raw_get(api: client.ApiClient, path: str) -> str:
-    """A GET's body as the API server sent it (JSON text, escapes and all)."""
-    method, url, headers, _, _ = api.param_serialize(
-        "GET", path, header_params={"Accept": "application/json"}, auth_settings=["BearerToken"]
-    )
-    response = api.call_api(method, url, headers)
-    response.read()
-    assert response.status == 200
-    return str(response.data.decode())
 
 
 def _create_secret(

@@ -241,21 +241,6 @@ def snapshot(dsn: str) -> list[list[tuple[Any, ...]]]:
     ]
 
 
-def database_text(dsn: str) -> str:
-    """Every row of every table of Coder's schema and the operator's, as text: a search for a
-    value that must never be stored (a token, a plaintext)."""
-    tables = db_rows(
-        dsn,
-        "SELECT quote_ident(schemaname) || '.' || quote_ident(tablename) FROM pg_tables "
-        "WHERE schemaname IN (current_schema(), 'aigateway_operator') ORDER BY 1",
-    )
-    return "\n".join(
-        str(row[0])
-        for (table,) in tables
-        for row in db_rows(dsn, f"SELECT t::text FROM {table} t")  # noqa: S608
-    )
-
-
 def actor_records(dsn: str, namespace: str, name: str) -> list[tuple[str, int, str]]:
     """``(object_uid, generation, actor)`` the webhook recorded for an object."""
     return [
