@@ -135,6 +135,18 @@ class Rig:
 
         await async_wait_for(probe, 5, what, interval=0.01)
 
+    async def settled(self, *uids: str) -> None:
+        """Every named daemon has started and the passes it began have finished: a daemon
+        makes its slot and starts its first pass in one step, so once it is known, draining
+        what is in flight leaves nothing that could still run (a wait on a condition, not a
+        sleep)."""
+        await self.until(lambda: set(uids) <= set(self.runner.known()), "the daemons to start")
+        await self.runner.drain(5)
+
+    def woken(self, uid: str) -> bool:
+        """Whether something has woken the daemon of ``uid`` for another pass."""
+        return self.runner._slots[uid].wake.is_set()
+
     async def close(self) -> None:
         self.stop = True
         for task in self.tasks:
@@ -173,7 +185,8 @@ async def test_first_pass_writes_status_and_events_once(rig: Rig) -> None:
     # The echo of our own status write moves nothing a pass depends on.
     rig.runner.observe("MODIFIED", copy.deepcopy(rig.kube.body))
     live.update(copy.deepcopy(rig.kube.body))
-    await asyncio.sleep(0)  # let a wrongly woken daemon start its pass
+    assert not rig.woken("u1"), "the echo of our own write woke the object"
+    await rig.settled("u1")
     assert rig.kind.passes == ["p"]
 
 
@@ -202,7 +215,7 @@ async def test_no_pass_writes_before_our_finalizer_is_on_the_object() -> None:
     rig = make_rig(obj(finalizers=[]))
     try:
         live = rig.serve()
-        await asyncio.sleep(0.05)  # a daemon that ignored the rule would have run by now
+        await rig.settled("u1")  # its first pass has run (and must have written nothing)
         assert rig.kind.passes == []
         with_finalizer = copy.deepcopy(live)
         with_finalizer["metadata"]["finalizers"] = [FINALIZER]
@@ -344,7 +357,7 @@ async def test_a_deleting_object_gets_no_pass_and_deleted_objects_are_forgotten(
     rig = make_rig(obj(deletionTimestamp="2026-01-01T00:00:00Z"))
     try:
         rig.serve()
-        await asyncio.sleep(0.05)
+        await rig.settled("u1")
         assert rig.kind.passes == []
         rig.runner.observe("DELETED", rig.kube.body)
         assert rig.kind.forgotten == ["p"]
