@@ -546,6 +546,30 @@ class FakeProviderStore(ActorBook):
     def _ref(key_id: uuid.UUID, value: str) -> KeyRef:
         return KeyRef(key_id, mask_secret(value), "abc1234")
 
+    def _claim(
+        self, desired: DesiredProvider, owner: OwnerRef, adopt: bool
+    ) -> tuple[ProviderRow | None, str]:
+        """The row a write for ``owner`` would use and how ("update", "adopt", "revive" or
+        "create", with no row), after the store's refusals in the store's order; shared by
+        :meth:`upsert_provider` and :meth:`preview_provider`."""
+        row = self._own(owner)
+        holder = self._live(desired.name)
+        if row is not None and not row.deleted:
+            if holder is not None and holder is not row:
+                raise NameTaken("AI provider", desired.name, "cannot rename the provider to it")
+            return row, "update"
+        if holder is not None:
+            if holder.owner is not None:
+                raise NameTaken(
+                    "AI provider", desired.name, holder=held_by(holder.owner, owner.instance)
+                )
+            if not adopt:
+                raise NameConflict(desired.name, str(holder.id))
+            if holder.desired.type != desired.type:
+                raise TypeMismatch(desired.name, holder.desired.type.value, desired.type.value)
+            return holder, "adopt"
+        return row, ("revive" if row is not None else "create")
+
     async def upsert_provider(
         self,
         desired: DesiredProvider,
@@ -556,25 +580,15 @@ class FakeProviderStore(ActorBook):
         revive: bool = True,
     ) -> ProviderResult:
         self._check()
-        row = self._own(owner)
-        holder = self._live(desired.name)
+        row, claim = self._claim(desired, owner, adopt)
         action: str
-        if row is not None and not row.deleted:
-            if holder is not None and holder is not row:
-                raise NameTaken("AI provider", desired.name, "cannot rename the provider to it")
+        if claim == "update":
             action = "updated"
-        elif holder is not None:
-            if holder.owner is not None:
-                raise NameTaken(
-                    "AI provider", desired.name, holder=held_by(holder.owner, owner.instance)
-                )
-            if not adopt:
-                raise NameConflict(desired.name, str(holder.id))
-            if holder.desired.type != desired.type:
-                raise TypeMismatch(desired.name, holder.desired.type.value, desired.type.value)
-            holder.owner, holder.adopted = owner.key, True
-            row, action = holder, "adopted"
-        elif row is not None:
+        elif claim == "adopt":
+            assert row is not None
+            row.owner, row.adopted = owner.key, True
+            action = "adopted"
+        elif claim == "revive":
             if not revive:
                 raise RevivalUnconfirmed(desired.name)
             action = "revived"
@@ -705,26 +719,8 @@ class FakeProviderStore(ActorBook):
     ) -> ProviderPreview:
         """What :meth:`upsert_provider` would do, changing nothing (the same refusals)."""
         self._check()
-        row = self._own(owner)
-        holder = self._live(desired.name)
-        action: str
-        if row is not None and not row.deleted:
-            if holder is not None and holder is not row:
-                raise NameTaken("AI provider", desired.name, "cannot rename the provider to it")
-            action = "update"
-        elif holder is not None:
-            if holder.owner is not None:
-                raise NameTaken(
-                    "AI provider", desired.name, holder=held_by(holder.owner, owner.instance)
-                )
-            if not adopt:
-                raise NameConflict(desired.name, str(holder.id))
-            if holder.desired.type != desired.type:
-                raise TypeMismatch(desired.name, holder.desired.type.value, desired.type.value)
-            row, action = holder, "adopt"
-        elif row is not None:
-            action = "revive"
-        else:
+        row, action = self._claim(desired, owner, adopt)
+        if row is None:
             return ProviderPreview(
                 "create",
                 desired.name,
