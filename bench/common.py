@@ -282,9 +282,9 @@ class Watcher:
                     PLURAL,
                     resource_version=rv,
                     allow_watch_bookmarks=True,
-                    # The server ends each watch within a minute, and a stream that stops
-                    # delivering (seen once after a quiet restart: blocked in a read for ten
-                    # minutes) times out on our side: either way it resumes from ``rv``.
+                    # The server ends each watch within a minute and resumes from ``rv``. This
+                    # did NOT cure a stream seen blocked in a read after the quiet restart (twice;
+                    # cause not found): steps after it wait by listing (wait_ready_by_list).
                     timeout_seconds=60,
                     _request_timeout=90,
                 ):
