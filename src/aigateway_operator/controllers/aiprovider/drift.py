@@ -28,6 +28,7 @@ from aigateway_operator.controllers.aiprovider.hostnames import (
     HostnameCheck,
     announce_hostname_warning,
     check_hostname,
+    record_hostname,
     with_hostname_warning,
 )
 from aigateway_operator.controllers.aiprovider.status import carry, coder_owned_status, finish
@@ -169,6 +170,5 @@ async def report_drift(
         )
     outcome = finish(wiring, ident, current, scratch, status)
     outcome.db_action = "unchanged"
-    outcome.hostname_checked = hostname is not None
-    outcome.hostname_peers = hostname.peers if hostname is not None else None
+    record_hostname(outcome, hostname)
     return outcome

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from uuid import UUID
 
 from aigateway_operator.api.common import ConditionType, Reason
-from aigateway_operator.controllers.shared import MESSAGE_LIMIT, PassScratch
+from aigateway_operator.controllers.shared import MESSAGE_LIMIT, PassOutcome, PassScratch
 from aigateway_operator.controllers.wiring import Wiring
 from aigateway_operator.store import HostnamePeers, StoreError
 
@@ -33,6 +33,7 @@ __all__ = [
     "HostnameWatch",
     "announce_hostname_warning",
     "check_hostname",
+    "record_hostname",
     "with_hostname_warning",
 ]
 
@@ -113,6 +114,12 @@ def announce_hostname_warning(scratch: PassScratch, check: HostnameCheck | None)
     )
     if check.warning not in (current or ""):
         scratch.warn(Reason.DUPLICATE_HOSTNAME, check.event)
+
+
+def record_hostname(outcome: PassOutcome, check: HostnameCheck | None) -> None:
+    """Hand what the pass found to the controller (its :class:`HostnameWatch`)."""
+    outcome.hostname_checked = check is not None
+    outcome.hostname_peers = check.peers if check is not None else None
 
 
 @dataclass

@@ -33,6 +33,7 @@ from aigateway_operator.controllers.aiprovider.drift import IN_SYNC, report_drif
 from aigateway_operator.controllers.aiprovider.hostnames import (
     announce_hostname_warning,
     check_hostname,
+    record_hostname,
     with_hostname_warning,
 )
 from aigateway_operator.controllers.aiprovider.secrets import (
@@ -214,8 +215,7 @@ async def reconcile(
         outcome.next_due = last + timedelta(seconds=wiring.settings.verify_interval_s)
     outcome.row_id = str(result.provider_id)
     outcome.row_version = result.version
-    outcome.hostname_checked = hostname is not None
-    outcome.hostname_peers = hostname.peers if hostname is not None else None
+    record_hostname(outcome, hostname)
     return outcome
 
 
