@@ -12,9 +12,9 @@ overwritten) and Secrets are re-read.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+
+from aigateway_operator.controllers.aiprovider.reading import ProviderReading
 
 
 @dataclass(frozen=True)
@@ -32,28 +32,11 @@ class NameClaim:
         return (self.created, self.uid)
 
 
-def effective_name(spec: Mapping[str, Any], name: str) -> str:
-    explicit = spec.get("providerName")
-    return str(explicit) if explicit else name
-
-
-def secret_names(spec: Mapping[str, Any]) -> set[str]:
-    names = {
-        str(k.get("secretKeyRef", {}).get("name"))
-        for k in spec.get("apiKeys") or []
-        if k.get("secretKeyRef", {}).get("name")
-    }
-    creds = (spec.get("bedrock") or {}).get("credentialsSecretRef") or {}
-    if creds.get("name"):
-        names.add(str(creds["name"]))
-    return names
-
-
 @dataclass(frozen=True)
 class _Entry:
     namespace: str
     name: str
-    provider_name: str
+    provider_name: str | None
     secrets: frozenset[str]
     claim: NameClaim
 
@@ -66,28 +49,26 @@ class ProviderIndex:
     )
     _by_name: defaultdict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
 
-    def update(
-        self, uid: str, namespace: str, name: str, spec: Mapping[str, Any], meta: Mapping[str, Any]
-    ) -> None:
+    def update(self, reading: ProviderReading, *, deleting: bool = False) -> None:
+        """Index what the object says now (its one reading, :mod:`.reading`). An object
+        whose spec cannot be acted on stays known (:meth:`has`) but claims no name."""
+        ident = reading.ident
+        uid, namespace, name = ident.uid, ident.namespace, ident.name
         self.remove(uid)
-        provider_name = effective_name(spec, name)
         entry = _Entry(
             namespace=namespace,
             name=name,
-            provider_name=provider_name,
-            secrets=frozenset(secret_names(spec)),
+            provider_name=reading.provider_name,
+            secrets=reading.secret_names,
             claim=NameClaim(
-                created=str(meta.get("creationTimestamp", "")),
-                uid=uid,
-                namespace=namespace,
-                name=name,
-                deleting=bool(meta.get("deletionTimestamp")),
+                created=ident.created, uid=uid, namespace=namespace, name=name, deleting=deleting
             ),
         )
         self._by_uid[uid] = entry
         for secret in entry.secrets:
             self._by_secret[(namespace, secret)].add(uid)
-        self._by_name[provider_name].add(uid)
+        if entry.provider_name is not None:
+            self._by_name[entry.provider_name].add(uid)
 
     def remove(self, uid: str) -> None:
         entry = self._by_uid.pop(uid, None)
@@ -98,9 +79,10 @@ class ProviderIndex:
             self._by_secret[key].discard(uid)
             if not self._by_secret[key]:
                 del self._by_secret[key]
-        self._by_name[entry.provider_name].discard(uid)
-        if not self._by_name[entry.provider_name]:
-            del self._by_name[entry.provider_name]
+        if entry.provider_name is not None:
+            self._by_name[entry.provider_name].discard(uid)
+            if not self._by_name[entry.provider_name]:
+                del self._by_name[entry.provider_name]
 
     def references(self, namespace: str, secret: str) -> bool:
         return (namespace, secret) in self._by_secret
