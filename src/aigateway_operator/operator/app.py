@@ -2,7 +2,8 @@
 
 :class:`OperatorApp` holds the settings, the :class:`~aigateway_operator.controllers.wiring.Wiring`
 (store, the one Kubernetes client, the Event recorder), both kinds' controllers (with their
-indexes and runners), the metadata-only Secret watches and the drift watch. kopf's handlers
+indexes and runners), the metadata-only Secret watches and the drift watch (which runs only
+while kopf lets this replica act: :meth:`OperatorApp.set_active`). kopf's handlers
 reach it through one key of kopf's memo (:func:`app_of`); nothing else is kept there.
 """
 
@@ -50,7 +51,7 @@ class OperatorApp:
         self._providers: AIProviderController | None = None
         self._gateway_keys: GatewayKeyController | None = None
         self._watches: list[SecretMetadataWatch] = []
-        self._tasks: list[asyncio.Task[None]] = []
+        self._drift_watch: asyncio.Task[None] | None = None
         self.started = False
         """The first database connection succeeded and every part runs (startup probe)."""
         self.refused: str | None = None
@@ -122,9 +123,6 @@ class OperatorApp:
         ]
         for watch in self._watches:
             watch.start()
-        self._tasks.append(
-            asyncio.create_task(self._providers.watch_drift(), name="aigw-drift-watch")
-        )
         metrics.CODER_INFO.labels(store.coder_version.release.label).set(1)
         self.started = True
         self._db_checked = (time.monotonic(), True)
@@ -186,12 +184,11 @@ class OperatorApp:
     async def stop(self) -> None:
         for watch in self._watches:
             watch.stop()
-        for task in self._tasks:
+        task, self._drift_watch = self._drift_watch, None
+        if task is not None:
             task.cancel()
-        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        self._tasks.clear()
         if self._wiring is None:
             return
         for controller in (self._providers, self._gateway_keys):
@@ -214,10 +211,23 @@ class OperatorApp:
         self.gateway_keys.secret_changed(event_type, meta)
 
     def set_active(self, active: bool) -> None:
-        if self.active is not active:
-            self.active = active
-            metrics.ACTIVE_REPLICA.set(1 if active else 0)
-            log.info("this replica is %s", "active" if active else "paused by kopf peering")
+        """kopf's word on this replica (``operator.handling``): its watch events arrive
+        (active), or it stopped a daemon for ``OPERATOR_PAUSING`` (paused by peering). The
+        drift watch, the one part of ours that kopf does not run, follows it: a paused
+        replica holds no LISTEN connection and queries no row versions."""
+        if self.active is active:
+            return
+        self.active = active
+        metrics.ACTIVE_REPLICA.set(1 if active else 0)
+        log.info("this replica is %s", "active" if active else "paused by kopf peering")
+        task = self._drift_watch
+        if active and (task is None or task.done()) and self._providers is not None:
+            self._drift_watch = asyncio.get_running_loop().create_task(
+                self._providers.watch_drift(), name="aigw-drift-watch"
+            )
+        elif not active and task is not None:
+            task.cancel()  # closes the LISTEN connection
+            self._drift_watch = None
 
     # --- probes ---------------------------------------------------------------------------
 

@@ -55,7 +55,13 @@ class AIProviderController:
             claims=lambda name: [c.uid for c in self.index.claims(name)],
             wake=lambda uids: self.runner.poke(uids),
         )
-        self.runner = Runner(self, wiring, limit, resync_s=wiring.settings.resync_interval_s)
+        self.runner = Runner(
+            self,
+            wiring,
+            limit,
+            resync_s=wiring.settings.resync_interval_s,
+            on_stop=self.drift.forget,
+        )
         self.collector = Collector(
             self.kind,
             wiring,
@@ -150,7 +156,7 @@ class AIProviderController:
 
     async def check_drift(self) -> int:
         """Wake every object whose row someone else wrote since our last pass; how many."""
-        snap = self.drift.snapshot()
+        snap = self.drift.snapshot(self.runner.serving())
         if not snap.rows:
             return 0
         versions = await self.wiring.store.provider_row_versions(snap.row_ids())
