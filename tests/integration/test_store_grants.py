@@ -136,7 +136,7 @@ async def test_the_documented_grants_are_enough(granted: Role) -> None:
         assert r.audited
         check = await store.check_provider(changed, OWNER)
         assert check is not None
-        assert check.in_sync
+        assert check.differences == ()
         shorter = DesiredProvider(name="openai", type=ProviderType.OPENAI, api_keys=(K2,))
         assert len((await store.upsert_provider(shorter, OWNER)).keys_removed) == 1
         assert (await store.delete_provider(OWNER)).action == "deleted"

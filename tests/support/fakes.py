@@ -641,7 +641,7 @@ class FakeProviderStore(ActorBook):
             coder_owned=_owned_values(row.desired, desired.coder_owned),
         )  # fmt: skip
 
-    async def compare_provider(self, desired: DesiredProvider, owner: OwnerRef) -> list[str] | None:
+    async def _compare(self, desired: DesiredProvider, owner: OwnerRef) -> list[str] | None:
         self._check()
         row = self._own(owner)
         if row is None or row.deleted:
@@ -709,7 +709,7 @@ class FakeProviderStore(ActorBook):
     async def check_provider(
         self, desired: DesiredProvider, owner: OwnerRef
     ) -> ProviderCheck | None:
-        found = await self.compare_provider(desired, owner)
+        found = await self._compare(desired, owner)
         row = self._own(owner)
         if found is None or row is None:
             return None

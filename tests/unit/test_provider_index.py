@@ -25,14 +25,14 @@ def test_secret_references_follow_updates_and_deletes() -> None:
     idx.update(provider_reading("u1", "ns", "a", spec("s1", "s2"), "t1"))
     idx.update(provider_reading("u2", "ns", "b", spec("s1"), "t2"))
     assert idx.referencing("ns", "s1") == ["u1", "u2"]
-    assert idx.references("ns", "s2")
-    assert not idx.references("other", "s1")
+    assert idx.referencing("ns", "s2") == ["u1"]
+    assert idx.referencing("other", "s1") == []
     # The spec moved to another Secret.
     idx.update(provider_reading("u1", "ns", "a", spec("s3"), "t1"))
     assert idx.referencing("ns", "s1") == ["u2"]
-    assert not idx.references("ns", "s2")
+    assert idx.referencing("ns", "s2") == []
     idx.remove("u2")
-    assert not idx.references("ns", "s1")
+    assert idx.referencing("ns", "s1") == []
     idx.remove("u2")  # idempotent
 
 

@@ -306,11 +306,6 @@ class AIProviderSpec(SpecModel):
             raise InvalidSpecError(RULE_MESSAGES["metadata_name"])
         return metadata_name
 
-    @property
-    def uses_bedrock(self) -> bool:
-        """Whether Coder will run this provider in Bedrock mode (reference §8.2)."""
-        return self.bedrock is not None and self.bedrock.is_configured
-
 
 # -- status ----------------------------------------------------------------------------------
 

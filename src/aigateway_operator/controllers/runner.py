@@ -193,9 +193,6 @@ class Runner:
                 count += 1
         return count
 
-    def known(self) -> list[str]:
-        return list(self._slots)
-
     def serving(self) -> frozenset[str]:
         """Objects whose daemon runs now (none while peering pauses this replica)."""
         return frozenset(uid for uid, s in self._slots.items() if s.live is not None)

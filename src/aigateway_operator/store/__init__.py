@@ -19,7 +19,6 @@ Public API (everything else is internal)::
     await store.delete_provider(owner, policy=DeletePolicy.SOFT_DELETE) -> DeleteResult
     await store.get_provider(owner | uid) -> StoredProvider | None      # decrypted
     await store.check_provider(desired, owner) -> ProviderCheck | None  # drift, read-only
-    await store.compare_provider(desired, owner) -> list[str] | None    # its strings
     await store.preview_provider(desired, owner, *, adopt=False) -> ProviderPreview  # read-only
     await store.provider_row_versions(row_ids) -> {row_id: RowVersion}  # incl. key rows
 

@@ -6,7 +6,6 @@ import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from datetime import datetime
 from typing import Any, Self, TypeVar
 
 import psycopg
@@ -394,16 +393,6 @@ class Store:
             "delete AI provider", lambda conn: self._providers.delete(conn, owner, policy)
         )
 
-    async def compare_provider(self, desired: DesiredProvider, owner: OwnerRef) -> list[str] | None:
-        """Which fields of our row differ from ``desired`` (None: no row); read-only.
-
-        For ``driftPolicy: Report``: say what changed outside the operator without writing.
-        The strings of :meth:`check_provider`'s differences (e.g. ``display_name``,
-        ``api_keys (order)``, ``settings (undecodable by coderd: ...)``).
-        """
-        check = await self.check_provider(desired, owner)
-        return None if check is None else [str(d) for d in check.differences]
-
     async def check_provider(
         self, desired: DesiredProvider, owner: OwnerRef
     ) -> ProviderCheck | None:
@@ -439,17 +428,6 @@ class Store:
         return await self._run(
             f"read AI Gateway key name {name!r}",
             lambda conn: self._gateway.name_holder(conn, owner, name),
-        )
-
-    async def provider_versions(
-        self, row_ids: Sequence[uuid.UUID]
-    ) -> dict[uuid.UUID, tuple[datetime, bool]]:
-        """``(updated_at, deleted)`` per provider row: cheap drift detection after a notify.
-
-        Blind to key-row edits; prefer :meth:`provider_row_versions`.
-        """
-        return await self._run(
-            "read AI provider versions", lambda conn: self._providers.versions(conn, row_ids)
         )
 
     async def provider_row_versions(

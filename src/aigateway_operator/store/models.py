@@ -325,10 +325,6 @@ class ProviderCheck:
     ``icon`` only where the column exists). Never a difference."""
 
     @property
-    def in_sync(self) -> bool:
-        return not self.differences
-
-    @property
     def left_alone(self) -> bool:
         """True when ``upsert`` would leave the row alone (see :class:`Difference`)."""
         return any(d.left_alone for d in self.differences)

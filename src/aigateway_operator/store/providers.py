@@ -1120,15 +1120,6 @@ class ProviderOps:
             differences=p.differences,
         )
 
-    async def versions(
-        self, conn: AsyncConnection[Any], row_ids: Sequence[uuid.UUID]
-    ) -> dict[uuid.UUID, tuple[datetime, bool]]:
-        """``updated_at`` and ``deleted`` of the given rows (missing rows are left out)."""
-        cur = await conn.execute(
-            "SELECT id, updated_at, deleted FROM ai_providers WHERE id = ANY(%s)", (list(row_ids),)
-        )
-        return {rid: (updated, deleted) for rid, updated, deleted in await cur.fetchall()}
-
     async def row_versions(
         self, conn: AsyncConnection[Any], row_ids: Sequence[uuid.UUID]
     ) -> dict[uuid.UUID, RowVersion]:

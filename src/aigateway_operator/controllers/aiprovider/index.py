@@ -28,9 +28,6 @@ class NameClaim:
     deleting: bool = False
     """Being deleted: its claim ends once its finalizer has released the row."""
 
-    def sort_key(self) -> tuple[str, str]:
-        return (self.created, self.uid)
-
 
 @dataclass(frozen=True)
 class _Entry:
@@ -83,9 +80,6 @@ class ProviderIndex:
             self._by_name[entry.provider_name].discard(uid)
             if not self._by_name[entry.provider_name]:
                 del self._by_name[entry.provider_name]
-
-    def references(self, namespace: str, secret: str) -> bool:
-        return (namespace, secret) in self._by_secret
 
     def referencing(self, namespace: str, secret: str) -> list[str]:
         """Uids of the AIProviders in ``namespace`` that reference the Secret."""
