@@ -1,12 +1,23 @@
 """In-memory index of AIProviders: which Secrets they reference, which names they claim.
 
 Fed by kopf's ``on.event`` handler with every AIProvider event (the initial listing
-included), holding names only, never data. Why not ``@kopf.index``: its values are reachable
-only from inside kopf's own handlers (as the ``indices`` kwarg), while the lookups happen in
-our metadata-only Secret watch, which kopf does not run; and a kopf index makes every handler
-wait until all objects are indexed. A pass that runs before the listing is complete is
-harmless: names are re-checked by the database (a taken name is reported, never
-overwritten) and Secrets are re-read.
+included), through the one reading of the spec (:mod:`.reading`), holding names only, never
+data. A pass that runs before the listing is complete is harmless: names are re-checked by
+the database (a taken name is reported, never overwritten) and Secrets are re-read.
+
+Why not ``@kopf.index``: it would do this job. kopf hands the same live ``indices`` to
+every handler, ``on.startup`` included, so the operator could keep it for the Secret watch;
+and the wait for the initial listing to be indexed before handlers run is one wait at
+start. The reason is a kopf bug. kopf 1.45 fills the index from inside each object's
+worker, and each worker then waits until *every* object is indexed
+(``operator_indexed.wait_for(True)`` in ``kopf/_core/reactor/processing.py``): with
+``settings.queueing.worker_limit`` below the number of objects, the workers holding the
+slots wait for objects that never get a worker, and the operator hangs at start
+(kopf#1243, open: "Initial index population hung when batching.worker_limit is less than
+number of resource objects to index"; the fix proposed in kopf#1218 was closed unmerged).
+This operator bounds kopf's workers (``operator.lifecycle``: ``max(16, AIGW_MAX_WORKERS)``,
+which keeps a burst of new objects from inflating memory for good), so a kopf index would
+hang any install with more objects than that.
 """
 
 from __future__ import annotations
