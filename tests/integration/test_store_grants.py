@@ -171,10 +171,8 @@ async def test_the_documented_grants_are_enough(granted: Role) -> None:
         assert rows == [
             ("actors", granted.name),
             ("migrations", granted.name),
-            ("owned_rows", granted.name),
             ("owners", granted.name),
         ]
-        assert await fetch(conn, "SELECT to_regclass('public.aigw_owned_rows')") == [(None,)]
         # Nothing beyond what the file grants: e.g. no hard delete of providers.
         rows = await fetch(
             conn,

@@ -21,8 +21,6 @@ from aigateway_operator.api.identity import AIGATEWAYCODERDKEY, AIPROVIDER
 from aigateway_operator.config import Settings
 from aigateway_operator.controllers.aiprovider import AIProviderController
 from aigateway_operator.controllers.gatewaykey import GatewayKeyController
-from aigateway_operator.controllers.gatewaykey.legacy import migrate_legacy_gateway_keys
-from aigateway_operator.controllers.shared import ObjectIdentity
 from aigateway_operator.controllers.wiring import Wiring, fingerprint_key
 from aigateway_operator.kube import (
     EventRecorder,
@@ -31,7 +29,7 @@ from aigateway_operator.kube import (
     api_client,
     load_configuration,
 )
-from aigateway_operator.store import OwnerRef, Store
+from aigateway_operator.store import Store
 
 __all__ = ["OperatorApp", "app_of"]
 
@@ -106,7 +104,7 @@ class OperatorApp:
             wiring, asyncio.Semaphore(max(2, settings.max_workers // 8))
         )
         try:
-            await self._take_over_records(store, kube)
+            await self._first_sweep(kube)
         except BaseException:
             # kopf calls start() again after a temporary failure: leave nothing open behind.
             self._wiring = self._providers = self._gateway_keys = None
@@ -133,17 +131,15 @@ class OperatorApp:
             store.primary_key_digest or "none: plaintext",
         )
 
-    async def _take_over_records(self, store: Store, kube: Kube) -> None:
+    async def _first_sweep(self, kube: Kube) -> None:
         """Before kopf watches anything (no pass runs yet, so one listing per kind and watched
-        namespace is the truth): move the ownership records of earlier releases to
-        identities (providers: the uid-keyed table; gateway keys: the claims in the objects'
-        status, ``controllers.gatewaykey.legacy``), then let both collectors sweep: rows whose
-        object is gone are collected once missing for ``AIGW_GC_GRACE_S``. A listing that
-        fails raises: kopf retries the startup."""
+        namespace is the truth), let both collectors sweep: rows whose object is gone are
+        collected once missing for ``AIGW_GC_GRACE_S``. A listing that fails raises: kopf
+        retries the startup."""
         settings = self.settings
         providers, gateway_keys = self._providers, self._gateway_keys
         if providers is None or gateway_keys is None:
-            raise RuntimeError("controllers are built before the records are taken over")
+            raise RuntimeError("controllers are built before the first sweep")
         listed: dict[str, list[dict[str, Any]]] = {
             AIPROVIDER.plural: [],
             AIGATEWAYCODERDKEY.plural: [],
@@ -151,22 +147,6 @@ class OperatorApp:
         for plural, objects in listed.items():
             for namespace in settings.namespace_list() or (None,):
                 objects += await kube.list_objects(plural, namespace)
-        uids: dict[str, OwnerRef] = {}
-        for obj in listed[AIPROVIDER.plural]:
-            ident = ObjectIdentity.from_body(AIPROVIDER, obj)
-            uids[ident.uid] = ident.owner(settings.instance_id)
-        moved = await store.migrate_legacy_owners(uids)
-        if moved.moved or moved.unknown:
-            log.info(
-                "ownership records of an earlier release: %d moved to identities, %d left "
-                "(their objects are not in this cluster)",
-                moved.moved,
-                moved.unknown,
-            )
-        if store.capabilities.has_gateway_keys:
-            await migrate_legacy_gateway_keys(
-                store, listed[AIGATEWAYCODERDKEY.plural], settings.instance_id
-            )
         for controller, plural in (
             (providers, AIPROVIDER.plural),
             (gateway_keys, AIGATEWAYCODERDKEY.plural),

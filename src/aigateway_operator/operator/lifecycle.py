@@ -76,7 +76,7 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
             log.warning("waiting for Coder's database: %s", exc)
             raise kopf.TemporaryError(str(exc), delay=STARTUP_RETRY_S) from None
         except KubeError as exc:
-            # Listing our objects for the ownership migration failed: try again.
+            # Listing our objects for the first sweep failed: try again.
             log.warning("waiting for the Kubernetes API: %s", exc)
             raise kopf.TemporaryError(str(exc), delay=STARTUP_RETRY_S) from None
         except StoreError as exc:

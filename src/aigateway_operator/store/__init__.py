@@ -33,7 +33,6 @@ Public API (everything else is internal)::
     await store.gateway_key_matches(owner, secret) -> bool
     await store.release_gateway_keys(owner, policy) -> GatewayKeyRelease   # Delete | Orphan
     await store.record_deletion_policy(owner, policy) -> int
-    await store.migrate_legacy_gateway_keys(claims) -> LegacyGatewayKeyMigration
     retiring_name(name, n) -> str                 # "<name>-retiring-<n>", fits 64 chars
     generate_gateway_secret() -> str              # "cgw_" + 39 x [0-9A-Za-z]
 
@@ -113,9 +112,6 @@ from aigateway_operator.store.models import (
     HostnamePeers,
     IssuedGatewayKey,
     KeyRef,
-    LegacyGatewayKeyClaim,
-    LegacyGatewayKeyMigration,
-    LegacyMigration,
     OwnerPolicy,
     OwnerRecord,
     OwnerRef,
@@ -160,9 +156,6 @@ __all__ = [
     "IssuedGatewayKey",
     "KeyRef",
     "KeyStatus",
-    "LegacyGatewayKeyClaim",
-    "LegacyGatewayKeyMigration",
-    "LegacyMigration",
     "NameConflict",
     "NameTaken",
     "NotFound",

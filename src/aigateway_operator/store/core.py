@@ -35,9 +35,6 @@ from aigateway_operator.store.models import (
     GatewayKeyRelease,
     HostnamePeers,
     IssuedGatewayKey,
-    LegacyGatewayKeyClaim,
-    LegacyGatewayKeyMigration,
-    LegacyMigration,
     OwnerPolicy,
     OwnerRecord,
     OwnerRef,
@@ -481,14 +478,6 @@ class Store:
 
         return await self._run("collect AI provider", run)
 
-    async def migrate_legacy_owners(self, objects: dict[str, OwnerRef]) -> LegacyMigration:
-        """Move the uid-keyed ownership records of an earlier release to identities:
-        ``objects`` maps the uids of the live objects to their identity. One transaction."""
-        return await self._run(
-            "migrate ownership records",
-            lambda conn: self._providers.migrate_legacy(conn, objects),
-        )
-
     # --- who in Kubernetes made a change (admission records) -------------------------------------
 
     async def record_actor(
@@ -625,20 +614,4 @@ class Store:
         return await self._run(
             "record AI Gateway key deletion policy",
             lambda conn: self._gateway.record_deletion_policy(conn, owner, policy),
-        )
-
-    async def migrate_legacy_gateway_keys(
-        self, claims: Sequence[LegacyGatewayKeyClaim]
-    ) -> LegacyGatewayKeyMigration:
-        """Record the rows of a database written by the release before ownership records.
-
-        ``claims`` come from the operator's live objects' status (the only place that
-        release kept key ids). A claimed row is recorded only if it exists, is recorded for
-        nobody, is claimed by one object only, and is named the object's key name or a
-        ``<name>-retiring-<n>`` of it; one transaction. Says what was recorded and what was
-        refused (and why); claims recorded exactly so already are reported as such.
-        """
-        return await self._run(
-            "migrate AI Gateway key ownership",
-            lambda conn: self._gateway.migrate_legacy(conn, claims),
         )
