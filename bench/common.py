@@ -63,7 +63,7 @@ TABLES = (
     "ai_provider_keys",
     "audit_logs",
     "dbcrypt_keys",
-    "aigateway_operator.owned_rows",
+    "aigateway_operator.owners",
     "ai_gateway_keys",
 )
 CREATE_THREADS = 16

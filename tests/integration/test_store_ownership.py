@@ -166,38 +166,3 @@ async def test_collecting_a_deleted_object_spares_its_successor(
     assert await fetch(store_db, "SELECT deleted FROM ai_providers") == [(False,)]
     assert (await store.collect_provider(new)).action == "deleted"
     assert await fetch(store_db, "SELECT deleted FROM ai_providers") == [(True,)]
-
-
-async def test_records_of_the_release_before_identities_move_in_one_step(
-    store: Store, store_db: psycopg.AsyncConnection[Any]
-) -> None:
-    """A database as the release before wrote it: rows recorded by object uid in
-    ``aigateway_operator.owned_rows``. The live objects' rows move to their identities (and
-    their next pass updates them, no NameConflict); a uid no live object has stays recorded
-    the old way, and nobody can adopt its row meanwhile."""
-    live = owner("kept", uid="uid-kept")
-    rows = {}
-    for name in ("kept", "foreign"):
-        cur = await store_db.execute(
-            "INSERT INTO ai_providers (type, name, base_url) "
-            "VALUES ('openai', %s, 'https://api.openai.com/v1/') RETURNING id",
-            (name,),
-        )
-        rows[name] = (await cur.fetchone())[0]  # type: ignore[index]
-    for name, uid in (("kept", "uid-kept"), ("foreign", "uid-elsewhere")):
-        await store_db.execute(
-            "INSERT INTO aigateway_operator.owned_rows (kind, owner_uid, row_id, adopted) "
-            "VALUES ('ai_provider', %s, %s, false)",
-            (uid, rows[name]),
-        )
-    moved = await store.migrate_legacy_owners({"uid-kept": live})
-    assert (moved.moved, moved.unknown) == (1, 1)
-    again = await store.migrate_legacy_owners({"uid-kept": live})
-    assert (again.moved, again.unknown) == (0, 1), "idempotent"
-    result = await store.upsert_provider(openai(K1, name="kept"), live)
-    assert result.provider_id == rows["kept"]
-    assert result.action == "updated"
-    with pytest.raises(NameConflict, match="earlier release"):
-        await store.upsert_provider(openai(K1, name="foreign"), owner("x"), adopt=True)
-    left = await fetch(store_db, "SELECT owner_uid FROM aigateway_operator.owned_rows")
-    assert left == [("uid-elsewhere",)]

@@ -23,6 +23,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+from aigateway_operator.api.identity import AIPROVIDER
+from aigateway_operator.controllers.aiprovider.reading import ProviderReading, read_provider
+from aigateway_operator.controllers.shared import ObjectIdentity
 from aigateway_operator.kube import KubeError, SecretData
 from aigateway_operator.masking import mask_secret
 from aigateway_operator.store import (
@@ -638,7 +641,7 @@ class FakeProviderStore(ActorBook):
             coder_owned=_owned_values(row.desired, desired.coder_owned),
         )  # fmt: skip
 
-    async def compare_provider(self, desired: DesiredProvider, owner: OwnerRef) -> list[str] | None:
+    async def _compare(self, desired: DesiredProvider, owner: OwnerRef) -> list[str] | None:
         self._check()
         row = self._own(owner)
         if row is None or row.deleted:
@@ -706,7 +709,7 @@ class FakeProviderStore(ActorBook):
     async def check_provider(
         self, desired: DesiredProvider, owner: OwnerRef
     ) -> ProviderCheck | None:
-        found = await self.compare_provider(desired, owner)
+        found = await self._compare(desired, owner)
         row = self._own(owner)
         if found is None or row is None:
             return None
@@ -751,3 +754,10 @@ class FakeProviderStore(ActorBook):
     def by_name(self, name: str) -> ProviderRow:
         (row,) = [r for r in self.rows.values() if r.desired.name == name and not r.deleted]
         return row
+
+
+def provider_reading(
+    uid: str, namespace: str, name: str, spec: dict[str, Any], created: str = ""
+) -> ProviderReading:
+    """An AIProvider as the operator reads it from a watch event (for the index's users)."""
+    return read_provider(ObjectIdentity(AIPROVIDER, namespace, name, uid, 1, created=created), spec)

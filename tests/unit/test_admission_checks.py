@@ -22,7 +22,13 @@ from aigateway_operator.controllers.shared import ObjectIdentity
 from aigateway_operator.controllers.wiring import Wiring
 from aigateway_operator.kube import SecretData
 from aigateway_operator.store import DesiredProvider, OwnerRef, ProviderPreview, ProviderType
-from tests.support.fakes import Clock, FakeGatewayKeyStore, FakeProviderStore, FakeSecrets
+from tests.support.fakes import (
+    Clock,
+    FakeGatewayKeyStore,
+    FakeProviderStore,
+    FakeSecrets,
+    provider_reading,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -167,9 +173,11 @@ async def test_name_held_by_another_operator_instance_is_denied_naming_it(world:
     assert "operator instance 'staging'" in verdict.denied
 
 
+CLAIMS_OPENAI = {"type": "openai", "providerName": "openai"}
+
+
 async def test_name_claimed_in_the_index_by_another_object_is_denied(world: World) -> None:
-    meta = {"creationTimestamp": "t0"}
-    world.index.update("u9", "team-c", "early", {"providerName": "openai"}, meta)
+    world.index.update(provider_reading("u9", "team-c", "early", CLAIMS_OPENAI))
     verdict = await world.provider(spec("a"))
     assert verdict.denied == (
         "spec.providerName 'openai' is claimed by AIProvider team-c/early; choose another "
@@ -178,17 +186,15 @@ async def test_name_claimed_in_the_index_by_another_object_is_denied(world: Worl
 
 
 async def test_a_claim_being_deleted_and_our_own_claim_do_not_deny(world: World) -> None:
-    world.index.update(
-        "u9", "team-c", "early", {"providerName": "openai"}, {"deletionTimestamp": "x"}
-    )
-    world.index.update(UID, "ns", "openai", {}, {})
+    world.index.update(provider_reading("u9", "team-c", "early", CLAIMS_OPENAI), deleting=True)
+    world.index.update(provider_reading(UID, "ns", "openai", {"type": "openai"}))
     verdict = await world.provider(spec("a"))
     assert verdict.denied is None
 
 
 async def test_the_index_does_not_deny_the_object_that_holds_the_row(world: World) -> None:
     await world.providers.upsert_provider(desired("openai", KEY_A), world.owner())
-    world.index.update("u9", "team-c", "late", {"providerName": "openai"}, {})
+    world.index.update(provider_reading("u9", "team-c", "late", CLAIMS_OPENAI))
     verdict = await world.provider(spec("a", displayName="New"), old=spec("a"))
     assert verdict.denied is None
     assert verdict.warnings == ["plan: update provider 'openai': display_name"]

@@ -229,6 +229,25 @@ async def test_a_spec_the_models_reject_is_invalid_spec(world: World) -> None:
     assert reasons(out) == ["InvalidSpec"]  # a validation failure is a Warning Event too
 
 
+async def test_an_invalid_metadata_name_without_provider_name_is_invalid_spec(
+    world: World,
+) -> None:
+    """An object stored before the CRD's rule (or applied without it): the same InvalidSpec
+    as any spec error, not an exception (which the runner retries with backoff)."""
+    world.name = "team.openai"  # a valid object name, but no Coder provider name
+    out = await world.reconcile()
+    c = world.condition("Synced")
+    assert (c["status"], c["reason"]) == ("False", "InvalidSpec")
+    assert c["message"].startswith("metadata.name must be a valid Coder provider name")
+    assert "spec.providerName" in c["message"]
+    assert world.condition("Ready")["reason"] == "InvalidSpec"
+    assert world.store.rows == {}
+    assert reasons(out) == ["InvalidSpec"]
+    assert out.retry_after is None  # nothing to retry until the object changes
+    again = await world.reconcile()  # the periodic resync: the same answer, nothing to patch
+    assert (again.status_patch, again.retry_after) == ({}, None)
+
+
 async def test_a_spec_the_store_rejects_names_the_spec_field(world: World) -> None:
     async def reject(*_: object, **__: object) -> None:
         raise InvalidProvider("baseURL is required: type azure has no default", field="baseURL")

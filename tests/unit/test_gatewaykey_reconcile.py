@@ -26,7 +26,6 @@ from aigateway_operator.api.identity import (
 )
 from aigateway_operator.config import Settings
 from aigateway_operator.controllers.gatewaykey.finalize import finalize
-from aigateway_operator.controllers.gatewaykey.legacy import legacy_claims
 from aigateway_operator.controllers.gatewaykey.reconcile import reconcile
 from aigateway_operator.controllers.gatewaykey.secret import owner_label_value
 from aigateway_operator.controllers.shared import ObjectIdentity, PassOutcome
@@ -688,25 +687,3 @@ async def test_precreated_secret_cannot_take_a_victims_name(world: World) -> Non
     assert victim.name == "victim"
     assert world.store.roles(OWNER) == {}
     assert world.kube.value() == chosen  # nothing was delivered either
-
-
-def test_legacy_claims_come_from_status_only() -> None:
-    """What the release before records left: ids in the status; claims carry the key name
-    and deletion policy the spec says, and nothing comes from elsewhere."""
-    current, previous = uuid.uuid4(), uuid.uuid4()
-    objects = [
-        {
-            "metadata": {"namespace": "ns", "name": "gw", "uid": UID},
-            "spec": {"keyName": "team-gw", "deletionPolicy": "Orphan"},
-            "status": {"keyID": str(current), "rotation": {"previousKeyID": str(previous)}},
-        },
-        {"metadata": {"namespace": "ns", "name": "fresh"}, "spec": {}, "status": {}},
-        {"metadata": {"namespace": "ns", "name": "bad"}, "spec": {"keyName": "Bad!"},
-         "status": {"keyID": str(uuid.uuid4())}},
-        {"metadata": {"namespace": "ns", "name": "junk"}, "status": {"keyID": "not-a-uuid"}},
-    ]  # fmt: skip
-    claims = legacy_claims(objects, "prod")
-    assert [(c.owner.key, c.key_id, c.role, c.key_name, c.deletion_policy) for c in claims] == [
-        (("prod", "AIGatewayCoderdKey", "ns", "gw"), current, "current", "team-gw", "Orphan"),
-        (("prod", "AIGatewayCoderdKey", "ns", "gw"), previous, "previous", "team-gw", "Orphan"),
-    ]

@@ -1,5 +1,6 @@
 """The API's identity, defined once: group, version, kinds, plurals, the finalizer, and every
-annotation and label the operator reads or writes.
+annotation and label the operator reads or writes. An object's ``apiVersion`` is
+:attr:`Kind.api_version` (``aigateway.dev/v1alpha1``); ``VERSION`` is the version alone.
 
 Everything else (the kopf handlers, the controllers, the Kubernetes calls, the chart's
 templates through the tests that compare them) takes these names from here.
@@ -14,7 +15,6 @@ __all__ = [
     "AIPROVIDER",
     "ALLOWED_AIPROVIDERS_ANNOTATION",
     "ANNOTATION_PREFIX",
-    "API_VERSION",
     "FINALIZER",
     "FORCE_DELETE_ANNOTATION",
     "GATEWAY_KEY_ID_ANNOTATION",
@@ -32,7 +32,6 @@ __all__ = [
 
 GROUP = "aigateway.dev"
 VERSION = "v1alpha1"
-API_VERSION = f"{GROUP}/{VERSION}"
 
 
 @dataclass(frozen=True)

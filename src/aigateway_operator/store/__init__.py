@@ -19,7 +19,6 @@ Public API (everything else is internal)::
     await store.delete_provider(owner, policy=DeletePolicy.SOFT_DELETE) -> DeleteResult
     await store.get_provider(owner | uid) -> StoredProvider | None      # decrypted
     await store.check_provider(desired, owner) -> ProviderCheck | None  # drift, read-only
-    await store.compare_provider(desired, owner) -> list[str] | None    # its strings
     await store.preview_provider(desired, owner, *, adopt=False) -> ProviderPreview  # read-only
     await store.provider_row_versions(row_ids) -> {row_id: RowVersion}  # incl. key rows
 
@@ -34,7 +33,6 @@ Public API (everything else is internal)::
     await store.gateway_key_matches(owner, secret) -> bool
     await store.release_gateway_keys(owner, policy) -> GatewayKeyRelease   # Delete | Orphan
     await store.record_deletion_policy(owner, policy) -> int
-    await store.migrate_legacy_gateway_keys(claims) -> LegacyGatewayKeyMigration
     retiring_name(name, n) -> str                 # "<name>-retiring-<n>", fits 64 chars
     generate_gateway_secret() -> str              # "cgw_" + 39 x [0-9A-Za-z]
 
@@ -114,9 +112,6 @@ from aigateway_operator.store.models import (
     HostnamePeers,
     IssuedGatewayKey,
     KeyRef,
-    LegacyGatewayKeyClaim,
-    LegacyGatewayKeyMigration,
-    LegacyMigration,
     OwnerPolicy,
     OwnerRecord,
     OwnerRef,
@@ -161,9 +156,6 @@ __all__ = [
     "IssuedGatewayKey",
     "KeyRef",
     "KeyStatus",
-    "LegacyGatewayKeyClaim",
-    "LegacyGatewayKeyMigration",
-    "LegacyMigration",
     "NameConflict",
     "NameTaken",
     "NotFound",

@@ -6,7 +6,6 @@ import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from datetime import datetime
 from typing import Any, Self, TypeVar
 
 import psycopg
@@ -36,9 +35,6 @@ from aigateway_operator.store.models import (
     GatewayKeyRelease,
     HostnamePeers,
     IssuedGatewayKey,
-    LegacyGatewayKeyClaim,
-    LegacyGatewayKeyMigration,
-    LegacyMigration,
     OwnerPolicy,
     OwnerRecord,
     OwnerRef,
@@ -394,16 +390,6 @@ class Store:
             "delete AI provider", lambda conn: self._providers.delete(conn, owner, policy)
         )
 
-    async def compare_provider(self, desired: DesiredProvider, owner: OwnerRef) -> list[str] | None:
-        """Which fields of our row differ from ``desired`` (None: no row); read-only.
-
-        For ``driftPolicy: Report``: say what changed outside the operator without writing.
-        The strings of :meth:`check_provider`'s differences (e.g. ``display_name``,
-        ``api_keys (order)``, ``settings (undecodable by coderd: ...)``).
-        """
-        check = await self.check_provider(desired, owner)
-        return None if check is None else [str(d) for d in check.differences]
-
     async def check_provider(
         self, desired: DesiredProvider, owner: OwnerRef
     ) -> ProviderCheck | None:
@@ -439,17 +425,6 @@ class Store:
         return await self._run(
             f"read AI Gateway key name {name!r}",
             lambda conn: self._gateway.name_holder(conn, owner, name),
-        )
-
-    async def provider_versions(
-        self, row_ids: Sequence[uuid.UUID]
-    ) -> dict[uuid.UUID, tuple[datetime, bool]]:
-        """``(updated_at, deleted)`` per provider row: cheap drift detection after a notify.
-
-        Blind to key-row edits; prefer :meth:`provider_row_versions`.
-        """
-        return await self._run(
-            "read AI provider versions", lambda conn: self._providers.versions(conn, row_ids)
         )
 
     async def provider_row_versions(
@@ -502,14 +477,6 @@ class Store:
             return await self._providers.delete(conn, owner, policy)
 
         return await self._run("collect AI provider", run)
-
-    async def migrate_legacy_owners(self, objects: dict[str, OwnerRef]) -> LegacyMigration:
-        """Move the uid-keyed ownership records of an earlier release to identities:
-        ``objects`` maps the uids of the live objects to their identity. One transaction."""
-        return await self._run(
-            "migrate ownership records",
-            lambda conn: self._providers.migrate_legacy(conn, objects),
-        )
 
     # --- who in Kubernetes made a change (admission records) -------------------------------------
 
@@ -647,20 +614,4 @@ class Store:
         return await self._run(
             "record AI Gateway key deletion policy",
             lambda conn: self._gateway.record_deletion_policy(conn, owner, policy),
-        )
-
-    async def migrate_legacy_gateway_keys(
-        self, claims: Sequence[LegacyGatewayKeyClaim]
-    ) -> LegacyGatewayKeyMigration:
-        """Record the rows of a database written by the release before ownership records.
-
-        ``claims`` come from the operator's live objects' status (the only place that
-        release kept key ids). A claimed row is recorded only if it exists, is recorded for
-        nobody, is claimed by one object only, and is named the object's key name or a
-        ``<name>-retiring-<n>`` of it; one transaction. Says what was recorded and what was
-        refused (and why); claims recorded exactly so already are reported as such.
-        """
-        return await self._run(
-            "migrate AI Gateway key ownership",
-            lambda conn: self._gateway.migrate_legacy(conn, claims),
         )

@@ -31,8 +31,6 @@ __all__ = [
     "GatewayKeyRelease",
     "IssuedGatewayKey",
     "KeyRef",
-    "LegacyGatewayKeyClaim",
-    "LegacyGatewayKeyMigration",
     "OwnerPolicy",
     "OwnerRef",
     "PendingKey",
@@ -177,16 +175,6 @@ class OwnerRecord:
 
 
 @dataclass(frozen=True)
-class LegacyMigration:
-    """What :meth:`Store.migrate_legacy_owners` did with the uid-keyed records of an earlier
-    release: ``moved`` into identity-keyed records, ``unknown`` left (no live object with that
-    uid was given: another cluster's, or an object deleted meanwhile)."""
-
-    moved: int
-    unknown: int
-
-
-@dataclass(frozen=True)
 class BedrockSettings:
     """The Bedrock variant of ``ai_providers.settings`` (reference §3). Empty string = unset.
 
@@ -323,10 +311,6 @@ class ProviderCheck:
     coder_owned: Mapping[str, Any] = field(default_factory=dict)
     """The row's current value of each Coder-owned column (``DesiredProvider.coder_owned``;
     ``icon`` only where the column exists). Never a difference."""
-
-    @property
-    def in_sync(self) -> bool:
-        return not self.differences
 
     @property
     def left_alone(self) -> bool:
@@ -609,30 +593,3 @@ class GatewayKeyRelease:
     """Ids whose records were forgotten with their rows left in Coder (policy Orphan)."""
     records: int
     """Records removed (pending included)."""
-
-
-@dataclass(frozen=True)
-class LegacyGatewayKeyClaim:
-    """A gateway-key row an object of the release before ownership records says is its own
-    (its ``status.keyID`` or ``status.rotation.previousKeyID``): a claim, checked before it
-    is recorded (``Store.migrate_legacy_gateway_keys``)."""
-
-    owner: OwnerRef
-    key_id: UUID
-    role: Literal["current", "previous"]
-    key_name: str
-    """The object's key name (``spec.keyName`` or ``metadata.name``): the row must carry it,
-    or ``<key_name>-retiring-<n>``."""
-    deletion_policy: OwnerPolicy = "Delete"
-    """The object's ``spec.deletionPolicy``, recorded with the row."""
-
-
-@dataclass(frozen=True)
-class LegacyGatewayKeyMigration:
-    """What ``Store.migrate_legacy_gateway_keys`` recorded and what it refused (and why)."""
-
-    recorded: tuple[LegacyGatewayKeyClaim, ...]
-    refused: tuple[tuple[LegacyGatewayKeyClaim, str], ...]
-    already: tuple[LegacyGatewayKeyClaim, ...] = ()
-    """Claims of rows already recorded for the claiming object (a restart after the
-    migration, a status behind its records): nothing to do."""

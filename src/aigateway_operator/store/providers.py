@@ -80,7 +80,6 @@ from aigateway_operator.store.models import (
     DifferenceKind,
     HostnamePeers,
     KeyRef,
-    LegacyMigration,
     OwnerRecord,
     OwnerRef,
     ProviderCheck,
@@ -91,7 +90,7 @@ from aigateway_operator.store.models import (
     StoredKey,
     StoredProvider,
 )
-from aigateway_operator.store.operator_schema import OWNED_ROWS, OWNERS
+from aigateway_operator.store.operator_schema import OWNERS
 from aigateway_operator.store.plan import (
     ProviderPlan,
     StoredKeyView,
@@ -139,16 +138,10 @@ _RECORDED_ROW = (
     f"(SELECT row_id FROM {OWNERS} WHERE row_table = 'ai_providers' "  # noqa: S608
     f"AND role = 'current' AND {_IDENTITY})"
 )
-#: Whether an earlier release's uid-keyed table (migration 1) still records row ``p``: such a
-#: row is nobody's to adopt until the operator has moved its record.
-_LEGACY = (
-    f"EXISTS (SELECT 1 FROM {OWNED_ROWS} l "  # noqa: S608
-    "WHERE l.kind = 'ai_provider' AND l.row_id = p.id)"
-)
 #: The record of row ``p`` (joined as ``o``).
 _OWNER_COLS = (
     "o.instance_id, o.kind, o.namespace, o.name, coalesce(o.adopted, false), "
-    f"o.deletion_policy, (o.row_id IS NULL AND {_LEGACY}), coalesce(o.object_uid, '')"
+    "o.deletion_policy, coalesce(o.object_uid, '')"
 )
 _PROVIDER_INSERT_COLS = (
     "id", "type", "name", "display_name", "enabled", "base_url", "settings", "settings_key_id",
@@ -244,13 +237,6 @@ def _check_holder(holder: _Row, canon: CanonicalProvider, owner: OwnerRef, adopt
         raise NameTaken(
             "AI provider", canon.name, holder=held_by_text(holder.holder, owner.instance)
         )
-    if holder.legacy:
-        raise NameConflict(
-            canon.name,
-            str(holder.id),
-            f"row {holder.id} is recorded for an object of this operator's earlier release that "
-            "is not known in this cluster; it is left alone",
-        )
     if not adopt:
         raise NameConflict(canon.name, str(holder.id))
     known = {t.value for t in ProviderType}
@@ -281,8 +267,6 @@ class _Row:
     holder_name: str | None = None
     adopted: bool = False
     deletion_policy: str | None = None
-    legacy: bool = False
-    """Recorded only in the uid-keyed table of an earlier release (not yet migrated)."""
     object_uid: str = ""
     """The uid of the object the record was last written for (a hint for collection only)."""
 
@@ -1120,15 +1104,6 @@ class ProviderOps:
             differences=p.differences,
         )
 
-    async def versions(
-        self, conn: AsyncConnection[Any], row_ids: Sequence[uuid.UUID]
-    ) -> dict[uuid.UUID, tuple[datetime, bool]]:
-        """``updated_at`` and ``deleted`` of the given rows (missing rows are left out)."""
-        cur = await conn.execute(
-            "SELECT id, updated_at, deleted FROM ai_providers WHERE id = ANY(%s)", (list(row_ids),)
-        )
-        return {rid: (updated, deleted) for rid, updated, deleted in await cur.fetchall()}
-
     async def row_versions(
         self, conn: AsyncConnection[Any], row_ids: Sequence[uuid.UUID]
     ) -> dict[uuid.UUID, RowVersion]:
@@ -1260,38 +1235,6 @@ class ProviderOps:
             return None
         policy = DeletePolicy.RELEASE if row[0] == "Orphan" else DeletePolicy.SOFT_DELETE
         return policy, str(row[1])
-
-    async def migrate_legacy(
-        self, conn: AsyncConnection[Any], objects: dict[str, OwnerRef]
-    ) -> LegacyMigration:
-        """Move the uid-keyed records of an earlier release (``owned_rows``) whose uid is a
-        live object's (``objects``: uid -> identity) into identity-keyed records; one
-        transaction. Records of unknown uids stay (another cluster's, or a deleted object's)."""
-        async with conn.transaction():
-            await self._lock_and_now(conn)
-            cur = await conn.execute(
-                f"SELECT owner_uid, row_id, adopted FROM {OWNED_ROWS} "  # noqa: S608
-                "WHERE kind = 'ai_provider' FOR UPDATE"
-            )
-            legacy = await cur.fetchall()
-            moved = 0
-            for uid, row_id, adopted in legacy:
-                owner = objects.get(str(uid))
-                if owner is None:
-                    continue
-                await conn.execute(
-                    f"DELETE FROM {OWNERS} WHERE row_table = 'ai_providers' AND {_IDENTITY}",  # noqa: S608
-                    _identity(owner),
-                )
-                await self._record_owner(
-                    conn, owner, row_id, bool(adopted), DeletePolicy.SOFT_DELETE
-                )
-                await conn.execute(
-                    f"DELETE FROM {OWNED_ROWS} WHERE kind = 'ai_provider' AND owner_uid = %s",  # noqa: S608
-                    (uid,),
-                )
-                moved += 1
-            return LegacyMigration(moved=moved, unknown=len(legacy) - moved)
 
     def _masked_or_blank(self, value: str, key_id: str | None) -> str:
         try:

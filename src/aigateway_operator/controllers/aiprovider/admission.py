@@ -22,11 +22,12 @@ it is what the replica last saw. The database check does not depend on it.
 
 from __future__ import annotations
 
-from aigateway_operator.api.aiprovider import AIProviderSpec, InvalidSpecError
+from aigateway_operator.api.aiprovider import AIProviderSpec
 from aigateway_operator.api.common import ConditionStatus, ConditionType, Reason
 from aigateway_operator.api.identity import AIPROVIDER
 from aigateway_operator.controllers.admission import Review, Verdict
 from aigateway_operator.controllers.aiprovider.index import ProviderIndex
+from aigateway_operator.controllers.aiprovider.reading import read_provider
 from aigateway_operator.controllers.aiprovider.reconcile import desired_provider
 from aigateway_operator.controllers.aiprovider.secrets import (
     ProviderSecretRefs,
@@ -57,12 +58,12 @@ async def review_provider(wiring: Wiring, index: ProviderIndex, review: Review) 
     verdict = Verdict()
     if not review.checked:
         return verdict
-    try:
-        spec = AIProviderSpec.from_body(dict(review.spec) if review.spec else None)
-        name = spec.effective_provider_name(review.name)
-    except InvalidSpecError as exc:
+    ident = ObjectIdentity(AIPROVIDER, review.namespace, review.name, review.uid, 0)
+    reading = read_provider(ident, dict(review.spec) if review.spec else None)
+    spec, name = reading.spec, reading.provider_name
+    if spec is None or name is None:
         # The CRD's rules reject nearly all of this before us; the rest is the status's job.
-        verdict.warn(str(exc))
+        verdict.warn(reading.problem or "invalid spec")
         return verdict
     settings = wiring.settings
 
@@ -81,7 +82,6 @@ async def review_provider(wiring: Wiring, index: ProviderIndex, review: Review) 
     else:
         secrets = resolved
 
-    ident = ObjectIdentity(AIPROVIDER, review.namespace, review.name, review.uid, 0)
     owner = ident.owner(settings.instance_id)
     may_adopt = settings.may_adopt(review.namespace)
     try:

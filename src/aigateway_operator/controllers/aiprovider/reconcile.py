@@ -24,7 +24,6 @@ from aigateway_operator.api.aiprovider import (
     AIProviderStatus,
     DeletionPolicy,
     DriftPolicy,
-    InvalidSpecError,
 )
 from aigateway_operator.api.common import ConditionType, EventReason, Reason
 from aigateway_operator.api.identity import AIPROVIDER
@@ -36,6 +35,7 @@ from aigateway_operator.controllers.aiprovider.hostnames import (
     record_hostname,
     with_hostname_warning,
 )
+from aigateway_operator.controllers.aiprovider.reading import read_provider
 from aigateway_operator.controllers.aiprovider.secrets import (
     ProviderSecrets,
     resolve_provider_secrets,
@@ -126,15 +126,16 @@ async def reconcile(
     """
     current = parse_status(status_body)
     scratch = PassScratch(current_conditions=tuple(current.conditions))
-    try:
-        spec = AIProviderSpec.from_body(spec_body if isinstance(spec_body, dict) else None)
-    except InvalidSpecError as exc:
-        message = str(exc)[:MESSAGE_LIMIT]
+    # One reading for the spec and the name it claims: an invalid metadata.name (no
+    # spec.providerName) is InvalidSpec like any other spec error, never an exception.
+    reading = read_provider(ident, spec_body)
+    spec, name = reading.spec, reading.provider_name
+    if spec is None or name is None:
+        message = (reading.problem or "invalid spec")[:MESSAGE_LIMIT]
         scratch.set(ConditionState.false(ConditionType.SYNCED, Reason.INVALID_SPEC, message))
         scratch.warn(Reason.INVALID_SPEC, message)
         return finish(wiring, ident, current, scratch, AIProviderStatus())
 
-    name = spec.effective_provider_name(ident.name)
     secrets = await resolve_provider_secrets(
         wiring.kube,
         ident.namespace,
