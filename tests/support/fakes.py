@@ -447,13 +447,21 @@ class FakeSecrets:
         )
 
     def put(
-        self, namespace: str, name: str, data: dict[str, str], allowed: str | None = "*"
+        self,
+        namespace: str,
+        name: str,
+        data: dict[str, str],
+        allowed: str | None = "*",
+        hosts: str | None = "*",
     ) -> SecretData:
         """Create or replace a Secret as a user would (not owned by anybody), letting the
-        AIProviders ``allowed`` names use it (None: no opt-in annotation)."""
+        AIProviders ``allowed`` names use it (None: no opt-in annotation) and send its values
+        to ``hosts`` (None: only the type's default endpoint)."""
         current = self.secrets.get((namespace, name))
         self.version += 1
         annotations = {} if allowed is None else {"aigateway.dev/allowed-aiproviders": allowed}
+        if allowed is not None and hosts is not None:
+            annotations["aigateway.dev/allowed-hosts"] = hosts
         sec = SecretData(
             namespace=namespace,
             name=name,
