@@ -101,6 +101,7 @@ async def test_create_mode_creates_the_schema_and_nothing_in_coders(
         (1,),
         (2,),
         (3,),
+        (4,),
     ]
 
 
@@ -189,5 +190,6 @@ async def test_replicas_starting_together_migrate_once(
         (1,),
         (2,),
         (3,),
+        (4,),
     ]
     assert len(await fetch(store_db, f"SELECT 1 FROM {OWNED_ROWS}")) == len(owned)  # noqa: S608

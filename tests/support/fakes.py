@@ -28,6 +28,7 @@ from aigateway_operator.masking import mask_secret
 from aigateway_operator.store import (
     HOSTNAME_PEER_NAMES,
     Actor,
+    AppliedInputs,
     CoderVersion,
     DeletePolicy,
     DeleteResult,
@@ -485,6 +486,8 @@ class ProviderRow:
     deleted: bool = False
     adopted: bool = False
     policy: DeletePolicy = DeletePolicy.SOFT_DELETE
+    applied: AppliedInputs | None = None
+    """What the last write for its owner applied (``owners.applied_*``)."""
 
     def version(self) -> RowVersion:
         return RowVersion(self.updated_at, self.deleted, f"{self.id}:{self.updated_at.isoformat()}")
@@ -586,6 +589,7 @@ class FakeProviderStore(ActorBook):
         adopt: bool = False,
         policy: DeletePolicy = DeletePolicy.SOFT_DELETE,
         revive: bool = True,
+        applied: AppliedInputs | None = None,
     ) -> ProviderResult:
         self._check()
         row, claim = self._claim(desired, owner, adopt)
@@ -603,6 +607,7 @@ class FakeProviderStore(ActorBook):
         else:
             keys = [(uuid.uuid4(), k) for k in desired.api_keys]
             row = ProviderRow(uuid.uuid4(), desired, keys, owner.key, self._tick(), policy=policy)
+            row.applied = applied if applied is not None else row.applied
             self.rows[row.id] = row
             self.writes += 1
             self._audit("created", owner)
@@ -628,6 +633,8 @@ class FakeProviderStore(ActorBook):
         new_keys = [(by_value[v], v) for v in desired.api_keys]
         reordered = [v for _, v in kept] != [v for v in desired.api_keys if v in old_values]
         row.policy = policy
+        if applied is not None:
+            row.applied = applied
         if action == "updated" and not changed and not added and not removed and not reordered:
             action = "unchanged"
         if action != "unchanged":
@@ -645,6 +652,11 @@ class FakeProviderStore(ActorBook):
             row.updated_at, row.version(),
             coder_owned=_owned_values(row.desired, desired.coder_owned),
         )  # fmt: skip
+
+    async def applied_inputs(self, owner: OwnerRef) -> AppliedInputs | None:
+        self._check()
+        row = self._own(owner)
+        return row.applied if row is not None else None
 
     async def compare_provider(self, desired: DesiredProvider, owner: OwnerRef) -> list[str] | None:
         self._check()

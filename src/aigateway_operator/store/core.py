@@ -28,6 +28,7 @@ from aigateway_operator.store.errors import (
 from aigateway_operator.store.gateway_keys import GatewayKeyOps
 from aigateway_operator.store.models import (
     Actor,
+    AppliedInputs,
     DeletePolicy,
     DeleteResult,
     DesiredProvider,
@@ -373,6 +374,7 @@ class Store:
         adopt: bool = False,
         policy: DeletePolicy = DeletePolicy.SOFT_DELETE,
         revive: bool = True,
+        applied: AppliedInputs | None = None,
     ) -> ProviderResult:
         """Make the provider recorded for ``owner`` match ``desired`` (see ``providers``).
 
@@ -380,10 +382,22 @@ class Store:
         operator install owns (made in Coder's UI). ``policy`` is recorded with the row: what
         :meth:`collect` does with it once the object is gone. ``revive=False``: raise
         :class:`RevivalUnconfirmed` instead of bringing a soft-deleted row back.
+        ``applied``: what this write applies (the object's generation, spec and Secret
+        versions), recorded with the ownership record in the same transaction
+        (:meth:`applied_inputs` reads it back); not recorded for a row left alone.
         """
         return await self._run(
             f"upsert AI provider {desired.name!r}",
-            lambda conn: self._providers.upsert(conn, desired, owner, adopt, policy, revive),
+            lambda conn: self._providers.upsert(
+                conn, desired, owner, adopt, policy, revive, applied
+            ),
+        )
+
+    async def applied_inputs(self, owner: OwnerRef) -> AppliedInputs | None:
+        """What the operator's last write to ``owner``'s provider row applied (None: no
+        record yet). The operator's own word on "already applied": never the object's status."""
+        return await self._run(
+            "read the applied generation", lambda conn: self._providers.applied(conn, owner)
         )
 
     async def delete_provider(

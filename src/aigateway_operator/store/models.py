@@ -177,6 +177,28 @@ class OwnerRecord:
 
 
 @dataclass(frozen=True)
+class AppliedInputs:
+    """What a write applied to an owner's row: the object (``object_uid``), its
+    ``generation``, a digest of its spec and of the Secret versions it read. Recorded with the
+    ownership record in the write's transaction (``owners.applied_*``); the operator's own
+    word on "this generation was already applied", where nobody but the operator writes."""
+
+    object_uid: str
+    generation: int
+    spec_digest: str
+    secrets_revision: str
+
+    def same_spec(self, other: AppliedInputs | None) -> bool:
+        """Whether ``other`` applied this object's generation with this spec."""
+        return (
+            other is not None
+            and bool(self.object_uid)
+            and (other.object_uid, other.generation, other.spec_digest)
+            == (self.object_uid, self.generation, self.spec_digest)
+        )
+
+
+@dataclass(frozen=True)
 class LegacyMigration:
     """What :meth:`Store.migrate_legacy_owners` did with the uid-keyed records of an earlier
     release: ``moved`` into identity-keyed records, ``unknown`` left (no live object with that

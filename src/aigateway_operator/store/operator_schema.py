@@ -20,6 +20,13 @@ replica that answers an admission request need not be the one that writes to Cod
 table carries the requester from one to the other (tenants cannot write it, unlike an
 annotation).
 
+Migration 4 adds to ``owners`` what the operator last applied to the row (``applied_*``: the
+object's generation, a digest of its spec and of the Secret versions it read), written in the
+same transaction as the row. Whether a generation was already applied decides whether a
+difference in the row is drift (reverted or reported) or the spec's change (written, audited
+as its requester): that must come from the operator's own record, never from the object's
+status, which anybody allowed to write ``<kind>/status`` can forge.
+
 Migration 1 also moves the table of earlier releases, ``aigw_owned_rows`` in Coder's schema,
 into ours (its rows copied, the old table dropped), in that same transaction.
 
@@ -44,6 +51,7 @@ from aigateway_operator.store.errors import InsufficientPrivileges
 __all__ = [
     "ACTORS",
     "ACTORS_DDL",
+    "APPLIED_DDL",
     "LEGACY_OWNED_ROWS",
     "MIGRATIONS",
     "OPERATOR_SCHEMA",
@@ -142,6 +150,22 @@ COMMENT ON COLUMN {ACTORS}.spec_digest IS
 """
 
 
+APPLIED_DDL = f"""
+ALTER TABLE {OWNERS}
+    ADD COLUMN IF NOT EXISTS applied_generation bigint,
+    ADD COLUMN IF NOT EXISTS applied_spec_digest text,
+    ADD COLUMN IF NOT EXISTS applied_secrets_revision text;
+COMMENT ON COLUMN {OWNERS}.applied_generation IS
+    'The object generation the operator last applied to this row (with applied_spec_digest '
+    'and applied_secrets_revision, for object_uid): what decides drift, never the status.';
+"""
+
+
+async def _m4_applied(conn: AsyncConnection[Any]) -> None:
+    """``owners.applied_*``: empty for existing records (their next write fills them in)."""
+    await conn.execute(APPLIED_DDL)
+
+
 async def _m3_actors(conn: AsyncConnection[Any]) -> None:
     """Create ``actors`` (empty: objects admitted before it have no requester on record)."""
     await conn.execute(ACTORS_DDL)
@@ -222,6 +246,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         3,
         "actors: the Kubernetes requester of each spec generation, from the validating webhook",
         _m3_actors,
+    ),
+    Migration(
+        4,
+        "owners.applied_*: the generation, spec and Secret versions last applied to the row",
+        _m4_applied,
     ),
 )
 
