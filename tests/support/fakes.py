@@ -153,6 +153,7 @@ class Record:
     rotating: bool
     created_at: datetime
     updated_at: datetime
+    rotation_generation: int | None = None
 
 
 def _sha(secret: str) -> bytes:
@@ -205,11 +206,13 @@ class FakeGatewayKeyStore(ActorBook):
             if role == "pending":
                 assert rec.secret_hash is not None
                 fields["pending"] = PendingKey(
-                    rec.row_id, rec.prefix or "", rec.rotating, rec.created_at, rec.secret_hash
-                )
+                    rec.row_id, rec.prefix or "", rec.rotating, rec.created_at, rec.secret_hash,
+                    rec.rotation_generation,
+                )  # fmt: skip
             elif role == "current":
                 fields["current"] = row.info() if row else None
                 fields["current_recorded_id"] = rec.row_id
+                fields["current_rotation_generation"] = rec.rotation_generation
                 fields["current_hash"] = row.hashed if row else None
             else:
                 fields["previous"] = row.info() if row else None
@@ -226,6 +229,7 @@ class FakeGatewayKeyStore(ActorBook):
         *,
         rotating: bool,
         deletion_policy: OwnerPolicy = "Delete",
+        rotation_generation: int | None = None,
     ) -> PendingKey:
         self._check()
         assert len(secret) == 43
@@ -245,9 +249,10 @@ class FakeGatewayKeyStore(ActorBook):
             del self.records[pending.row_id]
         now = self.clock.now
         self.records[key_id] = Record(
-            owner, "pending", key_id, deletion_policy, _sha(secret), secret[:11], rotating, now, now
-        )
-        return PendingKey(key_id, secret[:11], rotating, now, _sha(secret))
+            owner, "pending", key_id, deletion_policy, _sha(secret), secret[:11], rotating, now,
+            now, rotation_generation,
+        )  # fmt: skip
+        return PendingKey(key_id, secret[:11], rotating, now, _sha(secret), rotation_generation)
 
     async def complete_gateway_key(
         self, owner: OwnerRef, key_id: uuid.UUID, name: str, secret: str

@@ -583,9 +583,12 @@ class Store:
         *,
         rotating: bool,
         deletion_policy: OwnerPolicy = "Delete",
+        rotation_generation: int | None = None,
     ) -> PendingKey:
         """Journal a key about to be delivered: record it as ``owner``'s pending key (sha256
         and prefix only), replacing an older pending one. Writes nothing in Coder's tables.
+        ``rotation_generation``: the ``spec.rotation.generation`` it is issued for, kept with
+        its record once it is current (``GatewayKeyOwnership.current_rotation_generation``).
 
         Refuses (:class:`NameTaken`, naming the holder) when ``name`` is held by a row not
         recorded for ``owner``; replaying the same call returns the same record.
@@ -600,6 +603,7 @@ class Store:
                 secret,
                 rotating=rotating,
                 deletion_policy=deletion_policy,
+                rotation_generation=rotation_generation,
             ),
         )
 

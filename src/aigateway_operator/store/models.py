@@ -569,6 +569,9 @@ class PendingKey:
     """Issued as a rotation: completing it keeps the current key as the previous one."""
     created_at: datetime
     secret_hash: bytes = field(repr=False)
+    rotation_generation: int | None = None
+    """The ``spec.rotation.generation`` it is issued for (None: journaled by an earlier
+    release)."""
 
     def matches(self, secret: str | None) -> bool:
         """Whether ``secret`` is the journaled key (constant-time on the hash)."""
@@ -599,6 +602,9 @@ class GatewayKeyOwnership:
     object_uid: str = ""
     """The uid of the object the records were written for ("" when none, or they disagree):
     a late delete event of an earlier object of the same identity must not collect them."""
+    current_rotation_generation: int | None = None
+    """The ``spec.rotation.generation`` the current key was issued for, from its record
+    (None: none recorded, or recorded by an earlier release). Never from status or Secret."""
 
     @property
     def current_revoked(self) -> bool:

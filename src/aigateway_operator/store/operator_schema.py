@@ -27,6 +27,10 @@ difference in the row is drift (reverted or reported) or the spec's change (writ
 as its requester): that must come from the operator's own record, never from the object's
 status, which anybody allowed to write ``<kind>/status`` can forge.
 
+The same migration adds ``rotation_generation`` for gateway keys: the
+``spec.rotation.generation`` a key was issued for (journaled with the pending key, kept when it
+becomes current), which decides whether a rotation was asked for.
+
 Migration 1 also moves the table of earlier releases, ``aigw_owned_rows`` in Coder's schema,
 into ours (its rows copied, the old table dropped), in that same transaction.
 
@@ -154,10 +158,15 @@ APPLIED_DDL = f"""
 ALTER TABLE {OWNERS}
     ADD COLUMN IF NOT EXISTS applied_generation bigint,
     ADD COLUMN IF NOT EXISTS applied_spec_digest text,
-    ADD COLUMN IF NOT EXISTS applied_secrets_revision text;
+    ADD COLUMN IF NOT EXISTS applied_secrets_revision text,
+    ADD COLUMN IF NOT EXISTS rotation_generation bigint;
 COMMENT ON COLUMN {OWNERS}.applied_generation IS
-    'The object generation the operator last applied to this row (with applied_spec_digest '
-    'and applied_secrets_revision, for object_uid): what decides drift, never the status.';
+    'ai_providers: the object generation the operator last applied to this row (with '
+    'applied_spec_digest and applied_secrets_revision, for object_uid): what decides drift, '
+    'never the status.';
+COMMENT ON COLUMN {OWNERS}.rotation_generation IS
+    'ai_gateway_keys: the spec.rotation.generation the key was issued for: what decides that a '
+    'rotation was asked for, never the status or the Secret.';
 """
 
 
@@ -249,7 +258,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(
         4,
-        "owners.applied_*: the generation, spec and Secret versions last applied to the row",
+        "owners.applied_*, rotation_generation: what the operator last applied to each row",
         _m4_applied,
     ),
 )

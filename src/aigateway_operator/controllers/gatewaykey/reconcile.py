@@ -195,9 +195,9 @@ async def converge(
             # The Secret was written and the pass did not get to Coder (crash, outage).
             p.as_operator("completing an interrupted key issue")
             await complete(p, name, pending, held.secret, state)
-            state.generation = held.rotation_generation
-            if state.generation is None:
-                state.generation = spec.rotation.generation
+            state.generation = state.own.current_rotation_generation
+            if state.generation is None:  # journaled by an earlier release
+                state.generation = held.rotation_generation
             verb = "the rotation of" if pending.rotating else "issuing"
             p.note(
                 EventReason.ROTATED if pending.rotating else EventReason.ISSUED,
@@ -210,7 +210,9 @@ async def converge(
             await store.discard_pending(p.owner)
             await p.reload(state)
     if not fresh and state.own.matches(held.secret):
-        if held.rotation_generation is not None:
+        if state.generation is None:
+            # A key recorded by an earlier release (no rotation generation on its record):
+            # the annotation the operator wrote with it, on a Secret that still holds it.
             state.generation = held.rotation_generation
     elif not fresh:
         if sec is None and state.own.current_recorded_id is None:
