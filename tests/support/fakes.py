@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from aigateway_operator.kube import KubeError, SecretData
+from aigateway_operator.kube import KubeError, Requester, SecretData
 from aigateway_operator.masking import mask_secret
 from aigateway_operator.store import (
     HOSTNAME_PEER_NAMES,
@@ -395,9 +395,19 @@ class FakeSecrets:
     fail_writes: bool = False
     objects: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
     """Custom objects ``get_object`` answers with, by (plural, namespace, name)."""
+    readers: dict[str, set[str]] | None = None
+    """User name -> the Secrets (``namespace/name``) they may get (None: everybody may get
+    every Secret); what ``may_get_secret`` answers, as RBAC would."""
+    reviews: list[tuple[Requester, str, str]] = field(default_factory=list)
 
     async def read_secret(self, namespace: str, name: str) -> SecretData | None:
         return self.secrets.get((namespace, name))
+
+    async def may_get_secret(self, requester: Requester, namespace: str, name: str) -> bool:
+        self.reviews.append((requester, namespace, name))
+        if self.readers is None:
+            return True
+        return f"{namespace}/{name}" in self.readers.get(requester.username, set())
 
     async def get_object(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
         return self.objects.get((plural, namespace, name)) or None  # {} stands for a 404
