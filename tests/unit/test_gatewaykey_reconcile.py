@@ -435,6 +435,25 @@ async def test_a_forged_rotation_generation_does_not_cancel_a_rotation(
     assert assert_consistent(world).id == second.id
 
 
+async def test_the_key_name_is_the_records_not_the_status(world: World) -> None:
+    """#23: a forged status.keyName neither stalls the pass nor lets a renamed spec pass."""
+    await world.reconcile()
+    first = assert_consistent(world)
+    world.status["keyName"] = "forged"
+    out = await world.reconcile()
+    assert world.condition("Issued")["reason"] == "Issued"
+    assert reasons(out) == []
+    assert assert_consistent(world).id == first.id
+    # A spec renaming the key (stored before the CRD's rule): refused, naming the row's name.
+    world.status["keyName"] = "renamed"
+    world.spec = {"keyName": "renamed"}
+    world.generation = 2
+    await world.reconcile()
+    issued = world.condition("Issued")
+    assert (issued["reason"], issued["status"]) == ("InvalidSpec", "False")
+    assert "named 'gw' in Coder" in issued["message"]
+
+
 async def test_second_rotation_during_grace_drops_key_before_last(world: World) -> None:
     await world.reconcile()
     first = assert_consistent(world)

@@ -96,6 +96,7 @@ from aigateway_operator.store.errors import (
 from aigateway_operator.store.gateway_keys import (
     generate_gateway_secret,
     hash_secret,
+    is_own_name,
     retiring_name,
 )
 from aigateway_operator.store.models import (
@@ -195,6 +196,7 @@ __all__ = [
     "generate_gateway_secret",
     "hash_secret",
     "held_by",
+    "is_own_name",
     "provider_row_id",
     "retiring_name",
 ]
