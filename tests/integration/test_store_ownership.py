@@ -5,6 +5,7 @@ garbage collector applies the policy recorded with the row."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -19,6 +20,7 @@ from aigateway_operator.store import (
     ProviderType,
     Store,
     TypeMismatch,
+    VerificationRecord,
 )
 from aigateway_operator.store.cipher import Cipher
 from tests.support.store import OWNERS, STORE_KEY_A, fetch, owner, snapshot
@@ -272,3 +274,15 @@ async def test_a_row_left_alone_records_nothing_applied(
     )
     assert result.action == "left_alone"
     assert await store.applied_inputs(p) == first
+
+
+async def test_the_sts_verification_is_recorded_with_the_row(store: Store) -> None:
+    p = owner("verified", uid="uid-1")
+    at = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
+    record = VerificationRecord("uid-1/1/rev", "digest", at)
+    assert not await store.record_provider_verification(p, record), "no row, no record"
+    assert await store.provider_verification(p) is None
+    await store.upsert_provider(openai(K1, name="verified"), p)
+    assert await store.record_provider_verification(p, record)
+    assert await store.provider_verification(p) == record
+    assert await store.provider_verification(owner("other")) is None

@@ -58,6 +58,7 @@ from aigateway_operator.store import (
     StoreError,
     StoreUnavailable,
     TypeMismatch,
+    VerificationRecord,
     default_base_url,
     held_by,
     retiring_name,
@@ -541,6 +542,8 @@ class FakeProviderStore(ActorBook):
     """Raised by every call, as ``down`` raises StoreUnavailable (a refusal the real store
     makes: PlaintextRefused, InsufficientPrivileges, NotSupportedByCoder ...)."""
     writes: int = 0
+    verifications: dict[tuple[str, str, str, str], VerificationRecord] = field(default_factory=dict)
+    """``owners.verified_*`` by owner identity."""
 
     def _check(self) -> None:
         if self.down:
@@ -667,6 +670,19 @@ class FakeProviderStore(ActorBook):
             row.updated_at, row.version(),
             coder_owned=_owned_values(row.desired, desired.coder_owned),
         )  # fmt: skip
+
+    async def provider_verification(self, owner: OwnerRef) -> VerificationRecord | None:
+        self._check()
+        return self.verifications.get(owner.key) if self._own(owner) is not None else None
+
+    async def record_provider_verification(
+        self, owner: OwnerRef, record: VerificationRecord
+    ) -> bool:
+        self._check()
+        if self._own(owner) is None:
+            return False
+        self.verifications[owner.key] = record
+        return True
 
     async def applied_inputs(self, owner: OwnerRef) -> AppliedInputs | None:
         self._check()

@@ -535,6 +535,34 @@ async def test_sts_down_keeps_the_last_verdict_and_retries(world: World) -> None
     assert world.condition("CredentialsValid")["reason"] == "Verified"
 
 
+async def test_a_forged_verdict_in_status_is_not_carried_forward(world: World) -> None:
+    """#23: a status writer turns an AccessDenied into Verified, with the current generation
+    and a fresh lastVerifiedAt: the operator's record does not know that verdict, so STS is
+    asked again and the real one is written over it."""
+    bedrock(world)
+    world.verifier.verdicts.append(Verdict(False, Reason.ACCESS_DENIED, "AssumeRole denied"))
+    await world.reconcile()
+    assert world.condition("CredentialsValid")["reason"] == "AccessDenied"
+    for c in world.status["conditions"]:
+        if c["type"] in ("CredentialsValid", "Ready"):
+            reason = "Ready" if c["type"] == "Ready" else "Verified"
+            c.update(status="True", reason=reason, message="forged")
+    world.status["bedrock"]["lastVerifiedAt"] = world.clock.now.isoformat()
+    world.verifier.verdicts.append(Verdict(False, Reason.ACCESS_DENIED, "AssumeRole denied"))
+    await world.reconcile()
+    assert len(world.verifier.calls) == 2
+    c = world.condition("CredentialsValid")
+    assert (c["status"], c["reason"], c["message"]) == (
+        "False",
+        "AccessDenied",
+        "AssumeRole denied",
+    )
+    assert world.condition("Ready")["reason"] == "AccessDenied"
+    # The operator's own verdict, unchanged, is re-used while fresh.
+    await world.reconcile()
+    assert len(world.verifier.calls) == 2
+
+
 async def test_static_aws_keys_are_checked_and_passed_to_sts(world: World) -> None:
     world.kube.put("ns", "aws", {"id": ACCESS_KEY_ID, "secret": SECRET_ACCESS_KEY})
     ref = {"name": "aws", "accessKeyIDKey": "id", "secretAccessKeyKey": "secret"}

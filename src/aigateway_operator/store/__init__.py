@@ -130,6 +130,7 @@ from aigateway_operator.store.models import (
     RowVersion,
     StoredKey,
     StoredProvider,
+    VerificationRecord,
 )
 from aigateway_operator.store.providers import provider_row_id
 from aigateway_operator.store.schema import Capabilities
@@ -192,6 +193,7 @@ __all__ = [
     "StoredProvider",
     "TypeMismatch",
     "UnknownKeyReference",
+    "VerificationRecord",
     "default_base_url",
     "generate_gateway_secret",
     "hash_secret",

@@ -49,6 +49,7 @@ from aigateway_operator.store.models import (
     ProviderResult,
     RowVersion,
     StoredProvider,
+    VerificationRecord,
 )
 from aigateway_operator.store.operator_schema import ensure_operator_schema
 from aigateway_operator.store.privileges import missing_privileges
@@ -391,6 +392,22 @@ class Store:
             lambda conn: self._providers.upsert(
                 conn, desired, owner, adopt, policy, revive, applied
             ),
+        )
+
+    async def provider_verification(self, owner: OwnerRef) -> VerificationRecord | None:
+        """The operator's record of its last STS verification of ``owner``'s provider."""
+        return await self._run(
+            "read the STS verification record",
+            lambda conn: self._providers.verification(conn, owner),
+        )
+
+    async def record_provider_verification(
+        self, owner: OwnerRef, record: VerificationRecord
+    ) -> bool:
+        """Record an STS verification with ``owner``'s provider row (False: no row)."""
+        return await self._run(
+            "record the STS verification",
+            lambda conn: self._providers.record_verification(conn, owner, record),
         )
 
     async def applied_inputs(self, owner: OwnerRef) -> AppliedInputs | None:

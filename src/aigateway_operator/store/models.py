@@ -199,6 +199,17 @@ class AppliedInputs:
 
 
 @dataclass(frozen=True)
+class VerificationRecord:
+    """The operator's record of its last STS verification of a provider's Bedrock identity
+    (``owners.verified_*``): for which inputs, a digest of the verdict it reported, and when.
+    A verdict read back from status is re-used only while it matches this record."""
+
+    inputs: str
+    digest: str
+    at: datetime
+
+
+@dataclass(frozen=True)
 class LegacyMigration:
     """What :meth:`Store.migrate_legacy_owners` did with the uid-keyed records of an earlier
     release: ``moved`` into identity-keyed records, ``unknown`` left (no live object with that

@@ -27,7 +27,9 @@ difference in the row is drift (reverted or reported) or the spec's change (writ
 as its requester): that must come from the operator's own record, never from the object's
 status, which anybody allowed to write ``<kind>/status`` can forge.
 
-The same migration adds ``rotation_generation`` for gateway keys: the
+The same migration adds ``verified_*`` (when STS was last asked about a Bedrock identity,
+for which inputs, and a digest of the verdict written to status: a verdict in status is
+re-used only while it is the recorded one) and ``rotation_generation`` for gateway keys: the
 ``spec.rotation.generation`` a key was issued for (journaled with the pending key, kept when it
 becomes current), which decides whether a rotation was asked for.
 
@@ -159,11 +161,18 @@ ALTER TABLE {OWNERS}
     ADD COLUMN IF NOT EXISTS applied_generation bigint,
     ADD COLUMN IF NOT EXISTS applied_spec_digest text,
     ADD COLUMN IF NOT EXISTS applied_secrets_revision text,
-    ADD COLUMN IF NOT EXISTS rotation_generation bigint;
+    ADD COLUMN IF NOT EXISTS rotation_generation bigint,
+    ADD COLUMN IF NOT EXISTS verified_inputs text,
+    ADD COLUMN IF NOT EXISTS verified_digest text,
+    ADD COLUMN IF NOT EXISTS verified_at timestamp with time zone;
 COMMENT ON COLUMN {OWNERS}.applied_generation IS
     'ai_providers: the object generation the operator last applied to this row (with '
     'applied_spec_digest and applied_secrets_revision, for object_uid): what decides drift, '
     'never the status.';
+COMMENT ON COLUMN {OWNERS}.verified_at IS
+    'ai_providers: when the operator last asked STS about the Bedrock identity, for which '
+    'inputs (verified_inputs) and with which verdict (verified_digest, of what it wrote to '
+    'status): a verdict in status is re-used only while it is the one recorded here.';
 COMMENT ON COLUMN {OWNERS}.rotation_generation IS
     'ai_gateway_keys: the spec.rotation.generation the key was issued for: what decides that a '
     'rotation was asked for, never the status or the Secret.';

@@ -91,6 +91,7 @@ from aigateway_operator.store.models import (
     RowVersion,
     StoredKey,
     StoredProvider,
+    VerificationRecord,
 )
 from aigateway_operator.store.operator_schema import OWNED_ROWS, OWNERS
 from aigateway_operator.store.plan import (
@@ -1313,6 +1314,34 @@ class ProviderOps:
         if row is None or row[1] is None:
             return None
         return AppliedInputs(str(row[0]), int(row[1]), str(row[2] or ""), str(row[3] or ""))
+
+    async def verification(
+        self, conn: AsyncConnection[Any], owner: OwnerRef
+    ) -> VerificationRecord | None:
+        """The last STS verification recorded for ``owner``'s row (None: none)."""
+        cur = await conn.execute(
+            f"SELECT verified_inputs, verified_digest, verified_at FROM {OWNERS} "  # noqa: S608
+            f"WHERE row_table = 'ai_providers' AND role = 'current' AND {_IDENTITY}",
+            _identity(owner),
+        )
+        row = await cur.fetchone()
+        await conn.rollback()
+        if row is None or row[0] is None or row[1] is None or row[2] is None:
+            return None
+        return VerificationRecord(str(row[0]), str(row[1]), row[2])
+
+    async def record_verification(
+        self, conn: AsyncConnection[Any], owner: OwnerRef, record: VerificationRecord
+    ) -> bool:
+        """Record an STS verification with ``owner``'s row; False when it has no record."""
+        async with conn.transaction():
+            cur = await conn.execute(
+                f"UPDATE {OWNERS} SET verified_inputs = %(vi)s, verified_digest = %(vd)s, "  # noqa: S608
+                f"verified_at = %(va)s WHERE row_table = 'ai_providers' AND role = 'current' "
+                f"AND {_IDENTITY}",
+                {**_identity(owner), "vi": record.inputs, "vd": record.digest, "va": record.at},
+            )
+            return cur.rowcount > 0
 
     async def recorded_policy(
         self, conn: AsyncConnection[Any], owner: OwnerRef
