@@ -168,7 +168,11 @@ def create_secrets(
             namespace,
             client.V1Secret(
                 metadata=client.V1ObjectMeta(
-                    name=name, annotations={"aigateway.dev/allowed-aiproviders": "*"}
+                    name=name,
+                    annotations={
+                        "aigateway.dev/allowed-aiproviders": "*",
+                        "aigateway.dev/allowed-hosts": "*",
+                    },
                 ),
                 string_data={k: key_value(name, k) for k in keys},
             ),

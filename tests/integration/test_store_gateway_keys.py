@@ -428,3 +428,31 @@ async def test_collect_spares_a_recreated_object_and_applies_the_recorded_policy
     kept = await store.collect_gateway_keys(B)
     assert (kept.deleted, kept.released) == ((), (b_id,))
     assert set(await key_rows(store_db)) == {b_id}
+
+
+async def test_the_rotation_generation_is_recorded_with_the_key(store: Store) -> None:
+    """#23: which spec.rotation.generation a key was issued for is the operator's record
+    (journaled with the pending key, kept when it becomes current, and the rotation's key
+    carries its own), never the status or the Secret."""
+    owner_ = owner("gw-rot", kind=KIND, namespace="team-r")
+    kid, secret = uuid.uuid4(), generate_gateway_secret()
+    pending = await store.begin_gateway_key(
+        owner_, kid, "gw-rot", secret, rotating=False, rotation_generation=0
+    )
+    assert pending.rotation_generation == 0
+    state = await store.gateway_key_state(owner_)
+    assert state.pending is not None
+    assert state.pending.rotation_generation == 0
+    assert state.current_rotation_generation is None
+    await store.complete_gateway_key(owner_, kid, "gw-rot", secret)
+    assert (await store.gateway_key_state(owner_)).current_rotation_generation == 0
+    # A rotation for generation 3: the new current key says 3, the previous one is kept.
+    new, new_secret = uuid.uuid4(), generate_gateway_secret()
+    await store.begin_gateway_key(
+        owner_, new, "gw-rot", new_secret, rotating=True, rotation_generation=3
+    )
+    assert (await store.gateway_key_state(owner_)).current_rotation_generation == 0
+    await store.complete_gateway_key(owner_, new, "gw-rot", new_secret)
+    state = await store.gateway_key_state(owner_)
+    assert (state.current_recorded_id, state.current_rotation_generation) == (new, 3)
+    assert state.previous_recorded_id == kid

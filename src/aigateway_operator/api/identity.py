@@ -14,6 +14,7 @@ __all__ = [
     "AIGATEWAYCODERDKEY",
     "AIPROVIDER",
     "ALLOWED_AIPROVIDERS_ANNOTATION",
+    "ALLOWED_HOSTS_ANNOTATION",
     "ANNOTATION_PREFIX",
     "FINALIZER",
     "FORCE_DELETE_ANNOTATION",
@@ -80,6 +81,10 @@ GATEWAY_KEY_ROTATION_ANNOTATION = f"{GROUP}/rotation-generation"
 #: On a Secret: the AIProviders that may use it (``*`` or comma-separated names); see
 #: ``credentials.SecretAccess``.
 ALLOWED_AIPROVIDERS_ANNOTATION = f"{GROUP}/allowed-aiproviders"
+#: On a Secret: the hosts its values may be sent to (``*`` or comma-separated ``host`` /
+#: ``host:port``); without it, only the provider type's own default endpoint. See
+#: ``credentials.allows_destination``.
+ALLOWED_HOSTS_ANNOTATION = f"{GROUP}/allowed-hosts"
 #: On every gateway-key Secret the operator owns (value: the owner's name, hashed if long).
 GATEWAY_KEY_OWNER_LABEL = f"{GROUP}/gateway-key"
 MANAGED_BY_LABELS = {"app.kubernetes.io/managed-by": "aigateway-operator"}

@@ -1,11 +1,12 @@
 """Kubernetes API access outside kopf's own machinery: the one client configuration, the
-calls a pass makes (Secrets, status, Events), the metadata-only Secret watch and the Event
-recorder — each of the last two one module saying what kopf lacks.
+calls a pass makes (Secrets, status, Events, the admission webhook's access reviews), the
+metadata-only Secret watch and the Event recorder — each of the last two one module saying
+what kopf lacks.
 
 This is the only package allowed to import the ``kubernetes`` client.
 """
 
-from aigateway_operator.kube.client import Kube, KubeError, ObjectRef, SecretData
+from aigateway_operator.kube.client import Kube, KubeError, ObjectRef, Requester, SecretData
 from aigateway_operator.kube.config import (
     ConnectionFacts,
     api_client,
@@ -21,6 +22,7 @@ __all__ = [
     "Kube",
     "KubeError",
     "ObjectRef",
+    "Requester",
     "SecretData",
     "SecretMetadataWatch",
     "api_client",

@@ -94,12 +94,14 @@ from aigateway_operator.store.errors import (
 from aigateway_operator.store.gateway_keys import (
     generate_gateway_secret,
     hash_secret,
+    is_own_name,
     retiring_name,
 )
 from aigateway_operator.store.models import (
     CODER_OWNABLE,
     HOSTNAME_PEER_NAMES,
     Actor,
+    AppliedInputs,
     BedrockSettings,
     DeletePolicy,
     DeleteResult,
@@ -123,6 +125,7 @@ from aigateway_operator.store.models import (
     RowVersion,
     StoredKey,
     StoredProvider,
+    VerificationRecord,
 )
 from aigateway_operator.store.providers import provider_row_id
 from aigateway_operator.store.schema import Capabilities
@@ -133,6 +136,7 @@ __all__ = [
     "CODER_RELEASES",
     "HOSTNAME_PEER_NAMES",
     "Actor",
+    "AppliedInputs",
     "BedrockSettings",
     "Capabilities",
     "CoderRelease",
@@ -181,10 +185,12 @@ __all__ = [
     "StoredProvider",
     "TypeMismatch",
     "UnknownKeyReference",
+    "VerificationRecord",
     "default_base_url",
     "generate_gateway_secret",
     "hash_secret",
     "held_by",
+    "is_own_name",
     "provider_row_id",
     "retiring_name",
 ]

@@ -27,6 +27,7 @@ from aigateway_operator.store.errors import (
 from aigateway_operator.store.gateway_keys import GatewayKeyOps
 from aigateway_operator.store.models import (
     Actor,
+    AppliedInputs,
     DeletePolicy,
     DeleteResult,
     DesiredProvider,
@@ -44,6 +45,7 @@ from aigateway_operator.store.models import (
     ProviderResult,
     RowVersion,
     StoredProvider,
+    VerificationRecord,
 )
 from aigateway_operator.store.operator_schema import ensure_operator_schema
 from aigateway_operator.store.privileges import missing_privileges
@@ -369,6 +371,7 @@ class Store:
         adopt: bool = False,
         policy: DeletePolicy = DeletePolicy.SOFT_DELETE,
         revive: bool = True,
+        applied: AppliedInputs | None = None,
     ) -> ProviderResult:
         """Make the provider recorded for ``owner`` match ``desired`` (see ``providers``).
 
@@ -376,10 +379,38 @@ class Store:
         operator install owns (made in Coder's UI). ``policy`` is recorded with the row: what
         :meth:`collect` does with it once the object is gone. ``revive=False``: raise
         :class:`RevivalUnconfirmed` instead of bringing a soft-deleted row back.
+        ``applied``: what this write applies (the object's generation, spec and Secret
+        versions), recorded with the ownership record in the same transaction
+        (:meth:`applied_inputs` reads it back); not recorded for a row left alone.
         """
         return await self._run(
             f"upsert AI provider {desired.name!r}",
-            lambda conn: self._providers.upsert(conn, desired, owner, adopt, policy, revive),
+            lambda conn: self._providers.upsert(
+                conn, desired, owner, adopt, policy, revive, applied
+            ),
+        )
+
+    async def provider_verification(self, owner: OwnerRef) -> VerificationRecord | None:
+        """The operator's record of its last STS verification of ``owner``'s provider."""
+        return await self._run(
+            "read the STS verification record",
+            lambda conn: self._providers.verification(conn, owner),
+        )
+
+    async def record_provider_verification(
+        self, owner: OwnerRef, record: VerificationRecord
+    ) -> bool:
+        """Record an STS verification with ``owner``'s provider row (False: no row)."""
+        return await self._run(
+            "record the STS verification",
+            lambda conn: self._providers.record_verification(conn, owner, record),
+        )
+
+    async def applied_inputs(self, owner: OwnerRef) -> AppliedInputs | None:
+        """What the operator's last write to ``owner``'s provider row applied (None: no
+        record yet). The operator's own word on "already applied": never the object's status."""
+        return await self._run(
+            "read the applied generation", lambda conn: self._providers.applied(conn, owner)
         )
 
     async def delete_provider(
@@ -536,9 +567,12 @@ class Store:
         *,
         rotating: bool,
         deletion_policy: OwnerPolicy = "Delete",
+        rotation_generation: int | None = None,
     ) -> PendingKey:
         """Journal a key about to be delivered: record it as ``owner``'s pending key (sha256
         and prefix only), replacing an older pending one. Writes nothing in Coder's tables.
+        ``rotation_generation``: the ``spec.rotation.generation`` it is issued for, kept with
+        its record once it is current (``GatewayKeyOwnership.current_rotation_generation``).
 
         Refuses (:class:`NameTaken`, naming the holder) when ``name`` is held by a row not
         recorded for ``owner``; replaying the same call returns the same record.
@@ -553,6 +587,7 @@ class Store:
                 secret,
                 rotating=rotating,
                 deletion_policy=deletion_policy,
+                rotation_generation=rotation_generation,
             ),
         )
 

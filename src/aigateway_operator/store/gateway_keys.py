@@ -309,7 +309,7 @@ class GatewayKeyOps:
         cur = await conn.execute(
             f"SELECT o.role, o.row_id, o.secret_hash, o.secret_prefix, o.rotating, "  # noqa: S608
             f"o.deletion_policy, o.created_at, o.updated_at, {self._k_cols}, k.hashed_secret, "
-            "o.object_uid "
+            "o.object_uid, o.rotation_generation "
             f"FROM {OWNERS} o LEFT JOIN ai_gateway_keys k "
             "ON k.id = o.row_id AND o.role <> 'pending' "
             f"WHERE o.{_OWNER_WHERE.replace(' AND ', ' AND o.')}",
@@ -334,10 +334,12 @@ class GatewayKeyOps:
                     rotating=bool(r[4]),
                     created_at=r[6],
                     secret_hash=bytes(r[2]),
+                    rotation_generation=r[15],
                 )
             elif role == "current":
                 fields["current"] = live
                 fields["current_recorded_id"] = row_id
+                fields["current_rotation_generation"] = r[15]
                 fields["current_hash"] = bytes(r[13]) if r[13] is not None else None
             elif role == "previous":
                 fields["previous"] = live
@@ -369,6 +371,7 @@ class GatewayKeyOps:
         *,
         rotating: bool,
         deletion_policy: OwnerPolicy,
+        rotation_generation: int | None = None,
     ) -> PendingKey:
         _check_name(name)
         _check_secret(secret)
@@ -400,9 +403,11 @@ class GatewayKeyOps:
             )
             await conn.execute(
                 f"INSERT INTO {OWNERS} (row_table, row_id, instance_id, kind, namespace, "  # noqa: S608
-                "name, role, deletion_policy, object_uid, secret_hash, secret_prefix, rotating) "
+                "name, role, deletion_policy, object_uid, secret_hash, secret_prefix, rotating, "
+                "rotation_generation) "
                 "VALUES ('ai_gateway_keys', %(id)s, %(instance)s, %(kind)s, %(namespace)s, "
-                "%(name)s, 'pending', %(policy)s, %(uid)s, %(hash)s, %(prefix)s, %(rotating)s)",
+                "%(name)s, 'pending', %(policy)s, %(uid)s, %(hash)s, %(prefix)s, %(rotating)s, "
+                "%(generation)s)",
                 _owner_params(
                     owner,
                     id=key_id,
@@ -411,6 +416,7 @@ class GatewayKeyOps:
                     hash=hashed,
                     prefix=prefix,
                     rotating=rotating,
+                    generation=rotation_generation,
                 ),
             )
             return await self._pending(conn, key_id)
@@ -418,13 +424,14 @@ class GatewayKeyOps:
     @staticmethod
     async def _pending(conn: AsyncConnection[Any], key_id: uuid.UUID) -> PendingKey:
         cur = await conn.execute(
-            f"SELECT row_id, secret_prefix, rotating, created_at, secret_hash FROM {OWNERS} "  # noqa: S608
+            "SELECT row_id, secret_prefix, rotating, created_at, secret_hash, "  # noqa: S608
+            f"rotation_generation FROM {OWNERS} "
             "WHERE row_table = 'ai_gateway_keys' AND row_id = %s",
             (key_id,),
         )
         row = await cur.fetchone()
         assert row is not None  # noqa: S101 - written or read in this transaction
-        return PendingKey(row[0], row[1] or "", bool(row[2]), row[3], bytes(row[4]))
+        return PendingKey(row[0], row[1] or "", bool(row[2]), row[3], bytes(row[4]), row[5])
 
     async def complete(
         self,

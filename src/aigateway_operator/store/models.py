@@ -175,6 +175,39 @@ class OwnerRecord:
 
 
 @dataclass(frozen=True)
+class AppliedInputs:
+    """What a write applied to an owner's row: the object (``object_uid``), its
+    ``generation``, a digest of its spec and of the Secret versions it read. Recorded with the
+    ownership record in the write's transaction (``owners.applied_*``); the operator's own
+    word on "this generation was already applied", where nobody but the operator writes."""
+
+    object_uid: str
+    generation: int
+    spec_digest: str
+    secrets_revision: str
+
+    def same_spec(self, other: AppliedInputs | None) -> bool:
+        """Whether ``other`` applied this object's generation with this spec."""
+        return (
+            other is not None
+            and bool(self.object_uid)
+            and (other.object_uid, other.generation, other.spec_digest)
+            == (self.object_uid, self.generation, self.spec_digest)
+        )
+
+
+@dataclass(frozen=True)
+class VerificationRecord:
+    """The operator's record of its last STS verification of a provider's Bedrock identity
+    (``owners.verified_*``): for which inputs, a digest of the verdict it reported, and when.
+    A verdict read back from status is re-used only while it matches this record."""
+
+    inputs: str
+    digest: str
+    at: datetime
+
+
+@dataclass(frozen=True)
 class BedrockSettings:
     """The Bedrock variant of ``ai_providers.settings`` (reference §3). Empty string = unset.
 
@@ -531,6 +564,9 @@ class PendingKey:
     """Issued as a rotation: completing it keeps the current key as the previous one."""
     created_at: datetime
     secret_hash: bytes = field(repr=False)
+    rotation_generation: int | None = None
+    """The ``spec.rotation.generation`` it is issued for (None: journaled by an earlier
+    release)."""
 
     def matches(self, secret: str | None) -> bool:
         """Whether ``secret`` is the journaled key (constant-time on the hash)."""
@@ -561,6 +597,9 @@ class GatewayKeyOwnership:
     object_uid: str = ""
     """The uid of the object the records were written for ("" when none, or they disagree):
     a late delete event of an earlier object of the same identity must not collect them."""
+    current_rotation_generation: int | None = None
+    """The ``spec.rotation.generation`` the current key was issued for, from its record
+    (None: none recorded, or recorded by an earlier release). Never from status or Secret."""
 
     @property
     def current_revoked(self) -> bool:

@@ -22,6 +22,19 @@ replica that answers an admission request need not be the one that writes to Cod
 table carries the requester from one to the other (tenants cannot write it, unlike an
 annotation).
 
+Migration 4 adds to ``owners`` what the operator last applied to the row (``applied_*``: the
+object's generation, a digest of its spec and of the Secret versions it read), written in the
+same transaction as the row. Whether a generation was already applied decides whether a
+difference in the row is drift (reverted or reported) or the spec's change (written, audited
+as its requester): that must come from the operator's own record, never from the object's
+status, which anybody allowed to write ``<kind>/status`` can forge.
+
+The same migration adds ``verified_*`` (when STS was last asked about a Bedrock identity,
+for which inputs, and a digest of the verdict written to status: a verdict in status is
+re-used only while it is the recorded one) and ``rotation_generation`` for gateway keys: the
+``spec.rotation.generation`` a key was issued for (journaled with the pending key, kept when it
+becomes current), which decides whether a rotation was asked for.
+
 Privileges: creating the schema needs CREATE on the database (``create`` mode, or a
 ``verify``-mode role that has it); otherwise an administrator creates it once and grants the
 operator's role USAGE and CREATE on it (``deploy/postgres/grants.sql``). Applying a
@@ -42,6 +55,7 @@ from aigateway_operator.store.errors import InsufficientPrivileges
 __all__ = [
     "ACTORS",
     "ACTORS_DDL",
+    "APPLIED_DDL",
     "MIGRATIONS",
     "OPERATOR_SCHEMA",
     "OWNERS",
@@ -118,6 +132,34 @@ COMMENT ON COLUMN {ACTORS}.spec_digest IS
 """
 
 
+APPLIED_DDL = f"""
+ALTER TABLE {OWNERS}
+    ADD COLUMN IF NOT EXISTS applied_generation bigint,
+    ADD COLUMN IF NOT EXISTS applied_spec_digest text,
+    ADD COLUMN IF NOT EXISTS applied_secrets_revision text,
+    ADD COLUMN IF NOT EXISTS rotation_generation bigint,
+    ADD COLUMN IF NOT EXISTS verified_inputs text,
+    ADD COLUMN IF NOT EXISTS verified_digest text,
+    ADD COLUMN IF NOT EXISTS verified_at timestamp with time zone;
+COMMENT ON COLUMN {OWNERS}.applied_generation IS
+    'ai_providers: the object generation the operator last applied to this row (with '
+    'applied_spec_digest and applied_secrets_revision, for object_uid): what decides drift, '
+    'never the status.';
+COMMENT ON COLUMN {OWNERS}.verified_at IS
+    'ai_providers: when the operator last asked STS about the Bedrock identity, for which '
+    'inputs (verified_inputs) and with which verdict (verified_digest, of what it wrote to '
+    'status): a verdict in status is re-used only while it is the one recorded here.';
+COMMENT ON COLUMN {OWNERS}.rotation_generation IS
+    'ai_gateway_keys: the spec.rotation.generation the key was issued for: what decides that a '
+    'rotation was asked for, never the status or the Secret.';
+"""
+
+
+async def _m4_applied(conn: AsyncConnection[Any]) -> None:
+    """``owners.applied_*``: empty for existing records (their next write fills them in)."""
+    await conn.execute(APPLIED_DDL)
+
+
 async def _m3_actors(conn: AsyncConnection[Any]) -> None:
     """Create ``actors`` (empty: objects admitted before it have no requester on record)."""
     await conn.execute(ACTORS_DDL)
@@ -154,6 +196,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         3,
         "actors: the Kubernetes requester of each spec generation, from the validating webhook",
         _m3_actors,
+    ),
+    Migration(
+        4,
+        "owners.applied_*, rotation_generation: what the operator last applied to each row",
+        _m4_applied,
     ),
 )
 

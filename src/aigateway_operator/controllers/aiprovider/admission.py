@@ -4,7 +4,11 @@ Inputs are gathered first (the spec parsed as a pass parses it, the referenced S
 resolved by the pass's own rules, the name claims of the in-memory index, the store's
 read-only :meth:`~aigateway_operator.store.Store.preview_provider`), then judged:
 
-- **denied**: ``spec.providerName`` held by a live Coder row another owner holds (a provider
+- **denied**: a create or spec update that changes which Secret is used, or where its values
+  are sent (``spec.baseURL``, or the Bedrock endpoint), when the requester may not ``get``
+  that Secret themselves (a SubjectAccessReview as the requester: user, groups, uid, extra;
+  its answer does not depend on whether the Secret exists, so it reveals nothing about it);
+  ``spec.providerName`` held by a live Coder row another owner holds (a provider
   made in Coder's UI while adoption is off or not allowed in the namespace, an object of
   this or another operator install), adoption of a row of another ``type``, or a name
   another object of this cluster claims (the index; the message names it);
@@ -33,6 +37,7 @@ from aigateway_operator.controllers.aiprovider.secrets import (
     ProviderSecretRefs,
     ProviderSecrets,
     resolve_provider_secrets,
+    spec_destination,
 )
 from aigateway_operator.controllers.aiprovider.status import parse_status
 from aigateway_operator.controllers.shared import ObjectIdentity
@@ -66,6 +71,10 @@ async def review_provider(wiring: Wiring, index: ProviderIndex, review: Review) 
         verdict.warn(reading.problem or "invalid spec")
         return verdict
     settings = wiring.settings
+
+    unreadable = await _unreadable_secret(wiring, review, spec)
+    if unreadable is not None:
+        return verdict.deny(unreadable)
 
     resolved = await resolve_provider_secrets(
         wiring.kube,
@@ -122,6 +131,40 @@ async def review_provider(wiring: Wiring, index: ProviderIndex, review: Review) 
     _sts_warning(review, verdict)
     verdict.plan(describe_plan(preview, keys_known=known))
     return verdict
+
+
+def _changed_refs(review: Review, spec: AIProviderSpec) -> list[tuple[str, str]]:
+    """(field, Secret name) of the references whose Secret this request newly puts to use:
+    every one on a create or when the destination changes, else those naming a Secret the
+    stored spec did not name."""
+    refs = [(r.field, r.name) for r in ProviderSecretRefs.of(spec).all()]
+    if review.operation != "UPDATE":
+        return refs
+    try:
+        old = AIProviderSpec.from_body(dict(review.old_spec) if review.old_spec else None)
+    except InvalidSpecError:
+        return refs
+    if spec_destination(old) != spec_destination(spec):
+        return refs
+    before = ProviderSecretRefs.of(old).secret_names()
+    return [(f, name) for f, name in refs if name not in before]
+
+
+async def _unreadable_secret(wiring: Wiring, review: Review, spec: AIProviderSpec) -> str | None:
+    """The denial when the requester may not ``get`` a Secret this request newly uses or
+    sends elsewhere (None: every one may be read by them, or none changed)."""
+    seen: set[str] = set()
+    for field, name in _changed_refs(review, spec):
+        if name in seen:
+            continue
+        seen.add(name)
+        if not await wiring.kube.may_get_secret(review.requester, review.namespace, name):
+            return (
+                f"{field}: {review.username or 'the requester'} may not get Secret {name!r} "
+                f"in namespace {review.namespace!r}; an AIProvider may use a Secret, or send "
+                "it to another destination, only by someone who may read that Secret"
+            )
+    return None
 
 
 def _adoption_advice(spec: AIProviderSpec, review: Review, may_adopt: bool) -> str:
