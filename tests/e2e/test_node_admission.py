@@ -26,7 +26,9 @@ from tests.support.release import (
     GROUP,
     VERSION,
     ChartRelease,
+    crds_present,
     install_release,
+    remove_crds,
     remove_release,
 )
 from tests.support.tenancy import Tenant, db_rows, editor
@@ -34,7 +36,7 @@ from tests.support.wait import wait_for
 from tools.devenv.env import DevEnv
 from tools.devenv.images import BuiltImage
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
 KEY_A = "sk-test-AAAAAAAAAAAAAAAAAAAA-0001"
 KEY_B = "sk-test-BBBBBBBBBBBBBBBBBBBB-0002"
@@ -113,7 +115,13 @@ def webhook_configurations(api: client.ApiClient, fullname: str) -> list[str]:
 def admitted(
     node: DevEnv, node_api: client.ApiClient, operator_image: BuiltImage
 ) -> Iterator[Admitted]:
-    rel = install_release(node, node_api, operator_image, "adm", admission=ADMISSION, **FAST)
+    # The chart installs the CRDs and keeps them on uninstall, owned by the release that made
+    # them: install them only if no release did, and then remove them again afterwards.
+    owns_crds = not crds_present(node_api)
+    rel = install_release(
+        node, node_api, operator_image, "adm", admission=ADMISSION, crds={"enabled": owns_crds},
+        **FAST,
+    )  # fmt: skip
     served = Admitted(rel)
     try:
         make_secret(node_api, rel.namespace, "llm-keys", {"a": KEY_A, "b": KEY_B})
@@ -134,6 +142,8 @@ def admitted(
         yield served
     finally:
         remove_release(rel)
+        if owns_crds:
+            remove_crds(node_api)
 
 
 def test_the_chart_owns_one_configuration_that_calls_the_service(admitted: Admitted) -> None:
@@ -231,9 +241,13 @@ def test_a_repeated_event_bumps_its_count(admitted: Admitted) -> None:
 
 
 def test_failure_policy_follows_helm_upgrade_and_uninstall_leaves_no_configuration(
-    node: DevEnv, node_api: client.ApiClient, operator_image: BuiltImage
+    admitted: Admitted, node: DevEnv, node_api: client.ApiClient, operator_image: BuiltImage
 ) -> None:
-    rel = install_release(node, node_api, operator_image, "adm-fp", admission=ADMISSION, **FAST)
+    # A release of its own, on the node and the CRDs of the module's release.
+    rel = install_release(
+        node, node_api, operator_image, "adm-fp", admission=ADMISSION, crds={"enabled": False},
+        **FAST,
+    )  # fmt: skip
     served = Admitted(rel)
     name = f"{rel.fullname}.aigateway.dev"
     reg = client.AdmissionregistrationV1Api(node_api)

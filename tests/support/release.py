@@ -17,6 +17,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from tests.support.operator import fresh_database
+from tests.support.wait import wait_for
 from tools.devenv.chart import (
     CHART,
     create_namespace,
@@ -29,6 +30,33 @@ from tools.devenv.images import BuiltImage
 
 GROUP, VERSION = "aigateway.dev", "v1alpha1"
 PLURALS = ("aiproviders", "aigatewaycoderdkeys")
+CRDS = tuple(f"{plural}.{GROUP}" for plural in PLURALS)
+
+
+def crds_present(api: client.ApiClient) -> bool:
+    """Whether the two CRDs exist (another release installed them, and keeps them)."""
+    names = {
+        c.metadata.name
+        for c in client.ApiextensionsV1Api(api).list_custom_resource_definition().items
+    }
+    return set(CRDS) <= names
+
+
+def remove_crds(api: client.ApiClient, timeout: float = 60) -> None:
+    """Delete the two CRDs (the chart keeps them on uninstall) and wait until they are gone,
+    so that a later release can install them as its own."""
+    ext = client.ApiextensionsV1Api(api)
+    for name in CRDS:
+        try:
+            ext.delete_custom_resource_definition(name)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+    wait_for(lambda: not _any_crd(ext), timeout, "the CRDs to be deleted")
+
+
+def _any_crd(ext: client.ApiextensionsV1Api) -> bool:
+    return bool({c.metadata.name for c in ext.list_custom_resource_definition().items} & set(CRDS))
 
 
 @dataclass
