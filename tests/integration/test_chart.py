@@ -451,6 +451,7 @@ def test_single_replica_without_peering_uses_recreate(render: Render) -> None:
         (merged({"config": {"AIGW_ENCRYPTION_KEYS": "a2V5"}}), "at '/config/AIGW_ENCRYPTION_KEYS'"),
         (merged({"config": {"NOT_OURS": "1"}}), "additional properties 'NOT_OURS'"),
         (merged({"extraEnv": [{"name": "AIGW_DATABASE_URL", "value": "x"}]}), "'not' failed"),
+        (merged({"extraEnv": [{"name": "AIGW_ADMISSION_PORT", "value": "1"}]}), "'not' failed"),
         (merged({"databaseUrl": "postgres://u:p@db/coder"}), "additional properties"),
         (merged({"watchNamespaces": ["Bad_NS"]}), "does not match pattern"),
         (merged({"providers": [{"name": "p"}]}), "missing property 'spec'"),
@@ -701,6 +702,9 @@ def test_grafana_dashboard_configmap(render: Render) -> None:
         (merged({"crds": {"install": False}}), "/crds"),
         (merged({"extraVolumeMounts": [{"name": "x"}]}), "/extraVolumeMounts/0"),
         (merged({"config": {"AIGW_INSTANCE_ID": "x"}}), "/config/AIGW_INSTANCE_ID"),
+        (merged({"config": {"AIGW_ADMISSION_TIMEOUT_S": 5}}), "/config/AIGW_ADMISSION_TIMEOUT_S"),
+        (merged({"config": {"AIGW_ADMISSION_CA_FILE": "/x"}}), "/config/AIGW_ADMISSION_CA_FILE"),
+        (merged({"admission": {"timeoutSeconds": 30}}), "/admission/timeoutSeconds"),
     ],
 )  # fmt: skip
 def test_schema_errors_name_the_offending_key(
