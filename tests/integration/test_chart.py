@@ -123,7 +123,7 @@ OPERATOR_RULES = {
     "aigateway.dev/aiproviders/status": {"patch"},
     "aigateway.dev/aigatewaycoderdkeys/status": {"patch"},
     "/secrets": {"get", "list", "watch", "create", "update", "patch", "delete"},
-    "/events": {"create"},
+    "/events": {"create", "patch"},
     "events.k8s.io/events": {"create"},
 }
 
@@ -451,6 +451,7 @@ def test_single_replica_without_peering_uses_recreate(render: Render) -> None:
         (merged({"config": {"AIGW_ENCRYPTION_KEYS": "a2V5"}}), "at '/config/AIGW_ENCRYPTION_KEYS'"),
         (merged({"config": {"NOT_OURS": "1"}}), "additional properties 'NOT_OURS'"),
         (merged({"extraEnv": [{"name": "AIGW_DATABASE_URL", "value": "x"}]}), "'not' failed"),
+        (merged({"extraEnv": [{"name": "AIGW_ADMISSION_PORT", "value": "1"}]}), "'not' failed"),
         (merged({"databaseUrl": "postgres://u:p@db/coder"}), "additional properties"),
         (merged({"watchNamespaces": ["Bad_NS"]}), "does not match pattern"),
         (merged({"providers": [{"name": "p"}]}), "missing property 'spec'"),
@@ -701,6 +702,9 @@ def test_grafana_dashboard_configmap(render: Render) -> None:
         (merged({"crds": {"install": False}}), "/crds"),
         (merged({"extraVolumeMounts": [{"name": "x"}]}), "/extraVolumeMounts/0"),
         (merged({"config": {"AIGW_INSTANCE_ID": "x"}}), "/config/AIGW_INSTANCE_ID"),
+        (merged({"config": {"AIGW_ADMISSION_TIMEOUT_S": 5}}), "/config/AIGW_ADMISSION_TIMEOUT_S"),
+        (merged({"config": {"AIGW_ADMISSION_CA_FILE": "/x"}}), "/config/AIGW_ADMISSION_CA_FILE"),
+        (merged({"admission": {"timeoutSeconds": 30}}), "/admission/timeoutSeconds"),
     ],
 )  # fmt: skip
 def test_schema_errors_name_the_offending_key(
@@ -713,33 +717,74 @@ def test_schema_errors_name_the_offending_key(
 
 def test_admission_off_by_default_and_what_it_installs(render: Render) -> None:
     assert not [d for d in render() if "webhook" in d["metadata"]["name"]]
-    docs = render(merged({"admission": {"enabled": True}}))
+    docs = render(merged({"admission": {"enabled": True}, "watchNamespaces": ["team-a"]}))
     service = only(docs, "Service", "aigw-aigateway-operator-webhook")
     assert service["spec"]["ports"] == [
         {"name": "webhook", "port": 443, "targetPort": "webhook", "protocol": "TCP"}
     ]
     tls = only(docs, "Secret", "aigw-aigateway-operator-webhook-tls")
     assert set(tls["data"]) == {"tls.crt", "tls.key", "ca.crt"}  # one pair for every replica
+    # The one cluster-wide admission right: SubjectAccessReviews as the requester (#23).
     role = only(docs, "ClusterRole", "aigw-aigateway-operator-admission")
     assert rules_by_resource(role["rules"]) == {
-        "admissionregistration.k8s.io/validatingwebhookconfigurations": {"create"},
-        "admissionregistration.k8s.io/mutatingwebhookconfigurations": {"create"},
-        "admissionregistration.k8s.io/validatingwebhookconfigurations"
-        "[aigw-aigateway-operator.aigateway.dev]": {"get", "patch"},
-        "admissionregistration.k8s.io/mutatingwebhookconfigurations"
-        "[aigw-aigateway-operator.aigateway.dev]": {"get", "patch"},
-        "authorization.k8s.io/subjectaccessreviews": {"create"},
+        "authorization.k8s.io/subjectaccessreviews": {"create"}
     }
-    only(docs, "ClusterRoleBinding", "aigw-aigateway-operator-admission")
+    # The chart owns the configuration: by Service reference, with the chart's CA.
+    cfg = only(docs, "ValidatingWebhookConfiguration", "aigw-aigateway-operator.aigateway.dev")
+    hooks = {h["name"]: h for h in cfg["webhooks"]}
+    assert set(hooks) == {
+        "validate-aiprovider.aigw-aigateway-operator.aigateway.dev",
+        "validate-aigatewaycoderdkey.aigw-aigateway-operator.aigateway.dev",
+    }
+    for kind, hook in (
+        ("aiprovider", hooks["validate-aiprovider.aigw-aigateway-operator.aigateway.dev"]),
+        (
+            "aigatewaycoderdkey",
+            hooks["validate-aigatewaycoderdkey.aigw-aigateway-operator.aigateway.dev"],
+        ),
+    ):
+        assert hook["clientConfig"]["service"] == {
+            "name": "aigw-aigateway-operator-webhook",
+            "namespace": "ops",
+            "port": 443,
+            "path": f"/validate-{kind}",
+        }
+        assert "url" not in hook["clientConfig"]
+        assert hook["clientConfig"]["caBundle"] == tls["data"]["ca.crt"]
+        assert hook["failurePolicy"] == "Ignore"
+        assert hook["sideEffects"] == "NoneOnDryRun"
+        assert hook["timeoutSeconds"] == 10
+        assert hook["rules"][0]["resources"] == [f"{kind}s"]
+        assert hook["rules"][0]["operations"] == ["CREATE", "UPDATE"]
+        assert hook["namespaceSelector"]["matchExpressions"] == [
+            {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["team-a"]}
+        ]
+        assert [c["expression"] for c in hook["matchConditions"]] == [
+            "request.operation == 'CREATE' || object.spec != oldObject.spec",
+            "!has(object.metadata.deletionTimestamp)",
+        ]
+    # No mutating configuration, and no RBAC for any: the operator manages none.
+    assert not [d for d in docs if d["kind"] == "MutatingWebhookConfiguration"]
+    assert not [
+        r
+        for d in docs
+        if d["kind"] in ("ClusterRole", "Role")
+        for r in d.get("rules") or []
+        if "admissionregistration.k8s.io" in r["apiGroups"]
+    ]
     pod = only(docs, "Deployment")["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["AIGW_ADMISSION"] == "true"
     assert env["AIGW_ADMISSION_FAILURE_POLICY"] == "Ignore"
-    assert env["AIGW_ADMISSION_HOST"] == "aigw-aigateway-operator-webhook.ops.svc"
-    assert env["AIGW_ADMISSION_CONFIG_NAME"] == "aigw-aigateway-operator.aigateway.dev"
+    assert env["AIGW_ADMISSION_CONFIG_NAME"] == ""  # kopf manages no configuration
+    assert "AIGW_ADMISSION_HOST" not in env
+    assert env["AIGW_ADMISSION_TIMEOUT_S"] == "8"  # below the API server's timeoutSeconds
     assert env["AIGW_ADMISSION_CA_FILE"] == "/etc/aigateway-operator/webhook/ca.crt"
     assert {"name": "webhook", "containerPort": 9443, "protocol": "TCP"} in container["ports"]
+    # Cluster-wide: every namespace goes to the webhook.
+    wide = only(render(merged({"admission": {"enabled": True}})), "ValidatingWebhookConfiguration")
+    assert all("namespaceSelector" not in h for h in wide["webhooks"])
 
     managed = render(
         merged(
@@ -757,6 +802,13 @@ def test_admission_off_by_default_and_what_it_installs(render: Render) -> None:
     )
     cert = only(managed, "Certificate")
     assert cert["spec"]["secretName"] == "aigw-aigateway-operator-webhook-tls"
+    cfg = only(managed, "ValidatingWebhookConfiguration")
+    assert cfg["metadata"]["annotations"] == {
+        "cert-manager.io/inject-ca-from": "ops/aigw-aigateway-operator-webhook"
+    }
+    for hook in cfg["webhooks"]:
+        assert hook["failurePolicy"] == "Fail"
+        assert "caBundle" not in hook["clientConfig"]  # cert-manager's injector fills it
     assert cert["spec"]["dnsNames"] == ["aigw-aigateway-operator-webhook.ops.svc"]
     assert not [d for d in managed if d["kind"] == "Secret" and "webhook" in d["metadata"]["name"]]
     with pytest.raises(HelmError) as info:

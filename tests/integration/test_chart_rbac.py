@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from aigateway_operator.kube.calls import CALLS, ApiCall
 from tests.support.wait import wait_for
 from tools.devenv.helm import (
     apply_manifests,
@@ -116,6 +117,80 @@ def as_chart_sa(
 G = "aigateway.dev"
 
 
+def _allowed(can: CanI, call: ApiCall, namespace: str | None, peering: str) -> bool:
+    return can(
+        call.verb,
+        call.resource,
+        namespace,
+        call.group,
+        name=peering if call.named else None,
+        subresource=call.subresource or None,
+    )
+
+
+def _calls_of(mode: str, *, admission: bool) -> list[ApiCall]:
+    """The operator's own table of calls (kube/calls.py) that an install of ``mode`` makes
+    (the webhook's own calls only with ``admission``)."""
+    import aigateway_operator.kube  # noqa: F401 - importing the package declares every call
+
+    calls = [c for c in CALLS if c.mode in ("any", mode) and (admission or not c.admission)]
+    # The table is the code's: it names the calls these tests once listed by hand.
+    assert {(c.verb, c.resource) for c in calls} >= {
+        ("get", "secrets"),
+        ("watch", "secrets"),
+        ("create", "events"),
+        ("patch", "events"),
+        ("patch", "aiproviders"),
+    }
+    return calls
+
+
+def test_every_call_the_operator_makes_is_granted_in_a_namespaced_install(
+    install: Callable[..., list[dict[str, Any]]],
+    as_chart_sa: Callable[[], CanI],
+    k8s_api: client.ApiClient,
+    namespace: str,
+) -> None:
+    served = new_namespace(k8s_api)
+    try:
+        install(base_values(watchNamespaces=[served], admission={"enabled": True}))
+        can = as_chart_sa()
+        peering = f"{namespace}-aigateway-operator"
+        refused = [
+            c
+            for c in _calls_of("namespaced", admission=True)
+            if not _allowed(can, c, served, peering)
+        ]
+        assert refused == [], f"the chart's Role refuses calls the operator makes: {refused}"
+        # Admission adds no webhook-configuration right: the chart owns the configuration.
+        for verb in ("create", "get", "patch"):
+            for resource in ("validatingwebhookconfigurations", "mutatingwebhookconfigurations"):
+                assert not can(verb, resource, None, "admissionregistration.k8s.io")
+    finally:
+        client.CoreV1Api(k8s_api).delete_namespace(served)
+
+
+def test_every_call_the_operator_makes_is_granted_in_a_cluster_wide_install(
+    install: Callable[..., list[dict[str, Any]]],
+    as_chart_sa: Callable[[], CanI],
+    namespace: str,
+) -> None:
+    install(base_values())
+    can = as_chart_sa()
+    peering = f"{namespace}-aigateway-operator"
+    # Cluster-wide: every call in any namespace (None: across all of them, as its watches).
+    refused = [
+        (c, ns)
+        for c in _calls_of("cluster-wide", admission=False)
+        for ns in (None, "anywhere")
+        if not (c.named and ns) and not _allowed(can, c, ns, peering)
+    ]
+    assert refused == [], f"the chart's ClusterRole refuses calls the operator makes: {refused}"
+    assert not can(
+        "create", "validatingwebhookconfigurations", None, "admissionregistration.k8s.io"
+    )
+
+
 def test_namespaced_install_grants_only_the_served_namespaces(
     install: Callable[..., list[dict[str, Any]]],
     as_chart_sa: Callable[[], CanI],
@@ -137,6 +212,7 @@ def test_namespaced_install_grants_only_the_served_namespaces(
         for verb in ("get", "list", "watch", "create", "update", "patch", "delete"):
             assert can(verb, "secrets", served)
         assert can("create", "events", served)
+        assert can("patch", "events", served)  # a repeated Event bumps its count
         assert can("create", "events", served, "events.k8s.io")
         assert can("list", "kopfpeerings", served, "kopf.dev")
         assert can("patch", "kopfpeerings", served, "kopf.dev", name=peering)

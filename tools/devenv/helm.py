@@ -34,7 +34,8 @@ from tools.devenv.build import (
     cache_dir,
 )
 
-HELM_VERSION = "v3.22.0"
+#: The approved helm release (v3.22.0 is served by the module proxy but not approved here).
+HELM_VERSION = "v3.21.4"
 HELM_MODULE = "helm.sh/helm/v3"
 
 
@@ -219,6 +220,7 @@ CLUSTER_SCOPED_KINDS = frozenset(
         "ClusterKopfPeering",
         "MutatingAdmissionPolicy",
         "MutatingAdmissionPolicyBinding",
+        "ValidatingWebhookConfiguration",
     }
 )
 

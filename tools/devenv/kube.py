@@ -9,8 +9,10 @@ service accounts).
 For a node (``address`` = the node network's gateway, ``scheduler`` given) the API server
 serves and advertises on that address instead (pods reach it there), authorises kubelets with
 the Node authorizer (``Node,RBAC``, NodeRestriction admission), talks to kubelets with its own
-client certificate, and kube-scheduler plus the deployment, replicaset and node-lifecycle
-controllers run too. etcd stays on loopback either way.
+client certificate, resolves Service references (webhooks) to endpoint IPs
+(``--enable-aggregator-routing``: there is no kube-proxy), and kube-scheduler plus the
+deployment, replicaset, node-lifecycle and endpointslice controllers run too. etcd stays on
+loopback either way.
 """
 
 from __future__ import annotations
@@ -38,9 +40,15 @@ KCM_CONTROLLERS = ",".join(
         "root-ca-certificate-publisher-controller",
     ]
 )
-#: Added when there is a node: Deployments roll out, and the node's not-ready taint is lifted.
+#: Added when there is a node: Deployments roll out, the node's not-ready taint is lifted, and
+#: Services get EndpointSlices (the API server routes webhook calls through them, below).
 KCM_NODE_CONTROLLERS = ",".join(
-    ["deployment-controller", "replicaset-controller", "node-lifecycle-controller"]
+    [
+        "deployment-controller",
+        "replicaset-controller",
+        "node-lifecycle-controller",
+        "endpointslice-controller",
+    ]
 )
 LOOPBACK = "127.0.0.1"
 
@@ -196,6 +204,12 @@ def start(
                 f"--kubelet-client-certificate={pki.kubelet_client_cert}",
                 f"--kubelet-client-key={pki.kubelet_client_key}",
                 "--kubelet-preferred-address-types=InternalIP",
+                # No kube-proxy runs, so a Service's cluster IP routes nowhere. With aggregator
+                # routing the API server resolves a `service` reference (a webhook's
+                # clientConfig.service, an APIService) to a ready endpoint of the Service's
+                # EndpointSlices, a pod IP on the node bridge the host reaches directly; TLS is
+                # still verified against `<service>.<namespace>.svc`.
+                "--enable-aggregator-routing=true",
             ]
         api = _spawn("kube-apiserver", plane.argv["kube-apiserver"], logs)
         plane.pids["kube-apiserver"] = api.pid

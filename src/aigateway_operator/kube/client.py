@@ -34,7 +34,8 @@ from urllib.parse import quote
 from kubernetes import client
 from kubernetes.client import rest
 
-from aigateway_operator.api.identity import GROUP, VERSION
+from aigateway_operator.api.identity import AIGATEWAYCODERDKEY, AIPROVIDER, GROUP, VERSION
+from aigateway_operator.kube.calls import ApiCall, declare
 
 __all__ = [
     "FIELD_MANAGER",
@@ -47,6 +48,37 @@ __all__ = [
 ]
 
 REQUEST_TIMEOUT_S = 30.0
+
+# --- every call this module makes (kube/calls.py: the chart's RBAC is tested against them) -----
+READ_SECRET = declare("get", "", "secrets", why="a referenced Secret")
+CREATE_SECRET = declare("create", "", "secrets", why="a gateway key's Secret")
+REPLACE_SECRET = declare("update", "", "secrets", why="a gateway key's Secret on rotation")
+DELETE_SECRET = declare("delete", "", "secrets", why="a renamed gateway key's old Secret")
+DISOWN_SECRET = declare("patch", "", "secrets", why="an orphaned key's Secret disowned")
+CREATE_EVENT = declare("create", "", "events", why="a new Event")
+PATCH_EVENT = declare("patch", "", "events", why="a repeated Event: count, lastTimestamp")
+REVIEW_ACCESS = declare(
+    "create",
+    "authorization.k8s.io",
+    "subjectaccessreviews",
+    why="may the requester get the Secret a change points at",
+    admission=True,
+)
+_OBJECT_CALLS: dict[tuple[str, str], ApiCall] = {}
+for _plural in (AIPROVIDER.plural, AIGATEWAYCODERDKEY.plural):
+    _OBJECT_CALLS["get", _plural] = declare("get", GROUP, _plural, why="does it still exist")
+    _OBJECT_CALLS["list", _plural] = declare("list", GROUP, _plural, why="uids at start")
+    _OBJECT_CALLS["patch-status", _plural] = declare("patch", GROUP, _plural, "status")
+
+#: The HTTP method of each verb (a request whose method is not its call's verb is a bug).
+_METHODS = {
+    "get": "GET",
+    "list": "GET",
+    "create": "POST",
+    "update": "PUT",
+    "patch": "PATCH",
+    "delete": "DELETE",
+}
 #: Who owns the fields we write, in ``managedFields``.
 FIELD_MANAGER = "aigateway-operator"
 
@@ -230,6 +262,7 @@ class Kube:
 
     async def _async(
         self,
+        call: ApiCall,
         what: str,
         method: str,
         path: str,
@@ -238,6 +271,10 @@ class Kube:
         *,
         missing_ok: bool = True,
     ) -> dict[str, Any] | None:
+        """:meth:`_call` in a worker thread; ``call`` is the request's entry of the declared
+        table (kube/calls.py) and must match its method."""
+        if _METHODS[call.verb] != method:
+            raise AssertionError(f"{method} {path} is not the declared {call}")
         return await asyncio.to_thread(
             self._call, what, method, path, body, content_type, missing_ok=missing_ok
         )
@@ -247,7 +284,7 @@ class Kube:
     async def read_secret(self, namespace: str, name: str) -> SecretData | None:
         """The Secret, or None if it does not exist."""
         obj = await self._async(
-            f"reading Secret {namespace}/{name}", "GET", _secrets(namespace, name)
+            READ_SECRET, f"reading Secret {namespace}/{name}", "GET", _secrets(namespace, name)
         )
         return None if obj is None else _secret_data(obj)
 
@@ -287,9 +324,13 @@ class Kube:
         }
         what = f"writing Secret {namespace}/{name}"
         if resource_version is None:
-            obj = await self._async(what, "POST", _secrets(namespace), body, missing_ok=False)
+            obj = await self._async(
+                CREATE_SECRET, what, "POST", _secrets(namespace), body, missing_ok=False
+            )
         else:
-            obj = await self._async(what, "PUT", _secrets(namespace, name), body, missing_ok=False)
+            obj = await self._async(
+                REPLACE_SECRET, what, "PUT", _secrets(namespace, name), body, missing_ok=False
+            )
         written = _secret_data(obj or {})
         if not written.resource_version:
             raise KubeError(f"{what}: the answer carried no resourceVersion")
@@ -315,7 +356,11 @@ class Kube:
         body = {"kind": "DeleteOptions", "apiVersion": "v1", "preconditions": {"uid": uid}}
         try:
             obj = await self._async(
-                f"deleting Secret {namespace}/{name}", "DELETE", _secrets(namespace, name), body
+                DELETE_SECRET,
+                f"deleting Secret {namespace}/{name}",
+                "DELETE",
+                _secrets(namespace, name),
+                body,
             )
         except KubeError as exc:
             if exc.status == 409:
@@ -332,6 +377,7 @@ class Kube:
         ]
         try:
             obj = await self._async(
+                DISOWN_SECRET,
                 f"releasing Secret {namespace}/{name}",
                 "PATCH",
                 _secrets(namespace, name),
@@ -371,6 +417,7 @@ class Kube:
             "spec": spec,
         }
         obj = await self._async(
+            REVIEW_ACCESS,
             f"reviewing access to Secret {namespace}/{name}",
             "POST",
             "/apis/authorization.k8s.io/v1/subjectaccessreviews",
@@ -385,14 +432,19 @@ class Kube:
     async def get_object(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
         """One of our objects as the API server has it now, or None if it does not exist."""
         return await self._async(
-            f"reading {plural} {namespace}/{name}", "GET", _objects(plural, namespace, name)
+            _OBJECT_CALLS["get", plural],
+            f"reading {plural} {namespace}/{name}",
+            "GET",
+            _objects(plural, namespace, name),
         )
 
     async def list_objects(self, plural: str, namespace: str | None) -> list[dict[str, Any]]:
         """Every object of one of our kinds, in ``namespace`` or the whole cluster (at start:
         to map the uids an earlier release recorded to names; the watch itself is kopf's)."""
         path = _objects(plural, namespace) if namespace else f"/apis/{GROUP}/{VERSION}/{plural}"
-        listed = await self._async(f"listing {plural}", "GET", path, missing_ok=False)
+        listed = await self._async(
+            _OBJECT_CALLS["list", plural], f"listing {plural}", "GET", path, missing_ok=False
+        )
         return [i for i in (listed or {}).get("items") or [] if isinstance(i, dict)]
 
     async def patch_status(
@@ -400,6 +452,7 @@ class Kube:
     ) -> dict[str, Any] | None:
         """Merge-patch ``status`` (None deletes a field); the object after, or None if gone."""
         return await self._async(
+            _OBJECT_CALLS["patch-status", plural],
             f"patching status of {plural} {namespace}/{name}",
             "PATCH",
             _objects(plural, namespace, name, "status"),
@@ -412,6 +465,7 @@ class Kube:
     async def create_event(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
         """Create a core/v1 Event; the created Event (its name is needed to bump its count)."""
         obj = await self._async(
+            CREATE_EVENT,
             f"posting an Event in {namespace}",
             "POST",
             _path("/api/v1", namespace, "events"),
@@ -425,6 +479,7 @@ class Kube:
     ) -> dict[str, Any] | None:
         """Merge-patch an Event (count, lastTimestamp); None if it is gone (expired)."""
         return await self._async(
+            PATCH_EVENT,
             f"updating Event {namespace}/{name}",
             "PATCH",
             _path("/api/v1", namespace, "events", name),

@@ -38,6 +38,7 @@ from urllib.parse import quote
 
 from kubernetes import client
 
+from aigateway_operator.kube.calls import declare
 from aigateway_operator.kube.client import send
 
 __all__ = ["METADATA_LIST", "METADATA_WATCH", "Deliver", "SecretMetadataWatch", "WatchError"]
@@ -50,6 +51,10 @@ Deliver = Callable[[str | None, dict[str, Any]], None]
 #: ``Accept`` for metadata-only lists and watches (the server strips everything but metadata).
 METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
 METADATA_WATCH = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
+
+# The calls of this module (kube/calls.py), in each served namespace or cluster-wide.
+LIST_SECRETS = declare("list", "", "secrets", why="the Secret metadata watch (listing)")
+WATCH_SECRETS = declare("watch", "", "secrets", why="the Secret metadata watch")
 
 #: Server-side watch timeout: the stream is re-opened (from the newest version) this often,
 #: so a connection silently dropped by a load balancer costs at most this long.

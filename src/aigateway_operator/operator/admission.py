@@ -3,12 +3,20 @@
 
 **How it is wired.** ``@kopf.on.validate`` handlers (one per kind, ``CREATE`` and
 ``UPDATE``) are registered only with ``AIGW_ADMISSION=true``; the startup handler then
-sets ``settings.admission.server`` (kopf's :class:`kopf.WebhookServer`, self-signing with
-``cryptography`` when no certificate files are given, see :mod:`.webhook_tls`) and, unless
-``AIGW_ADMISSION_CONFIG_NAME`` is empty, ``settings.admission.managed``: kopf then creates
-and patches a ValidatingWebhookConfiguration of that name with its handlers, its URL and
-its CA bundle (and an empty MutatingWebhookConfiguration of the same name: kopf manages
-both kinds whenever managed mode is on, so RBAC needs ``create``/``patch`` on both).
+sets ``settings.admission.server`` (kopf's :class:`kopf.WebhookServer`, which serves each
+handler at ``/<handler id>``: ``/validate-aiprovider``, ``/validate-aigatewaycoderdkey``;
+self-signing with ``cryptography`` when no certificate files are given, see
+:mod:`.webhook_tls`). Two modes:
+
+- **chart** (``AIGW_ADMISSION_CONFIG_NAME=""``): ``settings.admission.managed`` stays None,
+  so kopf serves and touches no webhook configuration; the chart renders the
+  ValidatingWebhookConfiguration (a ``service`` reference, its CA, its failure policy) and
+  the operator needs no ``admissionregistration`` RBAC;
+- **standalone** (the name set, the default for a process run by hand and the loopback
+  tests): kopf's managed mode creates and patches a ValidatingWebhookConfiguration of that
+  name with its handlers, its URL and its CA bundle (and an empty
+  MutatingWebhookConfiguration of the same name: kopf manages both kinds whenever managed
+  mode is on, so RBAC needs ``create``/``patch`` on both).
 
 **Every replica answers.** kopf starts its webhook server as a root task of the operator
 (``kopf/_core/reactor/running.py``: "admission webhook server", a task of its own, not one
@@ -19,10 +27,11 @@ database pool: it has one, opened by the startup handler on every replica; admis
 reads through it. (Its in-memory index follows kopf's watch events, which a paused replica
 does not receive: there the index is what it last saw; the database check is always live.)
 
-**The configuration stays when the operator stops.** The handlers are ``persistent``: kopf
-leaves them in the configuration at exit (otherwise the last replica stopping during a
-rollout would remove the webhook for all replicas). What the API server does while nobody
-answers is the failure policy (``AIGW_ADMISSION_FAILURE_POLICY``): ``Ignore`` (default)
+**The configuration stays when the operator stops.** The chart's does (it is the chart's).
+Standalone, the handlers are ``persistent``: kopf leaves them in the configuration at exit
+(otherwise the last replica stopping during a rollout would remove the webhook for all
+replicas). What the API server does while nobody answers is the failure policy (the
+chart's ``admission.failurePolicy``, ``AIGW_ADMISSION_FAILURE_POLICY``): ``Ignore`` (default)
 admits unchecked, so ``kubectl apply`` and a GitOps bootstrap never hang or fail on a down
 operator; ``Fail`` refuses.
 

@@ -94,8 +94,11 @@ ClusterRole). Why each verb is there:
   rotation, patch away the ownerReference when a key is orphaned, delete the old Secret after
   a rename. RBAC cannot limit these to Secrets by label, and resourceNames cannot apply to
   create, so the grant covers every Secret in the served scope.
-- Events: create, in both API groups (kopf posts core/v1 Events; events.k8s.io for clients
-  that use the newer API).
+- Events: create, in both API groups (core/v1 is what the operator posts; events.k8s.io for
+  clients that use the newer API), and patch of core/v1 Events: a repeated Event bumps the
+  count of the one already posted (kube/events.py).
+Every call the operator makes is declared in src/aigateway_operator/kube/calls.py, and
+tests/integration/test_chart_rbac.py checks each against these rules.
 */}}
 {{- define "aigw.operatorRules" -}}
 - apiGroups: ["aigateway.dev"]
@@ -114,7 +117,7 @@ ClusterRole). Why each verb is there:
 {{- end }}
 - apiGroups: [""]
   resources: ["events"]
-  verbs: ["create"]
+  verbs: ["create", "patch"]
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create"]

@@ -26,7 +26,7 @@ it is what the replica last saw. The database check does not depend on it.
 
 from __future__ import annotations
 
-from aigateway_operator.api.aiprovider import AIProviderSpec
+from aigateway_operator.api.aiprovider import AIProviderSpec, InvalidSpecError
 from aigateway_operator.api.common import ConditionStatus, ConditionType, Reason
 from aigateway_operator.api.identity import AIPROVIDER
 from aigateway_operator.controllers.admission import Review, Verdict
