@@ -85,10 +85,9 @@ class KeyState:
         since = self.own.previous_since
         if self.own.previous is None or since is None:
             return None
-        end = since + self.grace
-        whole = whole_seconds(end)
-        assert whole is not None
-        return whole if whole == end.astimezone(UTC) else whole + timedelta(seconds=1)
+        end = (since + self.grace).astimezone(UTC)
+        whole = end.replace(microsecond=0)
+        return whole if whole == end else whole + timedelta(seconds=1)
 
     @property
     def rotated_at(self) -> datetime | None:
