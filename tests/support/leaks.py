@@ -126,11 +126,13 @@ class SecretHistory:
                     core.list_namespaced_secret,
                     self.namespace,
                     resource_version=version,
+                    allow_watch_bookmarks=True,  # a quiet namespace keeps a fresh version
                     timeout_seconds=2,  # to look at the stop flag, not synchronisation
                 ):
                     if event["type"] == "ERROR":
                         raise RuntimeError(f"the Secret watch ended: {event['raw_object']}")
-                    self._record(event["object"])
+                    if event["type"] != "BOOKMARK":
+                        self._record(event["object"])
                     version = event["object"].metadata.resource_version
         except Exception as exc:  # reported by snapshot(), never skipped
             self.errors.append(repr(exc))
