@@ -3,7 +3,9 @@
 and the API server calls it for real creates, updates and ``dryRun=All`` requests.
 
 One operator process serves the whole module (the tests run in file order; the last one
-stops it to show the failure policy ``Ignore``).
+stops it to show the failure policy ``Ignore``). What a tenant sees (denials, warnings, plans)
+is seen by one: a ServiceAccount holding ``edit`` in the namespace, our kinds aggregated into
+it by the chart's own ClusterRoles, acting with its TokenRequest token (``as_tenant``).
 """
 
 from __future__ import annotations
@@ -35,7 +37,14 @@ from tests.support.operator import (
     operator_env,
     wait_condition,
 )
-from tests.support.tenancy import actor_records, db_rows, providers_only, token_of
+from tests.support.tenancy import (
+    actor_records,
+    aggregated_roles,
+    db_rows,
+    editor,
+    providers_only,
+    token_of,
+)
 from tests.support.wait import wait_for
 from tools.devenv.postgres import PostgresServer
 from tools.devenv.procs import free_port
@@ -156,6 +165,15 @@ def served(
             shutil.rmtree(logs, ignore_errors=True)
 
 
+@pytest.fixture(scope="module")
+def as_tenant(served: Served, k8s_api: client.ApiClient) -> Iterator[Served]:
+    """The served module as the namespace's editor sees it: every request of a test taking
+    this fixture is made with the editor's own token, its rights the chart's alone."""
+    with aggregated_roles(k8s_api):
+        tenant = editor(k8s_api, served.namespace, sa="tenant")
+        yield Served(served.op, served.namespace, served.config, tenant.api)
+
+
 def _coder_made(op: OperatorProcess, name: str) -> None:
     """A provider made in Coder's UI (no ownership record)."""
     with psycopg.connect(op.database_url, autocommit=True) as conn:
@@ -182,7 +200,8 @@ def test_managed_configuration_has_both_kinds_with_failure_policy_ignore(served:
         assert sorted(hook.rules[0].operations) == ["CREATE", "UPDATE"]
 
 
-def test_create_denied_for_a_name_held_by_a_provider_made_in_coder(served: Served) -> None:
+def test_create_denied_for_a_name_held_by_a_provider_made_in_coder(as_tenant: Served) -> None:
+    served = as_tenant
     make_secret(served.api, served.namespace, "llm-keys", {"a": KEY_A, "b": KEY_B, "c": KEY_C})
     body = _provider("mine", _openai("a", providerName="held-by-coder"))
     answer = _create(served, "aiproviders", body)
@@ -198,7 +217,8 @@ def test_create_denied_for_a_name_held_by_a_provider_made_in_coder(served: Serve
     assert got.status == 404
 
 
-def test_missing_secret_is_a_warning_and_the_object_is_created(served: Served) -> None:
+def test_missing_secret_is_a_warning_and_the_object_is_created(as_tenant: Served) -> None:
+    served = as_tenant
     answer = _create(served, "aiproviders", _provider("waits", _openai("x", secret="later")))
     assert answer.status == 201, answer
     assert any(
@@ -209,7 +229,8 @@ def test_missing_secret_is_a_warning_and_the_object_is_created(served: Served) -
     ]
 
 
-def test_dry_run_create_and_update_print_the_plan_masked(served: Served) -> None:
+def test_dry_run_create_and_update_print_the_plan_masked(as_tenant: Served) -> None:
+    served = as_tenant
     # A dry-run create: the plan, and nothing stored.
     body = _provider("openai-main", _openai("a", "b"))
     answer = _create(served, "aiproviders", body, dry_run=True)
@@ -271,7 +292,8 @@ def test_dry_run_create_and_update_print_the_plan_masked(served: Served) -> None
     assert answer.plans() == ["plan: no change to provider 'openai-main'"]
 
 
-def test_name_claimed_by_another_object_is_denied(served: Served) -> None:
+def test_name_claimed_by_another_object_is_denied(as_tenant: Served) -> None:
+    served = as_tenant
     body = _provider("second", _openai("a", providerName="openai-main"))
     answer = _create(served, "aiproviders", body, dry_run=True)
     assert answer.status == 403, answer
@@ -279,7 +301,8 @@ def test_name_claimed_by_another_object_is_denied(served: Served) -> None:
     assert f"AIProvider {served.namespace}/openai-main" in answer.message
 
 
-def test_gateway_key_plan_and_foreign_secret_denied(served: Served) -> None:
+def test_gateway_key_plan_and_foreign_secret_denied(as_tenant: Served) -> None:
+    served = as_tenant
     answer = _create(served, "aigatewaycoderdkeys", _gateway_key("gw", {}), dry_run=True)
     assert answer.status == 201, answer
     assert answer.plans() == ["plan: issue key 'gw' into Secret 'gw-key'"]

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 from kubernetes import client
 
+from tests.support.db import table_versions
 from tests.support.operator import (
     GROUP,
     VERSION,
@@ -225,11 +227,18 @@ def test_bedrock_with_irsa_identity(
         extra_env={
             "AWS_ROLE_ARN": "arn:aws:iam::123456789012:role/aigw-operator",
             "AWS_WEB_IDENTITY_TOKEN_FILE": str(token),
-            "AWS_ACCESS_KEY_ID": "",
-            "AWS_SECRET_ACCESS_KEY": "",
-        }
+        },
+        start=False,
     )
-    op.env.pop("AWS_ACCESS_KEY_ID", None)
+    # No static keys at all in the process's environment (set before it starts): the web
+    # identity is the only credential the default chain can find.
+    static = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+    for name in static:
+        op.env.pop(name, None)
+    op.start()
+    assert op.proc is not None
+    environ = Path(f"/proc/{op.proc.pid}/environ").read_bytes().split(b"\0")
+    assert not [e for e in environ if e.split(b"=", 1)[0].decode() in static]
     apply_provider(
         k8s_api,
         namespace,
@@ -345,16 +354,6 @@ def test_orphan_policy_and_report_drift_policy(
     assert provider_keys(op, rows[0][0]) == [CANARY_A]
 
 
-def _table_versions(dsn: str) -> dict[str, list[tuple[Any, ...]]]:
-    out = {}
-    with psycopg.connect(dsn) as conn:
-        for table in ("ai_providers", "ai_provider_keys", "audit_logs", "dbcrypt_keys"):
-            out[table] = conn.execute(
-                f"SELECT ctid::text, xmin::text FROM {table} ORDER BY ctid"  # noqa: S608
-            ).fetchall()
-    return out
-
-
 def test_quiet_restart_writes_nothing(
     operator_factory: Callable[..., OperatorProcess],
     k8s_api: client.ApiClient,
@@ -377,7 +376,7 @@ def test_quiet_restart_writes_nothing(
 
     wait_for(settled, 30, "every provider told that it shares its hostname")
     before_objs = {n: get_obj(k8s_api, namespace, PLURAL, n) for n in names}
-    before_db = _table_versions(op.database_url)
+    before_db = table_versions(op.database_url)
     op.stop()
     log_before = len(op.log())
     op.start()
@@ -390,7 +389,7 @@ def test_quiet_restart_writes_nothing(
     for n in names:
         assert after_objs[n]["metadata"] == before_objs[n]["metadata"], n
         assert after_objs[n]["status"] == before_objs[n]["status"], n
-    assert _table_versions(op.database_url) == before_db  # no INSERT/UPDATE/DELETE anywhere
+    assert table_versions(op.database_url) == before_db  # no INSERT/UPDATE/DELETE anywhere
 
 
 def test_metrics_endpoint(

@@ -14,6 +14,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from tests.support.chart import install_chart, operator_env
+from tests.support.leaks import SecretHistory, surfaces
 from tests.support.operator import (
     GROUP,
     VERSION,
@@ -61,14 +62,22 @@ def provider(name: str, secret: str) -> dict[str, Any]:
     }
 
 
+@pytest.fixture
+def secret_history(k8s_api: client.ApiClient, namespace: str) -> Iterator[SecretHistory]:
+    """Every value the namespace's Secrets hold over the test (the gateway keys issued)."""
+    with SecretHistory(k8s_api, namespace) as history:
+        yield history
+
+
 def test_provider_lifecycle_with_the_charts_service_account(
     operator_factory: Callable[..., OperatorProcess],
     chart_install: dict[str, Any],
     k8s_api: client.ApiClient,
     namespace: str,
+    secret_history: SecretHistory,
 ) -> None:
     assert chart_install["namespaces"] == namespace
-    op = operator_factory(extra_env=operator_env(chart_install))
+    op = operator_factory(extra_env=operator_env(chart_install), metrics=True)
 
     # Secret -> Ready: watch our kind and Secrets, read the Secret, patch status, finalizer.
     make_secret(k8s_api, namespace, "llm-keys", {"a": CANARY})
@@ -163,4 +172,13 @@ def test_provider_lifecycle_with_the_charts_service_account(
     assert op.alive(), log[-3000:]
     for denied in ("status=403", "Forbidden", "forbidden"):
         assert denied not in log, f"an API call was denied:\n{log[-3000:]}"
-    assert CANARY not in log
+    # No value the operator read or issued is anywhere it writes or the API serves: the
+    # provider key before and after its rotation, and both gateway keys (from the Secret's
+    # history: the second replaced the first, and the Secret is gone with its owner).
+    issued = {v for v in secret_history.snapshot() if v.startswith("cgw_")}
+    assert len(issued) == 2, len(issued)
+    seen = surfaces(
+        k8s_api, namespace, op.database_url, [PLURAL, keys_plural], log=log, metrics=op.metrics()
+    )
+    for value in (CANARY, CANARY + "-rotated", *issued):
+        assert seen.holding(value) == [], f"a secret ({value[:7]}...) leaked"

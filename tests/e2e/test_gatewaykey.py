@@ -10,6 +10,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -60,6 +61,19 @@ def assert_row_matches(op: OperatorProcess, secret: str, name: str) -> tuple[Any
     assert row[3] == digest, "row hash is not sha256 of the Secret's key"
     assert row[2] == secret[:11]
     return row
+
+
+def audit_times(op: OperatorProcess, key_id: uuid.UUID, action: str) -> list[datetime]:
+    """When Coder's audit log says the key row ``key_id`` was created or deleted."""
+    with psycopg.connect(op.database_url) as conn:
+        return [
+            r[0]
+            for r in conn.execute(
+                "SELECT \"time\" FROM audit_logs WHERE resource_type = 'ai_gateway_key' "
+                "AND resource_id = %s AND action = %s ORDER BY 1",
+                (key_id, action),
+            ).fetchall()
+        ]
 
 
 def events(api: client.ApiClient, namespace: str, reason: str) -> list[client.CoreV1Event]:
@@ -189,12 +203,19 @@ def test_rotation_retires_old_key_after_grace_period(
     wait_condition(k8s_api, namespace, PLURAL, "grace", "Ready")
     old = secret_value(k8s_api, namespace, "grace-key")
     assert old is not None
+    old_id = assert_row_matches(op, old, "grace")[0]
     patch_key(k8s_api, namespace, "grace", {"spec": {"rotation": {"generation": 3}}})
     new = wait_secret_changes(k8s_api, namespace, "grace-key", old)
-    wait_for(lambda: len(rows(op)) == 2, 10, "old and new rows during grace")
-    # Nobody uses the new key: the old one goes once the 5 s grace period has passed.
-    wait_for(lambda: len(rows(op)) == 1, 25, "old row deleted after gracePeriod")
-    assert_row_matches(op, new, "grace")
+    # Nobody uses the new key: the old one goes once the 5 s grace period has passed. (One
+    # row alone is no proof: the Secret holds the new key a moment before its row exists.)
+    digest = hashlib.sha256(new.encode()).digest()
+    wait_for(lambda: [r[3] for r in rows(op)] == [digest], 60, "only the new key's row left")
+    new_id, _, _, _, _ = assert_row_matches(op, new, "grace")
+    # Both rows authenticated for the whole grace period: the database's own record of when
+    # the new key was written and the old one deleted (never a sample racing the 5 s).
+    (issued,) = audit_times(op, new_id, "create")
+    (retired,) = audit_times(op, old_id, "delete")
+    assert retired - issued >= timedelta(seconds=5), (issued, retired)
     obj = wait_condition(k8s_api, namespace, PLURAL, "grace", "Issued", reason="Issued")
     assert obj["status"]["rotation"]["generation"] == 3
     retired = events(k8s_api, namespace, "KeyRetired")

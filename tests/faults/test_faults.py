@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -289,19 +288,18 @@ def test_postgres_crash_mid_batch_loses_and_duplicates_nothing(
         assert 0 < written < len(names), f"not mid-batch: {written} of {len(names)} written"
         postgres.stop(mode="immediate", remove=False)
     try:
-        outage_seen = False
-        deadline = time.monotonic() + 60
-        while not outage_seen and time.monotonic() < deadline:
+
+        def outage_seen() -> bool:
             items = custom(k8s_api).list_namespaced_custom_object(
                 GROUP, VERSION, namespace, PLURAL
             )["items"]
-            outage_seen = any(
+            return any(
                 c.get("reason") == "DatabaseUnavailable"
                 for o in items
                 for c in (o.get("status") or {}).get("conditions") or []
             )
-            time.sleep(0.2)  # poll interval, bounded by the deadline above
-        assert outage_seen, "no object reported DatabaseUnavailable during the outage"
+
+        wait_for(outage_seen, 60, "an object to report DatabaseUnavailable during the outage")
     finally:
         postgres.start_again()
     for n in names:

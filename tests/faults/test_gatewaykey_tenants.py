@@ -1,6 +1,7 @@
 """Issue #13, findings 1 and 2, for AIGatewayCoderdKey: a namespace editor (a real
 ServiceAccount holding the built-in ``edit`` ClusterRole in its namespace only, our kinds
-aggregated into it as the chart does; a TokenRequest token) attacks another namespace's
+aggregated into it by the chart's own ClusterRoles, removed after the module; a TokenRequest
+token) attacks another namespace's
 gateway key through the operator. Every move is made with the tenant's own credentials and
 the database is checked after each: the victim's row (id, name, hash) and its ownership
 records never change, and no value the tenant chose ever becomes a row.
@@ -31,12 +32,20 @@ from tests.support.operator import (
     get_obj,
     wait_condition,
 )
-from tests.support.rbac import namespace_editor
+from tests.support.tenancy import aggregated_roles, editor
 from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.faults
 
 CHOSEN = "cgw_" + "TenantChosenKey0123456789abcdefghijklm"  # 43 characters, our shape
+
+
+@pytest.fixture(scope="module")
+def chart_roles(k8s_api: client.ApiClient) -> Iterator[None]:
+    """The chart's aggregated ClusterRoles: the editor's rights on our kinds, and nothing a
+    test made (removed after the module)."""
+    with aggregated_roles(k8s_api):
+        yield
 
 
 @pytest.fixture
@@ -83,11 +92,12 @@ def test_a_namespace_editor_cannot_reach_another_namespaces_gateway_key(
     k8s_api: client.ApiClient,
     namespace: str,
     tenant_ns: str,
+    chart_roles: None,
 ) -> None:
     op = operator_factory(
         extra_env={"AIGW_HEARTBEAT_INTERVAL_S": "5"}, namespaces=[namespace, tenant_ns]
     )
-    tenant = namespace_editor(k8s_api, tenant_ns, "editor")
+    tenant = editor(k8s_api, tenant_ns).api
     t_core, t_custom = client.CoreV1Api(tenant), custom(tenant)
 
     # The victim's key (another namespace), and what must never change about it.

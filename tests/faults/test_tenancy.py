@@ -18,6 +18,7 @@ import pytest
 from kubernetes import client
 
 from aigateway_operator.masking import mask_secret
+from tests.support.db import table_versions
 from tests.support.operator import (
     ALLOW_ALL,
     OperatorProcess,
@@ -38,7 +39,6 @@ from tests.support.tenancy import (
     owner_records,
     provider_row,
     providers_only,
-    snapshot,
     wait_schema,
 )
 from tests.support.wait import wait_for
@@ -102,7 +102,7 @@ def test_a_secret_the_author_cannot_read_never_reaches_coder(
     make_secret(k8s_api, namespace, "huge", {"k": "x" * 9000}, annotations={})
     make_secret(k8s_api, namespace, "mine", {"k": KEY_A})  # opted in: the control case
     assert not author.can_read_secret("payments-db"), "the author is denied get secrets"
-    before = snapshot(op.database_url)
+    before = table_versions(op.database_url)
 
     attempts = {
         # what the adversarial run copied into Coder, under a base URL of its choosing
@@ -133,7 +133,7 @@ def test_a_secret_the_author_cannot_read_never_reaches_coder(
         )
         == condition(missing, "SecretsResolved")["message"]
     )  # type: ignore[index]
-    assert snapshot(op.database_url) == before, "nothing was written for any attempt"
+    assert table_versions(op.database_url) == before, "nothing was written for any attempt"
 
     author.apply(P, "mine", spec("mine", "k"))
     provider_id = ready_id(k8s_api, namespace, "mine")
@@ -160,12 +160,12 @@ def test_the_operators_gateway_key_secret_is_never_a_provider_key(
     secret = client.CoreV1Api(k8s_api).read_namespaced_secret("gw-key", namespace)
     data_keys = sorted(secret.data or {})
     assert data_keys, "the gateway-key Secret holds the key"
-    before = snapshot(op.database_url)
+    before = table_versions(op.database_url)
     author.apply(P, "steal", spec("gw-key", data_keys[0]))
     obj = wait_condition(k8s_api, namespace, P, "steal", "SecretsResolved", "False",
                          "SecretNotFound")  # fmt: skip
     assert "providerID" not in obj.get("status", {})
-    assert snapshot(op.database_url) == before
+    assert table_versions(op.database_url) == before
 
 
 # --- finding 4: adoption is the platform's decision -------------------------------------------
@@ -200,7 +200,7 @@ def test_adoption_only_where_the_platform_allows_it_and_never_of_another_type(
         author.apply(P, "boot", spec("keys", "k"))  # the schema exists once a pass ran
         ready_id(k8s_api, namespace, "boot")
         ui = _coder_made(op.database_url, "ui-made")
-        before = snapshot(op.database_url)
+        before = table_versions(op.database_url)
 
         # A tenant namespace asks to adopt, with another type and its own base URL.
         author.apply(P, "ui-made", {**spec("keys", "k"), "adoptExisting": True,
@@ -213,7 +213,7 @@ def test_adoption_only_where_the_platform_allows_it_and_never_of_another_type(
         assert "AIGW_ADOPTION_NAMESPACES" in message
         author.delete(P, "ui-made")
         wait_for(lambda: _gone(k8s_api, namespace, "ui-made"), 60, "the refused object gone")
-        assert snapshot(op.database_url) == before, "refused, and its delete touched nothing"
+        assert table_versions(op.database_url) == before, "refused, and its delete touched nothing"
 
         # The platform namespace may adopt, but never change the type.
         platform_admin = custom(k8s_api)
@@ -226,12 +226,12 @@ def test_adoption_only_where_the_platform_allows_it_and_never_of_another_type(
         platform_admin.create_namespaced_custom_object(GROUP, VERSION, platform, P, body)
         obj = wait_condition(k8s_api, platform, P, "ui-made", "Synced", "False", "TypeMismatch")
         assert "spec.type" in condition(obj, "Synced")["message"]  # type: ignore[index]
-        assert snapshot(op.database_url) == before
+        assert table_versions(op.database_url) == before
 
         # spec.type is immutable (CEL): the platform re-creates the object with the right one.
         platform_admin.delete_namespaced_custom_object(GROUP, VERSION, platform, P, "ui-made")
         wait_for(lambda: _gone(k8s_api, platform, "ui-made"), 60, "the mistyped object gone")
-        assert snapshot(op.database_url) == before, "its delete touched nothing"
+        assert table_versions(op.database_url) == before, "its delete touched nothing"
         body["spec"]["type"] = "openai"
         platform_admin.create_namespaced_custom_object(GROUP, VERSION, platform, P, body)
         assert ready_id(k8s_api, platform, "ui-made") == str(ui[0]), "adopted: the id is kept"
@@ -365,20 +365,18 @@ def test_a_row_whose_object_went_while_no_operator_ran_is_collected_after_the_gr
     operator_factory: Callable[..., OperatorProcess],
     k8s_api: client.ApiClient,
     namespace: str,
+    chart_roles: None,
 ) -> None:
+    """A namespace editor removes the finalizer and deletes its object while no operator
+    runs: the next operator collects the row."""
     first = started(operator_factory)
-    make_secret(k8s_api, namespace, "keys", {"k": KEY_A})
-    custom(k8s_api).create_namespaced_custom_object(
-        GROUP, VERSION, namespace, P,
-        {"apiVersion": f"{GROUP}/{VERSION}", "kind": "AIProvider",
-         "metadata": {"name": "lost"}, "spec": spec("keys", "k")},
-    )  # fmt: skip
+    tenant = editor(k8s_api, namespace)
+    make_secret(tenant.api, namespace, "keys", {"k": KEY_A})
+    tenant.apply(P, "lost", spec("keys", "k"))
     provider_id = ready_id(k8s_api, namespace, "lost")
     first.stop()
-    custom(k8s_api).patch_namespaced_custom_object(
-        GROUP, VERSION, namespace, P, "lost", {"metadata": {"finalizers": None}}
-    )
-    custom(k8s_api).delete_namespaced_custom_object(GROUP, VERSION, namespace, P, "lost")
+    tenant.patch(P, "lost", {"metadata": {"finalizers": None}})
+    tenant.delete(P, "lost")
     wait_for(lambda: _gone(k8s_api, namespace, "lost"), 60, "object gone")
     started(
         operator_factory,
@@ -440,14 +438,13 @@ def test_two_claims_in_the_same_second_leave_one_owner_that_keeps_syncing(
         row = provider_row(op.database_url, "shared")
         assert row is not None
         assert key_count(op.database_url, row[0]) == 1
-        # The owner is not wedged: a spec change syncs.
-        custom(k8s_api).patch_namespaced_custom_object(
-            GROUP, VERSION, winner, P, "claim", {"spec": spec("keys", "k", "k2")}
-        )
+        # The owner is not wedged: a spec change (its own) syncs.
+        by_ns = {t.namespace: t for t in tenants}
+        by_ns[winner].patch(P, "claim", {"spec": spec("keys", "k", "k2")})
         wait_condition(k8s_api, winner, P, "claim", "Ready")
         assert key_count(op.database_url, row[0]) == 2
-        # And once the owner is gone the newcomer takes the name over.
-        custom(k8s_api).delete_namespaced_custom_object(GROUP, VERSION, winner, P, "claim")
+        # And once the owner deletes its object the newcomer takes the name over.
+        by_ns[winner].delete(P, "claim")
         wait_condition(k8s_api, loser, P, "claim", "Ready")
         taken = provider_row(op.database_url, "shared")
         assert taken is not None
@@ -462,9 +459,13 @@ def test_a_cluster_rebuilt_from_git_takes_its_rows_back_and_another_instance_doe
     operator_factory: Callable[..., OperatorProcess],
     k8s_api: client.ApiClient,
     namespace: str,
+    chart_roles: None,
 ) -> None:
+    """The objects are applied by the namespace's editor (a GitOps agent with ``edit``);
+    losing the cluster is the platform's doing (admin)."""
     first = started(operator_factory)
-    make_secret(k8s_api, namespace, "keys", {"k": KEY_A})
+    git = editor(k8s_api, namespace, sa="gitops")
+    make_secret(git.api, namespace, "keys", {"k": KEY_A})
     manifests = {
         "kept": spec("keys", "k"),
         "orphaned": spec("keys", "k", deletionPolicy="Orphan"),
@@ -473,11 +474,7 @@ def test_a_cluster_rebuilt_from_git_takes_its_rows_back_and_another_instance_doe
 
     def apply_all() -> None:
         for name, body in manifests.items():
-            api.create_namespaced_custom_object(
-                GROUP, VERSION, namespace, P,
-                {"apiVersion": f"{GROUP}/{VERSION}", "kind": "AIProvider",
-                 "metadata": {"name": name}, "spec": body},
-            )  # fmt: skip
+            git.apply(P, name, body)
 
     apply_all()
     ids = {name: ready_id(k8s_api, namespace, name) for name in manifests}
@@ -491,11 +488,7 @@ def test_a_cluster_rebuilt_from_git_takes_its_rows_back_and_another_instance_doe
     wait_for(lambda: all(_gone(k8s_api, namespace, n) for n in manifests), 60, "objects gone")
     # The rebuilt cluster's operator starts before Git re-applies the objects.
     operator_factory(database_url=first.database_url, encryption_key=first.encryption_key)
-    api.create_namespaced_custom_object(
-        GROUP, VERSION, namespace, P,
-        {"apiVersion": f"{GROUP}/{VERSION}", "kind": "AIProvider",
-         "metadata": {"name": "sentinel"}, "spec": spec("keys", "k")},
-    )  # fmt: skip
+    git.apply(P, "sentinel", spec("keys", "k"))
     ready_id(k8s_api, namespace, "sentinel")  # the new operator's start sweep is behind us
     for name, provider_id in ids.items():
         row = provider_row(first.database_url, name)

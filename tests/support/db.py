@@ -1,9 +1,12 @@
 """Coder's database as the tests look at it: every table the operator writes, in one place.
 
 ``table_versions`` is the proof that "nothing was written": the physical version
-(``ctid``, ``xmin``) of every row of every table the operator writes. An INSERT adds a row,
-a DELETE removes one and an UPDATE, even one that writes the same values, gives the row a new
-``xmin``; equal snapshots mean not one row was touched.
+(``ctid``, ``xmin``) of every row of every table in Coder's schema and the operator's own
+(``aigateway_operator``), the tables found in the catalog at the time of the snapshot (a table
+added to either schema is covered without a change here). An INSERT adds a row, a DELETE
+removes one and an UPDATE, even one that writes the same values, gives the row a new
+``xmin``; equal snapshots mean not one row of any table was touched, and a table created in
+between shows as a new key.
 """
 
 from __future__ import annotations
@@ -12,12 +15,11 @@ from typing import Any
 
 import psycopg
 
-from aigateway_operator.store.operator_schema import OWNERS
+from aigateway_operator.store.operator_schema import OPERATOR_SCHEMA, OWNERS
 
-#: Every table the operator writes: Coder's four, the operator's ownership table (in its own
-#: schema) and coderd's
-#: encryption-key table (the operator inserts the first key in an empty database). When the
-#: ownership table moves (to the operator's own schema), change it here and nowhere else.
+#: The tables the operator must find at start (``tables_exist``): Coder's four, the
+#: operator's ownership table and coderd's encryption-key table. The snapshot does not use
+#: this list: it reads the catalog.
 OPERATOR_TABLES: tuple[str, ...] = (
     "ai_providers",
     "ai_provider_keys",
@@ -32,12 +34,27 @@ OWNERSHIP_TABLE = OWNERS
 
 TableVersions = dict[str, list[tuple[str, str]]]
 
+#: Every ordinary table of Coder's schema (the connection's: unqualified names) and of the
+#: operator's (``aigateway_operator.owners``, ...).
+_CATALOG = (
+    "SELECT CASE WHEN n.nspname = current_schema() THEN quote_ident(c.relname) "
+    "ELSE quote_ident(n.nspname) || '.' || quote_ident(c.relname) END FROM pg_class c "
+    "JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE c.relkind IN ('r', 'p') AND n.nspname IN (current_schema(), %s) ORDER BY 1"
+)
+
+
+def snapshot_tables(conn: psycopg.Connection[Any]) -> list[str]:
+    """The tables :func:`table_versions` covers, from the catalog."""
+    return [str(t) for (t,) in conn.execute(_CATALOG, (OPERATOR_SCHEMA,)).fetchall()]
+
 
 def table_versions(dsn: str) -> TableVersions:
-    """(ctid, xmin) of every row of every table in :data:`OPERATOR_TABLES`, in ctid order."""
+    """(ctid, xmin) of every row of every table of Coder's schema and the operator's, in ctid
+    order, keyed by table name (one transaction)."""
     out: TableVersions = {}
     with psycopg.connect(dsn) as conn:
-        for table in OPERATOR_TABLES:
+        for table in snapshot_tables(conn):
             rows = conn.execute(
                 f"SELECT ctid::text, xmin::text FROM {table} ORDER BY ctid"  # noqa: S608
             ).fetchall()
@@ -57,9 +74,10 @@ def tables_exist(dsn: str) -> bool:
 
 
 def changed_tables(before: TableVersions, after: TableVersions) -> dict[str, dict[str, Any]]:
-    """Per table that differs: how many row versions appeared and disappeared."""
+    """Per table that differs (or exists in one snapshot only): how many row versions
+    appeared and disappeared."""
     out: dict[str, dict[str, Any]] = {}
-    for table in OPERATOR_TABLES:
+    for table in sorted(before.keys() | after.keys()):
         old, new = set(before.get(table, [])), set(after.get(table, []))
         if old != new:
             out[table] = {"new_versions": len(new - old), "gone_versions": len(old - new)}

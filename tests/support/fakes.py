@@ -1,5 +1,7 @@
 """In-memory stand-ins for the store and the Secret API, keeping their contracts, for unit
-tests of both kinds' passes (the real store is tested on Postgres in tests/integration).
+tests of both kinds' passes (the real store is tested on Postgres in tests/integration;
+``tests/integration/test_store_contract.py`` runs the same claim scenarios against
+:class:`FakeProviderStore` and the real store, so the fake's rules are the store's).
 
 - :class:`FakeSecrets`: read/write/delete Secrets with resourceVersions, as the API server.
 - :class:`FakeGatewayKeyStore`: ownership records per owner identity, the journal (begin,
@@ -64,6 +66,7 @@ from aigateway_operator.store import (
     VerificationRecord,
     default_base_url,
     held_by,
+    provider_row_id,
     retiring_name,
 )
 from aigateway_operator.store.gateway_keys import describe_holder
@@ -585,6 +588,12 @@ class FakeProviderStore(ActorBook):
         "create", with no row), after the store's refusals in the store's order; shared by
         :meth:`upsert_provider` and :meth:`preview_provider`."""
         row = self._own(owner)
+        if row is None:
+            # The identity's own row id (the store's rule): a row this identity created and
+            # that was deleted since (its record gone with it) is taken back, not duplicated.
+            row = self.rows.get(provider_row_id(owner))
+            if row is not None and (not row.deleted or row.owner is not None):
+                row = None
         holder = self._live(desired.name)
         if row is not None and not row.deleted:
             if holder is not None and holder is not row:
@@ -624,10 +633,13 @@ class FakeProviderStore(ActorBook):
         elif claim == "revive":
             if not revive:
                 raise RevivalUnconfirmed(desired.name)
+            assert row is not None
+            row.owner = owner.key
             action = "revived"
         else:
             keys = [(uuid.uuid4(), k) for k in desired.api_keys]
-            row = ProviderRow(uuid.uuid4(), desired, keys, owner.key, self._tick(), policy=policy)
+            row_id = provider_row_id(owner)
+            row = ProviderRow(row_id, desired, keys, owner.key, self._tick(), policy=policy)
             row.applied = applied if applied is not None else row.applied
             self.rows[row.id] = row
             self.writes += 1

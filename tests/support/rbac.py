@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from kubernetes import client
 
-from tests.support.wait import wait_for
-
 
 def sa_token(
     k8s_api: client.ApiClient, namespace: str, sa: str, audience: str | None = None
@@ -53,59 +51,3 @@ def grant_secrets(
             subjects=[client.RbacV1Subject(kind="ServiceAccount", name=sa, namespace=namespace)],
         ),
     )
-
-
-#: A ClusterRole aggregated into the built-in ``edit`` role, as the chart's
-#: ``aggregateToDefaultRoles`` does (write verbs on our kinds, never their status).
-TENANT_AGGREGATE_ROLE = "aigw-test-aggregate-to-edit"
-
-
-def aggregate_our_kinds_into_edit(k8s_api: client.ApiClient) -> None:
-    """Give the built-in ``edit`` role our kinds (idempotent; waits for the aggregation)."""
-    rbac = client.RbacAuthorizationV1Api(k8s_api)
-    role = client.V1ClusterRole(
-        metadata=client.V1ObjectMeta(
-            name=TENANT_AGGREGATE_ROLE,
-            labels={"rbac.authorization.k8s.io/aggregate-to-edit": "true"},
-        ),
-        rules=[
-            client.V1PolicyRule(
-                api_groups=["aigateway.dev"],
-                resources=["aiproviders", "aigatewaycoderdkeys"],
-                verbs=["get", "list", "watch", "create", "update", "patch", "delete"],
-            )
-        ],
-    )
-    try:
-        rbac.create_cluster_role(role)
-    except client.exceptions.ApiException as exc:
-        if exc.status != 409:
-            raise
-
-    def aggregated() -> bool:
-        rules = rbac.read_cluster_role("edit").rules or []
-        return any("aigatewaycoderdkeys" in (r.resources or []) for r in rules)
-
-    wait_for(aggregated, 30, "the edit role to aggregate our kinds")
-
-
-def namespace_editor(k8s_api: client.ApiClient, namespace: str, sa: str) -> client.ApiClient:
-    """A tenant: ServiceAccount ``namespace/sa`` holding the built-in ``edit`` ClusterRole in
-    ``namespace`` only (our kinds aggregated into it, as the chart does), and a client that
-    authenticates with its TokenRequest token."""
-    aggregate_our_kinds_into_edit(k8s_api)
-    core = client.CoreV1Api(k8s_api)
-    core.create_namespaced_service_account(
-        namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name=sa))
-    )
-    client.RbacAuthorizationV1Api(k8s_api).create_namespaced_role_binding(
-        namespace,
-        client.V1RoleBinding(
-            metadata=client.V1ObjectMeta(name=f"{sa}-edit"),
-            role_ref=client.V1RoleRef(
-                api_group="rbac.authorization.k8s.io", kind="ClusterRole", name="edit"
-            ),
-            subjects=[client.RbacV1Subject(kind="ServiceAccount", name=sa, namespace=namespace)],
-        ),
-    )
-    return client_with_token(k8s_api, sa_token(k8s_api, namespace, sa))

@@ -28,6 +28,7 @@ from tools.devenv.helm import apply_manifests, ensure_helm, remove_cluster_scope
 GROUP, VERSION = "aigateway.dev", "v1alpha1"
 CHART = Path(__file__).resolve().parents[2] / "deploy" / "helm" / "aigateway-operator"
 RBAC = "rbac.authorization.k8s.io"
+KIND_PLURALS = ("aiproviders", "aigatewaycoderdkeys")
 
 
 @dataclass
@@ -121,7 +122,7 @@ def editor(k8s_api: client.ApiClient, namespace: str, sa: str = "editor") -> Ten
     _bind(client.RbacAuthorizationV1Api(k8s_api), namespace, sa, "ClusterRole", "edit")
     # The aggregation controller folds the chart's rules into ``edit`` asynchronously.
     wait_for(
-        lambda: _allowed(k8s_api, namespace, sa, "create", "aiproviders"),
+        lambda: all(_allowed(k8s_api, namespace, sa, "create", plural) for plural in KIND_PLURALS),
         60,
         "the chart's rules to be aggregated into the edit role",
     )
@@ -162,6 +163,22 @@ def providers_only(
     return Tenant(namespace, sa, client_with_token(k8s_api, sa_token(k8s_api, namespace, sa)))
 
 
+def _edit_grants_our_kinds(k8s_api: client.ApiClient) -> bool:
+    rules = client.RbacAuthorizationV1Api(k8s_api).read_cluster_role("edit").rules or []
+    return any(GROUP in (r.api_groups or []) for r in rules)
+
+
+def _aggregating_ours(k8s_api: client.ApiClient) -> list[str]:
+    """The ClusterRoles that aggregate into ``edit`` and mention our API group."""
+    roles = client.RbacAuthorizationV1Api(k8s_api).list_cluster_role().items
+    return [
+        r.metadata.name
+        for r in roles
+        if (r.metadata.labels or {}).get(f"{RBAC}/aggregate-to-edit") == "true"
+        and any(GROUP in (rule.api_groups or []) for rule in r.rules or [])
+    ]
+
+
 @contextmanager
 def aggregated_roles(k8s_api: client.ApiClient) -> Iterator[None]:
     """The chart's ClusterRoles that aggregate into ``view``/``edit``/``admin``, applied under
@@ -176,6 +193,14 @@ def aggregated_roles(k8s_api: client.ApiClient) -> Iterator[None]:
         and any(k.startswith(f"{RBAC}/aggregate-to-") for k in d["metadata"].get("labels", {}))
     ]
     assert roles, "the chart renders aggregated ClusterRoles"
+    # The editor's rights must come from these alone: a ClusterRole some other test left
+    # behind (or a chart release not uninstalled) would make a broken chart look right.
+    wait_for(
+        lambda: not _edit_grants_our_kinds(k8s_api),
+        60,
+        "the built-in edit role to grant none of our kinds before the chart's roles exist "
+        f"(left by another test? {_aggregating_ours(k8s_api)})",
+    )
     apply_manifests(k8s_api, roles)
     try:
         yield
@@ -240,17 +265,6 @@ def owner_records(dsn: str) -> list[tuple[str, str, str]]:
             "SELECT instance_id, namespace, name FROM aigateway_operator.owners "
             "WHERE row_table = 'ai_providers' ORDER BY 1, 2, 3",
         )
-    ]
-
-
-def snapshot(dsn: str) -> list[list[tuple[Any, ...]]]:
-    """Every provider, key and ownership row and the audit log's length: 'untouched' means
-    equal snapshots."""
-    return [
-        db_rows(dsn, "SELECT * FROM ai_providers ORDER BY id"),
-        db_rows(dsn, "SELECT * FROM ai_provider_keys ORDER BY id"),
-        db_rows(dsn, "SELECT * FROM aigateway_operator.owners ORDER BY row_table, row_id"),
-        db_rows(dsn, "SELECT count(*) FROM audit_logs"),
     ]
 
 

@@ -234,6 +234,11 @@ class Runner:
             if self._on_stop is not None:
                 self._on_stop(uid)
 
+    def idle(self) -> bool:
+        """Whether no pass is running (a started pass counts until it ends, cancelled or
+        not)."""
+        return not self._inflight
+
     async def drain(self, within_s: float) -> None:
         """Let passes that are still running finish (the operator is exiting)."""
         if self._inflight:

@@ -57,6 +57,7 @@ class OperatorApp:
         self.active: bool | None = None
         """Whether kopf lets this replica run passes (None: not known yet)."""
         self._db_checked = (0.0, False)
+        self._exiting = False
         metrics.BUILD_INFO.labels(__version__).set(1)
 
     # --- parts ----------------------------------------------------------------------------
@@ -174,6 +175,9 @@ class OperatorApp:
         for controller in (self._providers, self._gateway_keys):
             if controller is not None:
                 await controller.runner.drain(DRAIN_S)
+        self._exiting = True
+        if self.active:
+            self.set_active(False, "stopping")
         for controller in (self._providers, self._gateway_keys):
             if controller is not None:
                 await controller.stop()
@@ -190,16 +194,19 @@ class OperatorApp:
         self.providers.secret_changed(event_type, meta)
         self.gateway_keys.secret_changed(event_type, meta)
 
-    def set_active(self, active: bool) -> None:
+    def set_active(self, active: bool, why: str = "paused by kopf peering") -> None:
         """kopf's word on this replica (``operator.handling``): its watch events arrive
-        (active), or it stopped a daemon for ``OPERATOR_PAUSING`` (paused by peering). The
-        drift watch, the one part of ours that kopf does not run, follows it: a paused
-        replica holds no LISTEN connection and queries no row versions."""
+        (active), or it stopped a daemon for ``OPERATOR_PAUSING`` (paused by peering), or it is
+        stopping (:meth:`exiting`). The drift watch, the one part of ours that kopf does not
+        run, follows it: an inactive replica holds no LISTEN connection and queries no row
+        versions."""
+        if active and self._exiting:
+            return  # a late event while stopping: the replica starts no pass again
         if self.active is active:
             return
         self.active = active
         metrics.ACTIVE_REPLICA.set(1 if active else 0)
-        log.info("this replica is %s", "active" if active else "paused by kopf peering")
+        log.info("this replica is %s", "active" if active else why)
         task = self._drift_watch
         if active and (task is None or task.done()) and self._providers is not None:
             self._drift_watch = asyncio.get_running_loop().create_task(
@@ -208,6 +215,15 @@ class OperatorApp:
         elif not active and task is not None:
             task.cancel()  # closes the LISTEN connection
             self._drift_watch = None
+
+    def exiting(self) -> None:
+        """kopf is stopping this replica's daemons for good: once no pass runs, the replica
+        runs none again, and ``/readyz`` says so while the process winds down (a terminating
+        pod must not look active next to its successor). A pass still running keeps it
+        active until :meth:`stop` has drained it."""
+        self._exiting = True
+        if all(c is None or c.runner.idle() for c in (self._providers, self._gateway_keys)):
+            self.set_active(False, "stopping")
 
     # --- probes ---------------------------------------------------------------------------
 

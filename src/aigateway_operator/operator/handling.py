@@ -3,7 +3,8 @@
 - :func:`observe`: an ``on.event`` event reaches the kind's runner (indexes, wake-ups); a
   replica that receives events is active.
 - :func:`serve`: a daemon runs the object's passes until kopf stops it; a stop for
-  ``OPERATOR_PAUSING`` means peering paused this replica.
+  ``OPERATOR_PAUSING`` means peering paused this replica, one for ``OPERATOR_EXITING`` that
+  it is stopping (inactive once no pass runs).
 - :func:`release`: an ``on.delete`` that is not done yet becomes ``kopf.TemporaryError``, so
   kopf keeps the finalizer and calls again after the delay.
 """
@@ -41,6 +42,8 @@ async def serve(app: OperatorApp, kind: Kind, body: kopf.Body, stopped: kopf.Dae
         reason = stopped.reason
         if reason is not None and kopf.DaemonStoppingReason.OPERATOR_PAUSING in reason:
             app.set_active(False)
+        elif reason is not None and kopf.DaemonStoppingReason.OPERATOR_EXITING in reason:
+            app.exiting()
 
 
 async def release(app: OperatorApp, kind: Kind, body: kopf.Body) -> None:

@@ -82,11 +82,15 @@ class KeyState:
 
     @property
     def retire_after(self) -> datetime | None:
-        """When the previous key goes at the latest: its rotation plus the grace period."""
+        """When the previous key goes at the latest: its rotation plus the grace period,
+        rounded *up* to whole seconds (metav1.Time's precision): rounding down would end the
+        grace up to a second early."""
         since = self.own.previous_since
         if self.own.previous is None or since is None:
             return None
-        return whole_seconds(since + self.grace)
+        end = (since + self.grace).astimezone(UTC)
+        whole = end.replace(microsecond=0)
+        return whole if whole == end else whole + timedelta(seconds=1)
 
     @property
     def rotated_at(self) -> datetime | None:
