@@ -5,7 +5,7 @@ recorder — each of the last two one module saying what kopf lacks.
 This is the only package allowed to import the ``kubernetes`` client.
 """
 
-from aigateway_operator.kube.client import Kube, KubeError, ObjectRef, SecretData
+from aigateway_operator.kube.client import Kube, KubeError, ObjectRef, SecretData, Workload
 from aigateway_operator.kube.config import (
     ConnectionFacts,
     api_client,
@@ -23,6 +23,7 @@ __all__ = [
     "ObjectRef",
     "SecretData",
     "SecretMetadataWatch",
+    "Workload",
     "api_client",
     "connection_facts",
     "load_configuration",

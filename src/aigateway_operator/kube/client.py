@@ -36,10 +36,12 @@ from aigateway_operator.api.identity import GROUP, VERSION
 
 __all__ = [
     "FIELD_MANAGER",
+    "WORKLOAD_KINDS",
     "Kube",
     "KubeError",
     "ObjectRef",
     "SecretData",
+    "Workload",
     "send",
 ]
 
@@ -69,6 +71,27 @@ class SecretData:
     owner_uids: tuple[str, ...] = ()
     annotations: dict[str, str] = field(default_factory=dict)
     owner_kinds: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A Deployment or StatefulSet as the restart-on-rotation step needs it."""
+
+    kind: str
+    """``Deployment`` or ``StatefulSet``."""
+    namespace: str
+    name: str
+    uid: str
+    annotations: dict[str, str] = field(default_factory=dict)
+    """The object's own annotations (where the opt-in is)."""
+    template_annotations: dict[str, str] = field(default_factory=dict)
+    """Its pod template's annotations (where the stamp goes); empty from a metadata list."""
+
+
+#: The workload kinds that can opt into restarts: kind -> plural under ``apps/v1``.
+WORKLOAD_KINDS = {"Deployment": "deployments", "StatefulSet": "statefulsets"}
+#: What ``list_workloads`` asks for: metadata only (no pod templates, no status).
+METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
 
 
 @dataclass(frozen=True)
@@ -174,10 +197,19 @@ class Kube:
         path: str,
         body: Any = None,
         content_type: str = "application/json",
+        accept: str = "application/json",
     ) -> tuple[int, bytes]:
         """One request, read whole: ``(status, raw body)``; our writes name their manager."""
         query = [("fieldManager", FIELD_MANAGER)] if method != "GET" else None
-        resp = send(self._api, method, path, query=query, body=body, content_type=content_type)
+        resp = send(
+            self._api,
+            method,
+            path,
+            query=query,
+            body=body,
+            accept=accept,
+            content_type=content_type,
+        )
         resp.read()  # type: ignore[no-untyped-call]
         return int(resp.status), bytes(resp.data or b"")
 
@@ -190,6 +222,7 @@ class Kube:
         content_type: str = "application/json",
         *,
         missing_ok: bool = True,
+        accept: str = "application/json",
     ) -> dict[str, Any] | None:
         """:meth:`_send` for an object, and the one error rule.
 
@@ -197,7 +230,7 @@ class Kube:
         else: :class:`KubeError` naming ``what``, the status and the server's reason.
         """
         try:
-            code, raw = self._send(method, path, body, content_type)
+            code, raw = self._send(method, path, body, content_type, accept)
         except Exception as exc:  # connection refused/reset, TLS, timeouts (urllib3, client)
             # The exception's text may carry the URL and the client's request details; its
             # type is enough to say what happened.
@@ -222,9 +255,17 @@ class Kube:
         content_type: str = "application/json",
         *,
         missing_ok: bool = True,
+        accept: str = "application/json",
     ) -> dict[str, Any] | None:
         return await asyncio.to_thread(
-            self._call, what, method, path, body, content_type, missing_ok=missing_ok
+            self._call,
+            what,
+            method,
+            path,
+            body,
+            content_type,
+            missing_ok=missing_ok,
+            accept=accept,
         )
 
     # --- Secrets ------------------------------------------------------------------------------
@@ -355,6 +396,90 @@ class Kube:
             {"status": status},
             "application/merge-patch+json",
         )
+
+    # --- workloads that restart on a new gateway key ---------------------------------------------
+
+    async def list_workloads(self, namespace: str) -> list[Workload]:
+        """The namespace's Deployments and StatefulSets, metadata only (their annotations say
+        whether they opted in; no pod template or status crosses the wire)."""
+        found: list[Workload] = []
+        for kind, plural in WORKLOAD_KINDS.items():
+            listed = await self._async(
+                f"listing {plural} in {namespace}",
+                "GET",
+                _path("/apis/apps/v1", namespace, plural),
+                missing_ok=False,
+                accept=METADATA_LIST,
+            )
+            for item in (listed or {}).get("items") or []:
+                meta = item.get("metadata") or {} if isinstance(item, dict) else {}
+                found.append(
+                    Workload(
+                        kind=kind,
+                        namespace=namespace,
+                        name=str(meta.get("name", "")),
+                        uid=str(meta.get("uid", "")),
+                        annotations=dict(meta.get("annotations") or {}),
+                    )
+                )
+        return found
+
+    async def read_workload(self, kind: str, namespace: str, name: str) -> Workload | None:
+        """One Deployment or StatefulSet with its pod template's annotations; None if gone."""
+        plural = WORKLOAD_KINDS[kind]
+        obj = await self._async(
+            f"reading {kind} {namespace}/{name}",
+            "GET",
+            _path("/apis/apps/v1", namespace, plural, name),
+        )
+        if obj is None:
+            return None
+        meta = obj.get("metadata") or {}
+        template = ((obj.get("spec") or {}).get("template") or {}).get("metadata") or {}
+        return Workload(
+            kind=kind,
+            namespace=namespace,
+            name=name,
+            uid=str(meta.get("uid", "")),
+            annotations=dict(meta.get("annotations") or {}),
+            template_annotations=dict(template.get("annotations") or {}),
+        )
+
+    async def stamp_pod_template(self, workload: Workload, annotations: dict[str, str]) -> bool:
+        """Merge ``annotations`` into the workload's pod template (which rolls its pods), only
+        while it is still the object with ``workload.uid``; False if it is gone or replaced."""
+        plural = WORKLOAD_KINDS[workload.kind]
+        patch: list[dict[str, Any]] = [
+            {"op": "test", "path": "/metadata/uid", "value": workload.uid},
+            *(
+                {
+                    "op": "add",
+                    "path": "/spec/template/metadata/annotations/"
+                    + key.replace("~", "~0").replace("/", "~1"),
+                    "value": value,
+                }
+                for key, value in annotations.items()
+            ),
+        ]
+        if not workload.template_annotations:
+            # JSON patch cannot add into a map that does not exist.
+            patch.insert(
+                1,
+                {"op": "add", "path": "/spec/template/metadata/annotations", "value": {}},
+            )
+        try:
+            obj = await self._async(
+                f"restarting {workload.kind} {workload.namespace}/{workload.name}",
+                "PATCH",
+                _path("/apis/apps/v1", workload.namespace, plural, workload.name),
+                patch,
+                "application/json-patch+json",
+            )
+        except KubeError as exc:
+            if exc.status in (409, 422):
+                return False
+            raise
+        return obj is not None
 
     # --- Events -------------------------------------------------------------------------------
 

@@ -54,7 +54,12 @@ class GatewayKeyController:
         self.collector.maybe_sweep()
         ident = ObjectIdentity.from_body(self.kind, body)
         outcome, written = await reconciling.reconcile(
-            self.wiring, self.wiring.kube, ident, body.get("spec"), body.get("status")
+            self.wiring,
+            self.wiring.kube,
+            ident,
+            body.get("spec"),
+            body.get("status"),
+            workloads=self.wiring.kube,
         )
         self._remember(written)
         return outcome
