@@ -407,6 +407,7 @@ class FakeWorkloads:
     items: dict[tuple[str, str, str], Workload] = field(default_factory=dict)
     rollouts: dict[tuple[str, str, str], int] = field(default_factory=dict)
     denied: bool = False
+    lists: int = 0
 
     def add(self, kind: str, namespace: str, name: str, opt_in: str | None) -> None:
         annotations = {} if opt_in is None else {RESTART_ON_ROTATION_ANNOTATION: opt_in}
@@ -426,6 +427,7 @@ class FakeWorkloads:
 
     async def list_workloads(self, namespace: str) -> list[Workload]:
         self._check()
+        self.lists += 1
         return [
             replace(w, template_annotations={})
             for (_, ns, _), w in self.items.items()

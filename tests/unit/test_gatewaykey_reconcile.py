@@ -30,6 +30,7 @@ from aigateway_operator.config import Settings
 from aigateway_operator.controllers.gatewaykey.finalize import finalize
 from aigateway_operator.controllers.gatewaykey.legacy import legacy_claims
 from aigateway_operator.controllers.gatewaykey.reconcile import reconcile
+from aigateway_operator.controllers.gatewaykey.restart import Restarts
 from aigateway_operator.controllers.gatewaykey.secret import owner_label_value
 from aigateway_operator.controllers.shared import ObjectIdentity, PassOutcome
 from aigateway_operator.controllers.wiring import Wiring
@@ -62,6 +63,7 @@ class World:
     kube: FakeSecrets
     rt: Wiring
     workloads: FakeWorkloads = field(default_factory=FakeWorkloads)
+    restarts: Restarts | None = None
     spec: dict[str, Any] = field(default_factory=dict)
     status: dict[str, Any] = field(default_factory=dict)
     generation: int = 1
@@ -87,7 +89,7 @@ class World:
 
     async def reconcile(self) -> PassOutcome:
         outcome, self.written = await reconcile(
-            self.rt, self.kube, self.obj(), self.spec, self.status, self.workloads
+            self.rt, self.kube, self.obj(), self.spec, self.status, self.restarts
         )
         return self._apply(outcome)
 
@@ -114,7 +116,8 @@ def world() -> World:
     rt = Wiring(
         settings=settings, store=store, kube=kube, events=None, fingerprint_key=b"k", clock=clock
     )  # type: ignore[arg-type]
-    return World(clock, store, kube, rt)
+    workloads = FakeWorkloads()
+    return World(clock, store, kube, rt, workloads, Restarts(workloads, timedelta(minutes=10)))
 
 
 def reasons(outcome: PassOutcome) -> list[str]:
@@ -437,6 +440,32 @@ async def test_opted_in_workloads_are_restarted_onto_each_new_key(world: World) 
     assert w.stamp("Deployment", "ns", "gateway") == str(second.id)
     assert w.rollouts[("Deployment", "ns", "gateway")] == 2
     assert world.kube.value()[11:] not in repr(out.events)
+
+
+async def test_workloads_are_scanned_when_the_key_changes_and_at_the_resync_interval(
+    world: World,
+) -> None:
+    """Not on every heartbeat-mirror pass: a namespace listing per object per minute adds
+    up. A workload that opts in later is found at the next rescan."""
+    w = world.workloads
+    w.add("Deployment", "ns", "gateway", opt_in="gw")
+    await world.reconcile()
+    assert w.lists == 1
+    for _ in range(9):
+        world.clock.advance(minutes=1)
+        await world.reconcile()
+    assert w.lists == 1
+    w.add("Deployment", "ns", "late", opt_in="gw")
+    world.clock.advance(minutes=1)  # ten minutes since the scan
+    out = await world.reconcile()
+    assert w.lists == 2
+    assert reasons(out) == ["WorkloadRestarted"]
+    assert w.stamp("Deployment", "ns", "late") == world.status["keyID"]
+    # A new key is scanned for at once.
+    world.spec = {"rotation": {"generation": 1}}
+    await world.reconcile()
+    assert w.lists == 3
+    assert w.stamp("Deployment", "ns", "gateway") == world.status["keyID"]
 
 
 async def test_a_refused_restart_is_a_warning_and_the_key_is_still_delivered(

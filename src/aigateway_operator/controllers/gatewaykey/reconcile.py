@@ -30,7 +30,7 @@ from aigateway_operator.api.common import ConditionType, EventReason, InvalidSpe
 from aigateway_operator.api.gatewaykey import GatewayKeySpec
 from aigateway_operator.api.identity import AIGATEWAYCODERDKEY
 from aigateway_operator.controllers.gatewaykey.issue import complete, issue
-from aigateway_operator.controllers.gatewaykey.restart import Workloads, restart_workloads
+from aigateway_operator.controllers.gatewaykey.restart import Restarts, restart_workloads
 from aigateway_operator.controllers.gatewaykey.rotation import (
     Retirement,
     retire_previous,
@@ -72,10 +72,10 @@ async def reconcile(
     ident: ObjectIdentity,
     spec_body: object,
     status_body: object,
-    workloads: Workloads | None = None,
+    restarts: Restarts | None = None,
 ) -> tuple[PassOutcome, list[tuple[str, str, str]]]:
     """Make sure the key exists in Coder, its Secret holds it, and rotation is on schedule;
-    with ``workloads``, restart the ones that opted in once the Secret holds a new key.
+    with ``restarts``, restart the workloads that opted in once the Secret holds a new key.
 
     Returns the outcome and the Secrets this pass wrote (namespace, name, resourceVersion).
     """
@@ -111,7 +111,7 @@ async def reconcile(
         state = KeyState.of(
             await wiring.store.gateway_key_state(p.owner), current, spec.rotation.grace
         )
-        verdict = await converge(p, spec, name, secret_name, state, workloads)
+        verdict = await converge(p, spec, name, secret_name, state, restarts)
     except StopPass:
         return finish(p, current), p.written
     except StoreError as exc:
@@ -175,7 +175,7 @@ async def converge(
     name: str,
     secret_name: str,
     state: KeyState,
-    workloads: Workloads | None = None,
+    restarts: Restarts | None = None,
 ) -> Retirement | None:
     """Steps 1-6 of the module docstring; raises :class:`StopPass` when a step says so.
     Returns the verdict on the previous key (None: there is none)."""
@@ -254,8 +254,8 @@ async def converge(
     if not fresh:
         await rotate_if_due(p, spec, name, secret_name, state)
     verdict = await retire_previous(p, state)
-    if workloads is not None:
-        await restart_workloads(p, workloads, state)
+    if restarts is not None:
+        await restart_workloads(p, restarts, state)
     report(p, name, secret_name, state, verdict)
     return verdict
 

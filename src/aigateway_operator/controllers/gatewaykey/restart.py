@@ -11,10 +11,17 @@ finished by the next pass, and a workload that opts in later is stamped once (on
 
 Only workloads of the object's own namespace are considered (a Secret volume cannot cross
 namespaces either); nothing but that one pod-template annotation is ever written.
+
+The namespace is not listed on every pass (passes come every heartbeat mirror): once every
+opted-in workload carries the current key's stamp, the next scan for that object is due when
+its key changes, or after ``AIGW_RESYNC_INTERVAL_S`` (a workload that opts in later waits at
+most that long), or after an operator restart.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from aigateway_operator.api.common import EventReason, Reason
@@ -26,7 +33,7 @@ from aigateway_operator.controllers.gatewaykey.state import KeyPass, KeyState
 from aigateway_operator.controllers.shared import MESSAGE_LIMIT
 from aigateway_operator.kube import KubeError, Workload
 
-__all__ = ["Workloads", "restart_workloads"]
+__all__ = ["Restarts", "Workloads", "restart_workloads"]
 
 
 class Workloads(Protocol):
@@ -39,12 +46,33 @@ class Workloads(Protocol):
     async def stamp_pod_template(self, workload: Workload, annotations: dict[str, str]) -> bool: ...
 
 
-async def restart_workloads(p: KeyPass, workloads: Workloads, state: KeyState) -> list[str]:
+@dataclass
+class Restarts:
+    """The client, and when each object's workloads were last found stamped for which key."""
+
+    workloads: Workloads
+    rescan: timedelta
+    _scanned: dict[str, tuple[str, datetime]] = field(default_factory=dict)
+
+    def due(self, uid: str, key_id: str, now: datetime) -> bool:
+        last = self._scanned.get(uid)
+        return last is None or last[0] != key_id or now - last[1] >= self.rescan
+
+    def done(self, uid: str, key_id: str, now: datetime) -> None:
+        self._scanned[uid] = (key_id, now)
+
+    def forget(self, uid: str) -> None:
+        self._scanned.pop(uid, None)
+
+
+async def restart_workloads(p: KeyPass, restarts: Restarts, state: KeyState) -> list[str]:
     """Stamp every opted-in workload whose pods were not started for the current key; the
     workloads stamped (``Kind/name``). Failures are a Warning Event, never the pass's."""
     key_id = state.key_id
-    if key_id is None:
+    now = p.wiring.clock()
+    if key_id is None or not restarts.due(p.ident.uid, key_id, now):
         return []
+    workloads = restarts.workloads
     namespace, name = p.ident.namespace, p.ident.name
     stamped: list[str] = []
     try:
@@ -63,6 +91,7 @@ async def restart_workloads(p: KeyPass, workloads: Workloads, state: KeyState) -
                     f"stamped {KEY_GENERATION_ANNOTATION}={key_id} into its pod template "
                     f"({RESTART_ON_ROTATION_ANNOTATION}={name})",
                 )
+        restarts.done(p.ident.uid, key_id, now)
     except KubeError as exc:
         p.warn(
             Reason.WORKLOAD_RESTART_FAILED,
