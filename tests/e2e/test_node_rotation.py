@@ -204,15 +204,16 @@ def rotate(rig: Rig, name: str) -> tuple[dict[str, Any], datetime]:
 
 
 def test_an_opted_in_gateway_rolls_onto_the_new_key_without_a_gap(rig: Rig) -> None:
+    # Applied together, as from Git: the pod waits for the Secret the operator writes.
+    rig.gateway("gateway-auto", "auto", {RESTART: "auto"})
     rig.custom().create_namespaced_custom_object(
         GROUP, VERSION, rig.namespace, PLURAL,
         {"apiVersion": f"{GROUP}/{VERSION}", "kind": "AIGatewayCoderdKey",
          "metadata": {"name": "auto"}, "spec": {"rotation": {"gracePeriod": GRACE}}},
     )  # fmt: skip
     first = rig.ready_key("auto")
-    rig.gateway("gateway-auto", "auto", {RESTART: "auto"})
     apps = client.AppsV1Api(rig.api)
-    # The operator stamps the workload once it opted in (one rollout onto the current key).
+    # The operator stamps the opted-in workload with the key it delivered (one rollout).
     wait_for(
         lambda: (
             (apps.read_namespaced_deployment("gateway-auto", rig.namespace).spec.template.metadata
@@ -261,13 +262,13 @@ def test_an_opted_in_gateway_rolls_onto_the_new_key_without_a_gap(rig: Rig) -> N
 
 
 def test_a_gateway_nobody_restarts_keeps_its_old_key_past_the_grace_period(rig: Rig) -> None:
+    rig.gateway("gateway-manual", "manual", {})
     rig.custom().create_namespaced_custom_object(
         GROUP, VERSION, rig.namespace, PLURAL,
         {"apiVersion": f"{GROUP}/{VERSION}", "kind": "AIGatewayCoderdKey",
          "metadata": {"name": "manual"}, "spec": {"rotation": {"gracePeriod": GRACE}}},
     )  # fmt: skip
     first = rig.ready_key("manual")
-    rig.gateway("gateway-manual", "manual", {})
     dep = rig.settled("gateway-manual")
     old_prefix = first["status"]["keyPrefix"]
     wait_for(lambda: rig.beats({old_prefix}), 60, "the gateway's first heartbeat")

@@ -162,7 +162,9 @@ def _next_due(
     now = wiring.clock()
     due = [now + timedelta(seconds=wiring.settings.heartbeat_interval_s)]
     if verdict is not None and verdict.recheck_at is not None:
-        due.append(max(verdict.recheck_at + timedelta(seconds=1), now))
+        # recheck_at is on the database's clock: wait for it as a delay, never a busy loop.
+        delay = verdict.recheck_at - (state.own.observed_at or now)
+        due.append(now + max(delay, timedelta()) + timedelta(seconds=1))
     interval = spec.rotation.interval
     if interval is not None and state.created_at is not None:
         due.append(state.created_at + interval)

@@ -210,7 +210,7 @@ async def retire_previous(p: KeyPass, state: KeyState) -> Retirement | None:
                 "previous key used again just now; waiting until it is unused for "
                 f"{age_text(period * IDLE_PERIODS)}",
                 waiting=True,
-                recheck_at=p.wiring.clock() + period * IDLE_PERIODS,
+                recheck_at=(state.own.observed_at or p.wiring.clock()) + period * IDLE_PERIODS,
             )
         return None
     p.note(
