@@ -87,6 +87,10 @@ class Rig:
             GROUP, VERSION, self.namespace, PLURAL, name, body
         )
 
+    def execute(self, sql: str) -> None:
+        with psycopg.connect(self.database_url, autocommit=True) as conn:
+            conn.execute(sql)
+
     def rows(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
         with psycopg.connect(self.database_url, autocommit=True) as conn:
             return conn.execute(sql, params).fetchall()
@@ -171,12 +175,12 @@ def rig(node: DevEnv, node_api: client.ApiClient, operator_image: BuiltImage) ->
             "AIGW_GATEWAY_HEARTBEAT_PERIOD_S": str(PERIOD_S),
         },
     )  # fmt: skip
-    helm(
-        node, "install", RELEASE, str(CHART), "--namespace", namespace, "--wait",
-        "--timeout", "5m", values=values,
-    )  # fmt: skip
-    rig.rows(CREATE_BEATS)
     try:
+        helm(
+            node, "install", RELEASE, str(CHART), "--namespace", namespace, "--wait",
+            "--timeout", "5m", values=values,
+        )  # fmt: skip
+        rig.execute(CREATE_BEATS)
         yield rig
     finally:
         helm(node, "uninstall", RELEASE, "--namespace", namespace, "--wait", check=False)
@@ -231,16 +235,20 @@ def test_an_opted_in_gateway_rolls_onto_the_new_key_without_a_gap(rig: Rig) -> N
     assert rig.key_ids("auto") == {old_id, new_id}
     # The old row goes only once the rollout is over and the new key heartbeats.
     wait_for(lambda: rig.key_ids("auto") == {new_id}, 120, "the previous key retired")
-    retired = rig.events("auto", "KeyRetired")
-    assert retired
+    retired = wait_for(lambda: rig.events("auto", "KeyRetired"), 30, "the KeyRetired Event")
     assert "a gateway uses the new key" in (retired[-1].message or "")
 
     after = rig.settled("gateway-auto")
     assert after.metadata.generation == dep.metadata.generation + 1  # rolled once, by us
     assert after.spec.template.metadata.annotations[STAMP] == new_id
-    restarted = rig.events("auto", "WorkloadRestarted")
-    assert any("gateway-auto" in (e.message or "") and new_id in (e.message or "")
-               for e in restarted)  # fmt: skip
+    wait_for(
+        lambda: any(
+            "gateway-auto" in (e.message or "") and new_id in (e.message or "")
+            for e in rig.events("auto", "WorkloadRestarted")
+        ),
+        30,
+        "the WorkloadRestarted Event naming the Deployment and the new key",
+    )
     log = rig.beats({old_prefix, new_prefix})
     assert all(ok for _, _, ok, _ in log), [b for b in log if not b[2]]  # nobody was cut off
     new_beats = [at for _, prefix, _, at in log if prefix == new_prefix]
@@ -311,7 +319,11 @@ def test_a_gateway_nobody_restarts_keeps_its_old_key_past_the_grace_period(rig: 
         {"metadata": {"annotations": {"aigateway.dev/force-retire": old_prefix}}},
     )  # fmt: skip
     wait_for(lambda: old_id not in rig.key_ids("manual"), 60, "the forced retirement")
-    assert any("forced" in (e.message or "") for e in rig.events("manual", "KeyRetired"))
+    wait_for(
+        lambda: any("forced" in (e.message or "") for e in rig.events("manual", "KeyRetired")),
+        30,
+        "the KeyRetired Event saying it was forced",
+    )
     wait_for(
         lambda: any(not ok for _, _, ok, _ in rig.beats({old_prefix})), 60, "the gateway cut off"
     )
