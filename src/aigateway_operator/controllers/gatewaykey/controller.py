@@ -40,8 +40,9 @@ class GatewayKeyController:
         self._written: dict[tuple[str, str], str] = {}
         """Secrets our passes wrote last: (namespace, name) -> resourceVersion."""
         self._blocked_retry = min(BLOCKED_RETRY_S, wiring.settings.heartbeat_interval_s)
-        self._restarts = Restarts(wiring.kube, timedelta(seconds=wiring.settings.resync_interval_s))
-        """Which key each object's opted-in workloads were last found stamped for."""
+        self._restarts: Restarts | None = None
+        """Which key each object's opted-in workloads were last found stamped for (made at
+        the first pass: the client exists once the operator has started)."""
         self._objects: dict[str, tuple[str, str]] = {}
         """uid -> (namespace, name) of every object the watch has shown."""
         self.collector = Collector(
@@ -56,6 +57,9 @@ class GatewayKeyController:
 
     async def reconcile(self, body: Body) -> PassOutcome:
         self.collector.maybe_sweep()
+        if self._restarts is None:
+            rescan = timedelta(seconds=self.wiring.settings.resync_interval_s)
+            self._restarts = Restarts(self.wiring.kube, rescan)
         ident = ObjectIdentity.from_body(self.kind, body)
         outcome, written = await reconciling.reconcile(
             self.wiring,
@@ -95,7 +99,8 @@ class GatewayKeyController:
     def forget(self, ident: ObjectIdentity, lock: asyncio.Lock | None) -> None:
         forget_object(ident)
         self._objects.pop(ident.uid, None)
-        self._restarts.forget(ident.uid)
+        if self._restarts is not None:
+            self._restarts.forget(ident.uid)
         self.collector.deleted(ident.owner(self.wiring.settings.instance_id), lock)
 
     # --- garbage collection -----------------------------------------------------------------
