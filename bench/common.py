@@ -63,7 +63,7 @@ TABLES = (
     "ai_provider_keys",
     "audit_logs",
     "dbcrypt_keys",
-    "aigateway_operator.owned_rows",
+    "aigateway_operator.owners",
     "ai_gateway_keys",
 )
 CREATE_THREADS = 16
@@ -168,7 +168,11 @@ def create_secrets(
             namespace,
             client.V1Secret(
                 metadata=client.V1ObjectMeta(
-                    name=name, annotations={"aigateway.dev/allowed-aiproviders": "*"}
+                    name=name,
+                    annotations={
+                        "aigateway.dev/allowed-aiproviders": "*",
+                        "aigateway.dev/allowed-hosts": "*",
+                    },
                 ),
                 string_data={k: key_value(name, k) for k in keys},
             ),

@@ -77,7 +77,7 @@ GRANT USAGE ON TYPE :"coder_schema".resource_type TO :"role";
 GRANT USAGE ON TYPE :"coder_schema".audit_action TO :"role";
 \endif
 
--- The operator's own schema: it creates aigateway_operator.owned_rows and .owners (which
+-- The operator's own schema: it creates aigateway_operator.owners (which
 -- Kubernetes object owns which Coder row), .actors (who in Kubernetes made each spec
 -- generation, for Coder's audit log) and .migrations there, and owns them.
 CREATE SCHEMA IF NOT EXISTS aigateway_operator;

@@ -306,12 +306,12 @@ def _audit_row(dsn: str, name: str, action: str) -> tuple[Any, ...] | None:
 def test_the_service_account_that_made_a_change_is_named_in_coders_audit_log(
     served: Served,
 ) -> None:
-    """A ServiceAccount allowed only AIProviders (a namespaced Role, its TokenRequest token)
-    creates and edits a provider: Coder's audit rows name it; dry runs record nothing; the
-    token is nowhere in the database."""
+    """A ServiceAccount allowed only AIProviders (a namespaced Role, its TokenRequest token;
+    and ``get`` on the one Secret it deploys with) creates and edits a provider: Coder's audit
+    rows name it; dry runs record nothing; the token is nowhere in the database."""
     ns, dsn = served.namespace, served.op.database_url
     make_secret(served.api, ns, "deployer-keys", {"k": KEY_A})
-    deployer = providers_only(served.api, ns, sa="deployer")
+    deployer = providers_only(served.api, ns, sa="deployer", readable_secrets=["deployer-keys"])
     who = f"system:serviceaccount:{ns}:deployer"
     path = objects_path(GROUP, VERSION, ns, "aiproviders")
     body = _provider("by-deployer", _openai("k", secret="deployer-keys"))
@@ -373,6 +373,47 @@ def test_the_service_account_that_made_a_change_is_named_in_coders_audit_log(
     text = database_text(dsn)
     assert token not in text
     assert token.rsplit(".", 1)[-1] not in text
+
+
+def test_only_who_may_read_a_secret_may_point_a_provider_at_it(served: Served) -> None:
+    """#23: a ServiceAccount allowed AIProviders but not ``get`` on a Secret (opted in with
+    ``*`` for every AIProvider and every host) can neither create a provider using it nor
+    re-point the baseURL of one that does: a SubjectAccessReview as the requester says no."""
+    ns = served.namespace
+    make_secret(served.api, ns, "team-keys", {"k": KEY_B})
+    author = providers_only(served.api, ns, sa="author")
+    path = objects_path(GROUP, VERSION, ns, "aiproviders")
+
+    # The platform team (the admin, who may read it) makes the provider that uses it.
+    named = _create(served, "aiproviders", _provider("team", _openai("k", secret="team-keys")))
+    assert named.status == 201, named
+    wait_condition(served.api, ns, "aiproviders", "team", "Ready")
+
+    own = _provider("mine", _openai("k", secret="team-keys", type="openai-compat",
+                                    baseURL="https://attacker.example/v1"))  # fmt: skip
+    answers: list[Answer] = []
+
+    def denied_create() -> bool:  # once the author's Role binding is in effect
+        answers.append(request(author.api, "POST", path, own))
+        return answers[-1].status == 403
+
+    wait_for(denied_create, 30, "the author's create to reach the webhook")
+    message = answers[-1].message
+    assert "spec.apiKeys[0].secretKeyRef" in message, message
+    assert f"system:serviceaccount:{ns}:author may not get Secret 'team-keys'" in message
+    _no_plaintext(answers[-1])
+
+    item = objects_path(GROUP, VERSION, ns, "aiproviders", "team")
+    merge = "application/merge-patch+json"
+    repoint = {"spec": {"baseURL": "https://attacker.example/v1"}}
+    answer = request(author.api, "PATCH", item, repoint, content_type=merge)
+    assert answer.status == 403, answer
+    assert "may not get Secret 'team-keys'" in answer.message
+    # An edit that sends no Secret anywhere new is the author's to make.
+    rename = {"spec": {"displayName": "Team"}}
+    assert request(author.api, "PATCH", item, rename, content_type=merge).status == 200
+    rows = db_rows(served.op.database_url, "SELECT base_url FROM ai_providers WHERE name = 'team'")
+    assert rows == [("https://api.openai.com/v1/",)]
 
 
 def test_operator_down_with_failure_policy_ignore_admits(served: Served) -> None:

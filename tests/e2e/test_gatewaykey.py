@@ -27,7 +27,6 @@ from tests.support.gatewaykeys import (
     secret_value,
     wait_secret_changes,
 )
-from tests.support.legacy_gateway_keys import LegacyGatewayKeyOps
 from tests.support.operator import (
     GROUP,
     VERSION,
@@ -475,65 +474,3 @@ def test_crash_before_the_secret_write_never_inserts_the_journaled_key(
     assert row[3] == hashlib.sha256(held.encode()).digest()
     assert obj["status"]["keyID"] == str(row[0])
     assert records(op) == {(namespace, "early", "current", row[0])}
-
-
-def test_upgrade_from_the_release_before_records_keeps_every_key(
-    operator_factory: Callable[..., OperatorProcess],
-    k8s_api: client.ApiClient,
-    namespace: str,
-) -> None:
-    """A database and objects as the release before ownership records left them (rows
-    written by its store calls, ids only in the objects' status): the operator records
-    them at start and keeps every key, rotation included; no Secret changes."""
-    op = operator_factory(extra_env=FAST, start=False)
-    old_owner = OwnerRef(kind="AIGatewayCoderdKey", namespace=namespace, name="x")
-    plain, old, new = (
-        generate_gateway_secret(),
-        generate_gateway_secret(),
-        generate_gateway_secret(),
-    )
-    ids = {"plain": uuid.uuid4(), "old": uuid.uuid4(), "new": uuid.uuid4()}
-
-    async def legacy_release() -> None:
-        async with await Store.open(store_of(op)) as store:
-            legacy = LegacyGatewayKeyOps(store.capabilities, uuid.UUID(int=0))
-            async with store._pool.connection() as conn:  # the old release's store calls
-                await legacy.create(conn, ids["plain"], "plain", old_owner, plain)
-                await legacy.create(conn, ids["old"], "rotated", old_owner, old)
-                await legacy.rename(conn, ids["old"], "rotated-retiring-1", old_owner)
-                await legacy.create(conn, ids["new"], "rotated", old_owner, new)
-
-    asyncio.run(legacy_release())
-    statuses = {
-        "plain": {"keyID": str(ids["plain"]), "rotation": {"generation": 0}},
-        "rotated": {
-            "keyID": str(ids["new"]),
-            "keyPrefix": new[:11],
-            "rotation": {"generation": 1, "previousKeyID": str(ids["old"])},
-        },
-    }  # fmt: skip
-    values = {"plain": plain, "rotated": new}
-    for name, spec in (("plain", {}), ("rotated", {"rotation": {"generation": 1}})):
-        obj = apply_key(k8s_api, namespace, name, spec)
-        owned_secret(k8s_api, namespace, f"{name}-key", obj, values[name], {})
-        custom(k8s_api).patch_namespaced_custom_object_status(
-            GROUP, VERSION, namespace, PLURAL, name, {"status": statuses[name]}
-        )
-    before = rows(op)
-    op.start()
-    for name in ("plain", "rotated"):
-        obj = wait_condition(k8s_api, namespace, PLURAL, name, "Ready", timeout=60)
-        assert obj["status"]["keyID"] == statuses[name]["keyID"]
-        assert secret_value(k8s_api, namespace, f"{name}-key") == values[name]
-    assert records(op) == {
-        (namespace, "plain", "current", ids["plain"]),
-        (namespace, "rotated", "current", ids["new"]),
-        (namespace, "rotated", "previous", ids["old"]),
-    }
-    assert [r[:4] for r in rows(op)] == [r[:4] for r in before]
-    assert "ownership migration: recorded" in op.log()
-    # The previous key retires as usual: after gracePeriod (here shortened), nobody using it.
-    assert heartbeat(op, new) == 1
-    short = {"spec": {"rotation": {"generation": 1, "gracePeriod": "1s"}}}
-    patch_key(k8s_api, namespace, "rotated", short)
-    wait_for(lambda: ids["old"] not in {r[0] for r in rows(op)}, 20, "previous key retired")

@@ -736,6 +736,7 @@ def test_admission_off_by_default_and_what_it_installs(render: Render) -> None:
         "[aigw-aigateway-operator.aigateway.dev]": {"get", "patch"},
         "admissionregistration.k8s.io/mutatingwebhookconfigurations"
         "[aigw-aigateway-operator.aigateway.dev]": {"get", "patch"},
+        "authorization.k8s.io/subjectaccessreviews": {"create"},
     }
     only(docs, "ClusterRoleBinding", "aigw-aigateway-operator-admission")
     pod = only(docs, "Deployment")["spec"]["template"]["spec"]

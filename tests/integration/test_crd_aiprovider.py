@@ -18,8 +18,6 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from aigateway_operator.api import (
-    API_GROUP,
-    API_VERSION,
     AIProviderSpec,
     AIProviderStatus,
     APIKeyStatus,
@@ -32,13 +30,12 @@ from aigateway_operator.api import (
 )
 from aigateway_operator.api.aiprovider import (
     EXTERNAL_ID_PATTERN,
-    KIND,
-    PLURAL,
     PROVIDER_NAME_PATTERN,
     REGION_PATTERN,
     ROLE_ARN_PATTERN,
 )
 from aigateway_operator.api.common import DNS_SUBDOMAIN_PATTERN, SECRET_DATA_KEY_PATTERN
+from aigateway_operator.api.identity import AIPROVIDER
 from tests.support.crd import Objects, rejected
 from tests.support.crd import body as crd_body
 
@@ -53,7 +50,7 @@ def keys(*names: str, key: str = "api-key") -> list[dict[str, Any]]:
 
 
 def body(name: str, spec: dict[str, Any] | None) -> dict[str, Any]:
-    return crd_body(KIND, name, spec)
+    return crd_body(AIPROVIDER.kind, name, spec)
 
 
 def raw_get(api: client.ApiClient, path: str, accept: str = "application/json") -> Any:
@@ -69,7 +66,7 @@ def raw_get(api: client.ApiClient, path: str, accept: str = "application/json") 
 
 @pytest.fixture
 def objects(k8s_api: client.ApiClient, namespace: str) -> Objects:
-    return Objects(k8s_api, namespace, PLURAL, KIND, "p")
+    return Objects(k8s_api, namespace, AIPROVIDER.plural, AIPROVIDER.kind, "p")
 
 
 # (id, metadata.name, spec, substrings the message must contain)
@@ -665,10 +662,10 @@ def test_full_status_is_kept_not_pruned(objects: Objects) -> None:
 def test_status_is_a_subresource(objects: Objects) -> None:
     spec = {"type": "openai"}
     created = objects.api.create_namespaced_custom_object(
-        API_GROUP,
-        API_VERSION,
+        AIPROVIDER.group,
+        AIPROVIDER.version,
         objects.namespace,
-        PLURAL,
+        AIPROVIDER.plural,
         {**body("p", spec), "status": {"keyCount": 3}},
     )
     assert "status" not in created
@@ -686,7 +683,7 @@ def test_printer_columns(k8s_api: client.ApiClient, objects: Objects) -> None:
     objects.patch_status(full_status().to_body())
     table = raw_get(
         k8s_api,
-        f"/apis/{API_GROUP}/{API_VERSION}/namespaces/{objects.namespace}/{PLURAL}",
+        f"/apis/{AIPROVIDER.api_version}/namespaces/{objects.namespace}/{AIPROVIDER.plural}",
         accept="application/json;as=Table;v=v1;g=meta.k8s.io",
     )
     names = [c["name"] for c in table["columnDefinitions"]]
@@ -716,7 +713,9 @@ def _properties(node: dict[str, Any], path: str) -> list[tuple[str, dict[str, An
 def test_every_field_is_explained(k8s_api: client.ApiClient) -> None:
     """What ``kubectl explain aiproviders.spec...`` prints comes from these descriptions."""
     crd = raw_get(
-        k8s_api, f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{PLURAL}.{API_GROUP}"
+        k8s_api,
+        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/"
+        f"{AIPROVIDER.plural}.{AIPROVIDER.group}",
     )
     schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
     assert schema["description"]

@@ -14,17 +14,16 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from aigateway_operator.api import API_GROUP, API_VERSION, Condition, ConditionStatus
+from aigateway_operator.api import Condition, ConditionStatus
 from aigateway_operator.api.common import DNS_SUBDOMAIN_PATTERN
 from aigateway_operator.api.gatewaykey import (
     KEY_NAME_PATTERN,
-    KIND,
-    PLURAL,
     RULE_MESSAGES,
     GatewayKeySpec,
     GatewayKeyStatus,
     RotationStatus,
 )
+from aigateway_operator.api.identity import AIGATEWAYCODERDKEY
 from tests.support.crd import Objects, rejected
 
 pytestmark = pytest.mark.integration
@@ -32,7 +31,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def keys(k8s_api: client.ApiClient, namespace: str) -> Objects:
-    return Objects(k8s_api, namespace, PLURAL, KIND, "k")
+    return Objects(k8s_api, namespace, AIGATEWAYCODERDKEY.plural, AIGATEWAYCODERDKEY.kind, "k")
 
 
 def test_server_defaults_and_model_agree(keys: Objects) -> None:
@@ -211,7 +210,8 @@ def test_printer_columns(k8s_api: client.ApiClient, keys: Objects) -> None:
     keys.patch_status(full_status().to_body())
     method, url, headers, _, _ = k8s_api.param_serialize(
         "GET",
-        f"/apis/{API_GROUP}/{API_VERSION}/namespaces/{keys.namespace}/{PLURAL}",
+        f"/apis/{AIGATEWAYCODERDKEY.api_version}/namespaces/{keys.namespace}/"
+        f"{AIGATEWAYCODERDKEY.plural}",
         header_params={"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"},
         auth_settings=["BearerToken"],
     )
@@ -233,8 +233,10 @@ def test_printer_columns(k8s_api: client.ApiClient, keys: Objects) -> None:
 
 
 def test_short_name_and_category(k8s_api: client.ApiClient) -> None:
-    resources = client.CustomObjectsApi(k8s_api).get_api_resources(API_GROUP, API_VERSION)
-    (res,) = [r for r in resources.resources if r.name == PLURAL]
+    resources = client.CustomObjectsApi(k8s_api).get_api_resources(
+        AIGATEWAYCODERDKEY.group, AIGATEWAYCODERDKEY.version
+    )
+    (res,) = [r for r in resources.resources if r.name == AIGATEWAYCODERDKEY.plural]
     assert res.short_names == ["cgwkey"]
     assert res.categories == ["aigateway"]
     assert res.namespaced

@@ -13,7 +13,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from aigateway_operator.kube import EventRecorder, Kube, KubeError, ObjectRef
+from aigateway_operator.kube import EventRecorder, Kube, KubeError, ObjectRef, Requester
 from tests.support.rbac import client_with_token, grant_secrets, sa_token
 from tests.support.wait import wait_for
 
@@ -281,3 +281,23 @@ def test_a_connection_failure_is_a_kube_error_without_details() -> None:
         asyncio.run(kube.read_secret("ns", "s"))
     assert info.value.status is None
     assert "127.0.0.1" not in str(info.value)
+
+
+def test_may_get_secret_asks_as_the_requester(k8s_api: client.ApiClient, namespace: str) -> None:
+    """#23: the webhook's SubjectAccessReview answers for the requester (user and groups),
+    not for the operator; the answer is the same whether the Secret exists or not."""
+    _secret(k8s_api, namespace)
+    _reader_client(k8s_api, namespace)  # ServiceAccount "reader" may get Secrets here
+    kube = Kube(k8s_api)
+    reader = Requester(
+        f"system:serviceaccount:{namespace}:reader",
+        ("system:serviceaccounts", f"system:serviceaccounts:{namespace}", "system:authenticated"),
+        uid="d0c5e7a2-0000-4000-8000-000000000001",
+        extra={"authentication.kubernetes.io/credential-id": ("JTI=test",)},
+    )
+    stranger = Requester(f"system:serviceaccount:{namespace}:stranger", reader.groups)
+    assert asyncio.run(kube.may_get_secret(reader, namespace, "keys"))
+    assert asyncio.run(kube.may_get_secret(reader, namespace, "does-not-exist"))
+    assert not asyncio.run(kube.may_get_secret(stranger, namespace, "keys"))
+    assert not asyncio.run(kube.may_get_secret(stranger, namespace, "does-not-exist"))
+    assert not asyncio.run(kube.may_get_secret(reader, "kube-system", "keys"))

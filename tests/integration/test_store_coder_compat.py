@@ -73,7 +73,7 @@ async def test_anthropic_with_bedrock_is_written_as_bedrock_and_the_backfill_fin
     assert await snapshot(store_db) == before
     check = await store.check_provider(ANTHROPIC_ON_BEDROCK, OWNER)
     assert check is not None
-    assert check.in_sync
+    assert check.differences == ()
 
 
 async def test_a_row_an_earlier_release_left_as_anthropic_is_not_fought_over(

@@ -17,14 +17,12 @@ from aigateway_operator.config import Settings
 from aigateway_operator.store import (
     GatewayKeyConflict,
     InvalidName,
-    LegacyGatewayKeyClaim,
     NameTaken,
     OwnerRef,
     SecretCollision,
     Store,
     generate_gateway_secret,
 )
-from tests.support.legacy_gateway_keys import LegacyGatewayKeyOps
 from tests.support.store import OWNERS, fetch, owner
 
 pytestmark = pytest.mark.integration
@@ -482,86 +480,6 @@ async def test_gateway_key_audit_shape(
     assert count == (before,)
 
 
-async def test_legacy_database_is_migrated_from_claims(
-    store: Store, store_db: psycopg.AsyncConnection[Any]
-) -> None:
-    """A database the release before ownership records wrote (its own store calls), and the
-    claims the operator builds from its objects' status at start."""
-    legacy = LegacyGatewayKeyOps(store.capabilities, uuid.UUID(int=0))
-    old_owner = OwnerRef(kind=KIND, namespace="x", name="x", uid="uid-x")
-    a_id, b_old, b_new, c_id = (uuid.uuid4() for _ in range(4))
-    a_secret = generate_gateway_secret()
-
-    async def write(fn: Any) -> Any:
-        async with store._pool.connection() as conn:  # the old release's calls
-            return await fn(conn)
-
-    await write(lambda c: legacy.create(c, a_id, "gw-a", old_owner, a_secret))
-    await write(lambda c: legacy.create(c, b_old, "gw-b", old_owner, None))
-    await write(lambda c: legacy.rename(c, b_old, "gw-b-retiring-1", old_owner))
-    await write(lambda c: legacy.create(c, b_new, "gw-b", old_owner, None))
-    await write(lambda c: legacy.create(c, c_id, "gw-c", old_owner, None))
-    coder_made = uuid.uuid4()
-    await store_db.execute(
-        "INSERT INTO ai_gateway_keys (id, created_at, name, secret_prefix, hashed_secret) "
-        "VALUES (%s, now(), 'from-ui', 'abcdefghijk', %s)",
-        (coder_made, sha("ui")),
-    )
-    before = await key_rows(store_db)
-    assert await records(store_db) == set()
-
-    C = owner("gw-c", kind=KIND, namespace="team-c")
-    T = owner("tenant", kind=KIND, namespace="team-t")
-    T2 = owner("gw-c", kind=KIND, namespace="team-t2")
-    claims = [
-        LegacyGatewayKeyClaim(A, a_id, "current", "gw-a", "Orphan"),
-        LegacyGatewayKeyClaim(B, b_new, "current", "gw-b"),
-        LegacyGatewayKeyClaim(B, b_old, "previous", "gw-b"),
-        # status forged to name another namespace's row: the name does not fit
-        LegacyGatewayKeyClaim(T, a_id, "previous", "tenant"),
-        # a Coder-made row named otherwise
-        LegacyGatewayKeyClaim(T, coder_made, "current", "tenant"),
-        # the same row claimed by two objects that both fit by name: neither gets it
-        LegacyGatewayKeyClaim(C, c_id, "current", "gw-c"),
-        LegacyGatewayKeyClaim(T2, c_id, "current", "gw-c"),
-        # a row that is gone
-        LegacyGatewayKeyClaim(owner("gone", kind=KIND), uuid.uuid4(), "current", "gone"),
-    ]
-    result = await store.migrate_legacy_gateway_keys(claims)
-    assert list(result.recorded) == claims[:3]
-    refused = {claims.index(c): why for c, why in result.refused}  # OwnerRef is not hashable
-    assert set(refused) == {3, 4, 5, 6, 7}
-    assert "neither the object's key name 'tenant'" in refused[3]  # A keeps its row
-    assert "named 'from-ui', neither" in refused[4]
-    assert "claimed by 2 objects" in refused[5]
-    assert "claimed by 2 objects" in refused[6]
-    assert "no such row" in refused[7]
-    assert await records(store_db) == {
-        ("team-a", "gw-a", "current", a_id),
-        ("team-b", "gw-b", "current", b_new),
-        ("team-b", "gw-b", "previous", b_old),
-    }
-    assert await key_rows(store_db) == before  # nothing in Coder changed
-    state = await store.gateway_key_state(A)
-    assert state.matches(a_secret)
-    assert state.deletion_policy == "Orphan"
-    b_state = await store.gateway_key_state(B)
-    assert b_state.previous is not None
-    assert b_state.previous.name == "gw-b-retiring-1"
-    # A restart: nothing to do; a late forged claim of a recorded row is refused by name.
-    again = await store.migrate_legacy_gateway_keys(
-        [*claims[:3], LegacyGatewayKeyClaim(T, a_id, "current", "gw-a")]
-    )
-    assert list(again.already) == claims[:3]
-    ((late, why),) = again.refused
-    assert late.owner == T
-    assert "already recorded for AIGatewayCoderdKey team-a/gw-a" in why
-    # After migration, the owners rotate and retire as usual, and only their rows.
-    await store.retire_previous(B)
-    assert b_old not in await key_rows(store_db)
-    assert {coder_made, c_id} <= set(await key_rows(store_db))
-
-
 async def test_collect_spares_a_recreated_object_and_applies_the_recorded_policy(
     store: Store, store_db: psycopg.AsyncConnection[Any]
 ) -> None:
@@ -588,3 +506,31 @@ async def test_collect_spares_a_recreated_object_and_applies_the_recorded_policy
     kept = await store.collect_gateway_keys(B)
     assert (kept.deleted, kept.released) == ((), (b_id,))
     assert set(await key_rows(store_db)) == {b_id}
+
+
+async def test_the_rotation_generation_is_recorded_with_the_key(store: Store) -> None:
+    """#23: which spec.rotation.generation a key was issued for is the operator's record
+    (journaled with the pending key, kept when it becomes current, and the rotation's key
+    carries its own), never the status or the Secret."""
+    owner_ = owner("gw-rot", kind=KIND, namespace="team-r")
+    kid, secret = uuid.uuid4(), generate_gateway_secret()
+    pending = await store.begin_gateway_key(
+        owner_, kid, "gw-rot", secret, rotating=False, rotation_generation=0
+    )
+    assert pending.rotation_generation == 0
+    state = await store.gateway_key_state(owner_)
+    assert state.pending is not None
+    assert state.pending.rotation_generation == 0
+    assert state.current_rotation_generation is None
+    await store.complete_gateway_key(owner_, kid, "gw-rot", secret)
+    assert (await store.gateway_key_state(owner_)).current_rotation_generation == 0
+    # A rotation for generation 3: the new current key says 3, the previous one is kept.
+    new, new_secret = uuid.uuid4(), generate_gateway_secret()
+    await store.begin_gateway_key(
+        owner_, new, "gw-rot", new_secret, rotating=True, rotation_generation=3
+    )
+    assert (await store.gateway_key_state(owner_)).current_rotation_generation == 0
+    await store.complete_gateway_key(owner_, new, "gw-rot", new_secret)
+    state = await store.gateway_key_state(owner_)
+    assert (state.current_recorded_id, state.current_rotation_generation) == (new, 3)
+    assert state.previous_recorded_id == kid

@@ -136,7 +136,7 @@ async def test_the_documented_grants_are_enough(granted: Role) -> None:
         assert r.audited
         check = await store.check_provider(changed, OWNER)
         assert check is not None
-        assert check.in_sync
+        assert check.differences == ()
         shorter = DesiredProvider(name="openai", type=ProviderType.OPENAI, api_keys=(K2,))
         assert len((await store.upsert_provider(shorter, OWNER)).keys_removed) == 1
         assert (await store.delete_provider(OWNER)).action == "deleted"
@@ -171,10 +171,8 @@ async def test_the_documented_grants_are_enough(granted: Role) -> None:
         assert rows == [
             ("actors", granted.name),
             ("migrations", granted.name),
-            ("owned_rows", granted.name),
             ("owners", granted.name),
         ]
-        assert await fetch(conn, "SELECT to_regclass('public.aigw_owned_rows')") == [(None,)]
         # Nothing beyond what the file grants: e.g. no hard delete of providers.
         rows = await fetch(
             conn,

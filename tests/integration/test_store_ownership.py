@@ -5,12 +5,14 @@ garbage collector applies the policy recorded with the row."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
 import pytest
 
 from aigateway_operator.store import (
+    AppliedInputs,
     DeletePolicy,
     DesiredProvider,
     NameConflict,
@@ -18,8 +20,10 @@ from aigateway_operator.store import (
     ProviderType,
     Store,
     TypeMismatch,
+    VerificationRecord,
 )
-from tests.support.store import OWNERS, fetch, owner, snapshot
+from aigateway_operator.store.cipher import Cipher
+from tests.support.store import OWNERS, STORE_KEY_A, fetch, owner, snapshot
 
 pytestmark = pytest.mark.integration
 
@@ -168,36 +172,82 @@ async def test_collecting_a_deleted_object_spares_its_successor(
     assert await fetch(store_db, "SELECT deleted FROM ai_providers") == [(True,)]
 
 
-async def test_records_of_the_release_before_identities_move_in_one_step(
+# --- what was applied: the operator's own record, never the status (#23) ---------------------
+
+
+async def test_what_a_write_applied_is_recorded_with_it(
     store: Store, store_db: psycopg.AsyncConnection[Any]
 ) -> None:
-    """A database as the release before wrote it: rows recorded by object uid in
-    ``aigateway_operator.owned_rows``. The live objects' rows move to their identities (and
-    their next pass updates them, no NameConflict); a uid no live object has stays recorded
-    the old way, and nobody can adopt its row meanwhile."""
-    live = owner("kept", uid="uid-kept")
-    rows = {}
-    for name in ("kept", "foreign"):
-        cur = await store_db.execute(
-            "INSERT INTO ai_providers (type, name, base_url) "
-            "VALUES ('openai', %s, 'https://api.openai.com/v1/') RETURNING id",
-            (name,),
-        )
-        rows[name] = (await cur.fetchone())[0]  # type: ignore[index]
-    for name, uid in (("kept", "uid-kept"), ("foreign", "uid-elsewhere")):
-        await store_db.execute(
-            "INSERT INTO aigateway_operator.owned_rows (kind, owner_uid, row_id, adopted) "
-            "VALUES ('ai_provider', %s, %s, false)",
-            (uid, rows[name]),
-        )
-    moved = await store.migrate_legacy_owners({"uid-kept": live})
-    assert (moved.moved, moved.unknown) == (1, 1)
-    again = await store.migrate_legacy_owners({"uid-kept": live})
-    assert (again.moved, again.unknown) == (0, 1), "idempotent"
-    result = await store.upsert_provider(openai(K1, name="kept"), live)
-    assert result.provider_id == rows["kept"]
-    assert result.action == "updated"
-    with pytest.raises(NameConflict, match="earlier release"):
-        await store.upsert_provider(openai(K1, name="foreign"), owner("x"), adopt=True)
-    left = await fetch(store_db, "SELECT owner_uid FROM aigateway_operator.owned_rows")
-    assert left == [("uid-elsewhere",)]
+    p = owner("applied", uid="uid-1")
+    assert await store.applied_inputs(p) is None
+    first = AppliedInputs("uid-1", 1, "spec-1", "rev-1")
+    await store.upsert_provider(openai(K1, name="applied"), p, applied=first)
+    assert await store.applied_inputs(p) == first
+    # A new generation whose row is already right: recorded, Coder's row not touched.
+    before = await fetch(store_db, "SELECT xmin::text FROM ai_providers")
+    second = AppliedInputs("uid-1", 2, "spec-2", "rev-1")
+    result = await store.upsert_provider(openai(K1, name="applied"), p, applied=second)
+    assert result.action == "unchanged"
+    assert await store.applied_inputs(p) == second
+    assert await fetch(store_db, "SELECT xmin::text FROM ai_providers") == before
+    # Another identity's record is its own.
+    assert await store.applied_inputs(owner("other")) is None
+
+
+async def test_a_write_that_fails_records_nothing_applied(
+    store: Store, store_db: psycopg.AsyncConnection[Any]
+) -> None:
+    """The record and the row change in one transaction: a write that does not commit leaves
+    both as they were (a later pass then still sees the generation as not applied)."""
+    p = owner("atomic", uid="uid-1")
+    first = AppliedInputs("uid-1", 1, "spec-1", "rev-1")
+    await store.upsert_provider(openai(K1, name="atomic"), p, applied=first)
+
+    async def crash(point: str, conn: Any) -> None:
+        if point == "provider_written":
+            raise RuntimeError("crash after the provider row was written")
+
+    store._fault_hook = crash
+    try:
+        with pytest.raises(RuntimeError):
+            await store.upsert_provider(
+                openai(K1, K2, name="atomic"), p, applied=AppliedInputs("uid-1", 2, "s2", "r2")
+            )
+    finally:
+        store._fault_hook = None
+    assert await store.applied_inputs(p) == first
+    assert await fetch(store_db, "SELECT count(*) FROM ai_provider_keys") == [(1,)]
+
+
+async def test_a_row_left_alone_records_nothing_applied(
+    store: Store, store_db: psycopg.AsyncConnection[Any]
+) -> None:
+    p = owner("future", uid="uid-1")
+    first = AppliedInputs("uid-1", 1, "spec-1", "rev-1")
+    desired = DesiredProvider(name="future", type=ProviderType.ANTHROPIC, api_keys=(K1,))
+    await store.upsert_provider(desired, p, applied=first)
+    # A newer Coder's settings variant this operator does not know: the row is left alone.
+    cipher = Cipher(STORE_KEY_A)
+    blob = '{"_type":"claude_platform_aws","_version":1,"region":"us-east-1"}'
+    await store_db.execute(
+        "UPDATE ai_providers SET settings = %s, settings_key_id = %s WHERE name = 'future'",
+        (cipher.encrypt(blob.encode()), cipher.digest),
+    )
+    desired = DesiredProvider(name="future", type=ProviderType.ANTHROPIC, api_keys=(K1,))
+    result = await store.upsert_provider(
+        desired, p, applied=AppliedInputs("uid-1", 2, "spec-2", "rev-1")
+    )
+    assert result.action == "left_alone"
+    assert await store.applied_inputs(p) == first
+
+
+async def test_the_sts_verification_is_recorded_with_the_row(store: Store) -> None:
+    p = owner("verified", uid="uid-1")
+    at = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
+    record = VerificationRecord("uid-1/1/rev", "digest", at)
+    assert not await store.record_provider_verification(p, record), "no row, no record"
+    assert await store.provider_verification(p) is None
+    await store.upsert_provider(openai(K1, name="verified"), p)
+    assert await store.record_provider_verification(p, record)
+    assert await store.provider_verification(p) == record
+    assert await store.provider_verification(owner("other")) is None

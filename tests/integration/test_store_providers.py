@@ -546,31 +546,6 @@ async def test_no_secret_in_any_exception_message(
             assert s not in text, (type(exc).__name__, text)
 
 
-async def test_result_reports_updated_at_and_versions_reflect_outside_writes(
-    store: Store, store_db: psycopg.AsyncConnection[Any]
-) -> None:
-    """The operator tells its own writes from coderd's by comparing updated_at."""
-    first = await store.upsert_provider(openai(K1), OWNER)
-    assert first.updated_at is not None
-    versions = await store.provider_versions([first.provider_id])
-    assert versions == {first.provider_id: (first.updated_at, False)}
-    same = await store.upsert_provider(openai(K1), OWNER)
-    assert same.action == "unchanged"
-    assert same.updated_at == first.updated_at
-    changed = await store.upsert_provider(openai(K1, display_name="X"), OWNER)
-    assert changed.updated_at is not None
-    assert changed.updated_at > first.updated_at
-    assert (await store.provider_versions([first.provider_id]))[first.provider_id][0] == (
-        changed.updated_at
-    )
-    # An edit made outside the operator (as coderd's PATCH does) shows up as a newer version.
-    await store_db.execute("UPDATE ai_providers SET enabled = false, updated_at = now()")
-    await store_db.commit()
-    outside = (await store.provider_versions([first.provider_id]))[first.provider_id]
-    assert outside[0] > changed.updated_at
-    assert await store.provider_versions([uuid.uuid4()]) == {}
-
-
 async def test_hostname_peers_are_the_live_enabled_rows_on_the_same_host(
     store: Store, store_db: psycopg.AsyncConnection[Any]
 ) -> None:
@@ -634,9 +609,8 @@ async def test_coder_owned_enabled_survives_upserts_checks_and_a_restart(
     assert not same.notified
     check = await store.check_provider(desired, OWNER)
     assert check is not None
-    assert check.in_sync
+    assert check.differences == ()
     assert dict(check.coder_owned) == {"enabled": False}
-    assert await store.compare_provider(desired, OWNER) == []
     assert await snapshot(store_db) == before, "nothing written"
     assert await store_listener.drain() == []
 
@@ -669,7 +643,7 @@ async def test_coder_owned_enabled_survives_upserts_checks_and_a_restart(
         assert dict(again.coder_owned) == {"enabled": False}
         check = await restarted.check_provider(desired, OWNER)
         assert check is not None
-        assert check.in_sync
+        assert check.differences == ()
         assert await snapshot(store_db) == before
     finally:
         await restarted.close()

@@ -25,14 +25,18 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from aigateway_operator.api.identity import (
+    AIPROVIDER,
     KEY_GENERATION_ANNOTATION,
     RESTART_ON_ROTATION_ANNOTATION,
 )
-from aigateway_operator.kube import KubeError, SecretData, Workload
+from aigateway_operator.controllers.aiprovider.reading import ProviderReading, read_provider
+from aigateway_operator.controllers.shared import ObjectIdentity
+from aigateway_operator.kube import KubeError, Requester, SecretData, Workload
 from aigateway_operator.masking import mask_secret
 from aigateway_operator.store import (
     HOSTNAME_PEER_NAMES,
     Actor,
+    AppliedInputs,
     CoderVersion,
     DeletePolicy,
     DeleteResult,
@@ -62,6 +66,7 @@ from aigateway_operator.store import (
     StoreError,
     StoreUnavailable,
     TypeMismatch,
+    VerificationRecord,
     default_base_url,
     held_by,
     retiring_name,
@@ -157,6 +162,7 @@ class Record:
     rotating: bool
     created_at: datetime
     updated_at: datetime
+    rotation_generation: int | None = None
 
 
 def _sha(secret: str) -> bytes:
@@ -209,11 +215,13 @@ class FakeGatewayKeyStore(ActorBook):
             if role == "pending":
                 assert rec.secret_hash is not None
                 fields["pending"] = PendingKey(
-                    rec.row_id, rec.prefix or "", rec.rotating, rec.created_at, rec.secret_hash
-                )
+                    rec.row_id, rec.prefix or "", rec.rotating, rec.created_at, rec.secret_hash,
+                    rec.rotation_generation,
+                )  # fmt: skip
             elif role == "current":
                 fields["current"] = row.info() if row else None
                 fields["current_recorded_id"] = rec.row_id
+                fields["current_rotation_generation"] = rec.rotation_generation
                 fields["current_hash"] = row.hashed if row else None
             else:
                 fields["previous"] = row.info() if row else None
@@ -232,6 +240,7 @@ class FakeGatewayKeyStore(ActorBook):
         *,
         rotating: bool,
         deletion_policy: OwnerPolicy = "Delete",
+        rotation_generation: int | None = None,
     ) -> PendingKey:
         self._check()
         assert len(secret) == 43
@@ -251,9 +260,10 @@ class FakeGatewayKeyStore(ActorBook):
             del self.records[pending.row_id]
         now = self.clock.now
         self.records[key_id] = Record(
-            owner, "pending", key_id, deletion_policy, _sha(secret), secret[:11], rotating, now, now
-        )
-        return PendingKey(key_id, secret[:11], rotating, now, _sha(secret))
+            owner, "pending", key_id, deletion_policy, _sha(secret), secret[:11], rotating, now,
+            now, rotation_generation,
+        )  # fmt: skip
+        return PendingKey(key_id, secret[:11], rotating, now, _sha(secret), rotation_generation)
 
     async def complete_gateway_key(
         self, owner: OwnerRef, key_id: uuid.UUID, name: str, secret: str
@@ -459,9 +469,19 @@ class FakeSecrets:
     fail_writes: bool = False
     objects: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
     """Custom objects ``get_object`` answers with, by (plural, namespace, name)."""
+    readers: dict[str, set[str]] | None = None
+    """User name -> the Secrets (``namespace/name``) they may get (None: everybody may get
+    every Secret); what ``may_get_secret`` answers, as RBAC would."""
+    reviews: list[tuple[Requester, str, str]] = field(default_factory=list)
 
     async def read_secret(self, namespace: str, name: str) -> SecretData | None:
         return self.secrets.get((namespace, name))
+
+    async def may_get_secret(self, requester: Requester, namespace: str, name: str) -> bool:
+        self.reviews.append((requester, namespace, name))
+        if self.readers is None:
+            return True
+        return f"{namespace}/{name}" in self.readers.get(requester.username, set())
 
     async def get_object(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
         return self.objects.get((plural, namespace, name)) or None  # {} stands for a 404
@@ -517,13 +537,21 @@ class FakeSecrets:
         )
 
     def put(
-        self, namespace: str, name: str, data: dict[str, str], allowed: str | None = "*"
+        self,
+        namespace: str,
+        name: str,
+        data: dict[str, str],
+        allowed: str | None = "*",
+        hosts: str | None = "*",
     ) -> SecretData:
         """Create or replace a Secret as a user would (not owned by anybody), letting the
-        AIProviders ``allowed`` names use it (None: no opt-in annotation)."""
+        AIProviders ``allowed`` names use it (None: no opt-in annotation) and send its values
+        to ``hosts`` (None: only the type's default endpoint)."""
         current = self.secrets.get((namespace, name))
         self.version += 1
         annotations = {} if allowed is None else {"aigateway.dev/allowed-aiproviders": allowed}
+        if allowed is not None and hosts is not None:
+            annotations["aigateway.dev/allowed-hosts"] = hosts
         sec = SecretData(
             namespace=namespace,
             name=name,
@@ -547,6 +575,8 @@ class ProviderRow:
     deleted: bool = False
     adopted: bool = False
     policy: DeletePolicy = DeletePolicy.SOFT_DELETE
+    applied: AppliedInputs | None = None
+    """What the last write for its owner applied (``owners.applied_*``)."""
 
     def version(self) -> RowVersion:
         return RowVersion(self.updated_at, self.deleted, f"{self.id}:{self.updated_at.isoformat()}")
@@ -585,6 +615,8 @@ class FakeProviderStore(ActorBook):
     """Raised by every call, as ``down`` raises StoreUnavailable (a refusal the real store
     makes: PlaintextRefused, InsufficientPrivileges, NotSupportedByCoder ...)."""
     writes: int = 0
+    verifications: dict[tuple[str, str, str, str], VerificationRecord] = field(default_factory=dict)
+    """``owners.verified_*`` by owner identity."""
 
     def _check(self) -> None:
         if self.down:
@@ -648,6 +680,7 @@ class FakeProviderStore(ActorBook):
         adopt: bool = False,
         policy: DeletePolicy = DeletePolicy.SOFT_DELETE,
         revive: bool = True,
+        applied: AppliedInputs | None = None,
     ) -> ProviderResult:
         self._check()
         row, claim = self._claim(desired, owner, adopt)
@@ -665,6 +698,7 @@ class FakeProviderStore(ActorBook):
         else:
             keys = [(uuid.uuid4(), k) for k in desired.api_keys]
             row = ProviderRow(uuid.uuid4(), desired, keys, owner.key, self._tick(), policy=policy)
+            row.applied = applied if applied is not None else row.applied
             self.rows[row.id] = row
             self.writes += 1
             self._audit("created", owner)
@@ -690,6 +724,8 @@ class FakeProviderStore(ActorBook):
         new_keys = [(by_value[v], v) for v in desired.api_keys]
         reordered = [v for _, v in kept] != [v for v in desired.api_keys if v in old_values]
         row.policy = policy
+        if applied is not None:
+            row.applied = applied
         if action == "updated" and not changed and not added and not removed and not reordered:
             action = "unchanged"
         if action != "unchanged":
@@ -708,7 +744,25 @@ class FakeProviderStore(ActorBook):
             coder_owned=_owned_values(row.desired, desired.coder_owned),
         )  # fmt: skip
 
-    async def compare_provider(self, desired: DesiredProvider, owner: OwnerRef) -> list[str] | None:
+    async def provider_verification(self, owner: OwnerRef) -> VerificationRecord | None:
+        self._check()
+        return self.verifications.get(owner.key) if self._own(owner) is not None else None
+
+    async def record_provider_verification(
+        self, owner: OwnerRef, record: VerificationRecord
+    ) -> bool:
+        self._check()
+        if self._own(owner) is None:
+            return False
+        self.verifications[owner.key] = record
+        return True
+
+    async def applied_inputs(self, owner: OwnerRef) -> AppliedInputs | None:
+        self._check()
+        row = self._own(owner)
+        return row.applied if row is not None else None
+
+    async def _compare(self, desired: DesiredProvider, owner: OwnerRef) -> list[str] | None:
         self._check()
         row = self._own(owner)
         if row is None or row.deleted:
@@ -776,7 +830,7 @@ class FakeProviderStore(ActorBook):
     async def check_provider(
         self, desired: DesiredProvider, owner: OwnerRef
     ) -> ProviderCheck | None:
-        found = await self.compare_provider(desired, owner)
+        found = await self._compare(desired, owner)
         row = self._own(owner)
         if found is None or row is None:
             return None
@@ -821,3 +875,10 @@ class FakeProviderStore(ActorBook):
     def by_name(self, name: str) -> ProviderRow:
         (row,) = [r for r in self.rows.values() if r.desired.name == name and not r.deleted]
         return row
+
+
+def provider_reading(
+    uid: str, namespace: str, name: str, spec: dict[str, Any], created: str = ""
+) -> ProviderReading:
+    """An AIProvider as the operator reads it from a watch event (for the index's users)."""
+    return read_provider(ObjectIdentity(AIPROVIDER, namespace, name, uid, 1, created=created), spec)

@@ -345,8 +345,9 @@ def wait_condition(
     return wait_for(check, timeout, f"{plural}/{name} {type_}={status} {reason or ''}")
 
 
-#: What a Secret carries to let AIProviders use it (``*``: any AIProvider of its namespace).
-ALLOW_ALL = {"aigateway.dev/allowed-aiproviders": "*"}
+#: What a Secret carries to let AIProviders use it (``*``: any AIProvider of its namespace)
+#: and send its values to any host (``*``; without it only the type's default endpoint).
+ALLOW_ALL = {"aigateway.dev/allowed-aiproviders": "*", "aigateway.dev/allowed-hosts": "*"}
 
 
 def make_secret(

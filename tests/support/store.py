@@ -13,8 +13,6 @@ STORE_KEY_A = bytes(range(32))
 STORE_KEY_B = bytes(range(100, 132))
 STORE_KEY_C = bytes(range(200, 232))
 
-OWNED_ROWS = "aigateway_operator.owned_rows"
-"""The ownership table of the release before identities (keyed by object uid)."""
 OWNERS = "aigateway_operator.owners"
 """The operator's ownership records, keyed by (instance, kind, namespace, name)."""
 ACTORS = "aigateway_operator.actors"

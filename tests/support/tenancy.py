@@ -11,7 +11,7 @@ Two tenants, as issue #13's adversarial run had them:
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,24 +128,37 @@ def editor(k8s_api: client.ApiClient, namespace: str, sa: str = "editor") -> Ten
     return Tenant(namespace, sa, client_with_token(k8s_api, sa_token(k8s_api, namespace, sa)))
 
 
-def providers_only(k8s_api: client.ApiClient, namespace: str, sa: str = "author") -> Tenant:
-    """A user allowed AIProviders (and reading their status) and nothing else: no Secrets."""
+def providers_only(
+    k8s_api: client.ApiClient,
+    namespace: str,
+    sa: str = "author",
+    readable_secrets: Sequence[str] = (),
+) -> Tenant:
+    """A user allowed AIProviders (and reading their status) and nothing else: no Secrets,
+    except ``get`` on the Secrets ``readable_secrets`` names (the ones it deploys with)."""
     _service_account(k8s_api, namespace, sa)
     rbac = client.RbacAuthorizationV1Api(k8s_api)
+    rules = [
+        client.V1PolicyRule(
+            api_groups=[GROUP],
+            resources=["aiproviders", "aiproviders/status"],
+            verbs=["get", "list", "watch", "create", "update", "patch", "delete"],
+        )
+    ]
+    if readable_secrets:
+        rules.append(
+            client.V1PolicyRule(
+                api_groups=[""],
+                resources=["secrets"],
+                resource_names=list(readable_secrets),
+                verbs=["get"],
+            )
+        )
+    role = f"aiproviders-only-{sa}"
     rbac.create_namespaced_role(
-        namespace,
-        client.V1Role(
-            metadata=client.V1ObjectMeta(name="aiproviders-only"),
-            rules=[
-                client.V1PolicyRule(
-                    api_groups=[GROUP],
-                    resources=["aiproviders", "aiproviders/status"],
-                    verbs=["get", "list", "watch", "create", "update", "patch", "delete"],
-                )
-            ],
-        ),
+        namespace, client.V1Role(metadata=client.V1ObjectMeta(name=role), rules=rules)
     )
-    _bind(rbac, namespace, sa, "Role", "aiproviders-only")
+    _bind(rbac, namespace, sa, "Role", role)
     return Tenant(namespace, sa, client_with_token(k8s_api, sa_token(k8s_api, namespace, sa)))
 
 

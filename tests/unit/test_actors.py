@@ -286,6 +286,38 @@ async def test_drift_revert_and_secret_changes_are_not_the_requesters() -> None:
     assert len(w.store.audited) == count
 
 
+def forge_applied(status: dict[str, Any], generation: int) -> None:
+    """What a status writer does: every condition claims ``generation`` was observed."""
+    status["observedGeneration"] = generation
+    for c in status.get("conditions", []):
+        c["observedGeneration"] = generation
+
+
+async def test_a_forged_status_never_makes_a_spec_change_the_operators() -> None:
+    """#23: observedGeneration set ahead by a status writer, then a spec change: the write is
+    the requester's (from the admission record), never ``drift revert``."""
+    w = ProviderWorld()
+    w.admit(ALICE)
+    await w.reconcile()
+    forge_applied(w.status, 2)
+    w.spec["baseURL"] = "https://llm.example.com/v1"
+    w.generation = 2
+    w.admit("bob@example.com")
+    out = await w.reconcile()
+    assert w.store.audited[-1] == ("updated", Actor.admitted("bob@example.com"))
+    assert "DriftReverted" not in [e.reason for e in out.events]
+    assert not out.drift_reverted
+    # Without an admission record for it: unknown, with the reason, still not the operator.
+    forge_applied(w.status, 3)
+    w.spec["displayName"] = "Forged"
+    w.generation = 3
+    await w.reconcile()
+    assert w.store.audited[-1] == (
+        "updated",
+        Actor.unknown("no admission record for generation 3"),
+    )
+
+
 async def test_a_failed_pass_is_retried_as_the_requesters() -> None:
     w = ProviderWorld()
     w.admit(ALICE)

@@ -22,7 +22,13 @@ from aigateway_operator.controllers.shared import ObjectIdentity
 from aigateway_operator.controllers.wiring import Wiring
 from aigateway_operator.kube import SecretData
 from aigateway_operator.store import DesiredProvider, OwnerRef, ProviderPreview, ProviderType
-from tests.support.fakes import Clock, FakeGatewayKeyStore, FakeProviderStore, FakeSecrets
+from tests.support.fakes import (
+    Clock,
+    FakeGatewayKeyStore,
+    FakeProviderStore,
+    FakeSecrets,
+    provider_reading,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -167,9 +173,11 @@ async def test_name_held_by_another_operator_instance_is_denied_naming_it(world:
     assert "operator instance 'staging'" in verdict.denied
 
 
+CLAIMS_OPENAI = {"type": "openai", "providerName": "openai"}
+
+
 async def test_name_claimed_in_the_index_by_another_object_is_denied(world: World) -> None:
-    meta = {"creationTimestamp": "t0"}
-    world.index.update("u9", "team-c", "early", {"providerName": "openai"}, meta)
+    world.index.update(provider_reading("u9", "team-c", "early", CLAIMS_OPENAI))
     verdict = await world.provider(spec("a"))
     assert verdict.denied == (
         "spec.providerName 'openai' is claimed by AIProvider team-c/early; choose another "
@@ -178,20 +186,81 @@ async def test_name_claimed_in_the_index_by_another_object_is_denied(world: Worl
 
 
 async def test_a_claim_being_deleted_and_our_own_claim_do_not_deny(world: World) -> None:
-    world.index.update(
-        "u9", "team-c", "early", {"providerName": "openai"}, {"deletionTimestamp": "x"}
-    )
-    world.index.update(UID, "ns", "openai", {}, {})
+    world.index.update(provider_reading("u9", "team-c", "early", CLAIMS_OPENAI), deleting=True)
+    world.index.update(provider_reading(UID, "ns", "openai", {"type": "openai"}))
     verdict = await world.provider(spec("a"))
     assert verdict.denied is None
 
 
 async def test_the_index_does_not_deny_the_object_that_holds_the_row(world: World) -> None:
     await world.providers.upsert_provider(desired("openai", KEY_A), world.owner())
-    world.index.update("u9", "team-c", "late", {"providerName": "openai"}, {})
+    world.index.update(provider_reading("u9", "team-c", "late", CLAIMS_OPENAI))
     verdict = await world.provider(spec("a", displayName="New"), old=spec("a"))
     assert verdict.denied is None
     assert verdict.warnings == ["plan: update provider 'openai': display_name"]
+
+
+# --- AIProvider: only someone who may read a Secret points it somewhere (#23) -------------
+
+
+MALLORY = "system:serviceaccount:ns:author"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "reviewed"),
+    [
+        # a create: every referenced Secret
+        (None, spec("a"), ["llm"]),
+        # re-pointing baseURL: the Secrets now sent elsewhere
+        (spec("a"), spec("a", baseURL="https://attacker.example/v1"), ["llm"]),
+        # another key of a Secret already used, same destination: nothing new
+        (spec("a"), spec("a", "b"), []),
+        # a Secret not used before
+        (spec("a"), {**spec("a"), "apiKeys": [{"secretKeyRef": {"name": "new", "key": "k"}}]},
+         ["new"]),
+        # a display name: nothing
+        (spec("a"), spec("a", displayName="x"), []),
+    ],
+)  # fmt: skip
+async def test_which_secrets_a_change_asks_about(
+    world: World, old: dict[str, Any] | None, new: dict[str, Any], reviewed: list[str]
+) -> None:
+    world.kube.readers = {}
+    verdict = await world.provider(new, old=old, username=MALLORY)
+    assert [name for _, _, name in world.kube.reviews] == reviewed
+    assert (verdict.denied is not None) == bool(reviewed)
+
+
+async def test_a_requester_who_may_not_read_the_secret_is_denied(world: World) -> None:
+    world.kube.readers = {"alice": {"ns/llm"}}
+    extra = {"authentication.kubernetes.io/credential-id": ("JTI=abc",)}
+    denied = await world.provider(
+        spec("a", baseURL="https://attacker.example/v1"),
+        old=spec("a"),
+        username=MALLORY,
+        groups=("system:serviceaccounts",),
+        user_uid="u-1",
+        extra=extra,
+    )
+    assert denied.denied is not None
+    assert denied.denied.startswith("spec.apiKeys[0].secretKeyRef: " + MALLORY)
+    assert "may not get Secret 'llm'" in denied.denied
+    requester, namespace, name = world.kube.reviews[0]
+    assert (requester.username, requester.groups, requester.uid, dict(requester.extra)) == (
+        MALLORY, ("system:serviceaccounts",), "u-1", extra,
+    )  # fmt: skip
+    assert (namespace, name) == ("ns", "llm")
+    # The same answer for a Secret that does not exist: nothing about it is revealed.
+    missing = await world.provider(
+        {**spec(), "apiKeys": [{"secretKeyRef": {"name": "nope", "key": "a"}}]},
+        username=MALLORY,
+    )
+    assert missing.denied == denied.denied.replace("'llm'", "'nope'")
+    # Someone who may read it is not.
+    allowed = await world.provider(
+        spec("a", baseURL="https://attacker.example/v1"), old=spec("a"), username="alice"
+    )
+    assert allowed.denied is None
 
 
 # --- AIProvider: warn ---------------------------------------------------------------------

@@ -22,6 +22,7 @@ from aigateway_operator.controllers.aiprovider.finalize import finalize
 from aigateway_operator.controllers.aiprovider.reconcile import reconcile
 from aigateway_operator.controllers.shared import ObjectIdentity, PassOutcome
 from aigateway_operator.controllers.wiring import Wiring
+from aigateway_operator.credentials import Resolved, SecretRef, resolve
 from aigateway_operator.store import (
     InsufficientPrivileges,
     InvalidProvider,
@@ -229,6 +230,25 @@ async def test_a_spec_the_models_reject_is_invalid_spec(world: World) -> None:
     assert reasons(out) == ["InvalidSpec"]  # a validation failure is a Warning Event too
 
 
+async def test_an_invalid_metadata_name_without_provider_name_is_invalid_spec(
+    world: World,
+) -> None:
+    """An object stored before the CRD's rule (or applied without it): the same InvalidSpec
+    as any spec error, not an exception (which the runner retries with backoff)."""
+    world.name = "team.openai"  # a valid object name, but no Coder provider name
+    out = await world.reconcile()
+    c = world.condition("Synced")
+    assert (c["status"], c["reason"]) == ("False", "InvalidSpec")
+    assert c["message"].startswith("metadata.name must be a valid Coder provider name")
+    assert "spec.providerName" in c["message"]
+    assert world.condition("Ready")["reason"] == "InvalidSpec"
+    assert world.store.rows == {}
+    assert reasons(out) == ["InvalidSpec"]
+    assert out.retry_after is None  # nothing to retry until the object changes
+    again = await world.reconcile()  # the periodic resync: the same answer, nothing to patch
+    assert (again.status_patch, again.retry_after) == ({}, None)
+
+
 async def test_a_spec_the_store_rejects_names_the_spec_field(world: World) -> None:
     async def reject(*_: object, **__: object) -> None:
         raise InvalidProvider("baseURL is required: type azure has no default", field="baseURL")
@@ -349,6 +369,60 @@ async def test_report_mode_only_reports_drift(world: World) -> None:
     assert reasons(out) == ["Drifted"]
     again = await world.reconcile()
     assert again.events == []  # the Warning is posted once per change
+
+
+def forge(status: dict[str, Any], generation: int, secrets_revision: str | None = None) -> None:
+    """A status writer's forgery: the conditions (and revision) claim what they like."""
+    status["observedGeneration"] = generation
+    for c in status.get("conditions", []):
+        c["observedGeneration"] = generation
+    if secrets_revision is not None:
+        status["observedSecretsRevision"] = secrets_revision
+
+
+@pytest.mark.parametrize("drift_policy", ["Revert", "Report"])
+async def test_a_forged_status_does_not_stop_or_disguise_a_spec_change(
+    world: World, drift_policy: str
+) -> None:
+    """#23: the operator's record, not the status, says what was applied. Under Report the
+    spec change is written (not reported as Drifted); under Revert it is an Update, not a
+    DriftReverted."""
+    world.spec["driftPolicy"] = drift_policy
+    await world.reconcile()
+    forge(world.status, 2)
+    world.spec["displayName"] = "Changed in the spec"
+    world.generation = 2
+    out = await world.reconcile()
+    assert world.store.by_name("openai").desired.display_name == "Changed in the spec"
+    assert reasons(out) == ["Updated"]
+    assert not out.drift_reverted
+    assert world.condition("Synced")["reason"] == "Synced"
+
+
+async def test_a_forged_secrets_revision_does_not_hide_a_rotation(world: World) -> None:
+    world.spec["driftPolicy"] = "Report"
+    await world.reconcile()
+    world.kube.put("ns", "llm", {"a": KEY_A, "b": KEY_C})
+    # The new Secret versions' revision (from metadata anybody who lists Secrets can see).
+    refs = [SecretRef("a", "llm", "a"), SecretRef("b", "llm", "b")]
+    resolved = await resolve(world.kube, "ns", refs, consumer="openai")
+    assert isinstance(resolved, Resolved)
+    forge(world.status, 1, secrets_revision=resolved.revision)
+    out = await world.reconcile()
+    assert [v for _, v in world.store.by_name("openai").keys] == [KEY_A, KEY_C]
+    assert "KeysRotated" in reasons(out)
+
+
+async def test_a_recreated_object_is_not_taken_for_the_applied_one(world: World) -> None:
+    """Same name, new uid, generation 1 again: its spec is applied (an Update), not drift."""
+    world.spec["driftPolicy"] = "Report"
+    await world.reconcile()
+    world.uid = "0d7e4f7a-2a7e-4b4e-9a35-6a1b2c3d4e5f"
+    world.kube.objects.clear()
+    world.spec["displayName"] = "Second life"
+    out = await world.reconcile()
+    assert world.store.by_name("openai").desired.display_name == "Second life"
+    assert reasons(out) == ["Updated"]
 
 
 async def test_a_database_outage_is_retried_and_touches_nothing(world: World) -> None:
@@ -478,6 +552,34 @@ async def test_sts_down_keeps_the_last_verdict_and_retries(world: World) -> None
     out = await world.reconcile()
     assert out.retry_after == 30.0
     assert world.condition("CredentialsValid")["reason"] == "Verified"
+
+
+async def test_a_forged_verdict_in_status_is_not_carried_forward(world: World) -> None:
+    """#23: a status writer turns an AccessDenied into Verified, with the current generation
+    and a fresh lastVerifiedAt: the operator's record does not know that verdict, so STS is
+    asked again and the real one is written over it."""
+    bedrock(world)
+    world.verifier.verdicts.append(Verdict(False, Reason.ACCESS_DENIED, "AssumeRole denied"))
+    await world.reconcile()
+    assert world.condition("CredentialsValid")["reason"] == "AccessDenied"
+    for c in world.status["conditions"]:
+        if c["type"] in ("CredentialsValid", "Ready"):
+            reason = "Ready" if c["type"] == "Ready" else "Verified"
+            c.update(status="True", reason=reason, message="forged")
+    world.status["bedrock"]["lastVerifiedAt"] = world.clock.now.isoformat()
+    world.verifier.verdicts.append(Verdict(False, Reason.ACCESS_DENIED, "AssumeRole denied"))
+    await world.reconcile()
+    assert len(world.verifier.calls) == 2
+    c = world.condition("CredentialsValid")
+    assert (c["status"], c["reason"], c["message"]) == (
+        "False",
+        "AccessDenied",
+        "AssumeRole denied",
+    )
+    assert world.condition("Ready")["reason"] == "AccessDenied"
+    # The operator's own verdict, unchanged, is re-used while fresh.
+    await world.reconcile()
+    assert len(world.verifier.calls) == 2
 
 
 async def test_static_aws_keys_are_checked_and_passed_to_sts(world: World) -> None:

@@ -15,16 +15,9 @@ from typing import Any
 import pytest
 import yaml
 
-from aigateway_operator.api.aiprovider import (
-    API_GROUP,
-    API_VERSION,
-    KIND,
-    PLURAL,
-    RULE_MESSAGES,
-    AIProviderSpec,
-    AIProviderStatus,
-)
+from aigateway_operator.api.aiprovider import RULE_MESSAGES, AIProviderSpec, AIProviderStatus
 from aigateway_operator.api.common import ConditionType
+from aigateway_operator.api.identity import AIPROVIDER
 from tests.support.crd_drift import compare_model, walk
 
 pytestmark = pytest.mark.unit
@@ -49,12 +42,16 @@ def root(version: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_names_and_scope(crd: dict[str, Any], version: dict[str, Any]) -> None:
-    assert crd["metadata"]["name"] == f"{PLURAL}.{API_GROUP}"
-    assert crd["spec"]["group"] == API_GROUP
+    assert crd["metadata"]["name"] == f"{AIPROVIDER.plural}.{AIPROVIDER.group}"
+    assert crd["spec"]["group"] == AIPROVIDER.group
     assert crd["spec"]["scope"] == "Namespaced"
     names = crd["spec"]["names"]
-    assert (names["kind"], names["plural"], names["shortNames"]) == (KIND, PLURAL, ["aip"])
-    assert version["name"] == API_VERSION
+    assert (names["kind"], names["plural"], names["shortNames"]) == (
+        AIPROVIDER.kind,
+        AIPROVIDER.plural,
+        ["aip"],
+    )
+    assert version["name"] == AIPROVIDER.version
     assert version["served"]
     assert version["storage"]
     assert version["subresources"] == {"status": {}}

@@ -13,17 +13,15 @@ from typing import Any
 import pytest
 import yaml
 
-from aigateway_operator.api.aiprovider import API_GROUP, API_VERSION
 from aigateway_operator.api.common import ConditionType
 from aigateway_operator.api.gatewaykey import (
     DURATION_PATTERN,
     KEY_NAME_PATTERN,
-    KIND,
-    PLURAL,
     RULE_MESSAGES,
     GatewayKeySpec,
     GatewayKeyStatus,
 )
+from aigateway_operator.api.identity import AIGATEWAYCODERDKEY
 from tests.support.crd_drift import compare_model, walk
 
 pytestmark = pytest.mark.unit
@@ -48,12 +46,16 @@ def root(version: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_names_and_scope(crd: dict[str, Any], version: dict[str, Any]) -> None:
-    assert crd["metadata"]["name"] == f"{PLURAL}.{API_GROUP}"
-    assert crd["spec"]["group"] == API_GROUP
+    assert crd["metadata"]["name"] == f"{AIGATEWAYCODERDKEY.plural}.{AIGATEWAYCODERDKEY.group}"
+    assert crd["spec"]["group"] == AIGATEWAYCODERDKEY.group
     assert crd["spec"]["scope"] == "Namespaced"
     names = crd["spec"]["names"]
-    assert (names["kind"], names["plural"], names["shortNames"]) == (KIND, PLURAL, ["cgwkey"])
-    assert version["name"] == API_VERSION
+    assert (names["kind"], names["plural"], names["shortNames"]) == (
+        AIGATEWAYCODERDKEY.kind,
+        AIGATEWAYCODERDKEY.plural,
+        ["cgwkey"],
+    )
+    assert version["name"] == AIGATEWAYCODERDKEY.version
     assert version["served"]
     assert version["storage"]
     assert version["subresources"] == {"status": {}}

@@ -88,7 +88,6 @@ def test_camel_case_aliases_and_round_trip() -> None:
     assert spec.to_body()["bedrock"]["credentialsSecretRef"]["accessKeyIDKey"] == (
         "AWS_ACCESS_KEY_ID"
     )
-    assert spec.uses_bedrock
 
 
 def test_models_are_frozen() -> None:

@@ -17,6 +17,7 @@ pytestmark = pytest.mark.unit
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 ROW = uuid.uuid4()
 V0 = RowVersion(T0, False, "v0")
+SERVING = {"u1", "u2"}  # objects whose daemon runs
 
 
 def ident(uid: str, name: str) -> ObjectIdentity:
@@ -31,7 +32,7 @@ def tracker_with_row() -> DriftTracker:
 
 def test_outside_write_is_drift_and_our_own_is_not() -> None:
     t = tracker_with_row()
-    snap = t.snapshot()
+    snap = t.snapshot(SERVING)
     assert t.changed(snap, {ROW: V0}) == []
     changed = t.changed(snap, {ROW: RowVersion(T0 + timedelta(seconds=1), False, "v1")})
     assert [uid for uid, _ in changed] == ["u1"]
@@ -45,7 +46,7 @@ def test_outside_write_is_drift_and_our_own_is_not() -> None:
 
 def test_objects_added_or_passed_after_the_snapshot_are_skipped() -> None:
     t = tracker_with_row()
-    snap = t.snapshot()
+    snap = t.snapshot(SERVING)
     # A new object gets its first row while the check waits for the database.
     t.remember(ident("u2", "b"), str(uuid.uuid4()), V0)
     # And u1's own pass commits a new version before the check compares.
@@ -55,7 +56,7 @@ def test_objects_added_or_passed_after_the_snapshot_are_skipped() -> None:
 
 def test_busy_objects_are_skipped() -> None:
     t = tracker_with_row()
-    snap = t.snapshot()
+    snap = t.snapshot(SERVING)
     assert t.changed(snap, {ROW: RowVersion(T0, False, "v1")}, busy={"u1"}) == []
 
 
@@ -65,4 +66,11 @@ def test_a_pass_without_a_row_keeps_the_row_it_knew() -> None:
     assert t.objects["u1"].row_id == ROW
     assert t.objects["u1"].version == V0
     t.forget("u1")
-    assert t.snapshot().rows == {}
+    assert t.snapshot(SERVING).rows == {}
+
+
+def test_only_objects_whose_daemon_runs_are_checked() -> None:
+    """A replica paused by peering has no daemons: a check there looks at no row."""
+    t = tracker_with_row()
+    assert t.snapshot(set()).rows == {}
+    assert list(t.snapshot({"u1"}).rows) == ["u1"]

@@ -28,7 +28,6 @@ from aigateway_operator.api.identity import (
 )
 from aigateway_operator.config import Settings
 from aigateway_operator.controllers.gatewaykey.finalize import finalize
-from aigateway_operator.controllers.gatewaykey.legacy import legacy_claims
 from aigateway_operator.controllers.gatewaykey.reconcile import reconcile
 from aigateway_operator.controllers.gatewaykey.restart import Restarts
 from aigateway_operator.controllers.gatewaykey.secret import owner_label_value
@@ -547,6 +546,54 @@ async def test_crash_after_rotation_before_status_does_not_rotate_again(world: W
     assert world.status["rotation"]["generation"] == 1
 
 
+@pytest.mark.parametrize("where", ["status", "secret"])
+async def test_a_forged_rotation_generation_does_not_cancel_a_rotation(
+    world: World, where: str
+) -> None:
+    """#23: a status writer (or whoever may edit the Secret's annotations) claims the bumped
+    generation was already issued; the operator's record says otherwise, and the rotation
+    someone asked for happens."""
+    await world.reconcile()
+    first = assert_consistent(world)
+    sec = world.kube.secrets[("ns", "gw-key")]
+    hints = dict(sec.annotations)
+    if where == "status":
+        world.status["rotation"] = {"generation": 1}
+        hints.pop("aigateway.dev/rotation-generation")  # no hint on the Secret to outweigh it
+    else:
+        hints["aigateway.dev/rotation-generation"] = "1"
+    world.kube.secrets[("ns", "gw-key")] = replace(sec, annotations=hints)
+    world.spec = {"rotation": {"generation": 1}}
+    world.generation = 2
+    out = await world.reconcile()
+    assert reasons(out) == ["Rotated"]
+    assert assert_consistent(world).id != first.id
+    # And a forged generation never starts one nobody asked for.
+    second = assert_consistent(world)
+    world.status["rotation"] = {"generation": 7}
+    assert reasons(await world.reconcile()) == []
+    assert assert_consistent(world).id == second.id
+
+
+async def test_the_key_name_is_the_records_not_the_status(world: World) -> None:
+    """#23: a forged status.keyName neither stalls the pass nor lets a renamed spec pass."""
+    await world.reconcile()
+    first = assert_consistent(world)
+    world.status["keyName"] = "forged"
+    out = await world.reconcile()
+    assert world.condition("Issued")["reason"] == "Issued"
+    assert reasons(out) == []
+    assert assert_consistent(world).id == first.id
+    # A spec renaming the key (stored before the CRD's rule): refused, naming the row's name.
+    world.status["keyName"] = "renamed"
+    world.spec = {"keyName": "renamed"}
+    world.generation = 2
+    await world.reconcile()
+    issued = world.condition("Issued")
+    assert (issued["reason"], issued["status"]) == ("InvalidSpec", "False")
+    assert "named 'gw' in Coder" in issued["message"]
+
+
 async def test_second_rotation_during_grace_drops_key_before_last(world: World) -> None:
     await world.reconcile()
     first = assert_consistent(world)
@@ -829,25 +876,3 @@ async def test_precreated_secret_cannot_take_a_victims_name(world: World) -> Non
     assert victim.name == "victim"
     assert world.store.roles(OWNER) == {}
     assert world.kube.value() == chosen  # nothing was delivered either
-
-
-def test_legacy_claims_come_from_status_only() -> None:
-    """What the release before records left: ids in the status; claims carry the key name
-    and deletion policy the spec says, and nothing comes from elsewhere."""
-    current, previous = uuid.uuid4(), uuid.uuid4()
-    objects = [
-        {
-            "metadata": {"namespace": "ns", "name": "gw", "uid": UID},
-            "spec": {"keyName": "team-gw", "deletionPolicy": "Orphan"},
-            "status": {"keyID": str(current), "rotation": {"previousKeyID": str(previous)}},
-        },
-        {"metadata": {"namespace": "ns", "name": "fresh"}, "spec": {}, "status": {}},
-        {"metadata": {"namespace": "ns", "name": "bad"}, "spec": {"keyName": "Bad!"},
-         "status": {"keyID": str(uuid.uuid4())}},
-        {"metadata": {"namespace": "ns", "name": "junk"}, "status": {"keyID": "not-a-uuid"}},
-    ]  # fmt: skip
-    claims = legacy_claims(objects, "prod")
-    assert [(c.owner.key, c.key_id, c.role, c.key_name, c.deletion_policy) for c in claims] == [
-        (("prod", "AIGatewayCoderdKey", "ns", "gw"), current, "current", "team-gw", "Orphan"),
-        (("prod", "AIGatewayCoderdKey", "ns", "gw"), previous, "previous", "team-gw", "Orphan"),
-    ]

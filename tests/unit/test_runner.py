@@ -8,6 +8,7 @@ import asyncio
 import copy
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -140,7 +141,7 @@ class Rig:
         makes its slot and starts its first pass in one step, so once it is known, draining
         what is in flight leaves nothing that could still run (a wait on a condition, not a
         sleep)."""
-        await self.until(lambda: set(uids) <= set(self.runner.known()), "the daemons to start")
+        await self.until(lambda: set(uids) <= self.runner.serving(), "the daemons to start")
         await self.runner.drain(5)
 
     def woken(self, uid: str) -> bool:
@@ -154,7 +155,12 @@ class Rig:
         await asyncio.gather(*self.tasks, return_exceptions=True)
 
 
-def make_rig(body: Body | None = None, workers: int = 4, resync_s: float = 600) -> Rig:
+def make_rig(
+    body: Body | None = None,
+    workers: int = 4,
+    resync_s: float = 600,
+    on_stop: Callable[[str], None] | None = None,
+) -> Rig:
     kind = FakeKind()
     kube = FakeKube(body if body is not None else obj())
     events = FakeEvents()
@@ -167,7 +173,7 @@ def make_rig(body: Body | None = None, workers: int = 4, resync_s: float = 600) 
         fingerprint_key=b"k",
         clock=lambda: T0,
     )
-    runner = Runner(kind, wiring, asyncio.Semaphore(workers), resync_s=resync_s)
+    runner = Runner(kind, wiring, asyncio.Semaphore(workers), resync_s=resync_s, on_stop=on_stop)
     return Rig(kind, kube, events, runner)
 
 
@@ -323,6 +329,24 @@ async def test_passes_of_a_kind_are_bounded() -> None:
         await rig.close()
 
 
+async def test_a_daemon_kopf_stops_is_no_longer_serving_and_its_kind_is_told() -> None:
+    """Peering pauses the replica: kopf stops every daemon; what the kind keeps for running
+    daemons only (the drift watch's rows) goes with them."""
+    stopped: list[str] = []
+    rig = make_rig(on_stop=stopped.append)
+    try:
+        rig.serve()
+        await rig.settled("u1")
+        assert rig.runner.serving() == {"u1"}
+        assert stopped == []
+        rig.stop = True  # kopf's stop flag (DaemonStoppingReason.OPERATOR_PAUSING)
+        rig.runner.poke(["u1"])
+        await rig.until(lambda: stopped == ["u1"], "the daemon to end")
+        assert rig.runner.serving() == frozenset()
+    finally:
+        await rig.close()
+
+
 async def test_release_waits_for_a_running_pass_and_a_cancelled_daemon_finishes_it(
     rig: Rig,
 ) -> None:
@@ -361,7 +385,7 @@ async def test_a_deleting_object_gets_no_pass_and_deleted_objects_are_forgotten(
         assert rig.kind.passes == []
         rig.runner.observe("DELETED", rig.kube.body)
         assert rig.kind.forgotten == ["p"]
-        assert rig.runner.known() == []
+        assert "u1" not in rig.runner._slots
     finally:
         await rig.close()
 

@@ -1,12 +1,11 @@
 """The typed Kubernetes API of the operator: spec/status models and the condition vocabulary.
 
 The CRDs in ``crds/`` are the contract; these models mirror them (a unit test keeps the two
-in step). Importing this package has no side effects and pulls in no Kubernetes client.
+in step). The kinds' names (group, version, kind, plural) are in :mod:`.identity` only.
+Importing this package has no side effects and pulls in no Kubernetes client.
 """
 
 from aigateway_operator.api.aiprovider import (
-    API_GROUP,
-    API_VERSION,
     DEFAULT_BEDROCK_MODEL,
     DEFAULT_BEDROCK_SMALL_FAST_MODEL,
     AIProviderSpec,
@@ -34,8 +33,6 @@ from aigateway_operator.api.common import (
 )
 
 __all__ = [
-    "API_GROUP",
-    "API_VERSION",
     "DEFAULT_BEDROCK_MODEL",
     "DEFAULT_BEDROCK_SMALL_FAST_MODEL",
     "AIProviderSpec",

@@ -33,13 +33,9 @@ from aigateway_operator.api.common import (
 )
 
 __all__ = [
-    "API_GROUP",
-    "API_VERSION",
     "DEFAULT_BEDROCK_MODEL",
     "DEFAULT_BEDROCK_SMALL_FAST_MODEL",
-    "KIND",
     "MAX_API_KEYS",
-    "PLURAL",
     "PROVIDER_NAME_PATTERN",
     "ROLE_ARN_PATTERN",
     "RULE_MESSAGES",
@@ -59,11 +55,6 @@ __all__ = [
     "InvalidStatusError",
     "ProviderType",
 ]
-
-API_GROUP = "aigateway.dev"
-API_VERSION = "v1alpha1"
-KIND = "AIProvider"
-PLURAL = "aiproviders"
 
 #: Coder's ``AIProviderNameRegex`` (reference §4.2); also the DB CHECK on ai_providers.name.
 PROVIDER_NAME_PATTERN = r"^[a-z0-9]+(-[a-z0-9]+)*$"
@@ -314,11 +305,6 @@ class AIProviderSpec(SpecModel):
         ):
             raise InvalidSpecError(RULE_MESSAGES["metadata_name"])
         return metadata_name
-
-    @property
-    def uses_bedrock(self) -> bool:
-        """Whether Coder will run this provider in Bedrock mode (reference §8.2)."""
-        return self.bedrock is not None and self.bedrock.is_configured
 
 
 # -- status ----------------------------------------------------------------------------------

@@ -28,8 +28,6 @@ __all__ = [
     "DURATION_PATTERN",
     "KEY_NAME_MAX_LENGTH",
     "KEY_NAME_PATTERN",
-    "KIND",
-    "PLURAL",
     "RULE_MESSAGES",
     "SECRET_DATA_KEY",
     "GatewayKeySpec",
@@ -38,9 +36,6 @@ __all__ = [
     "RotationStatus",
     "parse_duration",
 ]
-
-KIND = "AIGatewayCoderdKey"
-PLURAL = "aigatewaycoderdkeys"
 
 #: The CHECK ``ai_gateway_keys_name_check`` (reference §1.6).
 KEY_NAME_PATTERN = r"^[a-z0-9]+(-[a-z0-9]+)*$"

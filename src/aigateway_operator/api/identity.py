@@ -1,5 +1,6 @@
 """The API's identity, defined once: group, version, kinds, plurals, the finalizer, and every
-annotation and label the operator reads or writes.
+annotation and label the operator reads or writes. An object's ``apiVersion`` is
+:attr:`Kind.api_version` (``aigateway.dev/v1alpha1``); ``VERSION`` is the version alone.
 
 Everything else (the kopf handlers, the controllers, the Kubernetes calls, the chart's
 templates through the tests that compare them) takes these names from here.
@@ -13,8 +14,8 @@ __all__ = [
     "AIGATEWAYCODERDKEY",
     "AIPROVIDER",
     "ALLOWED_AIPROVIDERS_ANNOTATION",
+    "ALLOWED_HOSTS_ANNOTATION",
     "ANNOTATION_PREFIX",
-    "API_VERSION",
     "FINALIZER",
     "FORCE_DELETE_ANNOTATION",
     "FORCE_RETIRE_ANNOTATION",
@@ -35,7 +36,6 @@ __all__ = [
 
 GROUP = "aigateway.dev"
 VERSION = "v1alpha1"
-API_VERSION = f"{GROUP}/{VERSION}"
 
 
 @dataclass(frozen=True)
@@ -94,6 +94,10 @@ GATEWAY_KEY_ROTATION_ANNOTATION = f"{GROUP}/rotation-generation"
 #: On a Secret: the AIProviders that may use it (``*`` or comma-separated names); see
 #: ``credentials.SecretAccess``.
 ALLOWED_AIPROVIDERS_ANNOTATION = f"{GROUP}/allowed-aiproviders"
+#: On a Secret: the hosts its values may be sent to (``*`` or comma-separated ``host`` /
+#: ``host:port``); without it, only the provider type's own default endpoint. See
+#: ``credentials.allows_destination``.
+ALLOWED_HOSTS_ANNOTATION = f"{GROUP}/allowed-hosts"
 #: On every gateway-key Secret the operator owns (value: the owner's name, hashed if long).
 GATEWAY_KEY_OWNER_LABEL = f"{GROUP}/gateway-key"
 MANAGED_BY_LABELS = {"app.kubernetes.io/managed-by": "aigateway-operator"}

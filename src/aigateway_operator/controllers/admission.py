@@ -30,6 +30,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from aigateway_operator.kube import Requester
+
 __all__ = ["PLAN", "Review", "Verdict"]
 
 #: How plan lines start (``kubectl`` prints each as ``Warning: plan: ...``).
@@ -58,6 +60,15 @@ class Review:
     username: str = ""
     """The requester (``userInfo.username``); its groups below. Never a token."""
     groups: tuple[str, ...] = ()
+    user_uid: str = field(default="", repr=False)
+    extra: Mapping[str, tuple[str, ...]] = field(default_factory=dict, repr=False)
+    """``userInfo.uid`` and ``extra``: only for asking the API server what the requester may
+    do (a SubjectAccessReview); never recorded, never logged."""
+
+    @property
+    def requester(self) -> Requester:
+        """The requester, as a SubjectAccessReview asks about them."""
+        return Requester(self.username, self.groups, self.user_uid, self.extra)
 
     @classmethod
     def of(
@@ -71,6 +82,7 @@ class Review:
     ) -> Review:
         meta = body.get("metadata") or {}
         user = userinfo or {}
+        extra = user.get("extra") or {}
         return cls(
             operation=str(operation or ""),
             namespace=str(meta.get("namespace", "")),
@@ -84,6 +96,11 @@ class Review:
             generation=int(meta.get("generation") or 0),
             username=str(user.get("username") or ""),
             groups=tuple(str(g) for g in user.get("groups") or ()),
+            user_uid=str(user.get("uid") or ""),
+            extra={
+                str(k): tuple(str(v) for v in (vs if isinstance(vs, list) else [vs]))
+                for k, vs in (extra.items() if isinstance(extra, Mapping) else ())
+            },
         )
 
     @property

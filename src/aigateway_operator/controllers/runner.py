@@ -16,9 +16,11 @@ kopf gives every object a daemon (``operator.aiprovider``/``gatewaykey``); the d
 
 Because passes run inside kopf's daemons, they stop when kopf stops the daemons: on deletion
 (then kopf's ``on.delete`` handler calls :meth:`Runner.release`), on exit, and when kopf
-peering pauses this replica. A pass that has started is shielded from that cancellation and
-finishes (each store call is one transaction; a pass is seconds at most); the object's lock
-makes :meth:`release` wait for it, so a finalizer is never released under a running pass.
+peering pauses this replica; what a kind keeps per running daemon (the drift watch's rows)
+is dropped then too (``on_stop``, :meth:`Runner.serving`). A pass that has started is
+shielded from that cancellation and finishes (each store call is one transaction; a pass is
+seconds at most); the object's lock makes :meth:`release` wait for it, so a finalizer is
+never released under a running pass.
 
 One pass per object at a time (the object's lock); at most ``AIGW_MAX_WORKERS`` passes of a
 kind at once (a semaphore), so a burst of thousands of new objects does not run thousands of
@@ -141,8 +143,13 @@ class Runner:
         *,
         resync_s: float,
         rng: random.Random | None = None,
+        on_stop: Callable[[str], None] | None = None,
     ) -> None:
+        """``on_stop(uid)`` is called when an object's daemon ends (kopf stopped it: the
+        object is deleted, the operator exits, or peering paused this replica): what the
+        kind keeps only for running daemons goes with it."""
         self.passes = passes
+        self._on_stop = on_stop
         self.kind = passes.kind
         self.wiring = wiring
         self._limit = limit
@@ -186,8 +193,9 @@ class Runner:
                 count += 1
         return count
 
-    def known(self) -> list[str]:
-        return list(self._slots)
+    def serving(self) -> frozenset[str]:
+        """Objects whose daemon runs now (none while peering pauses this replica)."""
+        return frozenset(uid for uid, s in self._slots.items() if s.live is not None)
 
     def busy(self) -> frozenset[str]:
         """Objects whose pass is running right now."""
@@ -223,6 +231,8 @@ class Runner:
                     pass
         finally:
             slot.live = None
+            if self._on_stop is not None:
+                self._on_stop(uid)
 
     async def drain(self, within_s: float) -> None:
         """Let passes that are still running finish (the operator is exiting)."""

@@ -2,7 +2,8 @@
 
 kopf watches our two kinds and manages their finalizer; what it does not do for us is read a
 Secret, write a gateway-key Secret, patch our status with a minimal merge patch, check that
-an object still exists, and post aggregated Events. Those go through :class:`Kube`.
+an object still exists, post aggregated Events, and ask the API server whether an admission
+request's requester may read a Secret (a SubjectAccessReview). Those go through :class:`Kube`.
 
 **One request style, one error rule.** Every call is one :meth:`Kube._send`: a path, a
 method, a plain-JSON body, through the ``kubernetes`` client's own connection pool, TLS and
@@ -25,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -40,6 +42,7 @@ __all__ = [
     "Kube",
     "KubeError",
     "ObjectRef",
+    "Requester",
     "SecretData",
     "Workload",
     "send",
@@ -104,6 +107,18 @@ class ObjectRef:
     name: str
     uid: str
     resource_version: str = ""
+
+
+@dataclass(frozen=True)
+class Requester:
+    """Who made an admission request, as its ``userInfo`` says: what a SubjectAccessReview
+    needs to ask about that user. ``extra`` can carry a token's id: it is only ever sent back
+    to the API server in the review, never logged or stored (not in ``repr``)."""
+
+    username: str
+    groups: tuple[str, ...] = ()
+    uid: str = field(default="", repr=False)
+    extra: Mapping[str, tuple[str, ...]] = field(default_factory=dict, repr=False)
 
 
 def _reason(raw: bytes) -> str:
@@ -369,6 +384,42 @@ class Kube:
                 return False
             raise
         return obj is not None
+
+    # --- authorization ------------------------------------------------------------------------
+
+    async def may_get_secret(self, requester: Requester, namespace: str, name: str) -> bool:
+        """Whether ``requester`` may ``get`` Secret ``namespace/name`` (a SubjectAccessReview
+        as that user, groups, uid and extra; the answer does not depend on whether the Secret
+        exists). Needs ``create`` on ``subjectaccessreviews``."""
+        spec: dict[str, Any] = {
+            "user": requester.username,
+            "groups": list(requester.groups),
+            "resourceAttributes": {
+                "namespace": namespace,
+                "verb": "get",
+                "group": "",
+                "resource": "secrets",
+                "name": name,
+            },
+        }
+        if requester.uid:
+            spec["uid"] = requester.uid
+        if requester.extra:
+            spec["extra"] = {k: list(v) for k, v in requester.extra.items()}
+        body = {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SubjectAccessReview",
+            "spec": spec,
+        }
+        obj = await self._async(
+            f"reviewing access to Secret {namespace}/{name}",
+            "POST",
+            "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+            body,
+            missing_ok=False,
+        )
+        status = (obj or {}).get("status") or {}
+        return status.get("allowed") is True
 
     # --- our objects --------------------------------------------------------------------------
 

@@ -176,7 +176,9 @@ async def _record(app: OperatorApp, kind: Kind, review: Review, warnings: list[s
 def _review(body: kopf.Body, dryrun: bool, kwargs: dict[str, Any]) -> Review:
     """kopf passes ``operation``, ``old`` (the stored object of an update) and ``userinfo``
     (the request's ``userInfo``: username, uid, groups, extra) as kwargs its webhook protocol
-    does not declare. Of ``userinfo`` only the username and groups are used."""
+    does not declare. The username and groups are recorded for the audit; all four are asked
+    about in a SubjectAccessReview (may the requester read a Secret the change points at),
+    and uid and extra go nowhere else."""
     old = kwargs.get("old")
     userinfo = kwargs.get("userinfo")
     return Review.of(

@@ -2,7 +2,8 @@
 
 :class:`OperatorApp` holds the settings, the :class:`~aigateway_operator.controllers.wiring.Wiring`
 (store, the one Kubernetes client, the Event recorder), both kinds' controllers (with their
-indexes and runners), the metadata-only Secret watches and the drift watch. kopf's handlers
+indexes and runners), the metadata-only Secret watches and the drift watch (which runs only
+while kopf lets this replica act: :meth:`OperatorApp.set_active`). kopf's handlers
 reach it through one key of kopf's memo (:func:`app_of`); nothing else is kept there.
 """
 
@@ -20,8 +21,6 @@ from aigateway_operator.api.identity import AIGATEWAYCODERDKEY, AIPROVIDER
 from aigateway_operator.config import Settings
 from aigateway_operator.controllers.aiprovider import AIProviderController
 from aigateway_operator.controllers.gatewaykey import GatewayKeyController
-from aigateway_operator.controllers.gatewaykey.legacy import migrate_legacy_gateway_keys
-from aigateway_operator.controllers.shared import ObjectIdentity
 from aigateway_operator.controllers.wiring import Wiring, fingerprint_key
 from aigateway_operator.kube import (
     EventRecorder,
@@ -30,7 +29,7 @@ from aigateway_operator.kube import (
     api_client,
     load_configuration,
 )
-from aigateway_operator.store import OwnerRef, Store
+from aigateway_operator.store import Store
 
 __all__ = ["OperatorApp", "app_of"]
 
@@ -50,7 +49,7 @@ class OperatorApp:
         self._providers: AIProviderController | None = None
         self._gateway_keys: GatewayKeyController | None = None
         self._watches: list[SecretMetadataWatch] = []
-        self._tasks: list[asyncio.Task[None]] = []
+        self._drift_watch: asyncio.Task[None] | None = None
         self.started = False
         """The first database connection succeeded and every part runs (startup probe)."""
         self.refused: str | None = None
@@ -105,7 +104,7 @@ class OperatorApp:
             wiring, asyncio.Semaphore(max(2, settings.max_workers // 8))
         )
         try:
-            await self._take_over_records(store, kube)
+            await self._first_sweep(kube)
         except BaseException:
             # kopf calls start() again after a temporary failure: leave nothing open behind.
             self._wiring = self._providers = self._gateway_keys = None
@@ -122,9 +121,6 @@ class OperatorApp:
         ]
         for watch in self._watches:
             watch.start()
-        self._tasks.append(
-            asyncio.create_task(self._providers.watch_drift(), name="aigw-drift-watch")
-        )
         metrics.CODER_INFO.labels(store.coder_version.release.label).set(1)
         self.started = True
         self._db_checked = (time.monotonic(), True)
@@ -135,17 +131,15 @@ class OperatorApp:
             store.primary_key_digest or "none: plaintext",
         )
 
-    async def _take_over_records(self, store: Store, kube: Kube) -> None:
+    async def _first_sweep(self, kube: Kube) -> None:
         """Before kopf watches anything (no pass runs yet, so one listing per kind and watched
-        namespace is the truth): move the ownership records of earlier releases to
-        identities (providers: the uid-keyed table; gateway keys: the claims in the objects'
-        status, ``controllers.gatewaykey.legacy``), then let both collectors sweep: rows whose
-        object is gone are collected once missing for ``AIGW_GC_GRACE_S``. A listing that
-        fails raises: kopf retries the startup."""
+        namespace is the truth), let both collectors sweep: rows whose object is gone are
+        collected once missing for ``AIGW_GC_GRACE_S``. A listing that fails raises: kopf
+        retries the startup."""
         settings = self.settings
         providers, gateway_keys = self._providers, self._gateway_keys
         if providers is None or gateway_keys is None:
-            raise RuntimeError("controllers are built before the records are taken over")
+            raise RuntimeError("controllers are built before the first sweep")
         listed: dict[str, list[dict[str, Any]]] = {
             AIPROVIDER.plural: [],
             AIGATEWAYCODERDKEY.plural: [],
@@ -153,22 +147,6 @@ class OperatorApp:
         for plural, objects in listed.items():
             for namespace in settings.namespace_list() or (None,):
                 objects += await kube.list_objects(plural, namespace)
-        uids: dict[str, OwnerRef] = {}
-        for obj in listed[AIPROVIDER.plural]:
-            ident = ObjectIdentity.from_body(AIPROVIDER, obj)
-            uids[ident.uid] = ident.owner(settings.instance_id)
-        moved = await store.migrate_legacy_owners(uids)
-        if moved.moved or moved.unknown:
-            log.info(
-                "ownership records of an earlier release: %d moved to identities, %d left "
-                "(their objects are not in this cluster)",
-                moved.moved,
-                moved.unknown,
-            )
-        if store.capabilities.has_gateway_keys:
-            await migrate_legacy_gateway_keys(
-                store, listed[AIGATEWAYCODERDKEY.plural], settings.instance_id
-            )
         for controller, plural in (
             (providers, AIPROVIDER.plural),
             (gateway_keys, AIGATEWAYCODERDKEY.plural),
@@ -186,12 +164,11 @@ class OperatorApp:
     async def stop(self) -> None:
         for watch in self._watches:
             watch.stop()
-        for task in self._tasks:
+        task, self._drift_watch = self._drift_watch, None
+        if task is not None:
             task.cancel()
-        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        self._tasks.clear()
         if self._wiring is None:
             return
         for controller in (self._providers, self._gateway_keys):
@@ -214,10 +191,23 @@ class OperatorApp:
         self.gateway_keys.secret_changed(event_type, meta)
 
     def set_active(self, active: bool) -> None:
-        if self.active is not active:
-            self.active = active
-            metrics.ACTIVE_REPLICA.set(1 if active else 0)
-            log.info("this replica is %s", "active" if active else "paused by kopf peering")
+        """kopf's word on this replica (``operator.handling``): its watch events arrive
+        (active), or it stopped a daemon for ``OPERATOR_PAUSING`` (paused by peering). The
+        drift watch, the one part of ours that kopf does not run, follows it: a paused
+        replica holds no LISTEN connection and queries no row versions."""
+        if self.active is active:
+            return
+        self.active = active
+        metrics.ACTIVE_REPLICA.set(1 if active else 0)
+        log.info("this replica is %s", "active" if active else "paused by kopf peering")
+        task = self._drift_watch
+        if active and (task is None or task.done()) and self._providers is not None:
+            self._drift_watch = asyncio.get_running_loop().create_task(
+                self._providers.watch_drift(), name="aigw-drift-watch"
+            )
+        elif not active and task is not None:
+            task.cancel()  # closes the LISTEN connection
+            self._drift_watch = None
 
     # --- probes ---------------------------------------------------------------------------
 

@@ -53,7 +53,8 @@ def configure_kopf(kopf_settings: kopf.OperatorSettings, settings: Settings) -> 
     # kopf's per-object workers only run our quick on.event handler and spawn daemons;
     # bounding them keeps a burst of new objects from inflating memory for good (the
     # passes themselves are bounded by AIGW_MAX_WORKERS). An idle worker gives its slot
-    # back quickly (kopf's default keeps it 5 s).
+    # back quickly (kopf's default keeps it 5 s). This bound is why the AIProvider index is
+    # ours and not @kopf.index: kopf#1243 (controllers/aiprovider/index.py).
     kopf_settings.queueing.worker_limit = max(16, settings.max_workers)
     kopf_settings.queueing.idle_timeout = 0.5
     # The validating webhook (AIGW_ADMISSION): kopf's server and managed configuration.
@@ -75,7 +76,7 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
             log.warning("waiting for Coder's database: %s", exc)
             raise kopf.TemporaryError(str(exc), delay=STARTUP_RETRY_S) from None
         except KubeError as exc:
-            # Listing our objects for the ownership migration failed: try again.
+            # Listing our objects for the first sweep failed: try again.
             log.warning("waiting for the Kubernetes API: %s", exc)
             raise kopf.TemporaryError(str(exc), delay=STARTUP_RETRY_S) from None
         except StoreError as exc:

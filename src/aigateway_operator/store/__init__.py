@@ -19,7 +19,6 @@ Public API (everything else is internal)::
     await store.delete_provider(owner, policy=DeletePolicy.SOFT_DELETE) -> DeleteResult
     await store.get_provider(owner | uid) -> StoredProvider | None      # decrypted
     await store.check_provider(desired, owner) -> ProviderCheck | None  # drift, read-only
-    await store.compare_provider(desired, owner) -> list[str] | None    # its strings
     await store.preview_provider(desired, owner, *, adopt=False) -> ProviderPreview  # read-only
     await store.provider_row_versions(row_ids) -> {row_id: RowVersion}  # incl. key rows
 
@@ -34,7 +33,6 @@ Public API (everything else is internal)::
     await store.gateway_key_matches(owner, secret) -> bool
     await store.release_gateway_keys(owner, policy) -> GatewayKeyRelease   # Delete | Orphan
     await store.record_deletion_policy(owner, policy) -> int
-    await store.migrate_legacy_gateway_keys(claims) -> LegacyGatewayKeyMigration
     retiring_name(name, n) -> str                 # "<name>-retiring-<n>", fits 64 chars
     generate_gateway_secret() -> str              # "cgw_" + 39 x [0-9A-Za-z]
 
@@ -96,12 +94,14 @@ from aigateway_operator.store.errors import (
 from aigateway_operator.store.gateway_keys import (
     generate_gateway_secret,
     hash_secret,
+    is_own_name,
     retiring_name,
 )
 from aigateway_operator.store.models import (
     CODER_OWNABLE,
     HOSTNAME_PEER_NAMES,
     Actor,
+    AppliedInputs,
     BedrockSettings,
     DeletePolicy,
     DeleteResult,
@@ -114,9 +114,6 @@ from aigateway_operator.store.models import (
     HostnamePeers,
     IssuedGatewayKey,
     KeyRef,
-    LegacyGatewayKeyClaim,
-    LegacyGatewayKeyMigration,
-    LegacyMigration,
     OwnerPolicy,
     OwnerRecord,
     OwnerRef,
@@ -128,6 +125,7 @@ from aigateway_operator.store.models import (
     RowVersion,
     StoredKey,
     StoredProvider,
+    VerificationRecord,
 )
 from aigateway_operator.store.providers import provider_row_id
 from aigateway_operator.store.schema import Capabilities
@@ -138,6 +136,7 @@ __all__ = [
     "CODER_RELEASES",
     "HOSTNAME_PEER_NAMES",
     "Actor",
+    "AppliedInputs",
     "BedrockSettings",
     "Capabilities",
     "CoderRelease",
@@ -161,9 +160,6 @@ __all__ = [
     "IssuedGatewayKey",
     "KeyRef",
     "KeyStatus",
-    "LegacyGatewayKeyClaim",
-    "LegacyGatewayKeyMigration",
-    "LegacyMigration",
     "NameConflict",
     "NameTaken",
     "NotFound",
@@ -189,10 +185,12 @@ __all__ = [
     "StoredProvider",
     "TypeMismatch",
     "UnknownKeyReference",
+    "VerificationRecord",
     "default_base_url",
     "generate_gateway_secret",
     "hash_secret",
     "held_by",
+    "is_own_name",
     "provider_row_id",
     "retiring_name",
 ]

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, Self, TypeVar
 
 import psycopg
@@ -28,6 +28,7 @@ from aigateway_operator.store.errors import (
 from aigateway_operator.store.gateway_keys import GatewayKeyOps
 from aigateway_operator.store.models import (
     Actor,
+    AppliedInputs,
     DeletePolicy,
     DeleteResult,
     DesiredProvider,
@@ -36,9 +37,6 @@ from aigateway_operator.store.models import (
     GatewayKeyRelease,
     HostnamePeers,
     IssuedGatewayKey,
-    LegacyGatewayKeyClaim,
-    LegacyGatewayKeyMigration,
-    LegacyMigration,
     OwnerPolicy,
     OwnerRecord,
     OwnerRef,
@@ -48,6 +46,7 @@ from aigateway_operator.store.models import (
     ProviderResult,
     RowVersion,
     StoredProvider,
+    VerificationRecord,
 )
 from aigateway_operator.store.operator_schema import ensure_operator_schema
 from aigateway_operator.store.privileges import missing_privileges
@@ -373,6 +372,7 @@ class Store:
         adopt: bool = False,
         policy: DeletePolicy = DeletePolicy.SOFT_DELETE,
         revive: bool = True,
+        applied: AppliedInputs | None = None,
     ) -> ProviderResult:
         """Make the provider recorded for ``owner`` match ``desired`` (see ``providers``).
 
@@ -380,10 +380,38 @@ class Store:
         operator install owns (made in Coder's UI). ``policy`` is recorded with the row: what
         :meth:`collect` does with it once the object is gone. ``revive=False``: raise
         :class:`RevivalUnconfirmed` instead of bringing a soft-deleted row back.
+        ``applied``: what this write applies (the object's generation, spec and Secret
+        versions), recorded with the ownership record in the same transaction
+        (:meth:`applied_inputs` reads it back); not recorded for a row left alone.
         """
         return await self._run(
             f"upsert AI provider {desired.name!r}",
-            lambda conn: self._providers.upsert(conn, desired, owner, adopt, policy, revive),
+            lambda conn: self._providers.upsert(
+                conn, desired, owner, adopt, policy, revive, applied
+            ),
+        )
+
+    async def provider_verification(self, owner: OwnerRef) -> VerificationRecord | None:
+        """The operator's record of its last STS verification of ``owner``'s provider."""
+        return await self._run(
+            "read the STS verification record",
+            lambda conn: self._providers.verification(conn, owner),
+        )
+
+    async def record_provider_verification(
+        self, owner: OwnerRef, record: VerificationRecord
+    ) -> bool:
+        """Record an STS verification with ``owner``'s provider row (False: no row)."""
+        return await self._run(
+            "record the STS verification",
+            lambda conn: self._providers.record_verification(conn, owner, record),
+        )
+
+    async def applied_inputs(self, owner: OwnerRef) -> AppliedInputs | None:
+        """What the operator's last write to ``owner``'s provider row applied (None: no
+        record yet). The operator's own word on "already applied": never the object's status."""
+        return await self._run(
+            "read the applied generation", lambda conn: self._providers.applied(conn, owner)
         )
 
     async def delete_provider(
@@ -393,16 +421,6 @@ class Store:
         return await self._run(
             "delete AI provider", lambda conn: self._providers.delete(conn, owner, policy)
         )
-
-    async def compare_provider(self, desired: DesiredProvider, owner: OwnerRef) -> list[str] | None:
-        """Which fields of our row differ from ``desired`` (None: no row); read-only.
-
-        For ``driftPolicy: Report``: say what changed outside the operator without writing.
-        The strings of :meth:`check_provider`'s differences (e.g. ``display_name``,
-        ``api_keys (order)``, ``settings (undecodable by coderd: ...)``).
-        """
-        check = await self.check_provider(desired, owner)
-        return None if check is None else [str(d) for d in check.differences]
 
     async def check_provider(
         self, desired: DesiredProvider, owner: OwnerRef
@@ -439,17 +457,6 @@ class Store:
         return await self._run(
             f"read AI Gateway key name {name!r}",
             lambda conn: self._gateway.name_holder(conn, owner, name),
-        )
-
-    async def provider_versions(
-        self, row_ids: Sequence[uuid.UUID]
-    ) -> dict[uuid.UUID, tuple[datetime, bool]]:
-        """``(updated_at, deleted)`` per provider row: cheap drift detection after a notify.
-
-        Blind to key-row edits; prefer :meth:`provider_row_versions`.
-        """
-        return await self._run(
-            "read AI provider versions", lambda conn: self._providers.versions(conn, row_ids)
         )
 
     async def provider_row_versions(
@@ -502,14 +509,6 @@ class Store:
             return await self._providers.delete(conn, owner, policy)
 
         return await self._run("collect AI provider", run)
-
-    async def migrate_legacy_owners(self, objects: dict[str, OwnerRef]) -> LegacyMigration:
-        """Move the uid-keyed ownership records of an earlier release to identities:
-        ``objects`` maps the uids of the live objects to their identity. One transaction."""
-        return await self._run(
-            "migrate ownership records",
-            lambda conn: self._providers.migrate_legacy(conn, objects),
-        )
 
     # --- who in Kubernetes made a change (admission records) -------------------------------------
 
@@ -569,9 +568,12 @@ class Store:
         *,
         rotating: bool,
         deletion_policy: OwnerPolicy = "Delete",
+        rotation_generation: int | None = None,
     ) -> PendingKey:
         """Journal a key about to be delivered: record it as ``owner``'s pending key (sha256
         and prefix only), replacing an older pending one. Writes nothing in Coder's tables.
+        ``rotation_generation``: the ``spec.rotation.generation`` it is issued for, kept with
+        its record once it is current (``GatewayKeyOwnership.current_rotation_generation``).
 
         Refuses (:class:`NameTaken`, naming the holder) when ``name`` is held by a row not
         recorded for ``owner``; replaying the same call returns the same record.
@@ -586,6 +588,7 @@ class Store:
                 secret,
                 rotating=rotating,
                 deletion_policy=deletion_policy,
+                rotation_generation=rotation_generation,
             ),
         )
 
@@ -654,20 +657,4 @@ class Store:
         return await self._run(
             "record AI Gateway key deletion policy",
             lambda conn: self._gateway.record_deletion_policy(conn, owner, policy),
-        )
-
-    async def migrate_legacy_gateway_keys(
-        self, claims: Sequence[LegacyGatewayKeyClaim]
-    ) -> LegacyGatewayKeyMigration:
-        """Record the rows of a database written by the release before ownership records.
-
-        ``claims`` come from the operator's live objects' status (the only place that
-        release kept key ids). A claimed row is recorded only if it exists, is recorded for
-        nobody, is claimed by one object only, and is named the object's key name or a
-        ``<name>-retiring-<n>`` of it; one transaction. Says what was recorded and what was
-        refused (and why); claims recorded exactly so already are reported as such.
-        """
-        return await self._run(
-            "migrate AI Gateway key ownership",
-            lambda conn: self._gateway.migrate_legacy(conn, claims),
         )

@@ -39,7 +39,6 @@ import re
 import secrets
 import string
 import uuid
-from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -61,8 +60,6 @@ from aigateway_operator.store.models import (
     GatewayKeyOwnership,
     GatewayKeyRelease,
     IssuedGatewayKey,
-    LegacyGatewayKeyClaim,
-    LegacyGatewayKeyMigration,
     OwnerPolicy,
     OwnerRef,
     PendingKey,
@@ -93,7 +90,6 @@ KIND = "AI Gateway key"
 TABLE = "ai_gateway_keys"
 _LOCK_CLASS = 0x6169_6777
 """First key of the two-key advisory locks of gateway-key owners ("aigw")."""
-_MIGRATION_LOCK = "legacy-gateway-keys"
 
 
 def generate_gateway_secret() -> str:
@@ -313,7 +309,7 @@ class GatewayKeyOps:
         cur = await conn.execute(
             f"SELECT o.role, o.row_id, o.secret_hash, o.secret_prefix, o.rotating, "  # noqa: S608
             f"o.deletion_policy, o.created_at, o.updated_at, {self._k_cols}, k.hashed_secret, "
-            "o.object_uid, now() "
+            "o.object_uid, o.rotation_generation, now() "
             f"FROM {OWNERS} o LEFT JOIN ai_gateway_keys k "
             "ON k.id = o.row_id AND o.role <> 'pending' "
             f"WHERE o.{_OWNER_WHERE.replace(' AND ', ' AND o.')}",
@@ -329,7 +325,7 @@ class GatewayKeyOps:
         if len(uids) == 1:
             fields["object_uid"] = uids.pop()
         if rows:
-            fields["observed_at"] = rows[0][15]
+            fields["observed_at"] = rows[0][16]
         for r in rows:
             role, row_id = r[0], r[1]
             live = self._info(r[8:13]) if r[8] is not None else None
@@ -340,10 +336,12 @@ class GatewayKeyOps:
                     rotating=bool(r[4]),
                     created_at=r[6],
                     secret_hash=bytes(r[2]),
+                    rotation_generation=r[15],
                 )
             elif role == "current":
                 fields["current"] = live
                 fields["current_recorded_id"] = row_id
+                fields["current_rotation_generation"] = r[15]
                 fields["current_hash"] = bytes(r[13]) if r[13] is not None else None
             elif role == "previous":
                 fields["previous"] = live
@@ -375,6 +373,7 @@ class GatewayKeyOps:
         *,
         rotating: bool,
         deletion_policy: OwnerPolicy,
+        rotation_generation: int | None = None,
     ) -> PendingKey:
         _check_name(name)
         _check_secret(secret)
@@ -406,9 +405,11 @@ class GatewayKeyOps:
             )
             await conn.execute(
                 f"INSERT INTO {OWNERS} (row_table, row_id, instance_id, kind, namespace, "  # noqa: S608
-                "name, role, deletion_policy, object_uid, secret_hash, secret_prefix, rotating) "
+                "name, role, deletion_policy, object_uid, secret_hash, secret_prefix, rotating, "
+                "rotation_generation) "
                 "VALUES ('ai_gateway_keys', %(id)s, %(instance)s, %(kind)s, %(namespace)s, "
-                "%(name)s, 'pending', %(policy)s, %(uid)s, %(hash)s, %(prefix)s, %(rotating)s)",
+                "%(name)s, 'pending', %(policy)s, %(uid)s, %(hash)s, %(prefix)s, %(rotating)s, "
+                "%(generation)s)",
                 _owner_params(
                     owner,
                     id=key_id,
@@ -417,6 +418,7 @@ class GatewayKeyOps:
                     hash=hashed,
                     prefix=prefix,
                     rotating=rotating,
+                    generation=rotation_generation,
                 ),
             )
             return await self._pending(conn, key_id)
@@ -424,13 +426,14 @@ class GatewayKeyOps:
     @staticmethod
     async def _pending(conn: AsyncConnection[Any], key_id: uuid.UUID) -> PendingKey:
         cur = await conn.execute(
-            f"SELECT row_id, secret_prefix, rotating, created_at, secret_hash FROM {OWNERS} "  # noqa: S608
+            "SELECT row_id, secret_prefix, rotating, created_at, secret_hash, "  # noqa: S608
+            f"rotation_generation FROM {OWNERS} "
             "WHERE row_table = 'ai_gateway_keys' AND row_id = %s",
             (key_id,),
         )
         row = await cur.fetchone()
         assert row is not None  # noqa: S101 - written or read in this transaction
-        return PendingKey(row[0], row[1] or "", bool(row[2]), row[3], bytes(row[4]))
+        return PendingKey(row[0], row[1] or "", bool(row[2]), row[3], bytes(row[4]), row[5])
 
     async def complete(
         self,
@@ -709,83 +712,3 @@ class GatewayKeyOps:
             return GatewayKeyRelease(deleted=(), released=(), records=0)
         policy: OwnerPolicy = "Orphan" if all(p == "Orphan" for p, _ in rows) else "Delete"
         return await self.release(conn, owner, policy)
-
-    # --- the release before ownership records -------------------------------------------------
-
-    async def migrate_legacy(
-        self, conn: AsyncConnection[Any], claims: Sequence[LegacyGatewayKeyClaim]
-    ) -> LegacyGatewayKeyMigration:
-        """Record the rows objects of the release before records claim, where the claim holds
-        (see ``Store.migrate_legacy_gateway_keys``); one transaction."""
-        self._caps.require_gateway_keys()
-        recorded: list[LegacyGatewayKeyClaim] = []
-        refused: list[tuple[LegacyGatewayKeyClaim, str]] = []
-        already: list[LegacyGatewayKeyClaim] = []
-        async with conn.transaction():
-            await conn.execute(
-                "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_LOCK_CLASS, _MIGRATION_LOCK)
-            )
-            fitting: list[LegacyGatewayKeyClaim] = []
-            for c in claims:
-                reason = await self._check_claim(conn, c)
-                if reason == "already":
-                    already.append(c)
-                elif reason:
-                    refused.append((c, reason))
-                else:
-                    fitting.append(c)
-            # Among the claims that fit, a row claimed by two objects (or twice by one) is
-            # nobody's: the records cannot tell which claim is true.
-            by_row = Counter(c.key_id for c in fitting)
-            by_slot = Counter((c.owner.key, c.role) for c in fitting)
-            owners_of_row: dict[uuid.UUID, set[tuple[str, str, str, str]]] = {}
-            for c in fitting:
-                owners_of_row.setdefault(c.key_id, set()).add(c.owner.key)
-            for c in fitting:
-                n = len(owners_of_row[c.key_id])
-                if n > 1:
-                    refused.append((c, f"claimed by {n} objects"))
-                elif by_row[c.key_id] > 1 or by_slot[(c.owner.key, c.role)] > 1:
-                    refused.append((c, "claimed more than once by the same object"))
-                else:
-                    await conn.execute(
-                        f"INSERT INTO {OWNERS} (row_table, row_id, instance_id, kind, "  # noqa: S608
-                        "namespace, name, role, deletion_policy, object_uid) VALUES "
-                        "('ai_gateway_keys', %(id)s, %(instance)s, %(kind)s, %(namespace)s, "
-                        "%(name)s, %(role)s, %(policy)s, %(uid)s)",
-                        _owner_params(
-                            c.owner,
-                            id=c.key_id,
-                            role=c.role,
-                            policy=c.deletion_policy,
-                            uid=c.owner.uid,
-                        ),
-                    )
-                    recorded.append(c)
-        return LegacyGatewayKeyMigration(tuple(recorded), tuple(refused), tuple(already))
-
-    async def _check_claim(self, conn: AsyncConnection[Any], c: LegacyGatewayKeyClaim) -> str:
-        """``""`` when the claim fits, ``"already"`` when recorded so, else why it is refused."""
-        record = await self._holder_record(conn, c.key_id)
-        if record is not None:
-            if tuple(record) == c.owner.key:
-                return "already"  # in whatever role: the status may lag behind the records
-            return f"already recorded for {describe_holder(c.owner, record)}"
-        cur = await conn.execute(
-            f"SELECT row_id FROM {OWNERS} WHERE {_OWNER_WHERE} AND role = %(role)s",  # noqa: S608
-            _owner_params(c.owner, role=c.role),
-        )
-        if await cur.fetchone() is not None:
-            return f"{c.owner.describe()} already has a {c.role} key recorded"
-        cur = await conn.execute(
-            "SELECT name FROM ai_gateway_keys WHERE id = %s FOR UPDATE", (c.key_id,)
-        )
-        row = await cur.fetchone()
-        if row is None:
-            return "no such row in Coder"
-        if not is_own_name(row[0], c.key_name):
-            return (
-                f"the row is named {row[0]!r}, neither the object's key name {c.key_name!r} "
-                "nor a retiring name of it"
-            )
-        return ""

@@ -31,8 +31,6 @@ __all__ = [
     "GatewayKeyRelease",
     "IssuedGatewayKey",
     "KeyRef",
-    "LegacyGatewayKeyClaim",
-    "LegacyGatewayKeyMigration",
     "OwnerPolicy",
     "OwnerRef",
     "PendingKey",
@@ -177,13 +175,36 @@ class OwnerRecord:
 
 
 @dataclass(frozen=True)
-class LegacyMigration:
-    """What :meth:`Store.migrate_legacy_owners` did with the uid-keyed records of an earlier
-    release: ``moved`` into identity-keyed records, ``unknown`` left (no live object with that
-    uid was given: another cluster's, or an object deleted meanwhile)."""
+class AppliedInputs:
+    """What a write applied to an owner's row: the object (``object_uid``), its
+    ``generation``, a digest of its spec and of the Secret versions it read. Recorded with the
+    ownership record in the write's transaction (``owners.applied_*``); the operator's own
+    word on "this generation was already applied", where nobody but the operator writes."""
 
-    moved: int
-    unknown: int
+    object_uid: str
+    generation: int
+    spec_digest: str
+    secrets_revision: str
+
+    def same_spec(self, other: AppliedInputs | None) -> bool:
+        """Whether ``other`` applied this object's generation with this spec."""
+        return (
+            other is not None
+            and bool(self.object_uid)
+            and (other.object_uid, other.generation, other.spec_digest)
+            == (self.object_uid, self.generation, self.spec_digest)
+        )
+
+
+@dataclass(frozen=True)
+class VerificationRecord:
+    """The operator's record of its last STS verification of a provider's Bedrock identity
+    (``owners.verified_*``): for which inputs, a digest of the verdict it reported, and when.
+    A verdict read back from status is re-used only while it matches this record."""
+
+    inputs: str
+    digest: str
+    at: datetime
 
 
 @dataclass(frozen=True)
@@ -323,10 +344,6 @@ class ProviderCheck:
     coder_owned: Mapping[str, Any] = field(default_factory=dict)
     """The row's current value of each Coder-owned column (``DesiredProvider.coder_owned``;
     ``icon`` only where the column exists). Never a difference."""
-
-    @property
-    def in_sync(self) -> bool:
-        return not self.differences
 
     @property
     def left_alone(self) -> bool:
@@ -547,6 +564,9 @@ class PendingKey:
     """Issued as a rotation: completing it keeps the current key as the previous one."""
     created_at: datetime
     secret_hash: bytes = field(repr=False)
+    rotation_generation: int | None = None
+    """The ``spec.rotation.generation`` it is issued for (None: journaled by an earlier
+    release)."""
 
     def matches(self, secret: str | None) -> bool:
         """Whether ``secret`` is the journaled key (constant-time on the hash)."""
@@ -580,6 +600,9 @@ class GatewayKeyOwnership:
     object_uid: str = ""
     """The uid of the object the records were written for ("" when none, or they disagree):
     a late delete event of an earlier object of the same identity must not collect them."""
+    current_rotation_generation: int | None = None
+    """The ``spec.rotation.generation`` the current key was issued for, from its record
+    (None: none recorded, or recorded by an earlier release). Never from status or Secret."""
 
     @property
     def current_revoked(self) -> bool:
@@ -612,30 +635,3 @@ class GatewayKeyRelease:
     """Ids whose records were forgotten with their rows left in Coder (policy Orphan)."""
     records: int
     """Records removed (pending included)."""
-
-
-@dataclass(frozen=True)
-class LegacyGatewayKeyClaim:
-    """A gateway-key row an object of the release before ownership records says is its own
-    (its ``status.keyID`` or ``status.rotation.previousKeyID``): a claim, checked before it
-    is recorded (``Store.migrate_legacy_gateway_keys``)."""
-
-    owner: OwnerRef
-    key_id: UUID
-    role: Literal["current", "previous"]
-    key_name: str
-    """The object's key name (``spec.keyName`` or ``metadata.name``): the row must carry it,
-    or ``<key_name>-retiring-<n>``."""
-    deletion_policy: OwnerPolicy = "Delete"
-    """The object's ``spec.deletionPolicy``, recorded with the row."""
-
-
-@dataclass(frozen=True)
-class LegacyGatewayKeyMigration:
-    """What ``Store.migrate_legacy_gateway_keys`` recorded and what it refused (and why)."""
-
-    recorded: tuple[LegacyGatewayKeyClaim, ...]
-    refused: tuple[tuple[LegacyGatewayKeyClaim, str], ...]
-    already: tuple[LegacyGatewayKeyClaim, ...] = ()
-    """Claims of rows already recorded for the claiming object (a restart after the
-    migration, a status behind its records): nothing to do."""

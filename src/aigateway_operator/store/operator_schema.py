@@ -3,7 +3,7 @@
 Coder's tables have no spare column for "which Kubernetes object owns this row". Rows we
 *create* get an id derived from the owner's uid, so finding them needs no bookkeeping; but a
 row we *adopt* keeps its coderd-generated id (chat model configs reference it), so ownership
-must live somewhere. It lives in ``aigateway_operator.owned_rows``, outside Coder's schema:
+must live somewhere. It lives in ``aigateway_operator.owners``, outside Coder's schema:
 coderd never reads it, Coder's migrations and backups of its own schema never see it, and
 the operator needs no CREATE privilege on Coder's schema. It has no foreign keys into
 Coder's tables (an FK would make coderd's own deletes and migrations depend on us) and can
@@ -12,7 +12,9 @@ be dropped at any time at the cost of forgetting adoptions.
 Its shape changes by **migrations** (:data:`MIGRATIONS`), numbered, recorded in
 ``aigateway_operator.migrations`` and applied at start, all pending ones in one transaction
 under an advisory lock (replicas starting together apply each once). To change the table,
-append a migration; :data:`OWNED_ROWS_DDL` is the one place its first shape is written.
+append a migration; :data:`OWNERS_DDL` is the one place its first shape is written.
+Migration 1 (a uid-keyed ``owned_rows`` table) existed only in development builds, never in
+a release; its number is not reused, and a database with it applied keeps that table unused.
 
 Migration 3 adds ``actors``: who in Kubernetes made each generation of an object's spec, as
 the operator's validating webhook saw it (:mod:`aigateway_operator.store.actors`). The
@@ -20,8 +22,18 @@ replica that answers an admission request need not be the one that writes to Cod
 table carries the requester from one to the other (tenants cannot write it, unlike an
 annotation).
 
-Migration 1 also moves the table of earlier releases, ``aigw_owned_rows`` in Coder's schema,
-into ours (its rows copied, the old table dropped), in that same transaction.
+Migration 4 adds to ``owners`` what the operator last applied to the row (``applied_*``: the
+object's generation, a digest of its spec and of the Secret versions it read), written in the
+same transaction as the row. Whether a generation was already applied decides whether a
+difference in the row is drift (reverted or reported) or the spec's change (written, audited
+as its requester): that must come from the operator's own record, never from the object's
+status, which anybody allowed to write ``<kind>/status`` can forge.
+
+The same migration adds ``verified_*`` (when STS was last asked about a Bedrock identity,
+for which inputs, and a digest of the verdict written to status: a verdict in status is
+re-used only while it is the recorded one) and ``rotation_generation`` for gateway keys: the
+``spec.rotation.generation`` a key was issued for (journaled with the pending key, kept when it
+becomes current), which decides whether a rotation was asked for.
 
 Privileges: creating the schema needs CREATE on the database (``create`` mode, or a
 ``verify``-mode role that has it); otherwise an administrator creates it once and grants the
@@ -36,7 +48,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import psycopg
 from psycopg import AsyncConnection
 
 from aigateway_operator.store.errors import InsufficientPrivileges
@@ -44,11 +55,9 @@ from aigateway_operator.store.errors import InsufficientPrivileges
 __all__ = [
     "ACTORS",
     "ACTORS_DDL",
-    "LEGACY_OWNED_ROWS",
+    "APPLIED_DDL",
     "MIGRATIONS",
     "OPERATOR_SCHEMA",
-    "OWNED_ROWS",
-    "OWNED_ROWS_DDL",
     "OWNERS",
     "OWNERS_DDL",
     "SCHEMA_LOCK_ID",
@@ -59,30 +68,11 @@ SCHEMA_LOCK_ID = 0x6169_6777_0000_0001
 """Advisory lock for our DDL ("aigw" + 1): far from coderd's small lock ids (1..11)."""
 
 OPERATOR_SCHEMA = "aigateway_operator"
-OWNED_ROWS = f"{OPERATOR_SCHEMA}.owned_rows"
-"""Ownership keyed by object uid (migration 1). Superseded by :data:`OWNERS` (migration 2);
-kept until the operator has moved its rows (it needs Kubernetes to map uids to names)."""
 OWNERS = f"{OPERATOR_SCHEMA}.owners"
 """Ownership keyed by the stable identity (instance, kind, namespace, name): migration 2."""
 ACTORS = f"{OPERATOR_SCHEMA}.actors"
 """Who made each generation of an object's spec (the admission requester): migration 3."""
 MIGRATIONS_TABLE = f"{OPERATOR_SCHEMA}.migrations"
-LEGACY_OWNED_ROWS = "aigw_owned_rows"
-"""The ownership table of releases before the own schema, in Coder's schema."""
-
-OWNED_ROWS_DDL = f"""
-CREATE TABLE IF NOT EXISTS {OWNED_ROWS} (
-    kind text NOT NULL CHECK (kind IN ('ai_provider', 'ai_gateway_key')),
-    owner_uid text NOT NULL,
-    row_id uuid NOT NULL,
-    adopted boolean NOT NULL DEFAULT false,
-    created_at timestamp with time zone NOT NULL DEFAULT now(),
-    CONSTRAINT owned_rows_pkey PRIMARY KEY (kind, owner_uid),
-    CONSTRAINT owned_rows_row_key UNIQUE (kind, row_id)
-);
-COMMENT ON TABLE {OWNED_ROWS} IS
-    'aigateway-operator: which Kubernetes object owns which Coder row. Not used by coderd.';
-"""
 
 OWNERS_DDL = f"""
 CREATE TABLE IF NOT EXISTS {OWNERS} (
@@ -142,14 +132,41 @@ COMMENT ON COLUMN {ACTORS}.spec_digest IS
 """
 
 
+APPLIED_DDL = f"""
+ALTER TABLE {OWNERS}
+    ADD COLUMN IF NOT EXISTS applied_generation bigint,
+    ADD COLUMN IF NOT EXISTS applied_spec_digest text,
+    ADD COLUMN IF NOT EXISTS applied_secrets_revision text,
+    ADD COLUMN IF NOT EXISTS rotation_generation bigint,
+    ADD COLUMN IF NOT EXISTS verified_inputs text,
+    ADD COLUMN IF NOT EXISTS verified_digest text,
+    ADD COLUMN IF NOT EXISTS verified_at timestamp with time zone;
+COMMENT ON COLUMN {OWNERS}.applied_generation IS
+    'ai_providers: the object generation the operator last applied to this row (with '
+    'applied_spec_digest and applied_secrets_revision, for object_uid): what decides drift, '
+    'never the status.';
+COMMENT ON COLUMN {OWNERS}.verified_at IS
+    'ai_providers: when the operator last asked STS about the Bedrock identity, for which '
+    'inputs (verified_inputs) and with which verdict (verified_digest, of what it wrote to '
+    'status): a verdict in status is re-used only while it is the one recorded here.';
+COMMENT ON COLUMN {OWNERS}.rotation_generation IS
+    'ai_gateway_keys: the spec.rotation.generation the key was issued for: what decides that a '
+    'rotation was asked for, never the status or the Secret.';
+"""
+
+
+async def _m4_applied(conn: AsyncConnection[Any]) -> None:
+    """``owners.applied_*``: empty for existing records (their next write fills them in)."""
+    await conn.execute(APPLIED_DDL)
+
+
 async def _m3_actors(conn: AsyncConnection[Any]) -> None:
     """Create ``actors`` (empty: objects admitted before it have no requester on record)."""
     await conn.execute(ACTORS_DDL)
 
 
 async def _m2_owners(conn: AsyncConnection[Any]) -> None:
-    """Create ``owners`` (identity-keyed). Rows of ``owned_rows`` (uid-keyed) stay until the
-    operator, which can map uids to names, moves them (``Store.migrate_legacy_owners``)."""
+    """Create ``owners`` (identity-keyed: instance, kind, namespace, name)."""
     await conn.execute(OWNERS_DDL)
 
 
@@ -162,43 +179,6 @@ CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (
 """
 
 
-async def _m1_owned_rows(conn: AsyncConnection[Any]) -> None:
-    """Create ``owned_rows``; move the rows of ``aigw_owned_rows`` (Coder's schema) into it."""
-    await conn.execute(OWNED_ROWS_DDL)
-    cur = await conn.execute(
-        "SELECT to_regclass(quote_ident(current_schema()) || '.' || %s) IS NOT NULL",
-        (LEGACY_OWNED_ROWS,),
-    )
-    row = await cur.fetchone()
-    if not (row and row[0]):
-        return
-    try:
-        await conn.execute(
-            f"INSERT INTO {OWNED_ROWS} (kind, owner_uid, row_id, adopted, created_at) "  # noqa: S608
-            f"SELECT kind, owner_uid, row_id, adopted, created_at FROM {LEGACY_OWNED_ROWS} "
-            "ON CONFLICT DO NOTHING"
-        )
-    except psycopg.errors.InsufficientPrivilege:
-        raise _cannot_move(f"SELECT on table {LEGACY_OWNED_ROWS} in Coder's schema") from None
-    try:
-        await conn.execute(f"DROP TABLE {LEGACY_OWNED_ROWS}")
-    except psycopg.errors.InsufficientPrivilege:
-        raise _cannot_move(f"ownership of table {LEGACY_OWNED_ROWS} in Coder's schema") from None
-
-
-def _cannot_move(what: str) -> InsufficientPrivileges:
-    return InsufficientPrivileges(
-        [
-            f"{what} (to move it into schema {OPERATOR_SCHEMA}; the operator's earlier release "
-            "created it, so its role normally owns it)"
-        ],
-        hint=(
-            f"Run the operator as the role that created {LEGACY_OWNED_ROWS}, or, as its owner, "
-            f"copy its rows into {OWNED_ROWS} and drop it; nothing was changed."
-        ),
-    )
-
-
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -208,12 +188,6 @@ class Migration:
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
-        1,
-        "owned_rows: which Kubernetes object owns which Coder row "
-        "(moved from aigw_owned_rows in Coder's schema)",
-        _m1_owned_rows,
-    ),
-    Migration(
         2,
         "owners: ownership keyed by (instance, kind, namespace, name), gateway keys included",
         _m2_owners,
@@ -222,6 +196,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         3,
         "actors: the Kubernetes requester of each spec generation, from the validating webhook",
         _m3_actors,
+    ),
+    Migration(
+        4,
+        "owners.applied_*, rotation_generation: what the operator last applied to each row",
+        _m4_applied,
     ),
 )
 

@@ -14,7 +14,7 @@ two equal):
 * ``audit_logs`` (when present): INSERT.
 * Types ``ai_provider_type``, ``resource_type``, ``audit_action``: USAGE (the casts).
 * Our schema ``aigateway_operator``: USAGE (and CREATE while a migration is pending,
-  checked by ``operator_schema``); its tables ``owned_rows``, ``owners``, ``actors``
+  checked by ``operator_schema``); its tables ``owners``, ``actors``
   (SELECT, INSERT, UPDATE, DELETE) and ``migrations`` (SELECT) belong to the role that
   created them.
 
@@ -82,7 +82,6 @@ def required_grants(caps: Capabilities | None) -> tuple[Grant, ...]:
         types += ["resource_type", "audit_action"]
     out.extend(Grant("USAGE", "type", t) for t in types)
     out.append(Grant("USAGE", "schema", OPERATOR_SCHEMA))
-    table("owned_rows", "SELECT", "INSERT", "UPDATE", "DELETE", schema=OPERATOR_SCHEMA)
     table("owners", "SELECT", "INSERT", "UPDATE", "DELETE", schema=OPERATOR_SCHEMA)
     table("migrations", "SELECT", schema=OPERATOR_SCHEMA)
     return tuple(out)

@@ -73,6 +73,7 @@ from aigateway_operator.store.errors import (
 from aigateway_operator.store.errors import held_by as held_by_text
 from aigateway_operator.store.models import (
     HOSTNAME_PEER_NAMES,
+    AppliedInputs,
     DeletePolicy,
     DeleteResult,
     DesiredProvider,
@@ -80,7 +81,6 @@ from aigateway_operator.store.models import (
     DifferenceKind,
     HostnamePeers,
     KeyRef,
-    LegacyMigration,
     OwnerRecord,
     OwnerRef,
     ProviderCheck,
@@ -90,8 +90,9 @@ from aigateway_operator.store.models import (
     RowVersion,
     StoredKey,
     StoredProvider,
+    VerificationRecord,
 )
-from aigateway_operator.store.operator_schema import OWNED_ROWS, OWNERS
+from aigateway_operator.store.operator_schema import OWNERS
 from aigateway_operator.store.plan import (
     ProviderPlan,
     StoredKeyView,
@@ -139,16 +140,21 @@ _RECORDED_ROW = (
     f"(SELECT row_id FROM {OWNERS} WHERE row_table = 'ai_providers' "  # noqa: S608
     f"AND role = 'current' AND {_IDENTITY})"
 )
-#: Whether an earlier release's uid-keyed table (migration 1) still records row ``p``: such a
-#: row is nobody's to adopt until the operator has moved its record.
-_LEGACY = (
-    f"EXISTS (SELECT 1 FROM {OWNED_ROWS} l "  # noqa: S608
-    "WHERE l.kind = 'ai_provider' AND l.row_id = p.id)"
-)
 #: The record of row ``p`` (joined as ``o``).
 _OWNER_COLS = (
     "o.instance_id, o.kind, o.namespace, o.name, coalesce(o.adopted, false), "
-    f"o.deletion_policy, (o.row_id IS NULL AND {_LEGACY}), coalesce(o.object_uid, '')"
+    "o.deletion_policy, coalesce(o.object_uid, ''), "
+    "o.applied_generation, o.applied_spec_digest, o.applied_secrets_revision"
+)
+#: What the write applied, recorded with the row's ownership record (migration 4).
+_APPLIED_UPDATE = (
+    f"UPDATE {OWNERS} SET applied_generation = %s, applied_spec_digest = %s, "  # noqa: S608
+    "applied_secrets_revision = %s, object_uid = %s "
+    "WHERE row_table = 'ai_providers' AND row_id = %s"
+)
+_APPLIED_SELECT = (
+    f"SELECT object_uid, applied_generation, applied_spec_digest, applied_secrets_revision "  # noqa: S608
+    f"FROM {OWNERS} WHERE row_table = 'ai_providers' AND role = 'current' AND {_IDENTITY}"
 )
 _PROVIDER_INSERT_COLS = (
     "id", "type", "name", "display_name", "enabled", "base_url", "settings", "settings_key_id",
@@ -244,13 +250,6 @@ def _check_holder(holder: _Row, canon: CanonicalProvider, owner: OwnerRef, adopt
         raise NameTaken(
             "AI provider", canon.name, holder=held_by_text(holder.holder, owner.instance)
         )
-    if holder.legacy:
-        raise NameConflict(
-            canon.name,
-            str(holder.id),
-            f"row {holder.id} is recorded for an object of this operator's earlier release that "
-            "is not known in this cluster; it is left alone",
-        )
     if not adopt:
         raise NameConflict(canon.name, str(holder.id))
     known = {t.value for t in ProviderType}
@@ -281,10 +280,23 @@ class _Row:
     holder_name: str | None = None
     adopted: bool = False
     deletion_policy: str | None = None
-    legacy: bool = False
-    """Recorded only in the uid-keyed table of an earlier release (not yet migrated)."""
     object_uid: str = ""
     """The uid of the object the record was last written for (a hint for collection only)."""
+    applied_generation: int | None = None
+    applied_spec_digest: str | None = None
+    applied_secrets_revision: str | None = None
+
+    @property
+    def applied(self) -> AppliedInputs | None:
+        """What the operator's last write applied to this row (None: not recorded)."""
+        if self.applied_generation is None:
+            return None
+        return AppliedInputs(
+            self.object_uid,
+            int(self.applied_generation),
+            self.applied_spec_digest or "",
+            self.applied_secrets_revision or "",
+        )
 
     @property
     def holder(self) -> tuple[str, str, str, str] | None:
@@ -550,13 +562,16 @@ class ProviderOps:
         adopt: bool,
         policy: DeletePolicy = DeletePolicy.SOFT_DELETE,
         revive: bool = True,
+        applied: AppliedInputs | None = None,
     ) -> ProviderResult:
         canon = canonicalize(desired, self._caps.coder)  # validate before touching the database
         try:
             # Pipeline mode: statements whose results we do not need are sent without waiting
             # for each reply, which keeps the lock-10 transaction short for coderd's readers.
             async with conn.pipeline():
-                return await self._upsert(conn, canon, desired, owner, adopt, policy, revive)
+                return await self._upsert(
+                    conn, canon, desired, owner, adopt, policy, revive, applied
+                )
         except psycopg.errors.UniqueViolation as exc:
             if exc.diag.constraint_name == "ai_providers_name_unique":
                 # A live row took the name without lock 10 (coderd's API does not take it).
@@ -572,6 +587,7 @@ class ProviderOps:
         adopt: bool,
         policy: DeletePolicy,
         revive: bool = True,
+        applied: AppliedInputs | None = None,
     ) -> ProviderResult:
         async with conn.transaction():
             # Both statements go out in one round trip (pipeline mode): the server runs the
@@ -601,7 +617,9 @@ class ProviderOps:
                     raise RevivalUnconfirmed(canon.name)
                 action = "revived"
             else:
-                return await self._create(conn, canon, desired, owner, now, active, policy)
+                created = await self._create(conn, canon, desired, owner, now, active, policy)
+                await self._record_applied(conn, created, applied, None)
+                return created
             if row is None:  # unreachable: every branch above either sets row or returns
                 raise RuntimeError("provider row vanished while locked")
             if action != "adopted" and (
@@ -610,7 +628,33 @@ class ProviderOps:
                 or (owner.uid and row.object_uid != owner.uid)
             ):
                 await self._record_owner(conn, owner, row.id, bool(row.adopted), policy)
-            return await self._update(conn, row, canon, desired, owner, now, action, active, policy)
+            result = await self._update(
+                conn, row, canon, desired, owner, now, action, active, policy
+            )
+            await self._record_applied(conn, result, applied, row.applied if recorded else None)
+            return result
+
+    @staticmethod
+    async def _record_applied(
+        conn: AsyncConnection[Any],
+        result: ProviderResult,
+        applied: AppliedInputs | None,
+        recorded: AppliedInputs | None,
+    ) -> None:
+        """Record what this write applied, in its transaction (only when it changed; never
+        for a row left alone: nothing of the spec was applied to it)."""
+        if applied is None or result.action == "left_alone" or applied == recorded:
+            return
+        await conn.execute(
+            _APPLIED_UPDATE,
+            (
+                applied.generation,
+                applied.spec_digest,
+                applied.secrets_revision,
+                applied.object_uid,
+                result.provider_id,
+            ),
+        )
 
     async def _record_owner(
         self,
@@ -1120,15 +1164,6 @@ class ProviderOps:
             differences=p.differences,
         )
 
-    async def versions(
-        self, conn: AsyncConnection[Any], row_ids: Sequence[uuid.UUID]
-    ) -> dict[uuid.UUID, tuple[datetime, bool]]:
-        """``updated_at`` and ``deleted`` of the given rows (missing rows are left out)."""
-        cur = await conn.execute(
-            "SELECT id, updated_at, deleted FROM ai_providers WHERE id = ANY(%s)", (list(row_ids),)
-        )
-        return {rid: (updated, deleted) for rid, updated, deleted in await cur.fetchall()}
-
     async def row_versions(
         self, conn: AsyncConnection[Any], row_ids: Sequence[uuid.UUID]
     ) -> dict[uuid.UUID, RowVersion]:
@@ -1245,6 +1280,44 @@ class ProviderOps:
             for i, k, ns, n, uid, table, row_id, role, adopted, policy in await cur.fetchall()
         ]
 
+    async def applied(self, conn: AsyncConnection[Any], owner: OwnerRef) -> AppliedInputs | None:
+        """What the operator's last write applied to ``owner``'s row (None: no record, or
+        one written before migration 4)."""
+        cur = await conn.execute(_APPLIED_SELECT, _identity(owner))
+        row = await cur.fetchone()
+        await conn.rollback()
+        if row is None or row[1] is None:
+            return None
+        return AppliedInputs(str(row[0]), int(row[1]), str(row[2] or ""), str(row[3] or ""))
+
+    async def verification(
+        self, conn: AsyncConnection[Any], owner: OwnerRef
+    ) -> VerificationRecord | None:
+        """The last STS verification recorded for ``owner``'s row (None: none)."""
+        cur = await conn.execute(
+            f"SELECT verified_inputs, verified_digest, verified_at FROM {OWNERS} "  # noqa: S608
+            f"WHERE row_table = 'ai_providers' AND role = 'current' AND {_IDENTITY}",
+            _identity(owner),
+        )
+        row = await cur.fetchone()
+        await conn.rollback()
+        if row is None or row[0] is None or row[1] is None or row[2] is None:
+            return None
+        return VerificationRecord(str(row[0]), str(row[1]), row[2])
+
+    async def record_verification(
+        self, conn: AsyncConnection[Any], owner: OwnerRef, record: VerificationRecord
+    ) -> bool:
+        """Record an STS verification with ``owner``'s row; False when it has no record."""
+        async with conn.transaction():
+            cur = await conn.execute(
+                f"UPDATE {OWNERS} SET verified_inputs = %(vi)s, verified_digest = %(vd)s, "  # noqa: S608
+                f"verified_at = %(va)s WHERE row_table = 'ai_providers' AND role = 'current' "
+                f"AND {_IDENTITY}",
+                {**_identity(owner), "vi": record.inputs, "vd": record.digest, "va": record.at},
+            )
+            return cur.rowcount > 0
+
     async def recorded_policy(
         self, conn: AsyncConnection[Any], owner: OwnerRef
     ) -> tuple[DeletePolicy, str] | None:
@@ -1260,38 +1333,6 @@ class ProviderOps:
             return None
         policy = DeletePolicy.RELEASE if row[0] == "Orphan" else DeletePolicy.SOFT_DELETE
         return policy, str(row[1])
-
-    async def migrate_legacy(
-        self, conn: AsyncConnection[Any], objects: dict[str, OwnerRef]
-    ) -> LegacyMigration:
-        """Move the uid-keyed records of an earlier release (``owned_rows``) whose uid is a
-        live object's (``objects``: uid -> identity) into identity-keyed records; one
-        transaction. Records of unknown uids stay (another cluster's, or a deleted object's)."""
-        async with conn.transaction():
-            await self._lock_and_now(conn)
-            cur = await conn.execute(
-                f"SELECT owner_uid, row_id, adopted FROM {OWNED_ROWS} "  # noqa: S608
-                "WHERE kind = 'ai_provider' FOR UPDATE"
-            )
-            legacy = await cur.fetchall()
-            moved = 0
-            for uid, row_id, adopted in legacy:
-                owner = objects.get(str(uid))
-                if owner is None:
-                    continue
-                await conn.execute(
-                    f"DELETE FROM {OWNERS} WHERE row_table = 'ai_providers' AND {_IDENTITY}",  # noqa: S608
-                    _identity(owner),
-                )
-                await self._record_owner(
-                    conn, owner, row_id, bool(adopted), DeletePolicy.SOFT_DELETE
-                )
-                await conn.execute(
-                    f"DELETE FROM {OWNED_ROWS} WHERE kind = 'ai_provider' AND owner_uid = %s",  # noqa: S608
-                    (uid,),
-                )
-                moved += 1
-            return LegacyMigration(moved=moved, unknown=len(legacy) - moved)
 
     def _masked_or_blank(self, value: str, key_id: str | None) -> str:
         try:

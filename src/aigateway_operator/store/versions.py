@@ -79,11 +79,6 @@ class CoderRelease:
             self.last_migration is None or migration <= self.last_migration
         )
 
-    @property
-    def range_text(self) -> str:
-        last = "" if self.last_migration is None else f"{self.last_migration:06d}"
-        return f"{self.first_migration:06d}..{last}"
-
 
 CODER_RELEASES: tuple[CoderRelease, ...] = (
     # Before v2.34: no AI providers at all (v2.33.x ends before 000495).

@@ -7,6 +7,7 @@
 - ``drift``: noticing and reporting edits made outside the operator
 - ``status``: what a pass reports back
 - ``finalize``: deletion
+- ``reading``: the one reading of an object's spec (typed spec, provider name, Secret names)
 - ``index``: Secret -> objects, provider name -> claims
 """
 

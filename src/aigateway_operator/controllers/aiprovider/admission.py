@@ -4,7 +4,11 @@ Inputs are gathered first (the spec parsed as a pass parses it, the referenced S
 resolved by the pass's own rules, the name claims of the in-memory index, the store's
 read-only :meth:`~aigateway_operator.store.Store.preview_provider`), then judged:
 
-- **denied**: ``spec.providerName`` held by a live Coder row another owner holds (a provider
+- **denied**: a create or spec update that changes which Secret is used, or where its values
+  are sent (``spec.baseURL``, or the Bedrock endpoint), when the requester may not ``get``
+  that Secret themselves (a SubjectAccessReview as the requester: user, groups, uid, extra;
+  its answer does not depend on whether the Secret exists, so it reveals nothing about it);
+  ``spec.providerName`` held by a live Coder row another owner holds (a provider
   made in Coder's UI while adoption is off or not allowed in the namespace, an object of
   this or another operator install), adoption of a row of another ``type``, or a name
   another object of this cluster claims (the index; the message names it);
@@ -22,16 +26,18 @@ it is what the replica last saw. The database check does not depend on it.
 
 from __future__ import annotations
 
-from aigateway_operator.api.aiprovider import AIProviderSpec, InvalidSpecError
-from aigateway_operator.api.common import ConditionStatus, ConditionType, Reason
+from aigateway_operator.api.aiprovider import AIProviderSpec
+from aigateway_operator.api.common import ConditionStatus, ConditionType, InvalidSpecError, Reason
 from aigateway_operator.api.identity import AIPROVIDER
 from aigateway_operator.controllers.admission import Review, Verdict
 from aigateway_operator.controllers.aiprovider.index import ProviderIndex
+from aigateway_operator.controllers.aiprovider.reading import read_provider
 from aigateway_operator.controllers.aiprovider.reconcile import desired_provider
 from aigateway_operator.controllers.aiprovider.secrets import (
     ProviderSecretRefs,
     ProviderSecrets,
     resolve_provider_secrets,
+    spec_destination,
 )
 from aigateway_operator.controllers.aiprovider.status import parse_status
 from aigateway_operator.controllers.shared import ObjectIdentity
@@ -57,14 +63,18 @@ async def review_provider(wiring: Wiring, index: ProviderIndex, review: Review) 
     verdict = Verdict()
     if not review.checked:
         return verdict
-    try:
-        spec = AIProviderSpec.from_body(dict(review.spec) if review.spec else None)
-        name = spec.effective_provider_name(review.name)
-    except InvalidSpecError as exc:
+    ident = ObjectIdentity(AIPROVIDER, review.namespace, review.name, review.uid, 0)
+    reading = read_provider(ident, dict(review.spec) if review.spec else None)
+    spec, name = reading.spec, reading.provider_name
+    if spec is None or name is None:
         # The CRD's rules reject nearly all of this before us; the rest is the status's job.
-        verdict.warn(str(exc))
+        verdict.warn(reading.problem or "invalid spec")
         return verdict
     settings = wiring.settings
+
+    unreadable = await _unreadable_secret(wiring, review, spec)
+    if unreadable is not None:
+        return verdict.deny(unreadable)
 
     resolved = await resolve_provider_secrets(
         wiring.kube,
@@ -81,7 +91,6 @@ async def review_provider(wiring: Wiring, index: ProviderIndex, review: Review) 
     else:
         secrets = resolved
 
-    ident = ObjectIdentity(AIPROVIDER, review.namespace, review.name, review.uid, 0)
     owner = ident.owner(settings.instance_id)
     may_adopt = settings.may_adopt(review.namespace)
     try:
@@ -122,6 +131,40 @@ async def review_provider(wiring: Wiring, index: ProviderIndex, review: Review) 
     _sts_warning(review, verdict)
     verdict.plan(describe_plan(preview, keys_known=known))
     return verdict
+
+
+def _changed_refs(review: Review, spec: AIProviderSpec) -> list[tuple[str, str]]:
+    """(field, Secret name) of the references whose Secret this request newly puts to use:
+    every one on a create or when the destination changes, else those naming a Secret the
+    stored spec did not name."""
+    refs = [(r.field, r.name) for r in ProviderSecretRefs.of(spec).all()]
+    if review.operation != "UPDATE":
+        return refs
+    try:
+        old = AIProviderSpec.from_body(dict(review.old_spec) if review.old_spec else None)
+    except InvalidSpecError:
+        return refs
+    if spec_destination(old) != spec_destination(spec):
+        return refs
+    before = ProviderSecretRefs.of(old).secret_names()
+    return [(f, name) for f, name in refs if name not in before]
+
+
+async def _unreadable_secret(wiring: Wiring, review: Review, spec: AIProviderSpec) -> str | None:
+    """The denial when the requester may not ``get`` a Secret this request newly uses or
+    sends elsewhere (None: every one may be read by them, or none changed)."""
+    seen: set[str] = set()
+    for field, name in _changed_refs(review, spec):
+        if name in seen:
+            continue
+        seen.add(name)
+        if not await wiring.kube.may_get_secret(review.requester, review.namespace, name):
+            return (
+                f"{field}: {review.username or 'the requester'} may not get Secret {name!r} "
+                f"in namespace {review.namespace!r}; an AIProvider may use a Secret, or send "
+                "it to another destination, only by someone who may read that Secret"
+            )
+    return None
 
 
 def _adoption_advice(spec: AIProviderSpec, review: Review, may_adopt: bool) -> str:

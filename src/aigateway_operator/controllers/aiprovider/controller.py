@@ -26,7 +26,8 @@ from aigateway_operator.controllers.aiprovider import finalize as finalizing
 from aigateway_operator.controllers.aiprovider import reconcile as reconciling
 from aigateway_operator.controllers.aiprovider.drift import DriftTracker
 from aigateway_operator.controllers.aiprovider.hostnames import HostnameCheck, HostnameWatch
-from aigateway_operator.controllers.aiprovider.index import ProviderIndex, effective_name
+from aigateway_operator.controllers.aiprovider.index import ProviderIndex
+from aigateway_operator.controllers.aiprovider.reading import read_provider
 from aigateway_operator.controllers.collector import Collector
 from aigateway_operator.controllers.runner import Body, Runner
 from aigateway_operator.controllers.shared import (
@@ -54,7 +55,13 @@ class AIProviderController:
             claims=lambda name: [c.uid for c in self.index.claims(name)],
             wake=lambda uids: self.runner.poke(uids),
         )
-        self.runner = Runner(self, wiring, limit, resync_s=wiring.settings.resync_interval_s)
+        self.runner = Runner(
+            self,
+            wiring,
+            limit,
+            resync_s=wiring.settings.resync_interval_s,
+            on_stop=self.drift.forget,
+        )
         self.collector = Collector(
             self.kind,
             wiring,
@@ -83,7 +90,7 @@ class AIProviderController:
             self.wiring, ident, body.get("spec"), body.get("status")
         )
         if outcome.done:
-            self._released(ident, body.get("spec") or {})
+            self._released(ident)
         return outcome
 
     def observed(self, event_type: str | None, body: Mapping[str, Any]) -> None:
@@ -94,12 +101,9 @@ class AIProviderController:
         if event_type == "DELETED":
             self.index.remove(uid)
             return
+        ident = ObjectIdentity.from_body(self.kind, body)
         self.index.update(
-            uid,
-            str(meta.get("namespace", "")),
-            str(meta.get("name", "")),
-            body.get("spec") or {},
-            meta,
+            read_provider(ident, body.get("spec")), deleting=bool(meta.get("deletionTimestamp"))
         )
 
     def forget(self, ident: ObjectIdentity, lock: asyncio.Lock | None) -> None:
@@ -115,14 +119,15 @@ class AIProviderController:
 
         self.collector.deleted(ident.owner(self.wiring.settings.instance_id), lock, wake_waiters)
 
-    def _released(self, ident: ObjectIdentity, spec: Mapping[str, Any]) -> None:
+    def _released(self, ident: ObjectIdentity) -> None:
         """The object's row is released: stop tracking it and wake whoever waits for its name."""
         self.drift.forget(ident.uid)
         self.hostnames.gone(ident.uid)
         forget_object(ident)
-        name = effective_name(spec, ident.name)
+        name = self.index.provider_name(ident.uid)
         self.index.remove(ident.uid)
-        self.runner.poke(c.uid for c in self.index.claims(name))
+        if name is not None:
+            self.runner.poke(c.uid for c in self.index.claims(name))
 
     # --- garbage collection -----------------------------------------------------------------
 
@@ -151,7 +156,7 @@ class AIProviderController:
 
     async def check_drift(self) -> int:
         """Wake every object whose row someone else wrote since our last pass; how many."""
-        snap = self.drift.snapshot()
+        snap = self.drift.snapshot(self.runner.serving())
         if not snap.rows:
             return 0
         versions = await self.wiring.store.provider_row_versions(snap.row_ids())

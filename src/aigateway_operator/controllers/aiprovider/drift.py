@@ -4,7 +4,9 @@
 left (:class:`DriftTracker`; a ``RowVersion`` covers the provider row *and* its key rows). When
 ``ai_providers_changed`` fires, rows whose version differs from the remembered one, or that
 vanished, were written by someone else, and their objects are woken. The operator's own
-writes never wake it up again. Edits that send no notify (direct SQL) are caught by every
+writes never wake it up again. Only objects whose kopf daemon runs are tracked: an entry
+goes when the daemon stops, so a replica paused by peering checks nothing (and its LISTEN
+is closed: ``operator.app``). Edits that send no notify (direct SQL) are caught by every
 object's periodic resync pass, which compares the whole row and its key rows.
 
 A check works on a *snapshot* of what was remembered when it started: an object whose pass
@@ -81,12 +83,14 @@ class DriftTracker:
     def forget(self, uid: str) -> None:
         self.objects.pop(uid, None)
 
-    def snapshot(self) -> Snapshot:
+    def snapshot(self, serving: Collection[str]) -> Snapshot:
+        """The rows of objects whose daemon runs (``Runner.serving``): a replica paused by
+        peering has none, so it checks nothing."""
         return Snapshot(
             {
                 uid: (t.row_id, t.version)
                 for uid, t in self.objects.items()
-                if t.row_id is not None and t.version is not None
+                if t.row_id is not None and t.version is not None and uid in serving
             }
         )
 

@@ -4,12 +4,12 @@ in place (``Orphan``). A database outage keeps the object, and its finalizer, un
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import replace
 
-from aigateway_operator.api.aiprovider import AIProviderSpec, DeletionPolicy, InvalidSpecError
+from aigateway_operator.api.aiprovider import DeletionPolicy
 from aigateway_operator.api.common import ConditionType, EventReason, Reason
 from aigateway_operator.controllers.actors import DELETED
+from aigateway_operator.controllers.aiprovider.reading import read_provider
 from aigateway_operator.controllers.aiprovider.status import carry, finish, parse_status
 from aigateway_operator.controllers.shared import (
     MESSAGE_LIMIT,
@@ -31,11 +31,9 @@ async def finalize(
 ) -> PassOutcome:
     """Release the object's Coder row per ``spec.deletionPolicy``; ``done`` when released."""
     current = parse_status(status_body)
-    policy = DeletionPolicy.DELETE
-    with contextlib.suppress(InvalidSpecError):
-        policy = AIProviderSpec.from_body(
-            spec_body if isinstance(spec_body, dict) else None
-        ).deletion_policy
+    # A spec that does not parse releases as the default policy says (Delete).
+    spec = read_provider(ident, spec_body).spec
+    policy = spec.deletion_policy if spec is not None else DeletionPolicy.DELETE
     scratch = PassScratch(current_conditions=tuple(current.conditions))
     store_policy = (
         DeletePolicy.RELEASE if policy is DeletionPolicy.ORPHAN else DeletePolicy.SOFT_DELETE

@@ -1,20 +1,31 @@
 """In-memory index of AIProviders: which Secrets they reference, which names they claim.
 
 Fed by kopf's ``on.event`` handler with every AIProvider event (the initial listing
-included), holding names only, never data. Why not ``@kopf.index``: its values are reachable
-only from inside kopf's own handlers (as the ``indices`` kwarg), while the lookups happen in
-our metadata-only Secret watch, which kopf does not run; and a kopf index makes every handler
-wait until all objects are indexed. A pass that runs before the listing is complete is
-harmless: names are re-checked by the database (a taken name is reported, never
-overwritten) and Secrets are re-read.
+included), through the one reading of the spec (:mod:`.reading`), holding names only, never
+data. A pass that runs before the listing is complete is harmless: names are re-checked by
+the database (a taken name is reported, never overwritten) and Secrets are re-read.
+
+Why not ``@kopf.index``: it would do this job. kopf hands the same live ``indices`` to
+every handler, ``on.startup`` included, so the operator could keep it for the Secret watch;
+and the wait for the initial listing to be indexed before handlers run is one wait at
+start. The reason is a kopf bug. kopf 1.45 fills the index from inside each object's
+worker, and each worker then waits until *every* object is indexed
+(``operator_indexed.wait_for(True)`` in ``kopf/_core/reactor/processing.py``): with
+``settings.queueing.worker_limit`` below the number of objects, the workers holding the
+slots wait for objects that never get a worker, and the operator hangs at start
+(kopf#1243, open: "Initial index population hung when batching.worker_limit is less than
+number of resource objects to index"; the fix proposed in kopf#1218 was closed unmerged).
+This operator bounds kopf's workers (``operator.lifecycle``: ``max(16, AIGW_MAX_WORKERS)``,
+which keeps a burst of new objects from inflating memory for good), so a kopf index would
+hang any install with more objects than that.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+
+from aigateway_operator.controllers.aiprovider.reading import ProviderReading
 
 
 @dataclass(frozen=True)
@@ -28,32 +39,12 @@ class NameClaim:
     deleting: bool = False
     """Being deleted: its claim ends once its finalizer has released the row."""
 
-    def sort_key(self) -> tuple[str, str]:
-        return (self.created, self.uid)
-
-
-def effective_name(spec: Mapping[str, Any], name: str) -> str:
-    explicit = spec.get("providerName")
-    return str(explicit) if explicit else name
-
-
-def secret_names(spec: Mapping[str, Any]) -> set[str]:
-    names = {
-        str(k.get("secretKeyRef", {}).get("name"))
-        for k in spec.get("apiKeys") or []
-        if k.get("secretKeyRef", {}).get("name")
-    }
-    creds = (spec.get("bedrock") or {}).get("credentialsSecretRef") or {}
-    if creds.get("name"):
-        names.add(str(creds["name"]))
-    return names
-
 
 @dataclass(frozen=True)
 class _Entry:
     namespace: str
     name: str
-    provider_name: str
+    provider_name: str | None
     secrets: frozenset[str]
     claim: NameClaim
 
@@ -66,28 +57,26 @@ class ProviderIndex:
     )
     _by_name: defaultdict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
 
-    def update(
-        self, uid: str, namespace: str, name: str, spec: Mapping[str, Any], meta: Mapping[str, Any]
-    ) -> None:
+    def update(self, reading: ProviderReading, *, deleting: bool = False) -> None:
+        """Index what the object says now (its one reading, :mod:`.reading`). An object
+        whose spec cannot be acted on stays known (:meth:`has`) but claims no name."""
+        ident = reading.ident
+        uid, namespace, name = ident.uid, ident.namespace, ident.name
         self.remove(uid)
-        provider_name = effective_name(spec, name)
         entry = _Entry(
             namespace=namespace,
             name=name,
-            provider_name=provider_name,
-            secrets=frozenset(secret_names(spec)),
+            provider_name=reading.provider_name,
+            secrets=reading.secret_names,
             claim=NameClaim(
-                created=str(meta.get("creationTimestamp", "")),
-                uid=uid,
-                namespace=namespace,
-                name=name,
-                deleting=bool(meta.get("deletionTimestamp")),
+                created=ident.created, uid=uid, namespace=namespace, name=name, deleting=deleting
             ),
         )
         self._by_uid[uid] = entry
         for secret in entry.secrets:
             self._by_secret[(namespace, secret)].add(uid)
-        self._by_name[provider_name].add(uid)
+        if entry.provider_name is not None:
+            self._by_name[entry.provider_name].add(uid)
 
     def remove(self, uid: str) -> None:
         entry = self._by_uid.pop(uid, None)
@@ -98,12 +87,10 @@ class ProviderIndex:
             self._by_secret[key].discard(uid)
             if not self._by_secret[key]:
                 del self._by_secret[key]
-        self._by_name[entry.provider_name].discard(uid)
-        if not self._by_name[entry.provider_name]:
-            del self._by_name[entry.provider_name]
-
-    def references(self, namespace: str, secret: str) -> bool:
-        return (namespace, secret) in self._by_secret
+        if entry.provider_name is not None:
+            self._by_name[entry.provider_name].discard(uid)
+            if not self._by_name[entry.provider_name]:
+                del self._by_name[entry.provider_name]
 
     def referencing(self, namespace: str, secret: str) -> list[str]:
         """Uids of the AIProviders in ``namespace`` that reference the Secret."""

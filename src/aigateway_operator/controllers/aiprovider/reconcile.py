@@ -24,11 +24,15 @@ from aigateway_operator.api.aiprovider import (
     AIProviderStatus,
     DeletionPolicy,
     DriftPolicy,
-    InvalidSpecError,
 )
 from aigateway_operator.api.common import ConditionType, EventReason, Reason
 from aigateway_operator.api.identity import AIPROVIDER
-from aigateway_operator.controllers.actors import DRIFT_REVERT, SECRET_CHANGED, spec_actor
+from aigateway_operator.controllers.actors import (
+    DRIFT_REVERT,
+    SECRET_CHANGED,
+    spec_actor,
+    spec_digest,
+)
 from aigateway_operator.controllers.aiprovider.drift import IN_SYNC, report_drift
 from aigateway_operator.controllers.aiprovider.hostnames import (
     announce_hostname_warning,
@@ -36,6 +40,7 @@ from aigateway_operator.controllers.aiprovider.hostnames import (
     record_hostname,
     with_hostname_warning,
 )
+from aigateway_operator.controllers.aiprovider.reading import read_provider
 from aigateway_operator.controllers.aiprovider.secrets import (
     ProviderSecrets,
     resolve_provider_secrets,
@@ -61,6 +66,7 @@ from aigateway_operator.controllers.wiring import Wiring
 from aigateway_operator.status.conditions import ConditionState
 from aigateway_operator.store import (
     Actor,
+    AppliedInputs,
     BedrockSettings,
     DeletePolicy,
     DesiredProvider,
@@ -126,15 +132,16 @@ async def reconcile(
     """
     current = parse_status(status_body)
     scratch = PassScratch(current_conditions=tuple(current.conditions))
-    try:
-        spec = AIProviderSpec.from_body(spec_body if isinstance(spec_body, dict) else None)
-    except InvalidSpecError as exc:
-        message = str(exc)[:MESSAGE_LIMIT]
+    # One reading for the spec and the name it claims: an invalid metadata.name (no
+    # spec.providerName) is InvalidSpec like any other spec error, never an exception.
+    reading = read_provider(ident, spec_body)
+    spec, name = reading.spec, reading.provider_name
+    if spec is None or name is None:
+        message = (reading.problem or "invalid spec")[:MESSAGE_LIMIT]
         scratch.set(ConditionState.false(ConditionType.SYNCED, Reason.INVALID_SPEC, message))
         scratch.warn(Reason.INVALID_SPEC, message)
         return finish(wiring, ident, current, scratch, AIProviderStatus())
 
-    name = spec.effective_provider_name(ident.name)
     secrets = await resolve_provider_secrets(
         wiring.kube,
         ident.namespace,
@@ -155,22 +162,28 @@ async def reconcile(
 
     owner = ident.owner(wiring.settings.instance_id)
     desired = desired_provider(spec, name, secrets)
-    # Did the last successful pass already apply exactly this spec and these Secret versions?
-    # Then any difference in the row was made by someone else: drift.
-    synced = current.condition(ConditionType.SYNCED)
-    unchanged_inputs = (
-        synced is not None
-        and synced.reason in (Reason.SYNCED, Reason.DRIFTED)
-        and synced.observed_generation == ident.generation
-        and current.observed_secrets_revision == secrets.revision
-    )
+    # Did an earlier write already apply exactly this spec and these Secret versions? Then any
+    # difference in the row was made by someone else: drift. The operator's own record says
+    # so (written with the row), never the status: whoever may write aiproviders/status could
+    # forge observedGeneration and turn a spec change into "drift".
+    inputs = AppliedInputs(ident.uid, ident.generation, spec_digest(spec_body), secrets.revision)
+    try:
+        recorded = await wiring.store.applied_inputs(owner)
+    except StoreError as exc:
+        _store_failed(scratch, exc)
+        return finish(wiring, ident, current, scratch, carry(current, secrets.revision))
+    spec_applied = inputs.same_spec(recorded)
+    unchanged_inputs = spec_applied and recorded == inputs
     if spec.drift_policy is DriftPolicy.REPORT and unchanged_inputs:
         return await report_drift(
             wiring, ident, owner, current, scratch, spec, desired, secrets.revision
         )
 
-    owner = replace(owner, actor=await _actor(wiring, ident, spec_body, current, secrets))
-    result = await _write(wiring, ident, owner, spec, desired, scratch)
+    actor = await _actor(
+        wiring, ident, spec_body, spec_applied=spec_applied, inputs=inputs, recorded=recorded
+    )
+    owner = replace(owner, actor=actor)
+    result = await _write(wiring, ident, owner, spec, desired, scratch, inputs)
     if result is None:
         return finish(wiring, ident, current, scratch, carry(current, secrets.revision))
     if result.action == "left_alone":
@@ -223,23 +236,30 @@ async def _actor(
     wiring: Wiring,
     ident: ObjectIdentity,
     spec_body: object,
-    current: AIProviderStatus,
-    secrets: ProviderSecrets,
+    *,
+    spec_applied: bool,
+    inputs: AppliedInputs,
+    recorded: AppliedInputs | None,
 ) -> Actor:
     """Who caused what this pass may write (``controllers/actors.py``): the requester of a
-    generation not applied yet; else a Secret change, or the operator reverting drift. The
-    database is read only in the first case (a pass after a spec change or a failure)."""
-    synced = current.condition(ConditionType.SYNCED)
-    applied = (
-        synced is not None
-        and synced.reason in (Reason.SYNCED, Reason.DRIFTED)
-        and synced.observed_generation == ident.generation
-    )
-    if not applied:
+    generation the operator's record does not show applied; else a Secret change, or the
+    operator reverting drift. The admission record is read only in the first case."""
+    if not spec_applied:
         return await spec_actor(wiring, ident, spec_body)
-    if current.observed_secrets_revision != secrets.revision:
+    if recorded is None or recorded.secrets_revision != inputs.secrets_revision:
         return SECRET_CHANGED
     return DRIFT_REVERT
+
+
+def _store_failed(scratch: PassScratch, exc: StoreError) -> None:
+    """A store failure as the Synced condition (and a retry when it may fix itself)."""
+    failure = store_failure(exc, ConditionType.SYNCED)
+    scratch.set(failure.condition)
+    scratch.database_error = failure.database_error
+    if failure.event is not None:
+        scratch.events.append(failure.event)
+    if failure.retry_after is not None:
+        scratch.retry(failure.retry_after, failure.condition.message)
 
 
 def _left_alone(
@@ -286,8 +306,10 @@ async def _write(
     spec: AIProviderSpec,
     desired: DesiredProvider,
     scratch: PassScratch,
+    inputs: AppliedInputs,
 ) -> ProviderResult | None:
-    """One store transaction; every failure becomes a Synced=False condition (and a retry)."""
+    """One store transaction; every failure becomes a Synced=False condition (and a retry).
+    ``inputs`` is recorded with the row as what this write applied."""
     may_adopt = wiring.settings.may_adopt(ident.namespace)
     policy = (
         DeletePolicy.RELEASE
@@ -298,7 +320,7 @@ async def _write(
     try:
         try:
             return await wiring.store.upsert_provider(
-                desired, owner, adopt=adopt, policy=policy, revive=False
+                desired, owner, adopt=adopt, policy=policy, revive=False, applied=inputs
             )
         except RevivalUnconfirmed:
             # The row was deleted: bring it back only for an object that exists now, with
@@ -307,7 +329,7 @@ async def _write(
                 log.info("not reviving the Coder row of a deleted object", extra=ident.log)
                 return None
             return await wiring.store.upsert_provider(
-                desired, owner, adopt=adopt, policy=policy, revive=True
+                desired, owner, adopt=adopt, policy=policy, revive=True, applied=inputs
             )
     except NameConflict as exc:
         # A provider made in Coder (or recorded by an earlier release) holds the name.
@@ -350,13 +372,7 @@ async def _write(
         scratch.set(ConditionState.false(ConditionType.SYNCED, Reason.INVALID_SPEC, message))
         scratch.warn(Reason.INVALID_SPEC, message)
     except StoreError as exc:
-        failure = store_failure(exc, ConditionType.SYNCED)
-        scratch.set(failure.condition)
-        scratch.database_error = failure.database_error
-        if failure.event is not None:
-            scratch.events.append(failure.event)
-        if failure.retry_after is not None:
-            scratch.retry(failure.retry_after, failure.condition.message)
+        _store_failed(scratch, exc)
     return None
 
 

@@ -5,6 +5,10 @@ Every reference of a spec has a name here (``api_keys[i]``, ``access_key_id``,
 once (``credentials.resolve``); the value checks (``validation.rules``) run on what was read;
 only then are the values decoded into what the store takes. The database is not touched
 until this step succeeds. Values live in memory only and are excluded from ``repr``.
+
+Every reference is also checked against where the spec sends the values
+(:func:`spec_destination`: its ``baseURL``, or the type's own default endpoint), so a Secret
+bound to other hosts reads as not found (``credentials.may_use``).
 """
 
 from __future__ import annotations
@@ -14,7 +18,15 @@ from dataclasses import dataclass, field
 from aigateway_operator.api.aiprovider import AIProviderSpec
 from aigateway_operator.api.common import SecretKeyRef
 from aigateway_operator.config import SecretAccess
-from aigateway_operator.credentials import Resolved, SecretReader, SecretRef, resolve
+from aigateway_operator.credentials import (
+    Destination,
+    Resolved,
+    SecretReader,
+    SecretRef,
+    destination_of,
+    resolve,
+)
+from aigateway_operator.store import BedrockSettings, ProviderType, default_base_url
 from aigateway_operator.validation.identity import StaticCredentials
 from aigateway_operator.validation.rules import (
     Finding,
@@ -22,7 +34,12 @@ from aigateway_operator.validation.rules import (
     check_aws_static_credentials,
 )
 
-__all__ = ["ProviderSecretRefs", "ProviderSecrets", "resolve_provider_secrets"]
+__all__ = [
+    "ProviderSecretRefs",
+    "ProviderSecrets",
+    "resolve_provider_secrets",
+    "spec_destination",
+]
 
 _CREDS = "spec.bedrock.credentialsSecretRef"
 
@@ -89,6 +106,18 @@ def _check(spec: AIProviderSpec, refs: ProviderSecretRefs, resolved: Resolved) -
     return findings
 
 
+def spec_destination(spec: AIProviderSpec) -> Destination:
+    """Where Coder sends this spec's API keys or AWS keys: ``spec.baseURL``, or the type's
+    own default endpoint (for Bedrock, the region's ``bedrock-runtime`` endpoint)."""
+    bedrock = None
+    if spec.bedrock is not None:
+        bedrock = BedrockSettings(
+            region=spec.bedrock.region or "", protocol=spec.bedrock.protocol.value
+        )
+    default = default_base_url(ProviderType(spec.type.value), bedrock)
+    return destination_of(spec.base_url, default)
+
+
 async def resolve_provider_secrets(
     reader: SecretReader,
     namespace: str,
@@ -99,11 +128,19 @@ async def resolve_provider_secrets(
 ) -> ProviderSecrets | list[Finding]:
     """Read and check every referenced value; all of them, or every problem found.
 
-    ``consumer`` is the AIProvider's name: only Secrets that allow it are read
-    (``credentials.may_use``); the others are reported as not found.
+    ``consumer`` is the AIProvider's name: only Secrets that allow it, and allow the spec's
+    destination (:func:`spec_destination`), are read (``credentials.may_use``); the others
+    are reported as not found.
     """
     refs = ProviderSecretRefs.of(spec)
-    resolved = await resolve(reader, namespace, refs.all(), consumer=consumer, access=access)
+    resolved = await resolve(
+        reader,
+        namespace,
+        refs.all(),
+        consumer=consumer,
+        access=access,
+        destination=spec_destination(spec),
+    )
     if isinstance(resolved, list):
         return [Finding(p.reason, p.field, p.message) for p in resolved]
     findings = _check(spec, refs, resolved)

@@ -5,11 +5,20 @@ operator's own, e.g. IRSA), then ``AssumeRole`` on ``roleARN`` (with the externa
 verdict is kept in status and re-checked when the spec or the Secrets change and every
 ``AIGW_VERIFY_INTERVAL_S``; while STS is unreachable the last verdict is kept (marked stale by
 a retry) rather than flipped to Unknown. Invalid credentials do not block the database write.
+
+Whether the verdict in status is still fresh is the operator's own record's to say
+(``owners.verified_*``: for which object generation and Secret versions STS was asked, when,
+and a digest of the verdict it wrote), never the status's: a status writer who sets
+``CredentialsValid=True`` with a current ``observedGeneration`` and ``lastVerifiedAt`` gets
+STS asked again, and the real verdict written over theirs.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
+import logging
 from datetime import timedelta
 
 from aigateway_operator.api.aiprovider import (
@@ -22,11 +31,48 @@ from aigateway_operator.controllers.aiprovider.secrets import ProviderSecrets
 from aigateway_operator.controllers.shared import ObjectIdentity, PassScratch
 from aigateway_operator.controllers.wiring import Wiring
 from aigateway_operator.status.conditions import ConditionState
-from aigateway_operator.store import OwnerRef
+from aigateway_operator.store import OwnerRef, StoreError, VerificationRecord
 
-__all__ = ["RETRY_STS", "VerifyResult", "verify_identity"]
+__all__ = ["RETRY_STS", "VerifyResult", "verdict_digest", "verify_identity"]
+
+log = logging.getLogger("aigateway_operator")
 
 RETRY_STS = 30.0
+
+
+def verdict_digest(
+    status: str, reason: str, message: str, bedrock: BedrockIdentityStatus | None
+) -> str:
+    """sha256 of a verdict as the status shows it (the condition and the identity it names;
+    not the times, which the record keeps itself)."""
+    b = bedrock or BedrockIdentityStatus()
+    text = json.dumps(
+        [str(status), str(reason), message, b.caller_arn, b.assumed_role_arn, b.account_id]
+    )
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _inputs(ident: ObjectIdentity, secrets: ProviderSecrets) -> str:
+    return f"{ident.uid}/{ident.generation}/{secrets.revision}"
+
+
+async def _recorded(
+    wiring: Wiring, ident: ObjectIdentity, owner: OwnerRef
+) -> VerificationRecord | None:
+    try:
+        return await wiring.store.provider_verification(owner)
+    except StoreError as exc:
+        log.info("the STS verification record could not be read: %s", exc, extra=ident.log)
+        return None
+
+
+async def _record(
+    wiring: Wiring, ident: ObjectIdentity, owner: OwnerRef, record: VerificationRecord
+) -> None:
+    try:
+        await wiring.store.record_provider_verification(owner, record)
+    except StoreError as exc:  # the next pass asks STS again: costly, never wrong
+        log.info("the STS verification was not recorded: %s", exc, extra=ident.log)
 
 
 class VerifyResult:
@@ -61,14 +107,16 @@ async def verify_identity(
         )
         return VerifyResult(None, None, True)
     previous = current.condition(ConditionType.CREDENTIALS_VALID)
-    last = current.bedrock.last_verified_at if current.bedrock else None
+    inputs = _inputs(ident, secrets)
+    record = await _recorded(wiring, ident, owner) if previous is not None else None
     fresh = (
         previous is not None
+        and record is not None
         and previous.reason != Reason.STS_UNAVAILABLE
-        and previous.observed_generation == ident.generation
-        and current.observed_secrets_revision == secrets.revision
-        and last is not None
-        and wiring.clock() - last < timedelta(seconds=wiring.settings.verify_interval_s)
+        and record.inputs == inputs
+        and record.digest
+        == verdict_digest(previous.status, previous.reason, previous.message, current.bedrock)
+        and wiring.clock() - record.at < timedelta(seconds=wiring.settings.verify_interval_s)
     )
     if fresh and previous is not None:
         scratch.set(
@@ -87,10 +135,14 @@ async def verify_identity(
     )
     now = wiring.clock()
     if verdict.ok:
-        scratch.set(
-            ConditionState.true(ConditionType.CREDENTIALS_VALID, Reason.VERIFIED, verdict.message)
+        cond = ConditionState.true(
+            ConditionType.CREDENTIALS_VALID, Reason.VERIFIED, verdict.message
         )
-        return VerifyResult(verdict.to_status(now), verdict.reason, True)
+        scratch.set(cond)
+        bedrock = verdict.to_status(now)
+        digest = verdict_digest(cond.status, cond.reason, cond.message, bedrock)
+        await _record(wiring, ident, owner, VerificationRecord(inputs, digest, now))
+        return VerifyResult(bedrock, verdict.reason, True)
     if verdict.retryable:
         scratch.retry(RETRY_STS, verdict.message)
         if previous is not None and previous.reason != Reason.STS_UNAVAILABLE:
@@ -105,9 +157,11 @@ async def verify_identity(
             )
         )
         return VerifyResult(current.bedrock, verdict.reason, False)
-    scratch.set(
-        ConditionState.false(ConditionType.CREDENTIALS_VALID, verdict.reason, verdict.message)
-    )
+    cond = ConditionState.false(ConditionType.CREDENTIALS_VALID, verdict.reason, verdict.message)
+    scratch.set(cond)
     if previous is None or previous.reason != verdict.reason:
         scratch.warn(verdict.reason, verdict.message)
-    return VerifyResult(verdict.to_status(now), verdict.reason, False)
+    bedrock = verdict.to_status(now)
+    digest = verdict_digest(cond.status, cond.reason, cond.message, bedrock)
+    await _record(wiring, ident, owner, VerificationRecord(inputs, digest, now))
+    return VerifyResult(bedrock, verdict.reason, False)

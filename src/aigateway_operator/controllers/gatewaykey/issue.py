@@ -80,6 +80,7 @@ async def issue(
             secret,
             rotating=rotating,
             deletion_policy=owner_policy(spec),
+            rotation_generation=spec.rotation.generation,
         )
     except NameTaken as exc:
         raise name_conflict(p, name, exc) from None

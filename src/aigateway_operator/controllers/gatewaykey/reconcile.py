@@ -58,7 +58,7 @@ from aigateway_operator.controllers.shared import (
 from aigateway_operator.controllers.wiring import Wiring
 from aigateway_operator.kube import KubeError
 from aigateway_operator.status.conditions import ConditionState
-from aigateway_operator.store import StoreError
+from aigateway_operator.store import StoreError, is_own_name
 
 __all__ = ["reconcile"]
 
@@ -99,18 +99,20 @@ async def reconcile(
             )
         )
         return finish(p, current), p.written
-    if current.key_name and current.key_name != name:
-        message = (
-            f"spec.keyName is immutable: this object's key is named {current.key_name!r} in "
-            "Coder; create a new AIGatewayCoderdKey for another name"
-        )
-        p.set(ConditionState.false(ConditionType.ISSUED, Reason.INVALID_SPEC, message))
-        return finish(p, current), p.written
-
     try:
         state = KeyState.of(
             await wiring.store.gateway_key_state(p.owner), current, spec.rotation.grace
         )
+        # The key's name is what the records' row holds (never status.keyName, which a
+        # status writer could set to stall every pass with a false "immutable").
+        held_name = state.info.name if state.info is not None else None
+        if held_name is not None and not is_own_name(held_name, name):
+            message = (
+                f"spec.keyName is immutable: this object's key is named {held_name!r} in "
+                "Coder; create a new AIGatewayCoderdKey for another name"
+            )
+            p.set(ConditionState.false(ConditionType.ISSUED, Reason.INVALID_SPEC, message))
+            return finish(p, current), p.written
         verdict = await converge(p, spec, name, secret_name, state, restarts)
     except StopPass:
         return finish(p, current), p.written
@@ -215,9 +217,9 @@ async def converge(
             # The Secret was written and the pass did not get to Coder (crash, outage).
             p.as_operator("completing an interrupted key issue")
             await complete(p, name, pending, held.secret, state)
-            state.generation = held.rotation_generation
-            if state.generation is None:
-                state.generation = spec.rotation.generation
+            state.generation = state.own.current_rotation_generation
+            if state.generation is None:  # journaled by an earlier release
+                state.generation = held.rotation_generation
             verb = "the rotation of" if pending.rotating else "issuing"
             p.note(
                 EventReason.ROTATED if pending.rotating else EventReason.ISSUED,
@@ -230,7 +232,9 @@ async def converge(
             await store.discard_pending(p.owner)
             await p.reload(state)
     if not fresh and state.own.matches(held.secret):
-        if held.rotation_generation is not None:
+        if state.generation is None:
+            # A key recorded by an earlier release (no rotation generation on its record):
+            # the annotation the operator wrote with it, on a Secret that still holds it.
             state.generation = held.rotation_generation
     elif not fresh:
         if sec is None and state.own.current_recorded_id is None:

@@ -1,12 +1,15 @@
 """The key as one pass sees it, and the pass's scratch state.
 
 :class:`KeyState` is what the operator's ownership records say (``store.gateway_key_state``:
-the current, previous and pending keys of this object's identity, joined with Coder's rows),
-re-read after every write of the pass; the status is rebuilt from it at the end. Two things
-come from elsewhere, as hints that only steer this object's own schedule: the rotation
-generation the current key was issued for (the Secret's annotation when the Secret holds the
-current key, else the status) and the time of the last rotation once its previous key is gone
-(the status). Nothing read from a Secret or the status ever names a row to act on.
+the current, previous and pending keys of this object's identity, joined with Coder's rows,
+and the ``spec.rotation.generation`` the current key was issued for), re-read after every
+write of the pass; the status is rebuilt from it at the end. Whether a rotation was asked for
+is decided from that record, never from the status (which a status writer could set to the
+bumped generation and so cancel a rotation someone asked for) nor from the Secret. Only a key
+recorded by an earlier release, without that record, falls back to the Secret's annotation
+when the Secret holds the key (else: no rotation is due). The time of the last rotation once
+its previous key is gone comes from the status, for display only. Nothing read from a Secret
+or the status ever names a row to act on, or decides a write.
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ class KeyState:
     @classmethod
     def of(cls, own: GatewayKeyOwnership, status: GatewayKeyStatus, grace: timedelta) -> KeyState:
         rot = status.rotation or RotationStatus()
-        return cls(own, rot.generation, rot.last_rotated_at, grace)
+        return cls(own, own.current_rotation_generation, rot.last_rotated_at, grace)
 
     @property
     def info(self) -> GatewayKeyInfo | None:
