@@ -176,6 +176,11 @@ class Settings(BaseSettings):
     the operator. A deletion the operator sees (a watch event) is applied at once."""
     heartbeat_interval_s: float = Field(default=60.0, ge=5, le=3_600)
     """How often gateway-key heartbeats are mirrored into status."""
+    gateway_heartbeat_period_s: float = Field(default=60.0, ge=1, le=3_600)
+    """``AIGW_GATEWAY_HEARTBEAT_PERIOD_S``: how often coderd records a connected gateway's
+    heartbeat (``last_heartbeat_at``; coderd's own period is 60 s). After a rotation the
+    previous key counts as no longer used once its last heartbeat is older than 1.5 periods
+    (a late beat is not mistaken for a gateway gone)."""
     metrics_port: int = Field(default=9090, ge=0, le=65_535)
     """Port of the Prometheus ``/metrics`` endpoint; 0 disables it."""
     health_port: int = Field(default=8080, ge=0, le=65_535)

@@ -158,12 +158,13 @@ def test_issue_deliver_heartbeat_and_secret_lost_or_tampered(
     assert_never_leaked(op, k8s_api, namespace, [first, second, third])
 
 
-def test_rotation_by_generation_retires_old_key_after_heartbeat(
+def test_rotation_keeps_the_old_key_for_the_grace_period_then_until_it_is_unused(
     operator_factory: Callable[..., OperatorProcess],
     k8s_api: client.ApiClient,
     namespace: str,
 ) -> None:
-    op = operator_factory(extra_env=FAST)
+    # coderd's heartbeat period as 2 s: the old key counts as unused 3 s after its last beat.
+    op = operator_factory(extra_env={**FAST, "AIGW_GATEWAY_HEARTBEAT_PERIOD_S": "2"})
     apply_key(k8s_api, namespace, "rot", {"keyName": "gw-rot", "secretName": "gw-rot-secret"})
     wait_condition(k8s_api, namespace, PLURAL, "rot", "Ready")
     old = secret_value(k8s_api, namespace, "gw-rot-secret")
@@ -184,12 +185,23 @@ def test_rotation_by_generation_retires_old_key_after_heartbeat(
     assert rotation["retireAfter"]
     assert obj["status"]["keyID"] == str(new_row[0])
 
-    # The default grace period is an hour: only a gateway using the new key retires the old.
+    # The default grace period is an hour, the earliest retirement: a gateway using the new
+    # key does not cut it short (another replica may still hold the old key).
     assert heartbeat(op, new) == 1
-    wait_for(lambda: [r[0] for r in rows(op)] == [new_row[0]], 20, "old row deleted")
+    wait_for(
+        lambda: get_obj(k8s_api, namespace, PLURAL, "rot")["status"].get("lastHeartbeatAt"),
+        20,
+        "a pass that saw the new key's heartbeat",
+    )
+    assert {r[0] for r in rows(op)} == {old_row[0], new_row[0]}
+    # With a short grace period, the old key (silent for 3 s) goes: the new one is in use.
+    short = {"spec": {"rotation": {"generation": 1, "gracePeriod": "1s"}}}
+    patch_key(k8s_api, namespace, "rot", short)
+    wait_for(lambda: [r[0] for r in rows(op)] == [new_row[0]], 30, "old row deleted")
     obj = wait_condition(k8s_api, namespace, PLURAL, "rot", "Issued", reason="Issued")
     assert "previousKeyID" not in obj["status"]["rotation"]
-    wait_for(lambda: events(k8s_api, namespace, "KeyRetired"), 10, "KeyRetired event")
+    retired = wait_for(lambda: events(k8s_api, namespace, "KeyRetired"), 10, "KeyRetired event")
+    assert "a gateway uses the new key" in (retired[0].message or "")
     assert_never_leaked(op, k8s_api, namespace, [old, new])
 
 

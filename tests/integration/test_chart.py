@@ -127,6 +127,12 @@ OPERATOR_RULES = {
     "events.k8s.io/events": {"create"},
 }
 
+#: Restart on rotation: opted-in Deployments and StatefulSets are found and stamped.
+RESTART_RULES = {
+    "apps/deployments": {"get", "list", "patch"},
+    "apps/statefulsets": {"get", "list", "patch"},
+}
+
 
 def test_lint_passes_strict(helm: Path, tmp_path: Path) -> None:
     for name, values in {
@@ -240,6 +246,7 @@ def test_default_is_cluster_wide_two_replicas_with_peering(render: Render) -> No
     rules = rules_by_resource(role["rules"])
     assert rules == {
         **OPERATOR_RULES,
+        **RESTART_RULES,
         "kopf.dev/clusterkopfpeerings": {"get", "list", "watch"},
         "kopf.dev/clusterkopfpeerings[aigw-aigateway-operator]": {"patch"},
     }
@@ -266,6 +273,7 @@ def test_watch_namespaces_gives_roles_only(render: Render) -> None:
     for role in roles:
         assert rules_by_resource(role["rules"]) == {
             **OPERATOR_RULES,
+            **RESTART_RULES,
             "kopf.dev/kopfpeerings": {"get", "list", "watch"},
             "kopf.dev/kopfpeerings[aigw-aigateway-operator]": {"patch"},
         }

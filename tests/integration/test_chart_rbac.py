@@ -216,6 +216,14 @@ def test_namespaced_install_grants_only_the_served_namespaces(
         assert can("create", "events", served, "events.k8s.io")
         assert can("list", "kopfpeerings", served, "kopf.dev")
         assert can("patch", "kopfpeerings", served, "kopf.dev", name=peering)
+        # Restart on rotation: find opted-in workloads, stamp their pod template.
+        for resource in ("deployments", "statefulsets"):
+            for verb in ("get", "list", "patch"):
+                assert can(verb, resource, served, "apps"), (verb, resource)
+            for verb in ("create", "update", "delete", "watch"):
+                assert not can(verb, resource, served, "apps"), (verb, resource)
+            assert not can("patch", resource, other, "apps")
+        assert not can("patch", "daemonsets", served, "apps")
 
         # Nothing it does not need, even where it works.
         assert not can("patch", "kopfpeerings", served, "kopf.dev", name="someone-else")
@@ -253,6 +261,9 @@ def test_cluster_wide_install(
     assert can("watch", "secrets")
     assert can("patch", "aigatewaycoderdkeys", "anywhere", G, subresource="status")
     assert can("patch", "clusterkopfpeerings", None, "kopf.dev", name=peering)
+    assert can("patch", "deployments", "anywhere", "apps")
+    assert can("list", "statefulsets", "anywhere", "apps")
+    assert not can("delete", "deployments", "anywhere", "apps")
     assert not can("patch", "clusterkopfpeerings", None, "kopf.dev", name="other")
     # Secret writes were turned off: read-only on Secrets.
     assert not can("create", "secrets", "anywhere")

@@ -213,6 +213,66 @@ def test_secrets_written_replaced_disowned_and_deleted_by_uid(
     assert asyncio.run(kube.delete_secret(namespace, "gw", got.uid)) is False
 
 
+def _deployment(api: client.ApiClient, namespace: str, name: str, **annotations: str) -> None:
+    labels = {"app": name}
+    client.AppsV1Api(api).create_namespaced_deployment(
+        namespace,
+        client.V1Deployment(
+            metadata=client.V1ObjectMeta(name=name, annotations=annotations or None),
+            spec=client.V1DeploymentSpec(
+                selector=client.V1LabelSelector(match_labels=labels),
+                template=client.V1PodTemplateSpec(
+                    metadata=client.V1ObjectMeta(labels=labels),
+                    spec=client.V1PodSpec(containers=[client.V1Container(name="c", image="x")]),
+                ),
+            ),
+        ),
+    )
+
+
+def test_workloads_are_listed_by_metadata_and_stamped_only_while_the_same_object(
+    k8s_api: client.ApiClient, namespace: str
+) -> None:
+    """Restart on rotation: the opt-in annotation is read from a metadata-only list; the
+    stamp lands in the pod template (which is what rolls a Deployment), twice is a no-op,
+    and a workload re-created under the same name is not stamped with the old one's uid."""
+    opt = {"aigateway.dev/restart-on-rotation": "gw"}
+    _deployment(k8s_api, namespace, "gateway", **opt)
+    _deployment(k8s_api, namespace, "bystander")
+    kube = Kube(k8s_api)
+    listed = {(w.kind, w.name): w for w in asyncio.run(kube.list_workloads(namespace))}
+    assert set(listed) == {("Deployment", "gateway"), ("Deployment", "bystander")}
+    assert listed[("Deployment", "gateway")].annotations == opt
+    assert listed[("Deployment", "gateway")].template_annotations == {}  # metadata only
+    full = asyncio.run(kube.read_workload("Deployment", namespace, "gateway"))
+    assert full is not None
+    assert full.template_annotations == {}
+    apps = client.AppsV1Api(k8s_api)
+    before = apps.read_namespaced_deployment("gateway", namespace).metadata.generation
+    stamp = {"aigateway.dev/key-generation": "key-1"}
+    assert asyncio.run(kube.stamp_pod_template(full, stamp)) is True
+    dep = apps.read_namespaced_deployment("gateway", namespace)
+    assert dep.spec.template.metadata.annotations == stamp
+    assert dep.metadata.generation == before + 1  # the template changed: a rollout
+    again = asyncio.run(kube.read_workload("Deployment", namespace, "gateway"))
+    assert again is not None
+    assert again.template_annotations == stamp
+    newer = {"aigateway.dev/key-generation": "key-2"}
+    assert asyncio.run(kube.stamp_pod_template(again, newer)) is True
+    dep = apps.read_namespaced_deployment("gateway", namespace)
+    assert dep.spec.template.metadata.annotations == newer
+    assert dep.metadata.labels is None  # nothing but the one annotation was written
+    # Deleted and re-created under the same name: the old uid stamps nothing.
+    apps.delete_namespaced_deployment("gateway", namespace)
+    _deployment(k8s_api, namespace, "gateway", **opt)
+    assert asyncio.run(kube.stamp_pod_template(again, stamp)) is False
+    assert (
+        apps.read_namespaced_deployment("gateway", namespace).spec.template.metadata.annotations
+        is None
+    )
+    assert asyncio.run(kube.read_workload("StatefulSet", namespace, "nothing")) is None
+
+
 def test_a_connection_failure_is_a_kube_error_without_details() -> None:
     cfg = client.Configuration()
     cfg.host = "https://127.0.0.1:9"  # nothing listens on the discard port

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import psycopg
@@ -174,6 +175,83 @@ async def test_rotation_keeps_the_previous_renamed_then_retires_it(
     assert set(await key_rows(store_db)) == {third}
     assert await store.retire_previous(A) is None
     assert await records(store_db) == {("team-a", "gw-a", "current", third)}
+
+
+async def heartbeat(db: psycopg.AsyncConnection[Any], secret: str, ago_s: float = 0) -> int:
+    """What coderd does for a connected gateway: ``last_heartbeat_at`` by the key's hash."""
+    cur = await db.execute(
+        "UPDATE ai_gateway_keys SET last_heartbeat_at = now() - make_interval(secs => %s) "
+        "WHERE hashed_secret = %s",
+        (ago_s, sha(secret)),
+    )
+    await db.commit()
+    return cur.rowcount
+
+
+async def test_heartbeats_of_both_keys_are_read_on_the_database_clock(
+    store: Store, store_db: psycopg.AsyncConnection[Any]
+) -> None:
+    """Issue #22 item 6: the rotation rule reads when coderd last saw each key, by hash, and
+    the database's own clock to measure it by (not the operator's)."""
+    _, s1 = await issue(store, A, "gw-a")
+    _, s2 = await issue(store, A, "gw-a", rotating=True)
+    state = await store.gateway_key_state(A)
+    assert state.previous is not None
+    assert state.current is not None
+    assert (state.previous.last_heartbeat_at, state.current.last_heartbeat_at) == (None, None)
+    assert await heartbeat(store_db, s1, ago_s=20) == 1
+    assert await heartbeat(store_db, s2) == 1
+    (db_now,) = (await fetch(store_db, "SELECT now()"))[0]
+    state = await store.gateway_key_state(A)
+    assert state.observed_at is not None
+    assert state.previous is not None
+    assert state.current is not None
+    assert state.previous.last_heartbeat_at is not None
+    assert state.current.last_heartbeat_at is not None
+    old_age = (state.observed_at - state.previous.last_heartbeat_at).total_seconds()
+    assert 20 <= old_age < 30
+    assert state.current.last_heartbeat_at >= state.current.created_at
+    assert state.observed_at >= db_now
+    # Another owner's records carry nothing of ours.
+    assert (await store.gateway_key_state(B)).observed_at is None
+
+
+async def test_retiring_rechecks_the_previous_keys_heartbeat_under_its_lock(
+    store: Store, store_db: psycopg.AsyncConnection[Any]
+) -> None:
+    """The decision was made from an earlier read: a gateway that beat meanwhile keeps its
+    key; one silent for longer than the window loses it; no window (force) always deletes."""
+    window = timedelta(seconds=90)
+    first, s1 = await issue(store, A, "gw-a")
+    second, s2 = await issue(store, A, "gw-a", rotating=True)
+    assert await heartbeat(store_db, s1, ago_s=30) == 1
+    assert await store.retire_previous(A, unless_used_within=window) is None
+    assert set(await key_rows(store_db)) == {first, second}
+    assert ("team-a", "gw-a", "previous", first) in await records(store_db)
+    assert await heartbeat(store_db, s1, ago_s=91) == 1
+    retired = await store.retire_previous(A, unless_used_within=window)
+    assert retired is not None
+    assert retired.id == first
+    assert set(await key_rows(store_db)) == {second}
+    # Never used at all: nothing to wait for.
+    third, _ = await issue(store, A, "gw-a", rotating=True)
+    retired = await store.retire_previous(A, unless_used_within=window)
+    assert retired is not None
+    assert retired.id == second
+    # Forced (no window): deleted however recent its heartbeat.
+    fourth, _ = await issue(store, A, "gw-a", rotating=True)
+    assert await heartbeat(store_db, s2) == 0  # long gone
+    cur = await store_db.execute(
+        "UPDATE ai_gateway_keys SET last_heartbeat_at = now() WHERE id = %s", (third,)
+    )
+    await store_db.commit()
+    assert cur.rowcount == 1
+    assert await store.retire_previous(A, unless_used_within=window) is None
+    retired = await store.retire_previous(A)
+    assert retired is not None
+    assert retired.id == third
+    assert set(await key_rows(store_db)) == {fourth}
+    assert await records(store_db) == {("team-a", "gw-a", "current", fourth)}
 
 
 async def test_reissue_without_rotation_replaces_the_current_row(

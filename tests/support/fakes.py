@@ -13,6 +13,7 @@ tests of both kinds' passes (the real store is tested on Postgres in tests/integ
 - :class:`ActorBook` (both stores): the admission records (``record_actor``,
   ``admission_actor``, the real store's lookup rule) and the actor each audited write
   carried (``audited``).
+- :class:`FakeWorkloads`: Deployments and StatefulSets whose pod templates get stamped.
 - :class:`Clock`: a pinned, advanceable clock.
 """
 
@@ -25,10 +26,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from aigateway_operator.api.identity import AIPROVIDER
+from aigateway_operator.api.identity import (
+    AIPROVIDER,
+    KEY_GENERATION_ANNOTATION,
+    RESTART_ON_ROTATION_ANNOTATION,
+)
 from aigateway_operator.controllers.aiprovider.reading import ProviderReading, read_provider
 from aigateway_operator.controllers.shared import ObjectIdentity
-from aigateway_operator.kube import KubeError, Requester, SecretData
+from aigateway_operator.kube import KubeError, Requester, SecretData, Workload
 from aigateway_operator.masking import mask_secret
 from aigateway_operator.store import (
     HOSTNAME_PEER_NAMES,
@@ -225,6 +230,8 @@ class FakeGatewayKeyStore(ActorBook):
                 fields["previous"] = row.info() if row else None
                 fields["previous_recorded_id"] = rec.row_id
                 fields["previous_since"] = rec.updated_at
+        if fields:
+            fields["observed_at"] = self.clock.now
         return GatewayKeyOwnership(**fields)
 
     async def begin_gateway_key(
@@ -314,10 +321,20 @@ class FakeGatewayKeyStore(ActorBook):
         del self.records[pending.row_id]
         return True
 
-    async def retire_previous(self, owner: OwnerRef) -> GatewayKeyInfo | None:
+    async def retire_previous(
+        self, owner: OwnerRef, unless_used_within: timedelta | None = None
+    ) -> GatewayKeyInfo | None:
         self._check()
         previous = self._recs(owner).get("previous")
         if previous is None:
+            return None
+        row = self.rows.get(previous.row_id)
+        beat = row.heartbeat if row is not None else None
+        if (
+            unless_used_within is not None
+            and beat is not None
+            and beat > self.clock.now - unless_used_within
+        ):
             return None
         del self.records[previous.row_id]
         row = self.rows.pop(previous.row_id, None)
@@ -392,6 +409,59 @@ class FakeGatewayKeyStore(ActorBook):
     def roles(self, owner: OwnerRef) -> dict[str, uuid.UUID]:
         """role -> row id of ``owner``'s records."""
         return {role: r.row_id for role, r in self._recs(owner).items()}
+
+
+@dataclass
+class FakeWorkloads:
+    """Deployments and StatefulSets as the restart step sees them (``list_workloads``,
+    ``read_workload``, ``stamp_pod_template``): ``rollouts`` counts each template change, as
+    a Deployment's generation would; ``denied`` answers every call with a 403."""
+
+    items: dict[tuple[str, str, str], Workload] = field(default_factory=dict)
+    rollouts: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    denied: bool = False
+    lists: int = 0
+
+    def add(self, kind: str, namespace: str, name: str, opt_in: str | None) -> None:
+        annotations = {} if opt_in is None else {RESTART_ON_ROTATION_ANNOTATION: opt_in}
+        self.items[(kind, namespace, name)] = Workload(
+            kind, namespace, name, str(uuid.uuid4()), annotations
+        )
+        self.rollouts[(kind, namespace, name)] = 0
+
+    def stamp(self, kind: str, namespace: str, name: str) -> str | None:
+        return self.items[(kind, namespace, name)].template_annotations.get(
+            KEY_GENERATION_ANNOTATION
+        )
+
+    def _check(self) -> None:
+        if self.denied:
+            raise KubeError("listing deployments failed: HTTP 403 Forbidden", 403)
+
+    async def list_workloads(self, namespace: str) -> list[Workload]:
+        self._check()
+        self.lists += 1
+        return [
+            replace(w, template_annotations={})
+            for (_, ns, _), w in self.items.items()
+            if ns == namespace
+        ]
+
+    async def read_workload(self, kind: str, namespace: str, name: str) -> Workload | None:
+        self._check()
+        return self.items.get((kind, namespace, name))
+
+    async def stamp_pod_template(self, workload: Workload, annotations: dict[str, str]) -> bool:
+        self._check()
+        key = (workload.kind, workload.namespace, workload.name)
+        current = self.items.get(key)
+        if current is None or current.uid != workload.uid:
+            return False
+        merged = {**current.template_annotations, **annotations}
+        if merged != current.template_annotations:
+            self.rollouts[key] += 1
+        self.items[key] = replace(current, template_annotations=merged)
+        return True
 
 
 @dataclass

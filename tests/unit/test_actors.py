@@ -378,7 +378,9 @@ async def test_gateway_key_writes_name_the_requester_or_the_operator() -> None:
     w.admit("bob")
     await w.reconcile()
     assert w.store.audited[-1] == ("key created", Actor.admitted("bob"))
-    # The previous key retired after a gateway used the new one: the operator.
+    # The previous key retired after the grace period, a gateway using the new one: the
+    # operator.
+    w.clock.advance(hours=1)
     w.heartbeat()
     await w.reconcile()
     assert w.store.audited[-1] == ("key retired", Actor.operator("previous key retired"))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -20,6 +21,7 @@ import pytest
 from aigateway_operator.api.identity import (
     AIGATEWAYCODERDKEY,
     FORCE_DELETE_ANNOTATION,
+    FORCE_RETIRE_ANNOTATION,
     GATEWAY_KEY_ID_ANNOTATION,
     GATEWAY_KEY_OWNER_LABEL,
     GATEWAY_KEY_PREVIOUS_ID_ANNOTATION,
@@ -27,6 +29,7 @@ from aigateway_operator.api.identity import (
 from aigateway_operator.config import Settings
 from aigateway_operator.controllers.gatewaykey.finalize import finalize
 from aigateway_operator.controllers.gatewaykey.reconcile import reconcile
+from aigateway_operator.controllers.gatewaykey.restart import Restarts
 from aigateway_operator.controllers.gatewaykey.secret import owner_label_value
 from aigateway_operator.controllers.shared import ObjectIdentity, PassOutcome
 from aigateway_operator.controllers.wiring import Wiring
@@ -39,7 +42,7 @@ from aigateway_operator.store import (
     generate_gateway_secret,
 )
 from aigateway_operator.store.dbcrypt import plaintext_refused
-from tests.support.fakes import Clock, FakeGatewayKeyStore, FakeSecrets, Row
+from tests.support.fakes import Clock, FakeGatewayKeyStore, FakeSecrets, FakeWorkloads, Row
 
 pytestmark = pytest.mark.unit
 
@@ -58,6 +61,8 @@ class World:
     store: FakeGatewayKeyStore
     kube: FakeSecrets
     rt: Wiring
+    workloads: FakeWorkloads = field(default_factory=FakeWorkloads)
+    restarts: Restarts | None = None
     spec: dict[str, Any] = field(default_factory=dict)
     status: dict[str, Any] = field(default_factory=dict)
     generation: int = 1
@@ -83,7 +88,7 @@ class World:
 
     async def reconcile(self) -> PassOutcome:
         outcome, self.written = await reconcile(
-            self.rt, self.kube, self.obj(), self.spec, self.status
+            self.rt, self.kube, self.obj(), self.spec, self.status, self.restarts
         )
         return self._apply(outcome)
 
@@ -110,7 +115,8 @@ def world() -> World:
     rt = Wiring(
         settings=settings, store=store, kube=kube, events=None, fingerprint_key=b"k", clock=clock
     )  # type: ignore[arg-type]
-    return World(clock, store, kube, rt)
+    workloads = FakeWorkloads()
+    return World(clock, store, kube, rt, workloads, Restarts(workloads, timedelta(minutes=10)))
 
 
 def reasons(outcome: PassOutcome) -> list[str]:
@@ -309,7 +315,11 @@ async def test_name_conflict_names_the_holding_object(world: World) -> None:
     assert "AIGatewayCoderdKey other/victim" in world.condition("Issued")["message"]
 
 
-async def test_rotation_by_generation_then_retire_on_heartbeat(world: World) -> None:
+async def test_rotation_keeps_the_old_key_while_it_is_used_past_the_grace_period(
+    world: World,
+) -> None:
+    """Issue #22 item 6: a gateway nobody restarted keeps beating with the old key; the
+    grace period is the earliest retirement, never the latest while the old key is used."""
     await world.reconcile()
     old_secret = world.kube.value()
     old = assert_consistent(world)
@@ -325,19 +335,150 @@ async def test_rotation_by_generation_then_retire_on_heartbeat(world: World) -> 
     assert rotation["previousKeyPrefix"] == old_secret[:11]
     assert rotation["retireAfter"] == "2026-03-01T13:00:00Z"
     assert world.condition("Issued")["reason"] == "Rotating"
-    # Old key still used: nothing retired.
+    assert out.next_due == world.clock.now + timedelta(seconds=60)  # the heartbeat mirror
+    # Within the grace period nothing goes, whoever uses which key.
     world.clock.advance(seconds=30)
     world.heartbeat(old_secret)
+    world.heartbeat(world.kube.value())
     assert reasons(await world.reconcile()) == []
     assert old.id in world.store.rows
-    # A gateway uses the new key: the old one goes.
+    # Past it (an hour), the old key still beats every minute: it stays, and says why.
+    for _ in range(70):
+        world.clock.advance(seconds=60)
+        world.heartbeat(old_secret)
+        out = await world.reconcile()
+        assert old.id in world.store.rows
+    issued = world.condition("Issued")
+    assert (issued["status"], issued["reason"]) == ("True", "RotationWaiting")
+    assert "previous key last used 0s ago; the new key is in use" in issued["message"]
+    assert f"aigateway.dev/force-retire={old_secret[:11]}" in issued["message"]
+    assert world.condition("Ready")["status"] == "True"
+    # The Warning was posted once, when the wait began.
+    assert reasons(out) == []
+    # The gateway is restarted: the old key falls silent, the new one beats.
+    world.clock.advance(seconds=60)
     world.heartbeat(world.kube.value())
     out = await world.reconcile()
+    assert old.id in world.store.rows  # 60 s without a beat: maybe only a late one
+    assert out.next_due == world.clock.now + timedelta(seconds=31)  # when 90 s have passed
+    world.clock.advance(seconds=31)
+    out = await world.reconcile()
     assert reasons(out) == ["KeyRetired"]
+    assert "a gateway uses the new key" in out.events[0].message
     assert list(world.store.rows) == [new.id]
     assert "previousKeyID" not in world.status["rotation"]
     assert world.condition("Issued")["reason"] == "Issued"
     assert world.condition("InUse")["status"] == "True"
+
+
+async def test_rotation_waiting_is_announced_once_with_what_it_waits_for(world: World) -> None:
+    world.spec = {"rotation": {"gracePeriod": "60s"}}
+    await world.reconcile()
+    old_secret = world.kube.value()
+    world.heartbeat(old_secret)
+    world.spec = {"rotation": {"gracePeriod": "60s", "generation": 1}}
+    await world.reconcile()
+    world.clock.advance(seconds=40)
+    world.heartbeat(old_secret)
+    world.clock.advance(seconds=20)
+    out = await world.reconcile()
+    (event,) = out.events
+    assert (event.type, event.reason) == ("Warning", "RotationWaiting")
+    assert "previous key last used 20s ago; waiting for the new key to be used" in event.message
+    assert event.message == world.condition("Issued")["message"]
+    assert old_secret[11:] not in event.message
+    world.clock.advance(seconds=5)
+    assert (await world.reconcile()).events == []
+
+
+async def test_force_retire_needs_the_previous_keys_prefix(world: World) -> None:
+    await world.reconcile()
+    old_secret = world.kube.value()
+    old = assert_consistent(world)
+    world.spec = {"rotation": {"generation": 1}}
+    await world.reconcile()
+    world.heartbeat(old_secret)
+    # A value that is not the previous key's prefix (a stale annotation, "true") does nothing.
+    for value in ("true", "cgw_0000000", world.kube.value()[:11]):
+        world.annotations = {FORCE_RETIRE_ANNOTATION: value}
+        assert reasons(await world.reconcile()) == []
+        assert old.id in world.store.rows
+    world.annotations = {FORCE_RETIRE_ANNOTATION: old_secret[:11]}
+    out = await world.reconcile()
+    assert reasons(out) == ["KeyRetired"]
+    assert "forced by the annotation aigateway.dev/force-retire" in out.events[0].message
+    assert old.id not in world.store.rows
+    assert_consistent(world)
+
+
+async def test_opted_in_workloads_are_restarted_onto_each_new_key(world: World) -> None:
+    w = world.workloads
+    w.add("Deployment", "ns", "gateway", opt_in="gw")
+    w.add("StatefulSet", "ns", "gateway-sts", opt_in="gw")
+    w.add("Deployment", "ns", "bystander", opt_in=None)
+    w.add("Deployment", "ns", "other-key", opt_in="another-key")
+    w.add("Deployment", "other", "elsewhere", opt_in="gw")
+    out = await world.reconcile()
+    first = assert_consistent(world)
+    assert reasons(out) == ["Issued", "WorkloadRestarted", "WorkloadRestarted"]
+    assert w.stamp("Deployment", "ns", "gateway") == str(first.id)
+    assert w.stamp("StatefulSet", "ns", "gateway-sts") == str(first.id)
+    for key in (("Deployment", "ns", "bystander"), ("Deployment", "ns", "other-key"),
+                ("Deployment", "other", "elsewhere")):  # fmt: skip
+        assert w.stamp(*key) is None
+        assert w.rollouts[key] == 0
+    # Stamped once: later passes leave the template alone.
+    world.clock.advance(seconds=60)
+    assert reasons(await world.reconcile()) == []
+    assert w.rollouts[("Deployment", "ns", "gateway")] == 1
+    # A rotation restarts them onto the new key, in the pass that wrote the Secret.
+    world.spec = {"rotation": {"generation": 1}}
+    out = await world.reconcile()
+    second = assert_consistent(world)
+    assert reasons(out) == ["Rotated", "WorkloadRestarted", "WorkloadRestarted"]
+    assert w.stamp("Deployment", "ns", "gateway") == str(second.id)
+    assert w.rollouts[("Deployment", "ns", "gateway")] == 2
+    assert world.kube.value()[11:] not in repr(out.events)
+
+
+async def test_workloads_are_scanned_when_the_key_changes_and_at_the_resync_interval(
+    world: World,
+) -> None:
+    """Not on every heartbeat-mirror pass: a namespace listing per object per minute adds
+    up. A workload that opts in later is found at the next rescan."""
+    w = world.workloads
+    w.add("Deployment", "ns", "gateway", opt_in="gw")
+    await world.reconcile()
+    assert w.lists == 1
+    for _ in range(9):
+        world.clock.advance(minutes=1)
+        await world.reconcile()
+    assert w.lists == 1
+    w.add("Deployment", "ns", "late", opt_in="gw")
+    world.clock.advance(minutes=1)  # ten minutes since the scan
+    out = await world.reconcile()
+    assert w.lists == 2
+    assert reasons(out) == ["WorkloadRestarted"]
+    assert w.stamp("Deployment", "ns", "late") == world.status["keyID"]
+    # A new key is scanned for at once.
+    world.spec = {"rotation": {"generation": 1}}
+    await world.reconcile()
+    assert w.lists == 3
+    assert w.stamp("Deployment", "ns", "gateway") == world.status["keyID"]
+
+
+async def test_a_refused_restart_is_a_warning_and_the_key_is_still_delivered(
+    world: World,
+) -> None:
+    world.workloads.add("Deployment", "ns", "gateway", opt_in="gw")
+    world.workloads.denied = True
+    out = await world.reconcile()
+    assert_consistent(world)
+    assert reasons(out) == ["Issued", "WorkloadRestartFailed"]
+    assert "get, list and patch on deployments and statefulsets" in out.events[1].message
+    assert world.condition("Ready")["status"] == "True"
+    world.workloads.denied = False
+    assert reasons(await world.reconcile()) == ["WorkloadRestarted"]
 
 
 async def test_rotation_retires_after_grace_period(world: World) -> None:

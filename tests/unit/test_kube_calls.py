@@ -12,7 +12,7 @@ import pytest
 
 from aigateway_operator.kube import client as client_mod
 from aigateway_operator.kube.calls import CALLS, ApiCall
-from aigateway_operator.kube.client import Kube, Requester
+from aigateway_operator.kube.client import Kube, Requester, Workload
 
 pytestmark = pytest.mark.unit
 
@@ -33,6 +33,7 @@ class Recording(Kube):
         content_type: str = "application/json",
         *,
         missing_ok: bool = True,
+        accept: str = "application/json",
     ) -> dict[str, Any] | None:
         return {"metadata": {"name": "n", "resourceVersion": "1"}, "items": []}
 
@@ -57,6 +58,10 @@ async def _every_method(kube: Recording) -> None:
     await kube.create_event("ns", {})
     await kube.patch_event("ns", "e", {"count": 2})
     await kube.may_get_secret(Requester("alice", ("team",)), "ns", "s")
+    await kube.list_workloads("ns")
+    for kind in ("Deployment", "StatefulSet"):
+        await kube.read_workload(kind, "ns", "w")
+        await kube.stamp_pod_template(Workload(kind, "ns", "w", "uid", {}), {"a": "b"})
 
 
 def test_every_request_names_a_declared_call_that_matches_it() -> None:
@@ -73,6 +78,7 @@ def test_every_request_names_a_declared_call_that_matches_it() -> None:
     # Every call the client declares is sent by one of its methods (no stale entries).
     declared = {v for v in vars(client_mod).values() if isinstance(v, ApiCall)}
     declared |= set(client_mod._OBJECT_CALLS.values())
+    declared |= set(client_mod._WORKLOAD_CALLS.values())
     assert declared == {call for call, _, _ in kube.sent}
 
 

@@ -210,9 +210,14 @@ class Reason(StrEnum):
     # Issued (AIGatewayCoderdKey; NameConflict, InvalidSpec and DatabaseUnavailable also apply).
     ISSUED = "Issued"
     ROTATING = "Rotating"
+    #: Issued stays True: gracePeriod has passed and the previous key is kept because a
+    #: gateway still uses it, or the new key has not been used yet (a Warning Event too).
+    ROTATION_WAITING = "RotationWaiting"
     ROTATED = "Rotated"
     KEY_RETIRED = "KeyRetired"
     KEY_REVOKED = "KeyRevoked"
+    #: A Warning Event: an opted-in Deployment or StatefulSet could not be listed or stamped.
+    WORKLOAD_RESTART_FAILED = "WorkloadRestartFailed"
 
     # SecretInSync (the Secret that delivers a gateway key).
     IN_SYNC = "InSync"
@@ -269,6 +274,7 @@ class EventReason(StrEnum):
     ROTATED = "Rotated"
     KEY_RETIRED = "KeyRetired"
     SECRET_MOVED = "SecretMoved"  # noqa: S105 - a reason name
+    WORKLOAD_RESTARTED = "WorkloadRestarted"
 
 
 #: metav1.Condition's validation, copied from the upstream type's markers.

@@ -18,15 +18,18 @@ __all__ = [
     "ANNOTATION_PREFIX",
     "FINALIZER",
     "FORCE_DELETE_ANNOTATION",
+    "FORCE_RETIRE_ANNOTATION",
     "GATEWAY_KEY_ID_ANNOTATION",
     "GATEWAY_KEY_OWNER_LABEL",
     "GATEWAY_KEY_PREVIOUS_ID_ANNOTATION",
     "GATEWAY_KEY_ROTATION_ANNOTATION",
     "GROUP",
+    "KEY_GENERATION_ANNOTATION",
     "KINDS",
     "KOPF_STORAGE_PREFIX",
     "MANAGED_BY_LABELS",
     "RECONCILE_ANNOTATION",
+    "RESTART_ON_ROTATION_ANNOTATION",
     "VERSION",
     "Kind",
 ]
@@ -71,6 +74,16 @@ KOPF_STORAGE_PREFIX = f"kopf.{GROUP}"
 RECONCILE_ANNOTATION = f"{GROUP}/reconcile"
 #: On an AIGatewayCoderdKey: delete even while gateways still use the key.
 FORCE_DELETE_ANNOTATION = f"{GROUP}/force-delete"
+#: On an AIGatewayCoderdKey: retire the previous key now, even while it is in use. The value
+#: must be that key's prefix (``status.rotation.previousKeyPrefix``), so a forgotten
+#: annotation never cuts short a later rotation.
+FORCE_RETIRE_ANNOTATION = f"{GROUP}/force-retire"
+#: On a Deployment or StatefulSet: the name of the AIGatewayCoderdKey (same namespace) whose
+#: new keys restart it; the operator then stamps :data:`KEY_GENERATION_ANNOTATION` into its
+#: pod template.
+RESTART_ON_ROTATION_ANNOTATION = f"{GROUP}/restart-on-rotation"
+#: On an opted-in workload's pod template: the id of the key its pods were started for.
+KEY_GENERATION_ANNOTATION = f"{GROUP}/key-generation"
 
 #: On a gateway-key Secret the operator wrote: the key id it holds (a hint, never authority).
 GATEWAY_KEY_ID_ANNOTATION = f"{GROUP}/key-id"

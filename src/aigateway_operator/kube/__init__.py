@@ -6,7 +6,14 @@ what kopf lacks.
 This is the only package allowed to import the ``kubernetes`` client.
 """
 
-from aigateway_operator.kube.client import Kube, KubeError, ObjectRef, Requester, SecretData
+from aigateway_operator.kube.client import (
+    Kube,
+    KubeError,
+    ObjectRef,
+    Requester,
+    SecretData,
+    Workload,
+)
 from aigateway_operator.kube.config import (
     ConnectionFacts,
     api_client,
@@ -25,6 +32,7 @@ __all__ = [
     "Requester",
     "SecretData",
     "SecretMetadataWatch",
+    "Workload",
     "api_client",
     "connection_facts",
     "load_configuration",

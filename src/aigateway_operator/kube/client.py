@@ -39,11 +39,13 @@ from aigateway_operator.kube.calls import ApiCall, declare
 
 __all__ = [
     "FIELD_MANAGER",
+    "WORKLOAD_KINDS",
     "Kube",
     "KubeError",
     "ObjectRef",
     "Requester",
     "SecretData",
+    "Workload",
     "send",
 ]
 
@@ -57,6 +59,18 @@ DELETE_SECRET = declare("delete", "", "secrets", why="a renamed gateway key's ol
 DISOWN_SECRET = declare("patch", "", "secrets", why="an orphaned key's Secret disowned")
 CREATE_EVENT = declare("create", "", "events", why="a new Event")
 PATCH_EVENT = declare("patch", "", "events", why="a repeated Event: count, lastTimestamp")
+#: Opted-in workloads restarted onto a new gateway key (controllers/gatewaykey/restart.py).
+_WORKLOAD_CALLS: dict[tuple[str, str], ApiCall] = {}
+for _plural in ("deployments", "statefulsets"):
+    _WORKLOAD_CALLS["list", _plural] = declare(
+        "list", "apps", _plural, why="which workloads opted in to restarts on rotation"
+    )
+    _WORKLOAD_CALLS["get", _plural] = declare(
+        "get", "apps", _plural, why="an opted-in workload's pod template annotations"
+    )
+    _WORKLOAD_CALLS["patch", _plural] = declare(
+        "patch", "apps", _plural, why="stamp the pod template: restart onto the new key"
+    )
 REVIEW_ACCESS = declare(
     "create",
     "authorization.k8s.io",
@@ -104,6 +118,27 @@ class SecretData:
     owner_uids: tuple[str, ...] = ()
     annotations: dict[str, str] = field(default_factory=dict)
     owner_kinds: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A Deployment or StatefulSet as the restart-on-rotation step needs it."""
+
+    kind: str
+    """``Deployment`` or ``StatefulSet``."""
+    namespace: str
+    name: str
+    uid: str
+    annotations: dict[str, str] = field(default_factory=dict)
+    """The object's own annotations (where the opt-in is)."""
+    template_annotations: dict[str, str] = field(default_factory=dict)
+    """Its pod template's annotations (where the stamp goes); empty from a metadata list."""
+
+
+#: The workload kinds that can opt into restarts: kind -> plural under ``apps/v1``.
+WORKLOAD_KINDS = {"Deployment": "deployments", "StatefulSet": "statefulsets"}
+#: What ``list_workloads`` asks for: metadata only (no pod templates, no status).
+METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
 
 
 @dataclass(frozen=True)
@@ -221,10 +256,19 @@ class Kube:
         path: str,
         body: Any = None,
         content_type: str = "application/json",
+        accept: str = "application/json",
     ) -> tuple[int, bytes]:
         """One request, read whole: ``(status, raw body)``; our writes name their manager."""
         query = [("fieldManager", FIELD_MANAGER)] if method != "GET" else None
-        resp = send(self._api, method, path, query=query, body=body, content_type=content_type)
+        resp = send(
+            self._api,
+            method,
+            path,
+            query=query,
+            body=body,
+            accept=accept,
+            content_type=content_type,
+        )
         resp.read()  # type: ignore[no-untyped-call]
         return int(resp.status), bytes(resp.data or b"")
 
@@ -237,6 +281,7 @@ class Kube:
         content_type: str = "application/json",
         *,
         missing_ok: bool = True,
+        accept: str = "application/json",
     ) -> dict[str, Any] | None:
         """:meth:`_send` for an object, and the one error rule.
 
@@ -244,7 +289,7 @@ class Kube:
         else: :class:`KubeError` naming ``what``, the status and the server's reason.
         """
         try:
-            code, raw = self._send(method, path, body, content_type)
+            code, raw = self._send(method, path, body, content_type, accept)
         except Exception as exc:  # connection refused/reset, TLS, timeouts (urllib3, client)
             # The exception's text may carry the URL and the client's request details; its
             # type is enough to say what happened.
@@ -270,13 +315,21 @@ class Kube:
         content_type: str = "application/json",
         *,
         missing_ok: bool = True,
+        accept: str = "application/json",
     ) -> dict[str, Any] | None:
         """:meth:`_call` in a worker thread; ``call`` is the request's entry of the declared
         table (kube/calls.py) and must match its method."""
         if _METHODS[call.verb] != method:
             raise AssertionError(f"{method} {path} is not the declared {call}")
         return await asyncio.to_thread(
-            self._call, what, method, path, body, content_type, missing_ok=missing_ok
+            self._call,
+            what,
+            method,
+            path,
+            body,
+            content_type,
+            missing_ok=missing_ok,
+            accept=accept,
         )
 
     # --- Secrets ------------------------------------------------------------------------------
@@ -459,6 +512,93 @@ class Kube:
             {"status": status},
             "application/merge-patch+json",
         )
+
+    # --- workloads that restart on a new gateway key ---------------------------------------------
+
+    async def list_workloads(self, namespace: str) -> list[Workload]:
+        """The namespace's Deployments and StatefulSets, metadata only (their annotations say
+        whether they opted in; no pod template or status crosses the wire)."""
+        found: list[Workload] = []
+        for kind, plural in WORKLOAD_KINDS.items():
+            listed = await self._async(
+                _WORKLOAD_CALLS["list", plural],
+                f"listing {plural} in {namespace}",
+                "GET",
+                _path("/apis/apps/v1", namespace, plural),
+                missing_ok=False,
+                accept=METADATA_LIST,
+            )
+            for item in (listed or {}).get("items") or []:
+                meta = item.get("metadata") or {} if isinstance(item, dict) else {}
+                found.append(
+                    Workload(
+                        kind=kind,
+                        namespace=namespace,
+                        name=str(meta.get("name", "")),
+                        uid=str(meta.get("uid", "")),
+                        annotations=dict(meta.get("annotations") or {}),
+                    )
+                )
+        return found
+
+    async def read_workload(self, kind: str, namespace: str, name: str) -> Workload | None:
+        """One Deployment or StatefulSet with its pod template's annotations; None if gone."""
+        plural = WORKLOAD_KINDS[kind]
+        obj = await self._async(
+            _WORKLOAD_CALLS["get", plural],
+            f"reading {kind} {namespace}/{name}",
+            "GET",
+            _path("/apis/apps/v1", namespace, plural, name),
+        )
+        if obj is None:
+            return None
+        meta = obj.get("metadata") or {}
+        template = ((obj.get("spec") or {}).get("template") or {}).get("metadata") or {}
+        return Workload(
+            kind=kind,
+            namespace=namespace,
+            name=name,
+            uid=str(meta.get("uid", "")),
+            annotations=dict(meta.get("annotations") or {}),
+            template_annotations=dict(template.get("annotations") or {}),
+        )
+
+    async def stamp_pod_template(self, workload: Workload, annotations: dict[str, str]) -> bool:
+        """Merge ``annotations`` into the workload's pod template (which rolls its pods), only
+        while it is still the object with ``workload.uid``; False if it is gone or replaced."""
+        plural = WORKLOAD_KINDS[workload.kind]
+        patch: list[dict[str, Any]] = [
+            {"op": "test", "path": "/metadata/uid", "value": workload.uid},
+            *(
+                {
+                    "op": "add",
+                    "path": "/spec/template/metadata/annotations/"
+                    + key.replace("~", "~0").replace("/", "~1"),
+                    "value": value,
+                }
+                for key, value in annotations.items()
+            ),
+        ]
+        if not workload.template_annotations:
+            # JSON patch cannot add into a map that does not exist.
+            patch.insert(
+                1,
+                {"op": "add", "path": "/spec/template/metadata/annotations", "value": {}},
+            )
+        try:
+            obj = await self._async(
+                _WORKLOAD_CALLS["patch", plural],
+                f"restarting {workload.kind} {workload.namespace}/{workload.name}",
+                "PATCH",
+                _path("/apis/apps/v1", workload.namespace, plural, workload.name),
+                patch,
+                "application/json-patch+json",
+            )
+        except KubeError as exc:
+            if exc.status in (409, 422):
+                return False
+            raise
+        return obj is not None
 
     # --- Events -------------------------------------------------------------------------------
 

@@ -29,7 +29,7 @@ Public API (everything else is internal)::
         -> PendingKey                             # the journal: nothing in Coder yet
     await store.complete_gateway_key(owner, key_id, name, secret) -> IssuedGatewayKey
     await store.discard_pending(owner) -> bool
-    await store.retire_previous(owner) -> GatewayKeyInfo | None
+    await store.retire_previous(owner, unless_used_within=None) -> GatewayKeyInfo | None
     await store.gateway_key_matches(owner, secret) -> bool
     await store.release_gateway_keys(owner, policy) -> GatewayKeyRelease   # Delete | Orphan
     await store.record_deletion_policy(owner, policy) -> int

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from datetime import timedelta
 from typing import Any, Self, TypeVar
 
 import psycopg
@@ -615,10 +616,17 @@ class Store:
             lambda conn: self._gateway.discard_pending(conn, owner),
         )
 
-    async def retire_previous(self, owner: OwnerRef) -> GatewayKeyInfo | None:
-        """Delete ``owner``'s previous key (row and record); the deleted row, or None."""
+    async def retire_previous(
+        self, owner: OwnerRef, unless_used_within: timedelta | None = None
+    ) -> GatewayKeyInfo | None:
+        """Delete ``owner``'s previous key (row and record); the deleted row, or None.
+
+        With ``unless_used_within``, a previous key whose ``last_heartbeat_at`` is that recent
+        (the database's clock, checked under the row's lock) is kept: None.
+        """
         return await self._run(
-            "retire AI Gateway key", lambda conn: self._gateway.retire_previous(conn, owner)
+            "retire AI Gateway key",
+            lambda conn: self._gateway.retire_previous(conn, owner, unless_used_within),
         )
 
     async def gateway_key_matches(self, owner: OwnerRef, secret: str) -> bool:

@@ -40,7 +40,7 @@ import secrets
 import string
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -309,7 +309,7 @@ class GatewayKeyOps:
         cur = await conn.execute(
             f"SELECT o.role, o.row_id, o.secret_hash, o.secret_prefix, o.rotating, "  # noqa: S608
             f"o.deletion_policy, o.created_at, o.updated_at, {self._k_cols}, k.hashed_secret, "
-            "o.object_uid, o.rotation_generation "
+            "o.object_uid, o.rotation_generation, now() "
             f"FROM {OWNERS} o LEFT JOIN ai_gateway_keys k "
             "ON k.id = o.row_id AND o.role <> 'pending' "
             f"WHERE o.{_OWNER_WHERE.replace(' AND ', ' AND o.')}",
@@ -324,6 +324,8 @@ class GatewayKeyOps:
         uids = {r[14] for r in rows}
         if len(uids) == 1:
             fields["object_uid"] = uids.pop()
+        if rows:
+            fields["observed_at"] = rows[0][16]
         for r in rows:
             role, row_id = r[0], r[1]
             live = self._info(r[8:13]) if r[8] is not None else None
@@ -617,14 +619,33 @@ class GatewayKeyOps:
     # --- retiring and releasing --------------------------------------------------------------
 
     async def retire_previous(
-        self, conn: AsyncConnection[Any], owner: OwnerRef
+        self,
+        conn: AsyncConnection[Any],
+        owner: OwnerRef,
+        unless_used_within: timedelta | None = None,
     ) -> GatewayKeyInfo | None:
+        """Delete the owner's previous row and record; the deleted row, or None.
+
+        With ``unless_used_within``, nothing is deleted (None) when the row's
+        ``last_heartbeat_at`` is that recent on the database's clock: the decision the caller
+        made from an earlier read is checked again under the row's lock, so a gateway that
+        heartbeats meanwhile keeps its key.
+        """
         self._caps.require_gateway_keys()
         async with conn.transaction():
             await self._lock(conn, owner)
             previous_id = (await self._records(conn, owner)).id("previous")
             if previous_id is None:
                 return None
+            if unless_used_within is not None and self._caps.has_heartbeat:
+                cur = await conn.execute(
+                    "SELECT last_heartbeat_at > now() - %s FROM ai_gateway_keys "
+                    "WHERE id = %s FOR UPDATE",
+                    (unless_used_within, previous_id),
+                )
+                row = await cur.fetchone()
+                if row is not None and row[0]:
+                    return None
             deleted = await self._delete_row(conn, previous_id)
             await self._forget(conn, previous_id)
             if deleted is None:

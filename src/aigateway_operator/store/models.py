@@ -590,6 +590,9 @@ class GatewayKeyOwnership:
     previous_recorded_id: UUID | None = None
     previous_since: datetime | None = None
     """When the previous key became the previous one (the rotation), from its record."""
+    observed_at: datetime | None = None
+    """The database's clock when this was read (None when nothing is recorded): heartbeat
+    ages are measured on coderd's clock, never against the operator's."""
     deletion_policy: OwnerPolicy | None = None
     """The policy recorded with the owner's records (None: no records, or they disagree)."""
     current_hash: bytes | None = field(default=None, repr=False)

@@ -133,3 +133,11 @@ tests/integration/test_chart_rbac.py checks each against these rules.
   resourceNames: [{{ .name | quote }}]
   verbs: ["patch"]
 {{- end -}}
+
+{{/* Restart on rotation: the operator stamps a pod-template annotation into Deployments and
+StatefulSets annotated aigateway.dev/restart-on-rotation (found by a metadata list). */}}
+{{- define "aigw.restartRules" -}}
+- apiGroups: ["apps"]
+  resources: ["deployments", "statefulsets"]
+  verbs: ["get", "list", "patch"]
+{{- end -}}

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 from aigateway_operator.api.identity import AIGATEWAYCODERDKEY, GATEWAY_KEY_OWNER_LABEL
@@ -21,6 +22,7 @@ from aigateway_operator.controllers.collector import Collector
 from aigateway_operator.controllers.gatewaykey import finalize as finalizing
 from aigateway_operator.controllers.gatewaykey import reconcile as reconciling
 from aigateway_operator.controllers.gatewaykey.finalize import BLOCKED_RETRY_S
+from aigateway_operator.controllers.gatewaykey.restart import Restarts
 from aigateway_operator.controllers.runner import Body, Runner
 from aigateway_operator.controllers.shared import ObjectIdentity, PassOutcome, forget_object
 from aigateway_operator.controllers.wiring import Wiring
@@ -38,6 +40,9 @@ class GatewayKeyController:
         self._written: dict[tuple[str, str], str] = {}
         """Secrets our passes wrote last: (namespace, name) -> resourceVersion."""
         self._blocked_retry = min(BLOCKED_RETRY_S, wiring.settings.heartbeat_interval_s)
+        self._restarts: Restarts | None = None
+        """Which key each object's opted-in workloads were last found stamped for (made at
+        the first pass: the client exists once the operator has started)."""
         self._objects: dict[str, tuple[str, str]] = {}
         """uid -> (namespace, name) of every object the watch has shown."""
         self.collector = Collector(
@@ -52,9 +57,17 @@ class GatewayKeyController:
 
     async def reconcile(self, body: Body) -> PassOutcome:
         self.collector.maybe_sweep()
+        if self._restarts is None:
+            rescan = timedelta(seconds=self.wiring.settings.resync_interval_s)
+            self._restarts = Restarts(self.wiring.kube, rescan)
         ident = ObjectIdentity.from_body(self.kind, body)
         outcome, written = await reconciling.reconcile(
-            self.wiring, self.wiring.kube, ident, body.get("spec"), body.get("status")
+            self.wiring,
+            self.wiring.kube,
+            ident,
+            body.get("spec"),
+            body.get("status"),
+            restarts=self._restarts,
         )
         self._remember(written)
         return outcome
@@ -86,6 +99,8 @@ class GatewayKeyController:
     def forget(self, ident: ObjectIdentity, lock: asyncio.Lock | None) -> None:
         forget_object(ident)
         self._objects.pop(ident.uid, None)
+        if self._restarts is not None:
+            self._restarts.forget(ident.uid)
         self.collector.deleted(ident.owner(self.wiring.settings.instance_id), lock)
 
     # --- garbage collection -----------------------------------------------------------------

@@ -11,12 +11,14 @@ keys); the Secret is a delivery target whose value is compared with them:
 3. a current key whose hash the Secret's value matches is in sync; otherwise a fresh key is
    issued: ``SecretLost`` (no Secret), ``KeyRevoked`` (the row was deleted in Coder),
    ``SecretTampered`` (anything else in the Secret, a value someone chose included);
-4. a rotation that is due starts, a previous key whose time is up is retired
+4. a rotation that is due starts, a previous key that no gateway needs any more is retired
    (:mod:`.rotation`);
-5. ``Issued``, ``SecretInSync`` and ``InUse`` are reported from the records (:mod:`.status`).
+5. workloads that opted in are restarted onto the key the Secret now holds (:mod:`.restart`);
+6. ``Issued``, ``SecretInSync`` and ``InUse`` are reported from the records (:mod:`.status`).
 
 The pass comes back on its own for the next heartbeat mirror (``AIGW_HEARTBEAT_INTERVAL_S``),
-the end of a grace period, or a scheduled rotation, whichever is first.
+the end of a grace period, the moment the previous key's last heartbeat is old enough, or a
+scheduled rotation, whichever is first.
 """
 
 from __future__ import annotations
@@ -28,7 +30,12 @@ from aigateway_operator.api.common import ConditionType, EventReason, InvalidSpe
 from aigateway_operator.api.gatewaykey import GatewayKeySpec
 from aigateway_operator.api.identity import AIGATEWAYCODERDKEY
 from aigateway_operator.controllers.gatewaykey.issue import complete, issue
-from aigateway_operator.controllers.gatewaykey.rotation import retire_previous, rotate_if_due
+from aigateway_operator.controllers.gatewaykey.restart import Restarts, restart_workloads
+from aigateway_operator.controllers.gatewaykey.rotation import (
+    Retirement,
+    retire_previous,
+    rotate_if_due,
+)
 from aigateway_operator.controllers.gatewaykey.secret import KeySecrets, held_from
 from aigateway_operator.controllers.gatewaykey.state import (
     KeyPass,
@@ -65,8 +72,10 @@ async def reconcile(
     ident: ObjectIdentity,
     spec_body: object,
     status_body: object,
+    restarts: Restarts | None = None,
 ) -> tuple[PassOutcome, list[tuple[str, str, str]]]:
-    """Make sure the key exists in Coder, its Secret holds it, and rotation is on schedule.
+    """Make sure the key exists in Coder, its Secret holds it, and rotation is on schedule;
+    with ``restarts``, restart the workloads that opted in once the Secret holds a new key.
 
     Returns the outcome and the Secrets this pass wrote (namespace, name, resourceVersion).
     """
@@ -104,7 +113,7 @@ async def reconcile(
             )
             p.set(ConditionState.false(ConditionType.ISSUED, Reason.INVALID_SPEC, message))
             return finish(p, current), p.written
-        await converge(p, spec, name, secret_name, state)
+        verdict = await converge(p, spec, name, secret_name, state, restarts)
     except StopPass:
         return finish(p, current), p.written
     except StoreError as exc:
@@ -125,7 +134,7 @@ async def reconcile(
         return finish(p, current), p.written
     outcome = finish(p, key_status(p, name, secret_name, state))
     outcome.db_action = _action(p)
-    outcome.next_due = _next_due(wiring, spec, state)
+    outcome.next_due = _next_due(wiring, spec, state, verdict)
     outcome.synced_at = wiring.clock()
     return outcome, p.written
 
@@ -147,12 +156,17 @@ def _action(p: KeyPass) -> metrics.WriteAction:
     return "unchanged"
 
 
-def _next_due(wiring: Wiring, spec: GatewayKeySpec, state: KeyState) -> datetime:
-    """The heartbeat mirror, the end of a grace period or a scheduled rotation: the first."""
+def _next_due(
+    wiring: Wiring, spec: GatewayKeySpec, state: KeyState, verdict: Retirement | None
+) -> datetime:
+    """The heartbeat mirror, the previous key's next verdict or a scheduled rotation: the
+    first."""
     now = wiring.clock()
     due = [now + timedelta(seconds=wiring.settings.heartbeat_interval_s)]
-    if state.retire_after is not None:
-        due.append(state.retire_after)
+    if verdict is not None and verdict.recheck_at is not None:
+        # recheck_at is on the database's clock: wait for it as a delay, never a busy loop.
+        delay = verdict.recheck_at - (state.own.observed_at or now)
+        due.append(now + max(delay, timedelta()) + timedelta(seconds=1))
     interval = spec.rotation.interval
     if interval is not None and state.created_at is not None:
         due.append(state.created_at + interval)
@@ -160,9 +174,15 @@ def _next_due(wiring: Wiring, spec: GatewayKeySpec, state: KeyState) -> datetime
 
 
 async def converge(
-    p: KeyPass, spec: GatewayKeySpec, name: str, secret_name: str, state: KeyState
-) -> None:
-    """Steps 1-5 of the module docstring; raises :class:`StopPass` when a step says so."""
+    p: KeyPass,
+    spec: GatewayKeySpec,
+    name: str,
+    secret_name: str,
+    state: KeyState,
+    restarts: Restarts | None = None,
+) -> Retirement | None:
+    """Steps 1-6 of the module docstring; raises :class:`StopPass` when a step says so.
+    Returns the verdict on the previous key (None: there is none)."""
     store, obj = p.wiring.store, p.ident
     sec = await p.kube.read_secret(obj.namespace, secret_name)
     if sec is not None and obj.uid not in sec.owner_uids:
@@ -239,8 +259,11 @@ async def converge(
         await remove_old_secret(p, p.current.secret_name)
     if not fresh:
         await rotate_if_due(p, spec, name, secret_name, state)
-    await retire_previous(p, state)
-    report(p, name, secret_name, state)
+    verdict = await retire_previous(p, state)
+    if restarts is not None:
+        await restart_workloads(p, restarts, state)
+    report(p, name, secret_name, state, verdict)
+    return verdict
 
 
 async def remove_old_secret(p: KeyPass, old_name: str) -> None:

@@ -82,9 +82,10 @@ class KeyState:
 
     @property
     def retire_after(self) -> datetime | None:
-        """When the previous key goes at the latest: its rotation plus the grace period,
+        """When the previous key may go at the earliest: its rotation plus the grace period,
         rounded *up* to whole seconds (metav1.Time's precision): rounding down would end the
-        grace up to a second early."""
+        grace up to a second early. It stays longer while gateways still use it
+        (:mod:`.rotation`)."""
         since = self.own.previous_since
         if self.own.previous is None or since is None:
             return None

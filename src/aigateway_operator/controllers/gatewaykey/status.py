@@ -12,6 +12,8 @@ from typing import Any
 
 from aigateway_operator.api.common import ConditionType, InvalidStatusError, Reason
 from aigateway_operator.api.gatewaykey import SECRET_DATA_KEY, GatewayKeyStatus, RotationStatus
+from aigateway_operator.api.identity import FORCE_RETIRE_ANNOTATION, RESTART_ON_ROTATION_ANNOTATION
+from aigateway_operator.controllers.gatewaykey.rotation import Retirement
 from aigateway_operator.controllers.gatewaykey.state import KeyPass, KeyState, whole_seconds
 from aigateway_operator.controllers.shared import PassOutcome
 from aigateway_operator.status.conditions import ConditionState, next_status
@@ -33,17 +35,39 @@ def parse_status(body: Mapping[str, Any] | None) -> GatewayKeyStatus:
         return GatewayKeyStatus()
 
 
-def report(p: KeyPass, name: str, secret_name: str, state: KeyState) -> None:
-    """Issued, SecretInSync and InUse for a key that is in place."""
-    if state.previous is not None:
-        when = state.retire_after.isoformat() if state.retire_after else "soon"
+def report(
+    p: KeyPass,
+    name: str,
+    secret_name: str,
+    state: KeyState,
+    verdict: Retirement | None = None,
+) -> None:
+    """Issued, SecretInSync and InUse for a key that is in place; while a previous key is
+    kept, ``verdict`` says why (``Rotating`` within the grace period, ``RotationWaiting``
+    after it, with a Warning Event when that starts)."""
+    previous = state.previous
+    if previous is not None and verdict is not None and verdict.waiting:
+        message = (
+            f"Key {name!r} (prefix {state.prefix}) is issued; the previous key (prefix "
+            f"{previous.secret_prefix}) is kept past spec.rotation.gracePeriod: "
+            f"{verdict.why}. Restart the gateways that use it (or annotate their workload "
+            f"{RESTART_ON_ROTATION_ANNOTATION}={p.ident.name}), or annotate this object "
+            f"{FORCE_RETIRE_ANNOTATION}={previous.secret_prefix} to delete it now"
+        )
+        p.conditions.append(
+            ConditionState.true(ConditionType.ISSUED, Reason.ROTATION_WAITING, message)
+        )
+        if p.is_news(ConditionType.ISSUED, Reason.ROTATION_WAITING):
+            p.warn(Reason.ROTATION_WAITING, message)
+    elif previous is not None:
+        when = state.retire_after.isoformat() if state.retire_after else "the grace period"
         p.conditions.append(
             ConditionState.true(
                 ConditionType.ISSUED,
                 Reason.ROTATING,
                 f"Key {name!r} (prefix {state.prefix}) is issued; the previous key (prefix "
-                f"{state.previous.secret_prefix}) is deleted once a gateway uses the new one, "
-                f"at the latest at {when}",
+                f"{previous.secret_prefix}) is kept until {when} at least, and then until "
+                "gateways use the new key and stop using it",
             )
         )
     else:
