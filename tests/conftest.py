@@ -26,7 +26,7 @@ from tools.devenv.images import BuiltImage, build_operator_image, derive_image
 from tools.devenv.postgres import PostgresServer
 from tools.devenv.sts import StsServer
 
-pytest_plugins = ["tests.support.operator"]
+pytest_plugins = ["tests.support.operator", "tests.support.tiers"]
 
 
 @pytest.fixture(scope="session")
