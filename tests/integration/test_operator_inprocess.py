@@ -37,6 +37,13 @@ KEY_2 = "sk-inprocess-BBBBBBBBBBBBBBBB-0002"
 PLURAL = AIPROVIDER.plural
 
 
+def open_sockets(loop: asyncio.AbstractEventLoop) -> list[str]:
+    """The socket transports of ``loop`` whose socket is not closed (the selector loop's
+    table of them)."""
+    table = getattr(loop, "_transports", {})
+    return [repr(t) for t in list(table.values()) if t.get_extra_info("socket").fileno() != -1]
+
+
 class InProcess:
     """The operator on a thread with its own event loop; stopped through kopf's stop flag."""
 
@@ -44,12 +51,17 @@ class InProcess:
         self.settings = settings
         self.stop_flag = threading.Event()
         self.result: list[int] = []
+        self.left_open: list[str] = []
         self.thread = threading.Thread(target=self._run, name="operator-under-test")
 
     def _run(self) -> None:
-        self.result.append(
-            asyncio.run(main(self.settings, stop_flag=self.stop_flag, configure_logging=False))
-        )
+        with asyncio.Runner() as runner:
+            self.result.append(
+                runner.run(main(self.settings, stop_flag=self.stop_flag, configure_logging=False))
+            )
+            # What main() left open on its loop: a socket still saying goodbye would be
+            # found (and warned about) by the garbage collector later, in another test.
+            self.left_open = open_sockets(runner.get_loop())
 
     def start(self) -> InProcess:
         self.thread.start()
@@ -59,6 +71,7 @@ class InProcess:
         self.stop_flag.set()
         self.thread.join(60)
         assert not self.thread.is_alive(), "the operator did not stop"
+        assert self.left_open == [], "main() returned with connections open"
         return self.result[0]
 
 
