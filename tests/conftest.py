@@ -22,11 +22,11 @@ from tests.support.paths import repo_root
 from tools.devenv import build, kube
 from tools.devenv.crds import apply_crds
 from tools.devenv.env import DevEnv
-from tools.devenv.images import BuiltImage, build_operator_image
+from tools.devenv.images import BuiltImage, build_operator_image, derive_image
 from tools.devenv.postgres import PostgresServer
 from tools.devenv.sts import StsServer
 
-pytest_plugins = ["tests.support.operator"]
+pytest_plugins = ["tests.support.operator", "tests.support.tiers"]
 
 
 @pytest.fixture(scope="session")
@@ -166,9 +166,10 @@ def operator_image(node: DevEnv) -> BuiltImage:
 
 
 @pytest.fixture(scope="session")
-def operator_image_2(node: DevEnv) -> BuiltImage:
-    """A second build of the same sources (another label, so another image) to upgrade to."""
-    return _image_on_node(node, build_operator_image("dev-2", label="2"))
+def operator_image_2(node: DevEnv, operator_image: BuiltImage) -> BuiltImage:
+    """Another image to upgrade to: ``operator_image``'s layers with a label added to its
+    config (a new digest and reference, the same content), derived without a second build."""
+    return _image_on_node(node, derive_image(operator_image, "dev-2", label="2"))
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

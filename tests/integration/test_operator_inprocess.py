@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gc
 import secrets
 import threading
 from collections.abc import Iterator
@@ -37,6 +38,17 @@ KEY_2 = "sk-inprocess-BBBBBBBBBBBBBBBB-0002"
 PLURAL = AIPROVIDER.plural
 
 
+def open_sockets(loop: asyncio.AbstractEventLoop) -> list[str]:
+    """The socket transports of ``loop`` whose socket is not closed (the selector loop's
+    table of them)."""
+    table = getattr(loop, "_transports", {})
+    return [
+        f"{t!r} to {t.get_extra_info('peername')}"
+        for t in list(table.values())
+        if t.get_extra_info("socket").fileno() != -1
+    ]
+
+
 class InProcess:
     """The operator on a thread with its own event loop; stopped through kopf's stop flag."""
 
@@ -44,12 +56,20 @@ class InProcess:
         self.settings = settings
         self.stop_flag = threading.Event()
         self.result: list[int] = []
+        self.left_open: list[str] = []
         self.thread = threading.Thread(target=self._run, name="operator-under-test")
 
     def _run(self) -> None:
-        self.result.append(
-            asyncio.run(main(self.settings, stop_flag=self.stop_flag, configure_logging=False))
-        )
+        with asyncio.Runner() as runner:
+            loop = runner.get_loop()
+            self.result.append(
+                runner.run(main(self.settings, stop_flag=self.stop_flag, configure_logging=False))
+            )
+            # What main() left open: a socket still saying goodbye when main() returns.
+            self.left_open = open_sockets(loop)
+        # And what the loop's own teardown (cancelling leftover tasks) left open. Either
+        # would be found by the garbage collector later, in whatever test runs then.
+        self.left_open += open_sockets(loop)
 
     def start(self) -> InProcess:
         self.thread.start()
@@ -59,6 +79,9 @@ class InProcess:
         self.stop_flag.set()
         self.thread.join(60)
         assert not self.thread.is_alive(), "the operator did not stop"
+        assert self.left_open == [], "the operator's loop ended with connections open"
+        # Anything else unclosed it dropped warns now (an error here), in this test.
+        gc.collect()
         return self.result[0]
 
 

@@ -8,6 +8,8 @@
   (Debian's buildah, chroot isolation, a vfs store in the cache so layers are reused) with that
   base passed as the Dockerfile's ``BASE`` build argument, exported as an OCI archive and
   cached by the hash of the build context. The Dockerfile is the one source of the image.
+- :func:`derive_image`: another image of the same layers (a label added to its config): a
+  second, distinct image to upgrade to, without a second build.
 - :func:`import_image`: ``ctr image import`` into a node's containerd (namespace ``k8s.io``).
 """
 
@@ -283,6 +285,93 @@ def build_operator_image(
                 _prune(images)
                 return _describe(name, dest, seconds, cached=False)
     return _describe(name, dest, 0.0, cached=True)
+
+
+def derive_image(image: BuiltImage, tag: str, *, label: str) -> BuiltImage:
+    """Another image of the same content as ``image``, as ``<its repository>:<tag>``.
+
+    Its config gains the label ``dev.aigateway/build=<label>``, so its config, manifest and
+    image digests are new, and so is its reference; its layers are ``image``'s, byte for
+    byte. That is what an upgrade needs (the chart rolls to another image) without a second
+    ``buildah build`` of the same sources: the archive is rewritten here in a second or two,
+    cached beside ``image``'s by its name and the derivation.
+    """
+    name = f"{image.repository}:{tag}"
+    key = hashlib.sha256(f"{image.archive.name}\0{name}\0{label}".encode()).hexdigest()[:16]
+    dest = image.archive.with_name(f"aigateway-operator-{tag}-{key}.oci.tar")
+    if dest.exists():
+        return _describe(name, dest, 0.0, cached=True)
+    start = time.monotonic()
+    # A name of its own per writer: two sessions deriving the same image both end with it.
+    partial = dest.with_name(f"{dest.name}.{os.getpid()}.{time.monotonic_ns()}.partial")
+    try:
+        _write_derived(image.archive, partial, name, label)
+        os.replace(partial, dest)
+    finally:
+        partial.unlink(missing_ok=True)
+    sizes = dest.with_name(dest.name + ".json")
+    sizes.write_text(json.dumps({"unpacked_bytes": image.unpacked_bytes}))
+    return _describe(name, dest, time.monotonic() - start, cached=False)
+
+
+def _write_derived(source: Path, dest: Path, name: str, label: str) -> None:
+    """``source``'s OCI archive with the label added to its config, named ``name``."""
+    with tarfile.open(source) as tar:
+        members = {m.name.removeprefix("./"): m for m in tar.getmembers()}
+
+        def read(path: str) -> bytes:
+            member = tar.extractfile(members[path])
+            if member is None:
+                raise RuntimeError(f"{source}: {path} is not a file")
+            return member.read()
+
+        index = json.loads(read("index.json"))
+        if len(index["manifests"]) != 1:
+            raise RuntimeError(f"{source}: expected one manifest, found {len(index['manifests'])}")
+        old_manifest = index["manifests"][0]
+        manifest = json.loads(read(_blob(old_manifest["digest"])))
+        old_config = manifest["config"]
+        config = json.loads(read(_blob(old_config["digest"])))
+        runtime = config.setdefault("config", {})
+        runtime["Labels"] = {**(runtime.get("Labels") or {}), "dev.aigateway/build": label}
+        config_bytes = json.dumps(config, sort_keys=True).encode()
+        manifest["config"] = {
+            **old_config,
+            "digest": _sha256(config_bytes),
+            "size": len(config_bytes),
+        }
+        new_manifest = json.dumps(manifest, sort_keys=True).encode()
+        new_index = json.dumps(
+            {
+                **index,
+                "manifests": [
+                    {
+                        **old_manifest,
+                        "digest": _sha256(new_manifest),
+                        "size": len(new_manifest),
+                        "annotations": {
+                            "io.containerd.image.name": name,
+                            "org.opencontainers.image.ref.name": name.rsplit(":", 1)[-1],
+                        },
+                    }
+                ],
+            },
+            sort_keys=True,
+        ).encode()
+        replaced = {"index.json", _blob(old_manifest["digest"]), _blob(old_config["digest"])}
+        with tarfile.open(dest, mode="w", format=tarfile.PAX_FORMAT) as out:
+            for member_name, member in members.items():
+                if member_name in replaced:
+                    continue
+                out.addfile(member, tar.extractfile(member) if member.isfile() else None)
+            _add_bytes(out, "index.json", new_index)
+            for blob in (config_bytes, new_manifest):
+                _add_bytes(out, _blob(_sha256(blob)), blob)
+
+
+def _blob(digest: str) -> str:
+    algorithm, hexdigest = digest.split(":", 1)
+    return f"blobs/{algorithm}/{hexdigest}"
 
 
 def _describe(name: str, archive: Path, seconds: float, cached: bool) -> BuiltImage:

@@ -5,11 +5,11 @@
 - ``lifecycle``: kopf's settings, startup (the store opened, the app built), login, cleanup
 - ``app``: the operator as one typed object, reachable from kopf's memo
 - ``admission``: kopf's validating webhook for both kinds (``AIGW_ADMISSION=true``)
-- ``diffbase``, ``probes``, ``webhook_tls``: what kopf lacks, one module each (their
-  docstrings say why)
+- ``diffbase``, ``probes``, ``webhook_tls``, ``connections``: what kopf lacks, one module
+  each (their docstrings say why)
 
 :func:`main` runs the operator: the probe endpoints first (liveness must answer before the
-database does), then kopf.
+database does), then kopf; it returns once every connection it opened is closed.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import kopf
 from aigateway_operator.config import LogFormat, Settings
 from aigateway_operator.operator import admission, aiprovider, gatewaykey, lifecycle
 from aigateway_operator.operator.app import OperatorApp
+from aigateway_operator.operator.connections import Connections
 from aigateway_operator.operator.probes import ProbeServer
 
 __all__ = ["CAPPED_LOGGERS", "build_registry", "main", "setup_logging"]
@@ -118,6 +119,7 @@ async def main(
     (the in-process integration tests).
     """
     setup_logging(settings, verbose=verbose, handlers=configure_logging)
+    connections = Connections()
     app = OperatorApp(settings)
     probes = ProbeServer(app, settings.health_port)
     await probes.start()
@@ -138,4 +140,5 @@ async def main(
         raise
     finally:
         await probes.stop()
+        await connections.close()
     return 1 if app.refused is not None else 0
