@@ -50,22 +50,19 @@ def argo_api_versions(api: Any) -> list[str]:
     and every group/version/kind (from discovery, as Argo CD's cluster cache has them)."""
     from kubernetes import client
 
-    def get(path: str) -> dict[str, Any]:
-        body: dict[str, Any] = api.call_api(
-            path, "GET", response_type="object", auth_settings=["BearerToken"],
-            _return_http_data_only=True,
-        )  # fmt: skip
-        return body
-
-    paths = [(v, f"/api/{v}") for v in client.CoreApi(api).get_api_versions().versions]
+    lists = [("v1", client.CoreV1Api(api).get_api_resources())]
+    custom = client.CustomObjectsApi(api)
     for group in client.ApisApi(api).get_api_versions().groups:
-        paths += [(v.group_version, f"/apis/{v.group_version}") for v in group.versions]
+        lists += [
+            (v.group_version, custom.get_api_resources(group.name, v.version))
+            for v in group.versions
+        ]
     out: set[str] = set()
-    for group_version, path in paths:
+    for group_version, resources in lists:
         out.add(group_version)
-        for res in get(path).get("resources", []):
-            if "/" not in res["name"]:  # not a subresource
-                out.add(f"{group_version}/{res['kind']}")
+        for res in resources.resources:
+            if "/" not in res.name:  # not a subresource
+                out.add(f"{group_version}/{res.kind}")
     return sorted(out)
 
 
