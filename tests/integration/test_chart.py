@@ -20,6 +20,7 @@ import promql_parser
 import pytest
 import yaml
 
+from tests.support.gitops import SYNC_OPTIONS, SYNC_WAVE, keep_violations
 from tools.devenv.helm import HelmError, ensure_helm, render_chart
 
 pytestmark = pytest.mark.integration
@@ -334,7 +335,13 @@ def test_crds_are_the_repository_crds(render: Render) -> None:
     assert set(rendered) == set(source)
     for name, doc in rendered.items():
         meta = doc["metadata"]
-        assert meta["annotations"] == {"helm.sh/resource-policy": "keep"}
+        # Kept by Helm, never pruned or deleted by Argo CD or Flux (deleting a CRD deletes
+        # every object of its kind, and through their finalizers Coder's rows).
+        assert meta["annotations"] == {
+            "helm.sh/resource-policy": "keep",
+            "argocd.argoproj.io/sync-options": "Prune=false,Delete=false",
+            "kustomize.toolkit.fluxcd.io/prune": "disabled",
+        }
         assert meta["labels"]["app.kubernetes.io/managed-by"] == "Helm"
         assert doc["spec"] == source[name]["spec"], f"{name} differs from crds/"
 
@@ -392,9 +399,28 @@ def test_providers_and_gateway_keys_from_values(render: Render) -> None:
     assert only(docs, "AIProvider", "other")["metadata"]["namespace"] == "team-b"
     key = only(docs, "AIGatewayCoderdKey", "ci-bot")
     assert key["spec"] == {"secretName": "ci-bot-key"}
-    # Kept on uninstall by default: deleting them would delete Coder's rows.
-    for obj in (openai, key, only(docs, "AIProvider", "other")):
-        assert obj["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    # Kept on uninstall and never pruned, by every tool: deleting them would delete Coder's
+    # rows.
+    bundled = [openai, key, only(docs, "AIProvider", "other")]
+    assert keep_violations(bundled) == []
+    # A sync option of the user's own is kept after ours; a Prune= of theirs cannot undo it.
+    own = render(
+        merged(
+            {
+                "providers": [
+                    {
+                        "name": "p",
+                        "spec": spec,
+                        "annotations": {SYNC_OPTIONS: "Prune=true, ServerSideApply=true"},
+                    }
+                ],
+                "crds": {"enabled": False},
+            }
+        )
+    )
+    assert only(own, "AIProvider", "p")["metadata"]["annotations"][SYNC_OPTIONS] == (
+        "Prune=false,Delete=false,ServerSideApply=true"
+    )
     loose = render(
         merged(
             {
@@ -628,18 +654,70 @@ def test_network_policy(render: Render) -> None:
         assert f"networkPolicy.egress.{missing}.to is required" in str(info.value)
 
 
-def test_peering_object_is_left_out_only_when_a_live_server_lacks_kopf(helm: Path) -> None:
-    """``v1/Namespace`` (a kind) is only in a live server's discovery: offline renders always
-    carry the peering object; a live one without kopf.dev (a dry run on a fresh cluster) leaves
-    it out instead of failing."""
+#: What Argo CD passes as --api-versions for a fresh cluster (an excerpt: core and apps, as
+#: group/version and group/version/kind, kopf.dev absent); tests/e2e/test_gitops_node.py uses
+#: the real list of the node's API server.
+FRESH_CLUSTER_API_VERSIONS = (
+    "v1", "v1/Namespace", "v1/Secret", "v1/Service", "apps/v1", "apps/v1/Deployment",
+    "apiextensions.k8s.io/v1", "apiextensions.k8s.io/v1/CustomResourceDefinition",
+)  # fmt: skip
 
-    def peerings(api_versions: tuple[str, ...]) -> list[str]:
-        docs = render_chart(CHART, "aigw", "ops", BASE, helm=helm, api_versions=api_versions)
-        return [d["kind"] for d in docs if d["kind"].endswith("KopfPeering")]
 
-    assert peerings(()) == ["ClusterKopfPeering"]
-    assert peerings(("v1/Namespace",)) == []
-    assert peerings(("v1/Namespace", "kopf.dev/v1")) == ["ClusterKopfPeering"]
+def test_peering_object_is_rendered_whatever_api_versions_say(helm: Path) -> None:
+    """An offline render (helm template, Argo CD) always carries the peering object, ordered
+    for Argo CD after kopf's CRDs and before the operator; a live render without kopf.dev (a
+    dry run on a fresh cluster) leaves it out: test_chart_install.py."""
+
+    def peerings(api_versions: tuple[str, ...], **values: Any) -> list[dict[str, Any]]:
+        docs = render_chart(
+            CHART, "aigw", "ops", merged(values), helm=helm, api_versions=api_versions
+        )
+        return [d for d in docs if d["kind"].endswith("KopfPeering")]
+
+    for api_versions in (
+        (),
+        FRESH_CLUSTER_API_VERSIONS,
+        (*FRESH_CLUSTER_API_VERSIONS, "kopf.dev/v1"),
+    ):
+        (peering,) = peerings(api_versions)
+        assert peering["kind"] == "ClusterKopfPeering"
+        assert peering["metadata"]["annotations"] == {
+            SYNC_WAVE: "-1",
+            SYNC_OPTIONS: "SkipDryRunOnMissingResource=true",
+        }
+    namespaced = peerings(FRESH_CLUSTER_API_VERSIONS, watchNamespaces=["a", "b"])
+    assert [(p["kind"], p["metadata"]["namespace"]) for p in namespaced] == [
+        ("KopfPeering", "a"),
+        ("KopfPeering", "b"),
+    ]
+    assert all(p["metadata"]["annotations"][SYNC_WAVE] == "-1" for p in namespaced)
+    # kopf's CRDs (crds/) come first in Argo CD's sync and are never pruned.
+    kopf_crds = [
+        d
+        for d in render_chart(CHART, "aigw", "ops", BASE, helm=helm)
+        if d["kind"] == "CustomResourceDefinition" and d["spec"]["group"] == "kopf.dev"
+    ]
+    assert len(kopf_crds) == 2
+    for crd in kopf_crds:
+        assert crd["metadata"]["annotations"][SYNC_WAVE] == "-2"
+        assert crd["metadata"]["annotations"][SYNC_OPTIONS] == "Prune=false,Delete=false"
+
+
+def test_a_render_is_reproducible(helm: Path) -> None:
+    """Argo CD re-renders on every refresh: two renders of the same values are the same
+    bytes (nothing random or dated), with everything on and with admission through
+    cert-manager. (Admission without cert-manager generates its certificate per render: the
+    README's "Argo CD" says so and what to use instead.)"""
+    admission = {
+        "admission": {
+            "enabled": True,
+            "certManager": {"enabled": True, "issuerRef": {"kind": "ClusterIssuer", "name": "ca"}},
+        }
+    }
+    for values in (BASE, merged(EVERYTHING), merged(admission)):
+        first = render_chart(CHART, "aigw", "ops", values, helm=helm)
+        second = render_chart(CHART, "aigw", "ops", values, helm=helm)
+        assert first == second
 
 
 def test_prometheus_rule_is_a_valid_rule_file(render: Render) -> None:

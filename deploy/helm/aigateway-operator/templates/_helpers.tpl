@@ -66,9 +66,12 @@ or {name: ...}, without duplicates. */}}
 {{- default (printf "%s-%s" .Release.Namespace .Release.Name) .Values.instanceID -}}
 {{- end -}}
 
-{{/* "true" unless Helm discovered a live API server that does not serve kopf.dev/v1. */}}
+{{/* "true" unless this is a render against a live API server (helm install/upgrade, or
+--dry-run=server: `lookup` answers there) that does not serve kopf.dev/v1. An offline render
+(`helm template`, Argo CD's repo server, whatever --api-versions it passes) always says "true":
+lookup answers nothing there. */}}
 {{- define "aigw.peeringServed" -}}
-{{- if or (.Capabilities.APIVersions.Has "kopf.dev/v1") (not (.Capabilities.APIVersions.Has "v1/Namespace")) -}}
+{{- if or (.Capabilities.APIVersions.Has "kopf.dev/v1") (not (lookup "v1" "Namespace" "" "default")) -}}
 true
 {{- end -}}
 {{- end -}}
