@@ -499,6 +499,28 @@ def test_schema_and_guards_refuse_bad_values(
     assert message in str(info.value)
 
 
+def test_config_and_extra_env_refuse_every_setting_the_deployment_sets(render: Render) -> None:
+    """Found from the template itself, not listed by hand: every ``AIGW_*`` the Deployment
+    template sets is refused in ``config`` and in ``extraEnv`` (a second value would
+    silently win or lose against the chart's)."""
+    template = (CHART / "templates" / "deployment.yaml").read_text()
+    names = sorted(set(re.findall(r"\bAIGW_[A-Z0-9_]+\b", template)))
+    assert "AIGW_SECRET_ACCESS" in names
+    assert "AIGW_ADMISSION" in names
+    accepted = []
+    for name in names:
+        for where, values in (
+            ("config", merged({"config": {name: "x"}})),
+            ("extraEnv", merged({"extraEnv": [{"name": name, "value": "x"}]})),
+        ):
+            try:
+                render(values)
+            except HelmError:
+                continue
+            accepted.append((where, name))
+    assert accepted == [], f"settings the chart sets but also accepts from values: {accepted}"
+
+
 def env_of(docs: list[dict[str, Any]]) -> dict[str, Any]:
     container = only(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]
     return {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
