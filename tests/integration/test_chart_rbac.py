@@ -354,12 +354,17 @@ def test_builtin_view_and_edit_aggregate_our_roles(
     install(base_values(watchNamespaces=[namespace]))
     rbac = client.RbacAuthorizationV1Api(k8s_api)
 
-    def aggregated(role: str) -> bool:
+    def aggregated(role: str, verb: str) -> bool:
         rules = rbac.read_cluster_role(role).rules or []
-        return any("aiproviders" in (r.resources or []) for r in rules)
+        return any("aiproviders" in (r.resources or []) and verb in (r.verbs or []) for r in rules)
 
-    # Aggregation takes well under a second when the controller works.
-    wait_for(lambda: aggregated("view") and aggregated("edit"), 10, "view/edit aggregation")
+    # The verb matters: ``edit`` aggregates ``view`` too, so our read rules can reach it before
+    # our write rules do. Aggregation takes well under a second when the controller works.
+    wait_for(
+        lambda: aggregated("view", "list") and aggregated("edit", "create"),
+        10,
+        "view/edit aggregation",
+    )
     _bind(rbac, namespace, "builtin-viewer", "view")
     _bind(rbac, namespace, "builtin-editor", "edit")
     assert _user_can(k8s_api, "builtin-viewer", namespace, "list", "aiproviders")
