@@ -205,7 +205,7 @@ class Settings(BaseSettings):
     """``AIGW_INSTANCE_ID``: who this operator install is in Coder's database. Every row it
     writes is recorded as owned by (instance id, kind, namespace, name), so the same value
     after a cluster rebuild from the same Git takes the same rows back; two clusters writing
-    to one Coder must use different values (see the README, "Two clusters, one Coder")."""
+    to one Coder must use different values (see docs/security.md, "Two clusters, one Coder")."""
     adoption_namespaces: str = ""
     """``AIGW_ADOPTION_NAMESPACES``: namespaces whose AIProviders may take over
     (``spec.adoptExisting``) a provider made in Coder's UI; comma-separated, ``*`` for all;

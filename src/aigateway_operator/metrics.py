@@ -1,7 +1,7 @@
 """Prometheus metrics (``AIGW_METRICS_PORT``, default 9090; 0 disables the endpoint).
 
 Labels carry names and stable reasons only: never a value from a Secret. Every series and
-label value is listed in the README ("Metrics"; tests/unit/test_metrics.py keeps it equal to
+label value is listed in docs/operations.md ("Metrics"; tests/unit/test_metrics.py keeps it equal to
 this module and to the chart's files/metrics.txt); the label values the operator sets from
 its own words are typed below (:data:`DatabaseErrorKind`, :data:`ReconcileResult`,
 :data:`WriteAction`), so mypy holds every caller to them. ``_created`` samples are disabled

@@ -587,7 +587,7 @@ def test_database_ca_is_mounted_where_the_dsn_points(render: Render) -> None:
     path = f"{mounts['database-ca']['mountPath']}/{item['path']}"
     assert mounts["database-ca"]["readOnly"] is True
     assert env["PGSSLROOTCERT"] == path == "/etc/aigateway-operator/database-ca/ca.crt"
-    readme = (CHART / "README.md").read_text() + (REPO / "README.md").read_text()
+    readme = (CHART / "README.md").read_text() + (REPO / "docs" / "operations.md").read_text()
     assert f"sslmode=verify-full&sslrootcert={path}" in readme
     assert "database-ca" not in json.dumps(render())  # nothing without the value
 
@@ -729,7 +729,7 @@ def test_a_render_is_reproducible(helm: Path) -> None:
     """Argo CD re-renders on every refresh: two renders of the same values are the same
     bytes (nothing random or dated), with everything on and with admission through
     cert-manager. (Admission without cert-manager generates its certificate per render: the
-    README's "Argo CD" says so and what to use instead.)"""
+    docs/operations.md "Argo CD" says so and what to use instead.)"""
     admission = {
         "admission": {
             "enabled": True,

@@ -35,7 +35,7 @@ def value(text: str, metric: str, /, **labels: str) -> float:
 
 # -- the documented metrics -------------------------------------------------------------------
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+README = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
 METRICS_TXT = (
     Path(__file__).resolve().parents[2] / "deploy" / "helm" / "aigateway-operator" / "files"
 ) / "metrics.txt"

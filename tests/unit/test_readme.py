@@ -1,4 +1,4 @@
-"""The README's API reference is checked against the CRDs, so the two cannot drift apart."""
+"""The API reference (docs/api.md) is checked against the CRDs, so the two cannot drift apart."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from aigateway_operator.api.common import ConditionType, EventReason, Reason
 pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parents[2]
-README = (ROOT / "README.md").read_text()
+README = (ROOT / "docs" / "api.md").read_text()
 
 
 def _spec_fields(crd_file: str) -> list[str]:
