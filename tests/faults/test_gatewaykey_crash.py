@@ -170,7 +170,7 @@ def test_kill9_during_key_traffic_converges(
 
     def holding_finals() -> set[str] | None:
         seen = issued_keys.snapshot()
-        return seen if finals <= seen else None
+        return seen if set(finals.values()) <= seen else None
 
     issued = wait_for(holding_finals, 30, "the Secret history to hold the final keys")
     # Every value a rotation replaced was replaced (its key's final value is another one) and
