@@ -4,8 +4,8 @@ The blocks marked ``<!-- install-step -->`` under that heading are extracted fro
 (tests/support/readme.py) and run in order by bash, each as written, from a directory that
 holds the repository's ``deploy/`` (so ``deploy/postgres/grants.sql`` and ``helm install ...
 deploy/helm/aigateway-operator`` are the checkout's), with ``kubectl`` (built at the control
-plane's version, tools/devenv/kubectl.py), ``helm`` and ``psql`` on PATH. What the test puts
-in instead of the reader's own:
+plane's version, ``tools.devenv.build.ensure_kubectl``), ``helm`` and ``psql`` on PATH. What
+the test puts in instead of the reader's own:
 
 - the ``<!-- install-env -->`` block's variables (it must export exactly the names given
   here): Coder's database is a fresh one on the environment's Postgres, with Coder's schema
@@ -47,10 +47,10 @@ from tests.support.gitops import remove_chart_crds
 from tests.support.operator import condition
 from tests.support.paths import repo_root
 from tests.support.readme import Block, exported_names, marked_blocks, section
+from tools.devenv.build import ensure_kubectl
 from tools.devenv.env import DevEnv
 from tools.devenv.helm import ensure_helm
 from tools.devenv.images import BuiltImage
-from tools.devenv.kubectl import ensure_kubectl
 from tools.devenv.postgres import pg_bindir
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]

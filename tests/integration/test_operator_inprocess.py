@@ -10,11 +10,6 @@ tests/faults; this test is the quick proof that the kopf layer is wired right.
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import gc
-import secrets
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,8 +21,8 @@ from kubernetes import client
 from aigateway_operator import metrics
 from aigateway_operator.api.identity import AIPROVIDER, FINALIZER
 from aigateway_operator.config import Settings
-from aigateway_operator.operator import main
-from tests.support.operator import condition, fresh_database, get_obj, make_secret, wait_condition
+from tests.support.inprocess import InProcess, inprocess_settings, running
+from tests.support.operator import condition, get_obj, make_secret, wait_condition
 from tests.support.providers import SHARED
 from tests.support.wait import wait_for
 
@@ -38,77 +33,17 @@ KEY_2 = "sk-inprocess-BBBBBBBBBBBBBBBB-0002"
 PLURAL = AIPROVIDER.plural
 
 
-def open_sockets(loop: asyncio.AbstractEventLoop) -> list[str]:
-    """The socket transports of ``loop`` whose socket is not closed (the selector loop's
-    table of them)."""
-    table = getattr(loop, "_transports", {})
-    return [
-        f"{t!r} to {t.get_extra_info('peername')}"
-        for t in list(table.values())
-        if t.get_extra_info("socket").fileno() != -1
-    ]
-
-
-class InProcess:
-    """The operator on a thread with its own event loop; stopped through kopf's stop flag."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.stop_flag = threading.Event()
-        self.result: list[int] = []
-        self.left_open: list[str] = []
-        self.thread = threading.Thread(target=self._run, name="operator-under-test")
-
-    def _run(self) -> None:
-        with asyncio.Runner() as runner:
-            loop = runner.get_loop()
-            self.result.append(
-                runner.run(main(self.settings, stop_flag=self.stop_flag, configure_logging=False))
-            )
-            # What main() left open: a socket still saying goodbye when main() returns.
-            self.left_open = open_sockets(loop)
-        # And what the loop's own teardown (cancelling leftover tasks) left open. Either
-        # would be found by the garbage collector later, in whatever test runs then.
-        self.left_open += open_sockets(loop)
-
-    def start(self) -> InProcess:
-        self.thread.start()
-        return self
-
-    def stop(self) -> int:
-        self.stop_flag.set()
-        self.thread.join(60)
-        assert not self.thread.is_alive(), "the operator did not stop"
-        assert self.left_open == [], "the operator's loop ended with connections open"
-        # Anything else unclosed it dropped warns now (an error here), in this test.
-        gc.collect()
-        return self.result[0]
-
-
 @pytest.fixture
 def settings(
     kubeconfig: Path, postgres: Any, namespace: str, monkeypatch: pytest.MonkeyPatch
 ) -> Settings:
-    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
-    return Settings(  # type: ignore[call-arg]
-        database_url=fresh_database(postgres),
-        encryption_keys=base64.b64encode(secrets.token_bytes(32)).decode(),
-        schema_mode="create",
-        namespaces=namespace,
-        health_port=0,
-        metrics_port=0,
-        drift_debounce_s=0.1,
-    )
+    return inprocess_settings(kubeconfig, postgres, namespace, monkeypatch)
 
 
 @pytest.fixture
 def operator(settings: Settings) -> Iterator[InProcess]:
-    op = InProcess(settings).start()
-    try:
+    with running(settings) as op:
         yield op
-    finally:
-        if op.thread.is_alive():
-            assert op.stop() == 0
 
 
 def rows(settings: Settings) -> list[tuple[Any, ...]]:

@@ -22,7 +22,7 @@ from kubernetes import client
 
 from aigateway_operator.api.identity import AIPROVIDER
 from aigateway_operator.config import Settings
-from tests.support.inprocess import InProcess, inprocess_settings, k8s_ref_name
+from tests.support.inprocess import InProcess, inprocess_settings, k8s_ref_name, running
 from tests.support.operator import condition, get_obj, make_secret, wait_condition
 from tests.support.paths import repo_root
 from tests.support.wait import wait_for
@@ -45,12 +45,8 @@ def settings(
 
 @pytest.fixture
 def operator(settings: Settings) -> Iterator[InProcess]:
-    op = InProcess(settings).start()
-    try:
+    with running(settings) as op:
         yield op
-    finally:
-        if op.thread.is_alive():
-            assert op.stop() == 0
 
 
 @pytest.fixture

@@ -29,7 +29,7 @@ from aigateway_operator import metrics
 from aigateway_operator.api.identity import AIPROVIDER
 from aigateway_operator.config import Settings
 from aigateway_operator.store import RowVersion, Store
-from tests.support.inprocess import InProcess, inprocess_settings
+from tests.support.inprocess import InProcess, inprocess_settings, running
 from tests.support.operator import make_secret, wait_condition
 from tests.support.paths import repo_root
 from tests.support.wait import wait_for
@@ -108,12 +108,8 @@ def queries(monkeypatch: pytest.MonkeyPatch) -> QueryCount:
 
 @pytest.fixture
 def operator(settings: Settings, queries: QueryCount) -> Iterator[InProcess]:
-    op = InProcess(settings).start()
-    try:
+    with running(settings) as op:
         yield op
-    finally:
-        if op.thread.is_alive():
-            assert op.stop() == 0
 
 
 def sql(settings: Settings, statement: str, *args: Any) -> list[tuple[Any, ...]]:

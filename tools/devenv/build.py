@@ -232,8 +232,36 @@ def ensure_control_plane(
 
 
 #: Every command built from the wrapper module: its tools.go names them all, so one module
-#: graph (one ``go mod tidy``) serves the control plane and the node alike.
-KUBERNETES_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kubelet", "kube-scheduler")
+#: graph (one ``go mod tidy``) serves the control plane, the node and ``kubectl`` alike.
+KUBERNETES_COMMANDS = (
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kubelet",
+    "kube-scheduler",
+    "kubectl",
+)
+
+
+def kubectl_path(version: str = KUBERNETES_VERSION) -> Path:
+    """Where the cached ``kubectl`` of ``version`` lives (it may not exist yet)."""
+    return cache_dir() / "bin" / f"kubectl-{version}"
+
+
+def ensure_kubectl(
+    version: str = KUBERNETES_VERSION, progress: Progress = _stderr_progress
+) -> Path:
+    """Return the cached ``kubectl`` (the README's install steps call it: the test that runs
+    them as written needs the project's own), built like the control plane from the same
+    wrapper module at the same version, so client and server match."""
+    dest = kubectl_path(version)
+    if dest.exists():
+        return dest
+    root = cache_dir()
+    with _build_lock(root):
+        if not dest.exists():  # another session may have built it while we waited
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            _build_kubernetes(root, version, [("kubectl", dest)], progress)
+    return dest
 
 
 def kubernetes_ldflags(version: str) -> str:
