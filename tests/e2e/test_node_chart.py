@@ -404,6 +404,9 @@ def test_deleting_the_active_pod_hands_over_to_the_standby(release: Release) -> 
         follow_logs(node, [active, standby]) as logs,
         ActiveSampler(api, ns, release.name) as sampler,
     ):
+        # The sampler has looked before the deletion, and must look again after it.
+        wait_for(lambda: sampler.sweeps > 0, 30, "a sweep before the deletion")
+        at_delete = sampler.sweeps
         core.delete_namespaced_pod(active.metadata.name, ns)
         wait_for(
             lambda: probe(standby, "/readyz")[1].get("active") is True,
@@ -438,7 +441,7 @@ def test_deleting_the_active_pod_hands_over_to_the_standby(release: Release) -> 
     assert old.lines, "the deleted pod's log was not read"
     assert all(t < resumed[-1] for t in old.times_of("pass done"))
     assert all(t > resumed[-1] for t in new_passes)
-    assert sampler.sweeps > 10
+    assert sampler.sweeps > at_delete, "the sampler looked again after the deletion"
     assert sampler.overlaps == []
     # The Deployment replaces the pod; the release is whole again for the next test.
     wait_for(lambda: len(ready_pods(api, ns, release.name)) == 2, 120, "two Ready pods again")
@@ -510,6 +513,9 @@ def test_helm_upgrade_to_a_second_build_rolls_without_two_active_and_loses_no_ch
             stop.wait(0.5)  # the edit rate, not synchronisation
 
     with ActiveSampler(api, ns, release.name) as sampler:
+        # The sampler has looked before the upgrade, and must look again after it.
+        wait_for(lambda: sampler.sweeps > 0, 30, "a sweep before the upgrade")
+        at_upgrade = sampler.sweeps
         editor = threading.Thread(target=edit_while_rolling, daemon=True)
         editor.start()
         try:
@@ -532,7 +538,7 @@ def test_helm_upgrade_to_a_second_build_rolls_without_two_active_and_loses_no_ch
         the_active_pod(release)
     assert len(edits) >= 3
     assert all(p.spec.containers[0].image == operator_image_2.name for p in release.pods())
-    assert sampler.sweeps > 10
+    assert sampler.sweeps > at_upgrade, "the sampler looked again after the upgrade"
     assert sampler.overlaps == [], sampler.overlaps
     obj = release.wait_ready("aiproviders", "seed")
     assert obj["spec"]["displayName"] == edits[-1]
