@@ -30,7 +30,6 @@ from kubernetes.client.exceptions import ApiException
 
 from tests.support.metrics import readme_metrics
 from tests.support.node import (
-    ActiveSampler,
     active_pods,
     follow_logs,
     metric_families,
@@ -41,6 +40,7 @@ from tests.support.node import (
     value,
 )
 from tests.support.operator import ALLOW_ALL, condition, fresh_database
+from tests.support.sampler import ActiveSampler
 from tests.support.wait import wait_for
 from tools.devenv.chart import (
     CHART,
@@ -400,14 +400,19 @@ def test_deleting_the_active_pod_hands_over_to_the_standby(release: Release) -> 
         p for p in running_pods(api, ns, release.name) if p.metadata.name != active.metadata.name
     )
     core = client.CoreV1Api(api)
+    old, new = active.metadata.name, standby.metadata.name
     with (
         follow_logs(node, [active, standby]) as logs,
-        ActiveSampler(api, ns, release.name) as sampler,
+        ActiveSampler(api, ns, release.name, node) as sampler,
     ):
-        # The sampler has looked before the deletion, and must look again after it.
-        wait_for(lambda: sampler.sweeps > 0, 30, "a sweep before the deletion")
-        at_delete = sampler.sweeps
-        core.delete_namespaced_pod(active.metadata.name, ns)
+        # The sampler has seen the active pod active before the deletion.
+        wait_for(
+            lambda: any(s.active() == [old] for s in sampler.sweeps),
+            30,
+            "a sweep with the active pod active, before the deletion",
+        )
+        sampler.mark("delete")
+        core.delete_namespaced_pod(old, ns)
         wait_for(
             lambda: probe(standby, "/readyz")[1].get("active") is True,
             HANDOVER_DEADLINE_S,
@@ -427,22 +432,32 @@ def test_deleting_the_active_pod_hands_over_to_the_standby(release: Release) -> 
             "the edit in Coder",
         )
         wait_for(
-            lambda: active.metadata.name not in {p.metadata.name for p in release.pods()},
+            lambda: old not in {p.metadata.name for p in release.pods()},
             60,
             "the deleted pod to be gone",
         )
+        # ... and has seen it gone with the standby active, after the deletion.
+        wait_for(
+            lambda: any(
+                s.state_of(old) == "gone" and s.active() == [new] for s in sampler.after("delete")
+            ),
+            30,
+            "a sweep with the deleted pod gone and the standby active",
+        )
+    print(f"\nsampler: {sampler.report()}\n{sampler.timeline()}")
+    # At no sampled instant were two pods active, nor one unknown while another was.
+    problems = sampler.problems()
+    assert not problems, f"{sampler.report()}\n" + "\n".join(problems[:20])
     # No object was processed by both: every pass of the old replica ended before the new one
     # resumed, and the new one ran no pass before it resumed.
-    old, new = logs[active.metadata.name], logs[standby.metadata.name]
-    resumed = new.times_of("Resuming operations")
-    assert resumed, new.text()[-2000:]
-    new_passes = new.times_of("pass done")
-    assert new_passes, new.text()[-2000:]
-    assert old.lines, "the deleted pod's log was not read"
-    assert all(t < resumed[-1] for t in old.times_of("pass done"))
+    old_log, new_log = logs[old], logs[new]
+    resumed = new_log.times_of("Resuming operations")
+    assert resumed, new_log.text()[-2000:]
+    new_passes = new_log.times_of("pass done")
+    assert new_passes, new_log.text()[-2000:]
+    assert old_log.lines, "the deleted pod's log was not read"
+    assert all(t < resumed[-1] for t in old_log.times_of("pass done"))
     assert all(t > resumed[-1] for t in new_passes)
-    assert sampler.sweeps > at_delete, "the sampler looked again after the deletion"
-    assert sampler.overlaps == []
     # The Deployment replaces the pod; the release is whole again for the next test.
     wait_for(lambda: len(ready_pods(api, ns, release.name)) == 2, 120, "two Ready pods again")
 
@@ -512,10 +527,14 @@ def test_helm_upgrade_to_a_second_build_rolls_without_two_active_and_loses_no_ch
             edits.append(name)
             stop.wait(0.5)  # the edit rate, not synchronisation
 
-    with ActiveSampler(api, ns, release.name) as sampler:
-        # The sampler has looked before the upgrade, and must look again after it.
-        wait_for(lambda: sampler.sweeps > 0, 30, "a sweep before the upgrade")
-        at_upgrade = sampler.sweeps
+    with ActiveSampler(api, ns, release.name, release.env.node) as sampler:
+        # The sampler has seen one of the old pods active before the upgrade.
+        wait_for(
+            lambda: any(len(s.active()) == 1 and s.active()[0] in before for s in sampler.sweeps),
+            30,
+            "a sweep with an old pod active, before the upgrade",
+        )
+        sampler.mark("upgrade")
         editor = threading.Thread(target=edit_while_rolling, daemon=True)
         editor.start()
         try:
@@ -536,10 +555,23 @@ def test_helm_upgrade_to_a_second_build_rolls_without_two_active_and_loses_no_ch
             "only new pods, both Ready",
         )
         the_active_pod(release)
+        # ... and has seen every old pod gone and a new one active, after it.
+        wait_for(
+            lambda: any(
+                all(s.state_of(p) == "gone" for p in before)
+                and len(s.active()) == 1
+                and s.active()[0] not in before
+                for s in sampler.after("upgrade")
+            ),
+            30,
+            "a sweep with the old pods gone and a new pod active",
+        )
+    print(f"\nsampler: {sampler.report()}")
     assert len(edits) >= 3
     assert all(p.spec.containers[0].image == operator_image_2.name for p in release.pods())
-    assert sampler.sweeps > at_upgrade, "the sampler looked again after the upgrade"
-    assert sampler.overlaps == [], sampler.overlaps
+    # At no sampled instant were two pods active, nor one unknown while another was.
+    problems = sampler.problems()
+    assert not problems, f"{sampler.report()}\n" + "\n".join(problems[:20])
     obj = release.wait_ready("aiproviders", "seed")
     assert obj["spec"]["displayName"] == edits[-1]
     wait_for(
