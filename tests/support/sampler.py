@@ -39,10 +39,11 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Literal
+from datetime import UTC, datetime, timedelta
+from typing import Literal, TextIO
 
 import urllib3
 from kubernetes import client
@@ -73,6 +74,7 @@ class Sample:
 @dataclass
 class Sweep:
     started: float
+    wall: datetime
     ended: float = 0.0
     samples: list[Sample] = field(default_factory=list)
 
@@ -86,6 +88,34 @@ class Sweep:
         return ", ".join(
             f"{s.pod}={s.state}({s.why}{f', {s.took:.2f}s' if s.took > 0.5 else ''})"
             for s in self.samples
+        )
+
+
+#: What a transition line says the replica became.
+STATES = ("active", "paused by kopf peering", "stopping")
+
+
+@dataclass(frozen=True)
+class Preemption:
+    """``new`` logged becoming active at ``at`` while ``old`` was active; ``old`` logged
+    being paused at ``until``."""
+
+    old: str
+    new: str
+    at: datetime
+    until: datetime
+
+    def covers(self, active: list[str], when: datetime) -> bool:
+        margin = timedelta(seconds=1)
+        return set(active) == {self.old, self.new} and (
+            self.at - margin <= when <= self.until + margin
+        )
+
+    def __str__(self) -> str:
+        ms = (self.until - self.at).total_seconds() * 1000
+        return (
+            f"{self.new} active at {self.at:%H:%M:%S.%f} while {self.old} was, until it was "
+            f"paused at {self.until:%H:%M:%S.%f} ({ms:.0f} ms later)"
         )
 
 
@@ -192,6 +222,9 @@ class ActiveSampler:
         self._pods: dict[str, client.V1Pod] = {}  # every pod seen, by name (last seen state)
         self._answered: set[str] = set()
         self._ended: set[str] = set()  # containers whose process has ended
+        self._logs: dict[str, TextIO] = {}
+        self.transitions: dict[str, list[tuple[datetime, str]]] = {}
+        """Each pod's logged transitions (the runtime's timestamp, what it became)."""
         self._stop = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="aigw-sampler")
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -204,7 +237,7 @@ class ActiveSampler:
             self._stop.wait(self.period)  # the sampling period, not synchronisation
 
     def sweep(self) -> Sweep:
-        sweep = Sweep(started=time.monotonic())
+        sweep = Sweep(started=time.monotonic(), wall=datetime.now(UTC))
         try:
             listed = {
                 p.metadata.name: p for p in operator_pods(self.api, self.namespace, self.release)
@@ -230,7 +263,26 @@ class ActiveSampler:
         }
         sweep.samples = [futures[name].result() for name in names]
         sweep.ended = time.monotonic()
+        self._read_logs()
         return sweep
+
+    def _read_logs(self) -> None:
+        """Each pod's transitions as its log says, from the runtime's file on the node
+        (opened once, read on: a deleted pod's file is read to its end)."""
+        if self.node is None:
+            return
+        for name, pod in self._pods.items():
+            if name not in self._logs:
+                try:
+                    self._logs[name] = pod_log_file(self.node, pod).open(errors="replace")
+                except OSError:
+                    continue
+            for raw in self._logs[name].readlines():
+                stamp, _, rest = raw.partition(" ")
+                for marker in (TRANSITION, "Resuming operations", "Pausing operations"):
+                    if marker in rest:
+                        text = rest.split(marker, 1)[1].strip() if marker == TRANSITION else marker
+                        self.transitions.setdefault(name, []).append((parse_cri_time(stamp), text))
 
     def _sample(self, name: str, deleted: bool, newest_at: dict[str, str]) -> Sample:
         started = time.monotonic()
@@ -347,17 +399,46 @@ class ActiveSampler:
     def counts(self) -> Counter[str]:
         return Counter(s.state for sweep in self.sweeps for s in sweep.samples)
 
-    def problems(self) -> list[str]:
-        """Sweeps where two pods were active, and unknown samples next to an active pod."""
+    def problems(self, explained: Sequence[Preemption] = ()) -> list[str]:
+        """Sweeps where two pods were active, and unknown samples next to an active pod.
+
+        A sweep with two active pods that one of ``explained`` covers (the same two pods,
+        the sweep within a second of the overlap their logs show) is left out: the caller
+        reports those as what they are."""
         found = []
         for i, sweep in enumerate(self.sweeps):
             active = sweep.active()
-            if len(active) > 1:
-                found.append(f"sweep {i}: two active: {sweep}")
+            if len(active) > 1 and not any(p.covers(active, sweep.wall) for p in explained):
+                found.append(f"sweep {i} at {sweep.wall:%H:%M:%S.%f}: two active: {sweep}")
+                found += [f"  {self.logged(pod)}" for pod in active]
             for s in sweep.samples:
                 if s.state == "unknown" and [p for p in active if p != s.pod]:
                     found.append(f"sweep {i}: {s.pod} unknown while another was active: {sweep}")
         return found
+
+    def preemptions(self) -> list[Preemption]:
+        """Overlaps the pods' logs show where a pod became active while another one was
+        active, and the other one was then paused by kopf peering (not stopped): a new peer
+        of higher priority took over without waiting for the active one to pause."""
+        found = []
+        for new, seen in self.transitions.items():
+            for at, what in seen:
+                if what != "active":
+                    continue
+                for old, theirs in self.transitions.items():
+                    before = [w for t, w in theirs if t <= at and w in STATES]
+                    after = [(t, w) for t, w in theirs if t > at and w in STATES]
+                    if old == new or not before or before[-1] != "active" or not after:
+                        continue
+                    until, how = after[0]
+                    if how.startswith("paused"):
+                        found.append(Preemption(old, new, at, until))
+        return found
+
+    def logged(self, pod: str) -> str:
+        """``pod``'s transitions as its log says, with the runtime's timestamps."""
+        seen = self.transitions.get(pod, [])
+        return f"{pod} logged: " + ", ".join(f"{at:%H:%M:%S.%f} {what}" for at, what in seen)
 
     def report(self) -> str:
         counts = dict(sorted(self.counts().items()))
@@ -392,3 +473,6 @@ class ActiveSampler:
         self._stop.set()
         self._thread.join(timeout=30)
         self._pool.shutdown(wait=True)
+        self._read_logs()
+        for handle in self._logs.values():
+            handle.close()
