@@ -27,7 +27,10 @@ Every sample is one of four states, never skipped:
   interpreter shutdown freezes the endpoint's thread while the socket still accepts.)
 
 :meth:`ActiveSampler.problems` names sweeps with two ``active`` pods and ``unknown`` samples
-taken in a sweep where another pod was active (that pod might have been active too).
+taken in a sweep where another pod was active (that pod might have been active too). The
+sampler also follows each pod's log file on the node for the operator's "this replica is
+..." lines (``transitions``): they date each change with the runtime's timestamps, which
+shows overlaps shorter than a sweep (:meth:`ActiveSampler.preemptions`).
 """
 
 from __future__ import annotations
