@@ -71,8 +71,9 @@ class FakeKind:
     def __post_init__(self) -> None:
         self.gate.set()
 
-    async def reconcile(self, body: Body) -> PassOutcome:
-        self.passes.append(body["metadata"]["name"])
+    async def reconcile(self, body: Body, ident: ObjectIdentity) -> PassOutcome:
+        assert ident.name == body["metadata"]["name"]
+        self.passes.append(ident.name)
         self.running += 1
         self.most_at_once = max(self.most_at_once, self.running)
         try:

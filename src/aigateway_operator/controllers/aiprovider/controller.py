@@ -73,9 +73,8 @@ class AIProviderController:
 
     # --- KindPasses -----------------------------------------------------------------------
 
-    async def reconcile(self, body: Body) -> PassOutcome:
+    async def reconcile(self, body: Body, ident: ObjectIdentity) -> PassOutcome:
         self.collector.maybe_sweep()
-        ident = ObjectIdentity.from_body(self.kind, body)
         outcome = await reconciling.reconcile(
             self.wiring, ident, body.get("spec"), body.get("status")
         )
