@@ -83,9 +83,7 @@ def body() -> dict[str, Any]:
     }
 
 
-async def test_a_pass_builds_the_identity_once_and_parses_spec_and_status_once(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def controller_on_fakes() -> tuple[AIProviderController, Kube]:
     clock = Clock()
     kube = Kube()
     kube.put("ns", "llm", {"a": KEY})
@@ -98,7 +96,13 @@ async def test_a_pass_builds_the_identity_once_and_parses_spec_and_status_once(
         fingerprint_key=b"fingerprint-key",
         clock=clock,
     )
-    controller = AIProviderController(wiring, asyncio.Semaphore(2))
+    return AIProviderController(wiring, asyncio.Semaphore(2)), kube
+
+
+async def test_a_pass_builds_the_identity_once_and_parses_spec_and_status_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    controller, kube = controller_on_fakes()
     idents = counted(monkeypatch, ObjectIdentity, "from_body", lambda c: c is ObjectIdentity)
     statuses = counted(
         monkeypatch, AIProviderStatus, "model_validate", lambda c: c is AIProviderStatus
@@ -132,3 +136,14 @@ async def test_a_pass_builds_the_identity_once_and_parses_spec_and_status_once(
     (snapshot,) = seen
     assert "managedFields" not in snapshot["metadata"]
     assert snapshot["metadata"]["uid"] == "u-1"
+
+
+async def test_a_deletion_builds_the_identity_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    controller, _ = controller_on_fakes()
+    idents = counted(monkeypatch, ObjectIdentity, "from_body", lambda c: c is ObjectIdentity)
+    deleting = body()
+    deleting["metadata"]["deletionTimestamp"] = "2026-01-02T00:00:00Z"
+    outcome = await controller.runner.release(deleting)  # kopf's on.delete
+    await controller.stop()
+    assert outcome.done
+    assert len(idents) == 1, idents

@@ -89,8 +89,9 @@ class FakeKind:
             return PassOutcome({})
         return PassOutcome({"ready": True}, [Event.normal("Created", "made")])
 
-    async def finalize(self, body: Body) -> PassOutcome:
-        self.finalized.append(body["metadata"]["name"])
+    async def finalize(self, body: Body, ident: ObjectIdentity) -> PassOutcome:
+        assert ident.name == body["metadata"]["name"]
+        self.finalized.append(ident.name)
         return self.finalize_outcome
 
     def observed(self, event_type: str | None, body: Any) -> None:

@@ -72,8 +72,9 @@ class KindPasses(Protocol):
         is ``body``'s identity, built once per pass (here)."""
         ...
 
-    async def finalize(self, body: Body) -> PassOutcome:
-        """Deletion: ``done`` lets kopf release the finalizer."""
+    async def finalize(self, body: Body, ident: ObjectIdentity) -> PassOutcome:
+        """Deletion: ``done`` lets kopf release the finalizer (``ident`` as for
+        :meth:`reconcile`)."""
         ...
 
     def observed(self, event_type: str | None, body: Mapping[str, Any]) -> None:
@@ -384,7 +385,9 @@ class Runner:
     # --- deletion -------------------------------------------------------------------------
 
     async def release(
-        self, body: Mapping[str, Any], run: Callable[[Body], Awaitable[PassOutcome]] | None = None
+        self,
+        body: Mapping[str, Any],
+        run: Callable[[Body, ObjectIdentity], Awaitable[PassOutcome]] | None = None,
     ) -> PassOutcome:
         """kopf's ``on.delete``: finalize under the object's lock (after any running pass),
         patch status while it waits, queue the Events. ``done`` releases the finalizer."""
@@ -397,7 +400,7 @@ class Runner:
         ident = ObjectIdentity.from_body(self.kind, snapshot)
         slot.ending = True  # kopf calls this only for an object being deleted
         async with slot.lock:
-            outcome = await (run or self.passes.finalize)(snapshot)
+            outcome = await (run or self.passes.finalize)(snapshot, ident)
         if outcome.done:
             metrics.count_pass(self.kind.kind, "deleted")
             recorder = self.wiring.events

@@ -83,8 +83,7 @@ class AIProviderController:
             self.hostnames.seen(ident.uid, HostnameCheck(ident.name, outcome.hostname_peers))
         return outcome
 
-    async def finalize(self, body: Body) -> PassOutcome:
-        ident = ObjectIdentity.from_body(self.kind, body)
+    async def finalize(self, body: Body, ident: ObjectIdentity) -> PassOutcome:
         outcome = await finalizing.finalize(
             self.wiring, ident, body.get("spec"), body.get("status")
         )

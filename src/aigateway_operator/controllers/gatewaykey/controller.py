@@ -71,8 +71,7 @@ class GatewayKeyController:
         self._remember(written)
         return outcome
 
-    async def finalize(self, body: Body) -> PassOutcome:
-        ident = ObjectIdentity.from_body(self.kind, body)
+    async def finalize(self, body: Body, ident: ObjectIdentity) -> PassOutcome:
         outcome = await finalizing.finalize(
             self.wiring,
             self.wiring.kube,
