@@ -71,8 +71,9 @@ class FakeKind:
     def __post_init__(self) -> None:
         self.gate.set()
 
-    async def reconcile(self, body: Body) -> PassOutcome:
-        self.passes.append(body["metadata"]["name"])
+    async def reconcile(self, body: Body, ident: ObjectIdentity) -> PassOutcome:
+        assert ident.name == body["metadata"]["name"]
+        self.passes.append(ident.name)
         self.running += 1
         self.most_at_once = max(self.most_at_once, self.running)
         try:
@@ -88,8 +89,9 @@ class FakeKind:
             return PassOutcome({})
         return PassOutcome({"ready": True}, [Event.normal("Created", "made")])
 
-    async def finalize(self, body: Body) -> PassOutcome:
-        self.finalized.append(body["metadata"]["name"])
+    async def finalize(self, body: Body, ident: ObjectIdentity) -> PassOutcome:
+        assert ident.name == body["metadata"]["name"]
+        self.finalized.append(ident.name)
         return self.finalize_outcome
 
     def observed(self, event_type: str | None, body: Any) -> None:

@@ -67,12 +67,14 @@ class KindPasses(Protocol):
 
     kind: Kind
 
-    async def reconcile(self, body: Body) -> PassOutcome:
-        """One level-triggered pass over a live object that carries our finalizer."""
+    async def reconcile(self, body: Body, ident: ObjectIdentity) -> PassOutcome:
+        """One level-triggered pass over a live object that carries our finalizer; ``ident``
+        is ``body``'s identity, built once per pass (here)."""
         ...
 
-    async def finalize(self, body: Body) -> PassOutcome:
-        """Deletion: ``done`` lets kopf release the finalizer."""
+    async def finalize(self, body: Body, ident: ObjectIdentity) -> PassOutcome:
+        """Deletion: ``done`` lets kopf release the finalizer (``ident`` as for
+        :meth:`reconcile`)."""
         ...
 
     def observed(self, event_type: str | None, body: Mapping[str, Any]) -> None:
@@ -103,6 +105,31 @@ def marker(body: Mapping[str, Any]) -> Hashable:
         FINALIZER in (meta.get("finalizers") or ()),
         ours,
     )
+
+
+#: What a pass reads of ``metadata`` (its identity, its marker, the resourceVersion): a
+#: snapshot copies only these, never ``managedFields`` and the rest.
+PASS_METADATA = (
+    "name",
+    "namespace",
+    "uid",
+    "generation",
+    "resourceVersion",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "finalizers",
+    "annotations",
+)
+
+
+def _private_copy(body: Mapping[str, Any]) -> Body:
+    """The part of kopf's body a pass reads, as a private copy for one pass."""
+    snapshot: Body = {
+        k: copy.deepcopy(body.get(k)) for k in ("apiVersion", "kind", "spec", "status") if k in body
+    }
+    meta = body.get("metadata") or {}
+    snapshot["metadata"] = {k: copy.deepcopy(meta[k]) for k in PASS_METADATA if k in meta}
+    return snapshot
 
 
 def _rv(body: Mapping[str, Any] | None) -> int:
@@ -249,11 +276,7 @@ class Runner:
         live = slot.live
         if live is None:
             return None
-        snapshot: dict[str, Any] = {
-            k: copy.deepcopy(live.get(k))
-            for k in ("apiVersion", "kind", "metadata", "spec", "status")
-            if k in live
-        }
+        snapshot = _private_copy(live)
         written = slot.written
         if written is not None:
             if _rv(written) >= _rv(live):  # kopf has not seen our patch yet: ours is newer
@@ -294,7 +317,7 @@ class Runner:
         ident = ObjectIdentity.from_body(self.kind, body)
         try:
             with metrics.RECONCILE_SECONDS.labels(self.kind.kind).time():
-                outcome = await self.passes.reconcile(body)
+                outcome = await self.passes.reconcile(body, ident)
         except Exception:
             metrics.count_pass(self.kind.kind, "error")
             delay = self._backoff(slot, ERROR_BACKOFF_S)
@@ -362,24 +385,22 @@ class Runner:
     # --- deletion -------------------------------------------------------------------------
 
     async def release(
-        self, body: Mapping[str, Any], run: Callable[[Body], Awaitable[PassOutcome]] | None = None
+        self,
+        body: Mapping[str, Any],
+        run: Callable[[Body, ObjectIdentity], Awaitable[PassOutcome]] | None = None,
     ) -> PassOutcome:
         """kopf's ``on.delete``: finalize under the object's lock (after any running pass),
         patch status while it waits, queue the Events. ``done`` releases the finalizer."""
         meta = body.get("metadata") or {}
         uid = str(meta.get("uid", ""))
         slot = self._slot(uid)
-        snapshot = {
-            k: copy.deepcopy(body.get(k))
-            for k in ("apiVersion", "kind", "metadata", "spec", "status")
-            if k in body
-        }
+        snapshot = _private_copy(body)
         if slot.written is not None and _rv(slot.written) > _rv(snapshot):
             snapshot["status"] = copy.deepcopy(slot.written.get("status"))
         ident = ObjectIdentity.from_body(self.kind, snapshot)
         slot.ending = True  # kopf calls this only for an object being deleted
         async with slot.lock:
-            outcome = await (run or self.passes.finalize)(snapshot)
+            outcome = await (run or self.passes.finalize)(snapshot, ident)
         if outcome.done:
             metrics.count_pass(self.kind.kind, "deleted")
             recorder = self.wiring.events

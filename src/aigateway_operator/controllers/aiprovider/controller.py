@@ -73,9 +73,8 @@ class AIProviderController:
 
     # --- KindPasses -----------------------------------------------------------------------
 
-    async def reconcile(self, body: Body) -> PassOutcome:
+    async def reconcile(self, body: Body, ident: ObjectIdentity) -> PassOutcome:
         self.collector.maybe_sweep()
-        ident = ObjectIdentity.from_body(self.kind, body)
         outcome = await reconciling.reconcile(
             self.wiring, ident, body.get("spec"), body.get("status")
         )
@@ -84,8 +83,7 @@ class AIProviderController:
             self.hostnames.seen(ident.uid, HostnameCheck(ident.name, outcome.hostname_peers))
         return outcome
 
-    async def finalize(self, body: Body) -> PassOutcome:
-        ident = ObjectIdentity.from_body(self.kind, body)
+    async def finalize(self, body: Body, ident: ObjectIdentity) -> PassOutcome:
         outcome = await finalizing.finalize(
             self.wiring, ident, body.get("spec"), body.get("status")
         )

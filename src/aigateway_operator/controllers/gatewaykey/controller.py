@@ -55,12 +55,11 @@ class GatewayKeyController:
 
     # --- KindPasses -----------------------------------------------------------------------
 
-    async def reconcile(self, body: Body) -> PassOutcome:
+    async def reconcile(self, body: Body, ident: ObjectIdentity) -> PassOutcome:
         self.collector.maybe_sweep()
         if self._restarts is None:
             rescan = timedelta(seconds=self.wiring.settings.resync_interval_s)
             self._restarts = Restarts(self.wiring.kube, rescan)
-        ident = ObjectIdentity.from_body(self.kind, body)
         outcome, written = await reconciling.reconcile(
             self.wiring,
             self.wiring.kube,
@@ -72,8 +71,7 @@ class GatewayKeyController:
         self._remember(written)
         return outcome
 
-    async def finalize(self, body: Body) -> PassOutcome:
-        ident = ObjectIdentity.from_body(self.kind, body)
+    async def finalize(self, body: Body, ident: ObjectIdentity) -> PassOutcome:
         outcome = await finalizing.finalize(
             self.wiring,
             self.wiring.kube,
