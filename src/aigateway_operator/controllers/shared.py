@@ -15,6 +15,7 @@ from typing import Any
 from aigateway_operator import metrics
 from aigateway_operator.api.common import Condition, Reason
 from aigateway_operator.api.identity import Kind
+from aigateway_operator.controllers.wiring import Wiring
 from aigateway_operator.kube.client import ObjectRef
 from aigateway_operator.status.conditions import ConditionState
 from aigateway_operator.store import (
@@ -334,6 +335,9 @@ def record_pass(ident: ObjectIdentity, outcome: PassOutcome) -> None:
         )
 
 
-def forget_object(ident: ObjectIdentity) -> None:
-    """Drop a deleted object's metric series (they would accumulate)."""
+def forget_object(wiring: Wiring, ident: ObjectIdentity) -> None:
+    """Drop what outside the object's record still names a deleted object: its metric series
+    and its Event aggregation keys (both would otherwise outlive it)."""
     metrics.forget_object(ident.kind.kind, ident.namespace, ident.name)
+    if wiring.events is not None:
+        wiring.events.forget(ident.uid)
