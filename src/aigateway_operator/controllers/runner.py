@@ -301,7 +301,9 @@ class Runner(Generic[Part]):
                 "%s pass failed; retrying in %.1fs", self.kind.kind, delay, extra=ident.log
             )
             return delay
-        record_pass(ident, outcome)  # metrics first: they must not lag behind status
+        if self.records.get(record.uid) is record:  # not forgotten while the pass ran
+            # Metrics first: they must not lag behind status.
+            record.exported = record_pass(ident, outcome, record.exported)
         try:
             await self._apply(record, ident, outcome)
         except KubeError as exc:

@@ -123,7 +123,7 @@ class AIProviderController:
         self.index.remove(ident.uid)
         if record is not None:
             self.hostnames.gone(record.part)
-        forget_object(self.wiring, ident)
+        forget_object(self.wiring, ident, record.exported if record is not None else ())
 
         def wake_waiters() -> None:
             if name is not None:
