@@ -265,3 +265,21 @@ async def test_a_forgotten_provider_wakes_its_sole_hostname_peer(world: World) -
     finally:
         await world.providers.collector.stop()
         await world.events.stop()
+
+
+async def test_a_record_is_slots_only_and_holds_no_copy_of_the_body(world: World) -> None:
+    """Small by construction: no ``__dict__`` on the record or its part, and after a pass it
+    holds kopf's live body (not a copy) and the status our patch returned, nothing more."""
+    world.events.start()
+    try:
+        await world.run_every_pass()
+        for controller in (world.providers, world.keys):
+            for record in controller.runner.records.values():
+                assert not hasattr(record, "__dict__")
+                assert not hasattr(record.part, "__dict__")
+                assert record.live is world.bodies[(controller.kind, record.name)]
+                assert record.written_status == {"ready": True}
+    finally:
+        for controller in (world.providers, world.keys):
+            await controller.collector.stop()
+        await world.events.stop()
