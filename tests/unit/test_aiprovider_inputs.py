@@ -111,9 +111,9 @@ async def test_a_pass_builds_the_identity_once_and_parses_spec_and_status_once(
     seen: list[dict[str, Any]] = []
     reconcile = controller.reconcile
 
-    async def spy(snapshot: dict[str, Any], ident: ObjectIdentity) -> Any:
+    async def spy(snapshot: dict[str, Any], ident: ObjectIdentity, record: Any) -> Any:
         seen.append(snapshot)
-        return await reconcile(snapshot, ident)
+        return await reconcile(snapshot, ident, record)
 
     monkeypatch.setattr(controller, "reconcile", spy)
     asked = 0
