@@ -14,7 +14,7 @@ from psycopg import AsyncConnection, IsolationLevel
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from aigateway_operator.config import ConfigError, SchemaMode, Settings
-from aigateway_operator.store import actors
+from aigateway_operator.store import actors, ownership
 from aigateway_operator.store.cipher import DecryptError, KeyRing
 from aigateway_operator.store.dbcrypt import KeyStatus, PrimaryKeyGuard, check_key_continuity
 from aigateway_operator.store.errors import (
@@ -107,6 +107,19 @@ def _translate(exc: psycopg.Error, what: str, redactions: tuple[str, ...]) -> St
         first = _redact(str(exc).strip().splitlines()[0] if str(exc).strip() else "", redactions)
         return StoreUnavailable(f"{what}: Coder's Postgres is unavailable: {first[:300]}")
     return StoreError(f"{what}: unexpected database error {type(exc).__name__} (SQLSTATE {state})")
+
+
+async def _read_only(conn: AsyncConnection[Any], read: Awaitable[T]) -> T:
+    """``read`` (statements on ``conn``), then end its transaction: reads hold no snapshot."""
+    result = await read
+    await conn.rollback()
+    return result
+
+
+async def _in_transaction(conn: AsyncConnection[Any], write: Callable[[], Awaitable[T]]) -> T:
+    """``write()`` (statements on ``conn``) in one transaction of its own."""
+    async with conn.transaction():
+        return await write()
 
 
 async def _one_more(conn: AsyncConnection[Any], within_s: float) -> bool:
@@ -395,7 +408,7 @@ class Store:
         """The operator's record of its last STS verification of ``owner``'s provider."""
         return await self._run(
             "read the STS verification record",
-            lambda conn: self._providers.verification(conn, owner),
+            lambda conn: _read_only(conn, ownership.verification(conn, owner)),
         )
 
     async def record_provider_verification(
@@ -404,14 +417,17 @@ class Store:
         """Record an STS verification with ``owner``'s provider row (False: no row)."""
         return await self._run(
             "record the STS verification",
-            lambda conn: self._providers.record_verification(conn, owner, record),
+            lambda conn: _in_transaction(
+                conn, lambda: ownership.record_verification(conn, owner, record)
+            ),
         )
 
     async def applied_inputs(self, owner: OwnerRef) -> AppliedInputs | None:
         """What the operator's last write to ``owner``'s provider row applied (None: no
         record yet). The operator's own word on "already applied": never the object's status."""
         return await self._run(
-            "read the applied generation", lambda conn: self._providers.applied(conn, owner)
+            "read the applied generation",
+            lambda conn: _read_only(conn, ownership.applied(conn, owner)),
         )
 
     async def delete_provider(
@@ -487,7 +503,7 @@ class Store:
         """Every ownership record of operator install ``instance`` (the garbage collector
         compares them with the objects that exist)."""
         return await self._run(
-            "read ownership records", lambda conn: self._providers.records(conn, instance)
+            "read ownership records", lambda conn: ownership.records(conn, instance)
         )
 
     async def collect_provider(self, owner: OwnerRef) -> DeleteResult:
@@ -498,7 +514,7 @@ class Store:
         object of the same identity (re-created since) is that object's and stays."""
 
         async def run(conn: AsyncConnection[Any]) -> DeleteResult:
-            recorded = await self._providers.recorded_policy(conn, owner)
+            recorded = await ownership.recorded_policy(conn, owner)
             if recorded is None:  # nothing recorded (deleted already): no lock, no write
                 return DeleteResult(None, "absent", notified=False)
             policy, object_uid = recorded
