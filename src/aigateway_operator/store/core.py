@@ -13,7 +13,7 @@ import psycopg
 from psycopg import AsyncConnection, IsolationLevel
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from aigateway_operator.config import ConfigError, SchemaMode, Settings
+from aigateway_operator.config import ConfigError, Settings
 from aigateway_operator.store import actors, ownership
 from aigateway_operator.store.cipher import DecryptError, KeyRing
 from aigateway_operator.store.dbcrypt import KeyStatus, PrimaryKeyGuard, check_key_continuity
@@ -53,7 +53,6 @@ from aigateway_operator.store.privileges import missing_privileges
 from aigateway_operator.store.providers import ProviderOps
 from aigateway_operator.store.schema import (
     Capabilities,
-    create_schema,
     detect_coder_version,
     verify_schema,
 )
@@ -165,10 +164,10 @@ class Store:
 
     @classmethod
     async def open(cls, settings: Settings) -> Store:
-        """Connect, create/verify the schema, check key continuity, open the pool.
+        """Connect, verify the schema, check key continuity, open the pool.
 
-        In order: (``create`` mode) build Coder's subset; read Coder's release from
-        ``schema_migrations``; verify what that release has; create/migrate the operator's
+        In order: read Coder's release from ``schema_migrations``; verify what that release
+        has; create/migrate the operator's
         own schema; check the role's privileges; check key continuity and the plaintext
         policy. Raises :class:`SchemaMismatch` (:class:`InsufficientPrivileges` for a missing
         grant), :class:`EncryptionKeyMismatch` (:class:`PlaintextRefused` without keys),
@@ -186,11 +185,8 @@ class Store:
             conn = await AsyncConnection.connect(dsn, **kwargs)
         except psycopg.Error as exc:
             raise _translate(exc, "connect", redactions) from None
-        create = settings.schema_mode is SchemaMode.CREATE
         try:
             async with conn:
-                if create:
-                    await create_schema(conn, settings.create_coder_version)
                 missing = await missing_privileges(conn, None)
                 if missing:
                     raise InsufficientPrivileges(missing)
@@ -201,7 +197,7 @@ class Store:
                 if missing:
                     raise InsufficientPrivileges(missing)
                 key_status = await check_key_continuity(
-                    conn, ring, may_register=create, allow_plaintext=settings.allow_plaintext
+                    conn, ring, allow_plaintext=settings.allow_plaintext
                 )
         except psycopg.Error as exc:
             raise _translate(exc, "schema/key check", redactions) from None
@@ -233,9 +229,8 @@ class Store:
                 "could not open the connection pool to Coder's Postgres"
             ) from None
         log.info(
-            "store open: %s schema=%s icon=%s heartbeat=%s audit=%s primary_key=%s",
+            "store open: %s icon=%s heartbeat=%s audit=%s primary_key=%s",
             coder.label,
-            settings.schema_mode.value,
             caps.has_icon,
             caps.has_heartbeat,
             caps.has_audit,
