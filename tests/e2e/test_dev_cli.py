@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -101,7 +102,7 @@ def test_dev_up_then_down_leaves_nothing(tmp_path: Path) -> None:
         assert var in exports, var
     assert exports["AWS_EC2_METADATA_DISABLED"] == "true"
     assert "AIGW_SCHEMA" not in exports  # the operator only verifies Coder's schema ...
-    with psycopg.connect(exports["AIGW_DATABASE_URL"]) as conn:  # ... which `up` built
+    with psycopg.connect(shlex.split(exports["AIGW_DATABASE_URL"])[0]) as conn:  # `up` built it
         assert conn.execute("SELECT version FROM schema_migrations").fetchall() == [(551,)]
     state_dir = Path(exports["AIGW_DEV_STATE_DIR"])
     state = json.loads((state_dir / "state.json").read_text())
