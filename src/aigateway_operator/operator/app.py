@@ -127,8 +127,8 @@ class OperatorApp:
         self._db_checked = (time.monotonic(), True)
         metrics.DATABASE_UP.set(1)
         log.info(
-            "connected to Coder's database (schema %s, encryption key %s)",
-            settings.schema_mode.value,
+            "connected to Coder's database (%s, encryption key %s)",
+            store.coder_version.label,
             store.primary_key_digest or "none: plaintext",
         )
 
