@@ -88,11 +88,9 @@ CONTESTANTS = ("floor", "operator", "plain")
 
 
 async def _init_schema(dsn: str) -> None:
-    """The operator's schema and registered key, for the floor's database."""
+    """The operator's own schema, for the floor's database (Coder's: ``fresh_database``)."""
     store = await Store.open(
-        Settings(
-            database_url=dsn, encryption_keys=base64.b64encode(KEY).decode(), schema_mode="create"
-        )
+        Settings(database_url=dsn, encryption_keys=base64.b64encode(KEY).decode())
     )
     await store.close()
 

@@ -35,6 +35,7 @@ import psycopg
 from aigateway_operator.config import Settings
 from aigateway_operator.store import DesiredProvider, OwnerRef, ProviderType, Store
 from aigateway_operator.store.cipher import KeyRing
+from tools.devenv.coder_schema import prepare_coder_database
 from tools.devenv.postgres import PostgresServer
 
 KEY = bytes(range(32))
@@ -54,7 +55,9 @@ async def new_database(server: PostgresServer) -> str:
     name = f"bench_{uuid.uuid4().hex[:12]}"
     async with await psycopg.AsyncConnection.connect(server.superuser_dsn, autocommit=True) as c:
         await c.execute(f"CREATE DATABASE {name} OWNER aigw")
-    return server.dsn.replace("/coder?", f"/{name}?")
+    dsn = server.dsn.replace("/coder?", f"/{name}?")
+    prepare_coder_database(dsn, [KEY])  # as coderd leaves it (tools/devenv/coder_schema.py)
+    return dsn
 
 
 async def open_store(dsn: str) -> Store:
@@ -62,7 +65,6 @@ async def open_store(dsn: str) -> Store:
         Settings(
             database_url=dsn,
             encryption_keys=base64.b64encode(KEY).decode(),
-            schema_mode="create",
         )
     )
 

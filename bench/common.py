@@ -48,6 +48,7 @@ from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
 from aigateway_operator.store.cipher import KeyRing
+from tools.devenv.coder_schema import prepare_coder_database
 from tools.devenv.env import DevEnv
 from tools.devenv.helm import apply_manifests, render_chart
 from tools.devenv.procs import free_port
@@ -140,12 +141,15 @@ def install_finalizer_policy(api: client.ApiClient, namespace: str) -> None:
 
 
 def fresh_database(env: DevEnv) -> str:
-    """A new empty database owned by the test role; returns its DSN."""
+    """A new database owned by the test role, as coderd with :data:`KEY` leaves it (Coder's
+    schema, the key registered: ``tools/devenv/coder_schema.py``); returns its DSN."""
     assert env.postgres is not None
     name = f"bench_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(env.postgres.superuser_dsn, autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {name} OWNER aigw")
-    return env.postgres.dsn.replace("/coder?", f"/{name}?")
+    dsn = env.postgres.dsn.replace("/coder?", f"/{name}?")
+    prepare_coder_database(dsn, [KEY])
+    return dsn
 
 
 def parallel(fn: Callable[[Any], Any], items: Iterable[Any], threads: int = CREATE_THREADS) -> None:
@@ -364,7 +368,6 @@ class Operator:
         out.update(
             {
                 "AIGW_DATABASE_URL": self.database_url,
-                "AIGW_SCHEMA": "create",
                 "AIGW_ENCRYPTION_KEYS": KEY_B64,
                 "AIGW_NAMESPACES": self.namespace,
                 "AIGW_HEALTH_PORT": "0",
@@ -637,7 +640,6 @@ class PlainKopf:
         out.update(
             {
                 "AIGW_DATABASE_URL": self.database_url,
-                "AIGW_SCHEMA": "create",
                 "AIGW_ENCRYPTION_KEYS": KEY_B64,
                 "PYTHONUNBUFFERED": "1",
             }

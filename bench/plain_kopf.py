@@ -12,8 +12,8 @@ would write it in an afternoon from kopf's documentation.
 - kopf's default storages (diff-base and progress annotations on the object), kopf's
   default finalizer, kopf's default worker settings.
 
-Run: ``kopf run --standalone --namespace NS bench/plain_kopf.py`` with ``AIGW_DATABASE_URL``,
-``AIGW_ENCRYPTION_KEYS`` and ``AIGW_SCHEMA`` in the environment (``bench/common.py PlainKopf``).
+Run: ``kopf run --standalone --namespace NS bench/plain_kopf.py`` with ``AIGW_DATABASE_URL``
+and ``AIGW_ENCRYPTION_KEYS`` in the environment (``bench/common.py PlainKopf``).
 It is a benchmark contestant, not a second product: nothing imports it.
 """
 

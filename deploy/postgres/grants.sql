@@ -10,18 +10,13 @@
 -- Add -v coder_schema=<schema> when coderd's tables are not in "public". Run it again after
 -- a Coder upgrade that adds a table the operator uses (e.g. v2.34 -> v2.35: ai_gateway_keys).
 --
--- Per AIGW_SCHEMA mode:
---
--- * verify (production, the default): exactly the grants below, nothing more. The operator
---   never creates, alters or drops anything in Coder's schema, never writes dbcrypt_keys,
---   never hard-deletes a provider (it soft-deletes, as coderd does), and only inserts into
---   audit_logs. Its own bookkeeping lives in the schema aigateway_operator, created here;
---   the role gets USAGE and CREATE on it and creates and migrates its tables there at start
---   (it owns those tables). Instead of the CREATE SCHEMA at the end you may GRANT CREATE ON
---   DATABASE to the role; the operator then creates the schema itself at its first start.
--- * create (standalone development and test databases only): the operator creates Coder's
---   tables itself, so it runs as the database owner (CREATE on the database and on Coder's
---   schema, ownership of what it creates). This script is not used.
+-- Exactly the grants below, nothing more: coderd owns Coder's schema. The operator never
+-- creates, alters or drops anything in it (it only verifies it at start), never writes
+-- dbcrypt_keys, never hard-deletes a provider (it soft-deletes, as coderd does), and only
+-- inserts into audit_logs. Its own bookkeeping lives in the schema aigateway_operator, created
+-- here; the role gets USAGE and CREATE on it and creates and migrates its tables there at start
+-- (it owns those tables). Instead of the CREATE SCHEMA at the end you may GRANT CREATE ON
+-- DATABASE to the role; the operator then creates the schema itself at its first start.
 --
 -- PUBLIC's default privileges (CONNECT on the database, USAGE on schema public and on
 -- types) are not relied upon: everything the role uses is granted here explicitly.

@@ -20,17 +20,16 @@ import base64
 import binascii
 from enum import StrEnum
 from pathlib import Path
-from typing import Literal, Self
+from typing import Self
 from uuid import UUID
 
-from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, model_validator
+from pydantic import Field, PrivateAttr, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
     "AdmissionFailurePolicy",
     "ConfigError",
     "LogFormat",
-    "SchemaMode",
     "SecretAccess",
     "Settings",
     "parse_encryption_keys",
@@ -73,18 +72,6 @@ class LogFormat(StrEnum):
 
     TEXT = "text"
     JSON = "json"
-
-
-class SchemaMode(StrEnum):
-    """Who owns the database schema.
-
-    ``verify`` (production): coderd owns it; at start we only check that everything we rely on
-    exists and refuse to start otherwise. ``create`` (standalone dev/test): we create the
-    subset of Coder's schema we use, idempotently.
-    """
-
-    VERIFY = "verify"
-    CREATE = "create"
 
 
 def parse_encryption_keys(raw: str, source: str = "AIGW_ENCRYPTION_KEYS") -> tuple[bytes, ...]:
@@ -134,18 +121,10 @@ class Settings(BaseSettings):
     """coderd's key list (``AIGW_ENCRYPTION_KEYS``); empty/unset = plaintext."""
     encryption_keys_file: Path | None = None
     """File holding the key list (``AIGW_ENCRYPTION_KEYS_FILE``)."""
-    schema_mode: SchemaMode = Field(
-        default=SchemaMode.VERIFY,
-        validation_alias=AliasChoices("AIGW_SCHEMA", "schema_mode"),
-    )
-    """``AIGW_SCHEMA``: ``verify`` (default) or ``create``."""
     allow_plaintext: bool = False
     """``AIGW_ALLOW_PLAINTEXT``: without encryption keys, write API keys and settings in
     plaintext (NULL key ids) as coderd without keys does. Off by default: without keys the
     store refuses to start. Never used while coderd has an active ``dbcrypt_keys`` key."""
-    create_coder_version: Literal["v2.34", "v2.35", "v2.36"] = "v2.36"
-    """``AIGW_CREATE_CODER_VERSION``: the Coder release whose schema ``AIGW_SCHEMA=create``
-    builds (standalone dev/test databases; ignored in ``verify`` mode)."""
     audit_user_id: UUID = NIL_UUID
     """Actor recorded in ``audit_logs.user_id``; coderd has no user for an operator, so the
     default is the nil UUID. Point it at a dedicated Coder user to make entries attributable."""

@@ -8,10 +8,12 @@ its own words are typed below (:data:`DatabaseErrorKind`, :data:`ReconcileResult
 (they double every counter's series and nobody queries them).
 
 Per-object series (``aigw_status_condition``, ``aigw_last_sync_timestamp_seconds``) are
-dropped when the object goes. ``aigw_status_condition`` has the shape external-secrets and
-kube-state-metrics use (``{condition, status}``) but only the *current* status of each
-condition is exported, with value 1: one series per condition instead of three, which at
-10,000 objects is the difference between ~25 MB and ~80 MB of label sets.
+dropped when the object goes; which condition series an object has is kept on its record
+(``controllers.record``: :data:`Exported`), not in a map here. ``aigw_status_condition`` has
+the shape external-secrets and kube-state-metrics use (``{condition, status}``) but only the
+*current* status of each condition is exported, with value 1: one series per condition
+instead of three, which at 10,000 objects is the difference between ~25 MB and ~80 MB of
+label sets.
 """
 
 from __future__ import annotations
@@ -123,9 +125,17 @@ LAST_SYNC = Gauge(
 _STATUSES = ("True", "False", "Unknown")
 _server_lock = threading.Lock()
 _server_port: int | None = None
-_conditions_lock = threading.Lock()
-_current: dict[tuple[str, str, str, str], str] = {}
-"""(kind, namespace, name, condition) -> the status exported for it."""
+
+#: The ``(condition, status)`` pairs exported for one object, kept by the caller (the
+#: object's record). Each pair is shared by every object exporting it (:func:`_pair`).
+Exported = tuple[tuple[str, str], ...]
+_pairs: dict[tuple[str, str], tuple[str, str]] = {}
+"""One tuple per (condition, status) value: a handful in all, never per object."""
+
+
+def _pair(condition: str, status: str) -> tuple[str, str]:
+    key = (condition, status)
+    return _pairs.setdefault(key, key)
 
 
 def serve(port: int) -> bool:
@@ -149,29 +159,34 @@ def serve(port: int) -> bool:
 
 
 def set_conditions(
-    kind: str, namespace: str, name: str, conditions: Iterable[tuple[str, str]]
-) -> None:
-    """Export the current ``(condition, status)`` pairs of one object (value 1 each)."""
-    with _conditions_lock:
-        for condition, status in conditions:
-            key = (kind, namespace, name, condition)
-            before = _current.get(key)
-            if before == status:
-                continue
-            if before is not None:
-                with contextlib.suppress(KeyError):
-                    STATUS_CONDITION.remove(kind, namespace, name, condition, before)
-            STATUS_CONDITION.labels(kind, namespace, name, condition, status).set(1)
-            _current[key] = status
-
-
-def forget_object(kind: str, namespace: str, name: str) -> None:
-    """Drop a deleted object's series so they do not grow without bound."""
-    with _conditions_lock:
-        for key in [k for k in _current if k[:3] == (kind, namespace, name)]:
-            status = _current.pop(key)
+    kind: str,
+    namespace: str,
+    name: str,
+    conditions: Iterable[tuple[str, str]],
+    exported: Exported = (),
+) -> Exported:
+    """Export the current ``(condition, status)`` pairs of one object (value 1 each), given
+    what was ``exported`` for it before; what is exported now (conditions not named keep
+    their series)."""
+    now = dict(exported)
+    for condition, status in conditions:
+        before = now.get(condition)
+        if before == status:
+            continue
+        if before is not None:
             with contextlib.suppress(KeyError):
-                STATUS_CONDITION.remove(*key, status)
+                STATUS_CONDITION.remove(kind, namespace, name, condition, before)
+        STATUS_CONDITION.labels(kind, namespace, name, condition, status).set(1)
+        now[condition] = status
+    return tuple(_pair(c, s) for c, s in now.items())
+
+
+def forget_object(kind: str, namespace: str, name: str, exported: Exported) -> None:
+    """Drop a deleted object's series (``exported``: its condition series) so they do not grow
+    without bound."""
+    for condition, status in exported:
+        with contextlib.suppress(KeyError):
+            STATUS_CONDITION.remove(kind, namespace, name, condition, status)
     with contextlib.suppress(KeyError):
         LAST_SYNC.remove(kind, namespace, name)
 

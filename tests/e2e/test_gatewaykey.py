@@ -366,7 +366,6 @@ def store_of(op: OperatorProcess) -> Settings:
     return Settings(  # type: ignore[call-arg]
         database_url=op.database_url,
         encryption_keys=base64.b64encode(op.encryption_key).decode(),
-        schema_mode="create",
         instance_id=op.env.get("AIGW_INSTANCE_ID", "default"),
     )
 

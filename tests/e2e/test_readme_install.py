@@ -41,13 +41,12 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from aigateway_operator.store.cipher import Cipher
-from aigateway_operator.store.schema import create_schema
 from tests.support.gitops import remove_chart_crds
 from tests.support.operator import condition
 from tests.support.paths import repo_root
 from tests.support.readme import Block, exported_names, marked_blocks, section
 from tools.devenv.build import ensure_kubectl
+from tools.devenv.coder_schema import create_coder_schema, register_key
 from tools.devenv.env import DevEnv
 from tools.devenv.helm import ensure_helm
 from tools.devenv.images import BuiltImage
@@ -100,11 +99,8 @@ def coder_database(node: DevEnv) -> Iterator[tuple[str, bytes]]:
 
     async def build() -> None:
         async with await psycopg.AsyncConnection.connect(owner_dsn, autocommit=True) as conn:
-            await create_schema(conn, "v2.36")
-            await conn.execute(
-                "INSERT INTO dbcrypt_keys (number, active_key_digest, test) VALUES (1, %s, %s)",
-                (Cipher(key).digest, Cipher(key).encrypt(b"coder")),
-            )
+            await create_coder_schema(conn, "v2.36")
+            await register_key(conn, key)
 
     asyncio.run(build())
     try:

@@ -197,7 +197,7 @@ def test_wrong_encryption_key_fails_closed(
     wrong = operator_factory(
         database_url=right.database_url,
         encryption_key=wrong_key,
-        extra_env={"AIGW_SCHEMA": "verify"},
+        coderd_has_key=False,
     )
     # Make a change the wrong operator would otherwise write.
     custom(k8s_api).patch_namespaced_custom_object(

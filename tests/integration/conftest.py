@@ -16,6 +16,7 @@ import pytest
 from aigateway_operator.config import Settings
 from aigateway_operator.store import Store
 from tests.support.store import STORE_KEY_A, b64
+from tools.devenv.coder_schema import prepare_coder_database
 from tools.devenv.postgres import PostgresServer
 
 
@@ -36,14 +37,25 @@ async def store_dsn(postgres: PostgresServer) -> AsyncIterator[str]:
 
 @pytest.fixture
 def store_settings(store_dsn: str) -> Callable[..., Settings]:
-    """Build Settings for the test database: ``store_settings(keys=[...], mode=...)``."""
+    """Build Settings for the test database: ``store_settings(keys=[...], coderd=..., ...)``.
 
-    def make(keys: list[bytes] | None = None, mode: str = "create", **extra: Any) -> Settings:
+    ``coderd=True`` (the default) first makes the database what coderd ``release`` with
+    ``keys`` leaves (Coder's schema, the primary key registered in ``dbcrypt_keys``:
+    ``tools/devenv/coder_schema.py``, idempotent); ``coderd=False`` leaves it as it is.
+    """
+
+    def make(
+        keys: list[bytes] | None = None,
+        coderd: bool = True,
+        release: str = "v2.36",
+        **extra: Any,
+    ) -> Settings:
         ks = [STORE_KEY_A] if keys is None else keys
+        if coderd:
+            prepare_coder_database(store_dsn, ks[:1], release)
         return Settings(
             database_url=store_dsn,
             encryption_keys=",".join(b64(k) for k in ks),
-            schema_mode=mode,
             pool_min_size=1,
             pool_max_size=4,
             lock_timeout_ms=3000,
@@ -55,7 +67,7 @@ def store_settings(store_dsn: str) -> Callable[..., Settings]:
 
 @pytest.fixture
 async def store(store_settings: Callable[..., Settings]) -> AsyncIterator[Store]:
-    """A Store in ``create`` mode with key A as the only key."""
+    """A Store on Coder's v2.36 schema with key A (registered, as coderd does) as the only key."""
     s = await Store.open(store_settings())
     try:
         yield s

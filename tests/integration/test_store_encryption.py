@@ -52,26 +52,30 @@ async def key_ids(conn: psycopg.AsyncConnection[Any]) -> set[str | None]:
     return {r[0] for r in await cur.fetchall()}
 
 
-async def test_create_mode_registers_key_like_coderd(
-    store: Store, store_db: psycopg.AsyncConnection[Any]
+async def test_the_key_coderd_registered_is_proven_not_registered_again(
+    store: Store, store_settings: Callable[..., Settings], store_db: psycopg.AsyncConnection[Any]
 ) -> None:
+    """The environment registers key A as coderd does (``coder_schema``); the store proves it
+    and opening again adds nothing."""
+    second = await Store.open(store_settings(coderd=False))
+    await second.close()
     cur = await store_db.execute("SELECT number, active_key_digest, test FROM dbcrypt_keys")
     rows = await cur.fetchall()
     assert len(rows) == 1
     number, digest, test = rows[0]
     assert (number, digest) == (1, key_digest(STORE_KEY_A))
     assert Cipher(STORE_KEY_A).decrypt(test) == b"coder"
-    assert store.key_status.registered
+    assert store.key_status.active_digests == (key_digest(STORE_KEY_A),)
 
 
-async def test_verify_mode_never_inserts_a_key_and_fails_closed(
+async def test_the_store_never_inserts_a_key_and_fails_closed(
     store: Store, store_settings: Callable[..., Settings], store_dsn: str
 ) -> None:
     """coderd has key A; the operator is given key B: refuse, name digests, write nothing."""
     await store.upsert_provider(DESIRED, OWNER)  # something there to be touched
     before = table_versions(store_dsn)
     with pytest.raises(EncryptionKeyMismatch) as info:
-        await Store.open(store_settings(keys=[STORE_KEY_B], mode="verify"))
+        await Store.open(store_settings(keys=[STORE_KEY_B], coderd=False))
     text = str(info.value)
     assert key_digest(STORE_KEY_B) in text
     assert key_digest(STORE_KEY_A) in text
@@ -87,7 +91,7 @@ async def test_same_digest_different_key_is_refused(
         "UPDATE dbcrypt_keys SET test = %s", (Cipher(STORE_KEY_C).encrypt(b"coder"),)
     )
     with pytest.raises(EncryptionKeyMismatch, match="different key"):
-        await Store.open(store_settings(mode="verify"))
+        await Store.open(store_settings(coderd=False))
 
 
 async def test_revoked_primary_is_refused(
@@ -98,7 +102,7 @@ async def test_revoked_primary_is_refused(
         "active_key_digest = NULL, revoked_at = now()"
     )
     with pytest.raises(EncryptionKeyMismatch, match="revoked"):
-        await Store.open(store_settings(mode="create"))
+        await Store.open(store_settings())
 
 
 async def test_key_revoked_after_start_stops_writes(
@@ -207,8 +211,8 @@ async def test_rows_under_an_unknown_key_fail_closed(
     finally:
         await only_b.close()
     after = table_versions(store_dsn)
-    # Opening with key B registered it (create mode: one new dbcrypt_keys row, the old one
-    # untouched); the refused write changed nothing anywhere.
+    # coderd registering key B (the fixture plays it: one new dbcrypt_keys row, the old one
+    # untouched) is the only change; the refused write changed nothing anywhere.
     assert set(before["dbcrypt_keys"]) < set(after["dbcrypt_keys"])
     assert len(after["dbcrypt_keys"]) == len(before["dbcrypt_keys"]) + 1
     del before["dbcrypt_keys"], after["dbcrypt_keys"]
@@ -235,7 +239,7 @@ async def test_without_keys_while_coderd_encrypts_the_store_does_not_start(
 ) -> None:
     """coderd has key A active (the ``store`` fixture registered it, as coderd does)."""
     with pytest.raises(PlaintextRefused) as info:
-        await Store.open(store_settings(keys=[], mode="verify"))
+        await Store.open(store_settings(keys=[], coderd=False))
     text = str(info.value) + repr(info.value)
     assert info.value.active_digests == (key_digest(STORE_KEY_A),)
     assert key_digest(STORE_KEY_A) in text
@@ -246,7 +250,7 @@ async def test_without_keys_while_coderd_encrypts_the_store_does_not_start(
 async def test_choosing_plaintext_never_writes_a_secret_while_coderd_encrypts(
     store: Store, store_settings: Callable[..., Settings], store_db: psycopg.AsyncConnection[Any]
 ) -> None:
-    plain = await Store.open(store_settings(keys=[], mode="verify", allow_plaintext=True))
+    plain = await Store.open(store_settings(keys=[], coderd=False, allow_plaintext=True))
     try:
         before = await count(store_db, "ai_providers")
         for desired in (DESIRED, BEDROCK):

@@ -394,7 +394,7 @@ async def test_heartbeat_is_none_without_the_column(
         "ALTER TABLE ai_gateway_keys RENAME COLUMN last_heartbeat_at TO last_used_at"
     )
     await store_db.execute("UPDATE schema_migrations SET version = 520")
-    old = await Store.open(store_settings(mode="verify"))
+    old = await Store.open(store_settings(coderd=False))
     try:
         assert not old.capabilities.has_heartbeat
         await issue(old, A, "gw-a")

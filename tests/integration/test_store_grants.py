@@ -30,9 +30,8 @@ from aigateway_operator.store import (
     Store,
     generate_gateway_secret,
 )
-from aigateway_operator.store.cipher import Cipher
-from aigateway_operator.store.schema import create_schema
 from tests.support.store import STORE_KEY_A, b64, fetch
+from tools.devenv.coder_schema import create_coder_schema, register_key
 from tools.devenv.postgres import PostgresServer, pg_bindir
 
 pytestmark = pytest.mark.integration
@@ -53,7 +52,6 @@ class Role:
         return Settings(
             database_url=self.dsn,
             encryption_keys=b64(STORE_KEY_A),
-            schema_mode="verify",
             pool_min_size=1,
             pool_max_size=2,
             lock_timeout_ms=3000,
@@ -91,11 +89,8 @@ async def coder_like_database(owner_dsn: str, version: str = "v2.36") -> None:
     """Coder's schema as coderd leaves it: built by its owner, our key registered by coderd,
     and no PUBLIC defaults to lean on."""
     async with await psycopg.AsyncConnection.connect(owner_dsn, autocommit=True) as conn:
-        await create_schema(conn, version)
-        await conn.execute(
-            "INSERT INTO dbcrypt_keys (number, active_key_digest, test) VALUES (1, %s, %s)",
-            (Cipher(STORE_KEY_A).digest, Cipher(STORE_KEY_A).encrypt(b"coder")),
-        )
+        await create_coder_schema(conn, version)
+        await register_key(conn, STORE_KEY_A)
         database = conninfo_to_dict(owner_dsn)["dbname"]
         await conn.execute(f'REVOKE CONNECT ON DATABASE "{database}" FROM PUBLIC')
         await conn.execute("REVOKE ALL ON SCHEMA public FROM PUBLIC")

@@ -42,7 +42,7 @@ async def test_replicas_starting_together_migrate_once(
     first = await Store.open(store_settings())
     await first.close()
     await store_db.execute("DROP SCHEMA aigateway_operator CASCADE")
-    stores = await asyncio.gather(*(Store.open(store_settings(mode="verify")) for _ in range(3)))
+    stores = await asyncio.gather(*(Store.open(store_settings(coderd=False)) for _ in range(3)))
     for s in stores:
         await s.close()
     assert await fetch(store_db, "SELECT version FROM aigateway_operator.migrations") == MIGRATED

@@ -410,7 +410,6 @@ async def test_writes_take_advisory_lock_10(store: Store, store_dsn: str) -> Non
                 database_url=store_dsn,
                 encryption_keys=None,
                 allow_plaintext=True,
-                schema_mode="create",
                 lock_timeout_ms=200,
             )
         )
@@ -534,11 +533,7 @@ async def test_no_secret_in_any_exception_message(
     await attempt(store.upsert_provider(openai(K2), OWNER))
     dsn = store_settings().require_database_url()
     password = dsn.split(":")[2].split("@")[0]
-    await attempt(
-        Store.open(
-            Settings(database_url=dsn.replace(password, "wrong-" + password), schema_mode="create")
-        )
-    )
+    await attempt(Store.open(Settings(database_url=dsn.replace(password, "wrong-" + password))))
     assert len(errors) == 6
     for exc in errors:
         text = str(exc) + repr(exc) + str(exc.__cause__ or "") + str(exc.__context__ or "")

@@ -1,4 +1,5 @@
-"""Schema create/verify on a real Postgres 15: Coder versions, their shapes, capabilities."""
+"""Coder's schema on a real Postgres 15, as the environment builds it for each Coder release
+(``tools/devenv/coder_schema.py``) and as the store verifies it: shapes, capabilities."""
 
 from __future__ import annotations
 
@@ -35,9 +36,9 @@ async def test_create_is_idempotent_and_passes_verify(
     store_settings: Callable[..., Settings], store_db: psycopg.AsyncConnection[Any]
 ) -> None:
     for _ in range(2):
-        s = await Store.open(store_settings(mode="create"))
+        s = await Store.open(store_settings())
         await s.close()
-    s = await Store.open(store_settings(mode="verify"))
+    s = await Store.open(store_settings(coderd=False))
     try:
         caps = await s.check_schema()
         assert (caps.has_icon, caps.has_heartbeat, caps.has_audit) == (True, True, True)
@@ -84,7 +85,7 @@ async def test_verify_on_a_database_without_schema_migrations_says_so(
     store_settings: Callable[..., Settings],
 ) -> None:
     with pytest.raises(SchemaMismatch) as info:
-        await Store.open(store_settings(mode="verify"))
+        await Store.open(store_settings(coderd=False))
     assert "table schema_migrations (Coder's schema migration version)" in str(info.value)
 
 
@@ -96,7 +97,7 @@ async def test_verify_on_an_empty_v236_database_lists_everything(
     )
     await store_db.execute("INSERT INTO schema_migrations VALUES (551, false)")
     with pytest.raises(SchemaMismatch) as info:
-        await Store.open(store_settings(mode="verify"))
+        await Store.open(store_settings(coderd=False))
     text = str(info.value)
     for item in (
         "table dbcrypt_keys",
@@ -135,7 +136,7 @@ async def test_verify_refuses_a_schema_missing_something(
 ) -> None:
     await store_db.execute(ddl)
     with pytest.raises(SchemaMismatch) as info:
-        await Store.open(store_settings(mode="verify"))
+        await Store.open(store_settings(coderd=False))
     assert listed in str(info.value)
     assert any(listed in m for m in info.value.missing)
 
@@ -144,7 +145,7 @@ async def test_audit_logs_are_optional(
     store: Store, store_settings: Callable[..., Settings], store_db: psycopg.AsyncConnection[Any]
 ) -> None:
     await store_db.execute("DROP TABLE audit_logs")
-    s = await Store.open(store_settings(mode="verify"))
+    s = await Store.open(store_settings(coderd=False))
     try:
         assert not s.capabilities.has_audit
         r = await s.upsert_provider(
@@ -172,7 +173,7 @@ async def test_create_builds_the_shape_of_each_coder_version(
     gateway_keys: bool,
     heartbeat: bool,
 ) -> None:
-    created = await Store.open(store_settings(mode="create", create_coder_version=version))
+    created = await Store.open(store_settings(release=version))
     await created.close()
     rows = await fetch(
         store_db,
@@ -181,7 +182,7 @@ async def test_create_builds_the_shape_of_each_coder_version(
     )
     assert rows == [(gateway_keys, icon)]
     # The same database in production mode: the version decides what is required.
-    s = await Store.open(store_settings(mode="verify"))
+    s = await Store.open(store_settings(coderd=False))
     try:
         caps = s.capabilities
         assert s.coder_version.release.label == version
@@ -220,7 +221,7 @@ async def test_create_writes_the_comments_coderds_schema_has(
     """pg_description of a created schema equals coderd's for each release: every table,
     column and type comment its migrations write, none they do not (twice: idempotent)."""
     for _ in range(2):
-        created = await Store.open(store_settings(mode="create", create_coder_version=version))
+        created = await Store.open(store_settings(release=version))
         await created.close()
         rows = await fetch(store_db, COMMENTS_QUERY)
         assert {(kind, name): text for kind, name, text in rows} == (
@@ -234,14 +235,14 @@ async def test_verify_does_not_require_coderds_comments(
     for kind, name, _ in await fetch(store_db, COMMENTS_QUERY):
         await store_db.execute(f"COMMENT ON {kind.upper()} {name} IS NULL")  # type: ignore[arg-type]
     assert await fetch(store_db, COMMENTS_QUERY) == []
-    s = await Store.open(store_settings(mode="verify"))
+    s = await Store.open(store_settings(coderd=False))
     await s.close()
 
 
 async def test_coder_v234_has_no_gateway_keys_and_no_role_arn(
     store_settings: Callable[..., Settings],
 ) -> None:
-    s = await Store.open(store_settings(create_coder_version="v2.34"))
+    s = await Store.open(store_settings(release="v2.34"))
     try:
         with pytest.raises(NotSupportedByCoder, match=r"v2\.35 or later.*v2\.34"):
             await s.begin_gateway_key(
@@ -271,7 +272,7 @@ async def test_coder_v235_gets_only_the_settings_fields_it_reads(
 ) -> None:
     """v2.35 reads role_arn but not external_id or protocol: no external id is generated,
     ``invoke-model`` (the default) is left out, ``mantle`` is refused."""
-    s = await Store.open(store_settings(create_coder_version="v2.35"))
+    s = await Store.open(store_settings(release="v2.35"))
     role = "arn:aws:iam::123456789012:role/R"
     try:
         r = await s.upsert_provider(
@@ -320,7 +321,7 @@ async def test_a_coder_older_than_supported_or_dirty_refuses_to_start(
         "UPDATE schema_migrations SET version = %s, dirty = %s", (version, dirty)
     )
     with pytest.raises(SchemaMismatch) as info:
-        await Store.open(store_settings(mode="verify"))
+        await Store.open(store_settings(coderd=False))
     assert named in str(info.value)
 
 
@@ -335,7 +336,7 @@ async def test_a_newer_coder_starts_warns_once_and_writes_what_it_knows(
     await store_db.execute("ALTER TABLE ai_providers ADD COLUMN future_flag boolean DEFAULT true")
     await store_db.execute("ALTER TYPE ai_provider_type ADD VALUE 'bedrock-mantle'")
     caplog.set_level(logging.WARNING, logger="aigateway_operator.store.core")
-    s = await Store.open(store_settings(mode="verify"))
+    s = await Store.open(store_settings(coderd=False))
     try:
         assert s.coder_version.newer_than_known
         assert s.coder_version.migration == 612
@@ -368,7 +369,6 @@ async def test_unreachable_database_is_retryable_and_hides_password(
     password = dsn.split(":")[2].split("@")[0]
     bad = Settings(
         database_url=dsn.replace(dsn.split("@")[1].split("/")[0], "127.0.0.1:1"),
-        schema_mode="create",
         connect_timeout_s=2,
     )
     with pytest.raises(StoreUnavailable) as info:

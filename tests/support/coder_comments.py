@@ -1,7 +1,7 @@
-"""The comments coderd's schema carries on the objects ``AIGW_SCHEMA=create`` builds.
+"""The comments coderd's schema carries on the objects ``tools/devenv/coder_schema.py`` builds.
 
 Written down from coder/coder (``coderd/database/migrations/`` and ``dump.sql``) for the
-tests, on purpose apart from ``aigateway_operator.store.schema.CODER_COMMENTS``: a test that
+tests, on purpose apart from ``tools.devenv.coder_schema.CODER_COMMENTS``: a test that
 compared the created schema with the constants that created it would prove nothing.
 
 Keys are ``("table", name)``, ``("column", "table.column")`` or ``("type", name)``; an object
@@ -82,7 +82,7 @@ _GATEWAY_KEYS: dict[CommentKey, str] = {
     ),
 }
 
-#: Every comment in Coder's schema on the objects create mode builds, per Coder release.
+#: Every comment in Coder's schema on the objects ``coder_schema`` builds, per Coder release.
 CODER_COMMENTS_BY_RELEASE: dict[str, dict[CommentKey, str]] = {
     "v2.34": {**_DBCRYPT, **_AUDIT, **_PROVIDERS},
     "v2.35": {**_DBCRYPT, **_AUDIT, **_PROVIDERS, **_GATEWAY_KEYS},

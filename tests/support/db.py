@@ -63,8 +63,8 @@ def table_versions(dsn: str) -> TableVersions:
 
 
 def tables_exist(dsn: str) -> bool:
-    """Whether every table in :data:`OPERATOR_TABLES` exists (the operator creates them at
-    start with ``AIGW_SCHEMA=create``)."""
+    """Whether every table in :data:`OPERATOR_TABLES` exists (Coder's, built by the test
+    environment as coderd would; the operator's own, created by the operator at start)."""
     with psycopg.connect(dsn) as conn:
         for table in OPERATOR_TABLES:
             row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (table,)).fetchone()

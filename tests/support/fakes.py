@@ -1,7 +1,8 @@
 """In-memory stand-ins for the store and the Secret API, keeping their contracts, for unit
 tests of both kinds' passes (the real store is tested on Postgres in tests/integration;
 ``tests/integration/test_store_contract.py`` runs the same claim scenarios against
-:class:`FakeProviderStore` and the real store, so the fake's rules are the store's).
+:class:`FakeProviderStore` and the real store, so the fake's rules are the store's; the claim
+rule itself is the store's own ``store.claim.claim``, called by both).
 
 - :class:`FakeSecrets`: read/write/delete Secrets with resourceVersions, as the API server.
 - :class:`FakeGatewayKeyStore`: ownership records per owner identity, the journal (begin,
@@ -52,7 +53,6 @@ from aigateway_operator.store import (
     HostnamePeers,
     IssuedGatewayKey,
     KeyRef,
-    NameConflict,
     NameTaken,
     OwnerPolicy,
     OwnerRef,
@@ -67,13 +67,12 @@ from aigateway_operator.store import (
     StoredProvider,
     StoreError,
     StoreUnavailable,
-    TypeMismatch,
     VerificationRecord,
     default_base_url,
-    held_by,
     provider_row_id,
     retiring_name,
 )
+from aigateway_operator.store.claim import Claim, NameHolder, claim
 from aigateway_operator.store.gateway_keys import describe_holder
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
@@ -665,21 +664,19 @@ class FakeProviderStore(ActorBook):
             if row is not None and (not row.deleted or row.owner is not None):
                 row = None
         holder = self._live(desired.name)
-        if row is not None and not row.deleted:
-            if holder is not None and holder is not row:
-                raise NameTaken("AI provider", desired.name, "cannot rename the provider to it")
-            return row, "update"
-        if holder is not None:
-            if holder.owner is not None:
-                raise NameTaken(
-                    "AI provider", desired.name, holder=held_by(holder.owner, owner.instance)
-                )
-            if not adopt:
-                raise NameConflict(desired.name, str(holder.id))
-            if holder.desired.type != desired.type:
-                raise TypeMismatch(desired.name, holder.desired.type.value, desired.type.value)
-            return holder, "adopt"
-        return row, ("revive" if row is not None else "create")
+        if holder is row:
+            holder = None  # the store's holder is another row than the owner's own
+        taken = claim(  # the store's own rule, not a copy of it
+            ours_deleted=None if row is None else row.deleted,
+            holder=None
+            if holder is None
+            else NameHolder(holder.id, holder.desired.type.value, holder.owner),
+            name=desired.name,
+            type_=desired.type,
+            owner=owner,
+            adopt=adopt,
+        )
+        return (holder if taken is Claim.ADOPT else row), taken.value
 
     async def upsert_provider(
         self,

@@ -23,6 +23,7 @@ import pytest
 from aigateway_operator.config import Settings
 from aigateway_operator.operator import main
 from tests.support.operator import fresh_database
+from tools.devenv.coder_schema import prepare_coder_database
 
 __all__ = ["InProcess", "inprocess_settings", "k8s_ref_name", "open_sockets", "running"]
 
@@ -100,14 +101,16 @@ def inprocess_settings(
     values: dict[str, Any] = {
         "database_url": fresh_database(postgres),
         "encryption_keys": base64.b64encode(secrets.token_bytes(32)).decode(),
-        "schema_mode": "create",
         "namespaces": namespace,
         "health_port": 0,
         "metrics_port": 0,
         "drift_debounce_s": 0.1,
     }
     values.update(overrides)
-    return Settings(**values)
+    settings = Settings(**values)
+    # coderd has the operator's primary key registered (tools/devenv/coder_schema.py).
+    prepare_coder_database(settings.require_database_url(), settings.encryption_key_bytes()[:1])
+    return settings
 
 
 def k8s_ref_name(record: Any) -> str | None:

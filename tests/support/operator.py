@@ -28,6 +28,7 @@ from kubernetes import client
 
 from tests.support.metrics import scrape
 from tests.support.wait import wait_for
+from tools.devenv.coder_schema import prepare_coder_database
 from tools.devenv.postgres import PostgresServer
 from tools.devenv.procs import free_port
 from tools.devenv.sts import StsServer
@@ -204,11 +205,14 @@ def kill_storm(
 
 
 def fresh_database(postgres: PostgresServer) -> str:
-    """A new, empty database (owned by the test role) and its DSN."""
+    """A new database (owned by the test role) with Coder's schema, as coderd leaves it
+    (``tools/devenv/coder_schema.py``; no key registered yet), and its DSN."""
     name = f"op_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(postgres.superuser_dsn, autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {name} OWNER aigw")
-    return postgres.dsn.replace("/coder?", f"/{name}?")
+    dsn = postgres.dsn.replace("/coder?", f"/{name}?")
+    prepare_coder_database(dsn)
+    return dsn
 
 
 def operator_env(
@@ -222,7 +226,6 @@ def operator_env(
         {
             "KUBECONFIG": str(kubeconfig),
             "AIGW_DATABASE_URL": dsn,
-            "AIGW_SCHEMA": "create",
             "AIGW_ENCRYPTION_KEYS": base64.b64encode(key).decode(),
             "AIGW_HEALTH_PORT": "0",
             # Several operators share this host (pods would not): no fixed ports.
@@ -256,9 +259,12 @@ def operator_factory(
         namespaces: list[str] | None = None,
         args: tuple[str, ...] = (),
         metrics: bool = False,
+        coderd_has_key: bool = True,
     ) -> OperatorProcess:
         """``args`` go to ``aigateway-operator run`` (``--verbose``); ``metrics`` serves
-        /metrics on a free port (:meth:`OperatorProcess.metrics`)."""
+        /metrics on a free port (:meth:`OperatorProcess.metrics`). ``coderd_has_key``: the
+        operator's primary key is registered in ``dbcrypt_keys`` first, as coderd registers
+        the key it is given (False: the operator gets a key coderd does not have)."""
         key = encryption_key or secrets.token_bytes(32)
         dsn = database_url or fresh_database(postgres)
         env = operator_env(kubeconfig, sts, dsn, key, namespaces or [namespace])
@@ -266,6 +272,9 @@ def operator_factory(
         if port is not None:
             env["AIGW_METRICS_PORT"] = str(port)
         env.update(extra_env or {})
+        if coderd_has_key and env.get("AIGW_ENCRYPTION_KEYS"):
+            primary = base64.b64decode(env["AIGW_ENCRYPTION_KEYS"].split(",")[0])
+            prepare_coder_database(dsn, [primary])
         op = OperatorProcess(
             env=env,
             log_path=tmp_path / f"operator-{len(started)}.log",

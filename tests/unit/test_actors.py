@@ -408,5 +408,5 @@ async def test_the_requester_is_read_once_per_pass_and_never_when_the_store_is_d
     await w.reconcile()
     assert w.store.lookups == 1
     w.store.fail_with = StoreUnavailable("connection refused")
-    actor = await actors.spec_actor(w.wiring, w.ident(), w.spec)
+    actor = await actors.spec_actor(w.wiring, w.ident(), actors.spec_digest(w.spec))
     assert actor == Actor.unknown("the admission record could not be read")

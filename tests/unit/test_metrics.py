@@ -54,12 +54,15 @@ def series(name: str) -> set[tuple[str, ...]]:
 
 
 def test_status_condition_exports_the_current_status_only() -> None:
-    metrics.set_conditions("AIProvider", "ns", "obj", [("Ready", "True"), ("Synced", "False")])
+    exported = metrics.set_conditions(
+        "AIProvider", "ns", "obj", [("Ready", "True"), ("Synced", "False")]
+    )
     assert series("obj") == {("Ready", "True"), ("Synced", "False")}
-    metrics.set_conditions("AIProvider", "ns", "obj", [("Ready", "False")])
+    exported = metrics.set_conditions("AIProvider", "ns", "obj", [("Ready", "False")], exported)
     assert series("obj") == {("Ready", "False"), ("Synced", "False")}
+    assert set(exported) == {("Ready", "False"), ("Synced", "False")}  # what the record keeps
     metrics.LAST_SYNC.labels("AIProvider", "ns", "obj").set(1.0)
-    metrics.forget_object("AIProvider", "ns", "obj")
+    metrics.forget_object("AIProvider", "ns", "obj", exported)
     assert series("obj") == set()
     assert all(
         s.labels.get("name") != "obj" for m in metrics.LAST_SYNC.collect() for s in m.samples

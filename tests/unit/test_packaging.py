@@ -71,7 +71,7 @@ def test_no_product_module_imports_the_tools_at_runtime() -> None:
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     loaded = json.loads(proc.stdout)
-    assert "aigateway_operator.operator.aiprovider" in loaded  # the probe really walked the package
+    assert "aigateway_operator.operator.handlers" in loaded  # the probe really walked the package
     assert [
         m for m in loaded if m == "tools" or m.startswith(("tools.", "aigateway_operator.devenv"))
     ] == []

@@ -63,3 +63,23 @@ def test_an_object_that_cannot_be_acted_on_is_known_but_claims_no_name() -> None
     idx.update(provider_reading("u2", "ns", "broken", {"type": "nope"}, "t2"))
     assert idx.has("ns", "broken")
     assert idx.claims("broken") == []
+
+
+def test_a_key_shared_then_left_again_leaves_no_entry_behind() -> None:
+    """One object under a key, then three, then none: the answers follow, and nothing of a
+    removed object stays (one uid is kept bare, several in a set)."""
+    idx = ProviderIndex()
+    for uid in ("u1", "u2", "u3"):
+        idx.update(provider_reading(uid, "ns", uid, spec("s1", provider_name="same"), "t"))
+    assert idx.referencing("ns", "s1") == ["u1", "u2", "u3"]
+    assert sorted(c.uid for c in idx.claims("same")) == ["u1", "u2", "u3"]
+    idx.remove("u2")
+    idx.remove("u3")
+    assert idx.referencing("ns", "s1") == ["u1"]
+    assert [c.uid for c in idx.claims("same")] == ["u1"]
+    idx.update(provider_reading("u1", "ns", "u1", spec("s1", provider_name="same"), "t"))
+    assert idx.referencing("ns", "s1") == ["u1"]  # re-indexing the same object: still one
+    idx.remove("u1")
+    assert idx.referencing("ns", "s1") == []
+    assert idx.claims("same") == []
+    assert (idx._by_uid, idx._by_secret, idx._by_name) == ({}, {}, {})

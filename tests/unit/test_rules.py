@@ -7,7 +7,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import SecretBytes, SecretStr
 
-from aigateway_operator.api import AWSCredentialsSecretRef, Reason, SecretKeyRef
+from aigateway_operator.api import AIProviderSpec, Reason
+from aigateway_operator.controllers.aiprovider.secrets import ProviderSecretRefs
+from aigateway_operator.credentials import SecretRef
 from aigateway_operator.validation import (
     MAX_SECRET_VALUE_BYTES,
     Finding,
@@ -22,8 +24,9 @@ GOOD = "sk-ant-api03-0123456789abcdefABCDEF"
 OTHER = "sk-proj-9876543210zyxwvuZYXWVU"
 
 
-def ref(name: str, key: str = "api-key") -> SecretKeyRef:
-    return SecretKeyRef(name=name, key=key)
+def ref(name: str, key: str = "api-key", field: str = "spec.x") -> SecretRef:
+    """A reference as the pass resolves it (the checks take it as it is)."""
+    return SecretRef(field, name, key)
 
 
 def assert_no_value(findings: list[Finding], *values: str) -> None:
@@ -91,19 +94,30 @@ def test_duplicates_name_both_entries_but_not_the_value() -> None:
 
 
 def test_generic_text_check() -> None:
-    assert check_secret_text(ref("a"), "spec.x", "fine") == []
-    (finding,) = check_secret_text(ref("a"), "spec.x", "\tbad")
+    assert check_secret_text(ref("a", field="spec.x"), "fine") == []
+    (finding,) = check_secret_text(ref("a", field="spec.x"), "\tbad")
     assert finding.field == "spec.x"
 
 
-AWS_REF = AWSCredentialsSecretRef(name="aws")
+def _aws_refs() -> tuple[SecretRef, SecretRef]:
+    """The references of a Bedrock spec, built as the pass builds them (its reading)."""
+    bedrock = {"region": "us-east-1", "credentialsSecretRef": {"name": "aws"}}
+    refs = ProviderSecretRefs.of(AIProviderSpec.from_body({"type": "bedrock", "bedrock": bedrock}))
+    assert refs.access_key_id is not None
+    assert refs.secret_access_key is not None
+    return refs.access_key_id, refs.secret_access_key
+
+
+AWS_ID, AWS_SECRET = _aws_refs()
 AKID = "AKIAIOSFODNN7EXAMPLE"
 SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 
 
 def test_aws_static_credentials_accept_real_shapes() -> None:
-    assert check_aws_static_credentials(AWS_REF, AKID, SECRET) == []
-    assert check_aws_static_credentials(AWS_REF, AKID.encode(), SecretStr(SECRET)) == []
+    assert check_aws_static_credentials((AWS_ID, AKID), (AWS_SECRET, SECRET)) == []
+    assert (
+        check_aws_static_credentials((AWS_ID, AKID.encode()), (AWS_SECRET, SecretStr(SECRET))) == []
+    )
 
 
 @pytest.mark.parametrize(
@@ -120,7 +134,7 @@ def test_aws_static_credentials_accept_real_shapes() -> None:
 def test_aws_static_credentials_findings(
     akid: str, secret: str, fields: list[str], problem: str
 ) -> None:
-    findings = check_aws_static_credentials(AWS_REF, akid, secret)
+    findings = check_aws_static_credentials((AWS_ID, akid), (AWS_SECRET, secret))
     assert [f.field for f in findings] == [
         f"spec.bedrock.credentialsSecretRef.{name}" for name in fields
     ]

@@ -18,6 +18,7 @@ import pytest
 from aigateway_operator.api.common import Condition, ConditionStatus, ConditionType, Reason
 from aigateway_operator.api.identity import AIPROVIDER, FINALIZER
 from aigateway_operator.config import LogFormat, Settings
+from aigateway_operator.controllers.record import ObjectRecord
 from aigateway_operator.controllers.runner import Body, Runner
 from aigateway_operator.controllers.shared import Event, ObjectIdentity, PassOutcome
 from aigateway_operator.controllers.wiring import Wiring
@@ -71,8 +72,14 @@ class FakeKind:
     def __post_init__(self) -> None:
         self.gate.set()
 
-    async def reconcile(self, body: Body) -> PassOutcome:
-        self.passes.append(body["metadata"]["name"])
+    def new_part(self) -> None:
+        return None
+
+    async def reconcile(
+        self, body: Body, ident: ObjectIdentity, record: ObjectRecord[None]
+    ) -> PassOutcome:
+        assert ident.name == body["metadata"]["name"] == record.name
+        self.passes.append(ident.name)
         self.running += 1
         self.most_at_once = max(self.most_at_once, self.running)
         try:
@@ -88,14 +95,17 @@ class FakeKind:
             return PassOutcome({})
         return PassOutcome({"ready": True}, [Event.normal("Created", "made")])
 
-    async def finalize(self, body: Body) -> PassOutcome:
-        self.finalized.append(body["metadata"]["name"])
+    async def finalize(
+        self, body: Body, ident: ObjectIdentity, record: ObjectRecord[None]
+    ) -> PassOutcome:
+        assert ident.name == body["metadata"]["name"] == record.name
+        self.finalized.append(ident.name)
         return self.finalize_outcome
 
     def observed(self, event_type: str | None, body: Any) -> None:
         return None
 
-    def forget(self, ident: ObjectIdentity, lock: asyncio.Lock | None) -> None:
+    def forget(self, ident: ObjectIdentity, record: ObjectRecord[None] | None) -> None:
         self.forgotten.append(ident.name)
 
 
@@ -121,7 +131,7 @@ class Rig:
     kind: FakeKind
     kube: FakeKube
     events: FakeEvents
-    runner: Runner
+    runner: Runner[None]
     stop: bool = False
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -138,7 +148,7 @@ class Rig:
 
     async def settled(self, *uids: str) -> None:
         """Every named daemon has started and the passes it began have finished: a daemon
-        makes its slot and starts its first pass in one step, so once it is known, draining
+        makes its record and starts its first pass in one step, so once it is known, draining
         what is in flight leaves nothing that could still run (a wait on a condition, not a
         sleep)."""
         await self.until(lambda: set(uids) <= self.runner.serving(), "the daemons to start")
@@ -146,7 +156,7 @@ class Rig:
 
     def woken(self, uid: str) -> bool:
         """Whether something has woken the daemon of ``uid`` for another pass."""
-        return self.runner._slots[uid].wake.is_set()
+        return self.runner.records[uid].woken
 
     async def close(self) -> None:
         self.stop = True
@@ -159,7 +169,7 @@ def make_rig(
     body: Body | None = None,
     workers: int = 4,
     resync_s: float = 600,
-    on_stop: Callable[[str], None] | None = None,
+    on_stop: Callable[[ObjectRecord[None]], None] | None = None,
 ) -> Rig:
     kind = FakeKind()
     kube = FakeKube(body if body is not None else obj())
@@ -173,7 +183,9 @@ def make_rig(
         fingerprint_key=b"k",
         clock=lambda: T0,
     )
-    runner = Runner(kind, wiring, asyncio.Semaphore(workers), resync_s=resync_s, on_stop=on_stop)
+    runner: Runner[None] = Runner(
+        kind, wiring, asyncio.Semaphore(workers), resync_s=resync_s, on_stop=on_stop
+    )
     return Rig(kind, kube, events, runner)
 
 
@@ -235,18 +247,18 @@ async def test_no_pass_writes_before_our_finalizer_is_on_the_object() -> None:
 async def test_transient_failures_back_off_exponentially_then_reset(rig: Rig) -> None:
     retry = PassOutcome({}, retry_after=1.0, retry_message="database down")
     delays = []
-    slot = rig.runner._slot("u1")
-    slot.live = rig.kube.body
+    record = rig.runner._record("u1", rig.kube.body["metadata"])
+    record.live = rig.kube.body
     for _ in range(4):
         rig.kind.script.append(retry)
-        delays.append(await rig.runner._pass(slot))
+        delays.append(await rig.runner._pass(record))
     assert delays == [1.0, 2.0, 4.0, 8.0]
     rig.kind.script.append(RuntimeError("bug"))
-    assert await rig.runner._pass(slot) == 32.0  # unexpected errors back off from 2 s
-    ok = await rig.runner._pass(slot)
+    assert await rig.runner._pass(record) == 32.0  # unexpected errors back off from 2 s
+    ok = await rig.runner._pass(record)
     assert 540 <= ok <= 660  # success: the jittered resync, and the backoff starts over
     rig.kind.script.append(retry)
-    assert await rig.runner._pass(slot) == 1.0
+    assert await rig.runner._pass(record) == 1.0
 
 
 def refused() -> PassOutcome:
@@ -286,11 +298,11 @@ async def test_a_json_pass_line_carries_the_object_and_the_reason_as_fields(
         (handler,) = set(logging.getLogger().handlers) - before
     assert handler.formatter is not None
     formatter = handler.formatter
-    slot = rig.runner._slot("u1")
-    slot.live = rig.kube.body
+    record = rig.runner._record("u1", rig.kube.body["metadata"])
+    record.live = rig.kube.body
     rig.kind.script.append(refused())
     with caplog.at_level(logging.INFO, logger="aigateway_operator"):
-        await rig.runner._pass(slot)
+        await rig.runner._pass(record)
     (record,) = [r for r in caplog.records if "pass done" in r.getMessage()]
     line = json.loads(formatter.format(record))
     assert line["reason"] == "PlaintextRefused"
@@ -307,10 +319,10 @@ async def test_a_json_pass_line_carries_the_object_and_the_reason_as_fields(
 
 
 async def test_next_due_shortens_the_wait(rig: Rig) -> None:
-    slot = rig.runner._slot("u1")
-    slot.live = rig.kube.body
+    record = rig.runner._record("u1", rig.kube.body["metadata"])
+    record.live = rig.kube.body
     rig.kind.script.append(PassOutcome({}, next_due=T0 + timedelta(seconds=42)))
-    assert await rig.runner._pass(slot) == 42.0
+    assert await rig.runner._pass(record) == 42.0
 
 
 async def test_passes_of_a_kind_are_bounded() -> None:
@@ -333,7 +345,7 @@ async def test_a_daemon_kopf_stops_is_no_longer_serving_and_its_kind_is_told() -
     """Peering pauses the replica: kopf stops every daemon; what the kind keeps for running
     daemons only (the drift watch's rows) goes with them."""
     stopped: list[str] = []
-    rig = make_rig(on_stop=stopped.append)
+    rig = make_rig(on_stop=lambda record: stopped.append(record.uid))
     try:
         rig.serve()
         await rig.settled("u1")
@@ -385,7 +397,7 @@ async def test_a_deleting_object_gets_no_pass_and_deleted_objects_are_forgotten(
         assert rig.kind.passes == []
         rig.runner.observe("DELETED", rig.kube.body)
         assert rig.kind.forgotten == ["p"]
-        assert "u1" not in rig.runner._slots
+        assert "u1" not in rig.runner.records
     finally:
         await rig.close()
 

@@ -13,13 +13,14 @@ from aigateway_operator.api.identity import GATEWAY_KEY_OWNER_LABEL
 from aigateway_operator.config import Settings
 from aigateway_operator.controllers.aiprovider import AIProviderController
 from aigateway_operator.controllers.gatewaykey import GatewayKeyController
+from aigateway_operator.controllers.gatewaykey.controller import remember_written
 from aigateway_operator.operator.app import OperatorApp
 
 pytestmark = pytest.mark.unit
 
 
 class Recorder:
-    """Stands in for a controller's runner: records what is woken."""
+    """Stands in for a runner's ``poke``: records what is woken."""
 
     def __init__(self) -> None:
         self.poked: list[str] = []
@@ -40,10 +41,12 @@ def controllers() -> tuple[AIProviderController, GatewayKeyController]:
     ref = {"type": "openai", "apiKeys": [{"secretKeyRef": {"name": "keys", "key": "a"}}]}
     for uid, ns, name in (("p1", "ns", "one"), ("p2", "ns", "two"), ("p3", "other", "three")):
         meta = {"uid": uid, "namespace": ns, "name": name, "creationTimestamp": uid}
-        providers.observed(None, {"metadata": meta, "spec": ref})
-    providers.runner = Recorder()  # type: ignore[assignment]
+        providers.runner.observe(None, {"metadata": meta, "spec": ref})
     keys = GatewayKeyController(wiring, asyncio.Semaphore(1))
-    keys.runner = Recorder()  # type: ignore[assignment]
+    meta = {"uid": "k1", "namespace": "ns", "name": "gw", "creationTimestamp": "k1"}
+    keys.runner.observe(None, {"metadata": meta, "spec": {}})
+    for controller in (providers, keys):
+        controller.runner.poke = Recorder().poke  # type: ignore[method-assign]
     return providers, keys
 
 
@@ -60,7 +63,7 @@ def owned(rv: str = "5") -> dict[str, Any]:
 
 
 def poked(controller: AIProviderController | GatewayKeyController) -> list[str]:
-    recorder: Recorder = controller.runner  # type: ignore[assignment]
+    recorder: Recorder = controller.runner.poke.__self__  # type: ignore[attr-defined]
     return recorder.poked
 
 
@@ -82,7 +85,7 @@ def test_listing_items_and_unreferenced_secrets_wake_nothing() -> None:
 
 def test_an_owned_secret_wakes_its_key_unless_it_is_our_own_write() -> None:
     _, keys = controllers()
-    keys._remember([("ns", "gw-key", "5")])
+    remember_written(keys.runner.records["k1"].part, "ns", [("ns", "gw-key", "5")])
     keys.secret_changed("MODIFIED", owned("5"))  # the echo of our write
     assert poked(keys) == []
     keys.secret_changed("MODIFIED", owned("6"))  # someone else edited it

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from aigateway_operator.config import ConfigError, SchemaMode, Settings, parse_encryption_keys
+from aigateway_operator.config import ConfigError, Settings, parse_encryption_keys
 
 pytestmark = pytest.mark.unit
 
@@ -28,10 +28,8 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_env_names(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AIGW_DATABASE_URL", "postgresql://u:pw@h/db")
     monkeypatch.setenv("AIGW_ENCRYPTION_KEYS", f"{KEY}, {KEY2}")
-    monkeypatch.setenv("AIGW_SCHEMA", "create")
     monkeypatch.setenv("AIGW_AUDIT_USER_ID", "11111111-1111-1111-1111-111111111111")
     s = Settings()
-    assert s.schema_mode is SchemaMode.CREATE
     assert s.encryption_key_bytes() == (b"k" * 32, b"j" * 32)
     assert str(s.audit_user_id).startswith("1111")
     assert "pw" not in repr(s)
@@ -40,7 +38,6 @@ def test_env_names(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_defaults() -> None:
     s = Settings()
-    assert s.schema_mode is SchemaMode.VERIFY
     assert s.encryption_key_bytes() == ()
     assert s.audit_user_id.int == 0
     with pytest.raises(ConfigError, match="AIGW_DATABASE_URL"):

@@ -6,7 +6,6 @@ import pytest
 
 from aigateway_operator.store.versions import (
     CODER_RELEASES,
-    CREATE_RELEASES,
     MIN_SUPPORTED_MIGRATION,
     NEWEST_KNOWN_MIGRATION,
     CoderVersion,
@@ -52,8 +51,3 @@ def test_settings_fields_grow_with_the_release() -> None:
     assert {"external_id", "protocol"}.isdisjoint(v235)
     assert {"external_id", "protocol"} <= v236
     assert release_for(700).bedrock_fields == v236  # newer: writes only what v2.36 knows
-
-
-def test_create_mode_records_a_number_inside_each_release() -> None:
-    for label, number in CREATE_RELEASES.items():
-        assert release_for(number).label == label

@@ -72,7 +72,7 @@ def operator_values(
     """Chart values for ``image`` serving ``namespace`` on ``env``'s node."""
     values: dict[str, Any] = {
         "image": {"repository": image.repository, "tag": image.tag, "pullPolicy": "Never"},
-        "database": {"existingSecret": {"name": DATABASE_SECRET, "key": "url"}, "schema": "create"},
+        "database": {"existingSecret": {"name": DATABASE_SECRET, "key": "url"}},
         "encryption": {"existingSecret": {"name": ENCRYPTION_SECRET, "key": "keys"}},
         "watchNamespaces": [namespace],
         "extraEnv": [{"name": k, "value": v} for k, v in sorted(env.pod_environ().items())],
@@ -91,7 +91,12 @@ def create_namespace(api: Any, namespace: str, labels: Mapping[str, str] = POD_S
 
 
 def create_operator_secrets(api: Any, namespace: str, database_url: str, key: bytes) -> None:
-    """The two Secrets the chart references: Coder's database URL and coderd's key list."""
+    """The two Secrets the chart references: Coder's database URL and coderd's key list; and
+    that database as coderd with this key leaves it (Coder's schema, the key registered in
+    ``dbcrypt_keys``), since no coderd runs here and the operator only verifies."""
+    from tools.devenv.coder_schema import prepare_coder_database  # needs psycopg
+
+    prepare_coder_database(database_url, [key])
     from kubernetes import client
 
     core = client.CoreV1Api(api)

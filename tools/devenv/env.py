@@ -108,6 +108,10 @@ class DevEnv:
                 state / "postgres", network=str(env.network.subnet) if env.network else None
             )
             env.database_url = env.postgres.dsn
+            # Coder's tables, as coderd would have created them (the operator only verifies).
+            from tools.devenv.coder_schema import prepare_coder_database  # needs psycopg
+
+            prepare_coder_database(env.database_url)
             env.postgres_dir = env.postgres.base_dir
             env.timings["postgres"] = time.monotonic() - t2
             t3 = time.monotonic()
@@ -226,9 +230,10 @@ class DevEnv:
         if self.kubeconfig:
             env["KUBECONFIG"] = str(self.kubeconfig)
         env["AIGW_DATABASE_URL"] = self.database_url
-        env["AIGW_SCHEMA"] = "create"
-        # The local database has no coderd keys: choose plaintext on purpose (the operator
-        # refuses otherwise); export AIGW_ENCRYPTION_KEYS to try encryption instead.
+        # The local database has Coder's schema (``coder_schema``, built by ``up``) and no coderd
+        # keys: choose plaintext on purpose (the operator refuses otherwise); to try encryption,
+        # register a key as coderd would (``coder_schema.prepare_coder_database``) and export
+        # it as AIGW_ENCRYPTION_KEYS.
         env["AIGW_ALLOW_PLAINTEXT"] = "true"
         env.update(self.sts_env)
         return env

@@ -4,6 +4,7 @@
 - ``shared``: object identity, pass outcome, the store-error -> condition rule, the
   outcome -> metrics rule
 - ``runner``: one object's life between kopf's daemon and its kind's pass
+- ``record``: everything kept in memory about one object (one record, one forget path)
 - ``wiring``: what every pass needs, built once at start
 - ``aiprovider``, ``gatewaykey``: one package per kind, split by concern
 """

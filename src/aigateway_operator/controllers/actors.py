@@ -87,15 +87,16 @@ def spec_digest(spec: object) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-async def spec_actor(wiring: Wiring, ident: ObjectIdentity, spec: object) -> Actor:
-    """The requester of the object's current generation (whose spec the pass applies), or
-    ``unknown`` saying why. One read; never raises (a write must not fail for want of it)."""
+async def spec_actor(wiring: Wiring, ident: ObjectIdentity, digest: str) -> Actor:
+    """The requester of the object's current generation (whose spec, of :func:`spec_digest`
+    ``digest``, the pass applies), or ``unknown`` saying why. One read; never raises (a write
+    must not fail for want of it)."""
     if not wiring.settings.admission:
         return ADMISSION_OFF
     if not ident.uid or ident.generation <= 0:
         return Actor.unknown("the object has no uid or generation")
     try:
-        return await wiring.store.admission_actor(ident.uid, ident.generation, spec_digest(spec))
+        return await wiring.store.admission_actor(ident.uid, ident.generation, digest)
     except StoreError as exc:
         log.info("the requester of this change could not be read: %s", exc, extra=ident.log)
         return Actor.unknown("the admission record could not be read")

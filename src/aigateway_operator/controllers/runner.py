@@ -1,7 +1,7 @@
 """The life of one object between kopf and its kind's pass (no kopf here; no I/O of its own
 beyond the status patch and the Events a pass asks for).
 
-kopf gives every object a daemon (``operator.aiprovider``/``gatewaykey``); the daemon calls
+kopf gives every object a daemon (``operator.handlers``); the daemon calls
 :meth:`Runner.serve`, which runs the kind's level-triggered pass, waits, and runs it again:
 
 - **when something changed**: :meth:`Runner.observe` (kopf's ``on.event`` for the object's
@@ -16,11 +16,15 @@ kopf gives every object a daemon (``operator.aiprovider``/``gatewaykey``); the d
 
 Because passes run inside kopf's daemons, they stop when kopf stops the daemons: on deletion
 (then kopf's ``on.delete`` handler calls :meth:`Runner.release`), on exit, and when kopf
-peering pauses this replica; what a kind keeps per running daemon (the drift watch's rows)
-is dropped then too (``on_stop``, :meth:`Runner.serving`). A pass that has started is
-shielded from that cancellation and finishes (each store call is one transaction; a pass is
-seconds at most); the object's lock makes :meth:`release` wait for it, so a finalizer is
-never released under a running pass.
+peering pauses this replica; what a kind keeps per running daemon (the drift watch's rows,
+on the object's record) is dropped then too (``on_stop``, :meth:`Runner.serving`). A pass
+that has started is shielded from that cancellation and finishes (each store call is one
+transaction; a pass is seconds at most); the object's lock makes :meth:`release` wait for
+it, so a finalizer is never released under a running pass.
+
+Everything kept about an object is its record (:mod:`.record`), in :attr:`Runner.records`:
+made by its first watch event, dropped by its ``DELETED`` event in one place
+(:meth:`Runner.observe`), which then tells the kind (``forget``).
 
 One pass per object at a time (the object's lock); at most ``AIGW_MAX_WORKERS`` passes of a
 kind at once (a semaphore), so a burst of thousands of new objects does not run thousands of
@@ -37,13 +41,13 @@ import asyncio
 import copy
 import logging
 import random
-from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from typing import Any, Generic, Protocol, TypeVar
 
 from aigateway_operator import metrics
 from aigateway_operator.api.common import ConditionType
 from aigateway_operator.api.identity import ANNOTATION_PREFIX, FINALIZER, Kind
+from aigateway_operator.controllers.record import ObjectRecord
 from aigateway_operator.controllers.shared import ObjectIdentity, PassOutcome, record_pass
 from aigateway_operator.controllers.wiring import Wiring
 from aigateway_operator.kube import KubeError
@@ -62,28 +66,46 @@ BACKOFF_CAP_S = 300.0
 RESYNC_JITTER = 0.1
 
 
-class KindPasses(Protocol):
-    """What a kind plugs into its :class:`Runner` (``controllers.aiprovider``/``gatewaykey``)."""
+Part = TypeVar("Part")
+
+
+class KindPasses(Protocol[Part]):
+    """What a kind plugs into its :class:`Runner` (``controllers.aiprovider``/``gatewaykey``).
+
+    ``Part`` is the kind's own per-object state, carried on the object's
+    :class:`~aigateway_operator.controllers.record.ObjectRecord`."""
 
     kind: Kind
 
-    async def reconcile(self, body: Body) -> PassOutcome:
-        """One level-triggered pass over a live object that carries our finalizer."""
+    def new_part(self) -> Part:
+        """A fresh kind-specific part for a new record."""
         ...
 
-    async def finalize(self, body: Body) -> PassOutcome:
-        """Deletion: ``done`` lets kopf release the finalizer."""
+    async def reconcile(
+        self, body: Body, ident: ObjectIdentity, record: ObjectRecord[Part]
+    ) -> PassOutcome:
+        """One level-triggered pass over a live object that carries our finalizer; ``ident``
+        is ``body``'s identity, built once per pass (here); ``record`` is the object's own."""
+        ...
+
+    async def finalize(
+        self, body: Body, ident: ObjectIdentity, record: ObjectRecord[Part]
+    ) -> PassOutcome:
+        """Deletion: ``done`` lets kopf release the finalizer (``ident``, ``record`` as for
+        :meth:`reconcile`)."""
         ...
 
     def observed(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         """Every watch event of the kind (indexes); must be cheap and must not fail."""
         ...
 
-    def forget(self, ident: ObjectIdentity, lock: asyncio.Lock | None) -> None:
-        """The object has left the cluster (its finalizer released, or deleted without it).
+    def forget(self, ident: ObjectIdentity, record: ObjectRecord[Part] | None) -> None:
+        """The object has left the cluster (its finalizer released, or deleted without it);
+        its record (None if the watch never showed it) is already dropped: whatever the kind
+        does here is action (collect rows, wake peers, drop metric series), not cleanup.
 
-        ``lock`` is the object's: held while a pass of it still runs, so whatever is done
-        with the object's rows waits for that pass."""
+        ``record.lock`` is held while a pass of it still runs, so whatever is done with the
+        object's rows waits for that pass."""
         ...
 
 
@@ -105,6 +127,31 @@ def marker(body: Mapping[str, Any]) -> Hashable:
     )
 
 
+#: What a pass reads of ``metadata`` (its identity, its marker, the resourceVersion): a
+#: snapshot copies only these, never ``managedFields`` and the rest.
+PASS_METADATA = (
+    "name",
+    "namespace",
+    "uid",
+    "generation",
+    "resourceVersion",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "finalizers",
+    "annotations",
+)
+
+
+def _private_copy(body: Mapping[str, Any]) -> Body:
+    """The part of kopf's body a pass reads, as a private copy for one pass."""
+    snapshot: Body = {
+        k: copy.deepcopy(body.get(k)) for k in ("apiVersion", "kind", "spec", "status") if k in body
+    }
+    meta = body.get("metadata") or {}
+    snapshot["metadata"] = {k: copy.deepcopy(meta[k]) for k in PASS_METADATA if k in meta}
+    return snapshot
+
+
 def _rv(body: Mapping[str, Any] | None) -> int:
     try:
         return int(((body or {}).get("metadata") or {}).get("resourceVersion") or 0)
@@ -112,40 +159,18 @@ def _rv(body: Mapping[str, Any] | None) -> int:
         return 0
 
 
-@dataclass
-class _Slot:
-    """Per-object state: what wakes it, what serialises it, what it last wrote."""
-
-    uid: str
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    taken: Hashable = None
-    """The marker of the body the last pass started from."""
-    written: Body | None = None
-    """What our last status patch left: its ``resourceVersion`` and ``status`` only (newer
-    than kopf's view until the echo; dropped once kopf's view has caught up). Not the whole
-    object: one more full copy per object, managedFields and all, was ~20 KB each."""
-    failures: int = 0
-    live: Mapping[str, Any] | None = None
-    """kopf's live view of the object while its daemon runs."""
-    ending: bool = False
-    """The object is being deleted or is gone (a watch event said so, or its release is
-    done): no pass runs for it again, whatever a stale body says. Never reset: a re-created
-    object of the same name has another uid, so another slot."""
-
-
-class Runner:
+class Runner(Generic[Part]):
     def __init__(
         self,
-        passes: KindPasses,
+        passes: KindPasses[Part],
         wiring: Wiring,
         limit: asyncio.Semaphore,
         *,
         resync_s: float,
         rng: random.Random | None = None,
-        on_stop: Callable[[str], None] | None = None,
+        on_stop: Callable[[ObjectRecord[Part]], None] | None = None,
     ) -> None:
-        """``on_stop(uid)`` is called when an object's daemon ends (kopf stopped it: the
+        """``on_stop(record)`` is called when an object's daemon ends (kopf stopped it: the
         object is deleted, the operator exits, or peering paused this replica): what the
         kind keeps only for running daemons goes with it."""
         self.passes = passes
@@ -155,7 +180,9 @@ class Runner:
         self._limit = limit
         self._resync_s = resync_s
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not a secret
-        self._slots: dict[str, _Slot] = {}
+        self.records: dict[str, ObjectRecord[Part]] = {}
+        """Every object the watch shows, by uid: the operator's per-object state, all of it
+        (``controllers.record``). Read it; only the runner adds and drops records."""
         self._inflight: set[asyncio.Task[float]] = set()
         self._waiting = 0
 
@@ -169,70 +196,75 @@ class Runner:
         if not uid:
             return
         if event_type == "DELETED":
-            slot = self._slots.pop(uid, None)
-            if slot is not None:
-                slot.ending = True
-                slot.wake.set()
-            self.passes.forget(
-                ObjectIdentity.from_body(self.kind, body), slot.lock if slot else None
-            )
+            self._forget(uid, body)
             return
-        slot = self._slot(uid)
+        record = self._record(uid, meta)
         if meta.get("deletionTimestamp"):
-            slot.ending = True
-        if marker(body) != slot.taken:
-            slot.wake.set()
+            record.ending = True
+        if marker(body) != record.taken:
+            record.wake()
+
+    def _forget(self, uid: str, body: Mapping[str, Any]) -> None:
+        """The one forget path: the record dropped, then the kind told (it acts; it has
+        nothing of the object left to clean)."""
+        record = self.records.pop(uid, None)
+        if record is not None:
+            record.ending = True
+            record.wake()
+        self.passes.forget(ObjectIdentity.from_body(self.kind, body), record)
 
     def poke(self, uids: Iterable[str]) -> int:
         """Wake known objects (a Secret changed, a row drifted, a name became free)."""
         count = 0
         for uid in uids:
-            slot = self._slots.get(uid)
-            if slot is not None:
-                slot.wake.set()
+            record = self.records.get(uid)
+            if record is not None:
+                record.wake()
                 count += 1
         return count
 
     def serving(self) -> frozenset[str]:
         """Objects whose daemon runs now (none while peering pauses this replica)."""
-        return frozenset(uid for uid, s in self._slots.items() if s.live is not None)
+        return frozenset(uid for uid, r in self.records.items() if r.live is not None)
 
     def busy(self) -> frozenset[str]:
         """Objects whose pass is running right now."""
-        return frozenset(uid for uid, s in self._slots.items() if s.lock.locked())
+        return frozenset(uid for uid, r in self.records.items() if r.lock.locked())
 
-    def _slot(self, uid: str) -> _Slot:
-        slot = self._slots.get(uid)
-        if slot is None:
-            slot = self._slots[uid] = _Slot(uid)
-        return slot
+    def _record(self, uid: str, meta: Mapping[str, Any]) -> ObjectRecord[Part]:
+        record = self.records.get(uid)
+        if record is None:
+            record = self.records[uid] = ObjectRecord(
+                uid,
+                str(meta.get("namespace", "")),
+                str(meta.get("name", "")),
+                self.passes.new_part(),
+            )
+        return record
 
     # --- the daemon -----------------------------------------------------------------------
 
     async def serve(self, body: Mapping[str, Any], stopped: Callable[[], bool]) -> None:
         """Pass, wait, pass again, until kopf stops the object's daemon (or cancels it)."""
-        uid = str((body.get("metadata") or {}).get("uid", ""))
-        slot = self._slot(uid)
-        slot.live = body
+        meta = body.get("metadata") or {}
+        uid = str(meta.get("uid", ""))
+        record = self._record(uid, meta)
+        record.live = body
         try:
-            while not stopped() and not slot.ending:
-                slot.wake.clear()
-                task = asyncio.create_task(self._pass(slot), name=f"aigw-pass-{uid}")
+            while not stopped() and not record.ending:
+                record.woken = False
+                task = asyncio.create_task(self._pass(record), name=f"aigw-pass-{uid}")
                 self._inflight.add(task)
                 task.add_done_callback(self._inflight.discard)
                 # A started pass finishes even if kopf cancels the daemon meanwhile.
                 delay = await asyncio.shield(task)
-                if stopped() or slot.ending:
+                if stopped() or record.ending:
                     break
-                try:
-                    async with asyncio.timeout(delay):
-                        await slot.wake.wait()
-                except TimeoutError:
-                    pass
+                await record.sleep(delay)
         finally:
-            slot.live = None
+            record.live = None
             if self._on_stop is not None:
-                self._on_stop(uid)
+                self._on_stop(record)
 
     def idle(self) -> bool:
         """Whether no pass is running (a started pass counts until it ends, cancelled or
@@ -244,27 +276,25 @@ class Runner:
         if self._inflight:
             await asyncio.wait(set(self._inflight), timeout=within_s)
 
-    def _snapshot(self, slot: _Slot) -> Body | None:
-        """The newest known state of the object, as a private copy for one pass."""
-        live = slot.live
+    def _snapshot(self, record: ObjectRecord[Part]) -> Body | None:
+        """The newest known state of the object, as a private copy for one pass.
+
+        Never kept (the record holds no body), and without ``metadata.managedFields``: no
+        pass reads it, and it is most of an object's bytes."""
+        live = record.live
         if live is None:
             return None
-        snapshot: dict[str, Any] = {
-            k: copy.deepcopy(live.get(k))
-            for k in ("apiVersion", "kind", "metadata", "spec", "status")
-            if k in live
-        }
-        written = slot.written
-        if written is not None:
-            if _rv(written) >= _rv(live):  # kopf has not seen our patch yet: ours is newer
-                snapshot["status"] = copy.deepcopy(written.get("status"))
+        snapshot = _private_copy(live)
+        if record.written_rv:
+            if record.written_rv >= _rv(live):  # kopf has not seen our patch yet: ours is newer
+                snapshot["status"] = copy.deepcopy(record.written_status)
                 meta = snapshot.setdefault("metadata", {})
-                meta["resourceVersion"] = (written.get("metadata") or {}).get("resourceVersion")
+                meta["resourceVersion"] = str(record.written_rv)
             else:
-                slot.written = None  # kopf's view has caught up
+                record.forget_written()  # kopf's view has caught up
         return snapshot
 
-    async def _pass(self, slot: _Slot) -> float:
+    async def _pass(self, record: ObjectRecord[Part]) -> float:
         """One pass; returns how long to wait before the next one (if nothing wakes it)."""
         self._waiting += 1
         metrics.WORK_PENDING.labels(self.kind.kind).set(self._waiting)
@@ -274,19 +304,19 @@ class Runner:
             self._waiting -= 1
             metrics.WORK_PENDING.labels(self.kind.kind).set(self._waiting)
         try:
-            async with slot.lock:
-                return await self._locked_pass(slot)
+            async with record.lock:
+                return await self._locked_pass(record)
         finally:
             self._limit.release()
 
-    async def _locked_pass(self, slot: _Slot) -> float:
-        body = self._snapshot(slot)
-        if body is None or slot.ending:
+    async def _locked_pass(self, record: ObjectRecord[Part]) -> float:
+        body = self._snapshot(record)
+        if body is None or record.ending:
             # Checked under the lock: a release or a collection that held it has run, and
             # kopf's view of a deleted object may still show it alive.
             return self._resync()
         meta = body.get("metadata") or {}
-        slot.taken = marker(body)
+        record.taken = marker(body)
         if meta.get("deletionTimestamp"):
             return self._resync()  # kopf stops this daemon and calls release()
         if FINALIZER not in (meta.get("finalizers") or ()):
@@ -294,22 +324,24 @@ class Runner:
         ident = ObjectIdentity.from_body(self.kind, body)
         try:
             with metrics.RECONCILE_SECONDS.labels(self.kind.kind).time():
-                outcome = await self.passes.reconcile(body)
+                outcome = await self.passes.reconcile(body, ident, record)
         except Exception:
             metrics.count_pass(self.kind.kind, "error")
-            delay = self._backoff(slot, ERROR_BACKOFF_S)
+            delay = self._backoff(record, ERROR_BACKOFF_S)
             log.exception(
                 "%s pass failed; retrying in %.1fs", self.kind.kind, delay, extra=ident.log
             )
             return delay
-        record_pass(ident, outcome)  # metrics first: they must not lag behind status
+        if self.records.get(record.uid) is record:  # not forgotten while the pass ran
+            # Metrics first: they must not lag behind status.
+            record.exported = record_pass(ident, outcome, record.exported)
         try:
-            await self._apply(slot, ident, body, outcome)
+            await self._apply(record, ident, outcome)
         except KubeError as exc:
             # A 409/422 is a stale view: the watch brings the newer object.
             if exc.status == 404:
                 return self._resync()
-            delay = self._backoff(slot, 0.5 if exc.status in (409, 422) else 5.0)
+            delay = self._backoff(record, 0.5 if exc.status in (409, 422) else 5.0)
             log.warning("%s; retrying in %.1fs", exc, delay, extra=ident.log)
             return delay
         log.info(
@@ -318,10 +350,10 @@ class Runner:
             _summary(outcome),
             extra={**ident.log, **pass_fields(outcome)},
         )
-        return self._next(slot, outcome)
+        return self._next(record, outcome)
 
     async def _apply(
-        self, slot: _Slot, ident: ObjectIdentity, body: Body, outcome: PassOutcome
+        self, record: ObjectRecord[Part], ident: ObjectIdentity, outcome: PassOutcome
     ) -> None:
         """Patch the status the pass asked for and queue its Events."""
         if outcome.status_patch:
@@ -330,29 +362,27 @@ class Runner:
             )
             if new is None:
                 raise KubeError(f"{self.kind.kind} {ident.label} is gone", 404)
-            slot.written = {
-                "metadata": {"resourceVersion": (new.get("metadata") or {}).get("resourceVersion")},
-                "status": new.get("status"),
-            }
+            record.written_rv = _rv(new)
+            record.written_status = new.get("status")
         recorder = self.wiring.events
         if recorder is not None:
             for event in outcome.events:
                 recorder.post(ident.ref(), event.type, event.reason, event.message)
 
-    def _next(self, slot: _Slot, outcome: PassOutcome) -> float:
+    def _next(self, record: ObjectRecord[Part], outcome: PassOutcome) -> float:
         if outcome.retry_after is not None:
-            return self._backoff(slot, outcome.retry_after)
-        slot.failures = 0
+            return self._backoff(record, outcome.retry_after)
+        record.failures = 0
         wait = self._resync()
         if outcome.next_due is not None:
             due = (outcome.next_due - self.wiring.clock()).total_seconds()
             wait = min(wait, max(0.0, due))
         return wait
 
-    def _backoff(self, slot: _Slot, base: float) -> float:
+    def _backoff(self, record: ObjectRecord[Part], base: float) -> float:
         """Exponential backoff for consecutive failures: base, 2x base, ... up to the cap."""
-        delay = min(BACKOFF_CAP_S, base * 2 ** min(slot.failures, 10))
-        slot.failures += 1
+        delay = min(BACKOFF_CAP_S, base * 2 ** min(record.failures, 10))
+        record.failures += 1
         return float(delay)
 
     def _resync(self) -> float:
@@ -361,25 +391,18 @@ class Runner:
 
     # --- deletion -------------------------------------------------------------------------
 
-    async def release(
-        self, body: Mapping[str, Any], run: Callable[[Body], Awaitable[PassOutcome]] | None = None
-    ) -> PassOutcome:
+    async def release(self, body: Mapping[str, Any]) -> PassOutcome:
         """kopf's ``on.delete``: finalize under the object's lock (after any running pass),
         patch status while it waits, queue the Events. ``done`` releases the finalizer."""
         meta = body.get("metadata") or {}
-        uid = str(meta.get("uid", ""))
-        slot = self._slot(uid)
-        snapshot = {
-            k: copy.deepcopy(body.get(k))
-            for k in ("apiVersion", "kind", "metadata", "spec", "status")
-            if k in body
-        }
-        if slot.written is not None and _rv(slot.written) > _rv(snapshot):
-            snapshot["status"] = copy.deepcopy(slot.written.get("status"))
+        record = self._record(str(meta.get("uid", "")), meta)
+        snapshot = _private_copy(body)
+        if record.written_rv and record.written_rv > _rv(snapshot):
+            snapshot["status"] = copy.deepcopy(record.written_status)
         ident = ObjectIdentity.from_body(self.kind, snapshot)
-        slot.ending = True  # kopf calls this only for an object being deleted
-        async with slot.lock:
-            outcome = await (run or self.passes.finalize)(snapshot)
+        record.ending = True  # kopf calls this only for an object being deleted
+        async with record.lock:
+            outcome = await self.passes.finalize(snapshot, ident, record)
         if outcome.done:
             metrics.count_pass(self.kind.kind, "deleted")
             recorder = self.wiring.events
@@ -388,7 +411,7 @@ class Runner:
                     recorder.post(ident.ref(), event.type, event.reason, event.message)
             return outcome
         try:
-            await self._apply(slot, ident, snapshot, outcome)
+            await self._apply(record, ident, outcome)
         except KubeError as exc:
             log.warning("%s", exc, extra=ident.log)
         return outcome

@@ -15,6 +15,7 @@ from typing import Any
 from aigateway_operator import metrics
 from aigateway_operator.api.common import Condition, Reason
 from aigateway_operator.api.identity import Kind
+from aigateway_operator.controllers.wiring import Wiring
 from aigateway_operator.kube.client import ObjectRef
 from aigateway_operator.status.conditions import ConditionState
 from aigateway_operator.store import (
@@ -305,8 +306,11 @@ def _result(outcome: PassOutcome) -> metrics.ReconcileResult:
     return "unchanged" if outcome.db_action == "unchanged" else "synced"
 
 
-def record_pass(ident: ObjectIdentity, outcome: PassOutcome) -> None:
-    """The one rule from a pass's outcome to metrics (names and reasons only, never values)."""
+def record_pass(
+    ident: ObjectIdentity, outcome: PassOutcome, exported: metrics.Exported = ()
+) -> metrics.Exported:
+    """The one rule from a pass's outcome to metrics (names and reasons only, never values).
+    ``exported``: the object's condition series so far (on its record); returns them now."""
     kind = ident.kind.kind
     if outcome.db_action is not None and outcome.db_action != "unchanged":
         metrics.DB_WRITES.labels(kind, outcome.db_action).inc()
@@ -322,18 +326,24 @@ def record_pass(ident: ObjectIdentity, outcome: PassOutcome) -> None:
         metrics.DATABASE_ERRORS.labels(outcome.database_error).inc()
     metrics.count_pass(kind, _result(outcome))
     if outcome.conditions:
-        metrics.set_conditions(
+        exported = metrics.set_conditions(
             kind,
             ident.namespace,
             ident.name,
             [(c.type, c.status.value) for c in outcome.conditions],
+            exported,
         )
     if outcome.synced_at is not None:
         metrics.LAST_SYNC.labels(kind, ident.namespace, ident.name).set(
             outcome.synced_at.timestamp()
         )
+    return exported
 
 
-def forget_object(ident: ObjectIdentity) -> None:
-    """Drop a deleted object's metric series (they would accumulate)."""
-    metrics.forget_object(ident.kind.kind, ident.namespace, ident.name)
+def forget_object(wiring: Wiring, ident: ObjectIdentity, exported: metrics.Exported = ()) -> None:
+    """Drop what outside the object's record still names a deleted object: its metric series
+    (``exported``: its condition series, from its record) and its Event aggregation keys
+    (both would otherwise outlive it)."""
+    metrics.forget_object(ident.kind.kind, ident.namespace, ident.name, exported)
+    if wiring.events is not None:
+        wiring.events.forget(ident.uid)

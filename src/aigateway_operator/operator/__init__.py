@@ -1,7 +1,7 @@
 """The kopf-facing layer: the only package that imports kopf.
 
-- ``aiprovider``, ``gatewaykey``: the kopf handlers of each kind (``on.event``, ``daemon``,
-  ``on.delete``), thin; ``handling`` is what they share
+- ``handlers``: the kopf handlers (``on.event``, ``daemon``, ``on.delete``), one
+  ``register(registry, kind, controller_of)`` for both kinds
 - ``lifecycle``: kopf's settings, startup (the store opened, the app built), login, cleanup
 - ``app``: the operator as one typed object, reachable from kopf's memo
 - ``admission``: kopf's validating webhook for both kinds (``AIGW_ADMISSION=true``)
@@ -24,8 +24,9 @@ from typing import Any, cast
 
 import kopf
 
+from aigateway_operator.api.identity import AIGATEWAYCODERDKEY, AIPROVIDER
 from aigateway_operator.config import LogFormat, Settings
-from aigateway_operator.operator import admission, aiprovider, gatewaykey, lifecycle
+from aigateway_operator.operator import admission, handlers, lifecycle
 from aigateway_operator.operator.app import OperatorApp
 from aigateway_operator.operator.connections import Connections
 from aigateway_operator.operator.probes import ProbeServer
@@ -53,8 +54,8 @@ def build_registry(settings: Settings) -> kopf.OperatorRegistry:
     """A fresh registry with every handler (an explicit registry, so tests can build two)."""
     registry = kopf.OperatorRegistry()
     lifecycle.register(registry, settings)
-    aiprovider.register(registry)
-    gatewaykey.register(registry)
+    handlers.register(registry, AIPROVIDER, lambda app: app.providers)
+    handlers.register(registry, AIGATEWAYCODERDKEY, lambda app: app.gateway_keys)
     admission.register(registry, settings)
     return registry
 

@@ -127,8 +127,8 @@ class OperatorApp:
         self._db_checked = (time.monotonic(), True)
         metrics.DATABASE_UP.set(1)
         log.info(
-            "connected to Coder's database (schema %s, encryption key %s)",
-            settings.schema_mode.value,
+            "connected to Coder's database (%s, encryption key %s)",
+            store.coder_version.label,
             store.primary_key_digest or "none: plaintext",
         )
 
@@ -195,7 +195,7 @@ class OperatorApp:
         self.gateway_keys.secret_changed(event_type, meta)
 
     def set_active(self, active: bool, why: str = "paused by kopf peering") -> None:
-        """kopf's word on this replica (``operator.handling``): its watch events arrive
+        """kopf's word on this replica (``operator.handlers``): its watch events arrive
         (active), or it stopped a daemon for ``OPERATOR_PAUSING`` (paused by peering), or it is
         stopping (:meth:`exiting`). The drift watch, the one part of ours that kopf does not
         run, follows it: an inactive replica holds no LISTEN connection and queries no row

@@ -19,8 +19,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import ValidationError
-
 from aigateway_operator.api.common import (
     STALLED_REASONS,
     Condition,
@@ -242,23 +240,19 @@ def _body(status: StatusModel) -> dict[str, Any]:
     return status.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
-def status_patch(current: Mapping[str, Any] | None, desired: StatusModel) -> dict[str, Any]:
+def status_patch(current: StatusModel, desired: StatusModel) -> dict[str, Any]:
     """The merge patch for ``status`` that turns ``current`` into ``desired``; ``{}`` if equal.
 
-    Works for any kind's status model (``desired``'s class is the schema). Only fields the
-    status model declares are considered, so fields written by others (for example kopf's
-    own bookkeeping) are never touched. ``current`` is normalised through the model first,
-    so the same instant spelled differently by another writer is not a change.
+    Both are the kind's status model: ``current`` as the pass parsed it once from the object
+    (so the same instant spelled differently by another writer is already not a change, and
+    an unparseable status is the empty model), ``desired`` as the pass built it. Neither is
+    validated again. Only fields the model declares are considered, so fields written by
+    others (for example kopf's own bookkeeping) are never touched.
     """
-    model = type(desired)
-    raw = dict(current or {})
-    try:
-        current_body = _body(model.model_validate(raw))
-    except ValidationError:
-        current_body = raw  # unparseable: compare raw, so the desired value replaces it
+    current_body = _body(current)
     desired_body = _body(desired)
     patch: dict[str, Any] = {}
-    for field_name, info in model.model_fields.items():
+    for field_name, info in type(desired).model_fields.items():
         key = info.alias or field_name
         have = _normalise(current_body.get(key))
         want = _normalise(desired_body.get(key))
@@ -289,4 +283,4 @@ def next_status(
     desired = status.model_copy(
         update={"conditions": conditions, "observed_generation": generation}
     )
-    return status_patch(current.to_body(), desired), conditions
+    return status_patch(current, desired), conditions

@@ -8,7 +8,7 @@ the plain types below.
 
 Public API (everything else is internal)::
 
-    store = await Store.open(Settings())          # schema create/verify, key check, pool
+    store = await Store.open(Settings())          # schema verify, key check, pool
     await store.close()                           # or: async with await Store.open(s) as store
 
     # providers; identity = OwnerRef.uid (the row id is derived from it)

@@ -30,7 +30,8 @@ from typing import Any
 from psycopg import AsyncConnection
 
 from aigateway_operator.store.models import Actor
-from aigateway_operator.store.operator_schema import ACTORS, OWNERS
+from aigateway_operator.store.operator_schema import ACTORS
+from aigateway_operator.store.ownership import uid_has_record
 
 __all__ = ["KEEP_GENERATIONS", "STALE_AFTER", "forget", "lookup", "record"]
 
@@ -49,7 +50,7 @@ _UPSERT = (
 _PRUNE_OLD_GENERATIONS = f"DELETE FROM {ACTORS} WHERE object_uid = %s AND generation <= %s"  # noqa: S608
 _PRUNE_STALE = (
     f"DELETE FROM {ACTORS} a WHERE a.recorded_at < now() - %s::interval "  # noqa: S608
-    f"AND NOT EXISTS (SELECT 1 FROM {OWNERS} o WHERE o.object_uid = a.object_uid)"
+    f"AND NOT {uid_has_record('a.object_uid')}"
 )
 
 

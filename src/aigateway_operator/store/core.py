@@ -13,8 +13,8 @@ import psycopg
 from psycopg import AsyncConnection, IsolationLevel
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from aigateway_operator.config import ConfigError, SchemaMode, Settings
-from aigateway_operator.store import actors
+from aigateway_operator.config import ConfigError, Settings
+from aigateway_operator.store import actors, ownership
 from aigateway_operator.store.cipher import DecryptError, KeyRing
 from aigateway_operator.store.dbcrypt import KeyStatus, PrimaryKeyGuard, check_key_continuity
 from aigateway_operator.store.errors import (
@@ -53,7 +53,6 @@ from aigateway_operator.store.privileges import missing_privileges
 from aigateway_operator.store.providers import ProviderOps
 from aigateway_operator.store.schema import (
     Capabilities,
-    create_schema,
     detect_coder_version,
     verify_schema,
 )
@@ -109,6 +108,19 @@ def _translate(exc: psycopg.Error, what: str, redactions: tuple[str, ...]) -> St
     return StoreError(f"{what}: unexpected database error {type(exc).__name__} (SQLSTATE {state})")
 
 
+async def _read_only(conn: AsyncConnection[Any], read: Awaitable[T]) -> T:
+    """``read`` (statements on ``conn``), then end its transaction: reads hold no snapshot."""
+    result = await read
+    await conn.rollback()
+    return result
+
+
+async def _in_transaction(conn: AsyncConnection[Any], write: Callable[[], Awaitable[T]]) -> T:
+    """``write()`` (statements on ``conn``) in one transaction of its own."""
+    async with conn.transaction():
+        return await write()
+
+
 async def _one_more(conn: AsyncConnection[Any], within_s: float) -> bool:
     """Whether another notify arrives on ``conn`` within ``within_s`` (psycopg buffers the
     notifies that arrive while nobody iterates, so none is lost between two calls).
@@ -152,10 +164,10 @@ class Store:
 
     @classmethod
     async def open(cls, settings: Settings) -> Store:
-        """Connect, create/verify the schema, check key continuity, open the pool.
+        """Connect, verify the schema, check key continuity, open the pool.
 
-        In order: (``create`` mode) build Coder's subset; read Coder's release from
-        ``schema_migrations``; verify what that release has; create/migrate the operator's
+        In order: read Coder's release from ``schema_migrations``; verify what that release
+        has; create/migrate the operator's
         own schema; check the role's privileges; check key continuity and the plaintext
         policy. Raises :class:`SchemaMismatch` (:class:`InsufficientPrivileges` for a missing
         grant), :class:`EncryptionKeyMismatch` (:class:`PlaintextRefused` without keys),
@@ -173,11 +185,8 @@ class Store:
             conn = await AsyncConnection.connect(dsn, **kwargs)
         except psycopg.Error as exc:
             raise _translate(exc, "connect", redactions) from None
-        create = settings.schema_mode is SchemaMode.CREATE
         try:
             async with conn:
-                if create:
-                    await create_schema(conn, settings.create_coder_version)
                 missing = await missing_privileges(conn, None)
                 if missing:
                     raise InsufficientPrivileges(missing)
@@ -188,7 +197,7 @@ class Store:
                 if missing:
                     raise InsufficientPrivileges(missing)
                 key_status = await check_key_continuity(
-                    conn, ring, may_register=create, allow_plaintext=settings.allow_plaintext
+                    conn, ring, allow_plaintext=settings.allow_plaintext
                 )
         except psycopg.Error as exc:
             raise _translate(exc, "schema/key check", redactions) from None
@@ -220,9 +229,8 @@ class Store:
                 "could not open the connection pool to Coder's Postgres"
             ) from None
         log.info(
-            "store open: %s schema=%s icon=%s heartbeat=%s audit=%s primary_key=%s",
+            "store open: %s icon=%s heartbeat=%s audit=%s primary_key=%s",
             coder.label,
-            settings.schema_mode.value,
             caps.has_icon,
             caps.has_heartbeat,
             caps.has_audit,
@@ -395,7 +403,7 @@ class Store:
         """The operator's record of its last STS verification of ``owner``'s provider."""
         return await self._run(
             "read the STS verification record",
-            lambda conn: self._providers.verification(conn, owner),
+            lambda conn: _read_only(conn, ownership.verification(conn, owner)),
         )
 
     async def record_provider_verification(
@@ -404,14 +412,17 @@ class Store:
         """Record an STS verification with ``owner``'s provider row (False: no row)."""
         return await self._run(
             "record the STS verification",
-            lambda conn: self._providers.record_verification(conn, owner, record),
+            lambda conn: _in_transaction(
+                conn, lambda: ownership.record_verification(conn, owner, record)
+            ),
         )
 
     async def applied_inputs(self, owner: OwnerRef) -> AppliedInputs | None:
         """What the operator's last write to ``owner``'s provider row applied (None: no
         record yet). The operator's own word on "already applied": never the object's status."""
         return await self._run(
-            "read the applied generation", lambda conn: self._providers.applied(conn, owner)
+            "read the applied generation",
+            lambda conn: _read_only(conn, ownership.applied(conn, owner)),
         )
 
     async def delete_provider(
@@ -487,7 +498,7 @@ class Store:
         """Every ownership record of operator install ``instance`` (the garbage collector
         compares them with the objects that exist)."""
         return await self._run(
-            "read ownership records", lambda conn: self._providers.records(conn, instance)
+            "read ownership records", lambda conn: ownership.records(conn, instance)
         )
 
     async def collect_provider(self, owner: OwnerRef) -> DeleteResult:
@@ -498,7 +509,7 @@ class Store:
         object of the same identity (re-created since) is that object's and stays."""
 
         async def run(conn: AsyncConnection[Any]) -> DeleteResult:
-            recorded = await self._providers.recorded_policy(conn, owner)
+            recorded = await ownership.recorded_policy(conn, owner)
             if recorded is None:  # nothing recorded (deleted already): no lock, no write
                 return DeleteResult(None, "absent", notified=False)
             policy, object_uid = recorded

@@ -9,9 +9,9 @@ coderd records every key it encrypts with in ``dbcrypt_keys``: the key's digest 
 * that row's ``test`` decrypts to ``coder`` under our key (a digest is only 28 bits; the test
   value proves it is the same key, not a colliding one).
 
-In ``verify`` mode we never insert a key: an active row for a key coderd does not have would
-stop coderd from starting. In ``create`` mode (standalone) we register the key the way coderd
-does: ``number = max(number) + 1``.
+We never insert a key: an active row for a key coderd does not have would stop coderd from
+starting (the local environment and the tests register theirs the way coderd does, with
+``tools/devenv/coder_schema.py``).
 
 No plaintext by accident: without keys the store starts only when plaintext was chosen
 (``AIGW_ALLOW_PLAINTEXT=true``), and even then it never writes a secret column while coderd
@@ -53,8 +53,6 @@ class KeyStatus:
     """Active ``dbcrypt_keys`` digests, in key-number order."""
     unknown_active_digests: tuple[str, ...]
     """Active digests we hold no key for: rows under them cannot be read by us."""
-    registered: bool
-    """True when this start inserted our primary key (``create`` mode only)."""
 
 
 def _fmt(digests: tuple[str, ...] | list[str]) -> str:
@@ -76,19 +74,14 @@ async def check_key_continuity(
     conn: AsyncConnection[Any],
     ring: KeyRing,
     *,
-    may_register: bool,
     allow_plaintext: bool = False,
 ) -> KeyStatus:
-    """Run the start-up check; register the primary key only when ``may_register``.
+    """Run the start-up check (reads ``dbcrypt_keys`` only).
 
     Without keys: refuse unless ``allow_plaintext``; with it, start but warn loudly when
     coderd has active keys (every secret write will then be refused).
     """
-    registered = False
     async with conn.transaction():
-        if may_register and ring.primary is not None:
-            # Same serialisation as coderd's own insert path would need: one writer at a time.
-            await conn.execute("LOCK TABLE dbcrypt_keys IN SHARE ROW EXCLUSIVE MODE")
         cur = await conn.execute(
             "SELECT number, active_key_digest, revoked_key_digest, test "
             "FROM dbcrypt_keys ORDER BY number"
@@ -117,21 +110,13 @@ async def check_key_continuity(
                     f"primary encryption key {primary} has been revoked in dbcrypt_keys; put "
                     "coderd's current primary key first in AIGW_ENCRYPTION_KEYS"
                 )
-            if not may_register:
-                raise EncryptionKeyMismatch(
-                    f"primary encryption key {primary} is not an active key in dbcrypt_keys "
-                    f"(active: {_fmt(active)}). Give the operator the same "
-                    "AIGW_ENCRYPTION_KEYS as coderd's CODER_EXTERNAL_TOKEN_ENCRYPTION_KEYS, in "
-                    "the same order, and start coderd first so it registers the key; "
-                    "nothing was written"
-                )
-            number = max((int(r[0]) for r in rows), default=0) + 1
-            await conn.execute(
-                "INSERT INTO dbcrypt_keys (number, active_key_digest, test) VALUES (%s, %s, %s)",
-                (number, primary, ring.primary.encrypt(DBCRYPT_TEST_VALUE)),  # type: ignore[union-attr]
+            raise EncryptionKeyMismatch(
+                f"primary encryption key {primary} is not an active key in dbcrypt_keys "
+                f"(active: {_fmt(active)}). Give the operator the same "
+                "AIGW_ENCRYPTION_KEYS as coderd's CODER_EXTERNAL_TOKEN_ENCRYPTION_KEYS, in "
+                "the same order, and start coderd first so it registers the key; "
+                "nothing was written"
             )
-            active.append(primary)
-            registered = True
     unknown = tuple(d for d in active if ring.get(d) is None)
     if primary is None:
         if not allow_plaintext:
@@ -168,7 +153,6 @@ async def check_key_continuity(
         decrypt_digests=ring.digests,
         active_digests=tuple(active),
         unknown_active_digests=unknown,
-        registered=registered,
     )
 
 

@@ -65,7 +65,7 @@ class StoreTimeout(StoreUnavailable):
 
 
 class SchemaMismatch(StoreError):
-    """Coder's schema lacks something the operator relies on (``AIGW_SCHEMA=verify``)."""
+    """Coder's schema lacks something the operator relies on (checked at start)."""
 
     def __init__(self, missing: Sequence[str], hint: str = "") -> None:
         self.missing = tuple(missing)

@@ -20,6 +20,9 @@ schema, where the users of the cluster cannot write. Rotation keeps the current 
 ``previous`` one (renamed ``<name>-retiring-<n>``: gateways authenticate by hash, not name)
 until :meth:`GatewayKeyOps.retire_previous`.
 
+The record statements (journal, promotion, release, lookups) are ``ownership``'s; this module
+decides when each is made, and writes Coder's rows.
+
 Ids, names and hashes the caller reads from Kubernetes (a Secret's annotations, an object's
 status) are never used to pick a row: the records are. Every write of one owner holds an
 advisory lock of its own (two-key form, apart from coderd's single-key locks).
@@ -46,7 +49,7 @@ from typing import Any
 import psycopg
 from psycopg import AsyncConnection
 
-from aigateway_operator.store import actors, audit
+from aigateway_operator.store import actors, audit, ownership
 from aigateway_operator.store.canonical import validate_name
 from aigateway_operator.store.errors import (
     GatewayKeyConflict,
@@ -64,7 +67,6 @@ from aigateway_operator.store.models import (
     OwnerRef,
     PendingKey,
 )
-from aigateway_operator.store.operator_schema import OWNERS
 from aigateway_operator.store.schema import Capabilities
 
 __all__ = [
@@ -133,22 +135,6 @@ def _check_secret(secret: str) -> None:
         raise GatewayKeyConflict("a gateway secret must be 43 characters of [0-9A-Za-z_]")
 
 
-_OWNER_WHERE = (
-    "row_table = 'ai_gateway_keys' AND instance_id = %(instance)s AND kind = %(kind)s "
-    "AND namespace = %(namespace)s AND name = %(name)s"
-)
-
-
-def _owner_params(owner: OwnerRef, **extra: Any) -> dict[str, Any]:
-    return {
-        "instance": owner.instance,
-        "kind": owner.kind,
-        "namespace": owner.namespace,
-        "name": owner.name,
-        **extra,
-    }
-
-
 def describe_holder(owner: OwnerRef | None, record: tuple[Any, ...] | None) -> str:
     """Who holds a row, for messages: ``AIGatewayCoderdKey ns/name`` (an object of this
     operator instance), ``operator instance 'x'`` (another install), or Coder itself."""
@@ -158,17 +144,6 @@ def describe_holder(owner: OwnerRef | None, record: tuple[Any, ...] | None) -> s
     if owner is None:
         return f"{kind} {namespace}/{name}"
     return held_by((instance, kind, namespace, name), owner.instance)
-
-
-class _Records:
-    """One owner's records as read (and locked) inside a transaction."""
-
-    def __init__(self, rows: list[tuple[Any, ...]]) -> None:
-        self.by_role: dict[str, tuple[Any, ...]] = {r[0]: r for r in rows}
-
-    def id(self, role: str) -> uuid.UUID | None:
-        rec = self.by_role.get(role)
-        return rec[1] if rec else None
 
 
 class GatewayKeyOps:
@@ -225,26 +200,6 @@ class GatewayKeyOps:
             (_LOCK_CLASS, "\x1f".join(owner.key)),
         )
 
-    @staticmethod
-    async def _records(conn: AsyncConnection[Any], owner: OwnerRef) -> _Records:
-        cur = await conn.execute(
-            f"SELECT role, row_id, secret_hash, rotating FROM {OWNERS} "  # noqa: S608
-            f"WHERE {_OWNER_WHERE} FOR UPDATE",
-            _owner_params(owner),
-        )
-        return _Records(list(await cur.fetchall()))
-
-    @staticmethod
-    async def _holder_record(
-        conn: AsyncConnection[Any], row_id: uuid.UUID
-    ) -> tuple[Any, ...] | None:
-        cur = await conn.execute(
-            f"SELECT instance_id, kind, namespace, name FROM {OWNERS} "  # noqa: S608
-            "WHERE row_table = 'ai_gateway_keys' AND row_id = %s",
-            (row_id,),
-        )
-        return await cur.fetchone()
-
     async def _name_holder(
         self, conn: AsyncConnection[Any], name: str, *, lock: bool
     ) -> uuid.UUID | None:
@@ -259,7 +214,7 @@ class GatewayKeyOps:
     async def _refuse_name(
         self, conn: AsyncConnection[Any], owner: OwnerRef, name: str, holder: uuid.UUID
     ) -> NameTaken:
-        record = await self._holder_record(conn, holder)
+        record = await ownership.key_holder(conn, holder)
         return NameTaken(KIND, name, holder=describe_holder(owner, record))
 
     async def _delete_row(
@@ -279,13 +234,6 @@ class GatewayKeyOps:
         )  # fmt: skip
         return self._info(row), entry
 
-    @staticmethod
-    async def _forget(conn: AsyncConnection[Any], row_id: uuid.UUID) -> None:
-        await conn.execute(
-            f"DELETE FROM {OWNERS} WHERE row_table = 'ai_gateway_keys' AND row_id = %s",  # noqa: S608
-            (row_id,),
-        )
-
     # --- reads ---------------------------------------------------------------------------
 
     async def name_holder(
@@ -298,7 +246,7 @@ class GatewayKeyOps:
         if holder is None:
             await conn.rollback()
             return None
-        record = await self._holder_record(conn, holder)
+        record = await ownership.key_holder(conn, holder)
         await conn.rollback()
         if record is not None and tuple(record) == owner.key:
             return None
@@ -306,16 +254,7 @@ class GatewayKeyOps:
 
     async def state(self, conn: AsyncConnection[Any], owner: OwnerRef) -> GatewayKeyOwnership:
         self._caps.require_gateway_keys()
-        cur = await conn.execute(
-            f"SELECT o.role, o.row_id, o.secret_hash, o.secret_prefix, o.rotating, "  # noqa: S608
-            f"o.deletion_policy, o.created_at, o.updated_at, {self._k_cols}, k.hashed_secret, "
-            "o.object_uid, o.rotation_generation, now() "
-            f"FROM {OWNERS} o LEFT JOIN ai_gateway_keys k "
-            "ON k.id = o.row_id AND o.role <> 'pending' "
-            f"WHERE o.{_OWNER_WHERE.replace(' AND ', ' AND o.')}",
-            _owner_params(owner),
-        )
-        rows = await cur.fetchall()
+        rows = await ownership.key_state_rows(conn, owner, self._k_cols)
         await conn.rollback()
         fields: dict[str, Any] = {}
         policies = {r[5] for r in rows}
@@ -351,15 +290,9 @@ class GatewayKeyOps:
 
     async def matches(self, conn: AsyncConnection[Any], owner: OwnerRef, secret: str) -> bool:
         self._caps.require_gateway_keys()
-        cur = await conn.execute(
-            f"SELECT k.hashed_secret FROM {OWNERS} o JOIN ai_gateway_keys k "  # noqa: S608
-            f"ON k.id = o.row_id WHERE o.{_OWNER_WHERE.replace(' AND ', ' AND o.')} "
-            "AND o.role = 'current'",
-            _owner_params(owner),
-        )
-        row = await cur.fetchone()
+        stored = await ownership.current_key_hash(conn, owner)
         await conn.rollback()
-        return row is not None and hmac.compare_digest(bytes(row[0]), hash_secret(secret))
+        return stored is not None and hmac.compare_digest(stored, hash_secret(secret))
 
     # --- the journal -----------------------------------------------------------------------
 
@@ -381,59 +314,29 @@ class GatewayKeyOps:
         hashed, prefix = hash_secret(secret), secret[:PREFIX_LENGTH]
         async with conn.transaction():
             await self._lock(conn, owner)
-            recs = await self._records(conn, owner)
+            recs = await ownership.key_records(conn, owner)
             pending = recs.by_role.get("pending")
             if pending is not None and pending[1] == key_id:
                 if pending[2] is not None and hmac.compare_digest(bytes(pending[2]), hashed):
-                    return await self._pending(conn, key_id)  # a replayed call
+                    return await ownership.pending(conn, key_id)  # a replayed call
                 raise GatewayKeyConflict(f"pending {KIND} {key_id} has another secret")
             holder = await self._name_holder(conn, name, lock=False)
             if holder is not None and holder not in (recs.id("current"), recs.id("previous")):
                 raise await self._refuse_name(conn, owner, name, holder)
-            cur = await conn.execute(
-                f"SELECT EXISTS (SELECT 1 FROM ai_gateway_keys WHERE id = %(id)s) "  # noqa: S608
-                f"OR EXISTS (SELECT 1 FROM {OWNERS} WHERE row_table = 'ai_gateway_keys' "
-                "AND row_id = %(id)s)",
-                {"id": key_id},
-            )
-            taken = await cur.fetchone()
-            if taken and taken[0]:
+            if await ownership.key_id_in_use(conn, key_id):
                 raise GatewayKeyConflict(f"{KIND} id {key_id} is already in use; draw another")
-            await conn.execute(
-                f"DELETE FROM {OWNERS} WHERE {_OWNER_WHERE} AND role = 'pending'",  # noqa: S608
-                _owner_params(owner),
+            await ownership.forget_pending(conn, owner)
+            await ownership.journal_pending(
+                conn,
+                owner,
+                key_id,
+                policy=deletion_policy,
+                secret_hash=hashed,
+                prefix=prefix,
+                rotating=rotating,
+                rotation_generation=rotation_generation,
             )
-            await conn.execute(
-                f"INSERT INTO {OWNERS} (row_table, row_id, instance_id, kind, namespace, "  # noqa: S608
-                "name, role, deletion_policy, object_uid, secret_hash, secret_prefix, rotating, "
-                "rotation_generation) "
-                "VALUES ('ai_gateway_keys', %(id)s, %(instance)s, %(kind)s, %(namespace)s, "
-                "%(name)s, 'pending', %(policy)s, %(uid)s, %(hash)s, %(prefix)s, %(rotating)s, "
-                "%(generation)s)",
-                _owner_params(
-                    owner,
-                    id=key_id,
-                    policy=deletion_policy,
-                    uid=owner.uid,
-                    hash=hashed,
-                    prefix=prefix,
-                    rotating=rotating,
-                    generation=rotation_generation,
-                ),
-            )
-            return await self._pending(conn, key_id)
-
-    @staticmethod
-    async def _pending(conn: AsyncConnection[Any], key_id: uuid.UUID) -> PendingKey:
-        cur = await conn.execute(
-            "SELECT row_id, secret_prefix, rotating, created_at, secret_hash, "  # noqa: S608
-            f"rotation_generation FROM {OWNERS} "
-            "WHERE row_table = 'ai_gateway_keys' AND row_id = %s",
-            (key_id,),
-        )
-        row = await cur.fetchone()
-        assert row is not None  # noqa: S101 - written or read in this transaction
-        return PendingKey(row[0], row[1] or "", bool(row[2]), row[3], bytes(row[4]), row[5])
+            return await ownership.pending(conn, key_id)
 
     async def complete(
         self,
@@ -449,7 +352,7 @@ class GatewayKeyOps:
         hashed, prefix = hash_secret(secret), secret[:PREFIX_LENGTH]
         async with conn.transaction():
             await self._lock(conn, owner)
-            recs = await self._records(conn, owner)
+            recs = await ownership.key_records(conn, owner)
             pending = recs.by_role.get("pending")
             if pending is None or pending[1] != key_id:
                 replay = await self._replay(conn, recs, key_id, name, hashed)
@@ -483,31 +386,23 @@ class GatewayKeyOps:
                     deleted = await self._delete_row(conn, previous_id)
                     if deleted is not None:
                         entries.append(deleted[1])
-                    await self._forget(conn, previous_id)
+                    await ownership.forget_key(conn, previous_id)
                 entries.append(await self._rename_retiring(conn, current_id, current_row, name))
-                await conn.execute(
-                    f"UPDATE {OWNERS} SET role = 'previous', updated_at = now() "  # noqa: S608
-                    "WHERE row_table = 'ai_gateway_keys' AND row_id = %s",
-                    (current_id,),
-                )
+                await ownership.mark_key_previous(conn, current_id)
             else:
                 if current_id is not None:
                     deleted = await self._delete_row(conn, current_id)
                     if deleted is not None:
                         entries.append(deleted[1])
-                    await self._forget(conn, current_id)
+                    await ownership.forget_key(conn, current_id)
                 if previous_id is not None and holder == previous_id:
                     # Defensive: a previous key under the plain name gives it up.
                     deleted = await self._delete_row(conn, previous_id)
                     if deleted is not None:
                         entries.append(deleted[1])
-                    await self._forget(conn, previous_id)
+                    await ownership.forget_key(conn, previous_id)
             created_at = await self._insert(conn, owner, key_id, name, prefix, hashed)
-            await conn.execute(
-                f"UPDATE {OWNERS} SET role = 'current', secret_hash = NULL, rotating = false, "  # noqa: S608
-                "updated_at = now() WHERE row_table = 'ai_gateway_keys' AND row_id = %s",
-                (key_id,),
-            )
+            await ownership.mark_key_current(conn, key_id)
             created = audit.AuditEntry(
                 "ai_gateway_key", key_id, name, "create",
                 audit.diff(None, self._view(key_id, name, prefix, hashed), FIELDS),
@@ -519,7 +414,7 @@ class GatewayKeyOps:
     async def _replay(
         self,
         conn: AsyncConnection[Any],
-        recs: _Records,
+        recs: ownership.KeyRecords,
         key_id: uuid.UUID,
         name: str,
         hashed: bytes,
@@ -610,11 +505,7 @@ class GatewayKeyOps:
         self._caps.require_gateway_keys()
         async with conn.transaction():
             await self._lock(conn, owner)
-            cur = await conn.execute(
-                f"DELETE FROM {OWNERS} WHERE {_OWNER_WHERE} AND role = 'pending'",  # noqa: S608
-                _owner_params(owner),
-            )
-            return cur.rowcount > 0
+            return await ownership.forget_pending(conn, owner)
 
     # --- retiring and releasing --------------------------------------------------------------
 
@@ -634,7 +525,7 @@ class GatewayKeyOps:
         self._caps.require_gateway_keys()
         async with conn.transaction():
             await self._lock(conn, owner)
-            previous_id = (await self._records(conn, owner)).id("previous")
+            previous_id = (await ownership.key_records(conn, owner)).id("previous")
             if previous_id is None:
                 return None
             if unless_used_within is not None and self._caps.has_heartbeat:
@@ -647,7 +538,7 @@ class GatewayKeyOps:
                 if row is not None and row[0]:
                     return None
             deleted = await self._delete_row(conn, previous_id)
-            await self._forget(conn, previous_id)
+            await ownership.forget_key(conn, previous_id)
             if deleted is None:
                 return None
             await self._audit(conn, owner, [deleted[1]])
@@ -660,7 +551,7 @@ class GatewayKeyOps:
         async with conn.transaction():
             await self._lock(conn, owner)
             await actors.forget(conn, owner.uid)  # the object is gone: its admission records too
-            recs = await self._records(conn, owner)
+            recs = await ownership.key_records(conn, owner)
             rows = [i for i in (recs.id("current"), recs.id("previous")) if i is not None]
             deleted: list[GatewayKeyInfo] = []
             entries: list[audit.AuditEntry] = []
@@ -670,15 +561,12 @@ class GatewayKeyOps:
                     if gone is not None:
                         deleted.append(gone[0])
                         entries.append(gone[1])
-            cur = await conn.execute(
-                f"DELETE FROM {OWNERS} WHERE {_OWNER_WHERE}",  # noqa: S608
-                _owner_params(owner),
-            )
+            forgotten = await ownership.forget_keys(conn, owner)
             await self._audit(conn, owner, entries)
             return GatewayKeyRelease(
                 deleted=tuple(deleted),
                 released=tuple(rows) if policy == "Orphan" else (),
-                records=cur.rowcount,
+                records=forgotten,
             )
 
     async def record_deletion_policy(
@@ -686,25 +574,14 @@ class GatewayKeyOps:
     ) -> int:
         """Set the policy (and, when ``owner.uid`` is given, the object uid) on every record."""
         async with conn.transaction():
-            cur = await conn.execute(
-                f"UPDATE {OWNERS} SET deletion_policy = %(policy)s, "  # noqa: S608
-                "object_uid = coalesce(nullif(%(uid)s, ''), object_uid), updated_at = now() "
-                f"WHERE {_OWNER_WHERE} AND (deletion_policy <> %(policy)s "
-                "OR (%(uid)s <> '' AND object_uid <> %(uid)s))",
-                _owner_params(owner, policy=policy, uid=owner.uid),
-            )
-            return cur.rowcount
+            return await ownership.record_key_policy(conn, owner, policy)
 
     async def collect(self, conn: AsyncConnection[Any], owner: OwnerRef) -> GatewayKeyRelease:
         """The object is gone without our finalizer: release per the recorded policy (Orphan
         only when every record says so). With ``owner.uid`` set, records written for another
         object of the same identity (re-created since) are that object's and stay."""
         self._caps.require_gateway_keys()
-        cur = await conn.execute(
-            f"SELECT deletion_policy, object_uid FROM {OWNERS} WHERE {_OWNER_WHERE}",  # noqa: S608
-            _owner_params(owner),
-        )
-        rows = await cur.fetchall()
+        rows = await ownership.key_policies(conn, owner)
         await conn.rollback()
         if not rows:
             return GatewayKeyRelease(deleted=(), released=(), records=0)

@@ -35,8 +35,8 @@ re-used only while it is the recorded one) and ``rotation_generation`` for gatew
 ``spec.rotation.generation`` a key was issued for (journaled with the pending key, kept when it
 becomes current), which decides whether a rotation was asked for.
 
-Privileges: creating the schema needs CREATE on the database (``create`` mode, or a
-``verify``-mode role that has it); otherwise an administrator creates it once and grants the
+Privileges: creating the schema needs CREATE on the database (a role that has it);
+otherwise an administrator creates it once and grants the
 operator's role USAGE and CREATE on it (``deploy/postgres/grants.sql``). Applying a
 migration needs CREATE on the schema; the tables then belong to the operator's role. A
 missing privilege is named exactly (:class:`InsufficientPrivileges`).

@@ -1,12 +1,11 @@
 """The PostgreSQL privileges the operator's role uses, checked at start and named on failure.
 
-:func:`required_grants` is the list of what the store's statements actually need in
-``verify`` mode (``deploy/postgres/grants.sql`` grants exactly these; a unit test keeps the
-two equal):
+:func:`required_grants` is the list of what the store's statements actually need
+(``deploy/postgres/grants.sql`` grants exactly these; a unit test keeps the two equal):
 
 * Coder's schema: USAGE.
 * ``schema_migrations``: SELECT (which Coder release this is).
-* ``dbcrypt_keys``: SELECT only (key continuity; never written in ``verify`` mode).
+* ``dbcrypt_keys``: SELECT only (key continuity; never written).
 * ``ai_providers``: SELECT, INSERT, UPDATE (UPDATE also for ``SELECT ... FOR UPDATE``);
   never DELETE: providers are soft-deleted, as coderd does.
 * ``ai_provider_keys``: SELECT, INSERT, UPDATE, DELETE.
@@ -62,7 +61,7 @@ BOOTSTRAP_GRANTS = (
 
 
 def required_grants(caps: Capabilities | None) -> tuple[Grant, ...]:
-    """What the store's statements need in ``verify`` mode for a schema like ``caps``
+    """What the store's statements need for a schema like ``caps``
     (None: only :data:`BOOTSTRAP_GRANTS`)."""
     out: list[Grant] = list(BOOTSTRAP_GRANTS)
     if caps is None:

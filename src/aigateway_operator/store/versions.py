@@ -29,7 +29,6 @@ from dataclasses import dataclass
 __all__ = [
     "BEDROCK_FIELDS",
     "CODER_RELEASES",
-    "CREATE_RELEASES",
     "MIN_SUPPORTED_MIGRATION",
     "NEWEST_KNOWN_MIGRATION",
     "CoderRelease",
@@ -106,10 +105,6 @@ CODER_RELEASES: tuple[CoderRelease, ...] = (
         known=False,
     ),
 )
-
-CREATE_RELEASES: dict[str, int] = {"v2.34": 506, "v2.35": 532, "v2.36": NEWEST_KNOWN_MIGRATION}
-"""Shapes ``AIGW_SCHEMA=create`` can build, and the migration number it records for each
-(the lowest number known to be in that release, or main's last for v2.36)."""
 
 
 def release_for(migration: int) -> CoderRelease:

@@ -8,6 +8,7 @@ pay for loading it.
 from aigateway_operator.validation.rules import (
     MAX_SECRET_VALUE_BYTES,
     Finding,
+    KeyRef,
     SecretValue,
     check_api_keys,
     check_aws_static_credentials,
@@ -17,6 +18,7 @@ from aigateway_operator.validation.rules import (
 __all__ = [
     "MAX_SECRET_VALUE_BYTES",
     "Finding",
+    "KeyRef",
     "SecretValue",
     "check_api_keys",
     "check_aws_static_credentials",

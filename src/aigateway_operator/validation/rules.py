@@ -5,8 +5,10 @@ rules here catch values that Coder would accept but that fail later and far from
 (reference §4.2, §8.2): a trailing newline from ``echo`` makes every upstream call 401, and a
 duplicate key makes Coder's key pool refuse to build the provider at all.
 
-Pure functions over already-resolved values. Findings name the field and the Secret
-reference, never the value: findings become condition messages, Events and log lines.
+Pure functions over already-resolved values, each given with the reference it was read
+through (:class:`KeyRef`: the spec field, the Secret and its key, as the pass resolved it; no
+API model is rebuilt for a check). Findings name the field and the Secret reference, never
+the value: findings become condition messages, Events and log lines.
 """
 
 from __future__ import annotations
@@ -14,15 +16,16 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from pydantic import SecretBytes, SecretStr
 
-from aigateway_operator.api.aiprovider import AWSCredentialsSecretRef
-from aigateway_operator.api.common import Reason, SecretKeyRef
+from aigateway_operator.api.common import Reason
 
 __all__ = [
     "MAX_SECRET_VALUE_BYTES",
     "Finding",
+    "KeyRef",
     "SecretValue",
     "check_api_keys",
     "check_aws_static_credentials",
@@ -40,6 +43,25 @@ _ACCESS_KEY_ID = re.compile(r"[A-Za-z0-9_]{16,128}")
 _SECRET_ACCESS_KEY = re.compile(r"[A-Za-z0-9/+=]{40}")
 
 SecretValue = str | bytes | SecretStr | SecretBytes
+
+
+class KeyRef(Protocol):
+    """A reference to one key of a Secret, as the pass resolved it (``credentials.SecretRef``
+    is one): the spec field it came from, the Secret's name and the key."""
+
+    @property
+    def field(self) -> str: ...
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def key(self) -> str: ...
+
+
+def _describe(ref: KeyRef) -> str:
+    """How messages name the reference (never the value behind it)."""
+    return f"Secret {ref.name!r} key {ref.key!r}"
 
 
 @dataclass(frozen=True)
@@ -84,17 +106,18 @@ def _text_problem(value: SecretValue) -> tuple[str | None, str]:
     return None, text
 
 
-def check_secret_text(ref: SecretKeyRef, field: str, value: SecretValue) -> list[Finding]:
+def check_secret_text(ref: KeyRef, value: SecretValue) -> list[Finding]:
     """Generic shape of any secret we hand to Coder: UTF-8, non-empty, trimmed, printable,
     at most :data:`MAX_SECRET_VALUE_BYTES`. Coder itself checks only the first two."""
     problem, _ = _text_problem(value)
     if problem is None:
         return []
-    return [Finding(Reason.INVALID_SECRET_VALUE, field, f"{field} ({ref.describe()}) {problem}")]
+    field = ref.field
+    return [Finding(Reason.INVALID_SECRET_VALUE, field, f"{field} ({_describe(ref)}) {problem}")]
 
 
-def check_api_keys(entries: Sequence[tuple[SecretKeyRef, SecretValue]]) -> list[Finding]:
-    """Check resolved ``spec.apiKeys`` values, given in spec order.
+def check_api_keys(entries: Sequence[tuple[KeyRef, SecretValue]]) -> list[Finding]:
+    """Check resolved ``spec.apiKeys`` values, given in spec order with their references.
 
     Each value must pass :func:`check_secret_text`; values must also be pairwise distinct,
     because Coder's key pool rejects duplicates and the provider then fails to load
@@ -108,7 +131,7 @@ def check_api_keys(entries: Sequence[tuple[SecretKeyRef, SecretValue]]) -> list[
         problem, text = _text_problem(value)
         if problem is not None:
             findings.append(
-                Finding(Reason.INVALID_SECRET_VALUE, field, f"{field} ({ref.describe()}) {problem}")
+                Finding(Reason.INVALID_SECRET_VALUE, field, f"{field} ({_describe(ref)}) {problem}")
             )
             continue
         if text in first_seen:
@@ -117,8 +140,8 @@ def check_api_keys(entries: Sequence[tuple[SecretKeyRef, SecretValue]]) -> list[
                 Finding(
                     Reason.DUPLICATE_API_KEY,
                     field,
-                    f"{field} ({ref.describe()}) holds the same API key as "
-                    f"spec.apiKeys[{earlier}] ({entries[earlier][0].describe()}); "
+                    f"{field} ({_describe(ref)}) holds the same API key as "
+                    f"spec.apiKeys[{earlier}] ({_describe(entries[earlier][0])}); "
                     "Coder rejects duplicate keys",
                 )
             )
@@ -128,22 +151,19 @@ def check_api_keys(entries: Sequence[tuple[SecretKeyRef, SecretValue]]) -> list[
 
 
 def check_aws_static_credentials(
-    ref: AWSCredentialsSecretRef,
-    access_key_id: SecretValue,
-    secret_access_key: SecretValue,
+    access_key_id: tuple[KeyRef, SecretValue],
+    secret_access_key: tuple[KeyRef, SecretValue],
 ) -> list[Finding]:
-    """Check the values behind ``spec.bedrock.credentialsSecretRef``.
+    """Check the values behind ``spec.bedrock.credentialsSecretRef``, each with its reference.
 
     Shape checks turn a pasted-wrong value into a precise message at once instead of an opaque
     ``SignatureDoesNotMatch`` from STS. A temporary (``ASIA``) key id is refused: it needs a
     session token, which neither this API nor Coder's settings carry, and it would expire.
     """
-    base = "spec.bedrock.credentialsSecretRef"
     findings: list[Finding] = []
 
-    id_field = f"{base}.accessKeyIDKey"
-    id_ref = ref.access_key_id_ref()
-    problem, key_id = _text_problem(access_key_id)
+    id_ref, id_value = access_key_id
+    problem, key_id = _text_problem(id_value)
     if problem is None and not _ACCESS_KEY_ID.fullmatch(key_id):
         problem = "is not an AWS access key id (16-128 letters and digits)"
     if problem is None and key_id.startswith("ASIA"):
@@ -154,21 +174,22 @@ def check_aws_static_credentials(
     if problem is not None:
         findings.append(
             Finding(
-                Reason.INVALID_SECRET_VALUE, id_field, f"{id_field} ({id_ref.describe()}) {problem}"
+                Reason.INVALID_SECRET_VALUE,
+                id_ref.field,
+                f"{id_ref.field} ({_describe(id_ref)}) {problem}",
             )
         )
 
-    secret_field = f"{base}.secretAccessKeyKey"
-    secret_ref = ref.secret_access_key_ref()
-    problem, secret = _text_problem(secret_access_key)
+    secret_ref, secret_value = secret_access_key
+    problem, secret = _text_problem(secret_value)
     if problem is None and not _SECRET_ACCESS_KEY.fullmatch(secret):
         problem = "is not an AWS secret access key (40 characters of A-Z, a-z, 0-9, /, + and =)"
     if problem is not None:
         findings.append(
             Finding(
                 Reason.INVALID_SECRET_VALUE,
-                secret_field,
-                f"{secret_field} ({secret_ref.describe()}) {problem}",
+                secret_ref.field,
+                f"{secret_ref.field} ({_describe(secret_ref)}) {problem}",
             )
         )
     return findings

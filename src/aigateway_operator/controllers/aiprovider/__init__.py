@@ -9,6 +9,7 @@
 - ``finalize``: deletion
 - ``reading``: the one reading of an object's spec (typed spec, provider name, Secret names)
 - ``index``: Secret -> objects, provider name -> claims
+- ``part``: what the object's record carries for this kind (drift row, hostname peer)
 """
 
 from aigateway_operator.controllers.aiprovider.controller import AIProviderController

@@ -72,7 +72,7 @@ async def review_provider(wiring: Wiring, index: ProviderIndex, review: Review) 
         return verdict
     settings = wiring.settings
 
-    unreadable = await _unreadable_secret(wiring, review, spec)
+    unreadable = await _unreadable_secret(wiring, review, spec, reading.refs)
     if unreadable is not None:
         return verdict.deny(unreadable)
 
@@ -80,6 +80,7 @@ async def review_provider(wiring: Wiring, index: ProviderIndex, review: Review) 
         wiring.kube,
         review.namespace,
         spec,
+        reading.refs,
         consumer=review.name,
         access=settings.secret_access,
     )
@@ -87,7 +88,7 @@ async def review_provider(wiring: Wiring, index: ProviderIndex, review: Review) 
     if isinstance(resolved, list):
         for finding in resolved:
             verdict.warn(finding.message)
-        secrets = ProviderSecrets(ProviderSecretRefs.of(spec), (), None, "")
+        secrets = ProviderSecrets(reading.refs, (), None, "")
     else:
         secrets = resolved
 
@@ -133,28 +134,32 @@ async def review_provider(wiring: Wiring, index: ProviderIndex, review: Review) 
     return verdict
 
 
-def _changed_refs(review: Review, spec: AIProviderSpec) -> list[tuple[str, str]]:
+def _changed_refs(
+    review: Review, spec: AIProviderSpec, refs: ProviderSecretRefs
+) -> list[tuple[str, str]]:
     """(field, Secret name) of the references whose Secret this request newly puts to use:
     every one on a create or when the destination changes, else those naming a Secret the
     stored spec did not name."""
-    refs = [(r.field, r.name) for r in ProviderSecretRefs.of(spec).all()]
+    named = [(r.field, r.name) for r in refs.all()]
     if review.operation != "UPDATE":
-        return refs
+        return named
     try:
         old = AIProviderSpec.from_body(dict(review.old_spec) if review.old_spec else None)
     except InvalidSpecError:
-        return refs
+        return named
     if spec_destination(old) != spec_destination(spec):
-        return refs
+        return named
     before = ProviderSecretRefs.of(old).secret_names()
-    return [(f, name) for f, name in refs if name not in before]
+    return [(f, name) for f, name in named if name not in before]
 
 
-async def _unreadable_secret(wiring: Wiring, review: Review, spec: AIProviderSpec) -> str | None:
+async def _unreadable_secret(
+    wiring: Wiring, review: Review, spec: AIProviderSpec, refs: ProviderSecretRefs
+) -> str | None:
     """The denial when the requester may not ``get`` a Secret this request newly uses or
     sends elsewhere (None: every one may be read by them, or none changed)."""
     seen: set[str] = set()
-    for field, name in _changed_refs(review, spec):
+    for field, name in _changed_refs(review, spec, refs):
         if name in seen:
             continue
         seen.add(name)

@@ -27,8 +27,10 @@ from aigateway_operator.controllers.aiprovider import reconcile as reconciling
 from aigateway_operator.controllers.aiprovider.drift import DriftTracker
 from aigateway_operator.controllers.aiprovider.hostnames import HostnameCheck, HostnameWatch
 from aigateway_operator.controllers.aiprovider.index import ProviderIndex
+from aigateway_operator.controllers.aiprovider.part import ProviderPart
 from aigateway_operator.controllers.aiprovider.reading import read_provider
 from aigateway_operator.controllers.collector import Collector
+from aigateway_operator.controllers.record import ObjectRecord
 from aigateway_operator.controllers.runner import Body, Runner
 from aigateway_operator.controllers.shared import (
     ObjectIdentity,
@@ -50,17 +52,18 @@ class AIProviderController:
     def __init__(self, wiring: Wiring, limit: asyncio.Semaphore) -> None:
         self.wiring = wiring
         self.index = ProviderIndex()
-        self.drift = DriftTracker()
-        self.hostnames = HostnameWatch(
-            claims=lambda name: [c.uid for c in self.index.claims(name)],
-            wake=lambda uids: self.runner.poke(uids),
-        )
-        self.runner = Runner(
+        self.runner: Runner[ProviderPart] = Runner(
             self,
             wiring,
             limit,
             resync_s=wiring.settings.resync_interval_s,
-            on_stop=self.drift.forget,
+            on_stop=lambda record: DriftTracker.unwatch(record.part),
+        )
+        self.drift = DriftTracker(self.runner.records)
+        self.hostnames = HostnameWatch(
+            claims=lambda name: [c.uid for c in self.index.claims(name)],
+            wake=lambda uids: self.runner.poke(uids),
+            part_of=self._part_of,
         )
         self.collector = Collector(
             self.kind,
@@ -71,26 +74,35 @@ class AIProviderController:
             skip=lambda r: r.row_table != "ai_providers" or r.deletion_policy == "Orphan",
         )
 
+    def _part_of(self, uid: str) -> ProviderPart | None:
+        record = self.runner.records.get(uid)
+        return record.part if record is not None else None
+
     # --- KindPasses -----------------------------------------------------------------------
 
-    async def reconcile(self, body: Body) -> PassOutcome:
+    def new_part(self) -> ProviderPart:
+        return ProviderPart()
+
+    async def reconcile(
+        self, body: Body, ident: ObjectIdentity, record: ObjectRecord[ProviderPart]
+    ) -> PassOutcome:
         self.collector.maybe_sweep()
-        ident = ObjectIdentity.from_body(self.kind, body)
         outcome = await reconciling.reconcile(
             self.wiring, ident, body.get("spec"), body.get("status")
         )
-        self.drift.remember(ident, outcome.row_id, outcome.row_version)
+        DriftTracker.remember(record.part, outcome.row_id, outcome.row_version)
         if outcome.hostname_checked:
-            self.hostnames.seen(ident.uid, HostnameCheck(ident.name, outcome.hostname_peers))
+            self.hostnames.seen(record.part, HostnameCheck(ident.name, outcome.hostname_peers))
         return outcome
 
-    async def finalize(self, body: Body) -> PassOutcome:
-        ident = ObjectIdentity.from_body(self.kind, body)
+    async def finalize(
+        self, body: Body, ident: ObjectIdentity, record: ObjectRecord[ProviderPart]
+    ) -> PassOutcome:
         outcome = await finalizing.finalize(
             self.wiring, ident, body.get("spec"), body.get("status")
         )
         if outcome.done:
-            self._released(ident)
+            self._released(ident, record.part)
         return outcome
 
     def observed(self, event_type: str | None, body: Mapping[str, Any]) -> None:
@@ -99,31 +111,38 @@ class AIProviderController:
         if not uid:
             return
         if event_type == "DELETED":
-            self.index.remove(uid)
-            return
+            return  # forget() removes it from the index, once the runner dropped the record
         ident = ObjectIdentity.from_body(self.kind, body)
         self.index.update(
             read_provider(ident, body.get("spec")), deleting=bool(meta.get("deletionTimestamp"))
         )
 
-    def forget(self, ident: ObjectIdentity, lock: asyncio.Lock | None) -> None:
+    def forget(self, ident: ObjectIdentity, record: ObjectRecord[ProviderPart] | None) -> None:
+        """The object is gone and its record dropped: leave the index, say goodbye to the
+        hostname peer, drop its metric series and Event keys, collect its rows if our
+        finalizer never released them, then wake whoever waits for its name."""
         name = self.index.provider_name(ident.uid)
         self.index.remove(ident.uid)
-        self.drift.forget(ident.uid)
-        self.hostnames.gone(ident.uid)
-        forget_object(ident)
+        if record is not None:
+            self.hostnames.gone(record.part)
+        forget_object(self.wiring, ident, record.exported if record is not None else ())
 
         def wake_waiters() -> None:
             if name is not None:
                 self.runner.poke(c.uid for c in self.index.claims(name))
 
-        self.collector.deleted(ident.owner(self.wiring.settings.instance_id), lock, wake_waiters)
+        self.collector.deleted(
+            ident.owner(self.wiring.settings.instance_id),
+            record.lock if record is not None else None,
+            wake_waiters,
+        )
 
-    def _released(self, ident: ObjectIdentity) -> None:
-        """The object's row is released: stop tracking it and wake whoever waits for its name."""
-        self.drift.forget(ident.uid)
-        self.hostnames.gone(ident.uid)
-        forget_object(ident)
+    def _released(self, ident: ObjectIdentity, part: ProviderPart) -> None:
+        """The object's row is released (the object stays until its ``DELETED`` event drops
+        its record): its name claim ends, whoever waits for the name and its hostname's sole
+        peer are woken, and its row is no longer watched for drift."""
+        DriftTracker.unwatch(part)
+        self.hostnames.gone(part)
         name = self.index.provider_name(ident.uid)
         self.index.remove(ident.uid)
         if name is not None:
@@ -156,17 +175,17 @@ class AIProviderController:
 
     async def check_drift(self) -> int:
         """Wake every object whose row someone else wrote since our last pass; how many."""
-        snap = self.drift.snapshot(self.runner.serving())
+        snap = self.drift.snapshot()
         if not snap.rows:
             return 0
         versions = await self.wiring.store.provider_row_versions(snap.row_ids())
         changed = self.drift.changed(snap, versions, self.runner.busy())
-        for uid, tracked in changed:
+        for record in changed:
             log.info(
                 "Coder row of AIProvider changed outside the operator",
-                extra=log_ref(self.kind, tracked.namespace, tracked.name, uid),
+                extra=log_ref(self.kind, record.namespace, record.name, record.uid),
             )
-        return self.runner.poke(uid for uid, _ in changed)
+        return self.runner.poke(record.uid for record in changed)
 
     async def watch_drift(self) -> None:
         """On every burst of ``ai_providers_changed``: wake objects whose row someone else

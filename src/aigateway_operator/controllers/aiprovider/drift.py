@@ -1,11 +1,12 @@
 """Drift: Coder rows of ours changed by someone else (Coder's UI or API, or SQL).
 
 **Noticing it.** After each pass the operator remembers the row version its write (or no-op)
-left (:class:`DriftTracker`; a ``RowVersion`` covers the provider row *and* its key rows). When
+left, on the object's record (:class:`ProviderPart`; a ``RowVersion`` covers the provider row
+*and* its key rows; :class:`DriftTracker` reads the records). When
 ``ai_providers_changed`` fires, rows whose version differs from the remembered one, or that
 vanished, were written by someone else, and their objects are woken. The operator's own
-writes never wake it up again. Only objects whose kopf daemon runs are tracked: an entry
-goes when the daemon stops, so a replica paused by peering checks nothing (and its LISTEN
+writes never wake it up again. Only objects whose kopf daemon runs are tracked: the row is
+unwatched when the daemon stops, so a replica paused by peering checks nothing (and its LISTEN
 is closed: ``operator.app``). Edits that send no notify (direct SQL) are caught by every
 object's periodic resync pass, which compares the whole row and its key rows.
 
@@ -20,8 +21,8 @@ are never a difference; their values in Coder go to ``status.coderOwned``.
 
 from __future__ import annotations
 
-from collections.abc import Collection
-from dataclasses import dataclass, field
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 from uuid import UUID
 
 from aigateway_operator.api.aiprovider import AIProviderSpec, AIProviderStatus
@@ -33,7 +34,9 @@ from aigateway_operator.controllers.aiprovider.hostnames import (
     record_hostname,
     with_hostname_warning,
 )
+from aigateway_operator.controllers.aiprovider.part import ProviderPart
 from aigateway_operator.controllers.aiprovider.status import carry, coder_owned_status, finish
+from aigateway_operator.controllers.record import ObjectRecord
 from aigateway_operator.controllers.shared import (
     ObjectIdentity,
     PassOutcome,
@@ -44,17 +47,9 @@ from aigateway_operator.controllers.wiring import Wiring
 from aigateway_operator.status.conditions import ConditionState
 from aigateway_operator.store import DesiredProvider, OwnerRef, RowVersion, StoreError
 
-__all__ = ["DriftTracker", "Snapshot", "Tracked", "report_drift"]
+__all__ = ["DriftTracker", "Snapshot", "report_drift"]
 
 IN_SYNC = "Provider is in sync with Coder"
-
-
-@dataclass(frozen=True)
-class Tracked:
-    namespace: str
-    name: str
-    row_id: UUID | None = None
-    version: RowVersion | None = None
 
 
 @dataclass(frozen=True)
@@ -67,30 +62,34 @@ class Snapshot:
         return [row for row, _ in self.rows.values()]
 
 
-@dataclass
+@dataclass(frozen=True)
 class DriftTracker:
-    objects: dict[str, Tracked] = field(default_factory=dict)
+    """The drift watch's view of the objects' records (it keeps nothing of its own: the row id
+    and version are on each object's record, :class:`ProviderPart`)."""
 
-    def remember(
-        self, ident: ObjectIdentity, row_id: str | None, version: RowVersion | None
-    ) -> None:
+    records: Mapping[str, ObjectRecord[ProviderPart]]
+
+    @staticmethod
+    def remember(part: ProviderPart, row_id: str | None, version: RowVersion | None) -> None:
         """Record a finished pass: the row version it left (if any)."""
-        old = self.objects.get(ident.uid)
-        rid = UUID(row_id) if row_id else (old.row_id if old else None)
-        ver = version if version is not None else (old.version if old else None)
-        self.objects[ident.uid] = Tracked(ident.namespace, ident.name, rid, ver)
+        if row_id:
+            part.row_id = UUID(row_id)
+        if version is not None:
+            part.version = version
 
-    def forget(self, uid: str) -> None:
-        self.objects.pop(uid, None)
+    @staticmethod
+    def unwatch(part: ProviderPart) -> None:
+        """The object's daemon stopped (deletion, exit, peering): its row is not watched."""
+        part.row_id = part.version = None
 
-    def snapshot(self, serving: Collection[str]) -> Snapshot:
-        """The rows of objects whose daemon runs (``Runner.serving``): a replica paused by
+    def snapshot(self) -> Snapshot:
+        """The rows of objects whose daemon runs (``ObjectRecord.live``): a replica paused by
         peering has none, so it checks nothing."""
         return Snapshot(
             {
-                uid: (t.row_id, t.version)
-                for uid, t in self.objects.items()
-                if t.row_id is not None and t.version is not None and uid in serving
+                uid: (r.part.row_id, r.part.version)
+                for uid, r in self.records.items()
+                if r.part.row_id is not None and r.part.version is not None and r.live is not None
             }
         )
 
@@ -99,20 +98,26 @@ class DriftTracker:
         snap: Snapshot,
         versions: dict[UUID, RowVersion],
         busy: Collection[str] = (),
-    ) -> list[tuple[str, Tracked]]:
+    ) -> list[ObjectRecord[ProviderPart]]:
         """Objects of ``snap`` whose row now has another version, or is gone or deleted.
 
         ``versions`` must come from a query over exactly ``snap.row_ids()``. Objects with a
-        pass in flight (``busy``) or finished since the snapshot are skipped.
+        pass in flight (``busy``), finished since the snapshot, or forgotten meanwhile are
+        skipped.
         """
         out = []
         for uid, (row_id, version) in snap.rows.items():
-            now = self.objects.get(uid)
-            if now is None or uid in busy or now.version != version or now.row_id != row_id:
+            now = self.records.get(uid)
+            if (
+                now is None
+                or uid in busy
+                or now.part.version != version
+                or now.part.row_id != row_id
+            ):
                 continue
             seen = versions.get(row_id)
             if seen is None or seen.deleted or seen != version:
-                out.append((uid, now))
+                out.append(now)
         return out
 
 

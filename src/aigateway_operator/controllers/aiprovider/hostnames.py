@@ -20,10 +20,11 @@ change is seen on the next pass of each object (an edit, a Secret change, the re
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from uuid import UUID
 
 from aigateway_operator.api.common import ConditionType, Reason
+from aigateway_operator.controllers.aiprovider.part import ProviderPart
 from aigateway_operator.controllers.shared import MESSAGE_LIMIT, PassOutcome, PassScratch
 from aigateway_operator.controllers.wiring import Wiring
 from aigateway_operator.store import HostnamePeers, StoreError
@@ -122,41 +123,45 @@ def record_hostname(outcome: PassOutcome, check: HostnameCheck | None) -> None:
     outcome.hostname_peers = check.peers if check is not None else None
 
 
-@dataclass
+@dataclass(frozen=True)
 class HostnameWatch:
     """Which objects to wake when a hostname goes from one provider to two, and back.
 
-    ``claims(name)`` gives the uids of the objects claiming provider ``name``; ``wake`` runs
-    their passes again. Kept in memory only: after a restart every object has its own pass.
+    ``claims(name)`` gives the uids of the objects claiming provider ``name``; ``part_of(uid)``
+    their records' part (where what each last pass found is kept: ``ProviderPart.alone`` and
+    ``sole_peer``); ``wake`` runs their passes again. Keeps nothing of its own; in memory
+    only: after a restart every object has its own pass.
     """
 
     claims: Callable[[str], Iterable[str]]
     wake: Callable[[Iterable[str]], object]
-    alone: set[str] = field(default_factory=set)
-    """Objects whose last pass found their hostname unshared (or the row not served)."""
-    sole_peer: dict[str, str] = field(default_factory=dict)
-    """Objects whose last pass found exactly one other provider on their hostname: its name."""
+    part_of: Callable[[str], ProviderPart | None]
 
-    def seen(self, uid: str, check: HostnameCheck | None) -> None:
-        """Record what ``uid``'s pass found and wake whoever it changes."""
+    def _alone(self, uid: str) -> bool:
+        part = self.part_of(uid)
+        return part is not None and part.alone
+
+    def seen(self, part: ProviderPart, check: HostnameCheck | None) -> None:
+        """Record on ``part`` what its object's pass found and wake whoever it changes."""
         if check is None:
             return
         peers = check.peers
-        old_sole = self.sole_peer.pop(uid, None)
+        old_sole, part.sole_peer = part.sole_peer, None
         if peers is not None and peers.count > 0:
-            self.alone.discard(uid)
+            part.alone = False
             # Those that found themselves alone now share the hostname with this one.
-            self.wake(u for n in peers.names for u in self.claims(n) if u in self.alone)
+            self.wake(u for n in peers.names for u in self.claims(n) if self._alone(u))
             if peers.count == 1:
-                self.sole_peer[uid] = peers.names[0]
+                part.sole_peer = peers.names[0]
             return
-        self.alone.add(uid)
+        part.alone = True
         if old_sole is not None:  # the one it shared with may be alone now
             self.wake(self.claims(old_sole))
 
-    def gone(self, uid: str) -> None:
-        """``uid``'s row is released: the one provider it shared its hostname with may be alone."""
-        self.alone.discard(uid)
-        sole = self.sole_peer.pop(uid, None)
+    def gone(self, part: ProviderPart) -> None:
+        """The object's row is released: the one provider it shared its hostname with may be
+        alone."""
+        part.alone = False
+        sole, part.sole_peer = part.sole_peer, None
         if sole is not None:
             self.wake(self.claims(sole))

@@ -22,13 +22,19 @@ hang any install with more objects than that.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from aigateway_operator.controllers.aiprovider.reading import ProviderReading
 
+K = TypeVar("K")
+#: The objects under one key: a bare uid while there is one (the common case: a set is
+#: ~200 bytes, and there would be two per object), a set once there are more.
+Uids = str | set[str]
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, slots=True)
 class NameClaim:
     """One object claiming a provider name."""
 
@@ -40,22 +46,22 @@ class NameClaim:
     """Being deleted: its claim ends once its finalizer has released the row."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Entry:
+    """One object's entry (``__slots__``, a tuple of Secret names: one per object, so small)."""
+
     namespace: str
     name: str
     provider_name: str | None
-    secrets: frozenset[str]
+    secrets: tuple[str, ...]
     claim: NameClaim
 
 
 @dataclass
 class ProviderIndex:
     _by_uid: dict[str, _Entry] = field(default_factory=dict)
-    _by_secret: defaultdict[tuple[str, str], set[str]] = field(
-        default_factory=lambda: defaultdict(set)
-    )
-    _by_name: defaultdict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    _by_secret: dict[tuple[str, str], Uids] = field(default_factory=dict)
+    _by_name: dict[str, Uids] = field(default_factory=dict)
 
     def update(self, reading: ProviderReading, *, deleting: bool = False) -> None:
         """Index what the object says now (its one reading, :mod:`.reading`). An object
@@ -67,34 +73,29 @@ class ProviderIndex:
             namespace=namespace,
             name=name,
             provider_name=reading.provider_name,
-            secrets=reading.secret_names,
+            secrets=tuple(reading.secret_names),
             claim=NameClaim(
                 created=ident.created, uid=uid, namespace=namespace, name=name, deleting=deleting
             ),
         )
         self._by_uid[uid] = entry
         for secret in entry.secrets:
-            self._by_secret[(namespace, secret)].add(uid)
+            _add(self._by_secret, (namespace, secret), uid)
         if entry.provider_name is not None:
-            self._by_name[entry.provider_name].add(uid)
+            _add(self._by_name, entry.provider_name, uid)
 
     def remove(self, uid: str) -> None:
         entry = self._by_uid.pop(uid, None)
         if entry is None:
             return
         for secret in entry.secrets:
-            key = (entry.namespace, secret)
-            self._by_secret[key].discard(uid)
-            if not self._by_secret[key]:
-                del self._by_secret[key]
+            _discard(self._by_secret, (entry.namespace, secret), uid)
         if entry.provider_name is not None:
-            self._by_name[entry.provider_name].discard(uid)
-            if not self._by_name[entry.provider_name]:
-                del self._by_name[entry.provider_name]
+            _discard(self._by_name, entry.provider_name, uid)
 
     def referencing(self, namespace: str, secret: str) -> list[str]:
         """Uids of the AIProviders in ``namespace`` that reference the Secret."""
-        return sorted(self._by_secret.get((namespace, secret), ()))
+        return sorted(members(self._by_secret.get((namespace, secret))))
 
     def has(self, namespace: str, name: str) -> bool:
         """Whether an AIProvider ``namespace/name`` is known (seen and not deleted)."""
@@ -106,4 +107,34 @@ class ProviderIndex:
         return entry.provider_name if entry else None
 
     def claims(self, provider_name: str) -> list[NameClaim]:
-        return [self._by_uid[u].claim for u in self._by_name.get(provider_name, ())]
+        return [self._by_uid[u].claim for u in members(self._by_name.get(provider_name))]
+
+
+def members(uids: Uids | None) -> Iterable[str]:
+    """The uids of one key of the index (a key names one object, mostly: then a bare str)."""
+    if uids is None:
+        return ()
+    return (uids,) if isinstance(uids, str) else uids
+
+
+def _add(index: dict[K, Uids], key: K, uid: str) -> None:
+    held = index.get(key)
+    if held is None or held == uid:
+        index[key] = uid
+    elif isinstance(held, str):
+        index[key] = {held, uid}
+    else:
+        held.add(uid)
+
+
+def _discard(index: dict[K, Uids], key: K, uid: str) -> None:
+    held = index.get(key)
+    if held is None:
+        return
+    if isinstance(held, str):
+        if held == uid:
+            del index[key]
+        return
+    held.discard(uid)
+    if len(held) == 1:
+        index[key] = next(iter(held))

@@ -18,6 +18,8 @@ from aigateway_operator.controllers.shared import ObjectIdentity
 
 __all__ = ["ProviderReading", "read_provider"]
 
+_NO_REFS = ProviderSecretRefs(())
+
 
 @dataclass(frozen=True)
 class ProviderReading:
@@ -29,11 +31,16 @@ class ProviderReading:
     provider_name: str | None
     """The Coder provider name the object claims (``spec.providerName``, by default
     ``metadata.name``); None when the spec does not parse or the name is not a valid one."""
-    secret_names: frozenset[str]
-    """The Secrets (in the object's namespace) the spec references; empty when it does not
-    parse."""
+    refs: ProviderSecretRefs
+    """The spec's Secret references, each named by its field; none when it does not parse.
+    Built once here: the pass resolves and checks exactly these."""
     problem: str | None = None
     """Why the object cannot be acted on (an ``InvalidSpec`` message naming the field)."""
+
+    @property
+    def secret_names(self) -> frozenset[str]:
+        """The Secrets (in the object's namespace) the spec references."""
+        return frozenset(self.refs.secret_names())
 
 
 def read_provider(ident: ObjectIdentity, spec_body: object) -> ProviderReading:
@@ -41,10 +48,10 @@ def read_provider(ident: ObjectIdentity, spec_body: object) -> ProviderReading:
     try:
         spec = AIProviderSpec.from_body(spec_body if isinstance(spec_body, dict) else None)
     except InvalidSpecError as exc:
-        return ProviderReading(ident, None, None, frozenset(), problem=str(exc))
-    secrets = frozenset(ProviderSecretRefs.of(spec).secret_names())
+        return ProviderReading(ident, None, None, _NO_REFS, problem=str(exc))
+    refs = ProviderSecretRefs.of(spec)
     try:
         name = spec.effective_provider_name(ident.name)
     except InvalidSpecError as exc:
-        return ProviderReading(ident, spec, None, secrets, problem=str(exc))
-    return ProviderReading(ident, spec, name, secrets)
+        return ProviderReading(ident, spec, None, refs, problem=str(exc))
+    return ProviderReading(ident, spec, name, refs)

@@ -31,7 +31,6 @@ from aigateway_operator.controllers.actors import (
     DRIFT_REVERT,
     SECRET_CHANGED,
     spec_actor,
-    spec_digest,
 )
 from aigateway_operator.controllers.aiprovider.drift import IN_SYNC, report_drift
 from aigateway_operator.controllers.aiprovider.hostnames import (
@@ -40,11 +39,8 @@ from aigateway_operator.controllers.aiprovider.hostnames import (
     record_hostname,
     with_hostname_warning,
 )
-from aigateway_operator.controllers.aiprovider.reading import read_provider
-from aigateway_operator.controllers.aiprovider.secrets import (
-    ProviderSecrets,
-    resolve_provider_secrets,
-)
+from aigateway_operator.controllers.aiprovider.inputs import gather
+from aigateway_operator.controllers.aiprovider.secrets import ProviderSecrets
 from aigateway_operator.controllers.aiprovider.status import (
     carry,
     coder_owned_columns,
@@ -52,7 +48,6 @@ from aigateway_operator.controllers.aiprovider.status import (
     encryption_digest,
     finish,
     key_status,
-    parse_status,
 )
 from aigateway_operator.controllers.aiprovider.verify import verify_identity
 from aigateway_operator.controllers.shared import (
@@ -130,26 +125,20 @@ async def reconcile(
     With ``driftPolicy: Report`` and nothing changed on our side since the last successful
     pass, the row is only compared with the spec and differences are reported, not written.
     """
-    current = parse_status(status_body)
+    inputs = await gather(wiring, ident, spec_body, status_body)
+    current = inputs.current
     scratch = PassScratch(current_conditions=tuple(current.conditions))
     # One reading for the spec and the name it claims: an invalid metadata.name (no
     # spec.providerName) is InvalidSpec like any other spec error, never an exception.
-    reading = read_provider(ident, spec_body)
-    spec, name = reading.spec, reading.provider_name
-    if spec is None or name is None:
-        message = (reading.problem or "invalid spec")[:MESSAGE_LIMIT]
+    spec, name = inputs.reading.spec, inputs.reading.provider_name
+    secrets = inputs.secrets
+    if spec is None or name is None or secrets is None:
+        message = (inputs.reading.problem or "invalid spec")[:MESSAGE_LIMIT]
         scratch.set(ConditionState.false(ConditionType.SYNCED, Reason.INVALID_SPEC, message))
         scratch.warn(Reason.INVALID_SPEC, message)
         return finish(wiring, ident, current, scratch, AIProviderStatus())
 
-    secrets = await resolve_provider_secrets(
-        wiring.kube,
-        ident.namespace,
-        spec,
-        consumer=ident.name,
-        access=wiring.settings.secret_access,
-    )
-    if isinstance(secrets, list):
+    if not isinstance(secrets, ProviderSecrets):
         return _unresolved(wiring, ident, current, scratch, secrets)
     count = len(secrets.refs.all())
     scratch.set(
@@ -160,30 +149,35 @@ async def reconcile(
         )
     )
 
-    owner = ident.owner(wiring.settings.instance_id)
+    owner = inputs.owner
     desired = desired_provider(spec, name, secrets)
     # Did an earlier write already apply exactly this spec and these Secret versions? Then any
     # difference in the row was made by someone else: drift. The operator's own record says
     # so (written with the row), never the status: whoever may write aiproviders/status could
     # forge observedGeneration and turn a spec change into "drift".
-    inputs = AppliedInputs(ident.uid, ident.generation, spec_digest(spec_body), secrets.revision)
+    applied = AppliedInputs(ident.uid, ident.generation, inputs.spec_digest, secrets.revision)
     try:
         recorded = await wiring.store.applied_inputs(owner)
     except StoreError as exc:
         _store_failed(scratch, exc)
         return finish(wiring, ident, current, scratch, carry(current, secrets.revision))
-    spec_applied = inputs.same_spec(recorded)
-    unchanged_inputs = spec_applied and recorded == inputs
+    spec_applied = applied.same_spec(recorded)
+    unchanged_inputs = spec_applied and recorded == applied
     if spec.drift_policy is DriftPolicy.REPORT and unchanged_inputs:
         return await report_drift(
             wiring, ident, owner, current, scratch, spec, desired, secrets.revision
         )
 
     actor = await _actor(
-        wiring, ident, spec_body, spec_applied=spec_applied, inputs=inputs, recorded=recorded
+        wiring,
+        ident,
+        inputs.spec_digest,
+        spec_applied=spec_applied,
+        applied=applied,
+        recorded=recorded,
     )
     owner = replace(owner, actor=actor)
-    result = await _write(wiring, ident, owner, spec, desired, scratch, inputs)
+    result = await _write(wiring, ident, owner, spec, desired, scratch, applied)
     if result is None:
         return finish(wiring, ident, current, scratch, carry(current, secrets.revision))
     if result.action == "left_alone":
@@ -235,18 +229,18 @@ async def reconcile(
 async def _actor(
     wiring: Wiring,
     ident: ObjectIdentity,
-    spec_body: object,
+    digest: str,
     *,
     spec_applied: bool,
-    inputs: AppliedInputs,
+    applied: AppliedInputs,
     recorded: AppliedInputs | None,
 ) -> Actor:
     """Who caused what this pass may write (``controllers/actors.py``): the requester of a
     generation the operator's record does not show applied; else a Secret change, or the
     operator reverting drift. The admission record is read only in the first case."""
     if not spec_applied:
-        return await spec_actor(wiring, ident, spec_body)
-    if recorded is None or recorded.secrets_revision != inputs.secrets_revision:
+        return await spec_actor(wiring, ident, digest)
+    if recorded is None or recorded.secrets_revision != applied.secrets_revision:
         return SECRET_CHANGED
     return DRIFT_REVERT
 
@@ -306,10 +300,10 @@ async def _write(
     spec: AIProviderSpec,
     desired: DesiredProvider,
     scratch: PassScratch,
-    inputs: AppliedInputs,
+    applied: AppliedInputs,
 ) -> ProviderResult | None:
     """One store transaction; every failure becomes a Synced=False condition (and a retry).
-    ``inputs`` is recorded with the row as what this write applied."""
+    ``applied`` is recorded with the row as what this write applied."""
     may_adopt = wiring.settings.may_adopt(ident.namespace)
     policy = (
         DeletePolicy.RELEASE
@@ -320,7 +314,7 @@ async def _write(
     try:
         try:
             return await wiring.store.upsert_provider(
-                desired, owner, adopt=adopt, policy=policy, revive=False, applied=inputs
+                desired, owner, adopt=adopt, policy=policy, revive=False, applied=applied
             )
         except RevivalUnconfirmed:
             # The row was deleted: bring it back only for an object that exists now, with
@@ -329,7 +323,7 @@ async def _write(
                 log.info("not reviving the Coder row of a deleted object", extra=ident.log)
                 return None
             return await wiring.store.upsert_provider(
-                desired, owner, adopt=adopt, policy=policy, revive=True, applied=inputs
+                desired, owner, adopt=adopt, policy=policy, revive=True, applied=applied
             )
     except NameConflict as exc:
         # A provider made in Coder (or recorded by an earlier release) holds the name.

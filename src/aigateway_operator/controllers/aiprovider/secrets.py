@@ -2,8 +2,10 @@
 
 Every reference of a spec has a name here (``api_keys[i]``, ``access_key_id``,
 ``secret_access_key``), so no code addresses them by position. Resolution reads each Secret
-once (``credentials.resolve``); the value checks (``validation.rules``) run on what was read;
-only then are the values decoded into what the store takes. The database is not touched
+once (``credentials.resolve``); the value checks (``validation.rules``) run on what was read,
+each with the reference it was read through (no API model is rebuilt for them); only then
+are the values decoded into what the store takes. The references are built once per reading
+of the spec (``reading.read_provider``) and handed in. The database is not touched
 until this step succeeds. Values live in memory only and are excluded from ``repr``.
 
 Every reference is also checked against where the spec sends the values
@@ -16,7 +18,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from aigateway_operator.api.aiprovider import AIProviderSpec
-from aigateway_operator.api.common import SecretKeyRef
 from aigateway_operator.config import SecretAccess
 from aigateway_operator.credentials import (
     Destination,
@@ -95,13 +96,12 @@ class ProviderSecrets:
     """Digest of the Secret versions read: equal revisions mean the same inputs."""
 
 
-def _check(spec: AIProviderSpec, refs: ProviderSecretRefs, resolved: Resolved) -> list[Finding]:
-    entries = [(SecretKeyRef(name=r.name, key=r.key), resolved.get(r)) for r in refs.api_keys]
-    findings = check_api_keys(entries)
-    creds = spec.bedrock.credentials_secret_ref if spec.bedrock else None
-    if creds is not None and refs.access_key_id is not None and refs.secret_access_key is not None:
+def _check(refs: ProviderSecretRefs, resolved: Resolved) -> list[Finding]:
+    findings = check_api_keys([(r, resolved.get(r)) for r in refs.api_keys])
+    if refs.access_key_id is not None and refs.secret_access_key is not None:
         findings += check_aws_static_credentials(
-            creds, resolved.get(refs.access_key_id), resolved.get(refs.secret_access_key)
+            (refs.access_key_id, resolved.get(refs.access_key_id)),
+            (refs.secret_access_key, resolved.get(refs.secret_access_key)),
         )
     return findings
 
@@ -122,17 +122,18 @@ async def resolve_provider_secrets(
     reader: SecretReader,
     namespace: str,
     spec: AIProviderSpec,
+    refs: ProviderSecretRefs,
     *,
     consumer: str,
     access: SecretAccess,
 ) -> ProviderSecrets | list[Finding]:
-    """Read and check every referenced value; all of them, or every problem found.
+    """Read and check every value ``refs`` (``spec``'s references, as its reading built them)
+    name; all of them, or every problem found.
 
     ``consumer`` is the AIProvider's name: only Secrets that allow it, and allow the spec's
     destination (:func:`spec_destination`), are read (``credentials.may_use``); the others
     are reported as not found.
     """
-    refs = ProviderSecretRefs.of(spec)
     resolved = await resolve(
         reader,
         namespace,
@@ -143,7 +144,7 @@ async def resolve_provider_secrets(
     )
     if isinstance(resolved, list):
         return [Finding(p.reason, p.field, p.message) for p in resolved]
-    findings = _check(spec, refs, resolved)
+    findings = _check(refs, resolved)
     if findings:
         return findings
     static = None

@@ -8,6 +8,7 @@
 - ``state``: the key as a pass moves it
 - ``status``: conditions and status
 - ``finalize``: deletion
+- ``part``: what the object's record carries for this kind (written Secret, workload scan)
 """
 
 from aigateway_operator.controllers.gatewaykey.controller import GatewayKeyController

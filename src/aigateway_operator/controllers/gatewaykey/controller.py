@@ -22,7 +22,9 @@ from aigateway_operator.controllers.collector import Collector
 from aigateway_operator.controllers.gatewaykey import finalize as finalizing
 from aigateway_operator.controllers.gatewaykey import reconcile as reconciling
 from aigateway_operator.controllers.gatewaykey.finalize import BLOCKED_RETRY_S
+from aigateway_operator.controllers.gatewaykey.part import KeyPart
 from aigateway_operator.controllers.gatewaykey.restart import Restarts
+from aigateway_operator.controllers.record import ObjectRecord
 from aigateway_operator.controllers.runner import Body, Runner
 from aigateway_operator.controllers.shared import ObjectIdentity, PassOutcome, forget_object
 from aigateway_operator.controllers.wiring import Wiring
@@ -36,45 +38,51 @@ class GatewayKeyController:
 
     def __init__(self, wiring: Wiring, limit: asyncio.Semaphore) -> None:
         self.wiring = wiring
-        self.runner = Runner(self, wiring, limit, resync_s=wiring.settings.resync_interval_s)
-        self._written: dict[tuple[str, str], str] = {}
-        """Secrets our passes wrote last: (namespace, name) -> resourceVersion."""
+        self.runner: Runner[KeyPart] = Runner(
+            self, wiring, limit, resync_s=wiring.settings.resync_interval_s
+        )
         self._blocked_retry = min(BLOCKED_RETRY_S, wiring.settings.heartbeat_interval_s)
-        self._restarts: Restarts | None = None
-        """Which key each object's opted-in workloads were last found stamped for (made at
-        the first pass: the client exists once the operator has started)."""
-        self._objects: dict[str, tuple[str, str]] = {}
-        """uid -> (namespace, name) of every object the watch has shown."""
+        self._rescan = timedelta(seconds=wiring.settings.resync_interval_s)
         self.collector = Collector(
             self.kind,
             wiring,
             collect=self._collect,
-            known=lambda ns, name: (ns, name) in self._objects.values(),
+            known=self._known,
             skip=lambda r: r.row_table != "ai_gateway_keys",
+        )
+
+    def _known(self, namespace: str, name: str) -> bool:
+        """Whether the watch shows an object ``namespace/name`` (it has a record)."""
+        return any(
+            r.namespace == namespace and r.name == name for r in self.runner.records.values()
         )
 
     # --- KindPasses -----------------------------------------------------------------------
 
-    async def reconcile(self, body: Body) -> PassOutcome:
+    def new_part(self) -> KeyPart:
+        return KeyPart()
+
+    async def reconcile(
+        self, body: Body, ident: ObjectIdentity, record: ObjectRecord[KeyPart]
+    ) -> PassOutcome:
         self.collector.maybe_sweep()
-        if self._restarts is None:
-            rescan = timedelta(seconds=self.wiring.settings.resync_interval_s)
-            self._restarts = Restarts(self.wiring.kube, rescan)
-        ident = ObjectIdentity.from_body(self.kind, body)
+        restarts = Restarts(self.wiring.kube, self._rescan, record.part.scanned)
         outcome, written = await reconciling.reconcile(
             self.wiring,
             self.wiring.kube,
             ident,
             body.get("spec"),
             body.get("status"),
-            restarts=self._restarts,
+            restarts=restarts,
         )
-        self._remember(written)
+        record.part.scanned = restarts.last
+        remember_written(record.part, ident.namespace, written)
         return outcome
 
-    async def finalize(self, body: Body) -> PassOutcome:
-        ident = ObjectIdentity.from_body(self.kind, body)
-        outcome = await finalizing.finalize(
+    async def finalize(
+        self, body: Body, ident: ObjectIdentity, record: ObjectRecord[KeyPart]
+    ) -> PassOutcome:
+        return await finalizing.finalize(
             self.wiring,
             self.wiring.kube,
             ident,
@@ -82,26 +90,18 @@ class GatewayKeyController:
             body.get("status"),
             blocked_retry=self._blocked_retry,
         )
-        if outcome.done:
-            forget_object(ident)
-        return outcome
 
     def observed(self, event_type: str | None, body: Mapping[str, Any]) -> None:
-        meta = body.get("metadata") or {}
-        uid = str(meta.get("uid", ""))
-        if not uid:
-            return
-        if event_type == "DELETED":
-            self._objects.pop(uid, None)
-        else:
-            self._objects[uid] = (str(meta.get("namespace", "")), str(meta.get("name", "")))
+        return None  # the runner's records are all this kind keeps
 
-    def forget(self, ident: ObjectIdentity, lock: asyncio.Lock | None) -> None:
-        forget_object(ident)
-        self._objects.pop(ident.uid, None)
-        if self._restarts is not None:
-            self._restarts.forget(ident.uid)
-        self.collector.deleted(ident.owner(self.wiring.settings.instance_id), lock)
+    def forget(self, ident: ObjectIdentity, record: ObjectRecord[KeyPart] | None) -> None:
+        """The object is gone and its record dropped: drop its metric series and Event keys,
+        and collect its key rows if our finalizer never released them."""
+        forget_object(self.wiring, ident, record.exported if record is not None else ())
+        self.collector.deleted(
+            ident.owner(self.wiring.settings.instance_id),
+            record.lock if record is not None else None,
+        )
 
     # --- garbage collection -----------------------------------------------------------------
 
@@ -117,10 +117,6 @@ class GatewayKeyController:
     async def stop(self) -> None:
         await self.collector.stop()
 
-    def _remember(self, written: list[tuple[str, str, str]]) -> None:
-        for namespace, secret, version in written:
-            self._written[(namespace, secret)] = version
-
     # --- other event sources --------------------------------------------------------------
 
     def secret_changed(self, event_type: str | None, meta: Mapping[str, Any]) -> None:
@@ -135,12 +131,26 @@ class GatewayKeyController:
         owner = _owner_uid(meta)
         if owner is None:
             return
-        key = (str(meta.get("namespace", "")), str(meta.get("name", "")))
+        record = self.runner.records.get(owner)
+        if record is None:
+            return  # not an object the watch shows (yet): its first pass reads the Secret
+        name = str(meta.get("name", ""))
+        ours = record.part.secret
         if event_type == "DELETED":
-            self._written.pop(key, None)
-        elif self._written.get(key) == str(meta.get("resourceVersion", "")):
+            if ours is not None and ours[0] == name:
+                record.part.secret = None
+        elif ours == (name, str(meta.get("resourceVersion", ""))) and (
+            str(meta.get("namespace", "")) == record.namespace
+        ):
             return
         self.runner.poke([owner])
+
+
+def remember_written(part: KeyPart, namespace: str, written: list[tuple[str, str, str]]) -> None:
+    """Keep the last Secret a pass wrote in the object's namespace (its watch echo is ours)."""
+    for ns, secret, version in written:
+        if ns == namespace:
+            part.secret = (secret, version)
 
 
 def _owner_uid(meta: Mapping[str, Any]) -> str | None:

@@ -29,6 +29,7 @@ from aigateway_operator import metrics
 from aigateway_operator.api.common import ConditionType, EventReason, InvalidSpecError, Reason
 from aigateway_operator.api.gatewaykey import GatewayKeySpec
 from aigateway_operator.api.identity import AIGATEWAYCODERDKEY
+from aigateway_operator.controllers.actors import spec_digest
 from aigateway_operator.controllers.gatewaykey.issue import complete, issue
 from aigateway_operator.controllers.gatewaykey.restart import Restarts, restart_workloads
 from aigateway_operator.controllers.gatewaykey.rotation import (
@@ -79,6 +80,8 @@ async def reconcile(
 
     Returns the outcome and the Secrets this pass wrote (namespace, name, resourceVersion).
     """
+    # Everything read from the object is read here, once: the status parsed, the spec's
+    # digest taken; nothing below looks at the body again.
     current = parse_status(status_body if isinstance(status_body, dict) else None)
     p = KeyPass(
         current_conditions=tuple(current.conditions),
@@ -86,7 +89,7 @@ async def reconcile(
         kube=kube,
         ident=ident,
         current=current,
-        spec_body=spec_body,
+        spec_digest=spec_digest(spec_body),
     )
     try:
         spec = GatewayKeySpec.from_body(spec_body if isinstance(spec_body, dict) else None)

@@ -20,7 +20,7 @@ most that long), or after an operator restart.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -48,21 +48,19 @@ class Workloads(Protocol):
 
 @dataclass
 class Restarts:
-    """The client, and when each object's workloads were last found stamped for which key."""
+    """The client, and when one object's workloads were last found stamped for which key
+    (``last``: the object's record keeps it between passes, ``KeyPart.scanned``)."""
 
     workloads: Workloads
     rescan: timedelta
-    _scanned: dict[str, tuple[str, datetime]] = field(default_factory=dict)
+    last: tuple[str, datetime] | None = None
 
-    def due(self, uid: str, key_id: str, now: datetime) -> bool:
-        last = self._scanned.get(uid)
+    def due(self, key_id: str, now: datetime) -> bool:
+        last = self.last
         return last is None or last[0] != key_id or now - last[1] >= self.rescan
 
-    def done(self, uid: str, key_id: str, now: datetime) -> None:
-        self._scanned[uid] = (key_id, now)
-
-    def forget(self, uid: str) -> None:
-        self._scanned.pop(uid, None)
+    def done(self, key_id: str, now: datetime) -> None:
+        self.last = (key_id, now)
 
 
 async def restart_workloads(p: KeyPass, restarts: Restarts, state: KeyState) -> list[str]:
@@ -70,7 +68,7 @@ async def restart_workloads(p: KeyPass, restarts: Restarts, state: KeyState) -> 
     workloads stamped (``Kind/name``). Failures are a Warning Event, never the pass's."""
     key_id = state.key_id
     now = p.wiring.clock()
-    if key_id is None or not restarts.due(p.ident.uid, key_id, now):
+    if key_id is None or not restarts.due(key_id, now):
         return []
     workloads = restarts.workloads
     namespace, name = p.ident.namespace, p.ident.name
@@ -91,7 +89,7 @@ async def restart_workloads(p: KeyPass, restarts: Restarts, state: KeyState) -> 
                     f"stamped {KEY_GENERATION_ANNOTATION}={key_id} into its pod template "
                     f"({RESTART_ON_ROTATION_ANNOTATION}={name})",
                 )
-        restarts.done(p.ident.uid, key_id, now)
+        restarts.done(key_id, now)
     except KubeError as exc:
         p.warn(
             Reason.WORKLOAD_RESTART_FAILED,

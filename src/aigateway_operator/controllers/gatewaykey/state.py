@@ -109,8 +109,9 @@ class KeyPass(PassScratch):
     current: GatewayKeyStatus
     written: list[tuple[str, str, str]] = field(default_factory=list)
     """(namespace, name, resourceVersion) of Secrets this pass wrote: not news to the watch."""
-    spec_body: object = None
-    """The spec as the pass got it (its digest finds the requester of this generation)."""
+    spec_digest: str = ""
+    """The digest of the spec as the pass got it (``actors.spec_digest``, taken once at the
+    start of the pass): it finds the requester of this generation."""
     actor: Actor | None = None
     """Who caused the next write (``controllers/actors.py``); set by each step that writes."""
     _requester: Actor | None = field(default=None, repr=False)
@@ -125,7 +126,7 @@ class KeyPass(PassScratch):
     async def as_requester(self) -> None:
         """The next write is the spec's: its requester (one read, once per pass)."""
         if self._requester is None:
-            self._requester = await spec_actor(self.wiring, self.ident, self.spec_body)
+            self._requester = await spec_actor(self.wiring, self.ident, self.spec_digest)
         self.actor = self._requester
 
     def as_operator(self, why: str) -> None:
