@@ -15,15 +15,15 @@ Every sample is one of four states, never skipped:
   startup handler, and kopf lets no replica act before that handler is done);
 - ``gone``: no process of the pod runs: the pod is no longer in the API, its container has
   terminated, it has no address yet (not started), its address now belongs to a newer pod
-  (the IPAM released it), or, once no connection could be made (refused by a pod that
-  answered before, unreachable, connect timeout) or the probes failed, the API or the
-  node (the container's cgroup: the API's status lags behind it) says no process of its
-  container runs;
+  (the IPAM released it), or, once the connection was refused (by a pod that answered
+  before) or the address was unreachable, the API or the node (the container's cgroup: the
+  API's status lags behind it) says no process of its container runs; a container seen
+  ended stays ``gone`` (a restart is a new container);
 - ``unknown``: the probes failed (connected but no answer in time, HTTP error, no such
   series; ``ATTEMPTS`` tries of ``PROBE_TIMEOUT_S`` each) while the process still runs,
-  unless its log (the runtime's file on the node) shows it could not be active when the
-  probes began: it had logged "this replica is stopping" (final), or it never logged
-  becoming active; then ``inactive``. (A process that has begun to exit no longer answers:
+  unless its log (the runtime's file on the node) shows it was not active when the probes
+  began (its last "this replica is ..." line before then is not "active", and none since
+  is); then ``inactive``. (A process that has begun to exit no longer answers:
   interpreter shutdown freezes the endpoint's thread while the socket still accepts.)
 
 :meth:`ActiveSampler.problems` names sweeps with two ``active`` pods and ``unknown`` samples
@@ -341,10 +341,11 @@ class ActiveSampler:
 
     def _logged_inactive(self, pod: client.V1Pod, asked_at: datetime) -> str | None:
         """Whether the container's log (written by the runtime, with its timestamps) shows
-        the replica could not be active at ``asked_at``: it had logged that it was stopping
-        (final: a stopping replica is never active again; the runtime stamps a line after the
-        operator wrote it), or it never logged becoming active at all (read seconds after
-        ``asked_at``, so a line written before then is in the file)."""
+        the replica was not active at ``asked_at``: the last "this replica is ..." line
+        stamped before then is not "active" (or there is none), and no "active" line is
+        stamped since. The runtime stamps a line when it reads it, just after the operator
+        wrote it, and the file is read after the failed probes: a change to active before
+        ``asked_at`` shows as an "active" line, before or just after it."""
         if self.node is None:
             return None
         logs = sorted(pod_log_file(self.node, pod).parent.glob("*.log"), key=lambda p: int(p.stem))
@@ -359,12 +360,14 @@ class ActiveSampler:
             stamp, _, rest = raw.partition(" ")
             if TRANSITION in rest:
                 transitions.append((parse_cri_time(stamp), rest.split(TRANSITION, 1)[1]))
-        if len(logs) == 1 and not any(what.startswith("active") for _, what in transitions):
-            return "never active, per its log"
         before = [what for at, what in transitions if at < asked_at]
-        if before and before[-1].startswith("stopping"):
-            return "stopping before the probe, per its log"
-        return None
+        since = [what for at, what in transitions if at >= asked_at]
+        if (before and before[-1].startswith("active")) or any(
+            what.startswith("active") for what in since
+        ):
+            return None
+        last = before[-1].strip() if before else "never active"
+        return f"not active at the probe, per its log ({last})"
 
     def _process_gone(self, pod: client.V1Pod) -> str | None:
         """After failed probes: whether the pod's process has ended, asked of the API and of
