@@ -15,9 +15,7 @@ cluster whatever ran before and leaves one for whatever runs next.
 
 from __future__ import annotations
 
-import secrets
 import time
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -33,14 +31,10 @@ from tests.support.gitops import (
     sync_options,
 )
 from tests.support.node import active_pods, ready_pods
-from tests.support.operator import ALLOW_ALL, condition, fresh_database
+from tests.support.operator import ALLOW_ALL, condition
+from tests.support.release import operator_namespace
 from tests.support.wait import wait_for
-from tools.devenv.chart import (
-    CHART,
-    create_namespace,
-    create_operator_secrets,
-    operator_values,
-)
+from tools.devenv.chart import CHART, operator_values
 from tools.devenv.env import DevEnv
 from tools.devenv.helm import remove_cluster_scoped, render_chart
 from tools.devenv.images import BuiltImage
@@ -91,10 +85,9 @@ def test_argo_style_sync_activates_one_replica_and_prune_keeps_bundled_providers
     assert env.postgres is not None
     core = client.CoreV1Api(api)
     custom = client.CustomObjectsApi(api)
-    ns = f"argo-{uuid.uuid4().hex[:8]}"
-    create_namespace(api, ns)
-    dsn = fresh_database(env.postgres)
-    create_operator_secrets(api, ns, dsn, secrets.token_bytes(32))
+    # What helm install would find (tests/support/release.py); Argo CD then applies the chart.
+    prepared = operator_namespace(env, api, prefix="argo")
+    ns, dsn = prepared.namespace, prepared.database_url
     core.create_namespaced_secret(
         ns,
         client.V1Secret(

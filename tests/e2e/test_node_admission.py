@@ -21,7 +21,7 @@ from kubernetes import client
 
 from aigateway_operator import __version__
 from tests.support.admission import Answer, objects_path, request
-from tests.support.operator import condition, make_secret
+from tests.support.operator import make_secret
 from tests.support.release import (
     GROUP,
     VERSION,
@@ -88,19 +88,6 @@ def provider(name: str, *keys: str, secret: str = "llm-keys", **extra: Any) -> d
     }
 
 
-def wait_ready(rel: ChartRelease, name: str, timeout: float = 120) -> None:
-    custom = client.CustomObjectsApi(rel.api)
-
-    def ready() -> bool:
-        obj = custom.get_namespaced_custom_object(
-            GROUP, VERSION, rel.namespace, "aiproviders", name
-        )
-        c = condition(obj, "Ready")
-        return bool(c and c["status"] == "True")
-
-    wait_for(ready, timeout, f"AIProvider {name} Ready")
-
-
 def webhook_configurations(api: client.ApiClient, fullname: str) -> list[str]:
     """Every webhook configuration, of both kinds, whose name mentions the release."""
     reg = client.AdmissionregistrationV1Api(api)
@@ -126,7 +113,7 @@ def admitted(
     try:
         make_secret(node_api, rel.namespace, "llm-keys", {"a": KEY_A, "b": KEY_B})
         assert served.create(node_api, provider("holder", "a", providerName=HELD)).status == 201
-        wait_ready(rel, "holder")
+        rel.wait_ready("aiproviders", "holder")
         # The API server calls the webhook once its informers have the configuration and the
         # Service's endpoint: a second claim of the held name is denied.
         wait_for(

@@ -4,8 +4,8 @@ The ``node`` environment (tests/conftest.py) has a kubelet, containerd and runc 
 bridge; the image is the project's Dockerfile built by buildah (``operator_image``). The chart
 is installed with ``helm install --wait`` into a namespace that enforces the ``restricted``
 Pod Security level, with the database URL and encryption key in Secrets, as a user would.
-The tests share that release (module scope) and each leaves it healthy; the uninstall test
-has a release of its own.
+The tests share that release (module scope, tests/support/release.py) and each leaves it
+healthy; the uninstall test has a release of its own (it uninstalls it).
 """
 
 from __future__ import annotations
@@ -13,16 +13,12 @@ from __future__ import annotations
 import base64
 import json
 import re
-import secrets
 import threading
 import time
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from kubernetes import client
@@ -30,7 +26,6 @@ from kubernetes.client.exceptions import ApiException
 
 from tests.support.metrics import readme_metrics
 from tests.support.node import (
-    ActiveSampler,
     active_pods,
     follow_logs,
     metric_families,
@@ -40,23 +35,17 @@ from tests.support.node import (
     scrape,
     value,
 )
-from tests.support.operator import ALLOW_ALL, condition, fresh_database
+from tests.support.operator import condition
+from tests.support.release import GROUP, VERSION, ChartRelease, install_release, remove_release
+from tests.support.sampler import ActiveSampler, Preemption
 from tests.support.wait import wait_for
-from tools.devenv.chart import (
-    CHART,
-    create_namespace,
-    create_operator_secrets,
-    helm,
-    operator_pods,
-    operator_values,
-)
+from tools.devenv.chart import CHART, helm
 from tools.devenv.env import DevEnv
 from tools.devenv.images import BuiltImage
 from tools.devenv.pki import NODE_NAME
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
-GROUP, VERSION = "aigateway.dev", "v1alpha1"
 RELEASE = "aigw"
 #: How long the handover test waits for the standby: a deadline for the wait, not a bound
 #: the test asserts (how fast the handover is belongs in bench/, which does not yet run the
@@ -81,80 +70,6 @@ KEY_A = "sk-node-aaaa-0123456789abcdefghijklmnop"
 KEY_B = "sk-node-bbbb-0123456789abcdefghijklmnop"
 
 
-@dataclass
-class Release:
-    env: DevEnv
-    api: client.ApiClient
-    namespace: str
-    name: str
-    database_url: str
-    key: bytes
-    image: BuiltImage
-
-    def pods(self) -> list[client.V1Pod]:
-        return operator_pods(self.api, self.namespace, self.name)
-
-    def custom(self) -> client.CustomObjectsApi:
-        return client.CustomObjectsApi(self.api)
-
-    def get(self, plural: str, name: str) -> dict[str, Any]:
-        obj: dict[str, Any] = self.custom().get_namespaced_custom_object(
-            GROUP, VERSION, self.namespace, plural, name
-        )
-        return obj
-
-    def apply(self, kind: str, plural: str, name: str, spec: dict[str, Any]) -> None:
-        self.custom().create_namespaced_custom_object(
-            GROUP,
-            VERSION,
-            self.namespace,
-            plural,
-            {
-                "apiVersion": f"{GROUP}/{VERSION}",
-                "kind": kind,
-                "metadata": {"name": name},
-                "spec": spec,
-            },
-        )
-
-    def wait_ready(self, plural: str, name: str, timeout: float = 120) -> dict[str, Any]:
-        def ready() -> dict[str, Any] | None:
-            obj = self.get(plural, name)
-            c = condition(obj, "Ready")
-            gen = obj["metadata"]["generation"]
-            ok = c and c["status"] == "True" and c.get("observedGeneration") == gen
-            return obj if ok else None
-
-        try:
-            return wait_for(ready, timeout, f"{plural}/{name} Ready")
-        except AssertionError as exc:
-            status = self.get(plural, name).get("status")
-            logs = "\n".join(self.logs(40))
-            raise AssertionError(f"{exc}\nstatus: {status}\npod logs:\n{logs}") from None
-
-    def logs(self, tail: int) -> list[str]:
-        core = client.CoreV1Api(self.api)
-        return [
-            f"--- {p.metadata.name}\n"
-            + core.read_namespaced_pod_log(p.metadata.name, self.namespace, tail_lines=tail)
-            for p in self.pods()
-        ]
-
-    def secret(self, name: str, data: dict[str, str]) -> None:
-        client.CoreV1Api(self.api).create_namespaced_secret(
-            self.namespace,
-            client.V1Secret(
-                # AIProviders may use it (the chart's default secretAccess is "annotated").
-                metadata=client.V1ObjectMeta(name=name, annotations=ALLOW_ALL),
-                string_data=data,
-            ),
-        )
-
-    def rows(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
-        with psycopg.connect(self.database_url) as conn:
-            return conn.execute(sql, params).fetchall()
-
-
 def openai(*keys: str, display: str = "OpenAI") -> dict[str, Any]:
     return {
         "type": "openai",
@@ -164,52 +79,18 @@ def openai(*keys: str, display: str = "OpenAI") -> dict[str, Any]:
 
 
 def install(
-    env: DevEnv,
-    api: client.ApiClient,
-    image: BuiltImage,
-    name: str,
-    llm_keys: dict[str, str] | None = None,
-    **values: Any,
-) -> Release:
-    """A namespace enforcing ``restricted``, the two Secrets (and ``llm_keys``, for bundled
-    objects), ``helm install --wait``."""
-    assert env.postgres is not None
-    namespace = f"op-{uuid.uuid4().hex[:8]}"
-    create_namespace(api, namespace)
-    key = secrets.token_bytes(32)
-    dsn = fresh_database(env.postgres)
-    create_operator_secrets(api, namespace, dsn, key)
-    rel = Release(env, api, namespace, name, dsn, key, image)
-    if llm_keys:
-        rel.secret("llm-keys", llm_keys)
-    chart_values = operator_values(
-        env, image, namespace, livenessProbe=LIVENESS, readinessProbe=READINESS, **values
+    env: DevEnv, api: client.ApiClient, image: BuiltImage, name: str, **values: Any
+) -> ChartRelease:
+    """The shared helper with this module's tighter probes."""
+    return install_release(
+        env, api, image, name, livenessProbe=LIVENESS, readinessProbe=READINESS, **values
     )
-    helm(
-        env, "install", name, str(CHART), "--namespace", namespace, "--wait", "--timeout", "5m",
-        values=chart_values,
-    )  # fmt: skip
-    return rel
-
-
-def uninstall(rel: Release) -> None:
-    helm(rel.env, "uninstall", rel.name, "--namespace", rel.namespace, "--wait", check=False)
-    for plural in ("aiproviders", "aigatewaycoderdkeys"):
-        for obj in rel.custom().list_namespaced_custom_object(
-            GROUP, VERSION, rel.namespace, plural
-        )["items"]:
-            # The operator is gone: its finalizer is removed by hand, as the README says.
-            rel.custom().patch_namespaced_custom_object(
-                GROUP, VERSION, rel.namespace, plural, obj["metadata"]["name"],
-                {"metadata": {"finalizers": []}},
-            )  # fmt: skip
-    client.CoreV1Api(rel.api).delete_namespace(rel.namespace)
 
 
 @pytest.fixture(scope="module")
 def release(
     node: DevEnv, node_api: client.ApiClient, operator_image: BuiltImage
-) -> Iterator[Release]:
+) -> Iterator[ChartRelease]:
     rel = install(node, node_api, operator_image, RELEASE)
     # A first object, so the active replica has something to run (and says so).
     rel.secret("llm-keys", {"a": KEY_A, "b": KEY_B})
@@ -218,10 +99,23 @@ def release(
     try:
         yield rel
     finally:
-        uninstall(rel)
+        remove_release(rel)
 
 
-def the_active_pod(rel: Release, timeout: float = 60) -> client.V1Pod:
+def known_preemption_race(preempted: list[Preemption]) -> None:
+    """After every other check: a known product bug, reported as an expected failure while it
+    stands. kopf peering gives each replica a random priority (operator/__init__.py,
+    ``_peering``); a new replica of higher priority resumes as soon as it sees itself highest,
+    without waiting for the active one, which pauses only once it sees the newcomer. The
+    pods' logs (and sometimes a sweep) show both active for tens of milliseconds."""
+    if preempted:
+        pytest.xfail(
+            "two replicas active at once: a new peer of higher priority preempted the active "
+            "one: " + "; ".join(map(str, preempted))
+        )
+
+
+def the_active_pod(rel: ChartRelease, timeout: float = 60) -> client.V1Pod:
     pods = wait_for(
         lambda: (p := active_pods(rel.api, rel.namespace, rel.name)) and len(p) == 1 and p,
         timeout,
@@ -230,7 +124,7 @@ def the_active_pod(rel: Release, timeout: float = 60) -> client.V1Pod:
     return pods[0]
 
 
-def test_pods_are_admitted_under_restricted_pod_security_and_ready(release: Release) -> None:
+def test_pods_are_admitted_under_restricted_pod_security_and_ready(release: ChartRelease) -> None:
     core = client.CoreV1Api(release.api)
     labels = core.read_namespace(release.namespace).metadata.labels
     assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
@@ -264,7 +158,7 @@ def test_pods_are_admitted_under_restricted_pod_security_and_ready(release: Rele
     assert 'violates PodSecurity "restricted:latest"' in json.loads(refused.value.body)["message"]
 
 
-def test_the_image_runs_as_non_root_on_a_read_only_root(release: Release) -> None:
+def test_the_image_runs_as_non_root_on_a_read_only_root(release: ChartRelease) -> None:
     node = release.env.node
     assert node is not None
     tasks = {
@@ -296,7 +190,7 @@ def test_the_image_runs_as_non_root_on_a_read_only_root(release: Release) -> Non
 
 
 def test_pods_reconcile_providers_and_a_gateway_key_against_postgres_and_sts(
-    release: Release,
+    release: ChartRelease,
 ) -> None:
     release.secret(
         "aws-creds",
@@ -359,7 +253,9 @@ def documented_metrics() -> set[str]:
     return set(readme_metrics())
 
 
-def test_the_metrics_endpoint_of_each_pod_serves_the_documented_series(release: Release) -> None:
+def test_the_metrics_endpoint_of_each_pod_serves_the_documented_series(
+    release: ChartRelease,
+) -> None:
     documented = documented_metrics()
     assert {"aigw_build_info", "aigw_active_replica", "aigw_status_condition"} <= documented
     active = the_active_pod(release)
@@ -390,7 +286,7 @@ def test_the_metrics_endpoint_of_each_pod_serves_the_documented_series(release: 
             assert reconciles >= 1
 
 
-def test_deleting_the_active_pod_hands_over_to_the_standby(release: Release) -> None:
+def test_deleting_the_active_pod_hands_over_to_the_standby(release: ChartRelease) -> None:
     """The standby takes over and acts, and no object is processed by both. How fast is a
     measurement, not an assertion here (the deadline below only bounds the wait)."""
     api, ns, node = release.api, release.namespace, release.env.node
@@ -400,14 +296,19 @@ def test_deleting_the_active_pod_hands_over_to_the_standby(release: Release) -> 
         p for p in running_pods(api, ns, release.name) if p.metadata.name != active.metadata.name
     )
     core = client.CoreV1Api(api)
+    old, new = active.metadata.name, standby.metadata.name
     with (
         follow_logs(node, [active, standby]) as logs,
-        ActiveSampler(api, ns, release.name) as sampler,
+        ActiveSampler(api, ns, release.name, node) as sampler,
     ):
-        # The sampler has looked before the deletion, and must look again after it.
-        wait_for(lambda: sampler.sweeps > 0, 30, "a sweep before the deletion")
-        at_delete = sampler.sweeps
-        core.delete_namespaced_pod(active.metadata.name, ns)
+        # The sampler has seen the active pod active before the deletion.
+        wait_for(
+            lambda: any(s.active() == [old] for s in sampler.sweeps),
+            30,
+            "a sweep with the active pod active, before the deletion",
+        )
+        sampler.mark("delete")
+        core.delete_namespaced_pod(old, ns)
         wait_for(
             lambda: probe(standby, "/readyz")[1].get("active") is True,
             HANDOVER_DEADLINE_S,
@@ -427,27 +328,40 @@ def test_deleting_the_active_pod_hands_over_to_the_standby(release: Release) -> 
             "the edit in Coder",
         )
         wait_for(
-            lambda: active.metadata.name not in {p.metadata.name for p in release.pods()},
+            lambda: old not in {p.metadata.name for p in release.pods()},
             60,
             "the deleted pod to be gone",
         )
+        # ... and has seen it gone with the standby active, after the deletion.
+        wait_for(
+            lambda: any(
+                s.state_of(old) == "gone" and s.active() == [new] for s in sampler.after("delete")
+            ),
+            30,
+            "a sweep with the deleted pod gone and the standby active",
+        )
+    print(f"\nsampler: {sampler.report()}\n{sampler.timeline()}")
+    # At no sampled instant were two pods active, nor one unknown while another was (but
+    # for the preemption race the logs show, reported below).
+    preempted = sampler.preemptions()
+    problems = sampler.problems(explained=preempted)
+    assert not problems, f"{sampler.report()}\n" + "\n".join(problems[:20])
     # No object was processed by both: every pass of the old replica ended before the new one
     # resumed, and the new one ran no pass before it resumed.
-    old, new = logs[active.metadata.name], logs[standby.metadata.name]
-    resumed = new.times_of("Resuming operations")
-    assert resumed, new.text()[-2000:]
-    new_passes = new.times_of("pass done")
-    assert new_passes, new.text()[-2000:]
-    assert old.lines, "the deleted pod's log was not read"
-    assert all(t < resumed[-1] for t in old.times_of("pass done"))
+    old_log, new_log = logs[old], logs[new]
+    resumed = new_log.times_of("Resuming operations")
+    assert resumed, new_log.text()[-2000:]
+    new_passes = new_log.times_of("pass done")
+    assert new_passes, new_log.text()[-2000:]
+    assert old_log.lines, "the deleted pod's log was not read"
+    assert all(t < resumed[-1] for t in old_log.times_of("pass done"))
     assert all(t > resumed[-1] for t in new_passes)
-    assert sampler.sweeps > at_delete, "the sampler looked again after the deletion"
-    assert sampler.overlaps == []
     # The Deployment replaces the pod; the release is whole again for the next test.
     wait_for(lambda: len(ready_pods(api, ns, release.name)) == 2, 120, "two Ready pods again")
+    known_preemption_race(preempted)
 
 
-def test_a_database_outage_drops_readiness_and_restarts_nothing(release: Release) -> None:
+def test_a_database_outage_drops_readiness_and_restarts_nothing(release: ChartRelease) -> None:
     env, api, ns = release.env, release.api, release.namespace
     assert env.postgres is not None
     wait_for(lambda: len(ready_pods(api, ns, release.name)) == 2, 120, "two Ready pods")
@@ -494,7 +408,7 @@ def test_a_database_outage_drops_readiness_and_restarts_nothing(release: Release
 
 
 def test_helm_upgrade_to_a_second_build_rolls_without_two_active_and_loses_no_change(
-    release: Release, operator_image_2: BuiltImage
+    release: ChartRelease, operator_image_2: BuiltImage
 ) -> None:
     api, ns = release.api, release.namespace
     assert operator_image_2.name != release.image.name
@@ -512,10 +426,14 @@ def test_helm_upgrade_to_a_second_build_rolls_without_two_active_and_loses_no_ch
             edits.append(name)
             stop.wait(0.5)  # the edit rate, not synchronisation
 
-    with ActiveSampler(api, ns, release.name) as sampler:
-        # The sampler has looked before the upgrade, and must look again after it.
-        wait_for(lambda: sampler.sweeps > 0, 30, "a sweep before the upgrade")
-        at_upgrade = sampler.sweeps
+    with ActiveSampler(api, ns, release.name, release.env.node) as sampler:
+        # The sampler has seen one of the old pods active before the upgrade.
+        wait_for(
+            lambda: any(len(s.active()) == 1 and s.active()[0] in before for s in sampler.sweeps),
+            30,
+            "a sweep with an old pod active, before the upgrade",
+        )
+        sampler.mark("upgrade")
         editor = threading.Thread(target=edit_while_rolling, daemon=True)
         editor.start()
         try:
@@ -536,10 +454,26 @@ def test_helm_upgrade_to_a_second_build_rolls_without_two_active_and_loses_no_ch
             "only new pods, both Ready",
         )
         the_active_pod(release)
+        # ... and has seen every old pod gone and a new one active, after it.
+        wait_for(
+            lambda: any(
+                all(s.state_of(p) == "gone" for p in before)
+                and len(s.active()) == 1
+                and s.active()[0] not in before
+                for s in sampler.after("upgrade")
+            ),
+            30,
+            "a sweep with the old pods gone and a new pod active",
+        )
+    print(f"\nsampler: {sampler.report()}")
+    print("\n".join(sampler.logged(pod) for pod in sorted(sampler.transitions)))
     assert len(edits) >= 3
     assert all(p.spec.containers[0].image == operator_image_2.name for p in release.pods())
-    assert sampler.sweeps > at_upgrade, "the sampler looked again after the upgrade"
-    assert sampler.overlaps == [], sampler.overlaps
+    # At no sampled instant were two pods active, nor one unknown while another was (but
+    # for the preemption race the logs show, reported below).
+    preempted = sampler.preemptions()
+    problems = sampler.problems(explained=preempted)
+    assert not problems, f"{sampler.report()}\n" + "\n".join(problems[:20])
     obj = release.wait_ready("aiproviders", "seed")
     assert obj["spec"]["displayName"] == edits[-1]
     wait_for(
@@ -550,10 +484,11 @@ def test_helm_upgrade_to_a_second_build_rolls_without_two_active_and_loses_no_ch
         60,
         "the last edit in Coder",
     )
+    known_preemption_race(preempted)
 
 
 def test_helm_uninstall_leaves_the_rows_in_coder(
-    release: Release, node: DevEnv, node_api: client.ApiClient, operator_image: BuiltImage
+    release: ChartRelease, node: DevEnv, node_api: client.ApiClient, operator_image: BuiltImage
 ) -> None:
     """Objects stay after ``helm uninstall`` (the CRDs are kept, bundled objects carry
     ``helm.sh/resource-policy: keep``), and so do their rows in Coder: both an object applied
@@ -573,7 +508,7 @@ def test_helm_uninstall_leaves_the_rows_in_coder(
             ("aigatewaycoderdkeys", "kept-gw"), ("aigatewaycoderdkeys", "bundled-gw"),
         ):  # fmt: skip
             other.wait_ready(plural, name)
-        helm(node, "uninstall", other.name, "--namespace", other.namespace, "--wait")
+        other.uninstall()
         wait_for(lambda: not other.pods(), 120, "the release's pods to go")
         for plural, name in (("aiproviders", "kept"), ("aiproviders", "bundled")):
             assert "deletionTimestamp" not in other.get(plural, name)["metadata"], name
@@ -587,4 +522,4 @@ def test_helm_uninstall_leaves_the_rows_in_coder(
             "SELECT 1 FROM ai_gateway_keys WHERE name IN ('kept-gw', 'bundled-gw')"
         )) == 2  # fmt: skip
     finally:
-        uninstall(other)
+        remove_release(other)

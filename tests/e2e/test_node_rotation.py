@@ -21,19 +21,23 @@ that release's settings would roll its pods under the other tests.
 
 from __future__ import annotations
 
-import secrets
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import psycopg
 import pytest
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
-from tests.support.operator import condition, fresh_database
+from tests.support.operator import condition
+from tests.support.release import (
+    GROUP,
+    VERSION,
+    ChartRelease,
+    crds_present,
+    install_release,
+    remove_release,
+)
 from tests.support.standin_gateway import (
     BEATS_TABLE,
     CREATE_BEATS,
@@ -44,19 +48,12 @@ from tests.support.standin_gateway import (
     settled,
 )
 from tests.support.wait import wait_for
-from tools.devenv.chart import (
-    CHART,
-    create_namespace,
-    create_operator_secrets,
-    helm,
-    operator_values,
-)
 from tools.devenv.env import DevEnv
 from tools.devenv.images import BuiltImage
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
-GROUP, VERSION, PLURAL = "aigateway.dev", "v1alpha1", "aigatewaycoderdkeys"
+PLURAL = "aigatewaycoderdkeys"
 RELEASE = "aigw-rot"
 #: The stand-in's heartbeat period, and the operator's idea of it (coderd's is 60 s).
 PERIOD_S = 2.0
@@ -67,33 +64,29 @@ STAMP = "aigateway.dev/key-generation"
 
 @dataclass
 class Rig:
-    env: DevEnv
-    api: client.ApiClient
-    namespace: str
-    database_url: str
-    image: BuiltImage
+    rel: ChartRelease
+
+    @property
+    def api(self) -> client.ApiClient:
+        return self.rel.api
+
+    @property
+    def namespace(self) -> str:
+        return self.rel.namespace
 
     def custom(self) -> client.CustomObjectsApi:
-        return client.CustomObjectsApi(self.api)
+        return self.rel.custom()
 
     def get(self, name: str) -> dict[str, Any]:
-        obj: dict[str, Any] = self.custom().get_namespaced_custom_object(
-            GROUP, VERSION, self.namespace, PLURAL, name
-        )
-        return obj
+        return self.rel.get(PLURAL, name)
 
     def patch(self, name: str, body: dict[str, Any]) -> None:
         self.custom().patch_namespaced_custom_object(
             GROUP, VERSION, self.namespace, PLURAL, name, body
         )
 
-    def execute(self, sql: str) -> None:
-        with psycopg.connect(self.database_url, autocommit=True) as conn:
-            conn.execute(sql)
-
     def rows(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
-        with psycopg.connect(self.database_url, autocommit=True) as conn:
-            return conn.execute(sql, params).fetchall()
+        return self.rel.rows(sql, *params)
 
     def key_ids(self, name: str) -> set[str]:
         """The ids of ``name``'s rows in Coder (the key and a ``-retiring-`` one)."""
@@ -134,7 +127,7 @@ class Rig:
     def gateway(self, name: str, key: str, annotations: dict[str, str]) -> None:
         client.AppsV1Api(self.api).create_namespaced_deployment(
             self.namespace,
-            deployment(name, self.image.name, f"{key}-key", PERIOD_S, annotations),
+            deployment(name, self.rel.image.name, f"{key}-key", PERIOD_S, annotations),
         )
 
     def settled(self, name: str, timeout: float = 180) -> client.V1Deployment:
@@ -146,28 +139,10 @@ class Rig:
             raise AssertionError(f"{exc}\npods: {states}") from None
 
 
-def crds_present(api: client.ApiClient) -> bool:
-    try:
-        client.ApiextensionsV1Api(api).read_custom_resource_definition(f"{PLURAL}.{GROUP}")
-    except ApiException as exc:
-        if exc.status == 404:
-            return False
-        raise
-    return True
-
-
 @pytest.fixture(scope="module")
 def rig(node: DevEnv, node_api: client.ApiClient, operator_image: BuiltImage) -> Iterator[Rig]:
-    assert node.postgres is not None
-    namespace = f"rot-{uuid.uuid4().hex[:8]}"
-    create_namespace(node_api, namespace)
-    dsn = fresh_database(node.postgres)
-    create_operator_secrets(node_api, namespace, dsn, secrets.token_bytes(32))
-    core = client.CoreV1Api(node_api)
-    core.create_namespaced_secret(namespace, dsn_secret(dsn))
-    rig = Rig(node, node_api, namespace, dsn, operator_image)
-    values = operator_values(
-        node, operator_image, namespace,
+    rel = install_release(
+        node, node_api, operator_image, RELEASE, prefix="rot",
         # Another module's release may own the CRDs already (they are the same files).
         crds={"enabled": not crds_present(node_api)},
         config={
@@ -176,19 +151,13 @@ def rig(node: DevEnv, node_api: client.ApiClient, operator_image: BuiltImage) ->
         },
     )  # fmt: skip
     try:
-        helm(
-            node, "install", RELEASE, str(CHART), "--namespace", namespace, "--wait",
-            "--timeout", "5m", values=values,
-        )  # fmt: skip
-        rig.execute(CREATE_BEATS)
-        yield rig
+        client.CoreV1Api(node_api).create_namespaced_secret(
+            rel.namespace, dsn_secret(rel.database_url)
+        )
+        rel.execute(CREATE_BEATS)
+        yield Rig(rel)
     finally:
-        helm(node, "uninstall", RELEASE, "--namespace", namespace, "--wait", check=False)
-        for obj in rig.custom().list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)[
-            "items"
-        ]:
-            rig.patch(obj["metadata"]["name"], {"metadata": {"finalizers": []}})
-        core.delete_namespace(namespace)
+        remove_release(rel)
 
 
 def rotate(rig: Rig, name: str) -> tuple[dict[str, Any], datetime]:

@@ -118,7 +118,7 @@ class PodLog:
         return [t for t, line in self.lines if fragment in line]
 
 
-def _parse_ts(stamp: str) -> datetime:
+def parse_cri_time(stamp: str) -> datetime:
     # RFC 3339 with nanoseconds: keep microseconds for datetime.
     head, _, frac = stamp.rstrip("Z").partition(".")
     return datetime.fromisoformat(f"{head}.{(frac + '000000')[:6]}+00:00")
@@ -153,7 +153,7 @@ def follow_logs(node: Node, pods: list[client.V1Pod]) -> Iterator[dict[str, PodL
             stamp, _, rest = raw.rstrip("\n").partition(" ")
             _stream, _, rest = rest.partition(" ")
             _tag, _, text = rest.partition(" ")
-            log.lines.append((_parse_ts(stamp), text))
+            log.lines.append((parse_cri_time(stamp), text))
             got = True
         return got
 
@@ -174,43 +174,3 @@ def follow_logs(node: Node, pods: list[client.V1Pod]) -> Iterator[dict[str, PodL
             read(log)
         for handle in handles.values():
             handle.close()
-
-
-class ActiveSampler:
-    """Asks every pod of a release, over and over, whether it is the active replica.
-
-    ``overlaps`` lists the sweeps in which more than one pod said ``active: true``; a sweep
-    takes milliseconds, far less than a kopf peering transition. Pods being deleted are not
-    asked: kopf has stopped their daemons, and their ``/readyz`` keeps the last state it saw
-    until the process ends (the tests prove from the logs that such a pod ran no pass after
-    the other one resumed).
-    """
-
-    def __init__(self, api: client.ApiClient, namespace: str, release: str) -> None:
-        self.api, self.namespace, self.release = api, namespace, release
-        self.sweeps = 0
-        self.max_active = 0
-        self.overlaps: list[list[str]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.1):  # the sampling period, not synchronisation
-            try:
-                names = [
-                    p.metadata.name for p in active_pods(self.api, self.namespace, self.release)
-                ]
-            except Exception:  # noqa: S112 - the API may be busy for a moment
-                continue
-            self.sweeps += 1
-            self.max_active = max(self.max_active, len(names))
-            if len(names) > 1:
-                self.overlaps.append(names)
-
-    def __enter__(self) -> ActiveSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
