@@ -167,7 +167,8 @@ class Settings(BaseSettings):
     peering: str = ""
     """kopf peering name for multi-replica installs (one active replica); empty = standalone."""
     peering_priority: int | None = Field(default=None, ge=0, le=2**31 - 1)
-    """This replica's peering priority; unset = random (equal priorities freeze every replica)."""
+    """This replica's peering priority; unset = by seniority (a replica started earlier ranks
+    higher, so a new one never preempts the active one; see ``operator.seniority_priority``)."""
     peering_lifetime_s: int = Field(default=60, ge=5, le=3_600)
     """How long a replica's peering heartbeat stays valid: a dead active replica's successor
     takes over after at most this long."""

@@ -42,10 +42,9 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
-from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Literal, TextIO
 
 import urllib3
@@ -107,12 +106,6 @@ class Preemption:
     new: str
     at: datetime
     until: datetime
-
-    def covers(self, active: list[str], when: datetime) -> bool:
-        margin = timedelta(seconds=1)
-        return set(active) == {self.old, self.new} and (
-            self.at - margin <= when <= self.until + margin
-        )
 
     def __str__(self) -> str:
         ms = (self.until - self.at).total_seconds() * 1000
@@ -405,16 +398,12 @@ class ActiveSampler:
     def counts(self) -> Counter[str]:
         return Counter(s.state for sweep in self.sweeps for s in sweep.samples)
 
-    def problems(self, explained: Sequence[Preemption] = ()) -> list[str]:
-        """Sweeps where two pods were active, and unknown samples next to an active pod.
-
-        A sweep with two active pods that one of ``explained`` covers (the same two pods,
-        the sweep within a second of the overlap their logs show) is left out: the caller
-        reports those as what they are."""
+    def problems(self) -> list[str]:
+        """Sweeps where two pods were active, and unknown samples next to an active pod."""
         found = []
         for i, sweep in enumerate(self.sweeps):
             active = sweep.active()
-            if len(active) > 1 and not any(p.covers(active, sweep.wall) for p in explained):
+            if len(active) > 1:
                 found.append(f"sweep {i} at {sweep.wall:%H:%M:%S.%f}: two active: {sweep}")
                 found += [f"  {self.logged(pod)}" for pod in active]
             for s in sweep.samples:
@@ -425,7 +414,8 @@ class ActiveSampler:
     def preemptions(self) -> list[Preemption]:
         """Overlaps the pods' logs show where a pod became active while another one was
         active, and the other one was then paused by kopf peering (not stopped): a new peer
-        of higher priority took over without waiting for the active one to pause."""
+        that resumed without waiting for the active one to pause (a replica ranked above the
+        active one: ``operator.seniority_priority`` ranks a new one below)."""
         found = []
         for new, seen in self.transitions.items():
             for at, what in seen:

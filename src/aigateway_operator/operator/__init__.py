@@ -20,6 +20,7 @@ import os
 import secrets
 import socket
 import threading
+import time
 from typing import Any, cast
 
 import kopf
@@ -31,7 +32,7 @@ from aigateway_operator.operator.app import OperatorApp
 from aigateway_operator.operator.connections import Connections
 from aigateway_operator.operator.probes import ProbeServer
 
-__all__ = ["CAPPED_LOGGERS", "build_registry", "main", "setup_logging"]
+__all__ = ["CAPPED_LOGGERS", "build_registry", "main", "seniority_priority", "setup_logging"]
 
 log = logging.getLogger("aigateway_operator")
 
@@ -89,13 +90,34 @@ def setup_logging(settings: Settings, *, verbose: bool, handlers: bool = True) -
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
 
 
+#: Milliseconds since the epoch stay below this until the year 2109.
+_SENIORITY_SPAN_MS = 2**42
+_TIE_BITS = 10
+
+
+def seniority_priority(started_at: float) -> int:
+    """A kopf peering priority that ranks a replica started earlier above one started later.
+
+    kopf's peering is not a lease: each replica decides alone from the peering object, so a
+    new replica of higher priority resumes as soon as it sees itself highest, and the active
+    one pauses only once it sees the newcomer: both run for that moment (measured on the node
+    during ``helm upgrade``: 19-78 ms, ``tests/e2e/test_node_chart.py``). Ranked by seniority,
+    a new replica (an upgrade's, a restarted pod's) never outranks the one already active: it
+    waits as a standby until that one leaves. Equal priorities freeze every replica (kopf
+    pauses all of them), so the low bits are random: two replicas started in the same
+    millisecond still differ, but for one chance in 1,024. The value stays below 2**53, so
+    every JSON reader of the KopfPeering object reads it exactly.
+    """
+    started_ms = int(started_at * 1000)
+    return ((_SENIORITY_SPAN_MS - started_ms) << _TIE_BITS) + secrets.randbelow(2**_TIE_BITS)
+
+
 def _peering(settings: Settings) -> dict[str, Any]:
     if not settings.peering:
         return {"standalone": True}
-    # Equal priorities make every replica pause; a random one makes one of them active.
     priority = settings.peering_priority
     if priority is None:
-        priority = secrets.randbelow(2**31 - 1) + 1
+        priority = seniority_priority(time.time())
     # Unique per process (two replicas may share a host in tests).
     identity = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
     return {
