@@ -357,6 +357,11 @@ class Operator:
     metrics_port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     starts: int = 0
+    #: What runs instead of ``-m aigateway_operator.cli`` (the traced wrapper of
+    #: ``bench_memory_profile.py``); the command's arguments (``run``) follow it.
+    command: list[str] | None = None
+    #: Variables added to the operator's environment (``MALLOC_ARENA_MAX`` ...).
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     def environ(self) -> dict[str, str]:
         out = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "AIGW_"))}
@@ -372,6 +377,7 @@ class Operator:
                 "PYTHONUNBUFFERED": "1",
             }
         )
+        out.update(self.extra_env)
         return out
 
     def start(self, timeout: float = 60) -> None:
@@ -380,7 +386,8 @@ class Operator:
         if self.profile_path is not None:  # one file per process: <stem>-<n>.prof
             out = self.profile_path.with_name(f"{self.profile_path.stem}-{self.starts}.prof")
             argv += ["-m", "cProfile", "-o", str(out)]
-        argv += ["-m", "aigateway_operator.cli", "run"]
+        argv += self.command or ["-m", "aigateway_operator.cli"]
+        argv += ["run"]
         with self.log_path.open("ab") as out:
             self.proc = subprocess.Popen(
                 argv,
@@ -642,6 +649,7 @@ class PlainKopf:
                 "PYTHONUNBUFFERED": "1",
             }
         )
+        out.update(self.extra_env)
         return out
 
     def start(self, timeout: float = 60) -> None:
