@@ -1,7 +1,8 @@
 """What both kinds' kopf handlers do, in kopf's terms (the per-kind modules only bind a kind).
 
 - :func:`observe`: an ``on.event`` event reaches the kind's runner (indexes, wake-ups); a
-  replica that receives events is active.
+  replica that receives events is active. The body kopf keeps of the object loses its
+  ``managedFields`` first (:mod:`.bodies`).
 - :func:`serve`: a daemon runs the object's passes until kopf stops it; a stop for
   ``OPERATOR_PAUSING`` means peering paused this replica, one for ``OPERATOR_EXITING`` that
   it is stopping (inactive once no pass runs).
@@ -16,6 +17,7 @@ import kopf
 from aigateway_operator.api.identity import Kind
 from aigateway_operator.controllers.runner import Runner
 from aigateway_operator.operator.app import OperatorApp
+from aigateway_operator.operator.bodies import drop_managed_fields
 
 __all__ = ["CANCELLATION_TIMEOUT_S", "observe", "release", "serve"]
 
@@ -31,6 +33,7 @@ def _runner(app: OperatorApp, kind: Kind) -> Runner:
 
 
 def observe(app: OperatorApp, kind: Kind, event: kopf.RawEvent) -> None:
+    drop_managed_fields(event)
     app.set_active(True)
     _runner(app, kind).observe(event.get("type"), event.get("object") or {})
 
