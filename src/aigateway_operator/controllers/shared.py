@@ -329,9 +329,7 @@ def record_pass(ident: ObjectIdentity, outcome: PassOutcome) -> None:
             [(c.type, c.status.value) for c in outcome.conditions],
         )
     if outcome.synced_at is not None:
-        metrics.LAST_SYNC.labels(kind, ident.namespace, ident.name).set(
-            outcome.synced_at.timestamp()
-        )
+        metrics.set_last_sync(kind, ident.namespace, ident.name, outcome.synced_at.timestamp())
 
 
 def forget_object(ident: ObjectIdentity) -> None:
