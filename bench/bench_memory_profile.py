@@ -109,9 +109,10 @@ def group(snap: tracemalloc.Snapshot) -> dict[str, Counter[str]]:
         k: Counter() for k in ("responsible", "innermost", "ours", "ours_lines", "kopf", "lines")
     }
     for trace in snap.traces:
-        tb = trace.traceback  # most recent frame first
+        # tracemalloc keeps the most recent frames and sorts them oldest first (3.7+).
+        tb = list(reversed(trace.traceback))
         size = trace.size
-        if not len(tb):
+        if not tb:
             out["innermost"]["<no frame>"] += size
             out["responsible"]["<no frame>"] += size
             continue
@@ -215,6 +216,7 @@ def main() -> int:
         metavar="NAME=VALUE",
         help="added to the operator's environment",
     )
+    parser.add_argument("--note", default="", help="a line for the header (what code ran)")
     parser.add_argument(
         "--snapshots", help="only group the snapshots of an earlier run (its snaps directory)"
     )
@@ -248,6 +250,7 @@ def main() -> int:
         f"(bench/bench_memory_profile.py --objects {n} --frames {args.frames};"
         f" operator environment {extra_env};"
         f" {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; python {sys.version.split()[0]})",
+        *([args.note] if args.note else []),
         "",
         f"{'':34}{'0 objects':>14}{f'{n:,} objects':>16}{'per object':>14}",
     ]
@@ -267,6 +270,10 @@ def main() -> int:
         f"{'gc-tracked objects':34}{empty['gc_objects']:>14,}{full['gc_objects']:>16,}"
         f"{(full['gc_objects'] - empty['gc_objects']) / n:>14,.0f}"
     )
+    lines.append(
+        "(RSS under tracemalloc is inflated by it: compare the traced heap per object with"
+    )
+    lines.append(" bench_memory.py's RSS per object for what is not Python heap)")
     lines.append("")
     lines += table(
         "Python heap per object by package (responsible: innermost non-stdlib frame)",
