@@ -420,7 +420,7 @@ class Operator:
     def metrics(self) -> dict[str, float]:
         """``name{labels}`` -> value for every aigw_* sample."""
         url = f"http://127.0.0.1:{self.metrics_port}/metrics"
-        with urllib.request.urlopen(url, timeout=5) as resp:
+        with urllib.request.urlopen(url, timeout=30) as resp:
             text = resp.read().decode()
         out: dict[str, float] = {}
         for line in text.splitlines():
@@ -449,7 +449,12 @@ class Operator:
         since = time.monotonic()
         while True:
             now = time.monotonic()
-            value = self.reconciles()
+            try:
+                value = self.reconciles()
+            except OSError:  # a scrape that timed out (a busy operator at 10,000 objects)
+                if now > deadline:
+                    raise
+                continue
             if value != last:
                 last, since = value, now
             if reached is None and value >= expected:
