@@ -8,20 +8,20 @@ its own words are typed below (:data:`DatabaseErrorKind`, :data:`ReconcileResult
 (they double every counter's series and nobody queries them).
 
 Per-object series (``aigw_status_condition``, ``aigw_last_sync_timestamp_seconds``) are
-dropped when the object goes; which condition series an object has is kept on its record
-(``controllers.record``: :data:`Exported`), not in a map here. ``aigw_status_condition`` has
-the shape external-secrets and kube-state-metrics use (``{condition, status}``) but only the
-*current* status of each condition is exported, with value 1: one series per condition
-instead of three, which at 10,000 objects is the difference between ~25 MB and ~80 MB of
-label sets.
+dropped when the object goes. ``aigw_status_condition`` has the shape external-secrets and
+kube-state-metrics use (``{condition, status}``) but only the *current* status of each
+condition is exported, with value 1: one series per condition instead of three. Both are
+written at scrape time from one small entry per object (:class:`ObjectSeries`, a custom
+collector, prometheus_client's documented extension): a ``Gauge`` child per series costs a
+metric object, a lock and a value each, ~5.4 KB per object for its 6 conditions and last
+sync time against ~0.6 KB as one entry (measured with tracemalloc, 1,000 objects).
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Literal, get_args
 
 from prometheus_client import (
@@ -31,6 +31,8 @@ from prometheus_client import (
     disable_created_metrics,
     start_http_server,
 )
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import REGISTRY, Collector
 
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
@@ -111,31 +113,82 @@ EVENTS_DROPPED = Counter(
     "aigw_events_dropped_total",
     "Kubernetes Events not posted (the recorder's queue was full or the API refused them).",
 )
-STATUS_CONDITION = Gauge(
-    "aigw_status_condition",
-    "1 for the current status of each condition of each object.",
-    ["kind", "namespace", "name", "condition", "status"],
-)
-LAST_SYNC = Gauge(
-    "aigw_last_sync_timestamp_seconds",
-    "When each object's rows in Coder were last confirmed to match its spec (Unix time).",
-    ["kind", "namespace", "name"],
-)
-
 _STATUSES = ("True", "False", "Unknown")
 _server_lock = threading.Lock()
 _server_port: int | None = None
 
-#: The ``(condition, status)`` pairs exported for one object, kept by the caller (the
-#: object's record). Each pair is shared by every object exporting it (:func:`_pair`).
-Exported = tuple[tuple[str, str], ...]
-_pairs: dict[tuple[str, str], tuple[str, str]] = {}
-"""One tuple per (condition, status) value: a handful in all, never per object."""
+
+class _Object:
+    """One object's series: ``conditions`` (condition -> current status) and ``synced``."""
+
+    __slots__ = ("conditions", "synced")
+
+    def __init__(self) -> None:
+        self.conditions: dict[str, str] = {}
+        self.synced: float | None = None
 
 
-def _pair(condition: str, status: str) -> tuple[str, str]:
-    key = (condition, status)
-    return _pairs.setdefault(key, key)
+class ObjectSeries(Collector):
+    """``aigw_status_condition`` and ``aigw_last_sync_timestamp_seconds``: one entry per
+    object, turned into samples when /metrics is scraped."""
+
+    CONDITION = (
+        "aigw_status_condition",
+        "1 for the current status of each condition of each object.",
+        ["kind", "namespace", "name", "condition", "status"],
+    )
+    LAST_SYNC = (
+        "aigw_last_sync_timestamp_seconds",
+        "When each object's rows in Coder were last confirmed to match its spec (Unix time).",
+        ["kind", "namespace", "name"],
+    )
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._objects: dict[tuple[str, str, str], _Object] = {}
+
+    def _entry(self, key: tuple[str, str, str]) -> _Object:
+        entry = self._objects.get(key)
+        if entry is None:
+            entry = self._objects[key] = _Object()
+        return entry
+
+    def set_conditions(self, key: tuple[str, str, str], pairs: Iterable[tuple[str, str]]) -> None:
+        with self._lock:
+            self._entry(key).conditions.update(pairs)
+
+    def set_synced(self, key: tuple[str, str, str], when: float) -> None:
+        with self._lock:
+            self._entry(key).synced = when
+
+    def forget(self, key: tuple[str, str, str]) -> None:
+        with self._lock:
+            self._objects.pop(key, None)
+
+    def _families(self) -> tuple[GaugeMetricFamily, GaugeMetricFamily]:
+        return (
+            GaugeMetricFamily(*self.CONDITION[:2], labels=self.CONDITION[2]),
+            GaugeMetricFamily(*self.LAST_SYNC[:2], labels=self.LAST_SYNC[2]),
+        )
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        yield from self._families()
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        conditions, synced = self._families()
+        with self._lock:
+            entries = [(k, dict(e.conditions), e.synced) for k, e in self._objects.items()]
+        for key, pairs, when in entries:
+            for condition, status in pairs.items():
+                conditions.add_metric([*key, condition, status], 1)
+            if when is not None:
+                synced.add_metric(list(key), when)
+        yield conditions
+        yield synced
+
+
+OBJECT_SERIES = ObjectSeries()
+REGISTRY.register(OBJECT_SERIES)
 
 
 def serve(port: int) -> bool:
@@ -159,36 +212,20 @@ def serve(port: int) -> bool:
 
 
 def set_conditions(
-    kind: str,
-    namespace: str,
-    name: str,
-    conditions: Iterable[tuple[str, str]],
-    exported: Exported = (),
-) -> Exported:
-    """Export the current ``(condition, status)`` pairs of one object (value 1 each), given
-    what was ``exported`` for it before; what is exported now (conditions not named keep
-    their series)."""
-    now = dict(exported)
-    for condition, status in conditions:
-        before = now.get(condition)
-        if before == status:
-            continue
-        if before is not None:
-            with contextlib.suppress(KeyError):
-                STATUS_CONDITION.remove(kind, namespace, name, condition, before)
-        STATUS_CONDITION.labels(kind, namespace, name, condition, status).set(1)
-        now[condition] = status
-    return tuple(_pair(c, s) for c, s in now.items())
+    kind: str, namespace: str, name: str, conditions: Iterable[tuple[str, str]]
+) -> None:
+    """Export the current ``(condition, status)`` pairs of one object (value 1 each)."""
+    OBJECT_SERIES.set_conditions((kind, namespace, name), conditions)
 
 
-def forget_object(kind: str, namespace: str, name: str, exported: Exported) -> None:
-    """Drop a deleted object's series (``exported``: its condition series) so they do not grow
-    without bound."""
-    for condition, status in exported:
-        with contextlib.suppress(KeyError):
-            STATUS_CONDITION.remove(kind, namespace, name, condition, status)
-    with contextlib.suppress(KeyError):
-        LAST_SYNC.remove(kind, namespace, name)
+def set_last_sync(kind: str, namespace: str, name: str, when: float) -> None:
+    """When one object's rows were last confirmed to match its spec (Unix time)."""
+    OBJECT_SERIES.set_synced((kind, namespace, name), when)
+
+
+def forget_object(kind: str, namespace: str, name: str) -> None:
+    """Drop a deleted object's series so they do not grow without bound."""
+    OBJECT_SERIES.forget((kind, namespace, name))
 
 
 def count_pass(kind: str, result: ReconcileResult) -> None:

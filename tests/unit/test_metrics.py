@@ -43,30 +43,60 @@ def test_metrics_port_in_use_is_not_fatal() -> None:
     assert metrics.serve(0) is False
 
 
-def series(name: str) -> set[tuple[str, ...]]:
-    """The label values of every sample of ``metrics.STATUS_CONDITION`` about object ``name``."""
-    return {
-        (s.labels["condition"], s.labels["status"])
-        for m in metrics.STATUS_CONDITION.collect()
+def samples(metric: str, name: str) -> list[tuple[dict[str, str], float]]:
+    """Every sample of ``metric`` about object ``name``, as /metrics serves it."""
+    return [
+        (s.labels, s.value)
+        for m in REGISTRY.collect()
+        if m.name == metric
         for s in m.samples
         if s.labels.get("name") == name
+    ]
+
+
+def series(name: str) -> set[tuple[str, ...]]:
+    """The (condition, status) of every ``aigw_status_condition`` sample about ``name``."""
+    return {
+        (labels["condition"], labels["status"])
+        for labels, value in samples("aigw_status_condition", name)
+        if value == 1
     }
 
 
 def test_status_condition_exports_the_current_status_only() -> None:
-    exported = metrics.set_conditions(
-        "AIProvider", "ns", "obj", [("Ready", "True"), ("Synced", "False")]
-    )
+    metrics.set_conditions("AIProvider", "ns", "obj", [("Ready", "True"), ("Synced", "False")])
     assert series("obj") == {("Ready", "True"), ("Synced", "False")}
-    exported = metrics.set_conditions("AIProvider", "ns", "obj", [("Ready", "False")], exported)
+    assert len(samples("aigw_status_condition", "obj")) == 2
+    metrics.set_conditions("AIProvider", "ns", "obj", [("Ready", "False")])
     assert series("obj") == {("Ready", "False"), ("Synced", "False")}
-    assert set(exported) == {("Ready", "False"), ("Synced", "False")}  # what the record keeps
-    metrics.LAST_SYNC.labels("AIProvider", "ns", "obj").set(1.0)
-    metrics.forget_object("AIProvider", "ns", "obj", exported)
+    assert len(samples("aigw_status_condition", "obj")) == 2
+    metrics.set_last_sync("AIProvider", "ns", "obj", 1.0)
+    assert samples("aigw_last_sync_timestamp_seconds", "obj") == [
+        ({"kind": "AIProvider", "namespace": "ns", "name": "obj"}, 1.0)
+    ]
+    metrics.forget_object("AIProvider", "ns", "obj")
     assert series("obj") == set()
-    assert all(
-        s.labels.get("name") != "obj" for m in metrics.LAST_SYNC.collect() for s in m.samples
-    )
+    assert samples("aigw_last_sync_timestamp_seconds", "obj") == []
+
+
+def test_per_object_series_are_one_small_entry_each() -> None:
+    """The per-object series cost one entry per object, not a Gauge child per series."""
+    import tracemalloc
+
+    names = [f"m-{i}" for i in range(500)]
+    conditions = [(c.value, "True") for c in ConditionType]
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for n in names:
+            metrics.set_conditions("AIProvider", "ns", n, conditions)
+            metrics.set_last_sync("AIProvider", "ns", n, 1.0)
+        per_object = (tracemalloc.get_traced_memory()[0] - before) / len(names)
+    finally:
+        tracemalloc.stop()
+        for n in names:
+            metrics.forget_object("AIProvider", "ns", n)
+    assert per_object < 1500, f"{per_object:.0f} bytes per object"
 
 
 def test_no_created_series() -> None:
@@ -84,11 +114,13 @@ def registered() -> dict[str, tuple[str, frozenset[str]]]:
     default registry (what /metrics serves): name as queried -> (type, label names)."""
     out: dict[str, tuple[str, frozenset[str]]] = {}
     for value in vars(metrics).values():
-        if not isinstance(value, MetricWrapperBase):
-            continue
-        (family,) = value.describe()
-        name = family.name + ("_total" if family.type == "counter" else "")
-        out[name] = (family.type, frozenset(value._labelnames))
+        if isinstance(value, MetricWrapperBase):
+            (family,) = value.describe()
+            name = family.name + ("_total" if family.type == "counter" else "")
+            out[name] = (family.type, frozenset(value._labelnames))
+    # The per-object series: a custom collector, its label names from its own tuples.
+    for metric, _, labels in (metrics.ObjectSeries.CONDITION, metrics.ObjectSeries.LAST_SYNC):
+        out[metric] = ("gauge", frozenset(labels))
     served = {
         f.name + ("_total" if f.type == "counter" else "")
         for f in REGISTRY.collect()

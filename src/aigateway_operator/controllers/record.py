@@ -29,8 +29,9 @@ What stays outside the records, on purpose:
   sweep, and bounded by the rows of missing objects;
 - the Event recorder's aggregation keys (``kube.events``) are a bounded LRU (4,096 keys, as
   client-go's); the kind's ``forget`` drops the object's keys at once;
-- the Prometheus series of an object live in prometheus_client's registry (which of them
-  exist is on the record: ``exported``); the kind's ``forget`` removes them.
+- the Prometheus series of an object are one small entry in ``metrics.ObjectSeries`` (a
+  collector that writes them at scrape time); the kind's ``forget`` drops it, and a pass
+  that ends after its record was dropped does not write it again.
 
 Small by construction: ``__slots__``, no copy of the object's body (``live`` is kopf's own
 body while the daemon runs; ``written_status`` is the status our last patch returned, kept
@@ -44,8 +45,6 @@ import asyncio
 from collections.abc import Hashable, Mapping
 from typing import Any, Generic, TypeVar
 
-from aigateway_operator.metrics import Exported
-
 __all__ = ["ObjectRecord", "Part"]
 
 Part = TypeVar("Part")
@@ -57,7 +56,6 @@ class ObjectRecord(Generic[Part]):
     __slots__ = (
         "_waiter",
         "ending",
-        "exported",
         "failures",
         "live",
         "lock",
@@ -90,8 +88,6 @@ class ObjectRecord(Generic[Part]):
         kopf's view until the echo; dropped once kopf's view has caught up). Not the whole
         object: a full copy per object, managedFields and all, was ~20 KB each."""
         self.failures = 0
-        self.exported: Exported = ()
-        """The object's condition series in ``aigw_status_condition`` (dropped with it)."""
         self.live: Mapping[str, Any] | None = None
         """kopf's live view of the object while its daemon runs (kopf's, not a copy)."""
         self.ending = False

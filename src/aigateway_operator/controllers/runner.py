@@ -334,7 +334,7 @@ class Runner(Generic[Part]):
             return delay
         if self.records.get(record.uid) is record:  # not forgotten while the pass ran
             # Metrics first: they must not lag behind status.
-            record.exported = record_pass(ident, outcome, record.exported)
+            record_pass(ident, outcome)
         try:
             await self._apply(record, ident, outcome)
         except KubeError as exc:

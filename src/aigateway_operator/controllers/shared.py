@@ -306,11 +306,8 @@ def _result(outcome: PassOutcome) -> metrics.ReconcileResult:
     return "unchanged" if outcome.db_action == "unchanged" else "synced"
 
 
-def record_pass(
-    ident: ObjectIdentity, outcome: PassOutcome, exported: metrics.Exported = ()
-) -> metrics.Exported:
-    """The one rule from a pass's outcome to metrics (names and reasons only, never values).
-    ``exported``: the object's condition series so far (on its record); returns them now."""
+def record_pass(ident: ObjectIdentity, outcome: PassOutcome) -> None:
+    """The one rule from a pass's outcome to metrics (names and reasons only, never values)."""
     kind = ident.kind.kind
     if outcome.db_action is not None and outcome.db_action != "unchanged":
         metrics.DB_WRITES.labels(kind, outcome.db_action).inc()
@@ -326,24 +323,19 @@ def record_pass(
         metrics.DATABASE_ERRORS.labels(outcome.database_error).inc()
     metrics.count_pass(kind, _result(outcome))
     if outcome.conditions:
-        exported = metrics.set_conditions(
+        metrics.set_conditions(
             kind,
             ident.namespace,
             ident.name,
             [(c.type, c.status.value) for c in outcome.conditions],
-            exported,
         )
     if outcome.synced_at is not None:
-        metrics.LAST_SYNC.labels(kind, ident.namespace, ident.name).set(
-            outcome.synced_at.timestamp()
-        )
-    return exported
+        metrics.set_last_sync(kind, ident.namespace, ident.name, outcome.synced_at.timestamp())
 
 
-def forget_object(wiring: Wiring, ident: ObjectIdentity, exported: metrics.Exported = ()) -> None:
+def forget_object(wiring: Wiring, ident: ObjectIdentity) -> None:
     """Drop what outside the object's record still names a deleted object: its metric series
-    (``exported``: its condition series, from its record) and its Event aggregation keys
-    (both would otherwise outlive it)."""
-    metrics.forget_object(ident.kind.kind, ident.namespace, ident.name, exported)
+    and its Event aggregation keys (both would otherwise outlive it)."""
+    metrics.forget_object(ident.kind.kind, ident.namespace, ident.name)
     if wiring.events is not None:
         wiring.events.forget(ident.uid)

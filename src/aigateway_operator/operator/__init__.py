@@ -5,8 +5,8 @@
 - ``lifecycle``: kopf's settings, startup (the store opened, the app built), login, cleanup
 - ``app``: the operator as one typed object, reachable from kopf's memo
 - ``admission``: kopf's validating webhook for both kinds (``AIGW_ADMISSION=true``)
-- ``diffbase``, ``probes``, ``webhook_tls``, ``connections``: what kopf lacks, one module
-  each (their docstrings say why)
+- ``diffbase``, ``bodies``, ``probes``, ``webhook_tls``, ``connections``: what kopf lacks,
+  one module each (their docstrings say why)
 
 :func:`main` runs the operator: the probe endpoints first (liveness must answer before the
 database does), then kopf; it returns once every connection it opened is closed.

@@ -35,6 +35,7 @@ import kopf
 from aigateway_operator.api.identity import Kind
 from aigateway_operator.controllers.runner import Runner
 from aigateway_operator.operator.app import OperatorApp, app_of
+from aigateway_operator.operator.bodies import drop_managed_fields
 
 __all__ = ["CANCELLATION_TIMEOUT_S", "RELEASE_RETRY_S", "register"]
 
@@ -63,6 +64,7 @@ def register(
         return app, controller_of(app).runner
 
     async def observe(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+        drop_managed_fields(event)  # before kopf keeps the body (operator/bodies.py)
         app, kind_runner = runner(memo)
         app.set_active(True)
         kind_runner.observe(event.get("type"), event.get("object") or {})

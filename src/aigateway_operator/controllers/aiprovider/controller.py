@@ -125,7 +125,7 @@ class AIProviderController:
         self.index.remove(ident.uid)
         if record is not None:
             self.hostnames.gone(record.part)
-        forget_object(self.wiring, ident, record.exported if record is not None else ())
+        forget_object(self.wiring, ident)
 
         def wake_waiters() -> None:
             if name is not None:

@@ -97,7 +97,7 @@ class GatewayKeyController:
     def forget(self, ident: ObjectIdentity, record: ObjectRecord[KeyPart] | None) -> None:
         """The object is gone and its record dropped: drop its metric series and Event keys,
         and collect its key rows if our finalizer never released them."""
-        forget_object(self.wiring, ident, record.exported if record is not None else ())
+        forget_object(self.wiring, ident)
         self.collector.deleted(
             ident.owner(self.wiring.settings.instance_id),
             record.lock if record is not None else None,
