@@ -208,6 +208,22 @@ async def test_first_pass_writes_status_and_events_once(rig: Rig) -> None:
     assert rig.kind.passes == ["p"]
 
 
+async def test_the_record_drops_our_patched_status_once_kopf_has_its_echo(rig: Rig) -> None:
+    """Until the watch echoes our status patch, the record keeps what the patch returned (the
+    next pass must start from it); once kopf's view has it, the record holds no second copy."""
+    rig.serve()
+    await rig.until(lambda: rig.kube.patches == [{"ready": True}], "the first status patch")
+    await rig.settled("u1")
+    record = rig.runner.records["u1"]
+    assert record.written_status == {"ready": True}
+    older = copy.deepcopy(rig.kube.body)
+    older["metadata"]["resourceVersion"] = "10"  # a stale event, from before our patch
+    rig.runner.observe("MODIFIED", older)
+    assert record.written_status == {"ready": True}
+    rig.runner.observe("MODIFIED", copy.deepcopy(rig.kube.body))  # the echo
+    assert (record.written_rv, record.written_status) == (0, None)
+
+
 async def test_spec_edits_annotations_and_pokes_wake_the_object(rig: Rig) -> None:
     live = rig.serve()
     await rig.until(lambda: len(rig.kind.passes) == 1, "the first pass")

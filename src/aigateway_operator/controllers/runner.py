@@ -199,6 +199,11 @@ class Runner(Generic[Part]):
             self._forget(uid, body)
             return
         record = self._record(uid, meta)
+        if record.written_rv and _rv(body) >= record.written_rv:
+            # kopf's view has caught up with our last status patch (its echo): the status it
+            # returned is kopf's now too, so the record stops holding a second copy (~7 KB
+            # an object at rest, measured with bench/bench_memory_profile.py).
+            record.forget_written()
         if meta.get("deletionTimestamp"):
             record.ending = True
         if marker(body) != record.taken:
