@@ -8,7 +8,7 @@
 --                the reasons in `terminal` (the operator's STALLED_REASONS; it also
 --                sets Stalled=True for them)
 -- Conditions follow kstatus: Reconciling while a pass is pending, Stalled for states that
--- will not fix themselves. Tested in tests/unit/test_argocd_health.py.
+-- will not fix themselves. Tested in tests/unit/test_deploy_argocd_health.py.
 local hs = {status = "Progressing", message = "Waiting for the operator"}
 local terminal = {
   EncryptionKeyMismatch = true,

@@ -1,5 +1,5 @@
 """Walk a CRD's OpenAPI schema and its pydantic model side by side (the drift tests of both
-kinds, tests/unit/test_api_crd_drift.py and tests/unit/test_api_gatewaykey_drift.py).
+kinds, tests/unit/test_api_aiprovider_crd.py and tests/unit/test_api_gatewaykey_crd.py).
 
 ``compare_model`` fails on the first field, enum value, default, constraint or required list
 that exists in one and not the other; ``walk`` lists every node of a schema tree.

@@ -1,7 +1,7 @@
 """Typed mirror of the ``AIProvider`` CRD (``crds/aigateway.dev_aiproviders.yaml``).
 
 The CRD YAML is the source of truth; these models exist so the rest of the operator works with
-typed, already-validated values instead of dicts. ``tests/unit/test_api_crd_drift.py`` fails
+typed, already-validated values instead of dicts. ``tests/unit/test_api_aiprovider_crd.py`` fails
 when a field, enum, default or required list differs between the two.
 
 The cross-field CEL rules of the CRD are mirrored in :meth:`AIProviderSpec._cross_field_rules`

@@ -1,6 +1,6 @@
 """Typed mirror of the ``AIGatewayCoderdKey`` CRD (``crds/aigateway.dev_aigatewaycoderdkeys.yaml``).
 
-The CRD YAML is the source of truth; ``tests/unit/test_api_crd_drift.py`` fails when a field,
+The CRD YAML is the source of truth; ``tests/unit/test_api_gatewaykey_crd.py`` fails when a field,
 enum, default or required list differs between it and these models. The CEL rules are
 mirrored here with the very same messages, so objects stored before a rule existed cannot
 surprise the reconcile code, and unit tests can build specs without an API server.

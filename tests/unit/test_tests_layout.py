@@ -123,3 +123,69 @@ def test_the_check_passes_support_imports(source: str) -> None:
 def test_the_check_names_the_line() -> None:
     source = "import os\n\nfrom tests.e2e.test_gatewaykey import rows\n"
     assert list(forbidden_imports(source)) == [(3, "tests.e2e.test_gatewaykey")]
+
+
+# --- A unit test is named for the module it tests -----------------------------------------
+#
+# The rule (docs/development.md, "Tests"): ``tests/unit/test_<module>.py`` tests
+# ``src/aigateway_operator/<module>.py``, its path written with ``_`` for ``/``
+# (``controllers/runner.py`` -> ``test_controllers_runner.py``); a second file about the same
+# module adds a topic after it (``test_controllers_gatewaykey_state_grace.py``). A unit test
+# of something outside the package starts with the area it tests instead.
+
+SRC = TESTS.parent / "src" / "aigateway_operator"
+#: Areas outside the package: the chart (deploy/helm), the rest of deploy/, the wheel, the
+#: README and docs, the local-environment tooling (tools/devenv), tests/support, this suite.
+AREAS = ("chart", "deploy", "packaging", "readme", "devenv", "support", "tests")
+
+
+def module_names() -> set[str]:
+    """Every module and package of the product, as a unit test's name writes it."""
+    names = set()
+    for path in SRC.rglob("*.py"):
+        parts = path.relative_to(SRC).with_suffix("").parts
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        if parts:
+            names.add("_".join(parts))
+    return names
+
+
+def misnamed(files: list[str], modules: set[str]) -> list[str]:
+    """The unit test files whose name starts with no module's name and no area's."""
+    prefixes = sorted(modules | set(AREAS), key=len, reverse=True)
+    return [
+        f
+        for f in files
+        if not any(
+            f.removeprefix("test_").removesuffix(".py") == p
+            or f.removeprefix("test_").startswith(p + "_")
+            for p in prefixes
+        )
+    ]
+
+
+def test_the_naming_rule_accepts_a_module_with_a_topic_and_refuses_a_made_up_name() -> None:
+    modules = {"controllers_runner", "store", "store_plan", "kube"}
+    assert misnamed(
+        [
+            "test_controllers_runner.py",
+            "test_store_plan_digest.py",
+            "test_kube.py",
+            "test_chart_crds.py",
+            "test_runner.py",  # not a module's full path
+            "test_controllers_runnerx.py",  # not a name boundary
+        ],
+        modules,
+    ) == ["test_runner.py", "test_controllers_runnerx.py"]
+
+
+def test_every_unit_test_is_named_for_the_module_or_area_it_tests() -> None:
+    files = sorted(p.name for p in (TESTS / "unit").glob("test_*.py"))
+    assert len(files) > 40, files
+    wrong = misnamed(files, module_names())
+    assert not wrong, (
+        "name a unit test for the module it tests (test_controllers_runner.py tests "
+        "controllers/runner.py; a topic may follow) or for one of the areas "
+        f"{', '.join(AREAS)}: {wrong}"
+    )

@@ -1,6 +1,6 @@
 """The AIGatewayCoderdKey CRD and its pydantic mirror describe the same API.
 
-Same walk as ``test_api_crd_drift.py`` (``tests/support/crd_drift.py``), applied to the second
+Same walk as ``test_api_aiprovider_crd.py`` (``tests/support/crd_drift.py``), applied to the second
 kind.
 """
 
