@@ -30,9 +30,13 @@ COPY deploy/build-requirements.lock /tmp/build-requirements.lock
 RUN python -m venv /opt/build \
     && /opt/build/bin/pip install --no-deps --require-hashes --only-binary=:all: \
        -r /tmp/build-requirements.lock
-COPY pyproject.toml README.md LICENSE /src/
+# The wheel's metadata names a README (pyproject.toml's `readme`): a one-line stand-in, not the
+# repository's README.md, so that editing the documentation neither changes the image nor
+# (tools/devenv/images.py keys its cache by what the build reads) rebuilds it.
+COPY pyproject.toml LICENSE /src/
 COPY src/aigateway_operator /src/src/aigateway_operator
-RUN /opt/build/bin/pip wheel --no-deps --no-build-isolation --wheel-dir /tmp/wheels /src \
+RUN printf "aigateway-operator: see the project's README.md.\n" > /src/README.md \
+    && /opt/build/bin/pip wheel --no-deps --no-build-isolation --wheel-dir /tmp/wheels /src \
     && /opt/venv/bin/pip install --no-deps /tmp/wheels/aigateway_operator-*.whl \
     && /opt/venv/bin/pip check \
     && /opt/venv/bin/python -c "import aigateway_operator.cli, aigateway_operator.operator" \

@@ -161,7 +161,7 @@ def _image_on_node(node: DevEnv, image: BuiltImage) -> BuiltImage:
 
 @pytest.fixture(scope="session")
 def operator_image(node: DevEnv) -> BuiltImage:
-    """The Dockerfile built by buildah (cached by the build context's hash), on the node."""
+    """The Dockerfile built by buildah (cached by ``image_key``, its inputs), on the node."""
     return _image_on_node(node, build_operator_image("dev"))
 
 

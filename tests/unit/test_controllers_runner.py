@@ -347,9 +347,14 @@ async def test_passes_of_a_kind_are_bounded() -> None:
         rig.kind.gate.clear()
         for i in range(5):
             rig.serve(obj(name=f"p{i}", uid=f"u{i}"))
-        await rig.until(lambda: rig.kind.running == 2, "two passes running")
-        await asyncio.sleep(0.05)
+        # Two passes hold the bound; the other three daemons' passes wait for it (the count
+        # the runner keeps for its pending-work gauge): each of them has had its chance to run.
+        await rig.until(
+            lambda: rig.kind.running == 2 and rig.runner._waiting == 3,
+            "two passes running and three waiting for a worker",
+        )
         assert rig.kind.most_at_once == 2
+        assert len(rig.kind.passes) == 2, "a pass ran beyond the bound"
         rig.kind.gate.set()
         await rig.until(lambda: len(rig.kind.passes) == 5, "every object's first pass")
         assert rig.kind.most_at_once == 2
@@ -384,8 +389,13 @@ async def test_release_waits_for_a_running_pass_and_a_cancelled_daemon_finishes_
     # kopf stops the daemon for the deletion (by cancelling it) and calls on.delete.
     await rig.close()
     deleting = obj(deletionTimestamp="2026-01-01T00:00:00Z")
+    record = rig.runner.records["u1"]
+    assert not record.ending
     release = asyncio.create_task(rig.runner.release(deleting))
-    await asyncio.sleep(0.05)
+    # release() marks the record ending, then takes the object's lock with no await between:
+    # once the mark shows, it has run up to the lock, which the running pass holds.
+    await rig.until(lambda: record.ending, "release to reach the object's lock")
+    assert record.lock.locked()
     assert not release.done(), "release must wait for the running pass"
     assert rig.kind.finalized == []
     rig.kind.gate.set()

@@ -90,7 +90,6 @@ def test_image_copies_the_operator_and_its_locks_only() -> None:
     )
     assert copies == [
         "LICENSE",
-        "README.md",
         "deploy/build-requirements.lock",
         "deploy/requirements.lock",
         "pyproject.toml",

@@ -7,7 +7,9 @@
 - :func:`build_operator_image`: the project's ``Dockerfile``, built by ``buildah build``
   (Debian's buildah, chroot isolation, a vfs store in the cache so layers are reused) with that
   base passed as the Dockerfile's ``BASE`` build argument, exported as an OCI archive and
-  cached by the hash of the build context. The Dockerfile is the one source of the image.
+  cached by :func:`image_key`: the Dockerfile, the locks, the base and the operator's wheel
+  (not the whole repository: a README or chart change reuses the image). The Dockerfile is
+  the one source of the image.
 - :func:`derive_image`: another image of the same layers (a label added to its config): a
   second, distinct image to upgrade to, without a second build.
 - :func:`import_image`: ``ctr image import`` into a node's containerd (namespace ``k8s.io``).
@@ -23,8 +25,11 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tarfile
+import tempfile
 import time
+import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -191,17 +196,23 @@ def _checked(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> st
 
 # --- the operator image: the Dockerfile, built by buildah ------------------------------------
 
-#: What the Dockerfile's build context holds (.dockerignore lets only these in).
-CONTEXT_FILES = (
+#: The image's inputs, each in its cache key (:func:`image_key`). The build context admits
+#: exactly these (.dockerignore), so a cached image is the image a fresh build would make:
+#: - read by the build as they are, hashed byte for byte:
+KEY_FILES = (
     "Dockerfile",
     ".dockerignore",
     "deploy/requirements.lock",
     "deploy/build-requirements.lock",
-    "pyproject.toml",
-    "README.md",
-    "LICENSE",
 )
-CONTEXT_DIRS = ("src/aigateway_operator",)
+#: - built into the operator's wheel (all that reaches the image of them), hashed as the
+#:   wheel's contents: README.md, docs, tests, the chart and pyproject.toml's tool settings
+#:   are not in the wheel, so changing them reuses the image.
+WHEEL_FILES = ("pyproject.toml", "LICENSE")
+WHEEL_DIR = "src/aigateway_operator"
+#: What the Dockerfile writes as the README the wheel's metadata names (pyproject.toml's
+#: ``readme``): the repository's README.md stays out of the image and of its key.
+WHEEL_README = "aigateway-operator: see the project's README.md.\n"
 #: Directories buildah creates on the host whatever --root says; removed if we made them.
 BUILDAH_HOST_DIRS = (
     Path("/var/lib/containers"),
@@ -236,19 +247,64 @@ class BuiltImage:
         return self.name.rsplit(":", 1)[1]
 
 
-def context_digest(repo: Path = REPO, extra: str = "") -> str:
-    """A hash of everything the image is built from (the files the build context holds)."""
-    digest = hashlib.sha256(extra.encode())
-    files = [repo / f for f in CONTEXT_FILES]
-    for d in CONTEXT_DIRS:
-        files += sorted(
-            p
-            for p in (repo / d).rglob("*")
-            if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
+def _wheel_sources(repo: Path) -> list[Path]:
+    """The files under :data:`WHEEL_DIR` the build context admits (.dockerignore: no
+    ``__pycache__``, no ``*.pyc``)."""
+    return sorted(
+        p
+        for p in (repo / WHEEL_DIR).rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
+    )
+
+
+def wheel_digest(repo: Path = REPO) -> str:
+    """A hash of the operator's wheel as the Dockerfile builds it: from :data:`WHEEL_FILES`,
+    :data:`WHEEL_DIR` and :data:`WHEEL_README`, by the declared backend (hatchling).
+
+    The wheel is built in a scratch copy of those inputs (what the build stage's ``/src``
+    holds) and hashed by its entries (name, executable bit, content), not by the zip's bytes:
+    no timestamp or compression detail can change the key, and any change to what pip
+    installs does.
+    """
+    with tempfile.TemporaryDirectory(prefix="aigw-wheel-") as tmp:
+        src = Path(tmp) / "src"
+        for path in [*(repo / f for f in WHEEL_FILES), *_wheel_sources(repo)]:
+            dest = src / path.relative_to(repo)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, dest)
+        (src / "README.md").write_text(WHEEL_README)
+        out = Path(tmp) / "wheel"
+        proc = subprocess.run(
+            [sys.executable, "-m", "hatchling", "build", "--target", "wheel", "-d", str(out)],
+            cwd=src,
+            capture_output=True,
+            text=True,
+            check=False,
+            stdin=subprocess.DEVNULL,
         )
-    for path in files:
-        digest.update(str(path.relative_to(repo)).encode() + b"\0" + path.read_bytes() + b"\0")
-    digest.update(base_image_path().name.encode())
+        wheels = sorted(out.glob("*.whl"))
+        if proc.returncode != 0 or len(wheels) != 1:
+            raise RuntimeError(f"building the operator's wheel failed:\n{proc.stderr[-3000:]}")
+        digest = hashlib.sha256(wheels[0].name.encode() + b"\0")
+        with zipfile.ZipFile(wheels[0]) as whl:
+            for info in sorted(whl.infolist(), key=lambda i: i.filename):
+                executable = bool((info.external_attr >> 16) & 0o111)
+                digest.update(f"{info.filename}\0{executable:d}\0".encode())
+                digest.update(hashlib.sha256(whl.read(info)).digest())
+    return digest.hexdigest()
+
+
+def image_key(repo: Path = REPO, extra: str = "") -> str:
+    """The operator image's cache key: everything that goes into the image and nothing else.
+
+    :data:`KEY_FILES` byte for byte, the wheel (:func:`wheel_digest`), the base image's
+    reference, and ``extra`` (the image's name and label, which its archive records).
+    """
+    digest = hashlib.sha256(extra.encode() + b"\0")
+    for name in KEY_FILES:
+        digest.update(name.encode() + b"\0" + (repo / name).read_bytes() + b"\0")
+    digest.update(b"wheel\0" + wheel_digest(repo).encode() + b"\0")
+    digest.update(b"base\0" + base_image_path().name.encode())
     return digest.hexdigest()[:16]
 
 
@@ -273,7 +329,7 @@ def build_operator_image(
     """
     base = ensure_base_image(progress)
     name = f"{OPERATOR_IMAGE}:{tag}"
-    key = context_digest(repo, extra=f"{name}\0{label}")
+    key = image_key(repo, extra=f"{name}\0{label}")
     images = cache_dir() / "images"
     dest = images / f"aigateway-operator-{tag}-{key}.oci.tar"
     if not dest.exists():
