@@ -46,6 +46,7 @@ from tests.support.tenancy import (
     token_of,
 )
 from tests.support.wait import wait_for
+from tools.devenv.coder_schema import prepare_coder_database
 from tools.devenv.postgres import PostgresServer
 from tools.devenv.procs import free_port
 from tools.devenv.sts import StsServer
@@ -115,7 +116,9 @@ def served(
     config = f"aigw-{uuid.uuid4().hex[:8]}.aigateway.dev"
     logs = Path(tempfile.mkdtemp(prefix="aigw-test-admission-"))
     key = secrets.token_bytes(32)
-    env = operator_env(kubeconfig, sts, fresh_database(postgres), key, [namespace])
+    dsn = fresh_database(postgres)
+    prepare_coder_database(dsn, [key])  # coderd registered its key, as it does at start
+    env = operator_env(kubeconfig, sts, dsn, key, [namespace])
     env.update(
         {
             "AIGW_ADMISSION": "true",

@@ -112,7 +112,15 @@ def admitted(
     served = Admitted(rel)
     try:
         make_secret(node_api, rel.namespace, "llm-keys", {"a": KEY_A, "b": KEY_B})
-        assert served.create(node_api, provider("holder", "a", providerName=HELD)).status == 201
+
+        def created() -> bool:
+            # 503 until the API server's informers have the webhook Service's ready endpoint
+            # (helm's --wait saw the pod Ready; the endpoint reaches the API server after).
+            status = served.create(node_api, provider("holder", "a", providerName=HELD)).status
+            assert status in (201, 503), status
+            return status == 201
+
+        wait_for(created, 60, "the first create through the webhook")
         rel.wait_ready("aiproviders", "holder")
         # The API server calls the webhook once its informers have the configuration and the
         # Service's endpoint: a second claim of the held name is denied.

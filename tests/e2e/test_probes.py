@@ -5,6 +5,7 @@ no outage); startup waits for the first connection; readiness follows the databa
 from __future__ import annotations
 
 import json
+import secrets
 import tempfile
 import urllib.error
 import urllib.request
@@ -16,6 +17,7 @@ import pytest
 
 from tests.support.operator import OperatorProcess
 from tests.support.wait import wait_for
+from tools.devenv.coder_schema import prepare_coder_database
 from tools.devenv.postgres import PostgresServer
 from tools.devenv.procs import free_port
 
@@ -44,9 +46,16 @@ def test_liveness_survives_database_outages_and_readiness_follows_them(
     operator_factory: Callable[..., OperatorProcess], private_postgres: PostgresServer
 ) -> None:
     db = private_postgres
+    key = secrets.token_bytes(32)
+    prepare_coder_database(db.dsn, [key])  # what coderd left there before the outage
     db.stop(remove=False)  # down before the operator starts
     port = free_port()
-    op = operator_factory(database_url=db.dsn, extra_env={"AIGW_HEALTH_PORT": str(port)})
+    op = operator_factory(
+        database_url=db.dsn,
+        encryption_key=key,
+        coderd_has_key=False,  # registered above, while the database was up
+        extra_env={"AIGW_HEALTH_PORT": str(port)},
+    )
 
     def status(path: str) -> int:
         try:
