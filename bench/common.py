@@ -656,7 +656,6 @@ class PlainKopf:
                 "PYTHONUNBUFFERED": "1",
             }
         )
-        out.update(self.extra_env)
         return out
 
     def start(self, timeout: float = 60) -> None:
