@@ -18,7 +18,7 @@ from aigateway_operator.store.canonical import (
     canonicalize,
     with_stored_external_id,
 )
-from aigateway_operator.store.claim import Claim, claim
+from aigateway_operator.store.claim import Claim
 from aigateway_operator.store.models import (
     HOSTNAME_PEER_NAMES,
     DesiredProvider,
@@ -142,15 +142,7 @@ class ProviderReads(ProviderTables):
         async with conn.transaction():
             load = await self._send_load_candidates(conn, owner, canon.name, lock=False)
             ours, holder, _ = await self._candidates(load)
-            taken = claim(
-                ours_deleted=None if ours is None else ours.deleted,
-                holder=holder.name_holder() if holder is not None else None,
-                name=canon.name,
-                type_=canon.type,
-                owner=owner,
-                adopt=adopt,
-            )
-            row = holder if taken is Claim.ADOPT else ours
+            taken, row = self._claim(ours, holder, canon, owner, adopt)
             if row is None:
                 return ProviderPreview(
                     action="create",
@@ -159,16 +151,7 @@ class ProviderReads(ProviderTables):
                     keys_added=tuple(mask_secret(k) for k in canon.api_keys),
                     key_count=len(canon.api_keys),
                 )
-            settings, _ = self._read_settings(row)
-            canon = with_stored_external_id(canon, desired, settings.view, self._caps.coder)
-            keys = await self._load_keys(conn, row.id, lock=False)
-        p = plan_provider(
-            row.view(settings),
-            keys,
-            canon,
-            has_icon=self._caps.has_icon,
-            primary_digest=self._ring.primary_digest,
-        )
+            p, canon, _, _ = await self._plan_row(conn, row, canon, desired, lock=False)
         kp = p.keys
         action: str = taken.value
         if p.left_alone:

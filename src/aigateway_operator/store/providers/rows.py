@@ -15,18 +15,30 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from psycopg import AsyncConnection, AsyncCursor
 
 from aigateway_operator.masking import mask_secret
 from aigateway_operator.store import audit, ownership
+from aigateway_operator.store.canonical import CanonicalProvider, with_stored_external_id
 from aigateway_operator.store.cipher import DecryptError, KeyRing
-from aigateway_operator.store.claim import NameHolder
+from aigateway_operator.store.claim import Claim, NameHolder, claim
 from aigateway_operator.store.dbcrypt import PrimaryKeyGuard, plaintext_refused
 from aigateway_operator.store.errors import StoreError
-from aigateway_operator.store.models import AppliedInputs, KeyRef, OwnerRef, RowVersion
-from aigateway_operator.store.plan import StoredKeyView, StoredRowView
+from aigateway_operator.store.models import (
+    AppliedInputs,
+    DesiredProvider,
+    KeyRef,
+    OwnerRef,
+    RowVersion,
+)
+from aigateway_operator.store.plan import (
+    ProviderPlan,
+    StoredKeyView,
+    StoredRowView,
+    plan_provider,
+)
 from aigateway_operator.store.schema import Capabilities
 from aigateway_operator.store.settings import DecodedSettings, SettingsStatus, decode
 
@@ -177,6 +189,18 @@ class ProviderRow:
         return view
 
 
+class PlannedRow(NamedTuple):
+    """A stored row as the upsert and its preview plan it (:meth:`ProviderTables._plan_row`)."""
+
+    plan: ProviderPlan
+    canon: CanonicalProvider
+    """The desired provider with the stored external id kept."""
+    settings_plain: str | None
+    """The row's decrypted settings text (None: NULL, or it does not decrypt)."""
+    keys: list[StoredKeyView]
+    """The row's key rows, in coderd's read order."""
+
+
 class ProviderTables:
     """What every provider operation is bound to, and the statements they share."""
 
@@ -314,6 +338,49 @@ class ProviderTables:
                 plain = None
             out.append(StoredKeyView(kid, plain, key_id, created_at))
         return out
+
+    def _claim(
+        self,
+        ours: ProviderRow | None,
+        holder: ProviderRow | None,
+        canon: CanonicalProvider,
+        owner: OwnerRef,
+        adopt: bool,
+    ) -> tuple[Claim, ProviderRow | None]:
+        """The claim rule (:func:`store.claim.claim`) on the loaded candidates, and the row it
+        names (None: a create). The upsert and its preview both decide through this."""
+        taken = claim(
+            ours_deleted=None if ours is None else ours.deleted,
+            holder=holder.name_holder() if holder is not None else None,
+            name=canon.name,
+            type_=canon.type,
+            owner=owner,
+            adopt=adopt,
+        )
+        return taken, (holder if taken is Claim.ADOPT else ours)
+
+    async def _plan_row(
+        self,
+        conn: AsyncConnection[Any],
+        row: ProviderRow,
+        canon: CanonicalProvider,
+        desired: DesiredProvider,
+        *,
+        lock: bool,
+    ) -> PlannedRow:
+        """``canon`` planned against ``row`` (its settings decoded, its key rows loaded: locked
+        for the upsert, not for a preview)."""
+        settings, settings_plain = self._read_settings(row)
+        canon = with_stored_external_id(canon, desired, settings.view, self._caps.coder)
+        keys = await self._load_keys(conn, row.id, lock=lock)
+        plan = plan_provider(
+            row.view(settings),
+            keys,
+            canon,
+            has_icon=self._caps.has_icon,
+            primary_digest=self._ring.primary_digest,
+        )
+        return PlannedRow(plan, canon, settings_plain, keys)
 
     def _read_settings(self, row: ProviderRow) -> tuple[DecodedSettings, str | None]:
         """The settings as coderd decodes them, and the decrypted text (None: NULL, or it

@@ -29,7 +29,7 @@ from aigateway_operator.store.canonical import (
     encode_settings,
     with_stored_external_id,
 )
-from aigateway_operator.store.claim import Claim, claim
+from aigateway_operator.store.claim import Claim
 from aigateway_operator.store.errors import NameTaken, RevivalUnconfirmed
 from aigateway_operator.store.models import (
     AppliedInputs,
@@ -43,7 +43,6 @@ from aigateway_operator.store.plan import (
     ProviderPlan,
     StoredKeyView,
     coder_owned_values,
-    plan_provider,
 )
 from aigateway_operator.store.providers.rows import (
     NOTIFY_CHANNEL,
@@ -136,21 +135,13 @@ class ProviderUpsert(ProviderTables):
             load = await self._send_load_candidates(conn, owner, canon.name)
             now, active = await self._guarded_now(lock)
             ours, holder, recorded = await self._candidates(load)
-            taken = claim(
-                ours_deleted=None if ours is None else ours.deleted,
-                holder=holder.name_holder() if holder is not None else None,
-                name=canon.name,
-                type_=canon.type,
-                owner=owner,
-                adopt=adopt,
-            )
+            taken, row = self._claim(ours, holder, canon, owner, adopt)
             if taken is Claim.CREATE:
                 created = await self._create(conn, canon, desired, owner, now, active, policy)
                 await self._record_applied(conn, created, applied, None)
                 return created
             if taken is Claim.REVIVE and not revive:
                 raise RevivalUnconfirmed(canon.name)
-            row = holder if taken is Claim.ADOPT else ours
             if row is None:  # unreachable: the claim names a row unless it creates
                 raise RuntimeError("provider row vanished while locked")
             if taken is not Claim.ADOPT and (  # an adopted row is recorded once it is written
@@ -310,16 +301,7 @@ class ProviderUpsert(ProviderTables):
         active: tuple[str, ...],
         policy: DeletePolicy = DeletePolicy.SOFT_DELETE,
     ) -> ProviderResult:
-        settings, settings_plain = self._read_settings(row)
-        canon = with_stored_external_id(canon, desired, settings.view, self._caps.coder)
-        keys = await self._load_keys(conn, row.id, lock=True)
-        p = plan_provider(
-            row.view(settings),
-            keys,
-            canon,
-            has_icon=self._caps.has_icon,
-            primary_digest=self._ring.primary_digest,
-        )
+        p, canon, settings_plain, keys = await self._plan_row(conn, row, canon, desired, lock=True)
         if p.left_alone:
             return self._left_alone(row, p)
         if action == "adopted":
