@@ -167,14 +167,17 @@ async def write_audit(
     conn: AsyncConnection[Any],
     entries: Sequence[AuditEntry],
     *,
+    enabled: bool,
     user_id: uuid.UUID,
-    request_id: uuid.UUID,
     owner_fields: Mapping[str, Any],
-) -> None:
-    """Insert ``entries`` in the caller's transaction (so they commit with the change)."""
-    if not entries:
-        return
+) -> bool:
+    """Insert ``entries`` in the caller's transaction (so they commit with the change), as one
+    request (a new request id), when Coder's audit table exists (``enabled``); whether it
+    wrote any. Both tables' stores audit through this one call."""
+    if not (enabled and entries):
+        return False
     params = audit_params(
-        entries, user_id=user_id, request_id=request_id, owner_fields=owner_fields
+        entries, user_id=user_id, request_id=uuid.uuid4(), owner_fields=owner_fields
     )
     await conn.execute(AUDIT_INSERT_SQL, params)
+    return True

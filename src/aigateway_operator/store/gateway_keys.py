@@ -165,14 +165,13 @@ class GatewayKeyOps:
     async def _audit(
         self, conn: AsyncConnection[Any], owner: OwnerRef, entries: Sequence[audit.AuditEntry]
     ) -> None:
-        if self._caps.has_audit and entries:
-            await audit.write_audit(
-                conn,
-                entries,
-                user_id=self._audit_user_id,
-                request_id=uuid.uuid4(),
-                owner_fields=owner.audit_fields(),
-            )
+        await audit.write_audit(
+            conn,
+            entries,
+            enabled=self._caps.has_audit,
+            user_id=self._audit_user_id,
+            owner_fields=owner.audit_fields(),
+        )
 
     @staticmethod
     def _view(key_id: uuid.UUID, name: str, prefix: str, hashed: bytes) -> dict[str, Any]:

@@ -446,16 +446,13 @@ class ProviderTables:
         notify: bool,
     ) -> bool:
         """Audit rows, then ``pg_notify``, in the write's transaction; whether it audited."""
-        audited = False
-        if self._caps.has_audit and entries:
-            await audit.write_audit(
-                conn,
-                entries,
-                user_id=self._audit_user_id,
-                request_id=uuid.uuid4(),
-                owner_fields=owner.audit_fields(),
-            )
-            audited = True
+        audited = await audit.write_audit(
+            conn,
+            entries,
+            enabled=self._caps.has_audit,
+            user_id=self._audit_user_id,
+            owner_fields=owner.audit_fields(),
+        )
         if notify:
             await conn.execute("SELECT pg_notify(%s, '')", (NOTIFY_CHANNEL,))
         await self._checkpoint("before_commit", conn)
