@@ -48,7 +48,7 @@ with psycopg.connect(os.environ["DSN"], autocommit=True) as conn:
             print("key no longer in coderd: session closed", flush=True)
             sys.exit(1)
         open("/tmp/ready", "w").close()
-        time.sleep(period)
+        time.sleep(period)  # the modelled gateway's own heartbeat period, not a test's wait
 """
 
 CREATE_BEATS = (
